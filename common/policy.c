@@ -17,34 +17,98 @@
 #define MIB_1T  UINT64_C(1048576)  /* 1 TiB in MiB */
 #define MIB_16T UINT64_C(16777216) /* 16 TiB in MiB */
 
-#define PARAM(name_, kind_, field_, def_, min_, max_, help_)                                       \
-    {                                                                                              \
-        .name = name_, .kind = kind_, .offset = offsetof(struct policy, field_),                   \
-        .default_value = def_, .min_value = min_, .max_value = max_, .help = help_                 \
-    }
-
 static const struct policy_param params[] = {
-    PARAM("vm_min_unused_mib", POLICY_PARAM_MIB, vm_min_unused_kib, 100, 1, MIB_1T,
-          "below this a VM needs memory; a release never leaves less"),
-    PARAM("vm_grow_target_unused_mib", POLICY_PARAM_MIB, vm_grow_target_unused_kib, 200, 1,
-          MIB_1T, "a needy VM is grown to leave this much unused (capped by its max)"),
-    PARAM("vm_excess_unused_mib", POLICY_PARAM_MIB, vm_excess_unused_kib, 300, 1, MIB_1T,
-          "above this a VM may release"),
-    PARAM("max_release_step_mib", POLICY_PARAM_MIB, max_release_step_kib, 64, 1, MIB_1T,
-          "most a VM gives up in one round"),
-    PARAM("host_min_unused_mib", POLICY_PARAM_MIB, host_min_unused_kib, 200, 0, MIB_16T,
-          "the host never gives if it would keep less"),
-    PARAM("vm_floor_mib", POLICY_PARAM_MIB, vm_floor_kib, 256, 0, MIB_1T,
-          "no balloon target below this (a per-VM min overrides)"),
-    PARAM("interval_ms", POLICY_PARAM_U32, interval_ms, 1000, 100, 3600000,
-          "round period; the guest stats period is set to match (1 s minimum)"),
-    PARAM("demand_signal", POLICY_PARAM_DEMAND_SIGNAL, demand_signal, POLICY_DEMAND_UNUSED,
-          POLICY_DEMAND_UNUSED, POLICY_DEMAND_USABLE,
-          "unused (guest MemFree, the seed) or usable (guest MemAvailable)"),
-    PARAM("stale_stats_s", POLICY_PARAM_U32, stale_stats_s, 5, 1, 3600,
-          "stats older than this (balloon.last-update) are not acted on"),
-    PARAM("reclaim_idle", POLICY_PARAM_BOOL, reclaim_idle, 1, 0, 1,
-          "VMs above the excess threshold return memory to the host even when nobody needs it"),
+    {
+        .name = "vm_min_unused_mib",
+        .kind = POLICY_PARAM_MIB,
+        .offset = offsetof(struct policy, vm_min_unused_kib),
+        .default_value = 100,
+        .min_value = 1,
+        .max_value = MIB_1T,
+        .help = "below this a VM needs memory; a release never leaves less",
+    },
+    {
+        .name = "vm_grow_target_unused_mib",
+        .kind = POLICY_PARAM_MIB,
+        .offset = offsetof(struct policy, vm_grow_target_unused_kib),
+        .default_value = 200,
+        .min_value = 1,
+        .max_value = MIB_1T,
+        .help = "a needy VM is grown to leave this much unused (capped by its max)",
+    },
+    {
+        .name = "vm_excess_unused_mib",
+        .kind = POLICY_PARAM_MIB,
+        .offset = offsetof(struct policy, vm_excess_unused_kib),
+        .default_value = 300,
+        .min_value = 1,
+        .max_value = MIB_1T,
+        .help = "above this a VM may release",
+    },
+    {
+        .name = "max_release_step_mib",
+        .kind = POLICY_PARAM_MIB,
+        .offset = offsetof(struct policy, max_release_step_kib),
+        .default_value = 64,
+        .min_value = 1,
+        .max_value = MIB_1T,
+        .help = "most a VM gives up in one round",
+    },
+    {
+        .name = "host_min_unused_mib",
+        .kind = POLICY_PARAM_MIB,
+        .offset = offsetof(struct policy, host_min_unused_kib),
+        .default_value = 200,
+        .min_value = 0,
+        .max_value = MIB_16T,
+        .help = "the host never gives if it would keep less",
+    },
+    {
+        .name = "vm_floor_mib",
+        .kind = POLICY_PARAM_MIB,
+        .offset = offsetof(struct policy, vm_floor_kib),
+        .default_value = 256,
+        .min_value = 0,
+        .max_value = MIB_1T,
+        .help = "no balloon target below this (a per-VM min overrides)",
+    },
+    {
+        .name = "interval_ms",
+        .kind = POLICY_PARAM_U32,
+        .offset = offsetof(struct policy, interval_ms),
+        .default_value = 1000,
+        .min_value = 100,
+        .max_value = 3600000,
+        .help = "round period; the guest stats period is set to match (1 s minimum)",
+    },
+    {
+        .name = "demand_signal",
+        .kind = POLICY_PARAM_DEMAND_SIGNAL,
+        .offset = offsetof(struct policy, demand_signal),
+        .default_value = POLICY_DEMAND_UNUSED,
+        .min_value = POLICY_DEMAND_UNUSED,
+        .max_value = POLICY_DEMAND_USABLE,
+        .help = "unused (guest MemFree, the seed) or usable (guest MemAvailable)",
+    },
+    {
+        .name = "stale_stats_s",
+        .kind = POLICY_PARAM_U32,
+        .offset = offsetof(struct policy, stale_stats_s),
+        .default_value = 5,
+        .min_value = 1,
+        .max_value = 3600,
+        .help = "stats older than this (balloon.last-update) are not acted on",
+    },
+    {
+        .name = "reclaim_idle",
+        .kind = POLICY_PARAM_BOOL,
+        .offset = offsetof(struct policy, reclaim_idle),
+        .default_value = 1,
+        .min_value = 0,
+        .max_value = 1,
+        .help =
+            "VMs above the excess threshold return memory to the host even when nobody needs it",
+    },
 };
 
 #define N_PARAMS (sizeof(params) / sizeof(params[0]))
@@ -265,9 +329,9 @@ policy_set(struct policy *p, const char *key, const char *value, char *err, size
     }
     if (rc < 0) {
         snprintf(err, err_len, "policy: %s='%s' is not a valid %s", key, value,
-                 param->kind == POLICY_PARAM_BOOL             ? "boolean"
+                 param->kind == POLICY_PARAM_BOOL            ? "boolean"
                  : param->kind == POLICY_PARAM_DEMAND_SIGNAL ? "demand signal (unused|usable)"
-                                                              : "whole number");
+                                                             : "whole number");
         return rc;
     }
     if (v < param->min_value || v > param->max_value) {

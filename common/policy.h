@@ -55,39 +55,31 @@ struct policy_param {
 };
 
 /* The table, in documentation order; *count receives its length. */
-const struct policy_param *
-policy_params(size_t *count);
+const struct policy_param *policy_params(size_t *count);
 
 /* The row named name, or NULL. */
-const struct policy_param *
-policy_param_find(const char *name);
+const struct policy_param *policy_param_find(const char *name);
 
 /* Fill p with the defaults (the seed's constants). */
-void
-policy_init_defaults(struct policy *p);
+void policy_init_defaults(struct policy *p);
 
 /* 0 when p is usable; -EINVAL with err naming the field, its value and the rule otherwise. */
-int
-policy_validate(const struct policy *p, char *err, size_t err_len);
+int policy_validate(const struct policy *p, char *err, size_t err_len);
 
 /* Parse value (edge units: MiB, ms, s, a boolean or an enum name) into the parameter named key.
  * Bounds of that one parameter are checked here; cross-field rules are policy_validate's.
  * Returns 0, -ENOENT for an unknown key or -EINVAL for a bad value (err says which); p is
  * unchanged on failure. */
-int
-policy_set(struct policy *p, const char *key, const char *value, char *err, size_t err_len);
+int policy_set(struct policy *p, const char *key, const char *value, char *err, size_t err_len);
 
 /* Write the parameter's value in edge units into buf ("200", "true", "usable").
  * Returns 0, or -ENOENT for an unknown key. */
-int
-policy_get(const struct policy *p, const char *key, char *buf, size_t buf_len);
+int policy_get(const struct policy *p, const char *key, char *buf, size_t buf_len);
 
 /* Name of a demand signal ("unused" / "usable"). */
-const char *
-policy_demand_signal_name(enum policy_demand_signal signal);
+const char *policy_demand_signal_name(enum policy_demand_signal signal);
 
 /* True when both policies hold the same values. */
-bool
-policy_equal(const struct policy *a, const struct policy *b);
+bool policy_equal(const struct policy *a, const struct policy *b);
 
 #endif /* MEMSCHED_COMMON_POLICY_H */

@@ -274,8 +274,7 @@ assess(const struct policy *p,
     for (size_t i = 0; i < n; i++) {
         const struct sched_vm *vm = &vms[i];
         struct vm_calc *c = &w->calc[i];
-        uint64_t raw =
-            p->demand_signal == POLICY_DEMAND_USABLE ? vm->usable_kib : vm->unused_kib;
+        uint64_t raw = p->demand_signal == POLICY_DEMAND_USABLE ? vm->usable_kib : vm->unused_kib;
 
         memset(c, 0, sizeof(*c));
         c->signal = clamp_kib(raw);

@@ -45,7 +45,7 @@
 #define SCHED_WEIGHT_DEFAULT 100u
 #define SCHED_WEIGHT_MAX     1000u
 #define SCHED_KIB_MAX        (UINT64_C(1) << 50) /* larger values are clamped to this */
-#define SCHED_VMS_MAX        16384u /* most VMs one round plans for */
+#define SCHED_VMS_MAX        16384u              /* most VMs one round plans for */
 
 /* Counterparts of a plan entry, besides a VM index. */
 #define SCHED_HOST   (-1)
@@ -70,7 +70,7 @@ struct sched_vm {
     uint64_t stats_age_ms; /* age of the guest's last stats update */
     uint32_t weight;       /* share when contested; 0 = default, above SCHED_WEIGHT_MAX clamped */
     enum sched_vm_state state;
-    bool managed;    /* false when the domain's metadata says managed=no */
+    bool managed;     /* false when the domain's metadata says managed=no */
     bool has_balloon; /* a balloon device exists */
     bool has_unused;  /* the guest reports unused_kib */
     bool has_usable;  /* the guest reports usable_kib */
@@ -140,28 +140,23 @@ struct sched_plan {
 /* Room for one round over at most capacity VMs; made once, reused every round. */
 struct sched_work;
 
-struct sched_work *
-sched_work_new(size_t capacity);
+struct sched_work *sched_work_new(size_t capacity);
 
-void
-sched_work_destroy(struct sched_work **work);
+void sched_work_destroy(struct sched_work **work);
 
 /* Plan one round. policy must have passed policy_validate(). Returns 0, or -E2BIG when n_vms
  * exceeds the work's capacity. plan->entries points into work and lives until the next call. */
-int
-sched_plan(const struct policy *policy,
-           const struct sched_host *host,
-           const struct sched_vm *vms,
-           size_t n_vms,
-           struct sched_work *work,
-           struct sched_plan *plan);
+int sched_plan(const struct policy *policy,
+               const struct sched_host *host,
+               const struct sched_vm *vms,
+               size_t n_vms,
+               struct sched_work *work,
+               struct sched_plan *plan);
 
 /* "grow", "stale_stats"... */
-const char *
-sched_reason_name(enum sched_reason reason);
+const char *sched_reason_name(enum sched_reason reason);
 
 /* True for the reasons of step 2 (the VM was left alone before need and excess). */
-bool
-sched_reason_is_skip(enum sched_reason reason);
+bool sched_reason_is_skip(enum sched_reason reason);
 
 #endif /* MEMSCHED_COMMON_SCHED_H */

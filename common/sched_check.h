@@ -15,13 +15,12 @@
 
 /* 0 when plan keeps every invariant for this input; -EPROTO otherwise, with msg naming the
  * first broken invariant, the VM index and the numbers involved. */
-int
-sched_check_plan(const struct policy *policy,
-                 const struct sched_host *host,
-                 const struct sched_vm *vms,
-                 size_t n_vms,
-                 const struct sched_plan *plan,
-                 char *msg,
-                 size_t msg_len);
+int sched_check_plan(const struct policy *policy,
+                     const struct sched_host *host,
+                     const struct sched_vm *vms,
+                     size_t n_vms,
+                     const struct sched_plan *plan,
+                     char *msg,
+                     size_t msg_len);
 
 #endif /* MEMSCHED_COMMON_SCHED_CHECK_H */

@@ -73,20 +73,25 @@ take_policy(const Memsched__Policy *m, struct policy *p, char *err, size_t err_l
 {
     int rc = 0;
 
-    rc = rc ?: take_number(p, "vm_min_unused_mib", m->has_vm_min_unused_mib, m->vm_min_unused_mib,
-                           err, err_len);
-    rc = rc ?: take_number(p, "vm_grow_target_unused_mib", m->has_vm_grow_target_unused_mib,
-                           m->vm_grow_target_unused_mib, err, err_len);
-    rc = rc ?: take_number(p, "vm_excess_unused_mib", m->has_vm_excess_unused_mib,
-                           m->vm_excess_unused_mib, err, err_len);
-    rc = rc ?: take_number(p, "max_release_step_mib", m->has_max_release_step_mib,
-                           m->max_release_step_mib, err, err_len);
-    rc = rc ?: take_number(p, "host_min_unused_mib", m->has_host_min_unused_mib,
-                           m->host_min_unused_mib, err, err_len);
+    rc = rc
+             ?: take_number(p, "vm_min_unused_mib", m->has_vm_min_unused_mib, m->vm_min_unused_mib,
+                            err, err_len);
+    rc = rc
+             ?: take_number(p, "vm_grow_target_unused_mib", m->has_vm_grow_target_unused_mib,
+                            m->vm_grow_target_unused_mib, err, err_len);
+    rc = rc
+             ?: take_number(p, "vm_excess_unused_mib", m->has_vm_excess_unused_mib,
+                            m->vm_excess_unused_mib, err, err_len);
+    rc = rc
+             ?: take_number(p, "max_release_step_mib", m->has_max_release_step_mib,
+                            m->max_release_step_mib, err, err_len);
+    rc = rc
+             ?: take_number(p, "host_min_unused_mib", m->has_host_min_unused_mib,
+                            m->host_min_unused_mib, err, err_len);
     rc = rc ?: take_number(p, "vm_floor_mib", m->has_vm_floor_mib, m->vm_floor_mib, err, err_len);
     rc = rc ?: take_number(p, "interval_ms", m->has_interval_ms, m->interval_ms, err, err_len);
-    rc = rc ?: take_number(p, "stale_stats_s", m->has_stale_stats_s, m->stale_stats_s, err,
-                           err_len);
+    rc =
+        rc ?: take_number(p, "stale_stats_s", m->has_stale_stats_s, m->stale_stats_s, err, err_len);
     if (rc == 0 && m->has_demand_signal) {
         /* protobuf-c passes unknown enum numbers through; name them rather than guess. */
         if (m->demand_signal == MEMSCHED__POLICY__DEMAND_SIGNAL__DEMAND_UNUSED) {

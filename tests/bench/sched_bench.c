@@ -16,7 +16,7 @@
 #include "policy.h"
 #include "sched.h"
 
-#define MIB(x)       ((uint64_t)(x) * 1024)
+#define MIB(x)       ((uint64_t)(x)*1024)
 #define N_SNAPSHOTS  8
 #define TARGET_NS    2000000.0
 #define TARGET_N_VMS 10000

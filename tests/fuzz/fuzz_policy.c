@@ -12,8 +12,7 @@
 #include "policy.h"
 #include "wire.h"
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void
 check_round_trip(const struct policy *p)
