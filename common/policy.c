@@ -258,19 +258,19 @@ policy_validate(const struct policy *p, char *err, size_t err_len)
     return 0;
 }
 
-static int
-parse_bool(const char *value, uint64_t *out)
+int
+policy_parse_bool(const char *text, bool *out)
 {
     static const char *const yes[] = {"true", "yes", "on", "1"};
     static const char *const no[] = {"false", "no", "off", "0"};
 
     for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-        if (strcasecmp(value, yes[i]) == 0) {
-            *out = 1;
+        if (strcasecmp(text, yes[i]) == 0) {
+            *out = true;
             return 0;
         }
-        if (strcasecmp(value, no[i]) == 0) {
-            *out = 0;
+        if (strcasecmp(text, no[i]) == 0) {
+            *out = false;
             return 0;
         }
     }
@@ -317,9 +317,12 @@ policy_set(struct policy *p, const char *key, const char *value, char *err, size
         return -ENOENT;
     }
     switch (param->kind) {
-    case POLICY_PARAM_BOOL:
-        rc = parse_bool(value, &v);
+    case POLICY_PARAM_BOOL: {
+        bool b = false;
+        rc = policy_parse_bool(value, &b);
+        v = b;
         break;
+    }
     case POLICY_PARAM_DEMAND_SIGNAL:
         rc = parse_demand_signal(value, &v);
         break;

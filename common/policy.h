@@ -76,6 +76,10 @@ int policy_set(struct policy *p, const char *key, const char *value, char *err, 
  * Returns 0, or -ENOENT for an unknown key. */
 int policy_get(const struct policy *p, const char *key, char *buf, size_t buf_len);
 
+/* Parse a boolean the way every memsched file does: true/false, yes/no, on/off, 1/0
+ * (any case). Returns 0 or -EINVAL. */
+int policy_parse_bool(const char *text, bool *out);
+
 /* Name of a demand signal ("unused" / "usable"). */
 const char *policy_demand_signal_name(enum policy_demand_signal signal);
 
