@@ -1,0 +1,85 @@
+/*
+ * hv.h - the hypervisor port: everything the agent asks of a host, behind function pointers.
+ *
+ * Two backends implement it: libvirt (hv_libvirt.c, the only file that includes libvirt) and
+ * sim (hv_sim.c, a modelled host driven by a JSON scenario). The agent, the tests and the
+ * benchmarks see only this header. Memory is KiB, as libvirt reports it.
+ *
+ * Errors are negative errno values:
+ *   -ENOTCONN  the hypervisor is unreachable (libvirtd gone); the backend reconnects by itself
+ *              with back-off on later calls, so the caller just tries again next round.
+ *   -ENOENT    no such VM (it went away between the sample and the call).
+ *   -ENOTSUP   the VM cannot do it (no balloon driver).
+ *   -ENOSPC    more VMs than the room given; *n_vms says how many there are.
+ *   -EINVAL    a bad URI or argument; -EIO anything else the hypervisor refused.
+ */
+#ifndef MEMSCHED_AGENT_HV_H
+#define MEMSCHED_AGENT_HV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sched.h"
+
+#define HV_UUID_LEN  37 /* 36 characters and the NUL */
+#define HV_NAME_MAX  128
+#define HV_ERR_MAX   256
+#define HV_WEIGHT_NA 0
+
+/* One VM as the hypervisor sees it now. */
+struct hv_vm {
+    char uuid[HV_UUID_LEN];
+    char name[HV_NAME_MAX];
+    enum sched_vm_state state;
+    uint64_t max_kib;      /* the domain's maximum memory */
+    uint64_t actual_kib;   /* the balloon's current size */
+    uint64_t unused_kib;   /* valid when has_unused */
+    uint64_t usable_kib;   /* valid when has_usable */
+    uint64_t stats_age_ms; /* now - the guest's last stats update; valid with either stat */
+    bool has_balloon;      /* a balloon device (memballoon model != none) */
+    bool has_unused;
+    bool has_usable;
+    /* Per-VM overrides from the domain's metadata (memsched's XML namespace); defaults when
+     * there is none: managed, no min, no cap, weight 0 (= the scheduler's default). */
+    bool managed;
+    uint64_t min_kib;
+    uint64_t cap_kib;
+    uint32_t weight;
+};
+
+struct hv_host {
+    uint64_t total_kib;
+    uint64_t available_kib; /* free + buffers + cached */
+};
+
+struct hv_ops {
+    const char *name;
+    /* Sample the host and every running or paused VM into vms[0, cap); *n_vms is set to the
+     * number of VMs found, also when that exceeds cap (-ENOSPC). */
+    int (*sample)(void *ctx, struct hv_host *host, struct hv_vm *vms, size_t cap, size_t *n_vms);
+    /* Ask the VM's balloon for target_kib (live, absolute: repeating it is harmless). */
+    int (*set_target)(void *ctx, const char *uuid, uint64_t target_kib);
+    /* Guest stats period for every VM now and every VM that starts later (>= 1 s). */
+    int (*set_stats_period)(void *ctx, unsigned period_s);
+    void (*close)(void *ctx);
+};
+
+struct hv {
+    const struct hv_ops *ops;
+    void *ctx;
+};
+
+/* Open the backend the URI names: "sim:FILE" for a modelled host, anything else is handed to
+ * libvirt ("qemu:///system", "test:///default", "test+unix:///default?socket=..."). On failure
+ * returns a negative errno and err says why; nothing is left open. A libvirt URI whose daemon
+ * is down opens (-ENOTCONN comes from sample later) so an agent can start before libvirtd. */
+int hv_open(const char *uri, struct hv **out, char *err, size_t err_len);
+
+void hv_close(struct hv **hv);
+
+int hv_libvirt_open(const char *uri, struct hv **out, char *err, size_t err_len);
+
+int hv_sim_open(const char *path, struct hv **out, char *err, size_t err_len);
+
+#endif /* MEMSCHED_AGENT_HV_H */

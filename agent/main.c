@@ -1,0 +1,371 @@
+/*
+ * main.c - memsched-agent: parses arguments and wires config, state, hypervisor and rounds.
+ *
+ * Start-up: config -> state (policy in force) -> signals -> hypervisor -> round -> READY.
+ * Shut-down mirrors it. Signals are blocked and taken synchronously between rounds
+ * (sigtimedwait is the round timer), so SIGTERM stops the agent within one round and SIGHUP
+ * reloads the config without racing a round.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+
+#include "agent_config.h"
+#include "config.h"
+#include "hv.h"
+#include "hv_sim.h"
+#include "log.h"
+#include "report.h"
+#include "round.h"
+#include "state.h"
+
+#define MODULE "agent"
+
+struct options {
+    const char *config_path;
+    const char *uri;
+    const char *state_dir;
+    const char *log_level;
+    bool dry_run;
+    bool once;
+    bool check_config;
+    bool print_config;
+    bool table;
+    uint64_t max_rounds;
+};
+
+struct agent {
+    struct options opts;
+    struct agent_config config;
+    struct agent_state state; /* the policy in force and where it came from */
+    struct hv *hv;
+    struct round *round;
+    sigset_t signals;
+    uint64_t start_ms;
+};
+
+static uint64_t
+monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+usage(FILE *out)
+{
+    fprintf(out,
+            "usage: memsched-agent [options]\n"
+            "  -c, --config FILE     read FILE (key = value; see --print-config)\n"
+            "  -u, --uri URI         hypervisor: libvirt URI or sim:FILE[?speed=N]\n"
+            "  -s, --state-dir DIR   where the policy in force is kept\n"
+            "  -n, --dry-run         plan and log, set nothing\n"
+            "  -1, --once            run one round and exit\n"
+            "  -r, --rounds N        stop after N rounds\n"
+            "  -t, --table           print a per-VM table each round and a summary at the end\n"
+            "  -l, --log-level L     err, warn, info or debug\n"
+            "      --check-config    validate the configuration and exit\n"
+            "      --print-config    print the effective configuration and exit\n"
+            "  -h, --help\n");
+}
+
+static int
+parse_args(int argc, char **argv, struct options *o)
+{
+    enum { OPT_CHECK = 256, OPT_PRINT };
+    static const struct option long_opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"uri", required_argument, NULL, 'u'},
+        {"state-dir", required_argument, NULL, 's'},
+        {"dry-run", no_argument, NULL, 'n'},
+        {"once", no_argument, NULL, '1'},
+        {"rounds", required_argument, NULL, 'r'},
+        {"table", no_argument, NULL, 't'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"check-config", no_argument, NULL, OPT_CHECK},
+        {"print-config", no_argument, NULL, OPT_PRINT},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    char *end;
+
+    while ((c = getopt_long(argc, argv, "c:u:s:n1r:tl:h", long_opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            o->config_path = optarg;
+            break;
+        case 'u':
+            o->uri = optarg;
+            break;
+        case 's':
+            o->state_dir = optarg;
+            break;
+        case 'n':
+            o->dry_run = true;
+            break;
+        case '1':
+            o->once = true;
+            break;
+        case 'r':
+            o->max_rounds = strtoull(optarg, &end, 10);
+            if (*end || o->max_rounds == 0) {
+                fprintf(stderr, "memsched-agent: --rounds wants a positive number\n");
+                return -EINVAL;
+            }
+            break;
+        case 't':
+            o->table = true;
+            break;
+        case 'l':
+            o->log_level = optarg;
+            break;
+        case OPT_CHECK:
+            o->check_config = true;
+            break;
+        case OPT_PRINT:
+            o->print_config = true;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return -EINVAL;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "memsched-agent: unexpected argument '%s'\n", argv[optind]);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* The config file, then the command line over it (also on every reload). */
+static int
+load_config(const struct options *o, struct agent_config *config, char *err, size_t err_len)
+{
+    struct agent_config loaded;
+    int rc = 0;
+
+    agent_config_init_defaults(&loaded);
+    if (o->config_path)
+        rc = agent_config_load(o->config_path, &loaded, err, err_len);
+    if (rc == 0 && o->uri)
+        rc = agent_config_set(&loaded, "uri", o->uri, err, err_len);
+    if (rc == 0 && o->state_dir)
+        rc = agent_config_set(&loaded, "state_dir", o->state_dir, err, err_len);
+    if (rc == 0 && o->log_level)
+        rc = agent_config_set(&loaded, "log_level", o->log_level, err, err_len);
+    if (rc == 0 && o->dry_run)
+        loaded.dry_run = true;
+    if (rc == 0)
+        *config = loaded;
+    return rc;
+}
+
+/* A fleet policy on disk outlives restarts; otherwise the config's policy is in force. */
+static void
+choose_policy(struct agent *a)
+{
+    char err[CONFIG_ERR_MAX];
+    struct agent_state saved;
+    int rc = state_load(a->config.state_dir, &saved, err, sizeof(err));
+
+    if (rc == 0 && saved.source == STATE_SOURCE_FLEET) {
+        a->state = saved;
+        log_info(MODULE, "event=policy source=fleet version=%" PRIu64 " from=%s", saved.version,
+                 a->config.state_dir);
+        return;
+    }
+    if (rc < 0 && rc != -ENOENT)
+        log_warn(MODULE, "event=state_ignored why=\"%s\"", err);
+    a->state = (struct agent_state){.policy = a->config.policy, .source = STATE_SOURCE_CONFIG};
+    log_info(MODULE, "event=policy source=config");
+}
+
+static void
+save_state(const struct agent *a)
+{
+    char err[CONFIG_ERR_MAX];
+
+    if (mkdir(a->config.state_dir, 0755) < 0 && errno != EEXIST) {
+        log_warn(MODULE, "event=state_not_saved dir=%s error=%s", a->config.state_dir,
+                 strerror(errno));
+        return;
+    }
+    if (state_save(a->config.state_dir, &a->state, err, sizeof(err)) < 0)
+        log_warn(MODULE, "event=state_not_saved why=\"%s\"", err);
+}
+
+static void
+reload(struct agent *a)
+{
+    char err[CONFIG_ERR_MAX];
+    struct agent_config fresh;
+
+    sd_notify(0, "RELOADING=1");
+    if (load_config(&a->opts, &fresh, err, sizeof(err)) < 0) {
+        log_err(MODULE, "event=reload_failed keeping=old why=\"%s\"", err);
+    } else {
+        if (strcmp(fresh.uri, a->config.uri) != 0)
+            log_warn(MODULE, "event=reload note=\"uri changes take a restart\"");
+        if (strcmp(fresh.state_dir, a->config.state_dir) != 0)
+            log_warn(MODULE, "event=reload note=\"state_dir changes take a restart\"");
+        snprintf(fresh.uri, sizeof(fresh.uri), "%s", a->config.uri);
+        snprintf(fresh.state_dir, sizeof(fresh.state_dir), "%s", a->config.state_dir);
+        a->config = fresh;
+        log_set_level(a->config.log_level);
+        if (a->state.source == STATE_SOURCE_CONFIG &&
+            !policy_equal(&a->state.policy, &a->config.policy)) {
+            a->state.policy = a->config.policy;
+            save_state(a);
+            log_info(MODULE, "event=policy source=config reloaded=yes");
+        }
+        log_info(MODULE, "event=reloaded config=%s",
+                 a->opts.config_path ? a->opts.config_path : "(none)");
+    }
+    sd_notify(0, "READY=1");
+}
+
+/* Wait until deadline_ms for a signal. Returns false when the agent should stop. */
+static bool
+wait_for_next_round(struct agent *a, uint64_t deadline_ms)
+{
+    for (;;) {
+        uint64_t now = monotonic_ms();
+        if (now >= deadline_ms)
+            return true;
+        uint64_t wait = deadline_ms - now;
+        struct timespec ts = {.tv_sec = (time_t)(wait / 1000),
+                              .tv_nsec = (long)(wait % 1000) * 1000000};
+        int sig = sigtimedwait(&a->signals, NULL, &ts);
+        if (sig == SIGHUP)
+            reload(a);
+        else if (sig == SIGTERM || sig == SIGINT)
+            return false;
+    }
+}
+
+/* A sim scenario with a duration ends the run when its time is up. */
+static bool
+scenario_over(struct agent *a)
+{
+    struct sim *sim = sim_from_hv(a->hv);
+    return sim && sim_duration_ms(sim) && sim_now_ms(sim) >= sim_duration_ms(sim);
+}
+
+static void
+report_sim_outcome(struct agent *a)
+{
+    struct sim *sim = sim_from_hv(a->hv);
+    struct sim_host_view host;
+    uint64_t worst_ms = 0;
+    const char *worst = "-";
+
+    if (!sim)
+        return;
+    for (size_t i = 0; i < sim_vm_count(sim); i++) {
+        struct sim_vm_view v;
+        sim_vm_view(sim, i, &v);
+        if (v.below_min_ms > worst_ms) {
+            worst_ms = v.below_min_ms;
+            worst = v.name;
+        }
+    }
+    sim_host_view(sim, &host);
+    printf("  sim: longest time a VM spent below its min unused: %.1f s (%s)\n",
+           (double)worst_ms / 1000.0, worst);
+    printf("  sim: time the host spent below its floor: %.1f s\n",
+           (double)host.below_min_ms / 1000.0);
+}
+
+static int
+run(struct agent *a)
+{
+    uint64_t next_ms = monotonic_ms();
+    int rc = 0;
+
+    sd_notify(0, "READY=1");
+    for (uint64_t n = 1;; n++) {
+        uint64_t now = monotonic_ms();
+        rc = round_run(a->round, &a->state.policy, now);
+        if (a->opts.table) {
+            struct round_view view;
+            round_get_view(a->round, &view);
+            if (rc != -ENOTCONN)
+                report_round(stdout, &view, &a->state.policy, n, now - a->start_ms);
+        }
+        sd_notify(0, "WATCHDOG=1");
+        if (a->opts.once || (a->opts.max_rounds && n >= a->opts.max_rounds) || scenario_over(a))
+            break;
+        next_ms += a->state.policy.interval_ms;
+        if (next_ms < now)
+            next_ms = now; /* a slow round does not make the next ones rush */
+        if (!wait_for_next_round(a, next_ms))
+            break;
+    }
+    sd_notify(0, "STOPPING=1");
+    return a->opts.once && rc < 0 ? 1 : 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct agent a = {0};
+    char err[CONFIG_ERR_MAX];
+    int status = 1;
+
+    if (parse_args(argc, argv, &a.opts) < 0)
+        return 2;
+    if (load_config(&a.opts, &a.config, err, sizeof(err)) < 0) {
+        fprintf(stderr, "memsched-agent: %s\n", err);
+        return 1;
+    }
+    if (a.opts.check_config || a.opts.print_config) {
+        if (a.opts.print_config)
+            agent_config_print(&a.config, stdout);
+        else
+            printf("%s: ok\n", a.opts.config_path ? a.opts.config_path : "(defaults)");
+        return 0;
+    }
+    log_set_level(a.config.log_level);
+    a.start_ms = monotonic_ms();
+    choose_policy(&a);
+    if (!a.config.dry_run)
+        save_state(&a);
+
+    /* Block before any thread starts (libvirt's event loop) so signals reach sigtimedwait. */
+    sigemptyset(&a.signals);
+    sigaddset(&a.signals, SIGHUP);
+    sigaddset(&a.signals, SIGTERM);
+    sigaddset(&a.signals, SIGINT);
+    sigprocmask(SIG_BLOCK, &a.signals, NULL);
+
+    if (hv_open(a.config.uri, &a.hv, err, sizeof(err)) < 0) {
+        log_err(MODULE, "event=hypervisor_open_failed uri=%s why=\"%s\"", a.config.uri, err);
+        return 1;
+    }
+    a.round = round_new(a.hv, a.config.dry_run);
+    log_info(MODULE, "event=started uri=%s dry_run=%s interval_ms=%" PRIu32, a.config.uri,
+             a.config.dry_run ? "yes" : "no", a.state.policy.interval_ms);
+
+    status = run(&a);
+
+    if (a.opts.table) {
+        report_summary(stdout, round_get_counters(a.round), monotonic_ms() - a.start_ms);
+        report_sim_outcome(&a);
+    }
+    log_info(MODULE, "event=stopped rounds=%" PRIu64, round_get_counters(a.round)->rounds);
+    round_destroy(&a.round);
+    hv_close(&a.hv);
+    return status;
+}

@@ -1,0 +1,73 @@
+/*
+ * report.c - the per-round VM table and the closing summary (MiB, one decimal).
+ */
+#include "report.h"
+
+#include <inttypes.h>
+
+#define MIB(kib) ((double)(kib) / 1024.0)
+
+static void
+describe(char *buf, size_t len, const struct round_view *view, const struct sched_entry *e)
+{
+    const char *peer = e->counterpart == SCHED_HOST ? "host"
+                       : e->counterpart >= 0        ? view->vms[e->counterpart].name
+                                                    : "-";
+
+    if (e->reason == SCHED_REASON_GROW)
+        snprintf(buf, len, "grow +%.0f (vms %.0f, host %.0f) from %s", MIB(e->vm_kib + e->host_kib),
+                 MIB(e->vm_kib), MIB(e->host_kib), peer);
+    else if (e->reason == SCHED_REASON_SHRINK)
+        snprintf(buf, len, "shrink -%.0f to %s", MIB(e->vm_kib + e->host_kib), peer);
+    else if (e->reason == SCHED_REASON_NEED_UNMET)
+        snprintf(buf, len, "need_unmet %.0f", MIB(e->need_kib));
+    else
+        snprintf(buf, len, "%s", sched_reason_name(e->reason));
+}
+
+void
+report_round(FILE *out,
+             const struct round_view *view,
+             const struct policy *policy,
+             uint64_t round_no,
+             uint64_t elapsed_ms)
+{
+    const struct sched_summary *s = &view->plan->summary;
+    char decision[160], unused[16];
+
+    fprintf(out,
+            "round %" PRIu64 "  t=%.1fs  host available %.0f MiB (floor %.0f)%s  granted %.0f"
+            "  reclaimed %.0f%s\n",
+            round_no, (double)elapsed_ms / 1000.0, MIB(view->host->available_kib),
+            MIB(policy->host_min_unused_kib), s->host_pressure ? " PRESSURE" : "",
+            MIB(s->granted_kib), MIB(s->reclaimed_kib), view->applied ? "" : "  (not applied)");
+    fprintf(out, "  %-16s %9s %9s %9s  %s\n", "vm", "balloon", "unused", "max", "decision");
+    for (size_t i = 0; i < view->n_vms; i++) {
+        const struct hv_vm *vm = &view->vms[i];
+        const struct sched_entry *e = view->entry_of[i];
+        if (vm->has_unused)
+            snprintf(unused, sizeof(unused), "%.1f", MIB(vm->unused_kib));
+        else
+            snprintf(unused, sizeof(unused), "-");
+        describe(decision, sizeof(decision), view, e);
+        fprintf(out, "  %-16.16s %9.1f %9s %9.0f  %s\n", vm->name, MIB(vm->actual_kib), unused,
+                MIB(vm->max_kib), decision);
+    }
+    fflush(out);
+}
+
+void
+report_summary(FILE *out, const struct round_counters *c, uint64_t elapsed_ms)
+{
+    fprintf(out, "\nsummary: %" PRIu64 " rounds in %.1f s (%" PRIu64 " failed to sample)\n",
+            c->rounds, (double)elapsed_ms / 1000.0, c->failed_rounds);
+    fprintf(out,
+            "  granted %.0f MiB in %" PRIu64
+            " grows (%.0f from VMs, %.0f from the host) to %" PRIu64 " VMs\n",
+            MIB(c->granted_kib), c->grows, MIB(c->transferred_kib), MIB(c->host_granted_kib),
+            c->vms_fed);
+    fprintf(out, "  reclaimed %.0f MiB to the host; %" PRIu64 " shrinks in all\n",
+            MIB(c->reclaimed_kib), c->shrinks);
+    fprintf(out, "  apply failures %" PRIu64 ", plans refused %" PRIu64 "\n", c->apply_failures,
+            c->plans_refused);
+}

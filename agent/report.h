@@ -1,0 +1,22 @@
+/*
+ * report.h - what a person running the agent by hand sees: a per-VM table each round and a
+ * summary at the end. Logs are for machines; this is for eyes.
+ */
+#ifndef MEMSCHED_AGENT_REPORT_H
+#define MEMSCHED_AGENT_REPORT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "policy.h"
+#include "round.h"
+
+void report_round(FILE *out,
+                  const struct round_view *view,
+                  const struct policy *policy,
+                  uint64_t round_no,
+                  uint64_t elapsed_ms);
+
+void report_summary(FILE *out, const struct round_counters *counters, uint64_t elapsed_ms);
+
+#endif /* MEMSCHED_AGENT_REPORT_H */

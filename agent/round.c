@@ -1,0 +1,390 @@
+/*
+ * round.c - one agent round: sample -> track -> plan -> check -> apply -> log.
+ *
+ * Safety rules kept here, around the pure scheduler:
+ *  - a plan is applied only if sched_check_plan() finds no broken invariant;
+ *  - shrinks are applied before grows, and memory a failed shrink did not free is cut from the
+ *    grows it was meant to fund (never count on memory that has not arrived);
+ *  - a hypervisor outage ends the round early; the targets set so far stand (they are absolute).
+ * Logging: one line per decision, per VM state change (appeared, skipped and why, considered
+ * again, stuck, recovered, gone) and per outage and recovery.
+ */
+#include "round.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "sched_check.h"
+#include "tracker.h"
+
+#define MODULE          "round"
+#define FIRST_CAPACITY  64
+#define STUCK_MIN_MS    10000 /* real balloons move within 1-3 s (FACTS.md) */
+#define STUCK_ROUNDS    5
+#define RETRY_MIN_MS    60000
+#define RETRY_ROUNDS    30
+#define OUTAGE_MAX_MS   60000
+#define CHECK_MSG_LEN   512
+#define KIB_TO_MIB(kib) ((double)(kib) / 1024.0)
+
+struct round {
+    struct hv *hv;
+    bool dry_run;
+    struct tracker *tracker;
+    struct sched_work *work;
+    size_t capacity;
+    struct hv_host host;
+    struct hv_vm *vms;
+    struct sched_vm *snapshot;
+    struct tracker_vm **tracked;
+    const struct sched_entry **entry_of;
+    size_t n_vms;
+    struct sched_plan plan;
+    bool applied;
+    unsigned stats_period_s; /* applied to the hypervisor; 0 = not yet (or lost with it) */
+    struct log_limit outage;
+    struct round_counters counters;
+};
+
+static void *
+xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p)
+        abort(); /* out of memory: the daemon is restarted by systemd */
+    return p;
+}
+
+static void
+free_buffers(struct round *r)
+{
+    free(r->vms);
+    free(r->snapshot);
+    free(r->tracked);
+    free(r->entry_of);
+    sched_work_destroy(&r->work);
+}
+
+static void
+make_buffers(struct round *r, size_t capacity)
+{
+    free_buffers(r);
+    r->capacity = capacity;
+    r->vms = xcalloc(capacity, sizeof(*r->vms));
+    r->snapshot = xcalloc(capacity, sizeof(*r->snapshot));
+    r->tracked = xcalloc(capacity, sizeof(*r->tracked));
+    r->entry_of = xcalloc(capacity, sizeof(*r->entry_of));
+    r->work = sched_work_new(capacity);
+}
+
+struct round *
+round_new(struct hv *hv, bool dry_run)
+{
+    struct round *r = xcalloc(1, sizeof(*r));
+
+    r->hv = hv;
+    r->dry_run = dry_run;
+    r->tracker = tracker_new(STUCK_MIN_MS, RETRY_MIN_MS);
+    make_buffers(r, FIRST_CAPACITY);
+    return r;
+}
+
+void
+round_destroy(struct round **round)
+{
+    if (!round || !*round)
+        return;
+    free_buffers(*round);
+    tracker_destroy(&(*round)->tracker);
+    free(*round);
+    *round = NULL;
+}
+
+/* ---- sampling ---- */
+
+static int
+sample(struct round *r, uint64_t now_ms)
+{
+    size_t n = 0;
+    int rc = r->hv->ops->sample(r->hv->ctx, &r->host, r->vms, r->capacity, &n);
+
+    if (rc == -ENOSPC && n <= SCHED_VMS_MAX) {
+        make_buffers(r, n + n / 4);
+        rc = r->hv->ops->sample(r->hv->ctx, &r->host, r->vms, r->capacity, &n);
+    }
+    if (rc == -ENOSPC) {
+        log_err(MODULE, "event=too_many_vms vms=%zu max=%u", n, SCHED_VMS_MAX);
+        return rc;
+    }
+    if (rc < 0) {
+        r->stats_period_s = 0; /* a restarted hypervisor forgets it */
+        if (log_limit_failure(&r->outage, now_ms, OUTAGE_MAX_MS))
+            log_warn(MODULE, "event=hypervisor_unavailable error=%s failures=%" PRIu64,
+                     strerror(-rc), r->outage.failures);
+        return rc;
+    }
+    uint64_t failures = log_limit_success(&r->outage);
+    if (failures)
+        log_info(MODULE, "event=hypervisor_recovered failed_rounds=%" PRIu64, failures);
+    r->n_vms = n;
+    return 0;
+}
+
+/* The guest stats period follows the round interval, 1 s at least. */
+static void
+keep_stats_period(struct round *r, const struct policy *policy)
+{
+    unsigned period_s = policy->interval_ms < 1000 ? 1 : (policy->interval_ms + 999) / 1000;
+
+    if (period_s == r->stats_period_s)
+        return;
+    int rc = r->hv->ops->set_stats_period(r->hv->ctx, period_s);
+    if (rc < 0) {
+        log_warn(MODULE, "event=stats_period_failed period_s=%u error=%s", period_s, strerror(-rc));
+        return;
+    }
+    r->stats_period_s = period_s;
+}
+
+/* ---- tracking: the snapshot the scheduler sees, and state changes worth a line ---- */
+
+static void
+log_tracker_change(const struct hv_vm *vm, const struct tracker_vm *t, enum tracker_change change)
+{
+    switch (change) {
+    case TRACKER_STUCK:
+        log_warn(MODULE, "vm=%s name=%s event=stuck target_mib=%.1f actual_mib=%.1f", vm->uuid,
+                 vm->name, KIB_TO_MIB(t->target_kib), KIB_TO_MIB(vm->actual_kib));
+        break;
+    case TRACKER_RECOVERED:
+        log_info(MODULE, "vm=%s name=%s event=recovered actual_mib=%.1f", vm->uuid, vm->name,
+                 KIB_TO_MIB(vm->actual_kib));
+        break;
+    case TRACKER_RETRY:
+        log_info(MODULE, "vm=%s name=%s event=retry_stuck actual_mib=%.1f", vm->uuid, vm->name,
+                 KIB_TO_MIB(vm->actual_kib));
+        break;
+    case TRACKER_REACHED:
+        log_debug(MODULE, "vm=%s name=%s event=reached actual_mib=%.1f", vm->uuid, vm->name,
+                  KIB_TO_MIB(vm->actual_kib));
+        break;
+    case TRACKER_NO_CHANGE:
+        break;
+    }
+}
+
+static void
+to_sched_vm(const struct hv_vm *vm, const struct tracker_vm *t, struct sched_vm *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->max_kib = vm->max_kib;
+    s->actual_kib = vm->actual_kib;
+    s->target_kib = t->target_kib;
+    s->unused_kib = vm->unused_kib;
+    s->usable_kib = vm->usable_kib;
+    s->min_kib = vm->min_kib;
+    s->cap_kib = vm->cap_kib;
+    s->stats_age_ms = vm->stats_age_ms;
+    s->weight = vm->weight;
+    s->state = vm->state;
+    s->managed = vm->managed;
+    s->has_balloon = vm->has_balloon;
+    s->has_unused = vm->has_unused;
+    s->has_usable = vm->has_usable;
+    s->stuck = t->stuck;
+}
+
+static void
+track(struct round *r, uint64_t now_ms)
+{
+    tracker_begin_round(r->tracker, r->n_vms);
+    for (size_t i = 0; i < r->n_vms; i++) {
+        const struct hv_vm *vm = &r->vms[i];
+        enum tracker_change change =
+            tracker_observe(r->tracker, vm->uuid, vm->actual_kib, now_ms, &r->tracked[i]);
+        log_tracker_change(vm, r->tracked[i], change);
+        to_sched_vm(vm, r->tracked[i], &r->snapshot[i]);
+    }
+}
+
+/* One line when a VM appears, is left alone for a new reason, or is considered again. */
+static void
+log_state_change(const struct hv_vm *vm, struct tracker_vm *t, enum sched_reason reason)
+{
+    bool skip = sched_reason_is_skip(reason);
+
+    if (!t->has_reason) {
+        log_info(MODULE, "vm=%s name=%s event=appeared managed=%s%s%s max_mib=%.1f actual_mib=%.1f",
+                 vm->uuid, vm->name, skip ? "no" : "yes", skip ? " why=" : "",
+                 skip ? sched_reason_name(reason) : "", KIB_TO_MIB(vm->max_kib),
+                 KIB_TO_MIB(vm->actual_kib));
+    } else if (skip && t->last_reason != reason) {
+        log_info(MODULE, "vm=%s name=%s event=unmanaged why=%s", vm->uuid, vm->name,
+                 sched_reason_name(reason));
+    } else if (!skip && sched_reason_is_skip(t->last_reason)) {
+        log_info(MODULE, "vm=%s name=%s event=managed was=%s", vm->uuid, vm->name,
+                 sched_reason_name(t->last_reason));
+    }
+    t->has_reason = true;
+    t->last_reason = reason;
+}
+
+/* ---- applying ---- */
+
+static const char *
+counterpart_name(const struct round *r, int32_t counterpart)
+{
+    if (counterpart == SCHED_HOST)
+        return "host";
+    if (counterpart >= 0 && (size_t)counterpart < r->n_vms)
+        return r->vms[counterpart].name;
+    return "-";
+}
+
+static void
+log_decision(const struct round *r, const struct sched_entry *e, uint64_t target_kib)
+{
+    const struct hv_vm *vm = &r->vms[e->vm];
+    bool grow = e->reason == SCHED_REASON_GROW;
+
+    log_info(MODULE,
+             "vm=%s name=%s decision=%s old_mib=%.1f new_mib=%.1f %s=%s vm_mib=%.1f host_mib=%.1f"
+             " unused_mib=%.1f%s",
+             vm->uuid, vm->name, sched_reason_name(e->reason), KIB_TO_MIB(e->old_target_kib),
+             KIB_TO_MIB(target_kib), grow ? "from" : "to", counterpart_name(r, e->counterpart),
+             KIB_TO_MIB(e->vm_kib), KIB_TO_MIB(e->host_kib), KIB_TO_MIB(vm->unused_kib),
+             r->dry_run ? " dry_run=yes" : "");
+}
+
+/* Set one target; returns 0 or the hypervisor's error (logged). */
+static int
+apply_one(struct round *r, const struct sched_entry *e, uint64_t target_kib, uint64_t now_ms)
+{
+    const struct hv_vm *vm = &r->vms[e->vm];
+
+    log_decision(r, e, target_kib);
+    if (r->dry_run)
+        return 0;
+    int rc = r->hv->ops->set_target(r->hv->ctx, vm->uuid, target_kib);
+    if (rc < 0) {
+        r->counters.apply_failures++;
+        log_warn(MODULE, "vm=%s name=%s event=apply_failed target_mib=%.1f error=%s", vm->uuid,
+                 vm->name, KIB_TO_MIB(target_kib), strerror(-rc));
+        return rc;
+    }
+    tracker_set_target(r->tracked[e->vm], target_kib, vm->actual_kib, now_ms);
+    return 0;
+}
+
+static void
+count(struct round *r, const struct sched_entry *e, uint64_t vm_kib)
+{
+    struct round_counters *c = &r->counters;
+
+    if (e->reason == SCHED_REASON_SHRINK) {
+        c->shrinks++;
+        c->reclaimed_kib += e->host_kib;
+        return;
+    }
+    c->grows++;
+    c->granted_kib += vm_kib + e->host_kib;
+    c->transferred_kib += vm_kib;
+    c->host_granted_kib += e->host_kib;
+    if (!r->tracked[e->vm]->fed) {
+        r->tracked[e->vm]->fed = true;
+        c->vms_fed++;
+    }
+}
+
+/* Shrinks first. Memory a failed shrink meant for other VMs is cut from the grows it funded. */
+static int
+apply(struct round *r, uint64_t now_ms)
+{
+    const struct sched_plan *plan = &r->plan;
+    uint64_t unfunded_kib = 0;
+
+    for (size_t k = 0; k < plan->n_shrinks + plan->n_grows; k++) {
+        const struct sched_entry *e = &plan->entries[k];
+        bool grow = e->reason == SCHED_REASON_GROW;
+        uint64_t cut = 0;
+        if (grow)
+            cut = unfunded_kib < e->vm_kib ? unfunded_kib : e->vm_kib;
+
+        unfunded_kib -= cut;
+        if (e->vm_kib + e->host_kib == cut)
+            continue; /* everything it was to get came from shrinks that failed */
+        int rc = apply_one(r, e, e->new_target_kib - cut, now_ms);
+        if (rc == -ENOTCONN)
+            return rc; /* the rest would fail too; targets set so far stand */
+        if (rc < 0 && !grow)
+            unfunded_kib += e->vm_kib;
+        if (rc == 0)
+            count(r, e, e->vm_kib - cut);
+    }
+    return 0;
+}
+
+/* ---- the round ---- */
+
+int
+round_run(struct round *r, const struct policy *policy, uint64_t now_ms)
+{
+    char msg[CHECK_MSG_LEN];
+    uint64_t interval = policy->interval_ms;
+
+    r->applied = false;
+    r->n_vms = 0;
+    memset(&r->plan, 0, sizeof(r->plan));
+    int rc = sample(r, now_ms);
+    if (rc < 0) {
+        r->counters.failed_rounds++;
+        return rc;
+    }
+    keep_stats_period(r, policy);
+    tracker_set_timeouts(
+        r->tracker, interval * STUCK_ROUNDS > STUCK_MIN_MS ? interval * STUCK_ROUNDS : STUCK_MIN_MS,
+        interval * RETRY_ROUNDS > RETRY_MIN_MS ? interval * RETRY_ROUNDS : RETRY_MIN_MS);
+    track(r, now_ms);
+    struct sched_host host = {.total_kib = r->host.total_kib,
+                              .available_kib = r->host.available_kib};
+    sched_plan(policy, &host, r->snapshot, r->n_vms, r->work, &r->plan);
+    for (size_t k = 0; k < r->plan.n_entries; k++) {
+        const struct sched_entry *e = &r->plan.entries[k];
+        r->entry_of[e->vm] = e;
+        log_state_change(&r->vms[e->vm], r->tracked[e->vm], e->reason);
+    }
+    r->counters.rounds++;
+    if (sched_check_plan(policy, &host, r->snapshot, r->n_vms, &r->plan, msg, sizeof(msg)) != 0) {
+        r->counters.plans_refused++;
+        log_err(MODULE, "event=plan_refused why=\"%s\"", msg);
+        tracker_end_round(r->tracker);
+        return -EPROTO;
+    }
+    rc = apply(r, now_ms);
+    r->applied = !r->dry_run && rc == 0;
+    size_t gone = tracker_end_round(r->tracker);
+    if (gone)
+        log_info(MODULE, "event=vms_gone count=%zu", gone);
+    return rc;
+}
+
+void
+round_get_view(const struct round *r, struct round_view *view)
+{
+    view->host = &r->host;
+    view->vms = r->vms;
+    view->snapshot = r->snapshot;
+    view->plan = &r->plan;
+    view->entry_of = r->entry_of;
+    view->n_vms = r->n_vms;
+    view->applied = r->applied;
+}
+
+const struct round_counters *
+round_get_counters(const struct round *r)
+{
+    return &r->counters;
+}

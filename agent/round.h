@@ -1,0 +1,61 @@
+/*
+ * round.h - one agent round: sample -> track -> plan -> check -> apply (shrinks first) -> log.
+ *
+ * The round owns the buffers it reuses every round (samples, snapshot, the scheduler's work
+ * area) and the tracker. It never exits or blocks on the hypervisor's behalf: a hypervisor that
+ * is away makes the round fail with -ENOTCONN, logged once per outage, and the next round tries
+ * again. A plan that breaks an invariant (sched_check_plan) is logged and not applied.
+ * Time comes in as now_ms (monotonic, or the sim's fake clock in tests).
+ */
+#ifndef MEMSCHED_AGENT_ROUND_H
+#define MEMSCHED_AGENT_ROUND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hv.h"
+#include "policy.h"
+#include "sched.h"
+
+struct round;
+
+/* Totals since the round was made. */
+struct round_counters {
+    uint64_t rounds;           /* rounds that planned */
+    uint64_t failed_rounds;    /* rounds that could not sample */
+    uint64_t grows;            /* targets raised */
+    uint64_t shrinks;          /* targets lowered */
+    uint64_t granted_kib;      /* memory given to VMs */
+    uint64_t transferred_kib;  /* of which from other VMs */
+    uint64_t host_granted_kib; /* of which from the host */
+    uint64_t reclaimed_kib;    /* memory returned to the host */
+    uint64_t apply_failures;   /* set_target calls that failed */
+    uint64_t plans_refused;    /* plans that broke an invariant */
+    uint64_t vms_fed;          /* distinct VMs that were ever grown */
+};
+
+/* The last round, borrowed until the next call: what was sampled and what was decided. */
+struct round_view {
+    const struct hv_host *host;
+    const struct hv_vm *vms;         /* n_vms samples */
+    const struct sched_vm *snapshot; /* n_vms scheduler inputs, same order */
+    const struct sched_plan *plan;
+    const struct sched_entry *const *entry_of; /* per VM index: its plan entry */
+    size_t n_vms;
+    bool applied; /* false in dry-run, after a refused plan, or a failed sample */
+};
+
+struct round *round_new(struct hv *hv, bool dry_run);
+
+void round_destroy(struct round **round);
+
+/* One round under policy (which must have passed policy_validate()). Returns 0, -ENOTCONN when
+ * the hypervisor is away, -EPROTO when the plan was refused, or another negative errno. */
+int round_run(struct round *round, const struct policy *policy, uint64_t now_ms);
+
+void round_get_view(const struct round *round, struct round_view *view);
+
+const struct round_counters *round_get_counters(const struct round *round);
+
+#endif /* MEMSCHED_AGENT_ROUND_H */

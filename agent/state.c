@@ -1,0 +1,147 @@
+/*
+ * state.c - the policy in force on disk: atomic replace, validated load.
+ */
+#include "state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#define STATE_FILE   "policy.conf"
+#define TEMP_FILE    "policy.conf.tmp"
+#define PATH_MAX_LEN 4096
+#define TEXT_MAX     4096
+
+const char *
+state_source_name(enum state_source source)
+{
+    return source == STATE_SOURCE_FLEET ? "fleet" : "config";
+}
+
+static size_t
+format_state(const struct agent_state *state, char *text, size_t len)
+{
+    size_t n_params, used;
+    const struct policy_param *params = policy_params(&n_params);
+    char value[64];
+
+    used = (size_t)snprintf(text, len,
+                            "# memsched-agent: the policy in force; written by the agent\n"
+                            "source = %s\nversion = %" PRIu64 "\n",
+                            state_source_name(state->source), state->version);
+    for (size_t i = 0; i < n_params && used < len; i++) {
+        policy_get(&state->policy, params[i].name, value, sizeof(value));
+        used += (size_t)snprintf(text + used, len - used, "%s = %s\n", params[i].name, value);
+    }
+    return used;
+}
+
+static int
+write_all(int fd, const char *text, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, text, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        text += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* The rename is durable only once the directory itself is synced. */
+static int
+sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+int
+state_save(const char *dir, const struct agent_state *state, char *err, size_t err_len)
+{
+    char tmp[PATH_MAX_LEN], path[PATH_MAX_LEN], text[TEXT_MAX];
+    size_t len = format_state(state, text, sizeof(text));
+    int rc;
+
+    snprintf(tmp, sizeof(tmp), "%s/%s", dir, TEMP_FILE);
+    snprintf(path, sizeof(path), "%s/%s", dir, STATE_FILE);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = -errno;
+        snprintf(err, err_len, "%s: %s", tmp, strerror(errno));
+        return rc;
+    }
+    rc = write_all(fd, text, len);
+    if (rc == 0 && fsync(fd) < 0)
+        rc = -errno;
+    if (close(fd) < 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = sync_dir(dir);
+    if (rc < 0) {
+        snprintf(err, err_len, "%s: %s", path, strerror(-rc));
+        unlink(tmp);
+    }
+    return rc;
+}
+
+static int
+set_state(void *ctx, const char *key, const char *value, char *err, size_t err_len)
+{
+    struct agent_state *state = ctx;
+
+    if (strcmp(key, "source") == 0) {
+        if (strcmp(value, "config") == 0 || strcmp(value, "fleet") == 0) {
+            state->source = strcmp(value, "fleet") == 0 ? STATE_SOURCE_FLEET : STATE_SOURCE_CONFIG;
+            return 0;
+        }
+        snprintf(err, err_len, "source='%s' must be config or fleet", value);
+        return -EINVAL;
+    }
+    if (strcmp(key, "version") == 0) {
+        char *end;
+        errno = 0;
+        state->version = strtoull(value, &end, 10);
+        if (errno || *end || value[0] < '0' || value[0] > '9') {
+            snprintf(err, err_len, "version='%s' is not a whole number", value);
+            return -EINVAL;
+        }
+        return 0;
+    }
+    return policy_set(&state->policy, key, value, err, err_len);
+}
+
+int
+state_load(const char *dir, struct agent_state *state, char *err, size_t err_len)
+{
+    char path[PATH_MAX_LEN], msg[CONFIG_ERR_MAX];
+    struct agent_state loaded = {.source = STATE_SOURCE_CONFIG};
+
+    snprintf(path, sizeof(path), "%s/%s", dir, STATE_FILE);
+    policy_init_defaults(&loaded.policy);
+    int rc = config_parse_file(path, set_state, &loaded, err, err_len);
+    if (rc < 0)
+        return rc;
+    rc = policy_validate(&loaded.policy, msg, sizeof(msg));
+    if (rc < 0) {
+        snprintf(err, err_len, "%s: %s", path, msg);
+        return rc;
+    }
+    *state = loaded;
+    return 0;
+}

@@ -1,0 +1,38 @@
+/*
+ * state.h - the policy in force, kept in the agent's state dir across restarts.
+ *
+ * The file (STATE_DIR/policy.conf) is in the config syntax, written to a temporary file, synced
+ * and renamed over the old one, so a crash leaves the old or the new policy, never half of one.
+ * It records where the policy came from: the local config, or the fleet (a coordinator's push,
+ * with its version). A fleet policy outlives restarts with the coordinator away; a config policy
+ * is simply re-read from the config file.
+ */
+#ifndef MEMSCHED_AGENT_STATE_H
+#define MEMSCHED_AGENT_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy.h"
+
+enum state_source {
+    STATE_SOURCE_CONFIG = 0,
+    STATE_SOURCE_FLEET,
+};
+
+struct agent_state {
+    struct policy policy;
+    enum state_source source;
+    uint64_t version; /* the fleet policy's version; 0 for config */
+};
+
+/* Replace the state file atomically. Returns 0 or -errno with err saying what failed. */
+int state_save(const char *dir, const struct agent_state *state, char *err, size_t err_len);
+
+/* Read the state file: 0, -ENOENT when there is none, or another error (a damaged or invalid
+ * file) with err saying why. *state is untouched on failure. */
+int state_load(const char *dir, struct agent_state *state, char *err, size_t err_len);
+
+const char *state_source_name(enum state_source source);
+
+#endif /* MEMSCHED_AGENT_STATE_H */

@@ -1,0 +1,243 @@
+/*
+ * tracker.c - per-VM memory between rounds: targets set, balloon progress, stuck balloons.
+ *
+ * Records live in a dense array found through an open-addressing index keyed by UUID, so a
+ * round over n VMs costs O(n). Forgetting VMs compacts the array and rebuilds the index, which
+ * only happens in rounds where a VM went away.
+ */
+#include "tracker.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hv.h"
+
+#define EMPTY_SLOT UINT32_MAX
+/* A balloon within this of its target has reached it (guests move in pages and round). */
+#define REACHED_KIB 1024
+
+struct record {
+    char uuid[HV_UUID_LEN];
+    struct tracker_vm vm;
+};
+
+struct tracker {
+    struct record *records;
+    size_t n_records;
+    size_t cap_records;
+    uint32_t *index; /* slots hold record positions, EMPTY_SLOT when free */
+    size_t n_slots;  /* a power of two, at least twice cap_records */
+    uint64_t stuck_after_ms;
+    uint64_t retry_after_ms;
+};
+
+static void *
+xrealloc(void *p, size_t n, size_t size)
+{
+    p = realloc(p, (n ? n : 1) * size);
+    if (!p)
+        abort(); /* out of memory: the daemon is restarted by systemd */
+    return p;
+}
+
+static uint64_t
+hash_uuid(const char *uuid)
+{
+    uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a */
+    for (; *uuid; uuid++)
+        h = (h ^ (unsigned char)*uuid) * UINT64_C(1099511628211);
+    return h;
+}
+
+static size_t
+slot_of(const struct tracker *t, const char *uuid)
+{
+    size_t slot = hash_uuid(uuid) & (t->n_slots - 1);
+    while (t->index[slot] != EMPTY_SLOT && strcmp(t->records[t->index[slot]].uuid, uuid) != 0)
+        slot = (slot + 1) & (t->n_slots - 1);
+    return slot;
+}
+
+static void
+rebuild_index(struct tracker *t)
+{
+    for (size_t s = 0; s < t->n_slots; s++)
+        t->index[s] = EMPTY_SLOT;
+    for (size_t i = 0; i < t->n_records; i++)
+        t->index[slot_of(t, t->records[i].uuid)] = (uint32_t)i;
+}
+
+static void
+grow(struct tracker *t)
+{
+    t->cap_records = t->cap_records ? t->cap_records * 2 : 64;
+    t->records = xrealloc(t->records, t->cap_records, sizeof(*t->records));
+    t->n_slots = t->cap_records * 2;
+    t->index = xrealloc(t->index, t->n_slots, sizeof(*t->index));
+    rebuild_index(t);
+}
+
+struct tracker *
+tracker_new(uint64_t stuck_after_ms, uint64_t retry_after_ms)
+{
+    struct tracker *t = calloc(1, sizeof(*t));
+    if (!t)
+        abort();
+    tracker_set_timeouts(t, stuck_after_ms, retry_after_ms);
+    grow(t);
+    return t;
+}
+
+void
+tracker_destroy(struct tracker **tracker)
+{
+    if (!tracker || !*tracker)
+        return;
+    free((*tracker)->records);
+    free((*tracker)->index);
+    free(*tracker);
+    *tracker = NULL;
+}
+
+void
+tracker_set_timeouts(struct tracker *t, uint64_t stuck_after_ms, uint64_t retry_after_ms)
+{
+    t->stuck_after_ms = stuck_after_ms;
+    t->retry_after_ms = retry_after_ms;
+}
+
+void
+tracker_begin_round(struct tracker *t, size_t n_vms)
+{
+    while (t->cap_records < t->n_records + n_vms)
+        grow(t);
+    for (size_t i = 0; i < t->n_records; i++)
+        t->records[i].vm.seen = false;
+}
+
+static struct tracker_vm *
+find_or_add(struct tracker *t, const char *uuid)
+{
+    size_t slot = slot_of(t, uuid);
+
+    if (t->index[slot] != EMPTY_SLOT)
+        return &t->records[t->index[slot]].vm;
+    assert(t->n_records < t->cap_records); /* tracker_begin_round() made room */
+    struct record *r = &t->records[t->n_records];
+    memset(r, 0, sizeof(*r));
+    strncpy(r->uuid, uuid, sizeof(r->uuid) - 1);
+    t->index[slot] = (uint32_t)t->n_records++;
+    return &r->vm;
+}
+
+static uint64_t
+distance(uint64_t a, uint64_t b)
+{
+    return a > b ? a - b : b - a;
+}
+
+/* A VM with a target: did it reach it, come closer, or sit still for too long? */
+static enum tracker_change
+follow_balloon(const struct tracker *t, struct tracker_vm *vm, uint64_t actual_kib, uint64_t now)
+{
+    uint64_t d = distance(vm->target_kib, actual_kib);
+    bool was_stuck = vm->stuck;
+
+    if (d <= REACHED_KIB) {
+        bool arrived = vm->distance_kib > REACHED_KIB; /* news only the first time */
+        vm->distance_kib = d;
+        vm->stuck = false;
+        vm->progress_ms = now;
+        if (was_stuck)
+            return TRACKER_RECOVERED;
+        return arrived ? TRACKER_REACHED : TRACKER_NO_CHANGE;
+    }
+    if (d < vm->distance_kib) {
+        vm->distance_kib = d;
+        vm->progress_ms = now;
+        vm->stuck = false;
+        return was_stuck ? TRACKER_RECOVERED : TRACKER_NO_CHANGE;
+    }
+    if (vm->stuck && now - vm->stuck_ms >= t->retry_after_ms) {
+        vm->target_kib = 0; /* plan it afresh from where the balloon really is */
+        vm->stuck = false;
+        return TRACKER_RETRY;
+    }
+    if (!vm->stuck && now - vm->progress_ms >= t->stuck_after_ms) {
+        vm->stuck = true;
+        vm->stuck_ms = now;
+        return TRACKER_STUCK;
+    }
+    return TRACKER_NO_CHANGE;
+}
+
+enum tracker_change
+tracker_observe(struct tracker *t,
+                const char *uuid,
+                uint64_t actual_kib,
+                uint64_t now_ms,
+                struct tracker_vm **out)
+{
+    struct tracker_vm *vm = find_or_add(t, uuid);
+
+    vm->seen = true;
+    *out = vm;
+    if (vm->target_kib == 0)
+        return TRACKER_NO_CHANGE;
+    return follow_balloon(t, vm, actual_kib, now_ms);
+}
+
+void
+tracker_set_target(struct tracker_vm *vm, uint64_t target_kib, uint64_t actual_kib, uint64_t now_ms)
+{
+    bool same = vm->target_kib == target_kib;
+
+    vm->target_kib = target_kib;
+    vm->set_ms = now_ms;
+    if (!same) {
+        /* A new target is a new journey: measure progress from here. */
+        vm->distance_kib = distance(target_kib, actual_kib);
+        vm->progress_ms = now_ms;
+    }
+}
+
+size_t
+tracker_end_round(struct tracker *t)
+{
+    size_t kept = 0;
+
+    for (size_t i = 0; i < t->n_records; i++) {
+        if (t->records[i].vm.seen)
+            t->records[kept++] = t->records[i];
+    }
+    size_t forgotten = t->n_records - kept;
+    t->n_records = kept;
+    if (forgotten)
+        rebuild_index(t);
+    return forgotten;
+}
+
+size_t
+tracker_count(const struct tracker *t)
+{
+    return t->n_records;
+}
+
+const char *
+tracker_change_name(enum tracker_change change)
+{
+    switch (change) {
+    case TRACKER_NO_CHANGE:
+        return "none";
+    case TRACKER_REACHED:
+        return "reached";
+    case TRACKER_STUCK:
+        return "stuck";
+    case TRACKER_RECOVERED:
+        return "recovered";
+    case TRACKER_RETRY:
+        return "retry";
+    }
+    return "invalid";
+}

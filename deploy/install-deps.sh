@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what memsched needs to build and run on Debian 12 (the one list CI and the demo use).
+#   deploy/install-deps.sh          build + runtime libraries and tools
+#   deploy/install-deps.sh --test   also what the tests need (libvirtd, clang for fuzzing, ...)
+set -euo pipefail
+
+build=(
+    build-essential cmake pkg-config
+    libvirt-dev libzmq3-dev protobuf-c-compiler libprotobuf-c-dev
+    libxml2-dev libjansson-dev libsystemd-dev libcmocka-dev
+)
+test=(
+    clang clang-format libclang-rt-14-dev
+)
+
+packages=("${build[@]}")
+if [ "${1:-}" = "--test" ]; then
+    packages+=("${test[@]}")
+fi
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Only touch apt when something is missing: quick on a machine that has everything.
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ] || [ "${CI:-}" = "true" ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -q
+    as_root apt-get install -y -q --no-install-recommends "${packages[@]}"
+fi
