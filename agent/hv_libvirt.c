@@ -19,8 +19,8 @@
  * open and never stopped (libvirt offers no way to stop it). Callbacks run there and only queue
  * what they saw into struct lv_shared under its mutex; every libvirt call of the port, the cache
  * and the connection belong to the caller's thread, which drains the queue at each sample.
- * lv_shared is reference counted because libvirt may call a callback until it calls that
- * callback's free function, which can be after the hv is closed.
+ * lv_shared is reference counted because libvirt may call a domain event callback until it
+ * calls that callback's free function, which can be after the hv is closed.
  *
  * Errors follow hv.h. A lost connection is noticed through the close callback or through a call
  * failing while virConnectIsAlive says the connection is dead; then every op returns -ENOTCONN
@@ -84,7 +84,7 @@ struct lv_event {
 /* What the event thread shares with the caller's thread; every field under lock. */
 struct lv_shared {
     pthread_mutex_t lock;
-    unsigned refs;      /* the hv's, and one per callback libvirt still holds */
+    unsigned refs;      /* the hv's, and one per domain event callback libvirt still holds */
     virConnectPtr conn; /* the connection callbacks are taken from; others are stale */
     bool closed;        /* libvirt closed conn (daemon gone, keepalive timeout) */
     int close_reason;
@@ -369,6 +369,13 @@ shared_unref(void *opaque)
     free(sh);
 }
 
+static const char *
+dom_name(virDomainPtr dom)
+{
+    const char *name = virDomainGetName(dom);
+    return name ? name : "";
+}
+
 static void
 queue_event(struct lv_shared *sh, virConnectPtr conn, virDomainPtr dom, enum lv_event_kind kind)
 {
@@ -392,8 +399,7 @@ queue_event(struct lv_shared *sh, virConnectPtr conn, virDomainPtr dom, enum lv_
 static int
 on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
 {
-    log_debug(MOD, "event=lifecycle name=%s type=%d detail=%d", virDomainGetName(dom), event,
-              detail);
+    log_debug(MOD, "event=lifecycle name=%s type=%d detail=%d", dom_name(dom), event, detail);
     if (event == VIR_DOMAIN_EVENT_STARTED)
         queue_event(opaque, conn, dom, LV_EVENT_STARTED);
     else if (event == VIR_DOMAIN_EVENT_DEFINED)
@@ -411,8 +417,7 @@ on_balloon_change(virConnectPtr conn, virDomainPtr dom, unsigned long long actua
     pthread_mutex_lock(&sh->lock);
     sh->balloon_events++;
     pthread_mutex_unlock(&sh->lock);
-    log_debug(MOD, "event=balloon_change name=%s actual_kib=%llu", virDomainGetName(dom),
-              actual_kib);
+    log_debug(MOD, "event=balloon_change name=%s actual_kib=%llu", dom_name(dom), actual_kib);
 }
 
 static void
@@ -420,15 +425,14 @@ on_metadata_change(virConnectPtr conn, virDomainPtr dom, int type, const char *n
 {
     if (type != VIR_DOMAIN_METADATA_ELEMENT || (nsuri && strcmp(nsuri, META_URI) != 0))
         return;
-    log_debug(MOD, "event=metadata_change name=%s", virDomainGetName(dom));
+    log_debug(MOD, "event=metadata_change name=%s", dom_name(dom));
     queue_event(opaque, conn, dom, LV_EVENT_METADATA);
 }
 
 static void
 on_migration_iteration(virConnectPtr conn, virDomainPtr dom, int iteration, void *opaque)
 {
-    log_debug(MOD, "event=migration_iteration name=%s iteration=%d", virDomainGetName(dom),
-              iteration);
+    log_debug(MOD, "event=migration_iteration name=%s iteration=%d", dom_name(dom), iteration);
     queue_event(opaque, conn, dom, LV_EVENT_MIGRATING);
 }
 
@@ -739,15 +743,17 @@ register_callbacks(struct lv *lv)
                        sizeof(((struct lv *)0)->event_ids) / sizeof(int),
                    "one id per event");
 
-    /* Each registration holds a reference that libvirt gives back through shared_unref; a
-     * registration that fails never took it. */
-    shared_ref(lv->shared);
-    if (virConnectRegisterCloseCallback(lv->conn, on_close, lv->shared, shared_unref) == 0) {
+    /* The close callback takes no reference: drivers without a close-callback hook (the test
+     * driver) accept the registration but never call its free function, and the remote driver
+     * runs the callback under the same lock that virConnectUnregisterCloseCallback takes, so
+     * none runs once lv_disconnect has unregistered it. */
+    if (virConnectRegisterCloseCallback(lv->conn, on_close, lv->shared, NULL) == 0)
         lv->close_cb = true;
-    } else {
-        shared_unref(lv->shared);
+    else
         log_debug(MOD, "event=no_close_callback uri=%s", lv->uri);
-    }
+    /* Each domain event holds a reference that libvirt gives back through shared_unref when it
+     * drops the callback (which may be after deregistering, if it is running); a registration
+     * that fails never took it. */
     for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
         shared_ref(lv->shared);
         lv->event_ids[i] = virConnectDomainEventRegisterAny(lv->conn, NULL, events[i].id,
@@ -862,7 +868,7 @@ vm_push(struct lv *lv, virDomainPtr dom)
     memset(vm, 0, sizeof(*vm));
     if (virDomainGetUUIDString(dom, vm->uuid) < 0)
         vm->uuid[0] = '\0';
-    copy_str(vm->name, sizeof(vm->name), virDomainGetName(dom));
+    copy_str(vm->name, sizeof(vm->name), dom_name(dom));
     vm->managed = true;
     vm->has_balloon = true;
     return vm;

@@ -38,6 +38,7 @@ struct options {
     bool check_config;
     bool print_config;
     bool table;
+    const char *record_path;
     uint64_t max_rounds;
 };
 
@@ -49,6 +50,7 @@ struct agent {
     struct round *round;
     sigset_t signals;
     uint64_t start_ms;
+    FILE *record; /* --record: the per-round CSV */
 };
 
 static uint64_t
@@ -71,6 +73,7 @@ usage(FILE *out)
             "  -1, --once            run one round and exit\n"
             "  -r, --rounds N        stop after N rounds\n"
             "  -t, --table           print a per-VM table each round and a summary at the end\n"
+            "  -R, --record FILE     append one CSV line per VM per round to FILE\n"
             "  -l, --log-level L     err, warn, info or debug\n"
             "      --check-config    validate the configuration and exit\n"
             "      --print-config    print the effective configuration and exit\n"
@@ -89,6 +92,7 @@ parse_args(int argc, char **argv, struct options *o)
         {"once", no_argument, NULL, '1'},
         {"rounds", required_argument, NULL, 'r'},
         {"table", no_argument, NULL, 't'},
+        {"record", required_argument, NULL, 'R'},
         {"log-level", required_argument, NULL, 'l'},
         {"check-config", no_argument, NULL, OPT_CHECK},
         {"print-config", no_argument, NULL, OPT_PRINT},
@@ -98,7 +102,7 @@ parse_args(int argc, char **argv, struct options *o)
     int c;
     char *end;
 
-    while ((c = getopt_long(argc, argv, "c:u:s:n1r:tl:h", long_opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:u:s:n1r:tR:l:h", long_opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             o->config_path = optarg;
@@ -124,6 +128,9 @@ parse_args(int argc, char **argv, struct options *o)
             break;
         case 't':
             o->table = true;
+            break;
+        case 'R':
+            o->record_path = optarg;
             break;
         case 'l':
             o->log_level = optarg;
@@ -298,11 +305,13 @@ run(struct agent *a)
     for (uint64_t n = 1;; n++) {
         uint64_t now = monotonic_ms();
         rc = round_run(a->round, &a->state.policy, now);
-        if (a->opts.table) {
+        if (rc != -ENOTCONN && (a->opts.table || a->record)) {
             struct round_view view;
             round_get_view(a->round, &view);
-            if (rc != -ENOTCONN)
+            if (a->opts.table)
                 report_round(stdout, &view, &a->state.policy, n, now - a->start_ms);
+            if (a->record)
+                report_csv_round(a->record, &view, &a->state.policy, n, now - a->start_ms);
         }
         sd_notify(0, "WATCHDOG=1");
         if (a->opts.once || (a->opts.max_rounds && n >= a->opts.max_rounds) || scenario_over(a))
@@ -350,6 +359,16 @@ main(int argc, char **argv)
     sigaddset(&a.signals, SIGINT);
     sigprocmask(SIG_BLOCK, &a.signals, NULL);
 
+    if (a.opts.record_path) {
+        a.record = fopen(a.opts.record_path, "a");
+        if (!a.record) {
+            log_err(MODULE, "event=record_open_failed path=%s error=%s", a.opts.record_path,
+                    strerror(errno));
+            return 1;
+        }
+        if (ftell(a.record) == 0)
+            report_csv_header(a.record);
+    }
     if (hv_open(a.config.uri, &a.hv, err, sizeof(err)) < 0) {
         log_err(MODULE, "event=hypervisor_open_failed uri=%s why=\"%s\"", a.config.uri, err);
         return 1;
@@ -367,5 +386,7 @@ main(int argc, char **argv)
     log_info(MODULE, "event=stopped rounds=%" PRIu64, round_get_counters(a.round)->rounds);
     round_destroy(&a.round);
     hv_close(&a.hv);
+    if (a.record)
+        fclose(a.record);
     return status;
 }

@@ -57,6 +57,50 @@ report_round(FILE *out,
 }
 
 void
+report_csv_header(FILE *out)
+{
+    fprintf(out, "t_ms,round,vm,name,reason,old_target_kib,new_target_kib,actual_kib,max_kib,"
+                 "unused_kib,usable_kib,stats_age_ms,stuck,vm_kib,host_kib,host_total_kib,"
+                 "host_available_kib,host_min_unused_kib,applied\n");
+}
+
+static void
+csv_optional(FILE *out, bool present, uint64_t value)
+{
+    if (present)
+        fprintf(out, "%" PRIu64 ",", value);
+    else
+        fputc(',', out);
+}
+
+void
+report_csv_round(FILE *out,
+                 const struct round_view *view,
+                 const struct policy *policy,
+                 uint64_t round_no,
+                 uint64_t elapsed_ms)
+{
+    for (size_t i = 0; i < view->n_vms; i++) {
+        const struct hv_vm *vm = &view->vms[i];
+        const struct sched_entry *e = view->entry_of[i];
+        /* VM names come from libvirt; keep the CSV parseable whatever they contain. */
+        fprintf(out, "%" PRIu64 ",%" PRIu64 ",%s,\"", elapsed_ms, round_no, vm->uuid);
+        for (const char *c = vm->name; *c; c++)
+            fputs(*c == '"' ? "\"\"" : (char[2]){*c, 0}, out);
+        fprintf(out, "\",%s,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",",
+                sched_reason_name(e->reason), e->old_target_kib, e->new_target_kib, vm->actual_kib,
+                vm->max_kib);
+        csv_optional(out, vm->has_unused, vm->unused_kib);
+        csv_optional(out, vm->has_usable, vm->usable_kib);
+        csv_optional(out, vm->has_unused || vm->has_usable, vm->stats_age_ms);
+        fprintf(out, "%d,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%d\n",
+                view->snapshot[i].stuck, e->vm_kib, e->host_kib, view->host->total_kib,
+                view->host->available_kib, policy->host_min_unused_kib, view->applied);
+    }
+    fflush(out);
+}
+
+void
 report_summary(FILE *out, const struct round_counters *c, uint64_t elapsed_ms)
 {
     fprintf(out, "\nsummary: %" PRIu64 " rounds in %.1f s (%" PRIu64 " failed to sample)\n",

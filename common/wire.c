@@ -8,41 +8,50 @@
  */
 #include "wire.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "memsched.pb-c.h"
+
+static void
+fill_policy(const struct policy *p, Memsched__Policy *msg)
+{
+    memsched__policy__init(msg);
+    msg->has_vm_min_unused_mib = true;
+    msg->vm_min_unused_mib = p->vm_min_unused_kib / POLICY_KIB_PER_MIB;
+    msg->has_vm_grow_target_unused_mib = true;
+    msg->vm_grow_target_unused_mib = p->vm_grow_target_unused_kib / POLICY_KIB_PER_MIB;
+    msg->has_vm_excess_unused_mib = true;
+    msg->vm_excess_unused_mib = p->vm_excess_unused_kib / POLICY_KIB_PER_MIB;
+    msg->has_max_release_step_mib = true;
+    msg->max_release_step_mib = p->max_release_step_kib / POLICY_KIB_PER_MIB;
+    msg->has_host_min_unused_mib = true;
+    msg->host_min_unused_mib = p->host_min_unused_kib / POLICY_KIB_PER_MIB;
+    msg->has_vm_floor_mib = true;
+    msg->vm_floor_mib = p->vm_floor_kib / POLICY_KIB_PER_MIB;
+    msg->has_interval_ms = true;
+    msg->interval_ms = p->interval_ms;
+    msg->has_stale_stats_s = true;
+    msg->stale_stats_s = p->stale_stats_s;
+    msg->has_demand_signal = true;
+    msg->demand_signal = p->demand_signal == POLICY_DEMAND_USABLE
+                             ? MEMSCHED__POLICY__DEMAND_SIGNAL__DEMAND_USABLE
+                             : MEMSCHED__POLICY__DEMAND_SIGNAL__DEMAND_UNUSED;
+    msg->has_reclaim_idle = true;
+    msg->reclaim_idle = p->reclaim_idle;
+}
 
 int
 wire_encode_policy(const struct policy *p, uint8_t **buf, size_t *len)
 {
-    Memsched__Policy msg = MEMSCHED__POLICY__INIT;
+    Memsched__Policy msg;
 
-    msg.has_vm_min_unused_mib = true;
-    msg.vm_min_unused_mib = p->vm_min_unused_kib / POLICY_KIB_PER_MIB;
-    msg.has_vm_grow_target_unused_mib = true;
-    msg.vm_grow_target_unused_mib = p->vm_grow_target_unused_kib / POLICY_KIB_PER_MIB;
-    msg.has_vm_excess_unused_mib = true;
-    msg.vm_excess_unused_mib = p->vm_excess_unused_kib / POLICY_KIB_PER_MIB;
-    msg.has_max_release_step_mib = true;
-    msg.max_release_step_mib = p->max_release_step_kib / POLICY_KIB_PER_MIB;
-    msg.has_host_min_unused_mib = true;
-    msg.host_min_unused_mib = p->host_min_unused_kib / POLICY_KIB_PER_MIB;
-    msg.has_vm_floor_mib = true;
-    msg.vm_floor_mib = p->vm_floor_kib / POLICY_KIB_PER_MIB;
-    msg.has_interval_ms = true;
-    msg.interval_ms = p->interval_ms;
-    msg.has_stale_stats_s = true;
-    msg.stale_stats_s = p->stale_stats_s;
-    msg.has_demand_signal = true;
-    msg.demand_signal = p->demand_signal == POLICY_DEMAND_USABLE
-                            ? MEMSCHED__POLICY__DEMAND_SIGNAL__DEMAND_USABLE
-                            : MEMSCHED__POLICY__DEMAND_SIGNAL__DEMAND_UNUSED;
-    msg.has_reclaim_idle = true;
-    msg.reclaim_idle = p->reclaim_idle;
-
+    fill_policy(p, &msg);
     size_t size = memsched__policy__get_packed_size(&msg);
     *buf = malloc(size ? size : 1);
     if (!*buf)
@@ -124,5 +133,597 @@ wire_decode_policy(const uint8_t *buf, size_t len, struct policy *p, char *err, 
     memsched__policy__free_unpacked(msg, NULL);
     if (rc == 0)
         *p = decoded;
+    return rc;
+}
+
+/* ---- strings and numbers we accept from the wire ---- */
+
+static bool
+valid_text(const char *s, size_t max, bool allow_empty)
+{
+    size_t n = 0;
+
+    if (!s)
+        return allow_empty;
+    for (; s[n]; n++) {
+        if ((unsigned char)s[n] < 0x20 || s[n] == 0x7f)
+            return false; /* no control characters: these end up in logs and tables */
+        if (n + 1 >= max)
+            return false;
+    }
+    return allow_empty || n > 0;
+}
+
+static bool
+valid_token(const char *s, size_t max)
+{
+    size_t n = 0;
+
+    if (!s)
+        return false;
+    for (; s[n]; n++) {
+        char c = s[n];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok || n + 1 >= max)
+            return false;
+    }
+    return n > 0;
+}
+
+bool
+wire_host_id_valid(const char *host_id)
+{
+    return valid_token(host_id, WIRE_HOST_ID_MAX);
+}
+
+static bool
+valid_uuid(const char *s)
+{
+    if (!s || strlen(s) != WIRE_UUID_LEN - 1)
+        return false;
+    for (int i = 0; i < WIRE_UUID_LEN - 1; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+            return false;
+    }
+    return true;
+}
+
+/* "fleet", "label:KEY=VALUE" or "host:ID". */
+static bool
+valid_scope(const char *s)
+{
+    char key[WIRE_LABEL_KEY_MAX];
+
+    if (!valid_text(s, WIRE_SCOPE_MAX, false))
+        return false;
+    if (strcmp(s, "fleet") == 0)
+        return true;
+    if (strncmp(s, "host:", 5) == 0)
+        return wire_host_id_valid(s + 5);
+    if (strncmp(s, "label:", 6) != 0)
+        return false;
+    const char *eq = strchr(s + 6, '=');
+    if (!eq || (size_t)(eq - (s + 6)) >= sizeof(key))
+        return false;
+    memcpy(key, s + 6, (size_t)(eq - (s + 6)));
+    key[eq - (s + 6)] = '\0';
+    return valid_token(key, sizeof(key)) && valid_text(eq + 1, WIRE_LABEL_VALUE_MAX, false);
+}
+
+__attribute__((format(printf, 3, 4))) static int
+refuse(char *err, size_t err_len, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+/* A KiB value: present or zero, never beyond what any host could hold. */
+static int
+take_kib(
+    const char *what, protobuf_c_boolean has, uint64_t v, uint64_t *out, char *err, size_t err_len)
+{
+    if (has && v > SCHED_KIB_MAX)
+        return refuse(err, err_len, "%s=%" PRIu64 " KiB out of range", what, v);
+    *out = has ? v : 0;
+    return 0;
+}
+
+/* ---- decoding: unpacked message -> validated copies in our structs ---- */
+
+static int
+take_hello(const Memsched__Hello *m, struct wire_hello *h, char *err, size_t err_len)
+{
+    if (!valid_text(m->agent_version, WIRE_VERSION_MAX, false))
+        return refuse(err, err_len, "hello: bad agent_version");
+    if (m->n_labels > WIRE_LABELS_MAX)
+        return refuse(err, err_len, "hello: %zu labels, at most %d", m->n_labels, WIRE_LABELS_MAX);
+    strcpy(h->agent_version, m->agent_version);
+    for (size_t i = 0; i < m->n_labels; i++) {
+        const Memsched__Label *l = m->labels[i];
+        if (!valid_token(l->key, WIRE_LABEL_KEY_MAX) ||
+            !valid_text(l->value, WIRE_LABEL_VALUE_MAX, false))
+            return refuse(err, err_len, "hello: bad label %zu", i);
+        strcpy(h->labels[i].key, l->key);
+        strcpy(h->labels[i].value, l->value);
+    }
+    h->n_labels = m->n_labels;
+    h->policy_version = m->has_policy_version ? m->policy_version : 0;
+    return 0;
+}
+
+static int
+take_vm(const Memsched__VmStats *m, struct wire_vm *vm, char *err, size_t err_len)
+{
+    int rc = 0;
+
+    if (!valid_uuid(m->uuid))
+        return refuse(err, err_len, "report: bad vm uuid");
+    if (!valid_text(m->name, WIRE_NAME_MAX, true))
+        return refuse(err, err_len, "report: vm %s: bad name", m->uuid);
+    if (m->has_state && (m->state < MEMSCHED__VM_STATS__STATE__RUNNING ||
+                         m->state > MEMSCHED__VM_STATS__STATE__OTHER))
+        return refuse(err, err_len, "report: vm %s: state=%d unknown", m->uuid, (int)m->state);
+    strcpy(vm->uuid, m->uuid);
+    snprintf(vm->name, sizeof(vm->name), "%s", m->name ? m->name : "");
+    vm->state = m->has_state ? (enum sched_vm_state)m->state : SCHED_VM_OTHER;
+    rc = rc ?: take_kib("max_kib", m->has_max_kib, m->max_kib, &vm->max_kib, err, err_len);
+    rc = rc
+             ?: take_kib("actual_kib", m->has_actual_kib, m->actual_kib, &vm->actual_kib, err,
+                         err_len);
+    rc = rc
+             ?: take_kib("target_kib", m->has_target_kib, m->target_kib, &vm->target_kib, err,
+                         err_len);
+    rc = rc
+             ?: take_kib("unused_kib", m->has_unused_kib, m->unused_kib, &vm->unused_kib, err,
+                         err_len);
+    rc = rc
+             ?: take_kib("usable_kib", m->has_usable_kib, m->usable_kib, &vm->usable_kib, err,
+                         err_len);
+    vm->has_unused = m->has_unused_kib;
+    vm->has_usable = m->has_usable_kib;
+    vm->stats_age_ms = m->has_stats_age_ms ? m->stats_age_ms : 0;
+    vm->managed = m->has_managed ? m->managed : true;
+    vm->stuck = m->has_stuck && m->stuck;
+    return rc;
+}
+
+static int
+reason_from_name(const char *name, enum sched_reason *reason)
+{
+    for (int r = 0; r < SCHED_REASON_COUNT; r++) {
+        if (name && strcmp(name, sched_reason_name((enum sched_reason)r)) == 0) {
+            *reason = (enum sched_reason)r;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+static int
+take_decision(const Memsched__Decision *m, struct wire_decision *d, char *err, size_t err_len)
+{
+    int rc = 0;
+
+    if (!valid_uuid(m->uuid))
+        return refuse(err, err_len, "report: decision with a bad uuid");
+    if (reason_from_name(m->reason, &d->reason) < 0)
+        return refuse(err, err_len, "report: decision for %s: unknown reason", m->uuid);
+    if (m->counterpart && m->counterpart[0] && strcmp(m->counterpart, WIRE_COUNTERPART_HOST) &&
+        !valid_uuid(m->counterpart))
+        return refuse(err, err_len, "report: decision for %s: bad counterpart", m->uuid);
+    strcpy(d->uuid, m->uuid);
+    snprintf(d->counterpart, sizeof(d->counterpart), "%s", m->counterpart ? m->counterpart : "");
+    rc = rc
+             ?: take_kib("old_target_kib", m->has_old_target_kib, m->old_target_kib,
+                         &d->old_target_kib, err, err_len);
+    rc = rc
+             ?: take_kib("new_target_kib", m->has_new_target_kib, m->new_target_kib,
+                         &d->new_target_kib, err, err_len);
+    return rc;
+}
+
+static int
+compare_vm_uuid(const void *a, const void *b)
+{
+    return strcmp((*(const struct wire_vm *const *)a)->uuid,
+                  (*(const struct wire_vm *const *)b)->uuid);
+}
+
+/* Targets are keyed by uuid: a report naming one VM twice is ambiguous, so it is refused. */
+static int
+refuse_duplicates(const struct wire_report *r, char *err, size_t err_len)
+{
+    const struct wire_vm **sorted = malloc((r->n_vms ? r->n_vms : 1) * sizeof(*sorted));
+    int rc = 0;
+
+    if (!sorted)
+        abort();
+    for (size_t i = 0; i < r->n_vms; i++)
+        sorted[i] = &r->vms[i];
+    qsort(sorted, r->n_vms, sizeof(*sorted), compare_vm_uuid);
+    for (size_t i = 1; i < r->n_vms && rc == 0; i++) {
+        if (strcmp(sorted[i - 1]->uuid, sorted[i]->uuid) == 0)
+            rc = refuse(err, err_len, "report: vm %s listed twice", sorted[i]->uuid);
+    }
+    free(sorted);
+    return rc;
+}
+
+static void
+take_counters(const Memsched__Counters *m, struct wire_counters *c)
+{
+    if (!m)
+        return;
+    c->rounds = m->has_rounds ? m->rounds : 0;
+    c->granted_kib = m->has_granted_kib ? m->granted_kib : 0;
+    c->reclaimed_kib = m->has_reclaimed_kib ? m->reclaimed_kib : 0;
+    c->apply_failures = m->has_apply_failures ? m->apply_failures : 0;
+    c->reports_dropped = m->has_reports_dropped ? m->reports_dropped : 0;
+    c->messages_rejected = m->has_messages_rejected ? m->messages_rejected : 0;
+}
+
+static int
+take_report(const Memsched__Report *m, struct wire_report *r, char *err, size_t err_len)
+{
+    int rc = 0;
+
+    if (m->n_vms > WIRE_VMS_MAX || m->n_decisions > m->n_vms)
+        return refuse(err, err_len,
+                      "report: %zu vms and %zu decisions (at most %d, and no more "
+                      "decisions than vms)",
+                      m->n_vms, m->n_decisions, WIRE_VMS_MAX);
+    rc = rc
+             ?: take_kib("host_total_kib", m->has_host_total_kib, m->host_total_kib,
+                         &r->host_total_kib, err, err_len);
+    rc = rc
+             ?: take_kib("host_available_kib", m->has_host_available_kib, m->host_available_kib,
+                         &r->host_available_kib, err, err_len);
+    if (rc)
+        return rc;
+    r->vms = calloc(m->n_vms ? m->n_vms : 1, sizeof(*r->vms));
+    r->decisions = calloc(m->n_decisions ? m->n_decisions : 1, sizeof(*r->decisions));
+    if (!r->vms || !r->decisions)
+        abort();
+    for (size_t i = 0; i < m->n_vms && rc == 0; i++, r->n_vms++)
+        rc = take_vm(m->vms[i], &r->vms[i], err, err_len);
+    for (size_t i = 0; i < m->n_decisions && rc == 0; i++, r->n_decisions++)
+        rc = take_decision(m->decisions[i], &r->decisions[i], err, err_len);
+    take_counters(m->counters, &r->counters);
+    r->policy_version = m->has_policy_version ? m->policy_version : 0;
+    return rc ?: refuse_duplicates(r, err, err_len);
+}
+
+static int
+take_push(const Memsched__PolicyPush *m, struct wire_policy_push *p, char *err, size_t err_len)
+{
+    char msg[POLICY_ERR_MAX];
+
+    if (!valid_scope(m->scope))
+        return refuse(err, err_len, "policy_push: bad scope");
+    if (m->version == 0)
+        return refuse(err, err_len, "policy_push: version 0 is reserved for 'none'");
+    policy_init_defaults(&p->policy);
+    if (!m->policy)
+        return refuse(err, err_len, "policy_push: no policy");
+    if (take_policy(m->policy, &p->policy, msg, sizeof(msg)) < 0)
+        return refuse(err, err_len, "policy_push v%" PRIu64 ": %s", m->version, msg);
+    p->version = m->version;
+    strcpy(p->scope, m->scope);
+    return 0;
+}
+
+static int
+take_ack(const Memsched__PolicyAck *m, struct wire_policy_ack *a, char *err, size_t err_len)
+{
+    if (!valid_text(m->reason, WIRE_REASON_MAX, true))
+        return refuse(err, err_len, "policy_ack: bad reason");
+    a->version = m->version;
+    a->applied = m->applied;
+    snprintf(a->reason, sizeof(a->reason), "%s", m->reason ? m->reason : "");
+    return 0;
+}
+
+static int
+take_body(const Memsched__Envelope *env, struct wire_msg *msg, char *err, size_t err_len)
+{
+    switch (env->body_case) {
+    case MEMSCHED__ENVELOPE__BODY_HELLO:
+        msg->body = WIRE_BODY_HELLO;
+        return take_hello(env->hello, &msg->u.hello, err, err_len);
+    case MEMSCHED__ENVELOPE__BODY_REPORT:
+        msg->body = WIRE_BODY_REPORT;
+        return take_report(env->report, &msg->u.report, err, err_len);
+    case MEMSCHED__ENVELOPE__BODY_HEARTBEAT:
+        msg->body = WIRE_BODY_HEARTBEAT;
+        msg->u.heartbeat_policy_version =
+            env->heartbeat->has_policy_version ? env->heartbeat->policy_version : 0;
+        return 0;
+    case MEMSCHED__ENVELOPE__BODY_POLICY_PUSH:
+        msg->body = WIRE_BODY_POLICY_PUSH;
+        return take_push(env->policy_push, &msg->u.push, err, err_len);
+    case MEMSCHED__ENVELOPE__BODY_POLICY_ACK:
+        msg->body = WIRE_BODY_POLICY_ACK;
+        return take_ack(env->policy_ack, &msg->u.ack, err, err_len);
+    case MEMSCHED__ENVELOPE__BODY_SAY_HELLO:
+        msg->body = WIRE_BODY_SAY_HELLO;
+        return 0;
+    default:
+        return refuse(err, err_len, "envelope without a body");
+    }
+}
+
+int
+wire_decode(const uint8_t *buf, size_t len, struct wire_msg *msg, char *err, size_t err_len)
+{
+    memset(msg, 0, sizeof(*msg));
+    if (len > WIRE_MSG_MAX_BYTES) {
+        snprintf(err, err_len, "message of %zu bytes, at most %d", len, WIRE_MSG_MAX_BYTES);
+        return -EBADMSG;
+    }
+    Memsched__Envelope *env = memsched__envelope__unpack(NULL, len, buf);
+    if (!env) {
+        snprintf(err, err_len, "malformed message (%zu bytes)", len);
+        return -EBADMSG;
+    }
+    int rc;
+    if (env->protocol_version != WIRE_PROTOCOL_VERSION)
+        rc = refuse(err, err_len, "protocol_version=%" PRIu32 " unsupported (want %d)",
+                    env->protocol_version, WIRE_PROTOCOL_VERSION);
+    else if (!wire_host_id_valid(env->host_id))
+        rc = refuse(err, err_len, "bad host_id");
+    else
+        rc = take_body(env, msg, err, err_len);
+    if (rc == 0) {
+        msg->protocol_version = env->protocol_version;
+        strcpy(msg->host_id, env->host_id);
+        msg->sequence = env->sequence;
+    }
+    memsched__envelope__free_unpacked(env, NULL);
+    if (rc < 0)
+        wire_msg_clear(msg);
+    return rc;
+}
+
+void
+wire_msg_clear(struct wire_msg *msg)
+{
+    if (msg->body == WIRE_BODY_REPORT) {
+        free(msg->u.report.vms);
+        free(msg->u.report.decisions);
+    }
+    memset(msg, 0, sizeof(*msg));
+}
+
+const char *
+wire_body_name(enum wire_body body)
+{
+    switch (body) {
+    case WIRE_BODY_HELLO:
+        return "hello";
+    case WIRE_BODY_REPORT:
+        return "report";
+    case WIRE_BODY_HEARTBEAT:
+        return "heartbeat";
+    case WIRE_BODY_POLICY_PUSH:
+        return "policy_push";
+    case WIRE_BODY_POLICY_ACK:
+        return "policy_ack";
+    case WIRE_BODY_SAY_HELLO:
+        return "say_hello";
+    }
+    return "invalid";
+}
+
+/* ---- encoding: our structs -> protobuf-c structs pointing into them -> bytes ---- */
+
+/* The protobuf-c side of a report: arrays that point into the wire_report being sent. */
+struct report_frame {
+    Memsched__Report report;
+    Memsched__VmStats *vms;
+    Memsched__VmStats **vm_ptrs;
+    Memsched__Decision *decisions;
+    Memsched__Decision **decision_ptrs;
+    Memsched__Counters counters;
+};
+
+static void
+frame_vm(const struct wire_vm *vm, Memsched__VmStats *m)
+{
+    memsched__vm_stats__init(m);
+    m->uuid = (char *)vm->uuid;
+    m->name = (char *)vm->name;
+    m->has_state = true;
+    m->state = (Memsched__VmStats__State)vm->state;
+    m->has_max_kib = m->has_actual_kib = m->has_target_kib = true;
+    m->max_kib = vm->max_kib;
+    m->actual_kib = vm->actual_kib;
+    m->target_kib = vm->target_kib;
+    m->has_unused_kib = vm->has_unused;
+    m->unused_kib = vm->unused_kib;
+    m->has_usable_kib = vm->has_usable;
+    m->usable_kib = vm->usable_kib;
+    m->has_stats_age_ms = vm->has_unused || vm->has_usable;
+    m->stats_age_ms = vm->stats_age_ms;
+    m->has_managed = m->has_stuck = true;
+    m->managed = vm->managed;
+    m->stuck = vm->stuck;
+}
+
+static void
+frame_report(const struct wire_report *r, struct report_frame *f)
+{
+    memsched__report__init(&f->report);
+    memsched__counters__init(&f->counters);
+    f->vms = calloc(r->n_vms ? r->n_vms : 1, sizeof(*f->vms));
+    f->vm_ptrs = calloc(r->n_vms ? r->n_vms : 1, sizeof(*f->vm_ptrs));
+    f->decisions = calloc(r->n_decisions ? r->n_decisions : 1, sizeof(*f->decisions));
+    f->decision_ptrs = calloc(r->n_decisions ? r->n_decisions : 1, sizeof(*f->decision_ptrs));
+    if (!f->vms || !f->vm_ptrs || !f->decisions || !f->decision_ptrs)
+        abort();
+    for (size_t i = 0; i < r->n_vms; i++) {
+        frame_vm(&r->vms[i], &f->vms[i]);
+        f->vm_ptrs[i] = &f->vms[i];
+    }
+    for (size_t i = 0; i < r->n_decisions; i++) {
+        Memsched__Decision *d = &f->decisions[i];
+        memsched__decision__init(d);
+        d->uuid = (char *)r->decisions[i].uuid;
+        d->reason = (char *)sched_reason_name(r->decisions[i].reason);
+        d->has_old_target_kib = d->has_new_target_kib = true;
+        d->old_target_kib = r->decisions[i].old_target_kib;
+        d->new_target_kib = r->decisions[i].new_target_kib;
+        d->counterpart =
+            r->decisions[i].counterpart[0] ? (char *)r->decisions[i].counterpart : NULL;
+        f->decision_ptrs[i] = d;
+    }
+    const struct wire_counters *c = &r->counters;
+    f->counters.has_rounds = f->counters.has_granted_kib = f->counters.has_reclaimed_kib = true;
+    f->counters.has_apply_failures = f->counters.has_reports_dropped = true;
+    f->counters.has_messages_rejected = true;
+    f->counters.rounds = c->rounds;
+    f->counters.granted_kib = c->granted_kib;
+    f->counters.reclaimed_kib = c->reclaimed_kib;
+    f->counters.apply_failures = c->apply_failures;
+    f->counters.reports_dropped = c->reports_dropped;
+    f->counters.messages_rejected = c->messages_rejected;
+    f->report.has_host_total_kib = f->report.has_host_available_kib = true;
+    f->report.host_total_kib = r->host_total_kib;
+    f->report.host_available_kib = r->host_available_kib;
+    f->report.n_vms = r->n_vms;
+    f->report.vms = f->vm_ptrs;
+    f->report.n_decisions = r->n_decisions;
+    f->report.decisions = f->decision_ptrs;
+    f->report.counters = &f->counters;
+    f->report.has_policy_version = true;
+    f->report.policy_version = r->policy_version;
+}
+
+static void
+free_report_frame(struct report_frame *f)
+{
+    free(f->vms);
+    free(f->vm_ptrs);
+    free(f->decisions);
+    free(f->decision_ptrs);
+}
+
+/* Everything a body needs on the protobuf-c side, alive until the message is packed. */
+struct frame {
+    Memsched__Envelope env;
+    Memsched__Hello hello;
+    Memsched__Label labels[WIRE_LABELS_MAX];
+    Memsched__Label *label_ptrs[WIRE_LABELS_MAX];
+    struct report_frame report;
+    Memsched__Heartbeat heartbeat;
+    Memsched__PolicyPush push;
+    Memsched__Policy policy;
+    Memsched__PolicyAck ack;
+    Memsched__SayHello say_hello;
+};
+
+static void
+frame_hello(const struct wire_hello *h, struct frame *f)
+{
+    memsched__hello__init(&f->hello);
+    f->hello.agent_version = (char *)h->agent_version;
+    for (size_t i = 0; i < h->n_labels && i < WIRE_LABELS_MAX; i++) {
+        memsched__label__init(&f->labels[i]);
+        f->labels[i].key = (char *)h->labels[i].key;
+        f->labels[i].value = (char *)h->labels[i].value;
+        f->label_ptrs[i] = &f->labels[i];
+    }
+    f->hello.n_labels = h->n_labels < WIRE_LABELS_MAX ? h->n_labels : WIRE_LABELS_MAX;
+    f->hello.labels = f->label_ptrs;
+    f->hello.has_policy_version = h->policy_version != 0;
+    f->hello.policy_version = h->policy_version;
+    f->env.body_case = MEMSCHED__ENVELOPE__BODY_HELLO;
+    f->env.hello = &f->hello;
+}
+
+static int
+frame_body(const struct wire_msg *msg, struct frame *f)
+{
+    switch (msg->body) {
+    case WIRE_BODY_HELLO:
+        frame_hello(&msg->u.hello, f);
+        return 0;
+    case WIRE_BODY_REPORT:
+        frame_report(&msg->u.report, &f->report);
+        f->env.body_case = MEMSCHED__ENVELOPE__BODY_REPORT;
+        f->env.report = &f->report.report;
+        return 0;
+    case WIRE_BODY_HEARTBEAT:
+        memsched__heartbeat__init(&f->heartbeat);
+        f->heartbeat.has_policy_version = true;
+        f->heartbeat.policy_version = msg->u.heartbeat_policy_version;
+        f->env.body_case = MEMSCHED__ENVELOPE__BODY_HEARTBEAT;
+        f->env.heartbeat = &f->heartbeat;
+        return 0;
+    case WIRE_BODY_POLICY_PUSH:
+        memsched__policy_push__init(&f->push);
+        fill_policy(&msg->u.push.policy, &f->policy);
+        f->push.version = msg->u.push.version;
+        f->push.scope = (char *)msg->u.push.scope;
+        f->push.policy = &f->policy;
+        f->env.body_case = MEMSCHED__ENVELOPE__BODY_POLICY_PUSH;
+        f->env.policy_push = &f->push;
+        return 0;
+    case WIRE_BODY_POLICY_ACK:
+        memsched__policy_ack__init(&f->ack);
+        f->ack.version = msg->u.ack.version;
+        f->ack.applied = msg->u.ack.applied;
+        f->ack.reason = msg->u.ack.reason[0] ? (char *)msg->u.ack.reason : NULL;
+        f->env.body_case = MEMSCHED__ENVELOPE__BODY_POLICY_ACK;
+        f->env.policy_ack = &f->ack;
+        return 0;
+    case WIRE_BODY_SAY_HELLO:
+        memsched__say_hello__init(&f->say_hello);
+        f->env.body_case = MEMSCHED__ENVELOPE__BODY_SAY_HELLO;
+        f->env.say_hello = &f->say_hello;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+int
+wire_encode(const struct wire_msg *msg, uint8_t **buf, size_t *len, char *err, size_t err_len)
+{
+    struct frame *f = calloc(1, sizeof(*f));
+    struct wire_msg check;
+    int rc;
+
+    if (!f)
+        abort();
+    *buf = NULL;
+    memsched__envelope__init(&f->env);
+    f->env.protocol_version = msg->protocol_version ? msg->protocol_version : WIRE_PROTOCOL_VERSION;
+    f->env.host_id = (char *)msg->host_id;
+    f->env.sequence = msg->sequence;
+    rc = frame_body(msg, f);
+    if (rc == 0) {
+        size_t size = memsched__envelope__get_packed_size(&f->env);
+        *buf = malloc(size ? size : 1);
+        if (!*buf)
+            abort();
+        *len = memsched__envelope__pack(&f->env, *buf);
+        /* Send nothing a receiver would refuse: the same gate on both ends. */
+        rc = wire_decode(*buf, *len, &check, err, err_len);
+        wire_msg_clear(&check);
+    } else {
+        snprintf(err, err_len, "unknown body %d", (int)msg->body);
+    }
+    if (msg->body == WIRE_BODY_REPORT)
+        free_report_frame(&f->report);
+    free(f);
+    if (rc < 0) {
+        free(*buf);
+        *buf = NULL;
+    }
     return rc;
 }

@@ -7,12 +7,139 @@
 #ifndef MEMSCHED_COMMON_WIRE_H
 #define MEMSCHED_COMMON_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "policy.h"
+#include "sched.h"
 
-#define WIRE_ERR_MAX 256
+#define WIRE_ERR_MAX          256
+#define WIRE_PROTOCOL_VERSION 1
+#define WIRE_MSG_MAX_BYTES    (4 * 1024 * 1024) /* the transport refuses anything larger */
+#define WIRE_HOST_ID_MAX      64                /* including the NUL */
+#define WIRE_UUID_LEN         37
+#define WIRE_NAME_MAX         128
+#define WIRE_VERSION_MAX      32
+#define WIRE_LABEL_KEY_MAX    64
+#define WIRE_LABEL_VALUE_MAX  128
+#define WIRE_LABELS_MAX       16
+#define WIRE_SCOPE_MAX        200
+#define WIRE_REASON_MAX       256
+#define WIRE_VMS_MAX          4096 /* VMs in one report */
+#define WIRE_COUNTERPART_HOST "host"
+
+enum wire_body {
+    WIRE_BODY_HELLO = 1,
+    WIRE_BODY_REPORT,
+    WIRE_BODY_HEARTBEAT,
+    WIRE_BODY_POLICY_PUSH,
+    WIRE_BODY_POLICY_ACK,
+    WIRE_BODY_SAY_HELLO,
+};
+
+struct wire_label {
+    char key[WIRE_LABEL_KEY_MAX];
+    char value[WIRE_LABEL_VALUE_MAX];
+};
+
+struct wire_hello {
+    char agent_version[WIRE_VERSION_MAX];
+    struct wire_label labels[WIRE_LABELS_MAX];
+    size_t n_labels;
+    uint64_t policy_version; /* 0 = holds no fleet policy */
+};
+
+struct wire_vm {
+    char uuid[WIRE_UUID_LEN];
+    char name[WIRE_NAME_MAX];
+    enum sched_vm_state state;
+    uint64_t max_kib;
+    uint64_t actual_kib;
+    uint64_t target_kib; /* 0 = none set */
+    uint64_t unused_kib;
+    uint64_t usable_kib;
+    uint64_t stats_age_ms;
+    bool has_unused;
+    bool has_usable;
+    bool managed;
+    bool stuck;
+};
+
+struct wire_decision {
+    char uuid[WIRE_UUID_LEN];
+    enum sched_reason reason;
+    uint64_t old_target_kib;
+    uint64_t new_target_kib;
+    char counterpart[WIRE_UUID_LEN]; /* a VM's uuid, "host", or "" */
+};
+
+struct wire_counters {
+    uint64_t rounds;
+    uint64_t granted_kib;
+    uint64_t reclaimed_kib;
+    uint64_t apply_failures;
+    uint64_t reports_dropped;
+    uint64_t messages_rejected;
+};
+
+/* vms and decisions are owned by the message: wire_msg_clear() frees them. */
+struct wire_report {
+    uint64_t host_total_kib;
+    uint64_t host_available_kib;
+    struct wire_vm *vms;
+    size_t n_vms;
+    struct wire_decision *decisions;
+    size_t n_decisions;
+    struct wire_counters counters;
+    uint64_t policy_version;
+};
+
+struct wire_policy_push {
+    uint64_t version;
+    char scope[WIRE_SCOPE_MAX]; /* "fleet", "label:KEY=VALUE" or "host:ID" */
+    struct policy policy;
+};
+
+struct wire_policy_ack {
+    uint64_t version;
+    bool applied;
+    char reason[WIRE_REASON_MAX]; /* why it was refused */
+};
+
+/* One message: the envelope and its body. */
+struct wire_msg {
+    uint32_t protocol_version;
+    char host_id[WIRE_HOST_ID_MAX];
+    uint64_t sequence;
+    enum wire_body body;
+    union {
+        struct wire_hello hello;
+        struct wire_report report;
+        uint64_t heartbeat_policy_version;
+        struct wire_policy_push push;
+        struct wire_policy_ack ack;
+    } u;
+};
+
+/* Encode msg into a new buffer (*buf, *len; the caller frees *buf). msg is validated first, as
+ * a receiver would: -EINVAL with err for a message we would refuse ourselves. */
+int wire_encode(const struct wire_msg *msg, uint8_t **buf, size_t *len, char *err, size_t err_len);
+
+/* Decode and validate one message: protocol version, host id, every count, range, string and
+ * enum, duplicate VM uuids, the policy through policy_validate(). Returns 0, -EBADMSG (not a
+ * message) or -EINVAL (a message we refuse), with err saying why; *msg is cleared on failure.
+ * On success release it with wire_msg_clear(). */
+int wire_decode(const uint8_t *buf, size_t len, struct wire_msg *msg, char *err, size_t err_len);
+
+/* Free what a decoded (or built) message owns and zero it. */
+void wire_msg_clear(struct wire_msg *msg);
+
+/* True for a host id of 1-63 characters from [A-Za-z0-9._-]. */
+bool wire_host_id_valid(const char *host_id);
+
+/* "hello", "report"... */
+const char *wire_body_name(enum wire_body body);
 
 /* Serialise p into a new buffer (*buf, *len; the caller frees *buf). Returns 0 or -ENOMEM. */
 int wire_encode_policy(const struct policy *p, uint8_t **buf, size_t *len);

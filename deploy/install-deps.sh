@@ -9,8 +9,10 @@ build=(
     libvirt-dev libzmq3-dev protobuf-c-compiler libprotobuf-c-dev
     libxml2-dev libjansson-dev libsystemd-dev libcmocka-dev
 )
+# libvirt-daemon gives libvirtd for the integration tests (the test driver is in libvirt0);
+# --no-install-recommends keeps QEMU out of it.
 test=(
-    clang clang-format libclang-rt-14-dev
+    clang clang-format libclang-rt-14-dev libvirt-daemon
 )
 
 packages=("${build[@]}")

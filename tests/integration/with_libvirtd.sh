@@ -8,7 +8,7 @@
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 lib="$here/../lib/libvirtd.sh"
-# shellcheck source=../lib/libvirtd.sh
+# shellcheck source=SCRIPTDIR/../lib/libvirtd.sh
 . "$lib"
 
 xml=""

@@ -113,7 +113,11 @@ libvirtd_start() {
         echo "libvirtd.sh: $LIBVIRTD_WHY" >&2
         return 1
     }
-    LIBVIRTD_DIR=$(mktemp -d "${TMPDIR:-/tmp}/memsched-libvirtd.XXXXXX") || return 1
+    # As root the daemon runs as nobody, who must reach the directory: /tmp, whatever TMPDIR
+    # says. Short paths also keep the socket within the 108 bytes a unix socket path may have.
+    local base=${TMPDIR:-/tmp}
+    [ "$(id -u)" = 0 ] && base=/tmp
+    LIBVIRTD_DIR=$(mktemp -d "$base/memsched-libvirtd.XXXXXX") || return 1
     mkdir -p "$LIBVIRTD_DIR"/{config,cache,run,home}
     # The session daemon puts its socket under XDG_RUNTIME_DIR/libvirt.
     LIBVIRTD_SOCK="$LIBVIRTD_DIR/run/libvirt/libvirt-sock"
@@ -151,10 +155,10 @@ libvirtd_kill() {
 }
 
 libvirtd_restart() {
-    [ -n "${LIBVIRTD_DIR:-}" ] && [ -d "$LIBVIRTD_DIR" ] || {
+    if [ -z "${LIBVIRTD_DIR:-}" ] || [ ! -d "$LIBVIRTD_DIR" ]; then
         echo "libvirtd.sh: libvirtd_restart without libvirtd_start (LIBVIRTD_DIR unset)" >&2
         return 1
-    }
+    fi
     libvirtd_stop
     _libvirtd_spawn
 }
@@ -171,11 +175,12 @@ libvirtd_cleanup() {
 # Run libvirtd_cleanup on exit, after whatever EXIT trap the caller had; INT and TERM exit so
 # that the EXIT trap runs.
 _libvirtd_trap_exit() {
-    local prev=""
+    local prev words=()
     [ -n "${_LIBVIRTD_TRAPPED:-}" ] && return 0
     _LIBVIRTD_TRAPPED=1
-    eval "set -- $(trap -p EXIT)"
-    prev=${3:-}
+    # `trap -p EXIT` prints  trap -- 'COMMAND' EXIT  (quoted for eval), or nothing.
+    eval "words=($(trap -p EXIT))"
+    prev=${words[2]:-}
     # shellcheck disable=SC2064 # expand prev now
     trap "libvirtd_cleanup${prev:+; $prev}" EXIT
     trap 'exit 130' INT

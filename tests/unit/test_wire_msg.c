@@ -1,0 +1,262 @@
+/*
+ * test_wire_msg.c - the envelope and every body: round trips, and each kind of message a
+ * receiver must refuse (wrong version, bad host id, bad uuid, duplicate VMs, unknown reason or
+ * state, bad scope, invalid policy, oversized).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "wire.h"
+
+#define UUID_A "6f1c1c62-3a55-4c8e-9d53-0c6a3c1e2b01"
+#define UUID_B "6f1c1c62-3a55-4c8e-9d53-0c6a3c1e2b02"
+
+static void
+envelope(struct wire_msg *m, enum wire_body body)
+{
+    memset(m, 0, sizeof(*m));
+    m->protocol_version = WIRE_PROTOCOL_VERSION;
+    strcpy(m->host_id, "hv-01.rack3");
+    m->sequence = 77;
+    m->body = body;
+}
+
+/* A report with two VMs and one decision; the arrays are the caller's. */
+static void
+report(struct wire_msg *m, struct wire_vm vms[2], struct wire_decision *d)
+{
+    envelope(m, WIRE_BODY_REPORT);
+    memset(vms, 0, 2 * sizeof(*vms));
+    strcpy(vms[0].uuid, UUID_A);
+    strcpy(vms[0].name, "web");
+    vms[0].state = SCHED_VM_RUNNING;
+    vms[0].max_kib = 2048 * 1024;
+    vms[0].actual_kib = 1024 * 1024;
+    vms[0].unused_kib = 50 * 1024;
+    vms[0].has_unused = vms[0].managed = true;
+    vms[1] = vms[0];
+    strcpy(vms[1].uuid, UUID_B);
+    strcpy(vms[1].name, "db");
+    vms[1].has_unused = false;
+    vms[1].stuck = true;
+    memset(d, 0, sizeof(*d));
+    strcpy(d->uuid, UUID_A);
+    d->reason = SCHED_REASON_GROW;
+    d->old_target_kib = 1024 * 1024;
+    d->new_target_kib = 1174 * 1024;
+    strcpy(d->counterpart, WIRE_COUNTERPART_HOST);
+    m->u.report.host_total_kib = 8192 * 1024;
+    m->u.report.host_available_kib = 1000 * 1024;
+    m->u.report.vms = vms;
+    m->u.report.n_vms = 2;
+    m->u.report.decisions = d;
+    m->u.report.n_decisions = 1;
+    m->u.report.counters.rounds = 12;
+    m->u.report.policy_version = 3;
+}
+
+static void
+round_trip(const struct wire_msg *in, struct wire_msg *out)
+{
+    char err[WIRE_ERR_MAX];
+    uint8_t *buf;
+    size_t len;
+
+    if (wire_encode(in, &buf, &len, err, sizeof(err)) != 0)
+        fail_msg("encode: %s", err);
+    if (wire_decode(buf, len, out, err, sizeof(err)) != 0)
+        fail_msg("decode: %s", err);
+    free(buf);
+    assert_int_equal(out->body, in->body);
+    assert_string_equal(out->host_id, in->host_id);
+    assert_int_equal(out->sequence, in->sequence);
+}
+
+static void
+test_report_round_trip(void **state)
+{
+    struct wire_msg in, out;
+    struct wire_vm vms[2];
+    struct wire_decision d;
+    (void)state;
+
+    report(&in, vms, &d);
+    round_trip(&in, &out);
+    assert_int_equal(out.u.report.n_vms, 2);
+    assert_string_equal(out.u.report.vms[1].name, "db");
+    assert_true(out.u.report.vms[0].has_unused);
+    assert_false(out.u.report.vms[1].has_unused);
+    assert_true(out.u.report.vms[1].stuck);
+    assert_int_equal(out.u.report.vms[0].unused_kib, 50 * 1024);
+    assert_int_equal(out.u.report.n_decisions, 1);
+    assert_int_equal(out.u.report.decisions[0].reason, SCHED_REASON_GROW);
+    assert_string_equal(out.u.report.decisions[0].counterpart, "host");
+    assert_int_equal(out.u.report.counters.rounds, 12);
+    assert_int_equal(out.u.report.policy_version, 3);
+    wire_msg_clear(&out);
+    wire_msg_clear(&out); /* idempotent */
+}
+
+static void
+test_other_bodies_round_trip(void **state)
+{
+    struct wire_msg in, out;
+    (void)state;
+
+    envelope(&in, WIRE_BODY_HELLO);
+    strcpy(in.u.hello.agent_version, "0.1.0");
+    strcpy(in.u.hello.labels[0].key, "rack");
+    strcpy(in.u.hello.labels[0].value, "r3");
+    in.u.hello.n_labels = 1;
+    in.u.hello.policy_version = 9;
+    round_trip(&in, &out);
+    assert_string_equal(out.u.hello.labels[0].value, "r3");
+    assert_int_equal(out.u.hello.policy_version, 9);
+
+    envelope(&in, WIRE_BODY_POLICY_PUSH);
+    in.u.push.version = 4;
+    strcpy(in.u.push.scope, "label:rack=r3");
+    policy_init_defaults(&in.u.push.policy);
+    in.u.push.policy.host_min_unused_kib = 1024 * 1024;
+    round_trip(&in, &out);
+    assert_true(policy_equal(&in.u.push.policy, &out.u.push.policy));
+    assert_string_equal(out.u.push.scope, "label:rack=r3");
+
+    envelope(&in, WIRE_BODY_POLICY_ACK);
+    in.u.ack.version = 4;
+    strcpy(in.u.ack.reason, "host_min_unused_mib=100 below local limit 512");
+    round_trip(&in, &out);
+    assert_false(out.u.ack.applied);
+    assert_string_equal(out.u.ack.reason, in.u.ack.reason);
+
+    envelope(&in, WIRE_BODY_HEARTBEAT);
+    in.u.heartbeat_policy_version = 4;
+    round_trip(&in, &out);
+    assert_int_equal(out.u.heartbeat_policy_version, 4);
+
+    envelope(&in, WIRE_BODY_SAY_HELLO);
+    round_trip(&in, &out);
+}
+
+/* Encoding refuses what decoding would refuse; the message names the problem. */
+static void
+expect_refused(const struct wire_msg *m, const char *want)
+{
+    char err[WIRE_ERR_MAX] = "";
+    uint8_t *buf = (uint8_t *)"x";
+    size_t len;
+
+    assert_int_equal(wire_encode(m, &buf, &len, err, sizeof(err)), -EINVAL);
+    assert_null(buf);
+    if (!strstr(err, want))
+        fail_msg("want an error containing '%s', got '%s'", want, err);
+}
+
+static void
+test_refusals(void **state)
+{
+    struct wire_msg m;
+    struct wire_vm vms[2];
+    struct wire_decision d;
+    (void)state;
+
+    report(&m, vms, &d);
+    strcpy(m.host_id, "bad host");
+    expect_refused(&m, "host_id");
+    report(&m, vms, &d);
+    m.protocol_version = 2;
+    expect_refused(&m, "protocol_version=2");
+    report(&m, vms, &d);
+    strcpy(vms[1].uuid, UUID_A);
+    expect_refused(&m, "listed twice");
+    report(&m, vms, &d);
+    vms[0].uuid[3] = 'z';
+    expect_refused(&m, "bad vm uuid");
+    report(&m, vms, &d);
+    vms[0].actual_kib = SCHED_KIB_MAX + 1;
+    expect_refused(&m, "actual_kib");
+    report(&m, vms, &d);
+    strcpy(vms[0].name, "evil\nname");
+    expect_refused(&m, "bad name");
+    report(&m, vms, &d);
+    d.reason = SCHED_REASON_COUNT;
+    expect_refused(&m, "unknown reason");
+    report(&m, vms, &d);
+    strcpy(d.counterpart, "nobody");
+    expect_refused(&m, "bad counterpart");
+    report(&m, vms, &d);
+    m.u.report.n_decisions = 3;
+    expect_refused(&m, "decisions");
+
+    envelope(&m, WIRE_BODY_POLICY_PUSH);
+    m.u.push.version = 1;
+    strcpy(m.u.push.scope, "rack=r3");
+    policy_init_defaults(&m.u.push.policy);
+    expect_refused(&m, "scope");
+    strcpy(m.u.push.scope, "fleet");
+    m.u.push.policy.vm_min_unused_kib = 300 * 1024;
+    expect_refused(&m, "vm_min_unused_mib=300");
+    policy_init_defaults(&m.u.push.policy);
+    m.u.push.version = 0;
+    expect_refused(&m, "version 0");
+}
+
+static void
+test_garbage_and_size(void **state)
+{
+    struct wire_msg m;
+    char err[WIRE_ERR_MAX];
+    static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x01};
+    (void)state;
+
+    assert_int_equal(wire_decode(junk, sizeof(junk), &m, err, sizeof(err)), -EBADMSG);
+    assert_int_equal(m.body, 0);
+    assert_int_equal(wire_decode(junk, WIRE_MSG_MAX_BYTES + 1, &m, err, sizeof(err)), -EBADMSG);
+    assert_non_null(strstr(err, "bytes"));
+    /* An empty buffer is a valid protobuf of nothing: no version, no body. */
+    assert_int_equal(wire_decode(junk, 0, &m, err, sizeof(err)), -EBADMSG);
+}
+
+static void
+test_largest_report(void **state)
+{
+    struct wire_msg in, out;
+    struct wire_vm *vms = calloc(WIRE_VMS_MAX + 1, sizeof(*vms));
+    char err[WIRE_ERR_MAX];
+    uint8_t *buf;
+    size_t len;
+    (void)state;
+
+    envelope(&in, WIRE_BODY_REPORT);
+    for (size_t i = 0; i <= WIRE_VMS_MAX; i++) {
+        snprintf(vms[i].uuid, sizeof(vms[i].uuid), "00000000-0000-4000-8000-%012zx", i);
+        snprintf(vms[i].name, sizeof(vms[i].name), "vm-%zu", i);
+    }
+    in.u.report.vms = vms;
+    in.u.report.n_vms = WIRE_VMS_MAX;
+    round_trip(&in, &out);
+    assert_int_equal(out.u.report.n_vms, WIRE_VMS_MAX);
+    wire_msg_clear(&out);
+    in.u.report.n_vms = WIRE_VMS_MAX + 1;
+    assert_int_equal(wire_encode(&in, &buf, &len, err, sizeof(err)), -EINVAL);
+    free(vms);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_report_round_trip), cmocka_unit_test(test_other_bodies_round_trip),
+        cmocka_unit_test(test_refusals),          cmocka_unit_test(test_garbage_and_size),
+        cmocka_unit_test(test_largest_report),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
