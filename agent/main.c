@@ -358,6 +358,8 @@ main(int argc, char **argv)
     sigaddset(&a.signals, SIGTERM);
     sigaddset(&a.signals, SIGINT);
     sigprocmask(SIG_BLOCK, &a.signals, NULL);
+    /* A daemon that dies mid-write must give us EPIPE, not kill us. */
+    signal(SIGPIPE, SIG_IGN);
 
     if (a.opts.record_path) {
         a.record = fopen(a.opts.record_path, "a");

@@ -7,12 +7,13 @@ set -euo pipefail
 build=(
     build-essential cmake pkg-config
     libvirt-dev libzmq3-dev protobuf-c-compiler libprotobuf-c-dev
-    libxml2-dev libjansson-dev libsystemd-dev libcmocka-dev
+    libxml2-dev libjansson-dev libsystemd-dev libcmocka-dev libsqlite3-dev
 )
-# libvirt-daemon gives libvirtd for the integration tests (the test driver is in libvirt0);
+# libvirt-daemon gives libvirtd for the integration tests (the test driver is in libvirt0),
+# libvirt-clients virsh;
 # --no-install-recommends keeps QEMU out of it.
 test=(
-    clang clang-format libclang-rt-14-dev libvirt-daemon
+    clang clang-format libclang-rt-14-dev libvirt-daemon libvirt-clients
 )
 
 packages=("${build[@]}")

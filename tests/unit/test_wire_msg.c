@@ -193,7 +193,9 @@ test_refusals(void **state)
     strcpy(d.counterpart, "nobody");
     expect_refused(&m, "bad counterpart");
     report(&m, vms, &d);
-    m.u.report.n_decisions = 3;
+    struct wire_decision three[3] = {d, d, d};
+    m.u.report.decisions = three;
+    m.u.report.n_decisions = 3; /* more decisions than VMs */
     expect_refused(&m, "decisions");
 
     envelope(&m, WIRE_BODY_POLICY_PUSH);

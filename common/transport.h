@@ -1,0 +1,153 @@
+/*
+ * transport.h - memsched's messages over ZeroMQ; the only module that touches libzmq.
+ *
+ * Agents hold a client (DEALER) per coordinator endpoint; the coordinator a server (ROUTER).
+ * Every TCP endpoint is CurveZMQ: the server admits only client public keys found in its
+ * allowlist directory (answered by a ZAP handler inside transport_server_recv), clients pin the
+ * server's public key. Plain (insecure) sockets must be asked for and are refused on anything
+ * but loopback or ipc://. Received messages are size-limited (ZMQ_MAXMSGSIZE) before anyone
+ * decodes them.
+ *
+ * A client never blocks its caller: messages go to a bounded queue of our own that drops the
+ * oldest when full (counted), and are handed to ZeroMQ only while a connection is up
+ * (ZMQ_IMMEDIATE), so a coordinator outage neither blocks nor grows the agent. The queue moves
+ * when the client is used (send or recv), so an agent polls its client between rounds.
+ *
+ * Key files are in the config syntax: `public = Z85` and, for a key pair, `secret = Z85`.
+ */
+#ifndef MEMSCHED_COMMON_TRANSPORT_H
+#define MEMSCHED_COMMON_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TRANSPORT_KEY_Z85_LEN 41 /* 40 characters and the NUL */
+#define TRANSPORT_ERR_MAX     256
+#define TRANSPORT_ID_MAX      256
+
+struct transport_keys {
+    char public_z85[TRANSPORT_KEY_Z85_LEN];
+    char secret_z85[TRANSPORT_KEY_Z85_LEN]; /* "" when only the public key is known */
+};
+
+/* A new CURVE key pair. Returns 0 or -EIO. */
+int transport_keygen(struct transport_keys *keys);
+
+/* Write keys to path (0600 when it holds a secret), atomically. Returns 0 or -errno. */
+int transport_keys_save(const char *path,
+                        const struct transport_keys *keys,
+                        bool with_secret,
+                        char *err,
+                        size_t err_len);
+
+/* Read a key file; need_secret makes a missing secret an error. Returns 0 or -errno/-EINVAL. */
+int transport_keys_load(
+    const char *path, struct transport_keys *keys, bool need_secret, char *err, size_t err_len);
+
+/* True for tcp:// on a loopback address, and for ipc:// and inproc://. */
+bool transport_endpoint_is_local(const char *endpoint);
+
+/* ---- server (coordinator) ---- */
+
+struct transport_server;
+
+struct transport_server_options {
+    const char *endpoint;  /* e.g. tcp://0.0.0.0:7400 or ipc:///run/memsched/control.sock */
+    const char *key_path;  /* the server's key pair (CURVE) */
+    const char *allow_dir; /* clients' public key files (*.key) (CURVE) */
+    bool insecure;         /* no CURVE: only for local endpoints */
+    int ipc_mode;          /* ipc:// socket file permissions, e.g. 0660 (0 = leave as made) */
+};
+
+/* Who sent a message: the ROUTER's routing id, and the client's public key under CURVE. */
+struct transport_peer {
+    uint8_t id[TRANSPORT_ID_MAX];
+    size_t id_len;
+    char key_z85[TRANSPORT_KEY_Z85_LEN]; /* "" without CURVE */
+};
+
+struct transport_server_stats {
+    uint64_t received;
+    uint64_t sent;
+    uint64_t send_failures; /* peer gone or its queue full */
+    uint64_t keys_refused;  /* handshakes from keys not in the allowlist */
+    size_t keys_allowed;
+};
+
+int transport_server_open(const struct transport_server_options *opts,
+                          struct transport_server **out,
+                          char *err,
+                          size_t err_len);
+
+void transport_server_close(struct transport_server **server);
+
+/* Wait up to timeout_ms (-1 forever) for a message on any of servers[0, n). Returns 1 and sets
+ * *which, *from and a new buffer (*buf, *len; the caller frees it), 0 on timeout, or -errno
+ * (-EINTR when a signal arrived). ZAP handshakes are answered meanwhile. */
+int transport_server_recv(struct transport_server **servers,
+                          size_t n,
+                          int timeout_ms,
+                          size_t *which,
+                          struct transport_peer *from,
+                          uint8_t **buf,
+                          size_t *len);
+
+/* Send to a peer without blocking. Returns 0, or -EHOSTUNREACH / -EAGAIN (counted). */
+int transport_server_send(struct transport_server *server,
+                          const struct transport_peer *to,
+                          const uint8_t *buf,
+                          size_t len);
+
+/* Re-read the allowlist directory (SIGHUP). On error the old list stays. */
+int transport_server_reload_allowlist(struct transport_server *server, char *err, size_t err_len);
+
+/* The endpoint actually bound (a tcp://...:* bind gets its port here). */
+int transport_server_endpoint(const struct transport_server *server, char *buf, size_t len);
+
+void transport_server_get_stats(const struct transport_server *server,
+                                struct transport_server_stats *stats);
+
+/* ---- client (agent, memschedctl) ---- */
+
+struct transport_client;
+
+struct transport_client_options {
+    const char *endpoint;
+    const char *server_key_path; /* the server's public key, pinned (CURVE) */
+    const char *key_path;        /* the client's key pair (CURVE) */
+    bool insecure;               /* no CURVE: only for local endpoints */
+    size_t queue_max;            /* messages kept while disconnected (default 16) */
+};
+
+struct transport_client_stats {
+    uint64_t sent;
+    uint64_t dropped; /* oldest messages dropped from a full queue */
+    uint64_t handshake_failures;
+    uint64_t connects;
+    uint64_t disconnects;
+    bool connected;
+};
+
+int transport_client_open(const struct transport_client_options *opts,
+                          struct transport_client **out,
+                          char *err,
+                          size_t err_len);
+
+void transport_client_close(struct transport_client **client);
+
+/* Queue a copy of buf and hand what the connection takes to ZeroMQ. Never blocks. */
+int transport_client_send(struct transport_client *client, const uint8_t *buf, size_t len);
+
+/* Wait up to timeout_ms for a message from the server (queued messages are flushed meanwhile).
+ * Returns 1 with a new buffer, 0 on timeout, or -errno. */
+int
+transport_client_recv(struct transport_client *client, int timeout_ms, uint8_t **buf, size_t *len);
+
+void transport_client_get_stats(struct transport_client *client,
+                                struct transport_client_stats *stats);
+
+/* Free the process's ZeroMQ context once every socket is closed (at exit). */
+void transport_shutdown(void);
+
+#endif /* MEMSCHED_COMMON_TRANSPORT_H */

@@ -1,0 +1,1109 @@
+/*
+ * fleet.c - the fleet state core: hosts by id, their last reports, recent decisions, liveness,
+ * the event log and the totals.
+ *
+ * Owns every host record (one allocation each, plus its VM array, its names arena, its labels
+ * block and its decision ring), the hash table of host pointers, the event ring and the scratch
+ * room a report is decoded into. Invariants beyond those in fleet.h:
+ *  - a host's vms[] is sorted by uuid with no duplicate, and every vms[i].name points into that
+ *    host's names arena (or at a static ""), rebuilt as a whole by each applied report;
+ *  - a report is checked completely in scratch before the host is touched, so a refused report
+ *    leaves no trace;
+ *  - no allocation per VM: ingest costs one sort and a few copies per report, and the host's
+ *    arrays are resized only when its VM count or name bytes grow (or fall below half).
+ */
+#define _GNU_SOURCE /* qsort_r */
+#include "fleet.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MINUTE_BUCKETS 60 /* one per second of the decisions-per-minute window */
+
+struct host {
+    char id[WIRE_HOST_ID_MAX];
+    char agent_version[WIRE_VERSION_MAX];
+    uint64_t hash;
+    char **labels; /* one block: n_labels pointers, then the "KEY=VALUE" strings */
+    size_t n_labels;
+    uint64_t policy_version;
+    uint64_t first_seen_ms;
+    uint64_t last_seen_ms;
+    uint64_t last_report_ms;
+    uint64_t report_seq;  /* last applied report */
+    uint64_t message_seq; /* newest applied report or heartbeat: the policy version is its */
+    bool has_report_seq;
+    bool has_message_seq;
+    bool has_report;
+    bool last_ack_applied;
+    enum fleet_liveness liveness;
+    uint64_t last_ack_version;
+    uint64_t host_total_kib;
+    uint64_t host_available_kib;
+    struct wire_counters counters;
+    struct fleet_vm *vms;
+    size_t n_vms;
+    size_t cap_vms;
+    char *names;
+    size_t cap_names;
+    uint64_t vm_actual_kib;
+    uint64_t vm_max_kib;
+    struct fleet_decision *decisions; /* ring of decisions_per_host, made on first use */
+    size_t decisions_next;            /* where the next one goes */
+    size_t n_decisions;
+    uint64_t decisions_total;
+};
+
+/* A VM decoded from a report, before it is sorted and moved into its host. */
+struct scratch_vm {
+    struct fleet_vm vm;
+    uint32_t name_off; /* into scratch_names; NO_NAME for "" */
+};
+
+#define NO_NAME UINT32_MAX
+
+struct fleet {
+    struct fleet_opts opts;
+    struct host **slots; /* open addressing, linear probing; n_slots is a power of two */
+    size_t n_slots;
+    size_t n_hosts;
+    struct fleet_event *events; /* event seq s lives at (s - 1) % events_max */
+    uint64_t event_seq;         /* the newest event's */
+    struct {
+        uint64_t sec;
+        uint64_t count;
+    } minute[MINUTE_BUCKETS];
+    struct scratch_vm *scratch_vms;
+    struct fleet_decision *scratch_decisions;
+    size_t scratch_cap;
+    char *scratch_names;
+    size_t scratch_names_cap;
+};
+
+static const char empty_name[] = "";
+
+static void *
+xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+
+    if (!q) {
+        fputs("fleet: out of memory\n", stderr); /* the daemon is restarted by systemd */
+        abort();
+    }
+    return q;
+}
+
+static void *
+xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+
+    if (!p) {
+        fputs("fleet: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+/* ---- names, uuids and scopes ---- */
+
+static bool
+valid_token(const char *s, size_t max)
+{
+    size_t n = 0;
+
+    for (; s[n]; n++) {
+        char c = s[n];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok || n + 1 >= max)
+            return false;
+    }
+    return n > 0;
+}
+
+/* Non-empty, shorter than max, no control characters: wire.c's rule for label values. */
+static bool
+valid_text(const char *s, size_t max)
+{
+    size_t n = 0;
+
+    for (; s[n]; n++) {
+        if ((unsigned char)s[n] < 0x20 || s[n] == 0x7f || n + 1 >= max)
+            return false;
+    }
+    return n > 0;
+}
+
+static int
+hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int
+fleet_uuid_parse(const char *text, uint8_t uuid[FLEET_UUID_BYTES])
+{
+    uint8_t out[FLEET_UUID_BYTES];
+    size_t byte = 0;
+
+    /* Stops at the first character out of place, so text shorter than a uuid is never read
+     * past its NUL. */
+    for (size_t i = 0; i < WIRE_UUID_LEN - 1;) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (text[i] != '-')
+                return -EINVAL;
+            i++;
+            continue;
+        }
+        int hi = hex_value(text[i]);
+        if (hi < 0)
+            return -EINVAL;
+        int lo = hex_value(text[i + 1]);
+        if (lo < 0)
+            return -EINVAL;
+        out[byte++] = (uint8_t)(hi << 4 | lo);
+        i += 2;
+    }
+    if (text[WIRE_UUID_LEN - 1] != '\0')
+        return -EINVAL;
+    memcpy(uuid, out, sizeof(out));
+    return 0;
+}
+
+void
+fleet_uuid_format(const uint8_t uuid[FLEET_UUID_BYTES], char out[WIRE_UUID_LEN])
+{
+    static const char digits[] = "0123456789abcdef";
+    size_t o = 0;
+
+    for (size_t i = 0; i < FLEET_UUID_BYTES; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = digits[uuid[i] >> 4];
+        out[o++] = digits[uuid[i] & 0xf];
+    }
+    out[o] = '\0';
+}
+
+int
+fleet_scope_parse(const char *text, struct fleet_scope *scope)
+{
+    struct fleet_scope s;
+
+    memset(&s, 0, sizeof(s));
+    if (!text || strnlen(text, WIRE_SCOPE_MAX) >= WIRE_SCOPE_MAX)
+        return -EINVAL;
+    if (strcmp(text, "fleet") == 0) {
+        s.kind = FLEET_SCOPE_FLEET;
+    } else if (strncmp(text, "host:", 5) == 0) {
+        if (!wire_host_id_valid(text + 5))
+            return -EINVAL;
+        s.kind = FLEET_SCOPE_HOST;
+        strcpy(s.host_id, text + 5);
+    } else if (strncmp(text, "label:", 6) == 0) {
+        const char *key = text + 6, *eq = strchr(key, '=');
+        char k[WIRE_LABEL_KEY_MAX];
+        if (!eq || (size_t)(eq - key) >= sizeof(k))
+            return -EINVAL;
+        memcpy(k, key, (size_t)(eq - key));
+        k[eq - key] = '\0';
+        if (!valid_token(k, sizeof(k)) || !valid_text(eq + 1, WIRE_LABEL_VALUE_MAX))
+            return -EINVAL;
+        s.kind = FLEET_SCOPE_LABEL;
+        strcpy(s.label, key); /* fits: key < 64 and value < 128 make it < FLEET_LABEL_MAX */
+    } else {
+        return -EINVAL;
+    }
+    *scope = s;
+    return 0;
+}
+
+bool
+fleet_scope_matches(const struct fleet_scope *scope,
+                    const char *host_id,
+                    const char *const *labels,
+                    size_t n_labels)
+{
+    switch (scope->kind) {
+    case FLEET_SCOPE_FLEET:
+        return true;
+    case FLEET_SCOPE_HOST:
+        return strcmp(scope->host_id, host_id) == 0;
+    case FLEET_SCOPE_LABEL:
+        for (size_t i = 0; i < n_labels; i++) {
+            if (strcmp(scope->label, labels[i]) == 0)
+                return true;
+        }
+        return false;
+    }
+    return false;
+}
+
+const char *
+fleet_liveness_name(enum fleet_liveness liveness)
+{
+    switch (liveness) {
+    case FLEET_LIVENESS_FRESH:
+        return "fresh";
+    case FLEET_LIVENESS_STALE:
+        return "stale";
+    case FLEET_LIVENESS_DOWN:
+        return "down";
+    }
+    return "unknown";
+}
+
+const char *
+fleet_event_kind_name(enum fleet_event_kind kind)
+{
+    switch (kind) {
+    case FLEET_EVENT_JOINED:
+        return "joined";
+    case FLEET_EVENT_REJOINED:
+        return "rejoined";
+    case FLEET_EVENT_STALE:
+        return "stale";
+    case FLEET_EVENT_DOWN:
+        return "down";
+    case FLEET_EVENT_BACK:
+        return "back";
+    case FLEET_EVENT_POLICY_APPLIED:
+        return "policy_applied";
+    case FLEET_EVENT_POLICY_REFUSED:
+        return "policy_refused";
+    case FLEET_EVENT_REMOVED:
+        return "removed";
+    }
+    return "unknown";
+}
+
+/* ---- the host table ---- */
+
+static uint64_t
+hash_id(const char *id)
+{
+    uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a */
+
+    for (; *id; id++) {
+        h ^= (unsigned char)*id;
+        h *= UINT64_C(1099511628211);
+    }
+    return h;
+}
+
+static size_t
+slot_of(const struct fleet *f, const char *id, uint64_t hash)
+{
+    size_t mask = f->n_slots - 1, i = (size_t)hash & mask;
+
+    while (f->slots[i] && (f->slots[i]->hash != hash || strcmp(f->slots[i]->id, id) != 0))
+        i = (i + 1) & mask;
+    return i;
+}
+
+static struct host *
+host_find(const struct fleet *f, const char *id)
+{
+    if (!id)
+        return NULL;
+    return f->slots[slot_of(f, id, hash_id(id))];
+}
+
+static void
+table_grow(struct fleet *f)
+{
+    struct host **old = f->slots;
+    size_t n_old = f->n_slots;
+
+    f->n_slots *= 2;
+    f->slots = xcalloc(f->n_slots, sizeof(*f->slots));
+    for (size_t i = 0; i < n_old; i++) {
+        if (old[i])
+            f->slots[slot_of(f, old[i]->id, old[i]->hash)] = old[i];
+    }
+    free(old);
+}
+
+/* Backward-shift deletion keeps every probe chain unbroken without tombstones. */
+static void
+table_remove(struct fleet *f, size_t i)
+{
+    size_t mask = f->n_slots - 1, j = i;
+
+    f->slots[i] = NULL;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!f->slots[j])
+            break;
+        size_t home = (size_t)f->slots[j]->hash & mask;
+        /* slots[j] may fill the hole at i unless its home lies cyclically in (i, j]. */
+        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (stays)
+            continue;
+        f->slots[i] = f->slots[j];
+        f->slots[j] = NULL;
+        i = j;
+    }
+    f->n_hosts--;
+}
+
+static void
+host_free(struct host *h)
+{
+    if (!h)
+        return;
+    free(h->labels);
+    free(h->vms);
+    free(h->names);
+    free(h->decisions);
+    free(h);
+}
+
+/* ---- events ---- */
+
+static struct fleet_event *
+event_add(struct fleet *f, enum fleet_event_kind kind, const struct host *h, uint64_t now_ms)
+{
+    struct fleet_event *e = &f->events[f->event_seq % f->opts.events_max];
+
+    memset(e, 0, sizeof(*e));
+    e->seq = ++f->event_seq;
+    e->at_ms = now_ms;
+    e->kind = kind;
+    strcpy(e->host_id, h->id);
+    e->from = h->liveness;
+    e->policy_version = h->policy_version;
+    return e;
+}
+
+int
+fleet_events(const struct fleet *f, uint64_t after_seq, fleet_event_cb cb, void *ctx)
+{
+    uint64_t kept = f->event_seq < f->opts.events_max ? f->event_seq : f->opts.events_max;
+    uint64_t first = f->event_seq - kept + 1;
+
+    if (after_seq + 1 > first)
+        first = after_seq + 1;
+    for (uint64_t s = first; s <= f->event_seq; s++) {
+        int rc = cb(&f->events[(s - 1) % f->opts.events_max], ctx);
+        if (rc != 0)
+            return rc < 0 ? rc : 0;
+    }
+    return 0;
+}
+
+uint64_t
+fleet_last_event_seq(const struct fleet *f)
+{
+    return f->event_seq;
+}
+
+/* ---- life cycle ---- */
+
+struct fleet *
+fleet_new(const struct fleet_opts *opts)
+{
+    struct fleet *f = xcalloc(1, sizeof(*f));
+
+    if (opts)
+        f->opts = *opts;
+    if (!f->opts.stale_after_ms)
+        f->opts.stale_after_ms = FLEET_STALE_AFTER_MS_DEFAULT;
+    if (!f->opts.down_after_ms)
+        f->opts.down_after_ms = FLEET_DOWN_AFTER_MS_DEFAULT;
+    if (!f->opts.decisions_per_host)
+        f->opts.decisions_per_host = FLEET_DECISIONS_PER_HOST_DEFAULT;
+    if (!f->opts.events_max)
+        f->opts.events_max = FLEET_EVENTS_MAX_DEFAULT;
+    if (!f->opts.hosts_max)
+        f->opts.hosts_max = FLEET_HOSTS_MAX_DEFAULT;
+    assert(f->opts.stale_after_ms < f->opts.down_after_ms);
+    f->n_slots = 64;
+    f->slots = xcalloc(f->n_slots, sizeof(*f->slots));
+    f->events = xcalloc(f->opts.events_max, sizeof(*f->events));
+    return f;
+}
+
+void
+fleet_destroy(struct fleet **fleet)
+{
+    struct fleet *f;
+
+    if (!fleet || !*fleet)
+        return;
+    f = *fleet;
+    for (size_t i = 0; i < f->n_slots; i++)
+        host_free(f->slots[i]);
+    free(f->slots);
+    free(f->events);
+    free(f->scratch_vms);
+    free(f->scratch_decisions);
+    free(f->scratch_names);
+    free(f);
+    *fleet = NULL;
+}
+
+/* ---- messages ---- */
+
+static void
+touch(struct host *h, uint64_t now_ms)
+{
+    if (now_ms > h->last_seen_ms)
+        h->last_seen_ms = now_ms;
+}
+
+/* Labels as one block of "KEY=VALUE" strings behind their pointers; NULL when invalid. */
+static char **
+labels_make(const struct wire_label *labels, size_t n)
+{
+    size_t bytes = n * sizeof(char *);
+    char **block, *p;
+
+    if (n > WIRE_LABELS_MAX)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!valid_token(labels[i].key, sizeof(labels[i].key)) ||
+            !valid_text(labels[i].value, sizeof(labels[i].value)))
+            return NULL;
+        bytes += strlen(labels[i].key) + 1 + strlen(labels[i].value) + 1;
+    }
+    block = xrealloc(NULL, bytes);
+    p = (char *)(block + n);
+    for (size_t i = 0; i < n; i++) {
+        block[i] = p;
+        p += sprintf(p, "%s=%s", labels[i].key, labels[i].value) + 1;
+    }
+    return block;
+}
+
+int
+fleet_hello(struct fleet *f, const char *host_id, const struct wire_hello *hello, uint64_t now_ms)
+{
+    struct host *h;
+    char **labels;
+    size_t slot;
+    uint64_t hash;
+    bool joined = false;
+
+    if (!host_id || !wire_host_id_valid(host_id) ||
+        strnlen(hello->agent_version, sizeof(hello->agent_version)) >= sizeof(hello->agent_version))
+        return -EINVAL;
+    labels = labels_make(hello->labels, hello->n_labels);
+    if (!labels)
+        return -EINVAL;
+    hash = hash_id(host_id);
+    slot = slot_of(f, host_id, hash);
+    h = f->slots[slot];
+    if (!h) {
+        if (f->n_hosts >= f->opts.hosts_max) {
+            free(labels);
+            return -ENOSPC;
+        }
+        h = xcalloc(1, sizeof(*h));
+        strcpy(h->id, host_id);
+        h->hash = hash;
+        h->first_seen_ms = h->last_seen_ms = now_ms;
+        h->liveness = FLEET_LIVENESS_FRESH;
+        f->slots[slot] = h;
+        f->n_hosts++;
+        joined = true;
+        if (f->n_hosts * 2 > f->n_slots)
+            table_grow(f);
+    }
+    free(h->labels);
+    h->labels = labels;
+    h->n_labels = hello->n_labels;
+    strcpy(h->agent_version, hello->agent_version);
+    h->policy_version = hello->policy_version;
+    /* A hello starts the agent's numbering afresh (it restarted, or reconnected). */
+    h->has_report_seq = h->has_message_seq = false;
+    touch(h, now_ms);
+    struct fleet_event *e =
+        event_add(f, joined ? FLEET_EVENT_JOINED : FLEET_EVENT_REJOINED, h, now_ms);
+    snprintf(e->detail, sizeof(e->detail), "%s", h->agent_version);
+    return 0;
+}
+
+/* Room in scratch for n VMs and decisions and name_bytes of names. */
+static void
+scratch_reserve(struct fleet *f, size_t n, size_t name_bytes)
+{
+    if (n > f->scratch_cap) {
+        f->scratch_vms = xrealloc(f->scratch_vms, n * sizeof(*f->scratch_vms));
+        f->scratch_decisions = xrealloc(f->scratch_decisions, n * sizeof(*f->scratch_decisions));
+        f->scratch_cap = n;
+    }
+    if (name_bytes > f->scratch_names_cap) {
+        f->scratch_names = xrealloc(f->scratch_names, name_bytes);
+        f->scratch_names_cap = name_bytes;
+    }
+}
+
+static int
+compare_scratch_uuid(const void *a, const void *b)
+{
+    return memcmp(((const struct scratch_vm *)a)->vm.uuid, ((const struct scratch_vm *)b)->vm.uuid,
+                  FLEET_UUID_BYTES);
+}
+
+static int
+compare_uuid_key(const void *key, const void *elem)
+{
+    return memcmp(key, ((const struct scratch_vm *)elem)->vm.uuid, FLEET_UUID_BYTES);
+}
+
+/* Decode the report's VMs into scratch, sorted by uuid and without duplicates. Returns the
+ * count, or -EINVAL with nothing changed outside scratch. */
+static int
+decode_vms(struct fleet *f, const struct wire_report *r, size_t *n_out, size_t *names_len)
+{
+    size_t name_bytes = 0, n = 0, used = 0;
+    bool sorted = true;
+
+    for (size_t i = 0; i < r->n_vms; i++) {
+        size_t len = strnlen(r->vms[i].name, sizeof(r->vms[i].name));
+        if (len == sizeof(r->vms[i].name))
+            return -EINVAL; /* not terminated */
+        name_bytes += len ? len + 1 : 0;
+    }
+    scratch_reserve(f, r->n_vms, name_bytes);
+    for (size_t i = 0; i < r->n_vms; i++) {
+        const struct wire_vm *w = &r->vms[i];
+        struct scratch_vm *s = &f->scratch_vms[i];
+        size_t len = strlen(w->name);
+
+        if (fleet_uuid_parse(w->uuid, s->vm.uuid) < 0 || (unsigned)w->state > SCHED_VM_OTHER)
+            return -EINVAL;
+        s->vm.max_kib = w->max_kib;
+        s->vm.actual_kib = w->actual_kib;
+        s->vm.target_kib = w->target_kib;
+        s->vm.unused_kib = w->unused_kib;
+        s->vm.usable_kib = w->usable_kib;
+        s->vm.name = empty_name;
+        s->vm.stats_age_ms = w->stats_age_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)w->stats_age_ms;
+        s->vm.state = (uint8_t)w->state;
+        s->vm.last_reason = FLEET_REASON_NONE;
+        s->vm.has_unused = w->has_unused;
+        s->vm.has_usable = w->has_usable;
+        s->vm.managed = w->managed;
+        s->vm.stuck = w->stuck;
+        s->name_off = NO_NAME;
+        if (len) {
+            memcpy(f->scratch_names + used, w->name, len + 1);
+            s->name_off = (uint32_t)used;
+            used += len + 1;
+        }
+        if (i > 0 && compare_scratch_uuid(s - 1, s) >= 0)
+            sorted = false;
+    }
+    /* Agents list VMs in libvirt's order; sorting here makes replacing the set, carrying each
+     * VM's last reason over and matching decisions linear or logarithmic. */
+    if (!sorted)
+        qsort(f->scratch_vms, r->n_vms, sizeof(*f->scratch_vms), compare_scratch_uuid);
+    for (size_t i = 0; i < r->n_vms; i++) {
+        /* wire.c refuses duplicate uuids; two spellings of one (upper and lower case) meet
+         * here: the first is kept. */
+        if (n > 0 && compare_scratch_uuid(&f->scratch_vms[n - 1], &f->scratch_vms[i]) == 0)
+            continue;
+        f->scratch_vms[n++] = f->scratch_vms[i];
+    }
+    *n_out = n;
+    *names_len = used;
+    return 0;
+}
+
+static int
+decode_decisions(struct fleet *f, const struct wire_report *r, uint64_t now_ms)
+{
+    for (size_t i = 0; i < r->n_decisions; i++) {
+        const struct wire_decision *w = &r->decisions[i];
+        struct fleet_decision *d = &f->scratch_decisions[i];
+
+        memset(d, 0, sizeof(*d));
+        if (fleet_uuid_parse(w->uuid, d->uuid) < 0 || (unsigned)w->reason >= SCHED_REASON_COUNT)
+            return -EINVAL;
+        d->at_ms = now_ms;
+        d->old_target_kib = w->old_target_kib;
+        d->new_target_kib = w->new_target_kib;
+        d->reason = (uint8_t)w->reason;
+        if (w->counterpart[0] == '\0') {
+            d->counterpart = FLEET_COUNTERPART_NONE;
+        } else if (strcmp(w->counterpart, WIRE_COUNTERPART_HOST) == 0) {
+            d->counterpart = FLEET_COUNTERPART_HOST;
+        } else {
+            if (fleet_uuid_parse(w->counterpart, d->counterpart_uuid) < 0)
+                return -EINVAL;
+            d->counterpart = FLEET_COUNTERPART_VM;
+        }
+    }
+    return 0;
+}
+
+/* Resize an array so it holds need items: grow to fit, shrink when less than half is used. */
+static void *
+fit(void *p, size_t *cap, size_t need, size_t size)
+{
+    if (need > *cap || need * 2 < *cap) {
+        p = xrealloc(p, need * size);
+        *cap = need;
+    }
+    return p;
+}
+
+/* Move the decoded VMs into h: carry each surviving VM's last reason over, apply decisions. */
+static void
+commit_vms(struct fleet *f, struct host *h, size_t n, size_t names_len, const struct wire_report *r)
+{
+    size_t j = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        struct fleet_vm *vm = &f->scratch_vms[i].vm;
+        while (j < h->n_vms && memcmp(h->vms[j].uuid, vm->uuid, FLEET_UUID_BYTES) < 0)
+            j++;
+        if (j < h->n_vms && memcmp(h->vms[j].uuid, vm->uuid, FLEET_UUID_BYTES) == 0)
+            vm->last_reason = h->vms[j].last_reason;
+    }
+    for (size_t i = 0; i < r->n_decisions; i++) {
+        struct scratch_vm *s = bsearch(f->scratch_decisions[i].uuid, f->scratch_vms, n,
+                                       sizeof(*f->scratch_vms), compare_uuid_key);
+        if (s)
+            s->vm.last_reason = f->scratch_decisions[i].reason;
+    }
+    h->vms = fit(h->vms, &h->cap_vms, n, sizeof(*h->vms));
+    h->names = fit(h->names, &h->cap_names, names_len, 1);
+    if (names_len)
+        memcpy(h->names, f->scratch_names, names_len);
+    h->vm_actual_kib = h->vm_max_kib = 0;
+    for (size_t i = 0; i < n; i++) {
+        h->vms[i] = f->scratch_vms[i].vm;
+        if (f->scratch_vms[i].name_off != NO_NAME)
+            h->vms[i].name = h->names + f->scratch_vms[i].name_off;
+        h->vm_actual_kib += h->vms[i].actual_kib;
+        h->vm_max_kib += h->vms[i].max_kib;
+    }
+    h->n_vms = n;
+}
+
+static void
+commit_decisions(struct fleet *f, struct host *h, const struct wire_report *r, uint64_t now_ms)
+{
+    size_t cap = f->opts.decisions_per_host, n = r->n_decisions;
+    size_t first = n > cap ? n - cap : 0; /* only the newest cap fit the ring */
+    uint64_t sec = now_ms / 1000;
+
+    if (n > 0 && !h->decisions)
+        h->decisions = xcalloc(cap, sizeof(*h->decisions));
+    for (size_t i = first; i < n; i++) {
+        h->decisions[h->decisions_next] = f->scratch_decisions[i];
+        h->decisions_next = (h->decisions_next + 1) % cap;
+        if (h->n_decisions < cap)
+            h->n_decisions++;
+    }
+    h->decisions_total += n;
+    if (f->minute[sec % MINUTE_BUCKETS].sec != sec) {
+        f->minute[sec % MINUTE_BUCKETS].sec = sec;
+        f->minute[sec % MINUTE_BUCKETS].count = 0;
+    }
+    f->minute[sec % MINUTE_BUCKETS].count += n;
+}
+
+int
+fleet_report(struct fleet *f,
+             const char *host_id,
+             uint64_t sequence,
+             const struct wire_report *report,
+             uint64_t now_ms)
+{
+    struct host *h = host_find(f, host_id);
+    size_t n = 0, names_len = 0;
+    int rc;
+
+    if (!h)
+        return -ENOENT;
+    if (h->has_report_seq && sequence <= h->report_seq)
+        return 1;
+    if (report->n_vms > WIRE_VMS_MAX || report->n_decisions > report->n_vms ||
+        (report->n_vms && !report->vms) || (report->n_decisions && !report->decisions))
+        return -EINVAL;
+    rc = decode_vms(f, report, &n, &names_len);
+    if (rc < 0)
+        return rc;
+    rc = decode_decisions(f, report, now_ms);
+    if (rc < 0)
+        return rc;
+
+    commit_vms(f, h, n, names_len, report);
+    commit_decisions(f, h, report, now_ms);
+    h->host_total_kib = report->host_total_kib;
+    h->host_available_kib = report->host_available_kib;
+    h->counters = report->counters;
+    h->has_report = true;
+    h->last_report_ms = now_ms;
+    h->report_seq = sequence;
+    h->has_report_seq = true;
+    /* A report overtaken by a newer heartbeat must not roll the policy version back. */
+    if (!h->has_message_seq || sequence > h->message_seq) {
+        h->message_seq = sequence;
+        h->has_message_seq = true;
+        h->policy_version = report->policy_version;
+    }
+    touch(h, now_ms);
+    return 0;
+}
+
+int
+fleet_heartbeat(struct fleet *f,
+                const char *host_id,
+                uint64_t sequence,
+                uint64_t policy_version,
+                uint64_t now_ms)
+{
+    struct host *h = host_find(f, host_id);
+
+    if (!h)
+        return -ENOENT;
+    if (h->has_message_seq && sequence <= h->message_seq)
+        return 1;
+    h->message_seq = sequence;
+    h->has_message_seq = true;
+    h->policy_version = policy_version;
+    touch(h, now_ms);
+    return 0;
+}
+
+int
+fleet_policy_ack(struct fleet *f,
+                 const char *host_id,
+                 const struct wire_policy_ack *ack,
+                 uint64_t now_ms)
+{
+    struct host *h = host_find(f, host_id);
+    struct fleet_event *e;
+
+    if (!h)
+        return -ENOENT;
+    h->last_ack_version = ack->version;
+    h->last_ack_applied = ack->applied;
+    if (ack->applied)
+        h->policy_version = ack->version;
+    touch(h, now_ms);
+    e = event_add(f, ack->applied ? FLEET_EVENT_POLICY_APPLIED : FLEET_EVENT_POLICY_REFUSED, h,
+                  now_ms);
+    e->policy_version = ack->version;
+    if (!ack->applied)
+        snprintf(e->detail, sizeof(e->detail), "%.*s", (int)sizeof(ack->reason), ack->reason);
+    return 0;
+}
+
+int
+fleet_remove(struct fleet *f, const char *host_id, uint64_t now_ms)
+{
+    size_t slot;
+    struct host *h;
+
+    if (!host_id)
+        return -ENOENT;
+    slot = slot_of(f, host_id, hash_id(host_id));
+    h = f->slots[slot];
+    if (!h)
+        return -ENOENT;
+    event_add(f, FLEET_EVENT_REMOVED, h, now_ms);
+    table_remove(f, slot);
+    host_free(h);
+    return 0;
+}
+
+/* ---- liveness ---- */
+
+static enum fleet_liveness
+liveness_at(const struct fleet *f, const struct host *h, uint64_t now_ms)
+{
+    uint64_t age_ms = now_ms > h->last_seen_ms ? now_ms - h->last_seen_ms : 0;
+
+    if (age_ms < f->opts.stale_after_ms)
+        return FLEET_LIVENESS_FRESH;
+    if (age_ms < f->opts.down_after_ms)
+        return FLEET_LIVENESS_STALE;
+    return FLEET_LIVENESS_DOWN;
+}
+
+size_t
+fleet_tick(struct fleet *f, uint64_t now_ms, fleet_event_cb cb, void *ctx)
+{
+    static const enum fleet_event_kind kinds[] = {
+        [FLEET_LIVENESS_FRESH] = FLEET_EVENT_BACK,
+        [FLEET_LIVENESS_STALE] = FLEET_EVENT_STALE,
+        [FLEET_LIVENESS_DOWN] = FLEET_EVENT_DOWN,
+    };
+    size_t changes = 0;
+
+    for (size_t i = 0; i < f->n_slots; i++) {
+        struct host *h = f->slots[i];
+        if (!h)
+            continue;
+        enum fleet_liveness now = liveness_at(f, h, now_ms);
+        if (now == h->liveness)
+            continue;
+        const struct fleet_event *e = event_add(f, kinds[now], h, now_ms);
+        h->liveness = now;
+        changes++;
+        if (cb)
+            cb(e, ctx);
+    }
+    return changes;
+}
+
+/* ---- reading ---- */
+
+size_t
+fleet_host_count(const struct fleet *f)
+{
+    return f->n_hosts;
+}
+
+static void
+host_info(const struct host *h, struct fleet_host_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    info->host_id = h->id;
+    info->agent_version = h->agent_version;
+    info->labels = (const char *const *)h->labels;
+    info->n_labels = h->n_labels;
+    info->policy_version = h->policy_version;
+    info->first_seen_ms = h->first_seen_ms;
+    info->last_seen_ms = h->last_seen_ms;
+    info->liveness = h->liveness;
+    info->last_ack_version = h->last_ack_version;
+    info->last_ack_applied = h->last_ack_applied;
+    info->has_report = h->has_report;
+    info->last_report_ms = h->last_report_ms;
+    info->report_sequence = h->report_seq;
+    info->host_total_kib = h->host_total_kib;
+    info->host_available_kib = h->host_available_kib;
+    info->counters = h->counters;
+    info->vms = h->vms;
+    info->n_vms = h->n_vms;
+    info->vm_actual_kib = h->vm_actual_kib;
+    info->vm_max_kib = h->vm_max_kib;
+    info->n_decisions = h->n_decisions;
+    info->decisions_total = h->decisions_total;
+}
+
+int
+fleet_host_get(const struct fleet *f, const char *host_id, struct fleet_host_info *info)
+{
+    const struct host *h = host_find(f, host_id);
+
+    if (!h)
+        return -ENOENT;
+    host_info(h, info);
+    return 0;
+}
+
+size_t
+fleet_host_decisions(const struct fleet *f,
+                     const char *host_id,
+                     struct fleet_decision *out,
+                     size_t cap)
+{
+    const struct host *h = host_find(f, host_id);
+    size_t ring = f->opts.decisions_per_host, n = 0;
+
+    if (!h)
+        return 0;
+    for (; n < cap && n < h->n_decisions; n++)
+        out[n] = h->decisions[(h->decisions_next + ring - 1 - n) % ring];
+    return n;
+}
+
+static int
+compare_host_id(const void *a, const void *b)
+{
+    return strcmp((*(const struct host *const *)a)->id, (*(const struct host *const *)b)->id);
+}
+
+/* The hosts in a new array sorted by id (the caller frees it). */
+static const struct host **
+hosts_sorted(const struct fleet *f)
+{
+    const struct host **list = xcalloc(f->n_hosts, sizeof(*list));
+    size_t n = 0;
+
+    for (size_t i = 0; i < f->n_slots; i++) {
+        if (f->slots[i])
+            list[n++] = f->slots[i];
+    }
+    qsort(list, n, sizeof(*list), compare_host_id);
+    return list;
+}
+
+int
+fleet_hosts_each(const struct fleet *f, fleet_host_cb cb, void *ctx)
+{
+    const struct host **list = hosts_sorted(f);
+    struct fleet_host_info info;
+    int rc = 0;
+
+    for (size_t i = 0; i < f->n_hosts && rc == 0; i++) {
+        host_info(list[i], &info);
+        rc = cb(&info, ctx);
+    }
+    free(list);
+    return rc < 0 ? rc : 0;
+}
+
+struct vm_ref {
+    const struct host *host;
+    const struct fleet_vm *vm;
+};
+
+static int
+compare_u64(uint64_t a, uint64_t b)
+{
+    return (a > b) - (a < b);
+}
+
+static int
+compare_vm_refs(const void *pa, const void *pb, void *pkey)
+{
+    const struct vm_ref *a = pa, *b = pb;
+    int key = *(const int *)pkey, rc = 0;
+    bool descending = key < 0;
+
+    switch ((enum fleet_vm_key)(descending ? -key - 1 : key)) {
+    case FLEET_VM_KEY_NAME:
+        rc = strcmp(a->vm->name, b->vm->name);
+        break;
+    case FLEET_VM_KEY_HOST:
+        rc = strcmp(a->host->id, b->host->id);
+        break;
+    case FLEET_VM_KEY_ACTUAL:
+        rc = compare_u64(a->vm->actual_kib, b->vm->actual_kib);
+        break;
+    case FLEET_VM_KEY_UNUSED:
+        /* Unknown sorts last whichever the direction: it is neither small nor large. */
+        if (a->vm->has_unused != b->vm->has_unused)
+            return a->vm->has_unused ? -1 : 1;
+        rc = compare_u64(a->vm->unused_kib, b->vm->unused_kib);
+        break;
+    }
+    if (rc != 0)
+        return descending ? -rc : rc;
+    rc = strcmp(a->host->id, b->host->id);
+    return rc ? rc : memcmp(a->vm->uuid, b->vm->uuid, FLEET_UUID_BYTES);
+}
+
+/* Keep the limit smallest refs (by cmp) seen so far in a max-heap: the root is the one to drop
+ * first. O(n log limit), so "the 20 VMs with least unused" does not sort half a million. */
+static void
+heap_offer(struct vm_ref *heap, size_t *n, size_t limit, struct vm_ref ref, int *key)
+{
+    size_t i;
+
+    if (*n < limit) {
+        for (i = (*n)++; i > 0 && compare_vm_refs(&heap[(i - 1) / 2], &ref, key) < 0;
+             i = (i - 1) / 2)
+            heap[i] = heap[(i - 1) / 2];
+        heap[i] = ref;
+        return;
+    }
+    if (compare_vm_refs(&ref, &heap[0], key) >= 0)
+        return;
+    for (i = 0;;) {
+        size_t child = 2 * i + 1;
+        if (child >= *n)
+            break;
+        if (child + 1 < *n && compare_vm_refs(&heap[child + 1], &heap[child], key) > 0)
+            child++;
+        if (compare_vm_refs(&heap[child], &ref, key) <= 0)
+            break;
+        heap[i] = heap[child];
+        i = child;
+    }
+    heap[i] = ref;
+}
+
+int
+fleet_vms_each(const struct fleet *f,
+               enum fleet_vm_key key,
+               bool descending,
+               size_t limit,
+               fleet_vm_cb cb,
+               void *ctx)
+{
+    size_t n = 0, total = 0;
+    struct vm_ref *refs;
+    int rc = 0, sort_key = descending ? -(int)key - 1 : (int)key;
+
+    for (size_t i = 0; i < f->n_slots; i++) {
+        if (f->slots[i])
+            total += f->slots[i]->n_vms;
+    }
+    if (limit == 0 || limit > total)
+        limit = total;
+    refs = xcalloc(limit, sizeof(*refs));
+    for (size_t i = 0; i < f->n_slots; i++) {
+        const struct host *h = f->slots[i];
+        for (size_t v = 0; h && v < h->n_vms; v++) {
+            struct vm_ref ref = {.host = h, .vm = &h->vms[v]};
+            if (limit == total)
+                refs[n++] = ref;
+            else
+                heap_offer(refs, &n, limit, ref, &sort_key);
+        }
+    }
+    qsort_r(refs, n, sizeof(*refs), compare_vm_refs, &sort_key);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = cb(refs[i].host->id, refs[i].vm, ctx);
+    free(refs);
+    return rc < 0 ? rc : 0;
+}
+
+void
+fleet_totals(const struct fleet *f,
+             uint64_t now_ms,
+             uint64_t pressure_unused_kib,
+             struct fleet_totals *t)
+{
+    uint64_t sec = now_ms / 1000;
+
+    memset(t, 0, sizeof(*t));
+    for (size_t i = 0; i < f->n_slots; i++) {
+        const struct host *h = f->slots[i];
+        if (!h)
+            continue;
+        t->hosts++;
+        t->hosts_by_liveness[h->liveness]++;
+        if (!h->has_report)
+            continue;
+        t->hosts_reporting++;
+        t->host_total_kib += h->host_total_kib;
+        t->host_available_kib += h->host_available_kib;
+        t->vm_actual_kib += h->vm_actual_kib;
+        t->vm_max_kib += h->vm_max_kib;
+        t->vms += h->n_vms;
+        for (size_t v = 0; v < h->n_vms; v++) {
+            const struct fleet_vm *vm = &h->vms[v];
+            if ((vm->has_unused && vm->unused_kib < pressure_unused_kib) ||
+                vm->last_reason == SCHED_REASON_NEED_UNMET)
+                t->vms_under_pressure++;
+        }
+    }
+    if (t->host_total_kib)
+        t->overcommit = (double)t->vm_max_kib / (double)t->host_total_kib;
+    for (size_t b = 0; b < MINUTE_BUCKETS; b++) {
+        if (f->minute[b].sec <= sec && sec - f->minute[b].sec < MINUTE_BUCKETS)
+            t->decisions_last_minute += f->minute[b].count;
+    }
+}

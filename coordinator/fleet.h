@@ -1,0 +1,289 @@
+/*
+ * fleet.h - the coordinator's picture of the fleet: a pure core.
+ *
+ * It owns one record per host (identity, labels, agent version, the policy version it holds,
+ * first/last seen, its last report: host memory, every VM's stats, counters) and a bounded ring of
+ * each host's recent decisions, plus a bounded log of fleet events. It does no I/O, reads no
+ * clock (every call that needs the time takes now_ms, monotonic) and never logs: it returns codes
+ * and records events that the caller reads back and logs.
+ *
+ * Invariants:
+ *  - hosts are found by id through a hash table (open addressing, load <= 1/2);
+ *  - a host's VMs are those of its newest applied report, sorted by uuid, names in one arena;
+ *    a report replaces the whole set, and one with a sequence at or below the last applied
+ *    report's changes nothing;
+ *  - liveness changes only in fleet_tick(), which records each transition exactly once;
+ *  - event sequence numbers start at 1 and never repeat, so a reader can ask for what it has not
+ *    seen yet; the log keeps the newest events_max.
+ *
+ * Pointers handed out (struct fleet_host_info fields, VM names, callback arguments) are borrowed:
+ * they stay valid until the next call that changes the fleet.
+ */
+#ifndef MEMSCHED_COORDINATOR_FLEET_H
+#define MEMSCHED_COORDINATOR_FLEET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+#define FLEET_STALE_AFTER_MS_DEFAULT     3000
+#define FLEET_DOWN_AFTER_MS_DEFAULT      10000
+#define FLEET_DECISIONS_PER_HOST_DEFAULT 64
+#define FLEET_EVENTS_MAX_DEFAULT         1024
+#define FLEET_HOSTS_MAX_DEFAULT          100000
+#define FLEET_UUID_BYTES                 16
+#define FLEET_LABEL_MAX                  (WIRE_LABEL_KEY_MAX + WIRE_LABEL_VALUE_MAX) /* "K=V" */
+#define FLEET_REASON_NONE                0xff /* fleet_vm.last_reason: no decision seen yet */
+
+enum fleet_liveness {
+    FLEET_LIVENESS_FRESH = 0, /* last message younger than stale_after_ms */
+    FLEET_LIVENESS_STALE,     /* younger than down_after_ms */
+    FLEET_LIVENESS_DOWN,
+};
+#define FLEET_LIVENESS_STATES 3
+
+enum fleet_event_kind {
+    FLEET_EVENT_JOINED = 0,     /* first hello from this host */
+    FLEET_EVENT_REJOINED,       /* hello from a known host: its agent restarted or reconnected */
+    FLEET_EVENT_STALE,          /* fresh -> stale */
+    FLEET_EVENT_DOWN,           /* fresh or stale -> down */
+    FLEET_EVENT_BACK,           /* stale or down -> fresh */
+    FLEET_EVENT_POLICY_APPLIED, /* the agent acked a policy version as applied */
+    FLEET_EVENT_POLICY_REFUSED, /* the agent refused it; detail says why */
+    FLEET_EVENT_REMOVED,        /* fleet_remove() */
+};
+
+enum fleet_scope_kind {
+    FLEET_SCOPE_FLEET = 0,
+    FLEET_SCOPE_LABEL,
+    FLEET_SCOPE_HOST,
+};
+
+enum fleet_vm_key {
+    FLEET_VM_KEY_NAME = 0,
+    FLEET_VM_KEY_HOST,   /* host id, then uuid */
+    FLEET_VM_KEY_ACTUAL, /* balloon size */
+    FLEET_VM_KEY_UNUSED, /* VMs that report no unused memory sort after all that do */
+};
+
+/* Limits given at creation; a zero field takes its default. stale_after_ms < down_after_ms. */
+struct fleet_opts {
+    uint64_t stale_after_ms;
+    uint64_t down_after_ms;
+    size_t decisions_per_host; /* ring of recent decisions per host */
+    size_t events_max;         /* ring of recent fleet events */
+    size_t hosts_max;          /* fleet_hello() refuses new hosts beyond this (-ENOSPC) */
+};
+
+/* One VM as last reported, kept compact (10,000 hosts x 50 VMs live in memory). */
+struct fleet_vm {
+    uint64_t max_kib;
+    uint64_t actual_kib;
+    uint64_t target_kib;   /* 0 = none set */
+    uint64_t unused_kib;   /* meaningful when has_unused */
+    uint64_t usable_kib;   /* meaningful when has_usable */
+    const char *name;      /* borrowed, "" when the agent sent none */
+    uint32_t stats_age_ms; /* clamped to UINT32_MAX */
+    uint8_t uuid[FLEET_UUID_BYTES];
+    uint8_t state;       /* enum sched_vm_state */
+    uint8_t last_reason; /* enum sched_reason of the newest decision about it, or FLEET_REASON_NONE;
+                            carried over from report to report while the VM stays */
+    bool has_unused : 1;
+    bool has_usable : 1;
+    bool managed : 1;
+    bool stuck : 1;
+};
+
+enum fleet_counterpart {
+    FLEET_COUNTERPART_NONE = 0,
+    FLEET_COUNTERPART_HOST,
+    FLEET_COUNTERPART_VM, /* counterpart_uuid holds it */
+};
+
+/* One decision, as received in a report, stamped with the time it arrived. */
+struct fleet_decision {
+    uint64_t at_ms;
+    uint64_t old_target_kib;
+    uint64_t new_target_kib;
+    uint8_t uuid[FLEET_UUID_BYTES];
+    uint8_t counterpart_uuid[FLEET_UUID_BYTES];
+    uint8_t counterpart; /* enum fleet_counterpart */
+    uint8_t reason;      /* enum sched_reason */
+};
+
+/* A read-only view of one host; every pointer is borrowed. */
+struct fleet_host_info {
+    const char *host_id;
+    const char *agent_version;
+    const char *const *labels; /* "KEY=VALUE" each */
+    size_t n_labels;
+    uint64_t policy_version; /* held, as the agent last said (hello, heartbeat, report or ack) */
+    uint64_t first_seen_ms;
+    uint64_t last_seen_ms;        /* any message */
+    enum fleet_liveness liveness; /* as of the last fleet_tick() */
+    uint64_t last_ack_version;    /* 0 = no ack yet */
+    bool last_ack_applied;
+    bool has_report;
+    uint64_t last_report_ms;
+    uint64_t report_sequence; /* sequence of the last applied report */
+    uint64_t host_total_kib;
+    uint64_t host_available_kib;
+    struct wire_counters counters;
+    const struct fleet_vm *vms; /* sorted by uuid */
+    size_t n_vms;
+    uint64_t vm_actual_kib; /* sums over vms */
+    uint64_t vm_max_kib;
+    size_t n_decisions;       /* in the ring: fleet_host_decisions() copies them */
+    uint64_t decisions_total; /* ever received from this host */
+};
+
+struct fleet_event {
+    uint64_t seq; /* 1, 2, ...: never reused */
+    uint64_t at_ms;
+    enum fleet_event_kind kind;
+    char host_id[WIRE_HOST_ID_MAX];
+    enum fleet_liveness from;     /* liveness events: the state left */
+    uint64_t policy_version;      /* policy events; the version held for joined/rejoined */
+    char detail[WIRE_REASON_MAX]; /* refusal reason; agent version for joined/rejoined */
+};
+
+struct fleet_totals {
+    size_t hosts;
+    size_t hosts_by_liveness[FLEET_LIVENESS_STATES]; /* indexed by enum fleet_liveness */
+    size_t hosts_reporting; /* hosts with a report; the memory sums cover these */
+    size_t vms;
+    size_t vms_under_pressure; /* unused below the threshold given, or last decision need_unmet */
+    uint64_t vm_actual_kib;
+    uint64_t vm_max_kib;
+    uint64_t host_total_kib;
+    uint64_t host_available_kib;
+    double overcommit; /* vm_max_kib / host_total_kib; 0 when no host memory is known */
+    uint64_t decisions_last_minute;
+};
+
+/* A parsed policy scope: "fleet", "label:KEY=VALUE" or "host:ID". */
+struct fleet_scope {
+    enum fleet_scope_kind kind;
+    char host_id[WIRE_HOST_ID_MAX]; /* FLEET_SCOPE_HOST */
+    char label[FLEET_LABEL_MAX];    /* FLEET_SCOPE_LABEL: "KEY=VALUE", as a host carries it */
+};
+
+struct fleet;
+
+/* Callbacks return 0 to go on; a positive value stops the walk (the walk returns 0), a negative
+ * one stops it and is returned. They must not change the fleet. */
+typedef int (*fleet_host_cb)(const struct fleet_host_info *host, void *ctx);
+typedef int (*fleet_vm_cb)(const char *host_id, const struct fleet_vm *vm, void *ctx);
+typedef int (*fleet_event_cb)(const struct fleet_event *event, void *ctx);
+
+/* opts may be NULL (all defaults). Aborts on out-of-memory; asserts stale < down. */
+struct fleet *fleet_new(const struct fleet_opts *opts);
+
+void fleet_destroy(struct fleet **fleet);
+
+/* A host says hello (first contact, or its agent restarted or reconnected): records its labels,
+ * agent version and policy version, restarts its sequence numbering (a restarted agent counts
+ * from the beginning again) and keeps its last report. Records JOINED or REJOINED.
+ * Returns 0, -EINVAL for a bad host id or label, -ENOSPC when hosts_max is reached. */
+int fleet_hello(struct fleet *fleet,
+                const char *host_id,
+                const struct wire_hello *hello,
+                uint64_t now_ms);
+
+/* Apply a report: host memory, counters, the policy version it holds; the VM set is replaced by
+ * the report's; its decisions go into the host's ring and the decisions-per-minute count.
+ * Returns 0 when applied, 1 when ignored (sequence at or below the last applied report's: a
+ * duplicate or reordered report changes nothing), -ENOENT for an unknown host (the caller
+ * answers "say hello"), -EINVAL for a malformed report (nothing changed). */
+int fleet_report(struct fleet *fleet,
+                 const char *host_id,
+                 uint64_t sequence,
+                 const struct wire_report *report,
+                 uint64_t now_ms);
+
+/* A heartbeat: the host is alive and holds policy_version. Returns 0, 1 when ignored (sequence
+ * at or below the newest message applied from this host) or -ENOENT for an unknown host. */
+int fleet_heartbeat(struct fleet *fleet,
+                    const char *host_id,
+                    uint64_t sequence,
+                    uint64_t policy_version,
+                    uint64_t now_ms);
+
+/* An agent's answer to a policy push. Records POLICY_APPLIED or POLICY_REFUSED (with the reason);
+ * an applied version becomes the version the host holds. Returns 0 or -ENOENT. */
+int fleet_policy_ack(struct fleet *fleet,
+                     const char *host_id,
+                     const struct wire_policy_ack *ack,
+                     uint64_t now_ms);
+
+/* Forget a host (an operator removed it). Records REMOVED. Returns 0 or -ENOENT. */
+int fleet_remove(struct fleet *fleet, const char *host_id, uint64_t now_ms);
+
+/* Derive every host's liveness from the age of its last message and record each change as an
+ * event, once; cb (may be NULL) sees each of them too. Call it regularly (every few hundred ms).
+ * Returns the number of transitions. */
+size_t fleet_tick(struct fleet *fleet, uint64_t now_ms, fleet_event_cb cb, void *ctx);
+
+/* Walk the events after seq (0 = all kept), oldest first. Returns 0 or what cb returned. */
+int fleet_events(const struct fleet *fleet, uint64_t after_seq, fleet_event_cb cb, void *ctx);
+
+/* The newest event's sequence number (0 before any). */
+uint64_t fleet_last_event_seq(const struct fleet *fleet);
+
+size_t fleet_host_count(const struct fleet *fleet);
+
+/* Fill *info for host_id. Returns 0 or -ENOENT. */
+int fleet_host_get(const struct fleet *fleet, const char *host_id, struct fleet_host_info *info);
+
+/* Copy up to cap of the host's recent decisions into out, newest first. Returns how many. */
+size_t fleet_host_decisions(const struct fleet *fleet,
+                            const char *host_id,
+                            struct fleet_decision *out,
+                            size_t cap);
+
+/* Walk every host sorted by id. Returns 0 or what cb returned. */
+int fleet_hosts_each(const struct fleet *fleet, fleet_host_cb cb, void *ctx);
+
+/* Walk the VMs of the whole fleet sorted by key (ascending, or descending), ties by host id
+ * then uuid; with limit > 0 only the first limit of that order. A full sort of 500,000 VMs
+ * takes ~0.2 s of the caller's thread; a limit of tens takes a tenth of that: meant for
+ * operators, not for every message. Returns 0 or what cb returned. */
+int fleet_vms_each(const struct fleet *fleet,
+                   enum fleet_vm_key key,
+                   bool descending,
+                   size_t limit,
+                   fleet_vm_cb cb,
+                   void *ctx);
+
+/* Fleet totals; pressure_unused_kib is the "under pressure" threshold for a VM's unused memory
+ * (e.g. the fleet policy's vm_min_unused_kib). */
+void fleet_totals(const struct fleet *fleet,
+                  uint64_t now_ms,
+                  uint64_t pressure_unused_kib,
+                  struct fleet_totals *totals);
+
+/* Parse a policy scope. Returns 0 or -EINVAL. The rules are wire.h's: a host id as
+ * wire_host_id_valid(), a label key of [A-Za-z0-9._-], a value of printable text. */
+int fleet_scope_parse(const char *text, struct fleet_scope *scope);
+
+/* True when a host with this id and these labels ("KEY=VALUE") falls in scope. */
+bool fleet_scope_matches(const struct fleet_scope *scope,
+                         const char *host_id,
+                         const char *const *labels,
+                         size_t n_labels);
+
+/* Text of a uuid (lower-case, 36 characters and the NUL) into out. */
+void fleet_uuid_format(const uint8_t uuid[FLEET_UUID_BYTES], char out[WIRE_UUID_LEN]);
+
+/* Parse a uuid's text (either case). Returns 0 or -EINVAL. */
+int fleet_uuid_parse(const char *text, uint8_t uuid[FLEET_UUID_BYTES]);
+
+/* "fresh", "stale", "down". */
+const char *fleet_liveness_name(enum fleet_liveness liveness);
+
+/* "joined", "stale", "policy_refused"... */
+const char *fleet_event_kind_name(enum fleet_event_kind kind);
+
+#endif /* MEMSCHED_COORDINATOR_FLEET_H */

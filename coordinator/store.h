@@ -1,0 +1,162 @@
+/*
+ * store.h - what the coordinator must keep across restarts, in SQLite: the policy history
+ * (versioned, scoped, with who, when and why), each agent's ack of each version, and the hosts
+ * ever seen. The only module that touches SQLite; none of its types leave store.c.
+ *
+ * Invariants:
+ *  - a policy is stored only after policy_validate() and fleet_scope_parse() accept it; its
+ *    version is global across scopes, starts at 1, only grows and is never reused;
+ *  - the effective policy of a host is its newest host:ID policy, else the newest label:K=V
+ *    policy among the labels it carries, else the newest fleet policy;
+ *  - for one host and one version the last ack recorded wins;
+ *  - times kept here are wall-clock milliseconds (they outlive the process), given by the caller.
+ *
+ * Every function returns 0 or a negative errno, with err saying why: -EINVAL for arguments we
+ * refuse (nothing is stored), -ENOENT for nothing found, -EIO for anything SQLite reports
+ * (sqlite3_errmsg in err) or a database this build cannot use (corrupt, read-only, a newer
+ * schema). The store never crashes on a bad file. Callbacks run while a statement is open: they
+ * must not call back into the store; they return 0 to go on, a positive value to stop (the walk
+ * returns 0), a negative one to stop with that error.
+ */
+#ifndef MEMSCHED_COORDINATOR_STORE_H
+#define MEMSCHED_COORDINATOR_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy.h"
+#include "wire.h"
+
+#define STORE_ERR_MAX        512
+#define STORE_AUTHOR_MAX     64
+#define STORE_SCHEMA_VERSION 1
+
+struct store;
+
+struct store_policy_entry {
+    uint64_t version;
+    char scope[WIRE_SCOPE_MAX];
+    struct policy policy;
+    char author[STORE_AUTHOR_MAX];
+    char reason[WIRE_REASON_MAX];
+    uint64_t created_at_ms; /* wall clock */
+};
+
+struct store_ack {
+    char host_id[WIRE_HOST_ID_MAX];
+    uint64_t version;
+    bool applied;
+    char reason[WIRE_REASON_MAX]; /* why it was refused; "" when applied */
+    uint64_t at_ms;               /* wall clock */
+};
+
+struct store_host {
+    char host_id[WIRE_HOST_ID_MAX];
+    const char *labels[WIRE_LABELS_MAX]; /* "KEY=VALUE", borrowed for the callback's duration */
+    size_t n_labels;
+    uint64_t first_seen_ms; /* wall clock */
+    uint64_t last_seen_ms;
+    uint64_t policy_version;
+};
+
+typedef int (*store_policy_cb)(const struct store_policy_entry *entry, void *ctx);
+typedef int (*store_ack_cb)(const struct store_ack *ack, void *ctx);
+typedef int (*store_host_cb)(const struct store_host *host, void *ctx);
+
+/* Open the database at path, creating it and its schema when missing (":memory:" works for
+ * tests): WAL journal, synchronous=NORMAL (a committed change survives a crash of the process;
+ * a power cut may lose the last ones), every statement prepared once. A garbage file, a
+ * read-only one or a schema newer than this build gives -EIO and a message naming the path. */
+int store_open(const char *path, struct store **store, char *err, size_t err_len);
+
+/* Finalise the statements and close; NULL-safe, nulls *store. */
+void store_destroy(struct store **store);
+
+/* Group the writes that follow into one transaction, until store_batch_end(): one commit instead
+ * of one per write (10,000 acks or host upserts take ~20 ms instead of ~300 ms). Meant for a
+ * burst handled in one pass of the event loop. Batches do not nest, and store_policy_add() is
+ * not allowed inside one (a version must be durable before it is pushed). */
+int store_batch_begin(struct store *store, char *err, size_t err_len);
+
+/* Commit (commit = true) or roll back the batch. A failed commit is rolled back: -EIO. */
+int store_batch_end(struct store *store, bool commit, char *err, size_t err_len);
+
+/* Store p under scope ("fleet", "label:KEY=VALUE", "host:ID") as the next version, with who
+ * (author, 1-63 printable characters) and why (reason, printable, may be empty). p is validated
+ * first: -EINVAL with err naming the field, and nothing stored. *version receives the new one. */
+int store_policy_add(struct store *store,
+                     const char *scope,
+                     const struct policy *p,
+                     const char *author,
+                     const char *reason,
+                     uint64_t now_wall_ms,
+                     uint64_t *version,
+                     char *err,
+                     size_t err_len);
+
+/* The policy stored as version. -ENOENT when there is none. */
+int store_policy_get(struct store *store,
+                     uint64_t version,
+                     struct store_policy_entry *entry,
+                     char *err,
+                     size_t err_len);
+
+/* The newest policy stored under exactly this scope. -ENOENT when there is none. */
+int store_policy_latest(struct store *store,
+                        const char *scope,
+                        struct store_policy_entry *entry,
+                        char *err,
+                        size_t err_len);
+
+/* The policy in force for a host with this id and labels ("KEY=VALUE"): see the precedence in
+ * the file comment. -ENOENT when no scope covers it (the agent keeps its own config). */
+int store_policy_for_host(struct store *store,
+                          const char *host_id,
+                          const char *const *labels,
+                          size_t n_labels,
+                          struct store_policy_entry *entry,
+                          char *err,
+                          size_t err_len);
+
+/* Walk the policies of one scope (NULL: all), newest first. */
+int store_policy_history(struct store *store,
+                         const char *scope,
+                         store_policy_cb cb,
+                         void *ctx,
+                         char *err,
+                         size_t err_len);
+
+/* Record host_id's answer to version (the last answer for a host and version wins). */
+int store_ack_record(struct store *store,
+                     const char *host_id,
+                     uint64_t version,
+                     bool applied,
+                     const char *reason,
+                     uint64_t at_wall_ms,
+                     char *err,
+                     size_t err_len);
+
+/* Walk the acks of one version, sorted by host id. */
+int store_acks_for_version(
+    struct store *store, uint64_t version, store_ack_cb cb, void *ctx, char *err, size_t err_len);
+
+/* The host's ack of the highest version it answered. -ENOENT when it never answered. */
+int store_ack_for_host(
+    struct store *store, const char *host_id, struct store_ack *ack, char *err, size_t err_len);
+
+/* Insert or update a host: labels and policy version are replaced, last_seen set, first_seen
+ * kept from the first time. Meant for hellos (and a periodic refresh), not for every report. */
+int store_host_upsert(struct store *store,
+                      const char *host_id,
+                      const char *const *labels,
+                      size_t n_labels,
+                      uint64_t seen_at_wall_ms,
+                      uint64_t policy_version,
+                      char *err,
+                      size_t err_len);
+
+/* Walk every host ever seen, sorted by id. */
+int store_hosts_list(struct store *store, store_host_cb cb, void *ctx, char *err, size_t err_len);
+
+#endif /* MEMSCHED_COORDINATOR_STORE_H */
