@@ -4,8 +4,10 @@
 #include "agent_config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
@@ -14,7 +16,10 @@ enum key_kind {
     KEY_STRING,
     KEY_BOOL,
     KEY_LOG_LEVEL,
+    KEY_MIB, /* uint64_t MiB, 0 .. 1 TiB */
 };
+
+#define KEY_MIB_MAX UINT64_C(1048576)
 
 struct agent_key {
     const char *name;
@@ -53,6 +58,62 @@ static const struct agent_key keys[] = {
         .default_value = "false",
         .help = "plan and log, but set no balloon target",
     },
+    {
+        .name = "coordinator",
+        .kind = KEY_STRING,
+        .offset = offsetof(struct agent_config, coordinator),
+        .default_value = "",
+        .help = "coordinator endpoints, comma-separated (tcp://HOST:7400); empty: none",
+    },
+    {
+        .name = "coordinator_key",
+        .kind = KEY_STRING,
+        .offset = offsetof(struct agent_config, coordinator_key),
+        .default_value = "/etc/memsched/coordinator.key",
+        .help = "the coordinator's public key file: the only server this agent talks to",
+    },
+    {
+        .name = "key_file",
+        .kind = KEY_STRING,
+        .offset = offsetof(struct agent_config, key_file),
+        .default_value = "/etc/memsched/agent.secret",
+        .help = "this agent's CURVE key pair (memschedctl keygen)",
+    },
+    {
+        .name = "insecure",
+        .kind = KEY_BOOL,
+        .offset = offsetof(struct agent_config, insecure),
+        .default_value = "false",
+        .help = "plain TCP to the coordinator: refused unless it is on loopback",
+    },
+    {
+        .name = "host_id",
+        .kind = KEY_STRING,
+        .offset = offsetof(struct agent_config, host_id),
+        .default_value = "",
+        .help = "this host's id in the fleet; empty: the host name",
+    },
+    {
+        .name = "labels",
+        .kind = KEY_STRING,
+        .offset = offsetof(struct agent_config, labels),
+        .default_value = "",
+        .help = "KEY=VALUE,... for label-scoped policies",
+    },
+    {
+        .name = "limit_host_min_unused_mib",
+        .kind = KEY_MIB,
+        .offset = offsetof(struct agent_config, limit_host_min_unused_mib),
+        .default_value = "0",
+        .help = "refuse pushed policies with host_min_unused_mib below this",
+    },
+    {
+        .name = "limit_vm_floor_mib",
+        .kind = KEY_MIB,
+        .offset = offsetof(struct agent_config, limit_vm_floor_mib),
+        .default_value = "0",
+        .help = "refuse pushed policies with vm_floor_mib below this",
+    },
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -78,13 +139,25 @@ set_key(struct agent_config *config,
 
     switch (key->kind) {
     case KEY_STRING:
-        if (strlen(value) == 0 || strlen(value) >= AGENT_CONFIG_STR_MAX) {
-            snprintf(err, err_len, "%s: must be 1 to %d characters", key->name,
+        if (strlen(value) >= AGENT_CONFIG_STR_MAX) {
+            snprintf(err, err_len, "%s: longer than %d characters", key->name,
                      AGENT_CONFIG_STR_MAX - 1);
             return -EINVAL;
         }
         strcpy(field, value);
         return 0;
+    case KEY_MIB: {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(value, &end, 10);
+        if (errno || *end || value[0] < '0' || value[0] > '9' || v > KEY_MIB_MAX) {
+            snprintf(err, err_len, "%s='%s' must be a whole number of MiB up to %" PRIu64,
+                     key->name, value, KEY_MIB_MAX);
+            return -EINVAL;
+        }
+        *(uint64_t *)(void *)field = v;
+        return 0;
+    }
     case KEY_BOOL:
         if (policy_parse_bool(value, (bool *)(void *)field) < 0) {
             snprintf(err, err_len, "%s='%s' is not a valid boolean", key->name, value);
@@ -167,6 +240,8 @@ agent_config_print(const struct agent_config *config, FILE *out)
             fprintf(out, "%s\n", field);
         else if (keys[i].kind == KEY_BOOL)
             fprintf(out, "%s\n", *(const bool *)(const void *)field ? "true" : "false");
+        else if (keys[i].kind == KEY_MIB)
+            fprintf(out, "%" PRIu64 "\n", *(const uint64_t *)(const void *)field);
         else
             fprintf(out, "%s\n", log_level_name(config->log_level));
     }
@@ -175,4 +250,26 @@ agent_config_print(const struct agent_config *config, FILE *out)
         policy_get(&config->policy, params[i].name, value, sizeof(value));
         fprintf(out, "\n# %s\n%s = %s\n", params[i].help, params[i].name, value);
     }
+}
+
+int
+agent_config_check_limits(const struct agent_config *config,
+                          const struct policy *p,
+                          char *why,
+                          size_t why_len)
+{
+    if (p->host_min_unused_kib < config->limit_host_min_unused_mib * POLICY_KIB_PER_MIB) {
+        snprintf(why, why_len,
+                 "host_min_unused_mib=%" PRIu64
+                 " below this host's limit_host_min_unused_mib=%" PRIu64,
+                 p->host_min_unused_kib / POLICY_KIB_PER_MIB, config->limit_host_min_unused_mib);
+        return -EPERM;
+    }
+    if (p->vm_floor_kib < config->limit_vm_floor_mib * POLICY_KIB_PER_MIB) {
+        snprintf(why, why_len,
+                 "vm_floor_mib=%" PRIu64 " below this host's limit_vm_floor_mib=%" PRIu64,
+                 p->vm_floor_kib / POLICY_KIB_PER_MIB, config->limit_vm_floor_mib);
+        return -EPERM;
+    }
+    return 0;
 }

@@ -23,7 +23,23 @@ struct agent_config {
     enum log_level log_level;
     bool dry_run;
     struct policy policy; /* the local policy */
+    /* The coordinator link; none when coordinator is empty. */
+    char coordinator[AGENT_CONFIG_STR_MAX];     /* endpoints, comma-separated */
+    char coordinator_key[AGENT_CONFIG_STR_MAX]; /* its public key file (pinned) */
+    char key_file[AGENT_CONFIG_STR_MAX];        /* this agent's key pair */
+    bool insecure;
+    char host_id[AGENT_CONFIG_STR_MAX]; /* empty: the host name */
+    char labels[AGENT_CONFIG_STR_MAX];  /* KEY=VALUE,KEY=VALUE */
+    /* Local hard limits: a pushed policy that crosses them is refused. */
+    uint64_t limit_host_min_unused_mib;
+    uint64_t limit_vm_floor_mib;
 };
+
+/* 0 when p respects the local hard limits; else -EPERM with why naming the limit. */
+int agent_config_check_limits(const struct agent_config *config,
+                              const struct policy *p,
+                              char *why,
+                              size_t why_len);
 
 void agent_config_init_defaults(struct agent_config *config);
 

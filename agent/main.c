@@ -16,15 +16,18 @@
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agent_config.h"
 #include "config.h"
 #include "hv.h"
 #include "hv_sim.h"
+#include "link.h"
 #include "log.h"
 #include "report.h"
 #include "round.h"
 #include "state.h"
+#include "transport.h"
 
 #define MODULE "agent"
 
@@ -50,7 +53,8 @@ struct agent {
     struct round *round;
     sigset_t signals;
     uint64_t start_ms;
-    FILE *record; /* --record: the per-round CSV */
+    FILE *record;      /* --record: the per-round CSV */
+    struct link *link; /* to the coordinators; NULL without one */
 };
 
 static uint64_t
@@ -243,6 +247,88 @@ reload(struct agent *a)
     sd_notify(0, "READY=1");
 }
 
+/* A policy pushed by a coordinator: the same gate as the config file, then this host's own
+ * hard limits. Applied policies are persisted before they are acked. */
+static int
+on_push(void *ctx, const struct wire_policy_push *push, char *why, size_t why_len)
+{
+    struct agent *a = ctx;
+    int rc = policy_validate(&push->policy, why, why_len);
+
+    if (rc == 0)
+        rc = agent_config_check_limits(&a->config, &push->policy, why, why_len);
+    if (rc < 0) {
+        log_warn(MODULE, "event=policy_refused version=%" PRIu64 " scope=%s why=\"%s\"",
+                 push->version, push->scope, why);
+        return rc;
+    }
+    if (a->state.source == STATE_SOURCE_FLEET && a->state.version == push->version)
+        return 0; /* a retry of what we hold */
+    a->state = (struct agent_state){
+        .policy = push->policy, .source = STATE_SOURCE_FLEET, .version = push->version};
+    save_state(a);
+    log_info(MODULE, "event=policy source=fleet version=%" PRIu64 " scope=%s", push->version,
+             push->scope);
+    return 0;
+}
+
+static uint64_t
+fleet_version(const struct agent *a)
+{
+    return a->state.source == STATE_SOURCE_FLEET ? a->state.version : 0;
+}
+
+/* "KEY=VALUE,KEY=VALUE" into labels; returns how many, or -EINVAL. */
+static int
+parse_labels(const char *text, struct wire_label *labels, size_t max)
+{
+    char copy[AGENT_CONFIG_STR_MAX], *save = NULL;
+    int n = 0;
+
+    snprintf(copy, sizeof(copy), "%s", text);
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq || (size_t)n == max || eq == tok || (size_t)(eq - tok) >= sizeof(labels[n].key) ||
+            strlen(eq + 1) >= sizeof(labels[n].value) || !eq[1])
+            return -EINVAL;
+        snprintf(labels[n].key, sizeof(labels[n].key), "%.*s", (int)(eq - tok), tok);
+        snprintf(labels[n].value, sizeof(labels[n].value), "%s", eq + 1);
+        n++;
+    }
+    return n;
+}
+
+static int
+open_link(struct agent *a, char *err, size_t err_len)
+{
+    struct link_options o = {
+        .server_key_path = a->config.coordinator_key,
+        .key_path = a->config.key_file,
+        .insecure = a->config.insecure,
+        .host_id = a->config.host_id,
+    };
+    char endpoints[AGENT_CONFIG_STR_MAX], host[WIRE_HOST_ID_MAX], *save = NULL;
+
+    if (!a->config.coordinator[0])
+        return 0;
+    if (!o.host_id[0] && gethostname(host, sizeof(host)) == 0) {
+        host[sizeof(host) - 1] = '\0';
+        o.host_id = host;
+    }
+    snprintf(endpoints, sizeof(endpoints), "%s", a->config.coordinator);
+    for (char *tok = strtok_r(endpoints, ", ", &save); tok && o.n_endpoints < LINK_ENDPOINTS_MAX;
+         tok = strtok_r(NULL, ", ", &save))
+        o.endpoints[o.n_endpoints++] = tok;
+    int n = parse_labels(a->config.labels, o.labels, WIRE_LABELS_MAX);
+    if (n < 0) {
+        snprintf(err, err_len, "labels='%s' must be KEY=VALUE,... (at most %d)", a->config.labels,
+                 WIRE_LABELS_MAX);
+        return -EINVAL;
+    }
+    o.n_labels = (size_t)n;
+    return link_new(&o, &a->link, err, err_len);
+}
+
 /* Wait until deadline_ms for a signal. Returns false when the agent should stop. */
 static bool
 wait_for_next_round(struct agent *a, uint64_t deadline_ms)
@@ -252,6 +338,11 @@ wait_for_next_round(struct agent *a, uint64_t deadline_ms)
         if (now >= deadline_ms)
             return true;
         uint64_t wait = deadline_ms - now;
+        if (a->link) {
+            /* The coordinators get the wait, in slices, so signals are still seen quickly. */
+            link_poll(a->link, wait < 100 ? (int)wait : 100, fleet_version(a), on_push, a);
+            wait = 0;
+        }
         struct timespec ts = {.tv_sec = (time_t)(wait / 1000),
                               .tv_nsec = (long)(wait % 1000) * 1000000};
         int sig = sigtimedwait(&a->signals, NULL, &ts);
@@ -312,6 +403,13 @@ run(struct agent *a)
                 report_round(stdout, &view, &a->state.policy, n, now - a->start_ms);
             if (a->record)
                 report_csv_round(a->record, &view, &a->state.policy, n, now - a->start_ms);
+        }
+        if (a->link && rc != -ENOTCONN) {
+            struct round_view view;
+            round_get_view(a->round, &view);
+            link_report(a->link, &view, round_get_counters(a->round), fleet_version(a));
+        } else if (a->link) {
+            link_heartbeat(a->link, fleet_version(a));
         }
         sd_notify(0, "WATCHDOG=1");
         if (a->opts.once || (a->opts.max_rounds && n >= a->opts.max_rounds) || scenario_over(a))
@@ -375,6 +473,11 @@ main(int argc, char **argv)
         log_err(MODULE, "event=hypervisor_open_failed uri=%s why=\"%s\"", a.config.uri, err);
         return 1;
     }
+    if (open_link(&a, err, sizeof(err)) < 0) {
+        log_err(MODULE, "event=coordinator_link_failed why=\"%s\"", err);
+        hv_close(&a.hv);
+        return 1;
+    }
     a.round = round_new(a.hv, a.config.dry_run);
     log_info(MODULE, "event=started uri=%s dry_run=%s interval_ms=%" PRIu32, a.config.uri,
              a.config.dry_run ? "yes" : "no", a.state.policy.interval_ms);
@@ -387,6 +490,8 @@ main(int argc, char **argv)
     }
     log_info(MODULE, "event=stopped rounds=%" PRIu64, round_get_counters(a.round)->rounds);
     round_destroy(&a.round);
+    link_destroy(&a.link);
+    transport_shutdown();
     hv_close(&a.hv);
     if (a.record)
         fclose(a.record);

@@ -727,3 +727,123 @@ wire_encode(const struct wire_msg *msg, uint8_t **buf, size_t *len, char *err, s
     }
     return rc;
 }
+
+/* ---- control messages ---- */
+
+static int
+take_request(const Memsched__ControlRequest *m,
+             struct wire_control_request *req,
+             char *err,
+             size_t err_len)
+{
+    if (!valid_token(m->command, WIRE_COMMAND_MAX))
+        return refuse(err, err_len, "control: bad command");
+    if (m->n_args > WIRE_ARGS_MAX)
+        return refuse(err, err_len, "control: %zu arguments, at most %d", m->n_args, WIRE_ARGS_MAX);
+    for (size_t i = 0; i < m->n_args; i++) {
+        if (!valid_text(m->args[i], WIRE_ARG_MAX, true))
+            return refuse(err, err_len, "control: argument %zu too long or not text", i + 1);
+        strcpy(req->args[i], m->args[i]);
+    }
+    if (!valid_text(m->author, WIRE_AUTHOR_MAX, true))
+        return refuse(err, err_len, "control: bad author");
+    strcpy(req->command, m->command);
+    req->n_args = m->n_args;
+    req->json = m->has_json && m->json;
+    snprintf(req->author, sizeof(req->author), "%s", m->author ? m->author : "");
+    return 0;
+}
+
+int
+wire_decode_control_request(
+    const uint8_t *buf, size_t len, struct wire_control_request *req, char *err, size_t err_len)
+{
+    memset(req, 0, sizeof(*req));
+    if (len > WIRE_MSG_MAX_BYTES) {
+        snprintf(err, err_len, "control: %zu bytes, at most %d", len, WIRE_MSG_MAX_BYTES);
+        return -EBADMSG;
+    }
+    Memsched__ControlRequest *m = memsched__control_request__unpack(NULL, len, buf);
+    if (!m) {
+        snprintf(err, err_len, "control: malformed request (%zu bytes)", len);
+        return -EBADMSG;
+    }
+    int rc = take_request(m, req, err, err_len);
+    memsched__control_request__free_unpacked(m, NULL);
+    if (rc < 0)
+        memset(req, 0, sizeof(*req));
+    return rc;
+}
+
+int
+wire_encode_control_request(
+    const struct wire_control_request *req, uint8_t **buf, size_t *len, char *err, size_t err_len)
+{
+    Memsched__ControlRequest m = MEMSCHED__CONTROL_REQUEST__INIT;
+    char *args[WIRE_ARGS_MAX];
+    struct wire_control_request check;
+
+    if (req->n_args > WIRE_ARGS_MAX)
+        return refuse(err, err_len, "control: %zu arguments, at most %d", req->n_args,
+                      WIRE_ARGS_MAX);
+    for (size_t i = 0; i < req->n_args; i++)
+        args[i] = (char *)req->args[i];
+    m.command = (char *)req->command;
+    m.n_args = req->n_args;
+    m.args = args;
+    m.has_json = true;
+    m.json = req->json;
+    m.author = (char *)req->author;
+    size_t size = memsched__control_request__get_packed_size(&m);
+    *buf = malloc(size ? size : 1);
+    if (!*buf)
+        abort();
+    *len = memsched__control_request__pack(&m, *buf);
+    int rc = wire_decode_control_request(*buf, *len, &check, err, err_len);
+    if (rc < 0) {
+        free(*buf);
+        *buf = NULL;
+    }
+    return rc;
+}
+
+int
+wire_encode_control_reply(int status, const char *body, uint8_t **buf, size_t *len)
+{
+    Memsched__ControlReply m = MEMSCHED__CONTROL_REPLY__INIT;
+
+    m.status = status;
+    m.body = (char *)body;
+    size_t size = memsched__control_reply__get_packed_size(&m);
+    *buf = malloc(size ? size : 1);
+    if (!*buf)
+        abort();
+    *len = memsched__control_reply__pack(&m, *buf);
+    return 0;
+}
+
+int
+wire_decode_control_reply(
+    const uint8_t *buf, size_t len, struct wire_control_reply *reply, char *err, size_t err_len)
+{
+    memset(reply, 0, sizeof(*reply));
+    Memsched__ControlReply *m =
+        len <= WIRE_MSG_MAX_BYTES ? memsched__control_reply__unpack(NULL, len, buf) : NULL;
+    if (!m) {
+        snprintf(err, err_len, "control: malformed reply (%zu bytes)", len);
+        return -EBADMSG;
+    }
+    reply->status = m->status;
+    reply->body = strdup(m->body ? m->body : "");
+    memsched__control_reply__free_unpacked(m, NULL);
+    if (!reply->body)
+        abort();
+    return 0;
+}
+
+void
+wire_control_reply_clear(struct wire_control_reply *reply)
+{
+    free(reply->body);
+    memset(reply, 0, sizeof(*reply));
+}

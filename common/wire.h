@@ -122,6 +122,37 @@ struct wire_msg {
     } u;
 };
 
+/* ---- control: memschedctl <-> coordinator ---- */
+
+#define WIRE_COMMAND_MAX 32
+#define WIRE_ARG_MAX     256
+#define WIRE_ARGS_MAX    32
+#define WIRE_AUTHOR_MAX  64
+#define WIRE_BODY_MAX    (WIRE_MSG_MAX_BYTES - 1024)
+
+struct wire_control_request {
+    char command[WIRE_COMMAND_MAX];
+    char args[WIRE_ARGS_MAX][WIRE_ARG_MAX];
+    size_t n_args;
+    bool json;
+    char author[WIRE_AUTHOR_MAX];
+};
+
+/* body is owned: wire_control_reply_clear() frees it. */
+struct wire_control_reply {
+    int status;
+    char *body;
+};
+
+int wire_encode_control_request(
+    const struct wire_control_request *req, uint8_t **buf, size_t *len, char *err, size_t err_len);
+int wire_decode_control_request(
+    const uint8_t *buf, size_t len, struct wire_control_request *req, char *err, size_t err_len);
+int wire_encode_control_reply(int status, const char *body, uint8_t **buf, size_t *len);
+int wire_decode_control_reply(
+    const uint8_t *buf, size_t len, struct wire_control_reply *reply, char *err, size_t err_len);
+void wire_control_reply_clear(struct wire_control_reply *reply);
+
 /* Encode msg into a new buffer (*buf, *len; the caller frees *buf). msg is validated first, as
  * a receiver would: -EINVAL with err for a message we would refuse ourselves. */
 int wire_encode(const struct wire_msg *msg, uint8_t **buf, size_t *len, char *err, size_t err_len);

@@ -1,0 +1,279 @@
+/*
+ * link.c - hello, reports, heartbeats and policy acks over the transport (see link.h).
+ */
+#include "link.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "transport.h"
+
+#define MODULE  "link"
+#define ERR_LEN 256
+#define VERSION "0.1.0"
+
+struct link {
+    struct transport_client *clients[LINK_ENDPOINTS_MAX];
+    uint64_t connects[LINK_ENDPOINTS_MAX]; /* as last seen: a rise means a new connection */
+    size_t n_clients;
+    char host_id[WIRE_HOST_ID_MAX];
+    struct wire_hello hello;
+    uint64_t sequence;
+    uint64_t rejected;
+    struct wire_vm *vms; /* report buffers, grown to the largest round */
+    struct wire_decision *decisions;
+    size_t capacity;
+};
+
+int
+link_new(const struct link_options *opts, struct link **out, char *err, size_t err_len)
+{
+    struct link *l = calloc(1, sizeof(*l));
+
+    if (!l)
+        abort();
+    if (!wire_host_id_valid(opts->host_id)) {
+        snprintf(err, err_len, "host_id '%s' must be 1-63 of [A-Za-z0-9._-]", opts->host_id);
+        free(l);
+        return -EINVAL;
+    }
+    snprintf(l->host_id, sizeof(l->host_id), "%s", opts->host_id);
+    snprintf(l->hello.agent_version, sizeof(l->hello.agent_version), "%s", VERSION);
+    memcpy(l->hello.labels, opts->labels, sizeof(opts->labels));
+    l->hello.n_labels = opts->n_labels;
+    for (size_t i = 0; i < opts->n_endpoints && i < LINK_ENDPOINTS_MAX; i++) {
+        struct transport_client_options o = {
+            .endpoint = opts->endpoints[i],
+            .server_key_path = opts->server_key_path,
+            .key_path = opts->key_path,
+            .insecure = opts->insecure,
+        };
+        int rc = transport_client_open(&o, &l->clients[i], err, err_len);
+        if (rc < 0) {
+            link_destroy(&l);
+            return rc;
+        }
+        l->n_clients++;
+    }
+    *out = l;
+    return 0;
+}
+
+void
+link_destroy(struct link **link)
+{
+    if (!link || !*link)
+        return;
+    for (size_t i = 0; i < (*link)->n_clients; i++)
+        transport_client_close(&(*link)->clients[i]);
+    free((*link)->vms);
+    free((*link)->decisions);
+    free(*link);
+    *link = NULL;
+}
+
+uint64_t
+link_dropped(struct link *l)
+{
+    uint64_t dropped = 0;
+    for (size_t i = 0; i < l->n_clients; i++) {
+        struct transport_client_stats st;
+        transport_client_get_stats(l->clients[i], &st);
+        dropped += st.dropped;
+    }
+    return dropped;
+}
+
+static void
+send_to(struct link *l, size_t which, struct wire_msg *msg)
+{
+    char err[ERR_LEN];
+    uint8_t *buf;
+    size_t len;
+
+    msg->protocol_version = WIRE_PROTOCOL_VERSION;
+    snprintf(msg->host_id, sizeof(msg->host_id), "%s", l->host_id);
+    msg->sequence = ++l->sequence;
+    if (wire_encode(msg, &buf, &len, err, sizeof(err)) < 0) {
+        log_err(MODULE, "event=encode_failed body=%s why=\"%s\"", wire_body_name(msg->body), err);
+        return;
+    }
+    for (size_t i = 0; i < l->n_clients; i++) {
+        if (which == SIZE_MAX || which == i)
+            transport_client_send(l->clients[i], buf, len);
+    }
+    free(buf);
+}
+
+static void
+say_hello(struct link *l, size_t which, uint64_t policy_version)
+{
+    struct wire_msg msg = {.body = WIRE_BODY_HELLO};
+
+    msg.u.hello = l->hello;
+    msg.u.hello.policy_version = policy_version;
+    send_to(l, which, &msg);
+}
+
+/* A connection that came (back) up gets a hello first: the coordinator may be new. */
+static void
+greet_new_connections(struct link *l, uint64_t policy_version)
+{
+    for (size_t i = 0; i < l->n_clients; i++) {
+        struct transport_client_stats st;
+        transport_client_get_stats(l->clients[i], &st);
+        if (st.connects != l->connects[i]) {
+            l->connects[i] = st.connects;
+            say_hello(l, i, policy_version);
+        }
+    }
+}
+
+static void
+grow_buffers(struct link *l, size_t n)
+{
+    if (n <= l->capacity)
+        return;
+    l->capacity = n;
+    l->vms = realloc(l->vms, n * sizeof(*l->vms));
+    l->decisions = realloc(l->decisions, n * sizeof(*l->decisions));
+    if (!l->vms || !l->decisions)
+        abort();
+}
+
+static void
+copy_vm(const struct hv_vm *vm, const struct sched_vm *s, struct wire_vm *w)
+{
+    memset(w, 0, sizeof(*w));
+    snprintf(w->uuid, sizeof(w->uuid), "%s", vm->uuid);
+    snprintf(w->name, sizeof(w->name), "%s", vm->name);
+    w->state = vm->state;
+    w->max_kib = vm->max_kib;
+    w->actual_kib = vm->actual_kib;
+    w->target_kib = s->target_kib;
+    w->unused_kib = vm->unused_kib;
+    w->usable_kib = vm->usable_kib;
+    w->stats_age_ms = vm->stats_age_ms;
+    w->has_unused = vm->has_unused;
+    w->has_usable = vm->has_usable;
+    w->managed = vm->managed;
+    w->stuck = s->stuck;
+}
+
+static size_t
+copy_decisions(const struct round_view *view, struct wire_decision *out)
+{
+    const struct sched_plan *plan = view->plan;
+    size_t n = 0;
+
+    for (size_t k = 0; k < plan->n_shrinks + plan->n_grows; k++) {
+        const struct sched_entry *e = &plan->entries[k];
+        struct wire_decision *d = &out[n++];
+        memset(d, 0, sizeof(*d));
+        snprintf(d->uuid, sizeof(d->uuid), "%s", view->vms[e->vm].uuid);
+        d->reason = e->reason;
+        d->old_target_kib = e->old_target_kib;
+        d->new_target_kib = e->new_target_kib;
+        if (e->counterpart == SCHED_HOST)
+            snprintf(d->counterpart, sizeof(d->counterpart), "%s", WIRE_COUNTERPART_HOST);
+        else if (e->counterpart >= 0)
+            snprintf(d->counterpart, sizeof(d->counterpart), "%s", view->vms[e->counterpart].uuid);
+    }
+    return n;
+}
+
+void
+link_report(struct link *l,
+            const struct round_view *view,
+            const struct round_counters *c,
+            uint64_t policy_version)
+{
+    struct wire_msg msg = {.body = WIRE_BODY_REPORT};
+    struct wire_report *r = &msg.u.report;
+    size_t n = view->n_vms < WIRE_VMS_MAX ? view->n_vms : WIRE_VMS_MAX;
+
+    greet_new_connections(l, policy_version);
+    grow_buffers(l, n ? n : 1);
+    for (size_t i = 0; i < n; i++)
+        copy_vm(&view->vms[i], &view->snapshot[i], &l->vms[i]);
+    r->host_total_kib = view->host->total_kib;
+    r->host_available_kib = view->host->available_kib;
+    r->vms = l->vms;
+    r->n_vms = n;
+    r->decisions = l->decisions;
+    r->n_decisions = n == view->n_vms ? copy_decisions(view, l->decisions) : 0;
+    r->counters = (struct wire_counters){
+        .rounds = c->rounds,
+        .granted_kib = c->granted_kib,
+        .reclaimed_kib = c->reclaimed_kib,
+        .apply_failures = c->apply_failures,
+        .reports_dropped = link_dropped(l),
+        .messages_rejected = l->rejected,
+    };
+    r->policy_version = policy_version;
+    send_to(l, SIZE_MAX, &msg);
+}
+
+void
+link_heartbeat(struct link *l, uint64_t policy_version)
+{
+    struct wire_msg msg = {.body = WIRE_BODY_HEARTBEAT};
+
+    greet_new_connections(l, policy_version);
+    msg.u.heartbeat_policy_version = policy_version;
+    send_to(l, SIZE_MAX, &msg);
+}
+
+static void
+handle(struct link *l,
+       size_t which,
+       const struct wire_msg *msg,
+       uint64_t policy_version,
+       link_push_fn on_push,
+       void *ctx)
+{
+    if (msg->body == WIRE_BODY_SAY_HELLO) {
+        say_hello(l, which, policy_version);
+        return;
+    }
+    if (msg->body != WIRE_BODY_POLICY_PUSH) {
+        log_debug(MODULE, "event=unexpected body=%s", wire_body_name(msg->body));
+        return;
+    }
+    struct wire_msg ack = {.body = WIRE_BODY_POLICY_ACK};
+    ack.u.ack.version = msg->u.push.version;
+    ack.u.ack.applied = on_push(ctx, &msg->u.push, ack.u.ack.reason, sizeof(ack.u.ack.reason)) == 0;
+    if (ack.u.ack.applied)
+        ack.u.ack.reason[0] = '\0';
+    send_to(l, which, &ack);
+}
+
+void
+link_poll(struct link *l, int timeout_ms, uint64_t policy_version, link_push_fn on_push, void *ctx)
+{
+    char err[ERR_LEN];
+
+    for (size_t i = 0; i < l->n_clients; i++) {
+        uint8_t *buf;
+        size_t len;
+        struct wire_msg msg;
+        /* The first endpoint takes the wait; the others are only looked at. */
+        int rc = transport_client_recv(l->clients[i], i == 0 ? timeout_ms : 0, &buf, &len);
+        if (rc != 1)
+            continue;
+        if (wire_decode(buf, len, &msg, err, sizeof(err)) < 0) {
+            l->rejected++;
+            log_warn(MODULE, "event=message_rejected why=\"%s\" rejected=%" PRIu64, err,
+                     l->rejected);
+        } else {
+            handle(l, i, &msg, policy_version, on_push, ctx);
+            wire_msg_clear(&msg);
+        }
+        free(buf);
+    }
+    greet_new_connections(l, policy_version);
+}

@@ -1,0 +1,381 @@
+/*
+ * coordinator.c - sessions, message handling and policy pushes (see coordinator.h).
+ */
+#include "coordinator.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "wire.h"
+
+#define MODULE       "coordinator"
+#define BUCKETS      4096 /* sessions hash; chains stay short up to ~10^5 hosts */
+#define COMPLAIN_MAX 60000
+#define ERR_LEN      256
+
+struct session {
+    struct session *next;
+    char host_id[WIRE_HOST_ID_MAX];
+    struct transport_peer peer;
+    char key_z85[TRANSPORT_KEY_Z85_LEN]; /* the key it first said hello with */
+    uint64_t pushed_version;
+    uint64_t pushed_at_ms;
+    uint64_t refused_version;
+    bool greeted;
+};
+
+struct coordinator {
+    struct fleet *fleet;
+    struct store *store;
+    struct transport_server *server;
+    struct session *buckets[BUCKETS];
+    uint64_t sequence; /* of our own messages */
+    uint64_t now_ms;   /* as of the last message or tick */
+    uint64_t logged_event_seq;
+    struct log_limit bad_messages;
+    struct coordinator_counters counters;
+};
+
+static uint64_t
+hash_id(const char *id)
+{
+    uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a */
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * UINT64_C(1099511628211);
+    return h;
+}
+
+static struct session *
+session_find(struct coordinator *c, const char *host_id, bool create)
+{
+    struct session **slot = &c->buckets[hash_id(host_id) % BUCKETS];
+
+    for (struct session *s = *slot; s; s = s->next) {
+        if (strcmp(s->host_id, host_id) == 0)
+            return s;
+    }
+    if (!create)
+        return NULL;
+    struct session *s = calloc(1, sizeof(*s));
+    if (!s)
+        abort();
+    snprintf(s->host_id, sizeof(s->host_id), "%s", host_id);
+    s->next = *slot;
+    *slot = s;
+    return s;
+}
+
+struct coordinator *
+coordinator_new(struct fleet *fleet, struct store *store, struct transport_server *server)
+{
+    struct coordinator *c = calloc(1, sizeof(*c));
+
+    if (!c)
+        abort();
+    c->fleet = fleet;
+    c->store = store;
+    c->server = server;
+    c->logged_event_seq = fleet_last_event_seq(fleet);
+    return c;
+}
+
+void
+coordinator_destroy(struct coordinator **coordinator)
+{
+    if (!coordinator || !*coordinator)
+        return;
+    for (size_t b = 0; b < BUCKETS; b++) {
+        struct session *s = (*coordinator)->buckets[b];
+        while (s) {
+            struct session *next = s->next;
+            free(s);
+            s = next;
+        }
+    }
+    free(*coordinator);
+    *coordinator = NULL;
+}
+
+const struct coordinator_counters *
+coordinator_get_counters(const struct coordinator *c)
+{
+    return &c->counters;
+}
+
+/* ---- sending ---- */
+
+static void
+send_msg(struct coordinator *c, struct session *s, struct wire_msg *msg)
+{
+    char err[ERR_LEN];
+    uint8_t *buf;
+    size_t len;
+
+    msg->protocol_version = WIRE_PROTOCOL_VERSION;
+    snprintf(msg->host_id, sizeof(msg->host_id), "%s", s->host_id);
+    msg->sequence = ++c->sequence;
+    if (wire_encode(msg, &buf, &len, err, sizeof(err)) < 0) {
+        log_err(MODULE, "host=%s event=encode_failed body=%s why=\"%s\"", s->host_id,
+                wire_body_name(msg->body), err);
+        return;
+    }
+    if (transport_server_send(c->server, &s->peer, buf, len) < 0)
+        log_debug(MODULE, "host=%s event=send_failed body=%s", s->host_id,
+                  wire_body_name(msg->body));
+    free(buf);
+}
+
+static void
+say_hello(struct coordinator *c, struct session *s)
+{
+    struct wire_msg msg = {.body = WIRE_BODY_SAY_HELLO};
+
+    c->counters.say_hello++;
+    send_msg(c, s, &msg);
+}
+
+/* Push the policy in force for this host when the version it holds differs. */
+static void
+offer_policy(struct coordinator *c, struct session *s, uint64_t held_version)
+{
+    uint64_t now_ms = c->now_ms;
+    struct fleet_host_info info;
+    struct store_policy_entry entry;
+    char err[ERR_LEN];
+
+    if (fleet_host_get(c->fleet, s->host_id, &info) < 0)
+        return;
+    int rc = store_policy_for_host(c->store, s->host_id, info.labels, info.n_labels, &entry, err,
+                                   sizeof(err));
+    if (rc == -ENOENT || (rc == 0 && entry.version == held_version))
+        return; /* nothing governs it, or it is up to date */
+    if (rc < 0) {
+        log_err(MODULE, "host=%s event=policy_lookup_failed why=\"%s\"", s->host_id, err);
+        return;
+    }
+    if (entry.version == s->refused_version)
+        return; /* it said no, and why; asking again changes nothing */
+    if (entry.version == s->pushed_version && now_ms - s->pushed_at_ms < COORDINATOR_PUSH_RETRY_MS)
+        return; /* on its way */
+    struct wire_msg msg = {.body = WIRE_BODY_POLICY_PUSH};
+    msg.u.push.version = entry.version;
+    snprintf(msg.u.push.scope, sizeof(msg.u.push.scope), "%s", entry.scope);
+    msg.u.push.policy = entry.policy;
+    send_msg(c, s, &msg);
+    s->pushed_version = entry.version;
+    s->pushed_at_ms = now_ms;
+    c->counters.pushes++;
+    log_info(MODULE, "host=%s event=policy_push version=%" PRIu64 " scope=%s held=%" PRIu64,
+             s->host_id, entry.version, entry.scope, held_version);
+}
+
+/* ---- receiving ---- */
+
+static void
+remember_labels(struct coordinator *c, const char *host_id, uint64_t version, uint64_t now_wall)
+{
+    struct fleet_host_info info;
+    char err[ERR_LEN];
+
+    if (fleet_host_get(c->fleet, host_id, &info) == 0 &&
+        store_host_upsert(c->store, host_id, info.labels, info.n_labels, now_wall, version, err,
+                          sizeof(err)) < 0)
+        log_warn(MODULE, "host=%s event=store_failed why=\"%s\"", host_id, err);
+}
+
+static void
+on_hello(struct coordinator *c,
+         struct session *s,
+         const struct wire_msg *msg,
+         const struct transport_peer *from,
+         uint64_t now_ms,
+         uint64_t now_wall)
+{
+    struct fleet_host_info info;
+
+    /* An id already bound to another key, and still alive, is not handed over. */
+    if (s->greeted && strcmp(s->key_z85, from->key_z85) != 0 &&
+        fleet_host_get(c->fleet, s->host_id, &info) == 0 && info.liveness != FLEET_LIVENESS_DOWN) {
+        c->counters.impostors++;
+        log_warn(MODULE, "host=%s event=hello_refused why=\"id bound to another key\" key=%s",
+                 s->host_id, from->key_z85);
+        return;
+    }
+    if (fleet_hello(c->fleet, s->host_id, &msg->u.hello, now_ms) < 0) {
+        log_warn(MODULE, "host=%s event=hello_refused why=\"fleet full or bad hello\"", s->host_id);
+        return;
+    }
+    s->peer = *from;
+    snprintf(s->key_z85, sizeof(s->key_z85), "%s", from->key_z85);
+    s->greeted = true;
+    s->pushed_version = s->refused_version = 0; /* a restarted agent gets a fresh offer */
+    remember_labels(c, s->host_id, msg->u.hello.policy_version, now_wall);
+    offer_policy(c, s, msg->u.hello.policy_version);
+}
+
+static void
+on_ack(struct coordinator *c,
+       struct session *s,
+       const struct wire_policy_ack *ack,
+       uint64_t now_ms,
+       uint64_t now_wall)
+{
+    char err[ERR_LEN];
+
+    if (fleet_policy_ack(c->fleet, s->host_id, ack, now_ms) == -ENOENT) {
+        say_hello(c, s);
+        return;
+    }
+    if (store_ack_record(c->store, s->host_id, ack->version, ack->applied, ack->reason, now_wall,
+                         err, sizeof(err)) < 0)
+        log_warn(MODULE, "host=%s event=store_failed why=\"%s\"", s->host_id, err);
+    if (ack->applied) {
+        c->counters.acks_applied++;
+    } else {
+        c->counters.acks_refused++;
+        s->refused_version = ack->version;
+    }
+    log_info(MODULE, "host=%s event=policy_ack version=%" PRIu64 " applied=%s%s%s%s", s->host_id,
+             ack->version, ack->applied ? "yes" : "no", ack->applied ? "" : " why=\"",
+             ack->applied ? "" : ack->reason, ack->applied ? "" : "\"");
+}
+
+static void
+dispatch(struct coordinator *c,
+         struct session *s,
+         const struct wire_msg *msg,
+         const struct transport_peer *from,
+         uint64_t now_ms,
+         uint64_t now_wall)
+{
+    int rc = 0;
+
+    if (msg->body == WIRE_BODY_HELLO) {
+        on_hello(c, s, msg, from, now_ms, now_wall);
+        return;
+    }
+    /* Anything else must come from the key that said hello for this id. */
+    if (!s->greeted || strcmp(s->key_z85, from->key_z85) != 0) {
+        say_hello(c, s);
+        return;
+    }
+    s->peer = *from; /* the agent may have reconnected: answer where it is now */
+    switch (msg->body) {
+    case WIRE_BODY_REPORT:
+        rc = fleet_report(c->fleet, s->host_id, msg->sequence, &msg->u.report, now_ms);
+        if (rc >= 0)
+            offer_policy(c, s, msg->u.report.policy_version);
+        break;
+    case WIRE_BODY_HEARTBEAT:
+        rc = fleet_heartbeat(c->fleet, s->host_id, msg->sequence, msg->u.heartbeat_policy_version,
+                             now_ms);
+        if (rc >= 0)
+            offer_policy(c, s, msg->u.heartbeat_policy_version);
+        break;
+    case WIRE_BODY_POLICY_ACK:
+        on_ack(c, s, &msg->u.ack, now_ms, now_wall);
+        break;
+    default:
+        log_debug(MODULE, "host=%s event=unexpected body=%s", s->host_id,
+                  wire_body_name(msg->body));
+        break;
+    }
+    if (rc == -ENOENT) /* the fleet forgot it (restart): ask for a hello */
+        say_hello(c, s);
+}
+
+void
+coordinator_handle(struct coordinator *c,
+                   const struct transport_peer *from,
+                   const uint8_t *buf,
+                   size_t len,
+                   uint64_t now_ms,
+                   uint64_t now_wall)
+{
+    char err[ERR_LEN];
+    struct wire_msg msg;
+
+    c->counters.messages++;
+    c->now_ms = now_ms;
+    if (wire_decode(buf, len, &msg, err, sizeof(err)) < 0) {
+        c->counters.rejected++;
+        if (log_limit_failure(&c->bad_messages, now_ms, COMPLAIN_MAX))
+            log_warn(MODULE, "event=message_rejected why=\"%s\" key=%s rejected=%" PRIu64, err,
+                     from->key_z85[0] ? from->key_z85 : "-", c->counters.rejected);
+        return;
+    }
+    struct session *s = session_find(c, msg.host_id, true);
+    if (!s->greeted && msg.body != WIRE_BODY_HELLO)
+        s->peer = *from; /* somewhere to send "say hello" to */
+    dispatch(c, s, &msg, from, now_ms, now_wall);
+    wire_msg_clear(&msg);
+}
+
+/* ---- periodic work ---- */
+
+static int
+log_event(const struct fleet_event *e, void *ctx)
+{
+    struct coordinator *c = ctx;
+
+    c->logged_event_seq = e->seq;
+    log_info(MODULE, "host=%s event=%s%s%s", e->host_id, fleet_event_kind_name(e->kind),
+             e->detail[0] ? " detail=" : "", e->detail);
+    return 0;
+}
+
+static int
+retry_push(const struct fleet_host_info *host, void *ctx)
+{
+    struct coordinator *c = ctx;
+    struct session *s = session_find(c, host->host_id, false);
+
+    /* A push that was not acked (lost, or the agent was busy) goes again after the retry time. */
+    if (s && s->greeted && host->liveness == FLEET_LIVENESS_FRESH && s->pushed_version &&
+        s->pushed_version != host->policy_version)
+        offer_policy(c, s, host->policy_version);
+    return 0;
+}
+
+void
+coordinator_tick(struct coordinator *c, uint64_t now_ms, uint64_t now_wall)
+{
+    (void)now_wall;
+    c->now_ms = now_ms;
+    fleet_tick(c->fleet, now_ms, NULL, NULL);
+    fleet_events(c->fleet, c->logged_event_seq, log_event, c);
+    fleet_hosts_each(c->fleet, retry_push, c);
+}
+
+struct push_scope {
+    struct coordinator *c;
+    struct fleet_scope scope;
+    uint64_t version;
+};
+
+static int
+push_if_in_scope(const struct fleet_host_info *host, void *ctx)
+{
+    struct push_scope *p = ctx;
+    struct session *s = session_find(p->c, host->host_id, false);
+
+    if (s && s->greeted &&
+        fleet_scope_matches(&p->scope, host->host_id, host->labels, host->n_labels))
+        offer_policy(p->c, s, host->policy_version);
+    return 0;
+}
+
+void
+coordinator_policy_added(struct coordinator *c, uint64_t version, const char *scope)
+{
+    struct push_scope p = {.c = c, .version = version};
+
+    if (fleet_scope_parse(scope, &p.scope) < 0)
+        return;
+    log_info(MODULE, "event=policy_added version=%" PRIu64 " scope=%s", version, scope);
+    fleet_hosts_each(c->fleet, push_if_in_scope, &p);
+}

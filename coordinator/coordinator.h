@@ -1,0 +1,61 @@
+/*
+ * coordinator.h - the coordinator's protocol engine: one received message in, fleet state and
+ * store updated, answers and policy pushes out.
+ *
+ * It owns the sessions (host id -> the connection it last spoke from, the CURVE key it first
+ * said hello with, what policy was pushed to it and what it answered). A host id stays bound
+ * to its key: a hello for the same id from another key is refused while the host is not down,
+ * so one admitted agent cannot pose as another live host. Messages that fail wire_decode() are
+ * dropped, counted and logged with a rate limit.
+ *
+ * Policy: on hello (and on any report or heartbeat that shows an older version) the host gets
+ * the policy in force for it (store_policy_for_host); a push not acked within push_retry_ms is
+ * sent again; a version the agent refused is not pushed again to it.
+ */
+#ifndef MEMSCHED_COORDINATOR_COORDINATOR_H
+#define MEMSCHED_COORDINATOR_COORDINATOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fleet.h"
+#include "store.h"
+#include "transport.h"
+
+#define COORDINATOR_PUSH_RETRY_MS 5000
+
+struct coordinator;
+
+struct coordinator_counters {
+    uint64_t messages;
+    uint64_t rejected;  /* malformed or invalid messages */
+    uint64_t impostors; /* hellos for a live host from another key */
+    uint64_t say_hello; /* "unknown host" answers */
+    uint64_t pushes;
+    uint64_t acks_applied;
+    uint64_t acks_refused;
+};
+
+/* Borrows fleet, store and server; they must outlive the coordinator. */
+struct coordinator *
+coordinator_new(struct fleet *fleet, struct store *store, struct transport_server *server);
+
+void coordinator_destroy(struct coordinator **coordinator);
+
+/* One message from an agent. now_ms is monotonic, now_wall_ms wall clock. */
+void coordinator_handle(struct coordinator *c,
+                        const struct transport_peer *from,
+                        const uint8_t *buf,
+                        size_t len,
+                        uint64_t now_ms,
+                        uint64_t now_wall_ms);
+
+/* Periodic work: liveness, event logging, push retries. */
+void coordinator_tick(struct coordinator *c, uint64_t now_ms, uint64_t now_wall_ms);
+
+/* A policy was stored: push it to every live host it now governs. */
+void coordinator_policy_added(struct coordinator *c, uint64_t version, const char *scope);
+
+const struct coordinator_counters *coordinator_get_counters(const struct coordinator *c);
+
+#endif /* MEMSCHED_COORDINATOR_COORDINATOR_H */
