@@ -29,6 +29,8 @@ struct link {
     size_t capacity;
 };
 
+static void say_hello(struct link *l, size_t which, uint64_t policy_version);
+
 int
 link_new(const struct link_options *opts, struct link **out, char *err, size_t err_len)
 {
@@ -59,6 +61,7 @@ link_new(const struct link_options *opts, struct link **out, char *err, size_t e
         }
         l->n_clients++;
     }
+    say_hello(l, SIZE_MAX, opts->policy_version);
     *out = l;
     return 0;
 }
@@ -119,7 +122,8 @@ say_hello(struct link *l, size_t which, uint64_t policy_version)
     send_to(l, which, &msg);
 }
 
-/* A connection that came (back) up gets a hello first: the coordinator may be new. */
+/* A connection that came back up gets a hello: the coordinator may be a new one. The first
+ * connection needs none, the hello queued by link_new() goes first. */
 static void
 greet_new_connections(struct link *l, uint64_t policy_version)
 {
@@ -127,8 +131,9 @@ greet_new_connections(struct link *l, uint64_t policy_version)
         struct transport_client_stats st;
         transport_client_get_stats(l->clients[i], &st);
         if (st.connects != l->connects[i]) {
+            if (l->connects[i] > 0)
+                say_hello(l, i, policy_version);
             l->connects[i] = st.connects;
-            say_hello(l, i, policy_version);
         }
     }
 }

@@ -28,6 +28,7 @@ struct link_options {
     const char *host_id;
     struct wire_label labels[WIRE_LABELS_MAX];
     size_t n_labels;
+    uint64_t policy_version; /* the fleet policy held at start (0 = none) */
 };
 
 /* Decide on a pushed policy: 0 when applied, or a negative errno with why filled. */

@@ -306,6 +306,7 @@ open_link(struct agent *a, char *err, size_t err_len)
         .key_path = a->config.key_file,
         .insecure = a->config.insecure,
         .host_id = a->config.host_id,
+        .policy_version = fleet_version(a),
     };
     char endpoints[AGENT_CONFIG_STR_MAX], host[WIRE_HOST_ID_MAX], *save = NULL;
 
@@ -321,8 +322,8 @@ open_link(struct agent *a, char *err, size_t err_len)
         o.endpoints[o.n_endpoints++] = tok;
     int n = parse_labels(a->config.labels, o.labels, WIRE_LABELS_MAX);
     if (n < 0) {
-        snprintf(err, err_len, "labels='%s' must be KEY=VALUE,... (at most %d)", a->config.labels,
-                 WIRE_LABELS_MAX);
+        snprintf(err, err_len, "labels='%.200s' must be KEY=VALUE,... (at most %d)",
+                 a->config.labels, WIRE_LABELS_MAX);
         return -EINVAL;
     }
     o.n_labels = (size_t)n;

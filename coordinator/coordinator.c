@@ -187,6 +187,19 @@ remember_labels(struct coordinator *c, const char *host_id, uint64_t version, ui
         log_warn(MODULE, "host=%s event=store_failed why=\"%s\"", host_id, err);
 }
 
+/* The version this host last refused, from the store, so a restart on either side does not
+ * bring the same refusal round again (0 when its last answer was a yes, or none). */
+static uint64_t
+stored_refusal(struct coordinator *c, const char *host_id)
+{
+    struct store_ack ack;
+    char err[ERR_LEN];
+
+    if (store_ack_for_host(c->store, host_id, &ack, err, sizeof(err)) < 0 || ack.applied)
+        return 0;
+    return ack.version;
+}
+
 static void
 on_hello(struct coordinator *c,
          struct session *s,
@@ -212,7 +225,8 @@ on_hello(struct coordinator *c,
     s->peer = *from;
     snprintf(s->key_z85, sizeof(s->key_z85), "%s", from->key_z85);
     s->greeted = true;
-    s->pushed_version = s->refused_version = 0; /* a restarted agent gets a fresh offer */
+    s->pushed_version = 0;
+    s->refused_version = stored_refusal(c, s->host_id);
     remember_labels(c, s->host_id, msg->u.hello.policy_version, now_wall);
     offer_policy(c, s, msg->u.hello.policy_version);
 }

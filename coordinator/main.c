@@ -141,7 +141,7 @@ settings_check(const struct settings *s, char *err, size_t err_len)
         return -EINVAL;
     }
     if (s->insecure && !transport_endpoint_is_local(s->listen)) {
-        snprintf(err, err_len, "insecure=true is only allowed on loopback, not %s", s->listen);
+        snprintf(err, err_len, "insecure=true is only allowed on loopback, not %.200s", s->listen);
         return -EINVAL;
     }
     return 0;
@@ -208,6 +208,7 @@ clock_ms(clockid_t id)
 }
 
 struct daemon {
+    uint64_t keys_refused; /* as last logged */
     struct settings settings;
     struct store *store;
     struct fleet *fleet;
@@ -272,6 +273,20 @@ take_signals(struct daemon *d)
     return true;
 }
 
+/* Handshakes from keys outside the allowlist: counted by the transport, logged when they grow. */
+static void
+log_refused_handshakes(struct daemon *d)
+{
+    struct transport_server_stats st;
+
+    transport_server_get_stats(d->servers[SERVER_MAIN], &st);
+    if (st.keys_refused == d->keys_refused)
+        return;
+    log_warn(MODULE, "event=handshakes_refused total=%" PRIu64 " new=%" PRIu64, st.keys_refused,
+             st.keys_refused - d->keys_refused);
+    d->keys_refused = st.keys_refused;
+}
+
 static void
 run(struct daemon *d)
 {
@@ -295,6 +310,7 @@ run(struct daemon *d)
         }
         if (now >= next_tick) {
             coordinator_tick(d->coordinator, now, wall);
+            log_refused_handshakes(d);
             sd_notify(0, "WATCHDOG=1");
             next_tick = now + TICK_MS;
         }

@@ -1,0 +1,1897 @@
+/*
+ * control.c - the coordinator's answers to memschedctl (control.h): fleet state and policy as
+ * aligned tables or JSON documents, and policy changes.
+ *
+ * It owns nothing between calls: each request is parsed against its command's row in the
+ * command table (options it accepts, whether KEY=VALUE arguments are allowed, its usage line),
+ * answered from the fleet (in memory) and the store (SQLite), and rendered into one new string.
+ * JSON goes through jansson only (no JSON is ever assembled by hand): numbers are numbers,
+ * memory is KiB in fields named *_kib, every command answers one top-level object. Tables speak
+ * MiB with one decimal and ages ("3s ago"); wall-clock times are UTC.
+ *
+ * Invariants: the fleet is read, never changed; the store is written only by policy-set, and only
+ * after the new policy passed policy_set() per key and store_policy_add()'s policy_validate();
+ * a request that fails leaves no trace.
+ */
+#define _GNU_SOURCE /* qsort_r, vasprintf */
+#include "control.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "policy.h"
+#include "sched.h"
+
+#define OPTIONS_MAX           4
+#define AUTHOR_DEFAULT        "memschedctl"
+#define VMS_LIMIT_DEFAULT     1000
+#define VMS_LIMIT_MAX         10000
+#define EVENTS_LIMIT_DEFAULT  100
+#define EVENTS_LIMIT_MAX      1000000
+#define HISTORY_LIMIT_DEFAULT 50
+#define HISTORY_LIMIT_MAX     10000
+#define TABLE_COLS_MAX        16
+
+/* ---- memory: out of memory aborts (systemd restarts the daemon) ---- */
+
+static void
+oom(void)
+{
+    fputs("control: out of memory\n", stderr);
+    abort();
+}
+
+static void *
+xreallocarray(void *p, size_t n, size_t size)
+{
+    if (size && n > SIZE_MAX / size)
+        oom();
+    p = realloc(p, n && size ? n * size : 1);
+    if (!p)
+        oom();
+    return p;
+}
+
+static char *
+xstrdup(const char *s)
+{
+    char *copy = strdup(s);
+
+    if (!copy)
+        oom();
+    return copy;
+}
+
+static char *xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
+static char *
+xvasprintf(const char *fmt, va_list ap)
+{
+    char *s;
+
+    if (vasprintf(&s, fmt, ap) < 0)
+        oom();
+    return s;
+}
+
+/* ---- one request being answered ---- */
+
+struct call;
+
+struct command {
+    const char *name;
+    const char *usage;
+    const char *options[OPTIONS_MAX]; /* "--NAME VALUE" (or --NAME=VALUE), all take a value */
+    bool positional;                  /* accepts KEY=VALUE arguments */
+    enum control_status (*run)(struct call *c);
+};
+
+struct call {
+    const struct control_context *cc;
+    const struct wire_control_request *req;
+    const struct command *cmd;
+    const char *opt[OPTIONS_MAX]; /* values, indexed like cmd->options; NULL when not given */
+    const char *pos[WIRE_ARGS_MAX];
+    size_t n_pos;
+    char **body;
+};
+
+static enum control_status fail(struct call *c, enum control_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Set the body to an error message and return status. */
+static enum control_status
+fail(struct call *c, enum control_status status, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    free(*c->body);
+    *c->body = xvasprintf(fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+static enum control_status
+store_failed(struct call *c, int rc, const char *err)
+{
+    return fail(c, CONTROL_INTERNAL, "%s: store: %s (%s)", c->cmd->name, err, strerror(-rc));
+}
+
+static const char *
+opt(const struct call *c, const char *name)
+{
+    for (size_t i = 0; i < OPTIONS_MAX && c->cmd->options[i]; i++) {
+        if (strcmp(c->cmd->options[i], name) == 0)
+            return c->opt[i];
+    }
+    return NULL;
+}
+
+/* ---- text: tables and formatting ---- */
+
+struct text {
+    FILE *f;
+    char *buf;
+    size_t len;
+};
+
+static FILE *
+text_open(struct text *t)
+{
+    t->buf = NULL;
+    t->len = 0;
+    t->f = open_memstream(&t->buf, &t->len);
+    if (!t->f)
+        oom();
+    return t->f;
+}
+
+/* Close the stream and hand its text over as the body. */
+static enum control_status
+text_reply(struct call *c, struct text *t)
+{
+    if (fclose(t->f) != 0)
+        oom();
+    free(*c->body);
+    *c->body = t->buf;
+    return CONTROL_OK;
+}
+
+struct column {
+    const char *header; /* NULL everywhere: no header line */
+    bool right;         /* numbers are right-aligned */
+};
+
+struct table {
+    const struct column *cols;
+    size_t n_cols;
+    char **cells; /* row after row */
+    size_t n_cells;
+    size_t cap_cells;
+};
+
+static void table_add(struct table *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+table_add(struct table *t, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (t->n_cells == t->cap_cells) {
+        t->cap_cells = t->cap_cells ? 2 * t->cap_cells : 64;
+        t->cells = xreallocarray(t->cells, t->cap_cells, sizeof(*t->cells));
+    }
+    va_start(ap, fmt);
+    t->cells[t->n_cells++] = xvasprintf(fmt, ap);
+    va_end(ap);
+}
+
+/* Columns as seen on a terminal: UTF-8 continuation bytes take no room. */
+static size_t
+display_width(const char *s)
+{
+    size_t n = 0;
+
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+static void
+table_cell(FILE *f, const char *s, size_t width, bool right, bool last)
+{
+    size_t pad = width - display_width(s);
+
+    if (right)
+        fprintf(f, "%*s%s", (int)pad, "", s);
+    else if (last)
+        fputs(s, f);
+    else
+        fprintf(f, "%s%*s", s, (int)pad, "");
+}
+
+static void
+table_row(FILE *f, const struct table *t, const char *const *row, const size_t *widths)
+{
+    for (size_t i = 0; i < t->n_cols; i++) {
+        if (i > 0)
+            fputs("  ", f);
+        table_cell(f, row[i], widths[i], t->cols[i].right, i + 1 == t->n_cols);
+    }
+    fputc('\n', f);
+}
+
+static void
+table_print(FILE *f, const struct table *t)
+{
+    size_t widths[TABLE_COLS_MAX] = {0};
+    const char *headers[TABLE_COLS_MAX];
+    bool has_header = t->cols[0].header != NULL;
+
+    assert(t->n_cols > 0 && t->n_cols <= TABLE_COLS_MAX);
+    for (size_t i = 0; i < t->n_cols; i++) {
+        headers[i] = has_header ? t->cols[i].header : "";
+        widths[i] = display_width(headers[i]);
+    }
+    for (size_t i = 0; i < t->n_cells; i++) {
+        size_t w = display_width(t->cells[i]);
+        if (w > widths[i % t->n_cols])
+            widths[i % t->n_cols] = w;
+    }
+    if (has_header)
+        table_row(f, t, headers, widths);
+    for (size_t r = 0; r + t->n_cols <= t->n_cells; r += t->n_cols)
+        table_row(f, t, (const char *const *)&t->cells[r], widths);
+}
+
+static void
+table_free(struct table *t)
+{
+    for (size_t i = 0; i < t->n_cells; i++)
+        free(t->cells[i]);
+    free(t->cells);
+    t->cells = NULL;
+    t->n_cells = t->cap_cells = 0;
+}
+
+/* KiB as MiB with one decimal. */
+static const char *
+fmt_mib(char *buf, size_t len, uint64_t kib)
+{
+    snprintf(buf, len, "%.1f", (double)kib / POLICY_KIB_PER_MIB);
+    return buf;
+}
+
+/* "3s ago", "4m ago", "2h ago", "5d ago". */
+static const char *
+fmt_age(char *buf, size_t len, uint64_t now_ms, uint64_t then_ms)
+{
+    uint64_t s = now_ms > then_ms ? (now_ms - then_ms) / 1000 : 0;
+
+    if (s < 60)
+        snprintf(buf, len, "%" PRIu64 "s ago", s);
+    else if (s < 3600)
+        snprintf(buf, len, "%" PRIu64 "m ago", s / 60);
+    else if (s < 86400)
+        snprintf(buf, len, "%" PRIu64 "h ago", s / 3600);
+    else
+        snprintf(buf, len, "%" PRIu64 "d ago", s / 86400);
+    return buf;
+}
+
+/* Wall-clock milliseconds as UTC: "2024-05-01 12:00:00Z". */
+static const char *
+fmt_wall(char *buf, size_t len, uint64_t wall_ms)
+{
+    time_t t = (time_t)(wall_ms / 1000);
+    struct tm tm;
+
+    if (!gmtime_r(&t, &tm) || strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm) == 0)
+        snprintf(buf, len, "@%" PRIu64 "ms", wall_ms);
+    return buf;
+}
+
+/* "v3", or "none" for version 0. */
+static const char *
+fmt_version(char *buf, size_t len, uint64_t version)
+{
+    if (version)
+        snprintf(buf, len, "v%" PRIu64, version);
+    else
+        snprintf(buf, len, "none");
+    return buf;
+}
+
+static const char *
+vm_state_name(uint8_t state)
+{
+    static const char *const names[] = {
+        [SCHED_VM_RUNNING] = "running",
+        [SCHED_VM_PAUSED] = "paused",
+        [SCHED_VM_MIGRATING] = "migrating",
+        [SCHED_VM_OTHER] = "other",
+    };
+    return state < sizeof(names) / sizeof(names[0]) ? names[state] : "other";
+}
+
+/* ---- JSON (jansson) ---- */
+
+static json_t *
+jcheck(json_t *v)
+{
+    if (!v)
+        oom();
+    return v;
+}
+
+static json_t *
+jobj(void)
+{
+    return jcheck(json_object());
+}
+
+static json_t *
+jarr(void)
+{
+    return jcheck(json_array());
+}
+
+static json_t *
+ju64(uint64_t v)
+{
+    return jcheck(json_integer(v > INT64_MAX ? INT64_MAX : (json_int_t)v));
+}
+
+/* A string; bytes that are not UTF-8 (agents send names as they find them) become '?'. */
+static json_t *
+jstr(const char *s)
+{
+    json_t *v = json_string(s);
+
+    if (!v) {
+        char *copy = xstrdup(s);
+        for (char *p = copy; *p; p++) {
+            if ((unsigned char)*p >= 0x80)
+                *p = '?';
+        }
+        v = json_string(copy);
+        free(copy);
+    }
+    return jcheck(v);
+}
+
+static void
+jset(json_t *obj, const char *key, json_t *v)
+{
+    if (json_object_set_new(obj, key, jcheck(v)) < 0)
+        oom();
+}
+
+static void
+jpush(json_t *arr, json_t *v)
+{
+    if (json_array_append_new(arr, jcheck(v)) < 0)
+        oom();
+}
+
+/* Dump root (consumed) as the body. */
+static enum control_status
+json_reply(struct call *c, json_t *root)
+{
+    char *s = json_dumps(root, JSON_COMPACT);
+
+    json_decref(root);
+    if (!s)
+        oom();
+    free(*c->body);
+    *c->body = s;
+    return CONTROL_OK;
+}
+
+/* ---- policies ---- */
+
+static const void *
+param_field(const struct policy *p, const struct policy_param *param)
+{
+    return (const char *)p + param->offset;
+}
+
+/* The JSON key of a parameter: MiB at the edge, KiB in JSON ("vm_floor_mib" -> "vm_floor_kib"). */
+static const char *
+param_json_key(const struct policy_param *param, char *buf, size_t len)
+{
+    size_t n = strlen(param->name);
+
+    if (param->kind == POLICY_PARAM_MIB && n > 4 && strcmp(param->name + n - 4, "_mib") == 0)
+        snprintf(buf, len, "%.*s_kib", (int)(n - 4), param->name);
+    else
+        snprintf(buf, len, "%s", param->name);
+    return buf;
+}
+
+static json_t *
+param_json_value(const struct policy *p, const struct policy_param *param)
+{
+    const void *field = param_field(p, param);
+
+    switch (param->kind) {
+    case POLICY_PARAM_MIB:
+        return ju64(*(const uint64_t *)field);
+    case POLICY_PARAM_U32:
+        return ju64(*(const uint32_t *)field);
+    case POLICY_PARAM_BOOL:
+        return jcheck(json_boolean(*(const bool *)field));
+    case POLICY_PARAM_DEMAND_SIGNAL:
+        return jstr(policy_demand_signal_name(*(const enum policy_demand_signal *)field));
+    }
+    return jcheck(json_null());
+}
+
+static json_t *
+policy_json(const struct policy *p)
+{
+    size_t n;
+    const struct policy_param *params = policy_params(&n);
+    json_t *o = jobj();
+    char key[64];
+
+    for (size_t i = 0; i < n; i++)
+        jset(o, param_json_key(&params[i], key, sizeof(key)), param_json_value(p, &params[i]));
+    return o;
+}
+
+/* version, scope, author, reason, created_at_ms and the values of one stored policy. */
+static json_t *
+entry_json(const struct store_policy_entry *e)
+{
+    json_t *o = jobj();
+
+    jset(o, "version", ju64(e->version));
+    jset(o, "scope", jstr(e->scope));
+    jset(o, "author", jstr(e->author));
+    jset(o, "reason", jstr(e->reason));
+    jset(o, "created_at_ms", ju64(e->created_at_ms));
+    jset(o, "policy", policy_json(&e->policy));
+    return o;
+}
+
+/* The keys whose values differ between from and to, as [{key, from, to}] in JSON units. */
+static json_t *
+changes_json(const struct policy *from, const struct policy *to)
+{
+    size_t n;
+    const struct policy_param *params = policy_params(&n);
+    json_t *a = jarr();
+    char key[64], x[64], y[64];
+
+    for (size_t i = 0; i < n; i++) {
+        policy_get(from, params[i].name, x, sizeof(x));
+        policy_get(to, params[i].name, y, sizeof(y));
+        if (strcmp(x, y) == 0)
+            continue;
+        json_t *o = jobj();
+        jset(o, "key", jstr(param_json_key(&params[i], key, sizeof(key))));
+        jset(o, "from", param_json_value(from, &params[i]));
+        jset(o, "to", param_json_value(to, &params[i]));
+        jpush(a, o);
+    }
+    return a;
+}
+
+/* "vm_floor_mib 256 -> 512, reclaim_idle true -> false", or "no change". */
+static void
+print_changes(FILE *f, const struct policy *from, const struct policy *to)
+{
+    size_t n, shown = 0;
+    const struct policy_param *params = policy_params(&n);
+    char x[64], y[64];
+
+    for (size_t i = 0; i < n; i++) {
+        policy_get(from, params[i].name, x, sizeof(x));
+        policy_get(to, params[i].name, y, sizeof(y));
+        if (strcmp(x, y) != 0)
+            fprintf(f, "%s%s %s -> %s", shown++ ? ", " : "", params[i].name, x, y);
+    }
+    if (!shown)
+        fputs("no change", f);
+}
+
+/* The values, one "  key  value" line each, keys aligned. */
+static void
+print_policy_values(FILE *f, const struct policy *p)
+{
+    static const struct column cols[] = {{NULL, false}, {NULL, false}, {NULL, false}};
+    struct table t = {.cols = cols, .n_cols = 3};
+    size_t n;
+    const struct policy_param *params = policy_params(&n);
+    char v[64];
+
+    for (size_t i = 0; i < n; i++) {
+        policy_get(p, params[i].name, v, sizeof(v));
+        table_add(&t, "%s", ""); /* the indent */
+        table_add(&t, "%s", params[i].name);
+        table_add(&t, "%s", v);
+    }
+    table_print(f, &t);
+    table_free(&t);
+}
+
+/* "v3 fleet, by alice at 2024-05-01 12:00:00Z: raise floors" */
+static const char *
+fmt_entry(char *buf, size_t len, const struct store_policy_entry *e)
+{
+    char when[64];
+
+    snprintf(buf, len, "v%" PRIu64 " %s, by %s at %s%s%s", e->version, e->scope, e->author,
+             fmt_wall(when, sizeof(when), e->created_at_ms), e->reason[0] ? ": " : "", e->reason);
+    return buf;
+}
+
+/* ---- arguments ---- */
+
+/* A decimal count in [min, max]. */
+static int
+parse_count(const char *text, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end;
+
+    if (!text || text[0] < '0' || text[0] > '9')
+        return -EINVAL;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* The value of a --NAME count option, or dflt when not given. */
+static enum control_status
+count_option(
+    struct call *c, const char *name, uint64_t min, uint64_t max, uint64_t dflt, uint64_t *out)
+{
+    const char *text = opt(c, name);
+
+    *out = dflt;
+    if (text && parse_count(text, min, max, out) < 0)
+        return fail(c, CONTROL_USAGE,
+                    "%s: --%s wants a whole number from %" PRIu64 " to %" PRIu64 ", not '%s'",
+                    c->cmd->name, name, min, max, text);
+    return CONTROL_OK;
+}
+
+/* Parse a --scope value. */
+static enum control_status
+scope_option(struct call *c, const char *text, struct fleet_scope *scope)
+{
+    if (fleet_scope_parse(text, scope) < 0)
+        return fail(c, CONTROL_USAGE,
+                    "%s: bad scope '%s': expected fleet, label:KEY=VALUE or host:ID", c->cmd->name,
+                    text);
+    return CONTROL_OK;
+}
+
+static int
+option_index(const struct command *cmd, const char *name, size_t len)
+{
+    for (int i = 0; i < OPTIONS_MAX && cmd->options[i]; i++) {
+        if (strlen(cmd->options[i]) == len && strncmp(cmd->options[i], name, len) == 0)
+            return i;
+    }
+    return -1;
+}
+
+static enum control_status
+usage_error(struct call *c, const char *what, const char *arg)
+{
+    return fail(c, CONTROL_USAGE, "%s: %s '%s'\nusage: %s", c->cmd->name, what, arg, c->cmd->usage);
+}
+
+/* Split the request's arguments into the command's options and KEY=VALUE arguments. */
+static enum control_status
+parse_args(struct call *c)
+{
+    const struct wire_control_request *req = c->req;
+
+    for (size_t i = 0; i < req->n_args; i++) {
+        const char *arg = req->args[i];
+        if (strncmp(arg, "--", 2) != 0) {
+            if (!c->cmd->positional)
+                return usage_error(c, "unexpected argument", arg);
+            c->pos[c->n_pos++] = arg;
+            continue;
+        }
+        const char *eq = strchr(arg, '=');
+        size_t len = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+        int k = option_index(c->cmd, arg + 2, len);
+        if (k < 0)
+            return usage_error(c, "unknown option", arg);
+        if (eq)
+            c->opt[k] = eq + 1;
+        else if (i + 1 < req->n_args)
+            c->opt[k] = req->args[++i];
+        else
+            return usage_error(c, "missing value for", arg);
+    }
+    return CONTROL_OK;
+}
+
+/* ---- status ---- */
+
+/* The newest policy of scope into *e; *found says whether there is one. */
+static enum control_status
+latest_policy(struct call *c, const char *scope, struct store_policy_entry *e, bool *found)
+{
+    char err[STORE_ERR_MAX] = "";
+    int rc = store_policy_latest(c->cc->store, scope, e, err, sizeof(err));
+
+    *found = rc == 0;
+    if (rc < 0 && rc != -ENOENT)
+        return store_failed(c, rc, err);
+    return CONTROL_OK;
+}
+
+static enum control_status
+status_json(struct call *c, const struct fleet_totals *t, const struct store_policy_entry *fp)
+{
+    json_t *root = jobj(), *s = jobj(), *hosts = jobj(), *vms = jobj(), *mem = jobj();
+
+    jset(hosts, "total", ju64(t->hosts));
+    for (int l = 0; l < FLEET_LIVENESS_STATES; l++)
+        jset(hosts, fleet_liveness_name((enum fleet_liveness)l), ju64(t->hosts_by_liveness[l]));
+    jset(hosts, "reporting", ju64(t->hosts_reporting));
+    jset(vms, "total", ju64(t->vms));
+    jset(vms, "under_pressure", ju64(t->vms_under_pressure));
+    jset(vms, "pressure_unused_kib", ju64(c->cc->pressure_unused_kib));
+    jset(mem, "host_total_kib", ju64(t->host_total_kib));
+    jset(mem, "host_available_kib", ju64(t->host_available_kib));
+    jset(mem, "vm_actual_kib", ju64(t->vm_actual_kib));
+    jset(mem, "vm_max_kib", ju64(t->vm_max_kib));
+    jset(s, "hosts", hosts);
+    jset(s, "vms", vms);
+    jset(s, "memory", mem);
+    jset(s, "overcommit", jcheck(json_real(t->overcommit)));
+    jset(s, "decisions_last_minute", ju64(t->decisions_last_minute));
+    jset(s, "fleet_policy", fp ? entry_json(fp) : jcheck(json_null()));
+    jset(s, "last_event_seq", ju64(fleet_last_event_seq(c->cc->fleet)));
+    jset(root, "status", s);
+    return json_reply(c, root);
+}
+
+static enum control_status
+status_table(struct call *c, const struct fleet_totals *t, const struct store_policy_entry *fp)
+{
+    static const struct column cols[] = {{NULL, false}, {NULL, false}};
+    struct table tb = {.cols = cols, .n_cols = 2};
+    struct text out;
+    FILE *f = text_open(&out);
+    char a[32], b[32], line[WIRE_SCOPE_MAX + WIRE_REASON_MAX + STORE_AUTHOR_MAX + 64];
+
+    table_add(&tb, "hosts");
+    table_add(&tb, "%zu: %zu fresh, %zu stale, %zu down (%zu reporting)", t->hosts,
+              t->hosts_by_liveness[FLEET_LIVENESS_FRESH],
+              t->hosts_by_liveness[FLEET_LIVENESS_STALE], t->hosts_by_liveness[FLEET_LIVENESS_DOWN],
+              t->hosts_reporting);
+    table_add(&tb, "vms");
+    table_add(&tb, "%zu: %zu under pressure (unused below %s MiB, or need unmet)", t->vms,
+              t->vms_under_pressure, fmt_mib(a, sizeof(a), c->cc->pressure_unused_kib));
+    table_add(&tb, "host memory");
+    table_add(&tb, "%s MiB total, %s MiB available", fmt_mib(a, sizeof(a), t->host_total_kib),
+              fmt_mib(b, sizeof(b), t->host_available_kib));
+    table_add(&tb, "vm memory");
+    table_add(&tb, "%s MiB actual, %s MiB max", fmt_mib(a, sizeof(a), t->vm_actual_kib),
+              fmt_mib(b, sizeof(b), t->vm_max_kib));
+    table_add(&tb, "overcommit");
+    table_add(&tb, "%.2f (vm max / host total)", t->overcommit);
+    table_add(&tb, "decisions/min");
+    table_add(&tb, "%" PRIu64, t->decisions_last_minute);
+    table_add(&tb, "last event");
+    table_add(&tb, "%" PRIu64, fleet_last_event_seq(c->cc->fleet));
+    table_add(&tb, "fleet policy");
+    table_add(&tb, "%s",
+              fp ? fmt_entry(line, sizeof(line), fp)
+                 : "none stored (agents keep their own config)");
+    table_print(f, &tb);
+    table_free(&tb);
+    if (fp)
+        print_policy_values(f, &fp->policy);
+    return text_reply(c, &out);
+}
+
+static enum control_status
+cmd_status(struct call *c)
+{
+    struct fleet_totals t;
+    struct store_policy_entry fp;
+    bool found;
+    enum control_status st = latest_policy(c, "fleet", &fp, &found);
+
+    if (st != CONTROL_OK)
+        return st;
+    fleet_totals(c->cc->fleet, c->cc->now_ms, c->cc->pressure_unused_kib, &t);
+    if (c->req->json)
+        return status_json(c, &t, found ? &fp : NULL);
+    return status_table(c, &t, found ? &fp : NULL);
+}
+
+/* ---- hosts ---- */
+
+struct rows {
+    const struct control_context *cc;
+    struct table table;
+    json_t *array; /* JSON when not NULL */
+    size_t count;
+    size_t limit; /* 0 = all */
+};
+
+static json_t *
+labels_json(const char *const *labels, size_t n)
+{
+    json_t *a = jarr();
+
+    for (size_t i = 0; i < n; i++)
+        jpush(a, jstr(labels[i]));
+    return a;
+}
+
+static json_t *
+host_json(const struct control_context *cc, const struct fleet_host_info *h)
+{
+    json_t *o = jobj(), *ack = jobj();
+
+    jset(o, "host_id", jstr(h->host_id));
+    jset(o, "liveness", jstr(fleet_liveness_name(h->liveness)));
+    jset(o, "last_seen_age_ms",
+         ju64(cc->now_ms > h->last_seen_ms ? cc->now_ms - h->last_seen_ms : 0));
+    jset(o, "agent_version", jstr(h->agent_version));
+    jset(o, "labels", labels_json(h->labels, h->n_labels));
+    jset(o, "has_report", jcheck(json_boolean(h->has_report)));
+    jset(o, "vm_count", ju64(h->n_vms));
+    jset(o, "host_total_kib", h->has_report ? ju64(h->host_total_kib) : json_null());
+    jset(o, "host_available_kib", h->has_report ? ju64(h->host_available_kib) : json_null());
+    jset(o, "vm_actual_kib", ju64(h->vm_actual_kib));
+    jset(o, "vm_max_kib", ju64(h->vm_max_kib));
+    jset(o, "policy_version", ju64(h->policy_version));
+    jset(o, "decisions_total", ju64(h->decisions_total));
+    if (h->last_ack_version) {
+        jset(ack, "version", ju64(h->last_ack_version));
+        jset(ack, "applied", jcheck(json_boolean(h->last_ack_applied)));
+        jset(o, "last_ack", ack);
+    } else {
+        json_decref(ack);
+        jset(o, "last_ack", json_null());
+    }
+    return o;
+}
+
+static void
+host_row(struct rows *r, const struct fleet_host_info *h)
+{
+    char a[32], b[32];
+
+    table_add(&r->table, "%s", h->host_id);
+    table_add(&r->table, "%s", fleet_liveness_name(h->liveness));
+    table_add(&r->table, "%s", fmt_age(a, sizeof(a), r->cc->now_ms, h->last_seen_ms));
+    table_add(&r->table, "%s", h->agent_version[0] ? h->agent_version : "-");
+    if (h->has_report) {
+        table_add(&r->table, "%zu", h->n_vms);
+        table_add(&r->table, "%s", fmt_mib(a, sizeof(a), h->host_total_kib));
+        table_add(&r->table, "%s", fmt_mib(b, sizeof(b), h->host_available_kib));
+    } else {
+        table_add(&r->table, "-");
+        table_add(&r->table, "-");
+        table_add(&r->table, "-");
+    }
+    table_add(&r->table, "%s", fmt_version(a, sizeof(a), h->policy_version));
+    if (h->last_ack_version)
+        table_add(&r->table, "v%" PRIu64 " %s", h->last_ack_version,
+                  h->last_ack_applied ? "applied" : "refused");
+    else
+        table_add(&r->table, "-");
+}
+
+static int
+each_host(const struct fleet_host_info *h, void *ctx)
+{
+    struct rows *r = ctx;
+
+    if (r->array)
+        jpush(r->array, host_json(r->cc, h));
+    else
+        host_row(r, h);
+    r->count++;
+    return 0;
+}
+
+static enum control_status
+cmd_hosts(struct call *c)
+{
+    static const struct column cols[] = {
+        {"HOST", false},     {"LIVENESS", false}, {"LAST SEEN", false},
+        {"AGENT", false},    {"VMS", true},       {"TOTAL MiB", true},
+        {"AVAIL MiB", true}, {"POLICY", false},   {"ACK", false},
+    };
+    struct rows r = {.cc = c->cc, .table = {.cols = cols, .n_cols = 9}};
+    struct text out;
+
+    if (c->req->json) {
+        json_t *root = jobj();
+        r.array = jarr();
+        fleet_hosts_each(c->cc->fleet, each_host, &r);
+        jset(root, "hosts", r.array);
+        return json_reply(c, root);
+    }
+    fleet_hosts_each(c->cc->fleet, each_host, &r);
+    FILE *f = text_open(&out);
+    if (r.count)
+        table_print(f, &r.table);
+    else
+        fputs("no hosts yet\n", f);
+    table_free(&r.table);
+    return text_reply(c, &out);
+}
+
+/* ---- vms ---- */
+
+struct sort_choice {
+    const char *name;
+    enum fleet_vm_key key;
+    bool descending;
+};
+
+/* Largest balloons first; least unused (most pressed) first. */
+static const struct sort_choice sorts[] = {
+    {"host", FLEET_VM_KEY_HOST, false},
+    {"name", FLEET_VM_KEY_NAME, false},
+    {"actual", FLEET_VM_KEY_ACTUAL, true},
+    {"unused", FLEET_VM_KEY_UNUSED, false},
+};
+
+static json_t *
+vm_json(const char *host_id, const struct fleet_vm *vm)
+{
+    json_t *o = jobj();
+    char uuid[WIRE_UUID_LEN];
+
+    fleet_uuid_format(vm->uuid, uuid);
+    jset(o, "host_id", jstr(host_id));
+    jset(o, "uuid", jstr(uuid));
+    jset(o, "name", jstr(vm->name));
+    jset(o, "state", jstr(vm_state_name(vm->state)));
+    jset(o, "managed", jcheck(json_boolean(vm->managed)));
+    jset(o, "stuck", jcheck(json_boolean(vm->stuck)));
+    jset(o, "max_kib", ju64(vm->max_kib));
+    jset(o, "actual_kib", ju64(vm->actual_kib));
+    jset(o, "target_kib", vm->target_kib ? ju64(vm->target_kib) : json_null());
+    jset(o, "unused_kib", vm->has_unused ? ju64(vm->unused_kib) : json_null());
+    jset(o, "usable_kib", vm->has_usable ? ju64(vm->usable_kib) : json_null());
+    jset(o, "stats_age_ms", ju64(vm->stats_age_ms));
+    jset(o, "last_decision",
+         vm->last_reason == FLEET_REASON_NONE
+             ? json_null()
+             : jstr(sched_reason_name((enum sched_reason)vm->last_reason)));
+    return o;
+}
+
+static const char *
+vm_flags(const struct fleet_vm *vm)
+{
+    if (!vm->managed)
+        return vm->stuck ? "unmanaged,stuck" : "unmanaged";
+    return vm->stuck ? "stuck" : "-";
+}
+
+static void
+vm_row(struct table *t, const char *host_id, const struct fleet_vm *vm)
+{
+    char a[32], uuid[WIRE_UUID_LEN];
+
+    fleet_uuid_format(vm->uuid, uuid);
+    table_add(t, "%s", host_id);
+    table_add(t, "%s", vm->name[0] ? vm->name : "-");
+    table_add(t, "%s", vm_state_name(vm->state));
+    table_add(t, "%s", fmt_mib(a, sizeof(a), vm->actual_kib));
+    table_add(t, "%s", fmt_mib(a, sizeof(a), vm->max_kib));
+    table_add(t, "%s", vm->target_kib ? fmt_mib(a, sizeof(a), vm->target_kib) : "-");
+    table_add(t, "%s", vm->has_unused ? fmt_mib(a, sizeof(a), vm->unused_kib) : "-");
+    table_add(t, "%s",
+              vm->last_reason == FLEET_REASON_NONE
+                  ? "-"
+                  : sched_reason_name((enum sched_reason)vm->last_reason));
+    table_add(t, "%s", vm_flags(vm));
+    table_add(t, "%s", uuid);
+}
+
+static int
+each_vm(const char *host_id, const struct fleet_vm *vm, void *ctx)
+{
+    struct rows *r = ctx;
+
+    if (r->limit && r->count >= r->limit)
+        return 1;
+    if (r->array)
+        jpush(r->array, vm_json(host_id, vm));
+    else
+        vm_row(&r->table, host_id, vm);
+    r->count++;
+    return 0;
+}
+
+static int
+compare_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? -1 : a > b;
+}
+
+/* One host's VMs in the order of a sort_choice; ties by uuid, as fleet_vms_each() does. */
+static int
+compare_vms(const void *pa, const void *pb, void *pchoice)
+{
+    const struct fleet_vm *a = *(const struct fleet_vm *const *)pa;
+    const struct fleet_vm *b = *(const struct fleet_vm *const *)pb;
+    const struct sort_choice *s = pchoice;
+    int rc = 0;
+
+    if (s->key == FLEET_VM_KEY_NAME)
+        rc = strcmp(a->name, b->name);
+    else if (s->key == FLEET_VM_KEY_ACTUAL)
+        rc = compare_u64(a->actual_kib, b->actual_kib);
+    else if (s->key == FLEET_VM_KEY_UNUSED && a->has_unused != b->has_unused)
+        return a->has_unused ? -1 : 1; /* unknown sorts last either way */
+    else if (s->key == FLEET_VM_KEY_UNUSED)
+        rc = compare_u64(a->unused_kib, b->unused_kib);
+    if (rc)
+        return s->descending ? -rc : rc;
+    return memcmp(a->uuid, b->uuid, FLEET_UUID_BYTES);
+}
+
+static void
+host_vms_each(const struct fleet_host_info *h, const struct sort_choice *s, struct rows *r)
+{
+    const struct fleet_vm **refs = xreallocarray(NULL, h->n_vms, sizeof(*refs));
+
+    for (size_t i = 0; i < h->n_vms; i++)
+        refs[i] = &h->vms[i];
+    qsort_r(refs, h->n_vms, sizeof(*refs), compare_vms, (void *)s);
+    for (size_t i = 0; i < h->n_vms && each_vm(h->host_id, refs[i], r) == 0; i++)
+        ;
+    free(refs);
+}
+
+static enum control_status
+vms_sort(struct call *c, const struct sort_choice **choice)
+{
+    const char *name = opt(c, "sort");
+
+    *choice = &sorts[0];
+    if (!name)
+        return CONTROL_OK;
+    for (size_t i = 0; i < sizeof(sorts) / sizeof(sorts[0]); i++) {
+        if (strcmp(name, sorts[i].name) == 0) {
+            *choice = &sorts[i];
+            return CONTROL_OK;
+        }
+    }
+    return fail(c, CONTROL_USAGE, "vms: --sort wants host, name, actual or unused, not '%s'", name);
+}
+
+static enum control_status
+vms_render(struct call *c, struct rows *r, size_t total)
+{
+    struct text out;
+
+    if (r->array) {
+        json_t *root = jobj();
+        jset(root, "vms", r->array);
+        jset(root, "total", ju64(total));
+        return json_reply(c, root);
+    }
+    FILE *f = text_open(&out);
+    if (r->count)
+        table_print(f, &r->table);
+    else
+        fputs("no VMs\n", f);
+    if (r->count < total)
+        fprintf(f, "(%zu of %zu VMs shown: --limit N up to %d, or --host H)\n", r->count, total,
+                VMS_LIMIT_MAX);
+    return text_reply(c, &out);
+}
+
+static enum control_status
+cmd_vms(struct call *c)
+{
+    static const struct column cols[] = {
+        {"HOST", false},   {"NAME", false},      {"STATE", false},     {"ACTUAL MiB", true},
+        {"MAX MiB", true}, {"TARGET MiB", true}, {"UNUSED MiB", true}, {"DECISION", false},
+        {"FLAGS", false},  {"UUID", false},
+    };
+    struct rows r = {.cc = c->cc, .table = {.cols = cols, .n_cols = 10}};
+    const struct sort_choice *s;
+    const char *host = opt(c, "host");
+    struct fleet_host_info info;
+    uint64_t limit;
+    size_t total;
+    enum control_status st = vms_sort(c, &s);
+
+    if (st == CONTROL_OK)
+        st = count_option(c, "limit", 1, VMS_LIMIT_MAX, VMS_LIMIT_DEFAULT, &limit);
+    if (st != CONTROL_OK)
+        return st;
+    if (host && fleet_host_get(c->cc->fleet, host, &info) < 0)
+        return fail(c, CONTROL_NOT_FOUND, "vms: no host '%s' in the fleet", host);
+    r.limit = limit;
+    r.array = c->req->json ? jarr() : NULL;
+    if (host) {
+        total = info.n_vms;
+        host_vms_each(&info, s, &r);
+    } else {
+        struct fleet_totals t;
+        fleet_totals(c->cc->fleet, c->cc->now_ms, 0, &t);
+        total = t.vms;
+        fleet_vms_each(c->cc->fleet, s->key, s->descending, limit, each_vm, &r);
+    }
+    st = vms_render(c, &r, total);
+    table_free(&r.table);
+    return st;
+}
+
+/* ---- events ---- */
+
+/* What happened, in a few words: "stale -> down", "v4: refused because ...". */
+static void
+event_detail(const struct fleet_event *e, char *buf, size_t len)
+{
+    switch (e->kind) {
+    case FLEET_EVENT_JOINED:
+    case FLEET_EVENT_REJOINED:
+        snprintf(buf, len, "agent %s, holds policy v%" PRIu64, e->detail, e->policy_version);
+        break;
+    case FLEET_EVENT_STALE:
+    case FLEET_EVENT_DOWN:
+    case FLEET_EVENT_BACK:
+        snprintf(buf, len, "%s -> %s", fleet_liveness_name(e->from),
+                 e->kind == FLEET_EVENT_BACK ? "fresh" : fleet_event_kind_name(e->kind));
+        break;
+    case FLEET_EVENT_POLICY_APPLIED:
+        snprintf(buf, len, "v%" PRIu64, e->policy_version);
+        break;
+    case FLEET_EVENT_POLICY_REFUSED:
+        snprintf(buf, len, "v%" PRIu64 ": %s", e->policy_version, e->detail);
+        break;
+    default:
+        snprintf(buf, len, "%s", e->detail);
+        break;
+    }
+}
+
+static bool
+event_is_liveness(enum fleet_event_kind kind)
+{
+    return kind == FLEET_EVENT_STALE || kind == FLEET_EVENT_DOWN || kind == FLEET_EVENT_BACK;
+}
+
+static json_t *
+event_json(const struct control_context *cc, const struct fleet_event *e)
+{
+    json_t *o = jobj();
+    uint64_t age_ms = cc->now_ms > e->at_ms ? cc->now_ms - e->at_ms : 0;
+
+    jset(o, "seq", ju64(e->seq));
+    jset(o, "kind", jstr(fleet_event_kind_name(e->kind)));
+    jset(o, "host_id", jstr(e->host_id));
+    jset(o, "age_ms", ju64(age_ms));
+    jset(o, "at_wall_ms", ju64(cc->now_wall_ms > age_ms ? cc->now_wall_ms - age_ms : 0));
+    if (event_is_liveness(e->kind))
+        jset(o, "from", jstr(fleet_liveness_name(e->from)));
+    if (e->kind != FLEET_EVENT_REMOVED && !event_is_liveness(e->kind))
+        jset(o, "policy_version", ju64(e->policy_version));
+    jset(o, "detail", jstr(e->detail));
+    return o;
+}
+
+static int
+each_event(const struct fleet_event *e, void *ctx)
+{
+    struct rows *r = ctx;
+    char a[32], detail[WIRE_REASON_MAX + 64];
+
+    if (r->count >= r->limit)
+        return 1;
+    r->count++;
+    if (r->array) {
+        jpush(r->array, event_json(r->cc, e));
+        return 0;
+    }
+    event_detail(e, detail, sizeof(detail));
+    table_add(&r->table, "%" PRIu64, e->seq);
+    table_add(&r->table, "%s", fmt_age(a, sizeof(a), r->cc->now_ms, e->at_ms));
+    table_add(&r->table, "%s", fleet_event_kind_name(e->kind));
+    table_add(&r->table, "%s", e->host_id);
+    table_add(&r->table, "%s", detail);
+    return 0;
+}
+
+static enum control_status
+cmd_events(struct call *c)
+{
+    static const struct column cols[] = {
+        {"SEQ", true}, {"WHEN", false}, {"EVENT", false}, {"HOST", false}, {"DETAIL", false},
+    };
+    struct rows r = {.cc = c->cc, .table = {.cols = cols, .n_cols = 5}};
+    uint64_t since, limit, last = fleet_last_event_seq(c->cc->fleet);
+    struct text out;
+    enum control_status st = count_option(c, "since", 0, UINT64_MAX, 0, &since);
+
+    if (st == CONTROL_OK)
+        st = count_option(c, "limit", 1, EVENTS_LIMIT_MAX, EVENTS_LIMIT_DEFAULT, &limit);
+    if (st != CONTROL_OK)
+        return st;
+    r.limit = limit;
+    /* Without --since, the newest: sequence numbers are 1, 2, ... with no gap. */
+    if (!opt(c, "since"))
+        since = last > limit ? last - limit : 0;
+    if (c->req->json) {
+        json_t *root = jobj();
+        r.array = jarr();
+        fleet_events(c->cc->fleet, since, each_event, &r);
+        jset(root, "events", r.array);
+        jset(root, "last_seq", ju64(last));
+        return json_reply(c, root);
+    }
+    fleet_events(c->cc->fleet, since, each_event, &r);
+    FILE *f = text_open(&out);
+    if (r.count)
+        table_print(f, &r.table);
+    else
+        fputs("no events\n", f);
+    table_free(&r.table);
+    return text_reply(c, &out);
+}
+
+/* ---- policy-show ---- */
+
+/* Distinct scopes, the newest policy of each, kept in the order fleet, labels, hosts. */
+struct scopes {
+    struct store_policy_entry *entries;
+    size_t n, cap;
+    json_t *seen;     /* scope -> true: a hash set, never dumped */
+    const char *only; /* one scope, or NULL */
+};
+
+static int
+each_history_scope(const struct store_policy_entry *e, void *ctx)
+{
+    struct scopes *s = ctx;
+
+    if (json_object_get(s->seen, e->scope))
+        return 0; /* walked newest first: the first seen of a scope is its newest */
+    if (json_object_set_new_nocheck(s->seen, e->scope, json_true()) < 0)
+        oom();
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 16;
+        s->entries = xreallocarray(s->entries, s->cap, sizeof(*s->entries));
+    }
+    s->entries[s->n++] = *e;
+    return s->only ? 1 : 0;
+}
+
+static int
+scope_rank(const char *scope)
+{
+    struct fleet_scope parsed;
+
+    return fleet_scope_parse(scope, &parsed) == 0 ? (int)parsed.kind : 3;
+}
+
+static int
+compare_entries(const void *pa, const void *pb)
+{
+    const struct store_policy_entry *a = pa, *b = pb;
+    int ra = scope_rank(a->scope), rb = scope_rank(b->scope);
+
+    return ra != rb ? ra - rb : strcmp(a->scope, b->scope);
+}
+
+/* A host known to the fleet, the store, or both. */
+struct known_host {
+    char id[WIRE_HOST_ID_MAX];
+    char **labels; /* the store's copy */
+    size_t n_labels;
+    uint64_t policy_version; /* as the store last recorded it */
+};
+
+struct known_hosts {
+    struct known_host *hosts;
+    size_t n, cap;
+};
+
+static struct known_host *
+known_add(struct known_hosts *k, const char *id)
+{
+    if (k->n == k->cap) {
+        k->cap = k->cap ? 2 * k->cap : 64;
+        k->hosts = xreallocarray(k->hosts, k->cap, sizeof(*k->hosts));
+    }
+    struct known_host *h = &k->hosts[k->n++];
+    memset(h, 0, sizeof(*h));
+    snprintf(h->id, sizeof(h->id), "%s", id);
+    return h;
+}
+
+static int
+each_store_host(const struct store_host *sh, void *ctx)
+{
+    struct known_host *h = known_add(ctx, sh->host_id);
+
+    h->labels = xreallocarray(NULL, sh->n_labels, sizeof(*h->labels));
+    for (size_t i = 0; i < sh->n_labels; i++)
+        h->labels[i] = xstrdup(sh->labels[i]);
+    h->n_labels = sh->n_labels;
+    h->policy_version = sh->policy_version;
+    return 0;
+}
+
+static int
+each_fleet_host(const struct fleet_host_info *info, void *ctx)
+{
+    known_add(ctx, info->host_id);
+    return 0;
+}
+
+static int
+compare_known(const void *pa, const void *pb)
+{
+    const struct known_host *a = pa, *b = pb;
+    int rc = strcmp(a->id, b->id);
+
+    return rc ? rc : (a->labels ? -1 : 0) - (b->labels ? -1 : 0); /* the store's copy first */
+}
+
+static void
+known_free(struct known_hosts *k)
+{
+    for (size_t i = 0; i < k->n; i++) {
+        for (size_t l = 0; l < k->hosts[i].n_labels; l++)
+            free(k->hosts[i].labels[l]);
+        free(k->hosts[i].labels);
+    }
+    free(k->hosts);
+    memset(k, 0, sizeof(*k));
+}
+
+/* Every host of the store and the fleet, sorted by id, once each. */
+static int
+known_collect(struct call *c, struct known_hosts *k, char *err, size_t err_len)
+{
+    int rc = store_hosts_list(c->cc->store, each_store_host, k, err, err_len);
+    size_t out = 0;
+
+    if (rc < 0)
+        return rc;
+    fleet_hosts_each(c->cc->fleet, each_fleet_host, k);
+    if (k->n > 1)
+        qsort(k->hosts, k->n, sizeof(*k->hosts), compare_known);
+    for (size_t i = 0; i < k->n; i++) {
+        if (out > 0 && strcmp(k->hosts[out - 1].id, k->hosts[i].id) == 0)
+            continue; /* the fleet's duplicate of a stored host: no labels to free */
+        k->hosts[out++] = k->hosts[i];
+    }
+    k->n = out;
+    return 0;
+}
+
+/* One host's policy standing: what it holds, what it should hold, its last answer. */
+struct standing {
+    const char *id;
+    bool in_fleet;
+    enum fleet_liveness liveness;
+    uint64_t holds;
+    bool has_should;
+    struct store_policy_entry should;
+    bool has_ack;
+    struct store_ack ack;
+};
+
+static const char *
+standing_state(const struct standing *s)
+{
+    if (!s->has_should)
+        return "-"; /* no scope covers it: the agent keeps its own config */
+    if (s->holds == s->should.version)
+        return "current";
+    if (s->has_ack && s->ack.version == s->should.version && !s->ack.applied)
+        return "refused";
+    return "pending";
+}
+
+/* Fill *s for h; false when it is outside the scope asked for. */
+static int
+standing_get(struct call *c,
+             const struct known_host *h,
+             const struct fleet_scope *only,
+             struct standing *s,
+             char *err,
+             size_t err_len)
+{
+    struct fleet_host_info info;
+    const char *const *labels = (const char *const *)h->labels;
+    size_t n_labels = h->n_labels;
+    int rc;
+
+    memset(s, 0, sizeof(*s));
+    s->id = h->id;
+    s->holds = h->policy_version;
+    s->in_fleet = fleet_host_get(c->cc->fleet, h->id, &info) == 0;
+    if (s->in_fleet) {
+        labels = info.labels;
+        n_labels = info.n_labels;
+        s->holds = info.policy_version;
+        s->liveness = info.liveness;
+    }
+    if (only && !fleet_scope_matches(only, h->id, labels, n_labels))
+        return 1;
+    rc = store_policy_for_host(c->cc->store, h->id, labels, n_labels, &s->should, err, err_len);
+    if (rc < 0 && rc != -ENOENT)
+        return rc;
+    s->has_should = rc == 0;
+    rc = store_ack_for_host(c->cc->store, h->id, &s->ack, err, err_len);
+    if (rc < 0 && rc != -ENOENT)
+        return rc;
+    s->has_ack = rc == 0;
+    /* A host not connected since the coordinator started: its newest applied ack says more than
+     * the version the store noted at its last hello. */
+    if (!s->in_fleet && s->has_ack && s->ack.applied && s->ack.version > s->holds)
+        s->holds = s->ack.version;
+    return 0;
+}
+
+static json_t *
+standing_json(const struct standing *s)
+{
+    json_t *o = jobj();
+
+    jset(o, "host_id", jstr(s->id));
+    jset(o, "liveness", jstr(s->in_fleet ? fleet_liveness_name(s->liveness) : "absent"));
+    jset(o, "holds_version", ju64(s->holds));
+    jset(o, "should_hold_version", s->has_should ? ju64(s->should.version) : json_null());
+    jset(o, "should_hold_scope", s->has_should ? jstr(s->should.scope) : json_null());
+    jset(o, "state", jstr(standing_state(s)));
+    if (s->has_ack) {
+        json_t *ack = jobj();
+        jset(ack, "version", ju64(s->ack.version));
+        jset(ack, "applied", jcheck(json_boolean(s->ack.applied)));
+        jset(ack, "reason", jstr(s->ack.reason));
+        jset(ack, "at_ms", ju64(s->ack.at_ms));
+        jset(o, "last_ack", ack);
+    } else {
+        jset(o, "last_ack", json_null());
+    }
+    return o;
+}
+
+static void
+standing_row(struct table *t, const struct standing *s)
+{
+    char a[32];
+
+    table_add(t, "%s", s->id);
+    table_add(t, "%s", s->in_fleet ? fleet_liveness_name(s->liveness) : "absent");
+    table_add(t, "%s", fmt_version(a, sizeof(a), s->holds));
+    if (s->has_should)
+        table_add(t, "v%" PRIu64 " (%s)", s->should.version, s->should.scope);
+    else
+        table_add(t, "-");
+    table_add(t, "%s", standing_state(s));
+    if (!s->has_ack)
+        table_add(t, "-");
+    else if (s->ack.applied)
+        table_add(t, "v%" PRIu64 " applied", s->ack.version);
+    else
+        table_add(t, "v%" PRIu64 " refused: %s", s->ack.version, s->ack.reason);
+}
+
+struct show {
+    struct scopes scopes;
+    struct known_hosts known;
+    struct table table;
+    json_t *hosts; /* JSON when not NULL */
+    size_t n_hosts;
+};
+
+static enum control_status
+show_collect(struct call *c, struct show *sh, const struct fleet_scope *only)
+{
+    char err[STORE_ERR_MAX] = "";
+    struct standing s;
+    int rc = store_policy_history(c->cc->store, sh->scopes.only, each_history_scope, &sh->scopes,
+                                  err, sizeof(err));
+
+    if (rc == 0)
+        rc = known_collect(c, &sh->known, err, sizeof(err));
+    for (size_t i = 0; rc >= 0 && i < sh->known.n; i++) {
+        rc = standing_get(c, &sh->known.hosts[i], only, &s, err, sizeof(err));
+        if (rc != 0)
+            continue; /* outside the scope, or an error that ends the loop */
+        sh->n_hosts++;
+        if (sh->hosts)
+            jpush(sh->hosts, standing_json(&s));
+        else
+            standing_row(&sh->table, &s);
+    }
+    if (rc < 0)
+        return store_failed(c, rc, err);
+    if (sh->scopes.n > 1)
+        qsort(sh->scopes.entries, sh->scopes.n, sizeof(*sh->scopes.entries), compare_entries);
+    return CONTROL_OK;
+}
+
+static enum control_status
+show_render(struct call *c, struct show *sh)
+{
+    char line[WIRE_SCOPE_MAX + WIRE_REASON_MAX + STORE_AUTHOR_MAX + 64];
+    struct text out;
+
+    if (sh->hosts) {
+        json_t *root = jobj(), *policies = jarr();
+        for (size_t i = 0; i < sh->scopes.n; i++)
+            jpush(policies, entry_json(&sh->scopes.entries[i]));
+        jset(root, "policies", policies);
+        jset(root, "hosts", json_incref(sh->hosts));
+        return json_reply(c, root);
+    }
+    FILE *f = text_open(&out);
+    if (!sh->scopes.n)
+        fprintf(f, "no policy stored%s%s (agents keep their own config)\n",
+                sh->scopes.only ? " under " : "", sh->scopes.only ? sh->scopes.only : "");
+    for (size_t i = 0; i < sh->scopes.n; i++) {
+        fprintf(f, "%s\n", fmt_entry(line, sizeof(line), &sh->scopes.entries[i]));
+        print_policy_values(f, &sh->scopes.entries[i].policy);
+        fputc('\n', f);
+    }
+    if (sh->n_hosts)
+        table_print(f, &sh->table);
+    else
+        fputs("no hosts\n", f);
+    return text_reply(c, &out);
+}
+
+static enum control_status
+cmd_policy_show(struct call *c)
+{
+    static const struct column cols[] = {
+        {"HOST", false},        {"LIVENESS", false}, {"HOLDS", false},
+        {"SHOULD HOLD", false}, {"STATE", false},    {"LAST ACK", false},
+    };
+    struct show sh = {.table = {.cols = cols, .n_cols = 6}};
+    struct fleet_scope scope;
+    const char *text = opt(c, "scope");
+    enum control_status st = text ? scope_option(c, text, &scope) : CONTROL_OK;
+
+    if (st != CONTROL_OK)
+        return st;
+    sh.scopes.seen = jobj();
+    sh.scopes.only = text;
+    sh.hosts = c->req->json ? jarr() : NULL;
+    st = show_collect(c, &sh, text ? &scope : NULL);
+    if (st == CONTROL_OK && text && !sh.scopes.n && !sh.n_hosts)
+        st = fail(c, CONTROL_NOT_FOUND, "policy-show: no policy stored under %s and no host in it",
+                  text);
+    if (st == CONTROL_OK)
+        st = show_render(c, &sh);
+    json_decref(sh.scopes.seen);
+    json_decref(sh.hosts);
+    free(sh.scopes.entries);
+    known_free(&sh.known);
+    table_free(&sh.table);
+    return st;
+}
+
+/* ---- policy-set ---- */
+
+struct policy_change {
+    const char *scope;
+    struct fleet_scope parsed;
+    struct policy base, next;
+    uint64_t base_version; /* 0: the defaults */
+    const char *base_scope;
+    uint64_t version;
+    size_t hosts_in_scope;
+    bool host_known; /* for a host:ID scope */
+};
+
+/* The scope's newest policy, else the fleet's, else the defaults. */
+static enum control_status
+set_base(struct call *c, struct policy_change *pc)
+{
+    const char *const tries[] = {pc->scope, "fleet"};
+    struct store_policy_entry e;
+    bool found = false;
+
+    for (size_t i = 0; i < 2 && !found; i++) {
+        enum control_status st = latest_policy(c, tries[i], &e, &found);
+        if (st != CONTROL_OK)
+            return st;
+        if (found)
+            pc->base_scope = tries[i];
+    }
+    if (!found) {
+        policy_init_defaults(&pc->base);
+        pc->base_scope = "defaults";
+        return CONTROL_OK;
+    }
+    pc->base = e.policy;
+    pc->base_version = e.version;
+    return CONTROL_OK;
+}
+
+static enum control_status
+unknown_key(struct call *c, const char *key)
+{
+    size_t n;
+    const struct policy_param *params = policy_params(&n);
+    struct text known;
+    FILE *f = text_open(&known);
+
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%s%s", i ? ", " : "", params[i].name);
+    if (fclose(f) != 0)
+        oom();
+    fail(c, CONTROL_USAGE, "policy-set: unknown policy key '%s'; the keys are: %s", key, known.buf);
+    free(known.buf);
+    return CONTROL_USAGE;
+}
+
+/* Apply every KEY=VALUE to pc->next. */
+static enum control_status
+set_apply(struct call *c, struct policy_change *pc)
+{
+    char err[POLICY_ERR_MAX], key[WIRE_ARG_MAX];
+
+    if (!c->n_pos)
+        return fail(c, CONTROL_USAGE, "policy-set: nothing to set: give KEY=VALUE...\nusage: %s",
+                    c->cmd->usage);
+    pc->next = pc->base;
+    for (size_t i = 0; i < c->n_pos; i++) {
+        const char *eq = strchr(c->pos[i], '=');
+        if (!eq || eq == c->pos[i])
+            return usage_error(c, "expected KEY=VALUE, got", c->pos[i]);
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - c->pos[i]), c->pos[i]);
+        int rc = policy_set(&pc->next, key, eq + 1, err, sizeof(err));
+        if (rc == -ENOENT)
+            return unknown_key(c, key);
+        if (rc < 0)
+            return fail(c, CONTROL_REFUSED, "policy-set: %s", err);
+    }
+    return CONTROL_OK;
+}
+
+static int
+count_in_scope(const struct fleet_host_info *h, void *ctx)
+{
+    struct policy_change *pc = ctx;
+
+    if (fleet_scope_matches(&pc->parsed, h->host_id, h->labels, h->n_labels))
+        pc->hosts_in_scope++;
+    return 0;
+}
+
+static int
+find_stored_host(const struct store_host *h, void *ctx)
+{
+    struct policy_change *pc = ctx;
+
+    if (strcmp(h->host_id, pc->parsed.host_id) != 0)
+        return 0;
+    pc->host_known = true;
+    return 1;
+}
+
+/* How many hosts of the fleet the scope covers; for host:ID whether the host is known at all. */
+static void
+set_reach(struct call *c, struct policy_change *pc)
+{
+    char err[STORE_ERR_MAX];
+
+    fleet_hosts_each(c->cc->fleet, count_in_scope, pc);
+    if (pc->parsed.kind != FLEET_SCOPE_HOST)
+        return;
+    pc->host_known = pc->hosts_in_scope > 0;
+    if (!pc->host_known)
+        store_hosts_list(c->cc->store, find_stored_host, pc, err, sizeof(err));
+}
+
+static enum control_status
+set_store(struct call *c, struct policy_change *pc)
+{
+    char err[STORE_ERR_MAX] = "";
+    const char *author = c->req->author[0] ? c->req->author : AUTHOR_DEFAULT;
+    int rc = store_policy_add(c->cc->store, pc->scope, &pc->next, author, opt(c, "reason"),
+                              c->cc->now_wall_ms, &pc->version, err, sizeof(err));
+
+    if (rc == -EINVAL)
+        return fail(c, CONTROL_REFUSED, "policy-set: refused: %s", err);
+    if (rc < 0)
+        return store_failed(c, rc, err);
+    if (c->cc->on_policy_added)
+        c->cc->on_policy_added(c->cc->ctx, pc->version, pc->scope);
+    return CONTROL_OK;
+}
+
+static enum control_status
+set_render(struct call *c, const struct policy_change *pc)
+{
+    const char *author = c->req->author[0] ? c->req->author : AUTHOR_DEFAULT;
+    bool unknown_host = pc->parsed.kind == FLEET_SCOPE_HOST && !pc->host_known;
+    struct text out;
+
+    if (c->req->json) {
+        json_t *root = jobj(), *o = jobj();
+        jset(o, "version", ju64(pc->version));
+        jset(o, "scope", jstr(pc->scope));
+        jset(o, "author", jstr(author));
+        jset(o, "reason", jstr(opt(c, "reason")));
+        jset(o, "based_on_version", pc->base_version ? ju64(pc->base_version) : json_null());
+        jset(o, "changes", changes_json(&pc->base, &pc->next));
+        jset(o, "hosts_in_scope", ju64(pc->hosts_in_scope));
+        if (pc->parsed.kind == FLEET_SCOPE_HOST)
+            jset(o, "host_known", jcheck(json_boolean(pc->host_known)));
+        jset(o, "policy", policy_json(&pc->next));
+        jset(root, "policy", o);
+        return json_reply(c, root);
+    }
+    FILE *f = text_open(&out);
+    fprintf(f, "policy v%" PRIu64 " stored for %s by %s (from %s", pc->version, pc->scope, author,
+            pc->base_scope);
+    if (pc->base_version)
+        fprintf(f, " v%" PRIu64, pc->base_version);
+    fputs("): ", f);
+    print_changes(f, &pc->base, &pc->next);
+    fprintf(f, "\n%zu connected host%s in scope\n", pc->hosts_in_scope,
+            pc->hosts_in_scope == 1 ? "" : "s");
+    if (unknown_host)
+        fprintf(f, "note: host %s is not known yet; it gets this policy when it says hello\n",
+                pc->parsed.host_id);
+    return text_reply(c, &out);
+}
+
+static enum control_status
+cmd_policy_set(struct call *c)
+{
+    struct policy_change pc = {.scope = opt(c, "scope")};
+    const char *reason = opt(c, "reason");
+    enum control_status st;
+
+    if (!pc.scope)
+        return fail(c, CONTROL_USAGE, "policy-set: --scope is required\nusage: %s", c->cmd->usage);
+    if (!reason || !reason[0])
+        return fail(c, CONTROL_USAGE,
+                    "policy-set: --reason is required: say why, it is kept in the history\n"
+                    "usage: %s",
+                    c->cmd->usage);
+    st = scope_option(c, pc.scope, &pc.parsed);
+    if (st == CONTROL_OK)
+        st = set_base(c, &pc);
+    if (st == CONTROL_OK)
+        st = set_apply(c, &pc);
+    if (st == CONTROL_OK)
+        st = set_store(c, &pc);
+    if (st != CONTROL_OK)
+        return st;
+    set_reach(c, &pc);
+    return set_render(c, &pc);
+}
+
+/* ---- policy-history ---- */
+
+/* A shown entry and the one before it in its scope, found further down the history. */
+struct past {
+    struct store_policy_entry entry;
+    bool has_previous;
+    struct store_policy_entry previous;
+};
+
+struct history {
+    struct past *items;
+    size_t n, cap, limit;
+    size_t waiting; /* shown entries whose previous is not found yet */
+};
+
+static int
+each_history(const struct store_policy_entry *e, void *ctx)
+{
+    struct history *h = ctx;
+
+    /* The newest shown entry of this scope still waiting gets e as its previous. */
+    for (size_t i = h->n; h->waiting && i-- > 0;) {
+        if (strcmp(h->items[i].entry.scope, e->scope) == 0) {
+            if (!h->items[i].has_previous) {
+                h->items[i].has_previous = true;
+                h->items[i].previous = *e;
+                h->waiting--;
+            }
+            break;
+        }
+    }
+    if (h->n < h->limit) {
+        if (h->n == h->cap) {
+            h->cap = h->cap ? 2 * h->cap : 16;
+            h->items = xreallocarray(h->items, h->cap, sizeof(*h->items));
+        }
+        memset(&h->items[h->n], 0, sizeof(h->items[h->n]));
+        h->items[h->n++].entry = *e;
+        h->waiting++;
+    }
+    return h->n >= h->limit && !h->waiting ? 1 : 0;
+}
+
+static json_t *
+past_json(const struct past *p)
+{
+    json_t *o = entry_json(&p->entry);
+
+    jset(o, "previous_version", p->has_previous ? ju64(p->previous.version) : json_null());
+    if (p->has_previous)
+        jset(o, "changes", changes_json(&p->previous.policy, &p->entry.policy));
+    else
+        jset(o, "changes", jcheck(json_null()));
+    return o;
+}
+
+static void
+past_row(struct table *t, const struct past *p)
+{
+    char when[64];
+    char *changes = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&changes, &len);
+
+    if (!f)
+        oom();
+    if (p->has_previous)
+        print_changes(f, &p->previous.policy, &p->entry.policy);
+    else
+        fputs("first in scope", f);
+    if (fclose(f) != 0)
+        oom();
+    table_add(t, "v%" PRIu64, p->entry.version);
+    table_add(t, "%s", p->entry.scope);
+    table_add(t, "%s", fmt_wall(when, sizeof(when), p->entry.created_at_ms));
+    table_add(t, "%s", p->entry.author);
+    table_add(t, "%s", p->entry.reason[0] ? p->entry.reason : "-");
+    table_add(t, "%s", changes);
+    free(changes);
+}
+
+static enum control_status
+history_render(struct call *c, const struct history *h)
+{
+    static const struct column cols[] = {
+        {"VERSION", false}, {"SCOPE", false},  {"CREATED", false},
+        {"AUTHOR", false},  {"REASON", false}, {"CHANGES", false},
+    };
+    struct table t = {.cols = cols, .n_cols = 6};
+    struct text out;
+
+    if (c->req->json) {
+        json_t *root = jobj(), *a = jarr();
+        for (size_t i = 0; i < h->n; i++)
+            jpush(a, past_json(&h->items[i]));
+        jset(root, "history", a);
+        return json_reply(c, root);
+    }
+    FILE *f = text_open(&out);
+    for (size_t i = 0; i < h->n; i++)
+        past_row(&t, &h->items[i]);
+    if (h->n)
+        table_print(f, &t);
+    else
+        fputs("no policy stored yet\n", f);
+    table_free(&t);
+    return text_reply(c, &out);
+}
+
+static enum control_status
+cmd_policy_history(struct call *c)
+{
+    struct history h = {0};
+    struct fleet_scope scope;
+    const char *text = opt(c, "scope");
+    char err[STORE_ERR_MAX] = "";
+    uint64_t limit;
+    enum control_status st = text ? scope_option(c, text, &scope) : CONTROL_OK;
+
+    if (st == CONTROL_OK)
+        st = count_option(c, "limit", 1, HISTORY_LIMIT_MAX, HISTORY_LIMIT_DEFAULT, &limit);
+    if (st != CONTROL_OK)
+        return st;
+    h.limit = limit;
+    int rc = store_policy_history(c->cc->store, text, each_history, &h, err, sizeof(err));
+    if (rc < 0)
+        st = store_failed(c, rc, err);
+    else if (text && !h.n)
+        st = fail(c, CONTROL_NOT_FOUND, "policy-history: no policy stored under %s", text);
+    else
+        st = history_render(c, &h);
+    free(h.items);
+    return st;
+}
+
+/* ---- dispatch ---- */
+
+static const struct command commands[] = {
+    {"status", "status", {NULL}, false, cmd_status},
+    {"hosts", "hosts", {NULL}, false, cmd_hosts},
+    {"vms",
+     "vms [--host H] [--sort host|name|actual|unused] [--limit N]",
+     {"host", "sort", "limit"},
+     false,
+     cmd_vms},
+    {"events", "events [--since SEQ] [--limit N]", {"since", "limit"}, false, cmd_events},
+    {"policy-show", "policy show [--scope S]", {"scope"}, false, cmd_policy_show},
+    {"policy-set",
+     "policy set --scope S --reason TEXT KEY=VALUE...",
+     {"scope", "reason"},
+     true,
+     cmd_policy_set},
+    {"policy-history",
+     "policy history [--scope S] [--limit N]",
+     {"scope", "limit"},
+     false,
+     cmd_policy_history},
+};
+
+static const struct command *
+command_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    }
+    return NULL;
+}
+
+/* A reply the transport cannot carry becomes an error that says how to narrow it. */
+static enum control_status
+check_size(struct call *c, enum control_status st)
+{
+    size_t len = strlen(*c->body);
+
+    if (len <= WIRE_BODY_MAX)
+        return st;
+    return fail(c, CONTROL_USAGE,
+                "%s: the answer (%zu bytes) is larger than a reply can be (%d bytes): narrow "
+                "it (--limit, --host, --scope)",
+                c->cmd->name, len, WIRE_BODY_MAX);
+}
+
+enum control_status
+control_handle(const struct control_context *cc,
+               const struct wire_control_request *req,
+               char **body)
+{
+    struct call c = {.cc = cc, .req = req, .body = body};
+    enum control_status st;
+
+    *body = NULL;
+    c.cmd = command_find(req->command);
+    if (!c.cmd) {
+        *body = xstrdup("unknown command: the coordinator answers status, hosts, vms, events, "
+                        "policy-show, policy-set and policy-history");
+        return CONTROL_USAGE;
+    }
+    st = parse_args(&c);
+    if (st == CONTROL_OK)
+        st = c.cmd->run(&c);
+    if (!*body)
+        *body = xstrdup("");
+    return check_size(&c, st);
+}

@@ -1,0 +1,415 @@
+/*
+ * memschedctl.c - the operator's CLI: asks memsched-coordinator about the fleet and changes its
+ * policy over the control endpoint, and makes CURVE key pairs locally.
+ *
+ *   memschedctl [--socket ENDPOINT] [--json] [--timeout MS] COMMAND [ARGS...]
+ *
+ * It only parses the command line, sends one control request (wire.h) over an insecure transport
+ * client (the control endpoint is a local ipc:// socket: its file permissions are the access
+ * control) and prints the reply: the body to stdout when the status is 0, to stderr otherwise,
+ * and exits with the status. What the arguments mean is the coordinator's business (control.c);
+ * only the shape of the line (global options, the command word) is checked here.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "policy.h"
+#include "transport.h"
+#include "wire.h"
+
+#define ENDPOINT_DEFAULT   "ipc:///run/memsched/control.sock"
+#define ENDPOINT_ENV       "MEMSCHED_CONTROL"
+#define TIMEOUT_MS_DEFAULT 5000
+#define TIMEOUT_MS_MAX     3600000
+#define EXIT_NO_ANSWER     1
+#define EXIT_USAGE         2
+#define EXIT_INTERNAL      5
+#define PATH_LEN           4096
+
+struct options {
+    const char *endpoint;
+    bool json;
+    int timeout_ms;
+};
+
+#define SYNOPSIS                                                                                   \
+    "usage: memschedctl [--socket ENDPOINT] [--json] [--timeout MS] COMMAND [ARGS...]\n"
+
+/* The policy keys, wrapped to fit a terminal. */
+static void
+print_policy_keys(FILE *f)
+{
+    size_t n, col = 0;
+    const struct policy_param *params = policy_params(&n);
+
+    fputs("Policy keys (KEY=VALUE, memory in MiB):\n ", f);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(params[i].name) + 2;
+        if (col + len > 90) {
+            fputs("\n ", f);
+            col = 0;
+        }
+        fprintf(f, " %s%s", params[i].name, i + 1 < n ? "," : "\n");
+        col += len;
+    }
+}
+
+static void
+usage(FILE *f)
+{
+    fputs(SYNOPSIS
+          "\n"
+          "Commands, answered by memsched-coordinator:\n"
+          "  status                      fleet summary: hosts, VMs, memory, overcommit, policy\n"
+          "  hosts                       one line per host: liveness, memory, policy held\n"
+          "  vms [--host H] [--sort host|name|actual|unused] [--limit N]\n"
+          "                              VMs (actual: largest first; unused: least first)\n"
+          "  events [--since SEQ] [--limit N]\n"
+          "                              the newest N events, or the first N after SEQ\n"
+          "  policy show [--scope S]     the policy of each scope; what each host holds\n"
+          "  policy set --scope S --reason TEXT KEY=VALUE...\n"
+          "                              store a new policy version and push it\n"
+          "  policy history [--scope S] [--limit N]\n"
+          "                              who changed what, when and why\n"
+          "Local:\n"
+          "  keygen NAME [--dir DIR]     write a CURVE key pair to DIR/NAME.secret (0600) and its\n"
+          "                              public key to DIR/NAME.key (DIR defaults to .)\n"
+          "\n"
+          "Options:\n"
+          "  --socket ENDPOINT  the control endpoint (default: $" ENDPOINT_ENV ", else\n"
+          "                     " ENDPOINT_DEFAULT ")\n"
+          "  --json             answer in JSON (memory in KiB)\n"
+          "  --timeout MS       how long to wait for the answer (default 5000)\n"
+          "  --help             this text\n"
+          "\n"
+          "Scopes: fleet, label:KEY=VALUE, host:ID.\n",
+          f);
+    print_policy_keys(f);
+    fputs("Exit status: 0 ok, 1 no answer or local failure, 2 usage, 3 refused, 4 not found,\n"
+          "5 coordinator error.\n",
+          f);
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Say what is wrong, then how it is used. Returns the exit code for usage errors. */
+static int
+usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("memschedctl: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\n" SYNOPSIS "commands: status, hosts, vms, events, policy show|set|history, keygen\n"
+          "(memschedctl --help for more)\n",
+          stderr);
+    return EXIT_USAGE;
+}
+
+/* A whole number of milliseconds in [1, TIMEOUT_MS_MAX]. */
+static int
+parse_timeout(const char *text, int *out)
+{
+    char *end;
+
+    if (text[0] < '0' || text[0] > '9')
+        return -EINVAL;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 10);
+    if (errno || *end || v < 1 || v > TIMEOUT_MS_MAX)
+        return -EINVAL;
+    *out = (int)v;
+    return 0;
+}
+
+/* The value of --NAME VALUE or --NAME=VALUE at argv[*i]; NULL when argv[*i] is not --NAME. */
+static const char *
+option_value(int argc, char **argv, int *i, const char *name, bool *missing)
+{
+    size_t len = strlen(name);
+    const char *arg = argv[*i];
+
+    *missing = false;
+    if (strncmp(arg, name, len) != 0)
+        return NULL;
+    if (arg[len] == '=')
+        return arg + len + 1;
+    if (arg[len] != '\0')
+        return NULL;
+    if (*i + 1 >= argc) {
+        *missing = true;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+/* Global options before the command; *next receives the command's index. Returns an exit code
+ * to stop with, or -1 to go on. */
+static int
+parse_globals(int argc, char **argv, struct options *o, int *next)
+{
+    const char *env = getenv(ENDPOINT_ENV);
+    const char *v;
+    bool missing;
+    int i;
+
+    o->endpoint = env && env[0] ? env : ENDPOINT_DEFAULT;
+    o->timeout_ms = TIMEOUT_MS_DEFAULT;
+    for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--json") == 0) {
+            o->json = true;
+        } else if ((v = option_value(argc, argv, &i, "--socket", &missing))) {
+            o->endpoint = v;
+        } else if ((v = option_value(argc, argv, &i, "--timeout", &missing))) {
+            if (parse_timeout(v, &o->timeout_ms) < 0)
+                return usage_error("--timeout wants milliseconds from 1 to 3600000, not '%s'", v);
+        } else {
+            return usage_error("%s '%s'", missing ? "missing value for" : "unknown option",
+                               argv[i]);
+        }
+    }
+    if (i >= argc)
+        return usage_error("%s", "no command given");
+    *next = i;
+    return -1;
+}
+
+/* ---- keygen ---- */
+
+static bool
+key_name_valid(const char *name)
+{
+    if (!name[0] || name[0] == '.' || strlen(name) > 64)
+        return false;
+    for (const char *p = name; *p; p++) {
+        bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                  (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* Write one key file unless it exists: a key pair in use must not be lost to a typo. */
+static int
+save_key(const char *path, const struct transport_keys *keys, bool with_secret)
+{
+    char err[TRANSPORT_ERR_MAX] = "";
+    struct stat st;
+
+    if (stat(path, &st) == 0) {
+        fprintf(stderr, "memschedctl: %s exists; remove it first to make a new key\n", path);
+        return -EEXIST;
+    }
+    int rc = transport_keys_save(path, keys, with_secret, err, sizeof(err));
+    if (rc < 0)
+        fprintf(stderr, "memschedctl: %s: %s\n", path, err[0] ? err : strerror(-rc));
+    return rc;
+}
+
+static int
+cmd_keygen(int argc, char **argv, int i)
+{
+    const char *name = NULL, *dir = ".", *v;
+    char secret_path[PATH_LEN], public_path[PATH_LEN];
+    struct transport_keys keys;
+    bool missing;
+
+    for (i++; i < argc; i++) {
+        if ((v = option_value(argc, argv, &i, "--dir", &missing)))
+            dir = v;
+        else if (missing || argv[i][0] == '-')
+            return usage_error("keygen: %s '%s'", missing ? "missing value for" : "unknown option",
+                               argv[i]);
+        else if (name)
+            return usage_error("keygen: one NAME only, not also '%s'", argv[i]);
+        else
+            name = argv[i];
+    }
+    if (!name || !key_name_valid(name))
+        return usage_error("keygen: NAME wants 1-64 characters of [A-Za-z0-9._-], not starting "
+                           "with a dot");
+    snprintf(secret_path, sizeof(secret_path), "%s/%s.secret", dir, name);
+    snprintf(public_path, sizeof(public_path), "%s/%s.key", dir, name);
+    if (transport_keygen(&keys) < 0) {
+        fputs("memschedctl: keygen: could not make a key pair\n", stderr);
+        return EXIT_NO_ANSWER;
+    }
+    if (save_key(secret_path, &keys, true) < 0 || save_key(public_path, &keys, false) < 0)
+        return EXIT_NO_ANSWER;
+    printf("wrote %s (key pair, 0600) and %s (public key)\n"
+           "An agent's public key goes into the coordinator's allow_dir; the coordinator's goes\n"
+           "to every agent (coordinator_key).\n",
+           secret_path, public_path);
+    return 0;
+}
+
+/* ---- requests ---- */
+
+/* Who asks: $SUDO_USER, $USER or the uid, as recorded with policy changes. */
+static void
+request_author(struct wire_control_request *req)
+{
+    const char *names[] = {getenv("SUDO_USER"), getenv("USER")};
+
+    for (size_t i = 0; i < 2; i++) {
+        const char *n = names[i];
+        bool ok = n && n[0] && strlen(n) < sizeof(req->author);
+        for (const char *p = n; ok && *p; p++)
+            ok = (unsigned char)*p >= 0x20 && *p != 0x7f;
+        if (ok) {
+            snprintf(req->author, sizeof(req->author), "%s", n);
+            return;
+        }
+    }
+    snprintf(req->author, sizeof(req->author), "uid:%u", (unsigned)getuid());
+}
+
+/* The request's command word: "policy show" -> "policy-show". *i moves past it. */
+static int
+request_command(int argc, char **argv, int *i, struct wire_control_request *req)
+{
+    static const char *const plain[] = {"status",      "hosts",      "vms",           "events",
+                                        "policy-show", "policy-set", "policy-history"};
+    const char *cmd = argv[*i];
+
+    if (strcmp(cmd, "policy") == 0) {
+        const char *sub = *i + 1 < argc ? argv[*i + 1] : "";
+        if (strcmp(sub, "show") && strcmp(sub, "set") && strcmp(sub, "history"))
+            return usage_error("policy wants show, set or history, not '%s'", sub);
+        snprintf(req->command, sizeof(req->command), "policy-%s", sub);
+        *i += 2;
+        return -1;
+    }
+    for (size_t k = 0; k < sizeof(plain) / sizeof(plain[0]); k++) {
+        if (strcmp(cmd, plain[k]) == 0) {
+            snprintf(req->command, sizeof(req->command), "%s", cmd);
+            *i += 1;
+            return -1;
+        }
+    }
+    return usage_error("unknown command '%s'", cmd);
+}
+
+/* The rest of the line, passed through; --json and --help are ours wherever they are. */
+static int
+request_args(int argc, char **argv, int i, struct wire_control_request *req)
+{
+    for (; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            req->json = true;
+            continue;
+        }
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (req->n_args == WIRE_ARGS_MAX)
+            return usage_error("too many arguments (at most 32), from '%s' on", argv[i]);
+        if (strlen(argv[i]) >= WIRE_ARG_MAX)
+            return usage_error("argument too long (at most 255 bytes): '%.40s...'", argv[i]);
+        snprintf(req->args[req->n_args++], WIRE_ARG_MAX, "%s", argv[i]);
+    }
+    return -1;
+}
+
+/* Print the reply where it belongs and turn its status into the exit code. */
+static int
+print_reply(const struct wire_control_reply *reply)
+{
+    FILE *f = reply->status == 0 ? stdout : stderr;
+    size_t len = strlen(reply->body);
+
+    fputs(reply->body, f);
+    if (len && reply->body[len - 1] != '\n')
+        fputc('\n', f);
+    if (fflush(f) != 0)
+        return EXIT_NO_ANSWER;
+    if (reply->status < 0 || reply->status > 125)
+        return EXIT_INTERNAL;
+    return reply->status;
+}
+
+/* Send req and wait for the answer. */
+static int
+exchange(const struct options *o, const struct wire_control_request *req)
+{
+    struct transport_client_options copts = {.endpoint = o->endpoint, .insecure = true};
+    struct transport_client *client = NULL;
+    struct wire_control_reply reply = {0};
+    char err[TRANSPORT_ERR_MAX + WIRE_ERR_MAX] = "";
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = wire_encode_control_request(req, &buf, &len, err, sizeof(err));
+
+    if (rc < 0) {
+        fprintf(stderr, "memschedctl: %s\n", err);
+        return EXIT_USAGE;
+    }
+    rc = transport_client_open(&copts, &client, err, sizeof(err));
+    if (rc == 0)
+        rc = transport_client_send(client, buf, len);
+    free(buf);
+    buf = NULL;
+    if (rc == 0)
+        rc = transport_client_recv(client, o->timeout_ms, &buf, &len);
+    if (rc == 1)
+        rc = wire_decode_control_reply(buf, len, &reply, err, sizeof(err));
+    else if (rc == 0)
+        rc = -ETIMEDOUT;
+    free(buf);
+    transport_client_close(&client);
+    transport_shutdown();
+    if (rc == -ETIMEDOUT) {
+        fprintf(stderr,
+                "memschedctl: no answer from %s within %d ms (is memsched-coordinator running?)\n",
+                o->endpoint, o->timeout_ms);
+        return EXIT_NO_ANSWER;
+    }
+    if (rc < 0 && err[0] && strstr(err, o->endpoint)) {
+        fprintf(stderr, "memschedctl: %s\n", err);
+        return EXIT_NO_ANSWER;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "memschedctl: %s: %s\n", o->endpoint, err[0] ? err : strerror(-rc));
+        return EXIT_NO_ANSWER;
+    }
+    rc = print_reply(&reply);
+    wire_control_reply_clear(&reply);
+    return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct options o = {0};
+    struct wire_control_request req;
+    int i, rc = parse_globals(argc, argv, &o, &i);
+
+    if (rc >= 0)
+        return rc;
+    if (strcmp(argv[i], "keygen") == 0)
+        return cmd_keygen(argc, argv, i);
+    memset(&req, 0, sizeof(req));
+    rc = request_command(argc, argv, &i, &req);
+    if (rc < 0)
+        rc = request_args(argc, argv, i, &req);
+    if (rc >= 0)
+        return rc;
+    req.json = req.json || o.json;
+    request_author(&req);
+    return exchange(&o, &req);
+}

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# fleet.sh - a coordinator and agents on sim hosts over real sockets on loopback, with CURVE and
+# a real SQLite store, steered through memschedctl (ctest label `integration`).
+#
+#   fleet.sh AGENT COORDINATOR MEMSCHEDCTL SCENARIO_DIR
+#
+# Checks: admitted agents register and report; an agent whose key is not in the allowlist never
+# appears and its handshakes are counted; a policy set with memschedctl reaches every agent and
+# is acked; an invalid policy is refused by the coordinator; a policy below an agent's local
+# limit is refused by that agent and shows as refused; a restarted coordinator keeps every
+# policy and every agent registers again; a restarted agent comes back with its persisted
+# policy; a silent agent goes stale, then down, then fresh again.
+set -euo pipefail
+
+agent_bin=$1 coordinator_bin=$2 ctl_bin=$3 scenarios=$4
+work=$(mktemp -d /tmp/memsched-fleet-XXXXXX)
+pids=()
+
+cleanup() {
+    for pid in "${pids[@]}"; do kill -CONT "$pid" 2>/dev/null || true; kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if [ "${KEEP:-}" != "1" ]; then rm -rf "$work"; else echo "kept $work"; fi
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    echo "--- coordinator log" >&2; tail -n 40 "$work/coordinator.log" >&2 || true
+    exit 1
+}
+
+ctl() { "$ctl_bin" --socket "ipc://$work/control.sock" "$@"; }
+
+# Wait up to $1 seconds for the command after it to succeed.
+eventually() {
+    local seconds=$1; shift
+    for _ in $(seq $((seconds * 5))); do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.2
+    done
+    return 1
+}
+
+free_port() {
+    local port
+    for _ in $(seq 50); do
+        port=$((20000 + RANDOM % 20000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
+    done
+    echo 0
+}
+
+port=$(free_port)
+mkdir -p "$work/keys" "$work/allow"
+for name in coordinator host1 host2 rogue; do ctl keygen "$name" --dir "$work/keys" >/dev/null; done
+cp "$work/keys/host1.key" "$work/keys/host2.key" "$work/allow/"
+
+start_coordinator() {
+    "$coordinator_bin" "listen=tcp://127.0.0.1:$port" "control=ipc://$work/control.sock" \
+        "key_file=$work/keys/coordinator.secret" "allow_dir=$work/allow" "db=$work/fleet.db" \
+        stale_after_ms=1500 down_after_ms=4000 >>"$work/coordinator.log" 2>&1 &
+    coordinator_pid=$!
+    pids+=("$coordinator_pid")
+}
+
+# start_agent NAME SCENARIO [extra key=value lines]
+start_agent() {
+    local name=$1 scenario=$2; shift 2
+    {
+        echo "uri = sim:$scenarios/$scenario"
+        echo "coordinator = tcp://127.0.0.1:$port"
+        echo "coordinator_key = $work/keys/coordinator.key"
+        echo "key_file = $work/keys/$name.secret"
+        echo "host_id = $name"
+        echo "state_dir = $work/state-$name"
+        echo "interval_ms = 500"
+        for line in "$@"; do echo "$line"; done
+    } >"$work/$name.conf"
+    "$agent_bin" --config "$work/$name.conf" >>"$work/$name.log" 2>&1 &
+    eval "${name}_pid=$!"
+    pids+=("$!")
+}
+
+host_is() { ctl hosts | grep -E "^$1 +$2\b"; }
+
+start_coordinator
+eventually 10 test -S "$work/control.sock" || fail "coordinator did not open its control socket"
+start_agent host1 one_hog.json "labels = rack=r1"
+start_agent host2 demand_moves.json "labels = rack=r2" "limit_host_min_unused_mib = 400"
+start_agent rogue all_hog.json
+
+# Registration, and the unknown key kept out.
+eventually 20 host_is host1 fresh || fail "host1 never registered"
+eventually 20 host_is host2 fresh || fail "host2 never registered"
+ctl hosts | grep -q rogue && fail "an agent with an unknown key got in"
+eventually 20 grep -q "event=handshakes_refused" "$work/coordinator.log" ||
+    fail "refused handshakes were not counted"
+ctl status >/dev/null || fail "status failed"
+ctl vms --host host1 | grep -q hog || fail "host1's VMs are not listed"
+
+# A policy for the fleet reaches both agents and is acked.
+ctl policy set --scope fleet --reason "integration test" vm_excess_unused_mib=400 \
+    host_min_unused_mib=500 ||
+    fail "policy set failed"
+eventually 20 grep -q "event=policy source=fleet version=1" "$work/host1.log" ||
+    fail "host1 did not apply version 1"
+eventually 20 grep -q "event=policy source=fleet version=1" "$work/host2.log" ||
+    fail "host2 did not apply version 1"
+eventually 20 sh -c "'$ctl_bin' --socket 'ipc://$work/control.sock' --json policy show | grep -q applied" ||
+    fail "policy show does not show the acks"
+
+# An invalid policy is refused by the coordinator (exit 3), and nothing is stored.
+set +e
+ctl policy set --scope fleet --reason "bad" vm_min_unused_mib=500 >/dev/null 2>&1
+rc=$?
+set -e
+[ "$rc" -eq 3 ] || fail "invalid policy: want exit 3, got $rc"
+
+# A policy below host2's local limit is refused by host2, and shows as refused.
+ctl policy set --scope host:host2 --reason "too low for host2" host_min_unused_mib=300 ||
+    fail "policy set for host2 failed"
+eventually 20 grep -q "event=policy_refused version=2" "$work/host2.log" ||
+    fail "host2 did not refuse version 2"
+eventually 20 sh -c "'$ctl_bin' --socket 'ipc://$work/control.sock' policy show | grep host2 | grep -qi refused" ||
+    fail "policy show does not show host2's refusal"
+
+# Coordinator restart: no policy lost, every agent registers again.
+kill -TERM "$coordinator_pid"
+wait "$coordinator_pid" 2>/dev/null || true
+start_coordinator
+eventually 20 host_is host1 fresh || fail "host1 did not come back after the coordinator restart"
+eventually 20 host_is host2 fresh || fail "host2 did not come back after the coordinator restart"
+ctl policy history | grep -q "integration test" || fail "policy history lost on restart"
+
+# Agent restart: it comes back with its persisted fleet policy.
+grep -q "source = fleet" "$work/state-host1/policy.conf" || fail "host1 did not persist its policy"
+kill -TERM "$host1_pid"
+wait "$host1_pid" 2>/dev/null || true
+: >"$work/host1.log"
+start_agent host1 one_hog.json "labels = rack=r1"
+eventually 10 grep -q "event=policy source=fleet version=1 from=" "$work/host1.log" ||
+    fail "host1 did not start with its persisted policy"
+
+# A silent agent goes stale, then down, then fresh again.
+kill -STOP "$host2_pid"
+eventually 10 host_is host2 stale || fail "host2 never went stale"
+eventually 10 host_is host2 down || fail "host2 never went down"
+kill -CONT "$host2_pid"
+eventually 15 host_is host2 fresh || fail "host2 never came back"
+ctl events | grep host2 | grep -q down || fail "events do not show host2 going down"
+
+echo "fleet: all checks passed"
