@@ -138,8 +138,8 @@ wire_decode_policy(const uint8_t *buf, size_t len, struct policy *p, char *err, 
 
 /* ---- strings and numbers we accept from the wire ---- */
 
-static bool
-valid_text(const char *s, size_t max, bool allow_empty)
+bool
+wire_text_valid(const char *s, size_t max, bool allow_empty)
 {
     size_t n = 0;
 
@@ -154,8 +154,8 @@ valid_text(const char *s, size_t max, bool allow_empty)
     return allow_empty || n > 0;
 }
 
-static bool
-valid_token(const char *s, size_t max)
+bool
+wire_token_valid(const char *s, size_t max)
 {
     size_t n = 0;
 
@@ -174,7 +174,7 @@ valid_token(const char *s, size_t max)
 bool
 wire_host_id_valid(const char *host_id)
 {
-    return valid_token(host_id, WIRE_HOST_ID_MAX);
+    return wire_token_valid(host_id, WIRE_HOST_ID_MAX);
 }
 
 static bool
@@ -196,7 +196,7 @@ valid_scope(const char *s)
 {
     char key[WIRE_LABEL_KEY_MAX];
 
-    if (!valid_text(s, WIRE_SCOPE_MAX, false))
+    if (!wire_text_valid(s, WIRE_SCOPE_MAX, false))
         return false;
     if (strcmp(s, "fleet") == 0)
         return true;
@@ -209,7 +209,8 @@ valid_scope(const char *s)
         return false;
     memcpy(key, s + 6, (size_t)(eq - (s + 6)));
     key[eq - (s + 6)] = '\0';
-    return valid_token(key, sizeof(key)) && valid_text(eq + 1, WIRE_LABEL_VALUE_MAX, false);
+    return wire_token_valid(key, sizeof(key)) &&
+           wire_text_valid(eq + 1, WIRE_LABEL_VALUE_MAX, false);
 }
 
 __attribute__((format(printf, 3, 4))) static int
@@ -239,15 +240,15 @@ take_kib(
 static int
 take_hello(const Memsched__Hello *m, struct wire_hello *h, char *err, size_t err_len)
 {
-    if (!valid_text(m->agent_version, WIRE_VERSION_MAX, false))
+    if (!wire_text_valid(m->agent_version, WIRE_VERSION_MAX, false))
         return refuse(err, err_len, "hello: bad agent_version");
     if (m->n_labels > WIRE_LABELS_MAX)
         return refuse(err, err_len, "hello: %zu labels, at most %d", m->n_labels, WIRE_LABELS_MAX);
     strcpy(h->agent_version, m->agent_version);
     for (size_t i = 0; i < m->n_labels; i++) {
         const Memsched__Label *l = m->labels[i];
-        if (!valid_token(l->key, WIRE_LABEL_KEY_MAX) ||
-            !valid_text(l->value, WIRE_LABEL_VALUE_MAX, false))
+        if (!wire_token_valid(l->key, WIRE_LABEL_KEY_MAX) ||
+            !wire_text_valid(l->value, WIRE_LABEL_VALUE_MAX, false))
             return refuse(err, err_len, "hello: bad label %zu", i);
         strcpy(h->labels[i].key, l->key);
         strcpy(h->labels[i].value, l->value);
@@ -264,7 +265,7 @@ take_vm(const Memsched__VmStats *m, struct wire_vm *vm, char *err, size_t err_le
 
     if (!valid_uuid(m->uuid))
         return refuse(err, err_len, "report: bad vm uuid");
-    if (!valid_text(m->name, WIRE_NAME_MAX, true))
+    if (!wire_text_valid(m->name, WIRE_NAME_MAX, true))
         return refuse(err, err_len, "report: vm %s: bad name", m->uuid);
     if (m->has_state && (m->state < MEMSCHED__VM_STATS__STATE__RUNNING ||
                          m->state > MEMSCHED__VM_STATS__STATE__OTHER))
@@ -421,7 +422,7 @@ take_push(const Memsched__PolicyPush *m, struct wire_policy_push *p, char *err, 
 static int
 take_ack(const Memsched__PolicyAck *m, struct wire_policy_ack *a, char *err, size_t err_len)
 {
-    if (!valid_text(m->reason, WIRE_REASON_MAX, true))
+    if (!wire_text_valid(m->reason, WIRE_REASON_MAX, true))
         return refuse(err, err_len, "policy_ack: bad reason");
     a->version = m->version;
     a->applied = m->applied;
@@ -736,16 +737,16 @@ take_request(const Memsched__ControlRequest *m,
              char *err,
              size_t err_len)
 {
-    if (!valid_token(m->command, WIRE_COMMAND_MAX))
+    if (!wire_token_valid(m->command, WIRE_COMMAND_MAX))
         return refuse(err, err_len, "control: bad command");
     if (m->n_args > WIRE_ARGS_MAX)
         return refuse(err, err_len, "control: %zu arguments, at most %d", m->n_args, WIRE_ARGS_MAX);
     for (size_t i = 0; i < m->n_args; i++) {
-        if (!valid_text(m->args[i], WIRE_ARG_MAX, true))
+        if (!wire_text_valid(m->args[i], WIRE_ARG_MAX, true))
             return refuse(err, err_len, "control: argument %zu too long or not text", i + 1);
         strcpy(req->args[i], m->args[i]);
     }
-    if (!valid_text(m->author, WIRE_AUTHOR_MAX, true))
+    if (!wire_text_valid(m->author, WIRE_AUTHOR_MAX, true))
         return refuse(err, err_len, "control: bad author");
     strcpy(req->command, m->command);
     req->n_args = m->n_args;

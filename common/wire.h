@@ -166,6 +166,12 @@ int wire_decode(const uint8_t *buf, size_t len, struct wire_msg *msg, char *err,
 /* Free what a decoded (or built) message owns and zero it. */
 void wire_msg_clear(struct wire_msg *msg);
 
+/* The string rules every received field follows. A token is 1 to max-1 characters of
+ * [A-Za-z0-9._-] (host ids, label keys, commands); text is shorter than max with no control
+ * characters (names, label values, reasons), and may be empty only when allow_empty. */
+bool wire_token_valid(const char *s, size_t max);
+bool wire_text_valid(const char *s, size_t max, bool allow_empty);
+
 /* True for a host id of 1-63 characters from [A-Za-z0-9._-]. */
 bool wire_host_id_valid(const char *host_id);
 

@@ -111,34 +111,6 @@ xcalloc(size_t n, size_t size)
 
 /* ---- names, uuids and scopes ---- */
 
-static bool
-valid_token(const char *s, size_t max)
-{
-    size_t n = 0;
-
-    for (; s[n]; n++) {
-        char c = s[n];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '_' || c == '-';
-        if (!ok || n + 1 >= max)
-            return false;
-    }
-    return n > 0;
-}
-
-/* Non-empty, shorter than max, no control characters: wire.c's rule for label values. */
-static bool
-valid_text(const char *s, size_t max)
-{
-    size_t n = 0;
-
-    for (; s[n]; n++) {
-        if ((unsigned char)s[n] < 0x20 || s[n] == 0x7f || n + 1 >= max)
-            return false;
-    }
-    return n > 0;
-}
-
 static int
 hex_value(char c)
 {
@@ -218,7 +190,8 @@ fleet_scope_parse(const char *text, struct fleet_scope *scope)
             return -EINVAL;
         memcpy(k, key, (size_t)(eq - key));
         k[eq - key] = '\0';
-        if (!valid_token(k, sizeof(k)) || !valid_text(eq + 1, WIRE_LABEL_VALUE_MAX))
+        if (!wire_token_valid(k, sizeof(k)) ||
+            !wire_text_valid(eq + 1, WIRE_LABEL_VALUE_MAX, false))
             return -EINVAL;
         s.kind = FLEET_SCOPE_LABEL;
         strcpy(s.label, key); /* fits: key < 64 and value < 128 make it < FLEET_LABEL_MAX */
@@ -473,8 +446,8 @@ labels_make(const struct wire_label *labels, size_t n)
     if (n > WIRE_LABELS_MAX)
         return NULL;
     for (size_t i = 0; i < n; i++) {
-        if (!valid_token(labels[i].key, sizeof(labels[i].key)) ||
-            !valid_text(labels[i].value, sizeof(labels[i].value)))
+        if (!wire_token_valid(labels[i].key, sizeof(labels[i].key)) ||
+            !wire_text_valid(labels[i].value, sizeof(labels[i].value), false))
             return NULL;
         bytes += strlen(labels[i].key) + 1 + strlen(labels[i].value) + 1;
     }
