@@ -9,7 +9,8 @@
 # is acked; an invalid policy is refused by the coordinator; a policy below an agent's local
 # limit is refused by that agent and shows as refused; a restarted coordinator keeps every
 # policy and every agent registers again; a restarted agent comes back with its persisted
-# policy; a silent agent goes stale, then down, then fresh again.
+# policy; a silent agent goes stale, then down, then fresh again. (Duplicated and reordered
+# reports are the fleet core's unit test, test_fleet.)
 set -euo pipefail
 
 agent_bin=$1 coordinator_bin=$2 ctl_bin=$3 scenarios=$4
@@ -124,8 +125,9 @@ eventually 20 grep -q "event=policy_refused version=2" "$work/host2.log" ||
 eventually 20 sh -c "'$ctl_bin' --socket 'ipc://$work/control.sock' policy show | grep host2 | grep -qi refused" ||
     fail "policy show does not show host2's refusal"
 
-# Coordinator restart: no policy lost, every agent registers again.
-kill -TERM "$coordinator_pid"
+# Coordinator killed (no chance to clean up) and restarted: no policy lost, every agent
+# registers again.
+kill -KILL "$coordinator_pid"
 wait "$coordinator_pid" 2>/dev/null || true
 start_coordinator
 eventually 20 host_is host1 fresh || fail "host1 did not come back after the coordinator restart"
