@@ -29,6 +29,7 @@
 #define ALLOW_MAX        100000
 #define QUEUE_DEFAULT    16
 #define SEND_HWM         64
+#define SERVER_RCVHWM    100
 #define HEARTBEAT_IVL_MS 2000
 #define HEARTBEAT_TTL_MS 6000
 #define RECONNECT_MAX_MS 5000
@@ -326,6 +327,9 @@ transport_server_open(const struct transport_server_options *opts,
         zmq_setsockopt(s->socket, ZMQ_MAXMSGSIZE, &max, sizeof(max));
         setsockopt_int(s->socket, ZMQ_ROUTER_MANDATORY, 1); /* unknown peer: an error, not loss */
         setsockopt_int(s->socket, ZMQ_SNDHWM, 1000);
+        /* An agent sends a report a round: a deep queue per connection would only let one
+         * admitted key make the coordinator buffer gigabytes. */
+        setsockopt_int(s->socket, ZMQ_RCVHWM, SERVER_RCVHWM);
         setsockopt_int(s->socket, ZMQ_LINGER, 0);
         setsockopt_int(s->socket, ZMQ_HEARTBEAT_IVL, HEARTBEAT_IVL_MS);
         setsockopt_int(s->socket, ZMQ_HEARTBEAT_TTL, HEARTBEAT_TTL_MS);
@@ -506,7 +510,12 @@ transport_server_recv(struct transport_server **servers,
             return 0;
         if (zap_socket && (items[n_items - 1].revents & ZMQ_POLLIN))
             answer_zap(servers, n);
-        for (size_t i = 0; i < n; i++) {
+        /* Start each look at the next server, so a busy one (agents under load) cannot starve
+         * a quiet one (the operator's control socket). */
+        static size_t first;
+        first = (first + 1) % n;
+        for (size_t k = 0; k < n; k++) {
+            size_t i = (first + k) % n;
             if (!(items[i].revents & ZMQ_POLLIN))
                 continue;
             int rc = take_message(servers[i], from, buf, len);

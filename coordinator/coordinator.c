@@ -25,6 +25,8 @@ struct session {
     uint64_t pushed_version;
     uint64_t pushed_at_ms;
     uint64_t refused_version;
+    uint64_t known_version;    /* the policy in force for it, as last looked up... */
+    uint64_t known_generation; /* ...under this generation of the policy store */
     bool greeted;
 };
 
@@ -33,8 +35,9 @@ struct coordinator {
     struct store *store;
     struct transport_server *server;
     struct session *buckets[BUCKETS];
-    uint64_t sequence; /* of our own messages */
-    uint64_t now_ms;   /* as of the last message or tick */
+    uint64_t sequence;          /* of our own messages */
+    uint64_t now_ms;            /* as of the last message or tick */
+    uint64_t policy_generation; /* bumped by every stored policy; starts at 1 */
     uint64_t logged_event_seq;
     struct log_limit bad_messages;
     struct coordinator_counters counters;
@@ -80,6 +83,7 @@ coordinator_new(struct fleet *fleet, struct store *store, struct transport_serve
     c->store = store;
     c->server = server;
     c->logged_event_seq = fleet_last_event_seq(fleet);
+    c->policy_generation = 1;
     return c;
 }
 
@@ -147,10 +151,20 @@ offer_policy(struct coordinator *c, struct session *s, uint64_t held_version)
     struct store_policy_entry entry;
     char err[ERR_LEN];
 
+    /* Every report comes through here: skip the store while nothing has changed and there is
+     * nothing to offer (up to date, nothing governs the host, or it refused what would be). */
+    if (s->known_generation == c->policy_generation &&
+        (s->known_version == held_version || s->known_version == 0 ||
+         s->known_version == s->refused_version))
+        return;
     if (fleet_host_get(c->fleet, s->host_id, &info) < 0)
         return;
     int rc = store_policy_for_host(c->store, s->host_id, info.labels, info.n_labels, &entry, err,
                                    sizeof(err));
+    if (rc == 0 || rc == -ENOENT) {
+        s->known_generation = c->policy_generation;
+        s->known_version = rc == 0 ? entry.version : 0;
+    }
     if (rc == -ENOENT || (rc == 0 && entry.version == held_version))
         return; /* nothing governs it, or it is up to date */
     if (rc < 0) {
@@ -226,6 +240,7 @@ on_hello(struct coordinator *c,
     snprintf(s->key_z85, sizeof(s->key_z85), "%s", from->key_z85);
     s->greeted = true;
     s->pushed_version = 0;
+    s->known_generation = 0; /* its labels may have changed: look its policy up again */
     s->refused_version = stored_refusal(c, s->host_id);
     remember_labels(c, s->host_id, msg->u.hello.policy_version, now_wall);
     offer_policy(c, s, msg->u.hello.policy_version);
@@ -388,6 +403,7 @@ coordinator_policy_added(struct coordinator *c, uint64_t version, const char *sc
 {
     struct push_scope p = {.c = c, .version = version};
 
+    c->policy_generation++; /* every host's policy must be looked up again */
     if (fleet_scope_parse(scope, &p.scope) < 0)
         return;
     log_info(MODULE, "event=policy_added version=%" PRIu64 " scope=%s", version, scope);

@@ -1,0 +1,182 @@
+#!/bin/bash
+# coord_bench.sh [BUILD_DIR] [-- COORD_BENCH_ARGS...]
+#
+# The documented run of coord_bench (tests/bench/coord_bench.c): a real memsched-coordinator
+# measured from outside over loopback CURVE. It makes a temporary directory with CURVE keys
+# (memschedctl keygen: the coordinator's pair, and one pair all simulated agents share, put in
+# the allowlist) and runs, each against a fresh coordinator from BUILD_DIR (default
+# build/release) on a free loopback port with its own database and ipc control socket:
+#   ingest         20 agents x 50-VM reports for 10 s: VM records/s, coordinator CPU, records
+#                  per coordinator CPU-second (bench and coordinator share all CPUs)
+#   ingest-pinned  the same with the coordinator pinned to CPU 0 and the bench to CPU 1
+#                  (taskset; skipped on one CPU): the coordinator on exactly one core
+#   fanout         1,000 agents; policy-set to the last ack, and until policy-show shows them all
+#   rss-paced      10,000 hosts x 50 VMs arriving at 3,000 hosts/s: VmRSS and VmHWM
+#   rss-burst      the same as fast as the bench can send them (a reconnect storm)
+# It prints what each run measured and a summary table, and asserts nothing (benchmarks print
+# numbers). Whatever it started is stopped and the directory removed, however it ends. Extra
+# arguments after -- go to every coord_bench run (e.g. -- --vms 50). About 45 s on 2 CPUs.
+# From the repository root:
+#   cmake --preset release && cmake --build --preset release -j2 && tests/bench/coord_bench.sh
+set -eu
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=$root/build/release
+if [ $# -gt 0 ] && [ "$1" != "--" ]; then
+    build=$1
+    shift
+fi
+[ "${1:-}" = "--" ] && shift
+bench="$build/tests/bench/coord_bench"
+coordinator="$build/coordinator/memsched-coordinator"
+ctl="$build/coordinator/memschedctl"
+for f in "$bench" "$coordinator" "$ctl"; do
+    [ -x "$f" ] || { echo "coord_bench.sh: $f not built" >&2; exit 1; }
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/memsched-coord-bench.XXXXXX")
+coord_pid=
+bench_pid=
+tail_pid=
+stop_coordinator() {
+    if [ -n "$coord_pid" ]; then
+        kill -TERM "$coord_pid" 2>/dev/null || true
+        wait "$coord_pid" 2>/dev/null || true
+        coord_pid=
+    fi
+}
+cleanup() {
+    if [ -n "$bench_pid" ]; then
+        kill -TERM "$bench_pid" 2>/dev/null || true
+        wait "$bench_pid" 2>/dev/null || true
+    fi
+    if [ -n "$tail_pid" ]; then
+        kill -TERM "$tail_pid" 2>/dev/null || true
+        wait "$tail_pid" 2>/dev/null || true
+    fi
+    stop_coordinator
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# 1,000 agents are 1,000 TCP connections on each side.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+mkdir -p "$tmp/keys" "$tmp/allow"
+"$ctl" keygen coordinator --dir "$tmp/keys" >/dev/null
+"$ctl" keygen bench-agents --dir "$tmp/keys" >/dev/null
+cp "$tmp/keys/bench-agents.key" "$tmp/allow/"
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_coordinator NAME [CPUS]: a fresh coordinator (pinned to CPUS when given); sets
+# coord_pid, endpoint and control.
+start_coordinator() {
+    local name=$1 cpus=${2:-}
+    local pin=()
+    [ -n "$cpus" ] && pin=(taskset -c "$cpus")
+    endpoint="tcp://127.0.0.1:$(free_port)"
+    control="ipc://$tmp/$name.ctl"
+    "${pin[@]}" "$coordinator" listen="$endpoint" control="$control" \
+        key_file="$tmp/keys/coordinator.secret" allow_dir="$tmp/allow" db="$tmp/$name.db" \
+        2>"$tmp/$name.log" &
+    coord_pid=$!
+    for _ in $(seq 1 100); do
+        if "$ctl" --socket "$control" --timeout 200 status >/dev/null 2>&1; then
+            return 0
+        fi
+        kill -0 "$coord_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "coord_bench.sh: the coordinator did not come up; its log:" >&2
+    cat "$tmp/$name.log" >&2
+    return 1
+}
+
+# run NAME PHASE COORD_CPUS BENCH_CPUS [ARGS...]: one phase against a fresh coordinator; its
+# output goes to the terminal and to $tmp/NAME.out. Empty CPU lists mean not pinned.
+run() {
+    local name=$1 phase=$2 coord_cpus=$3 bench_cpus=$4 rc=0
+    shift 4
+    local pin=()
+    [ -n "$bench_cpus" ] && pin=(taskset -c "$bench_cpus")
+    [ -n "$coord_cpus" ] && echo "[$name: coordinator pinned to CPU $coord_cpus, bench to CPU $bench_cpus]"
+    start_coordinator "$name" "$coord_cpus" || return 1
+    # In the background, so that a signal to this script is handled at once (by cleanup).
+    "${pin[@]}" "$bench" "$phase" --pid "$coord_pid" --endpoint "$endpoint" --control "$control" \
+        --server-key "$tmp/keys/coordinator.key" --key "$tmp/keys/bench-agents.secret" \
+        "$@" "${extra[@]}" >"$tmp/$name.out" &
+    bench_pid=$!
+    tail -n +1 -s 0.1 --pid="$bench_pid" -f "$tmp/$name.out" &
+    tail_pid=$!
+    wait "$bench_pid" || rc=$?
+    bench_pid=
+    wait "$tail_pid" || true
+    tail_pid=
+    if ! kill -0 "$coord_pid" 2>/dev/null; then
+        echo "coord_bench.sh: the coordinator died during $name; the end of its log:" >&2
+        tail -20 "$tmp/$name.log" >&2
+        rc=1
+    fi
+    echo "  (coordinator log: $(wc -l <"$tmp/$name.log") lines," \
+        "$(grep -c '^\(warn\|err\) ' "$tmp/$name.log" || true) warnings/errors)"
+    stop_coordinator
+    [ "$rc" = 0 ] || echo "coord_bench.sh: $name exited with $rc" >&2
+    echo
+}
+
+extra=("$@")
+ncpu=$(nproc)
+echo "coord_bench.sh: $ncpu CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- |
+    sed 's/^ *//')). The bench process (and its forked agents) and the coordinator share them:"
+echo "  every rate below is for a coordinator competing with its own load generator for CPU."
+echo "  Coordinator: $coordinator (log_level=info, to a file), CURVE on loopback."
+echo
+run ingest ingest "" "" || true
+pinned=no
+if [ "$ncpu" -ge 2 ] && command -v taskset >/dev/null; then
+    run ingest-pinned ingest 0 1 || true
+    pinned=yes
+fi
+run fanout fanout "" "" || true
+run rss-paced rss "" "" --rate 3000 || true
+run rss-burst rss "" "" --rate 0 || true
+
+# The summary: the RESULT key=value lines of each run, one table.
+value() { grep -o "\b$2=[^ ]*" "$tmp/$1.out" 2>/dev/null | tail -1 | cut -d= -f2; }
+row() { printf '%-62s %s\n' "$1" "$(value "$2" "$3")${4:-}"; }
+printf '%-62s %s\n' "measure" "value"
+printf '%-62s %s\n' "-------" "-----"
+for run_name in ingest ingest-pinned; do
+    [ "$run_name" = ingest-pinned ] && [ "$pinned" = no ] && continue
+    if [ "$run_name" = ingest ]; then
+        t="ingest, $(value ingest ingest_agents) agents, CPUs shared"
+    else
+        t="ingest pinned (coordinator CPU 0, bench CPU 1)"
+    fi
+    row "$t: VM records/s" "$run_name" ingest_records_per_s
+    row "  coordinator CPU (% of one core)" "$run_name" ingest_coord_cpu_pct " %"
+    row "    main thread / ZeroMQ I/O thread" "$run_name" ingest_coord_main_cpu_pct \
+        " % / $(value "$run_name" ingest_coord_zmq_cpu_pct) %"
+    row "  VM records per coordinator CPU-second" "$run_name" ingest_records_per_cpu_s
+    row "  bench process CPU (% of one core)" "$run_name" ingest_bench_cpu_pct " %"
+    row "  machine busy (% of all CPUs)" "$run_name" ingest_machine_busy_pct " %"
+    row "  other processes on the machine (% of one core)" "$run_name" ingest_other_cpu_pct " %"
+    row "  a control 'status' request waited" "$run_name" ingest_control_wait_ms " ms"
+done
+row "fanout: agents" fanout fanout_hosts
+row "  policy-set answered (every push sent)" fanout fanout_reply_ms " ms"
+row "  last ack sent by the agents" fanout fanout_last_ack_ms " ms"
+row "  all acks recorded: policy-show answer (asked at)" fanout fanout_recorded_ms \
+    " ms ($(value fanout fanout_recorded_asked_ms) ms), $(value fanout fanout_recorded) acks"
+for run_name in rss-paced rss-burst; do
+    rate=$(value "$run_name" rss_rate)
+    [ "$rate" = 0 ] && how="unpaced" || how="$rate hosts/s"
+    row "rss ($how): $(value "$run_name" rss_hosts) hosts x $(value "$run_name" rss_vms) VMs, VmRSS round 1" \
+        "$run_name" rss_round1_mib " MiB"
+    row "  VmRSS after round 2 (steady state)" "$run_name" rss_round2_mib " MiB"
+    row "  VmHWM (peak)" "$run_name" hwm_round2_mib " MiB"
+done
