@@ -246,6 +246,7 @@ allowlist_load(const char *dir, struct allowlist *out, char *err, size_t err_len
 struct transport_server {
     void *socket;
     bool curve;
+    char zap_domain[64];
     char allow_dir[4096];
     struct allowlist allow;
     struct transport_server_stats stats;
@@ -298,10 +299,12 @@ server_secure(struct transport_server *s,
     if (rc < 0)
         return rc;
     s->curve = true;
+    snprintf(s->zap_domain, sizeof(s->zap_domain), "%s",
+             opts->zap_domain && opts->zap_domain[0] ? opts->zap_domain : ZAP_DOMAIN);
     if (setsockopt_int(s->socket, ZMQ_CURVE_SERVER, 1) != 0 ||
         zmq_setsockopt(s->socket, ZMQ_CURVE_SECRETKEY, keys.secret_z85, TRANSPORT_KEY_Z85_LEN) !=
             0 ||
-        zmq_setsockopt(s->socket, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) != 0)
+        zmq_setsockopt(s->socket, ZMQ_ZAP_DOMAIN, s->zap_domain, strlen(s->zap_domain)) != 0)
         return zmq_error(err, err_len, "curve server");
     return 0;
 }
@@ -388,12 +391,13 @@ transport_server_get_stats(const struct transport_server *s, struct transport_se
     *stats = s->stats;
 }
 
-/* The server a ZAP request is about: the only CURVE server (memsched runs one per process). */
+/* The server a ZAP request is about: the CURVE server of that ZAP domain. */
 static struct transport_server *
-curve_server(struct transport_server **servers, size_t n)
+curve_server(struct transport_server **servers, size_t n, zmq_msg_t *domain)
 {
     for (size_t i = 0; i < n; i++) {
-        if (servers[i]->curve)
+        if (servers[i]->curve && zmq_msg_size(domain) == strlen(servers[i]->zap_domain) &&
+            memcmp(zmq_msg_data(domain), servers[i]->zap_domain, zmq_msg_size(domain)) == 0)
             return servers[i];
     }
     return NULL;
@@ -419,7 +423,7 @@ answer_zap(struct transport_server **servers, size_t n)
         more = zmq_msg_more(&extra);
         zmq_msg_close(&extra);
     }
-    struct transport_server *s = curve_server(servers, n);
+    struct transport_server *s = count == 7 ? curve_server(servers, n, &frames[2]) : NULL;
     bool ok = count == 7 && s && zmq_msg_size(&frames[5]) == 5 &&
               memcmp(zmq_msg_data(&frames[5]), "CURVE", 5) == 0 &&
               zmq_msg_size(&frames[6]) == KEY_BYTES &&

@@ -53,11 +53,12 @@ bool transport_endpoint_is_local(const char *endpoint);
 struct transport_server;
 
 struct transport_server_options {
-    const char *endpoint;  /* e.g. tcp://0.0.0.0:7400 or ipc:///run/memsched/control.sock */
-    const char *key_path;  /* the server's key pair (CURVE) */
-    const char *allow_dir; /* clients' public key files (*.key) (CURVE) */
-    bool insecure;         /* no CURVE: only for local endpoints */
-    int ipc_mode;          /* ipc:// socket file permissions, e.g. 0660 (0 = leave as made) */
+    const char *endpoint;   /* e.g. tcp://0.0.0.0:7400 or ipc:///run/memsched/control.sock */
+    const char *key_path;   /* the server's key pair (CURVE) */
+    const char *allow_dir;  /* clients' public key files (*.key) (CURVE) */
+    bool insecure;          /* no CURVE: only for local endpoints */
+    const char *zap_domain; /* tells servers' allowlists apart in one process ("" = default) */
+    int ipc_mode;           /* ipc:// socket file permissions, e.g. 0660 (0 = leave as made) */
 };
 
 /* Who sent a message: the ROUTER's routing id, and the client's public key under CURVE. */

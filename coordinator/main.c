@@ -35,10 +35,11 @@
 #define SERVER_CTL  1
 
 struct settings {
-    char listen[STR_MAX];    /* agents' endpoint */
-    char control[STR_MAX];   /* memschedctl's endpoint */
-    char key_file[STR_MAX];  /* the coordinator's key pair */
-    char allow_dir[STR_MAX]; /* agents' public keys */
+    char listen[STR_MAX];          /* agents' endpoint */
+    char control[STR_MAX];         /* memschedctl's endpoint */
+    char key_file[STR_MAX];        /* the coordinator's key pair */
+    char allow_dir[STR_MAX];       /* agents' public keys */
+    char admin_allow_dir[STR_MAX]; /* operators' public keys, for a tcp:// control endpoint */
     char db[STR_MAX];
     bool insecure;
     uint64_t stale_after_ms;
@@ -108,6 +109,8 @@ settings_set(void *ctx, const char *key, const char *value, char *err, size_t er
         return set_string(s->key_file, key, value, err, err_len);
     if (strcmp(key, "allow_dir") == 0)
         return set_string(s->allow_dir, key, value, err, err_len);
+    if (strcmp(key, "admin_allow_dir") == 0)
+        return set_string(s->admin_allow_dir, key, value, err, err_len);
     if (strcmp(key, "db") == 0)
         return set_string(s->db, key, value, err, err_len);
     if (strcmp(key, "insecure") == 0) {
@@ -140,6 +143,10 @@ settings_check(const struct settings *s, char *err, size_t err_len)
                  s->stale_after_ms, s->down_after_ms);
         return -EINVAL;
     }
+    if (strncmp(s->control, "tcp://", 6) == 0 && !s->admin_allow_dir[0]) {
+        snprintf(err, err_len, "a tcp:// control endpoint needs admin_allow_dir (CURVE)");
+        return -EINVAL;
+    }
     if (s->insecure && !transport_endpoint_is_local(s->listen)) {
         snprintf(err, err_len, "insecure=true is only allowed on loopback, not %.200s", s->listen);
         return -EINVAL;
@@ -156,6 +163,7 @@ usage(FILE *out)
             "      --check-config  validate and exit\n"
             "keys: listen (tcp://0.0.0.0:7400), control (ipc:///run/memsched/control.sock),\n"
             "      key_file (/etc/memsched/coordinator.secret), allow_dir (/etc/memsched/agents),\n"
+            "      admin_allow_dir (operators' keys when control is tcp://, CURVE),\n"
             "      db (/var/lib/memsched/coordinator.db), insecure (false: loopback only),\n"
             "      stale_after_ms (3000), down_after_ms (10000), pressure_unused_mib (100),\n"
             "      log_level (info)\n");
@@ -327,8 +335,17 @@ open_sockets(struct daemon *d, char *err, size_t err_len)
         .allow_dir = d->settings.allow_dir,
         .insecure = d->settings.insecure,
     };
+    /* The control endpoint is an ipc socket (its permissions are the access control), or TCP
+     * with CURVE and the operators' own allowlist. */
+    bool admin_curve = strncmp(d->settings.control, "tcp://", 6) == 0;
     struct transport_server_options control = {
-        .endpoint = d->settings.control, .insecure = true, .ipc_mode = 0660};
+        .endpoint = d->settings.control,
+        .insecure = !admin_curve,
+        .ipc_mode = 0660,
+        .key_path = d->settings.key_file,
+        .allow_dir = d->settings.admin_allow_dir,
+        .zap_domain = "memsched-admin",
+    };
     int rc = transport_server_open(&agents, &d->servers[SERVER_MAIN], err, err_len);
 
     if (rc == 0 && strncmp(d->settings.control, "ipc://", 6) == 0) {

@@ -37,6 +37,8 @@ struct options {
     const char *endpoint;
     bool json;
     int timeout_ms;
+    const char *server_key; /* --server-key: a tcp:// control endpoint, over CURVE */
+    const char *key;        /* --key: this operator's key pair */
 };
 
 #define SYNOPSIS                                                                                   \
@@ -87,6 +89,9 @@ usage(FILE *f)
           "                     " ENDPOINT_DEFAULT ")\n"
           "  --json             answer in JSON (memory in KiB)\n"
           "  --timeout MS       how long to wait for the answer (default 5000)\n"
+          "  --server-key FILE  the coordinator's public key, for a tcp:// control endpoint\n"
+          "  --key FILE         your key pair (its public half in the coordinator's "
+          "admin_allow_dir)\n"
           "  --help             this text\n"
           "\n"
           "Scopes: fleet, label:KEY=VALUE, host:ID.\n",
@@ -173,6 +178,10 @@ parse_globals(int argc, char **argv, struct options *o, int *next)
             o->json = true;
         } else if ((v = option_value(argc, argv, &i, "--socket", &missing))) {
             o->endpoint = v;
+        } else if ((v = option_value(argc, argv, &i, "--server-key", &missing))) {
+            o->server_key = v;
+        } else if ((v = option_value(argc, argv, &i, "--key", &missing))) {
+            o->key = v;
         } else if ((v = option_value(argc, argv, &i, "--timeout", &missing))) {
             if (parse_timeout(v, &o->timeout_ms) < 0)
                 return usage_error("--timeout wants milliseconds from 1 to 3600000, not '%s'", v);
@@ -347,7 +356,13 @@ print_reply(const struct wire_control_reply *reply)
 static int
 exchange(const struct options *o, const struct wire_control_request *req)
 {
-    struct transport_client_options copts = {.endpoint = o->endpoint, .insecure = true};
+    /* ipc:// is local, its file permissions guard it; tcp:// takes the operator's CURVE keys. */
+    struct transport_client_options copts = {
+        .endpoint = o->endpoint,
+        .insecure = !(o->server_key && o->key),
+        .server_key_path = o->server_key,
+        .key_path = o->key,
+    };
     struct transport_client *client = NULL;
     struct wire_control_reply reply = {0};
     char err[TRANSPORT_ERR_MAX + WIRE_ERR_MAX] = "";

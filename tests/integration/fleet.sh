@@ -151,4 +151,20 @@ kill -CONT "$host2_pid"
 eventually 15 host_is host2 fresh || fail "host2 never came back"
 ctl events | grep host2 | grep -q down || fail "events do not show host2 going down"
 
+# The control endpoint over TCP: CURVE, and only the operators' keys in admin_allow_dir.
+admin_port=$(free_port)
+ctl keygen ops --dir "$work/keys" >/dev/null
+mkdir -p "$work/admins" && cp "$work/keys/ops.key" "$work/admins/"
+"$coordinator_bin" "listen=tcp://127.0.0.1:$(free_port)" "control=tcp://127.0.0.1:$admin_port" \
+    "key_file=$work/keys/coordinator.secret" "allow_dir=$work/allow" "admin_allow_dir=$work/admins" \
+    "db=$work/admin.db" >>"$work/coordinator2.log" 2>&1 &
+pids+=("$!")
+admin() { "$ctl_bin" --socket "tcp://127.0.0.1:$admin_port" --server-key "$work/keys/coordinator.key" "$@"; }
+eventually 10 admin --key "$work/keys/ops.secret" status || fail "an operator key was not let in over TCP"
+set +e
+admin --key "$work/keys/rogue.secret" --timeout 2000 status >/dev/null 2>&1
+rc=$?
+set -e
+[ "$rc" -eq 1 ] || fail "a key outside admin_allow_dir got an answer over TCP (exit $rc)"
+
 echo "fleet: all checks passed"
