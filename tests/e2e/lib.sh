@@ -1,0 +1,504 @@
+# shellcheck shell=bash
+#
+# lib.sh - the e2e harness: guests on a private libvirtd, their hogs, the agent, the recorded
+# rounds, the checks and the teardown. Sourced by run.sh after tests/lib/libvirtd.sh.
+#
+# Set before use: OUT (artifacts), AGENT, HOG, CHAN, HERE (this directory), GUEST_DIR
+# (vmlinuz + initramfs.cpio). guests_boot sets RUN (sockets, consoles: in the daemon's private
+# directory, which its user owns) and URI (qemu+unix:///session?socket=...).
+#
+# Why a session daemon: tests/lib/libvirtd.sh runs libvirtd as `nobody` with private XDG
+# directories, so it cannot collide with a system libvirtd (qemu:///system, /run/libvirt) or
+# another test run; QEMU runs as nobody too. stdio_handler = "file" keeps virtlogd out of it.
+#
+# Teardown (e2e_teardown, on EXIT): the agent, every domain (destroy + undefine), any QEMU of
+# ours still alive (by the pid files libvirt wrote and by our guest directory in its command
+# line), then the daemon and its directory; artifacts are copied out first.
+
+E2E_GUESTS=(g1 g2 g3 g4)
+E2E_PREFIX=memsched-e2e-
+E2E_FLOOR_MIB=256
+E2E_MIN_UNUSED_MIB=100
+E2E_EXCESS_MIB=300
+E2E_STEP_MIB=64
+FAILURES=0
+AGENT_PID=""
+AGENT_T0=0
+SCEN=""
+SCEN_DIR=""
+CMD_ID=0
+
+now_ms() { date +%s%3N; }
+
+say() { printf '%s e2e: %s\n' "$(date +%T)" "$*"; }
+
+# A failed check: counted, printed, the run goes on (the exit status says it failed).
+fail() {
+    FAILURES=$((FAILURES + 1))
+    printf '%s e2e: FAIL [%s] %s\n' "$(date +%T)" "${SCEN:-setup}" "$*"
+    [ -n "$SCEN_DIR" ] && printf 'FAIL %s\n' "$*" >>"$SCEN_DIR/result.txt"
+    return 1
+}
+
+ok() {
+    printf '%s e2e: ok   [%s] %s\n' "$(date +%T)" "${SCEN:-setup}" "$*"
+    [ -n "$SCEN_DIR" ] && printf 'ok   %s\n' "$*" >>"$SCEN_DIR/result.txt"
+    return 0
+}
+
+# check DESCRIPTION TEST-ARGS...: ok or fail on a `test` expression.
+check() {
+    local what=$1
+    shift
+    if [ "$@" ]; then ok "$what"; else fail "$what (got: $*)"; fi
+}
+
+dom() { echo "$E2E_PREFIX$1"; }
+
+vsh() { virsh -q -c "$URI" "$@"; }
+
+# ---- the guests ----
+
+guest_xml() {
+    local g=$1 cur_mib=$2 max_mib=$3 cmdline=$4
+    cat <<EOF
+<domain type='$E2E_VIRT_TYPE'>
+  <name>$(dom "$g")</name>
+  <memory unit='MiB'>$max_mib</memory>
+  <currentMemory unit='MiB'>$cur_mib</currentMemory>
+  <!-- every page outside the balloon is touched at start: the host's available memory then
+       moves only with the balloon, so the host floor can be checked against it -->
+  <memoryBacking><allocation mode='immediate'/></memoryBacking>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>$RUN/vmlinuz</kernel>
+    <initrd>$RUN/initramfs.cpio</initrd>
+    <cmdline>console=ttyS0 quiet panic=-1 transparent_hugepage=never $cmdline</cmdline>
+  </os>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>destroy</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <emulator>$E2E_QEMU</emulator>
+    <controller type='usb' model='none'/>
+    <serial type='file'>
+      <source path='$RUN/$g.console'/>
+      <target port='0'/>
+    </serial>
+    <channel type='unix'>
+      <source mode='bind' path='$RUN/$g.sock'/>
+      <target type='virtio' name='memsched.hog'/>
+    </channel>
+    <memballoon model='virtio'/>
+  </devices>
+</domain>
+EOF
+}
+
+# Start the daemon and define + start the guests; g4 boots without the balloon driver.
+guests_boot() {
+    local g extra
+    libvirtd_start || return 1
+    RUN="$LIBVIRTD_DIR/guests"
+    URI="qemu+unix:///session?socket=$LIBVIRTD_SOCK"
+    echo "$$" >"$LIBVIRTD_DIR/owner.pid"
+    mkdir -p "$RUN" "$LIBVIRTD_DIR/config/libvirt"
+    printf 'stdio_handler = "file"\n' >"$LIBVIRTD_DIR/config/libvirt/qemu.conf"
+    cp "$GUEST_DIR/vmlinuz" "$GUEST_DIR/initramfs.cpio" "$RUN/"
+    chown -R nobody: "$RUN" "$LIBVIRTD_DIR/config"
+    libvirtd_restart || return 1 # read the qemu.conf just written
+    say "libvirtd pid $(cat "$LIBVIRTD_DIR/pid"), $URI"
+    for g in "${E2E_GUESTS[@]}"; do
+        extra=""
+        [ "$g" = g4 ] && extra="memsched.balloon=0"
+        guest_xml "$g" "$E2E_CUR_MIB" "$E2E_MAX_MIB" "$extra" >"$RUN/$g.xml"
+        vsh define "$RUN/$g.xml" >/dev/null || return 1
+    done
+    for g in "${E2E_GUESTS[@]}"; do
+        vsh start "$(dom "$g")" >/dev/null || return 1
+    done
+    return 0
+}
+
+# hog G COMMAND...: run a command on G's hog; prints its answer. 1 when it failed.
+hog() {
+    local g=$1
+    shift
+    CMD_ID=$((CMD_ID + 1))
+    local answer
+    if ! answer=$("$CHAN" "$RUN/$g.sock" "$CMD_ID" "$@" --timeout-ms 20000 2>&1); then
+        fail "hog $g $*: $answer"
+        return 1
+    fi
+    echo "$answer"
+}
+
+# guests_reset SIZE_MIB G...: a known start for a scenario (no agent runs in between): each
+# guest's hog freed, its balloon set to SIZE by libvirt (setmem --live), then every page it has
+# touched once by its hog and freed again - so the guest's free memory is backed on the host and
+# the host's available memory moves only with the balloons and the guests' use.
+guests_reset() {
+    local size=$1 g
+    shift
+    for g in "$@"; do
+        hog "$g" free >/dev/null
+        vsh setmem "$(dom "$g")" "${size}M" --live || fail "virsh setmem $g ${size}M failed"
+    done
+    wait_for "balloons of $* at $size MiB" 60 balloons_at "$size" "$@" || return 1
+    for g in "$@"; do hog "$g" hog 4096 "$size" >/dev/null; done
+    wait_for "$*: every page touched" 60 hogs_waiting "$@" || return 1
+    for g in "$@"; do hog "$g" free >/dev/null; done
+    # The agent's first round must see the guests' memory free again, not the hog that was.
+    wait_for "$*: stats showing the memory free" 30 stats_free "$((size - 150))" "$@"
+}
+
+# stats_free MIB G...: libvirt's balloon stats show at least MIB unused in each guest.
+stats_free() {
+    local mib=$1 g u
+    shift
+    for g in "$@"; do
+        u=$(domstats_field "$g" balloon.unused)
+        [ "${u:-0}" -ge $((mib * 1024)) ] || return 1
+    done
+}
+
+balloons_at() {
+    local size=$1 g
+    shift
+    for g in "$@"; do
+        [ "$(domstats_field "$g" balloon.current)" = $((size * 1024)) ] || return 1
+    done
+}
+
+# hogs_waiting G...: each hog stopped growing (waiting for memory, or at its limit).
+hogs_waiting() {
+    local g answer
+    for g in "$@"; do
+        CMD_ID=$((CMD_ID + 1))
+        answer=$("$CHAN" "$RUN/$g.sock" "$CMD_ID" status --timeout-ms 2000 2>/dev/null)
+        [[ "$answer" == *state=waiting* || "$answer" == *state=holding* ]] || return 1
+    done
+}
+
+# The balloon stats libvirt has for a guest: domstats_field G FIELD (balloon.current...).
+domstats_field() {
+    vsh domstats --balloon "$(dom "$1")" 2>/dev/null | awk -F= -v k="$2" '$1 ~ "^ *"k"$" {print $2}'
+}
+
+# libvirt's own view of every guest, kept as an artifact: domstats_save LABEL.
+domstats_save() {
+    vsh domstats --balloon --state >"$SCEN_DIR/domstats-$1.txt" 2>&1
+}
+
+# The target libvirt last set for a guest (the running domain's currentMemory, KiB).
+dom_current_kib() {
+    vsh dumpxml "$(dom "$1")" 2>/dev/null | awk -F'[<>]' '/<currentMemory/ {print $3; exit}'
+}
+
+console_size() { stat -c %s "$RUN/$1.console" 2>/dev/null || echo 0; }
+
+# The most the hog of G held after byte offset MARK of its console, in MiB.
+console_max_held() {
+    tail -c +"$(($2 + 1))" "$RUN/$1.console" 2>/dev/null |
+        awk '/^hog: t_ms=/ { for (i = 1; i <= NF; i++) if ($i ~ /^held_mib=/) { split($i, a, "="); if (a[2] + 0 > m) m = a[2] + 0 } } END { print m + 0 }'
+}
+
+# Kernel OOM kills or a dead hog in any guest's console: printed, and status 1.
+consoles_oom() {
+    ! grep -HE 'Out of memory|oom-kill|invoked oom-killer|Killed process|hog exited' \
+        "$RUN"/*.console 2>/dev/null
+}
+
+# ---- waiting ----
+
+# wait_for DESCRIPTION TIMEOUT_S COMMAND...: poll every 0.5 s; fail on the timeout, the run's
+# deadline or a dead agent.
+wait_for() {
+    local what=$1 timeout_s=$2
+    shift 2
+    local deadline=$((SECONDS + timeout_s))
+    [ "$deadline" -gt "$E2E_DEADLINE" ] && deadline=$E2E_DEADLINE
+    while ! "$@"; do
+        if [ -n "$AGENT_PID" ] && ! kill -0 "$AGENT_PID" 2>/dev/null; then
+            fail "the agent died while waiting for: $what"
+            return 1
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            fail "timed out after ${timeout_s}s waiting for: $what"
+            return 1
+        fi
+        sleep 0.5
+    done
+    return 0
+}
+
+# ---- the agent ----
+
+# agent_start [key = value lines...]: a fresh agent for the current scenario, recording rounds.
+agent_start() {
+    local conf="$SCEN_DIR/agent.conf"
+    {
+        echo "# $SCEN"
+        echo "uri = $URI"
+        echo "state_dir = $SCEN_DIR/state"
+        echo "log_level = info"
+        echo "interval_ms = 1000"
+        local kv
+        for kv in "$@"; do echo "$kv"; done
+    } >"$conf"
+    mkdir -p "$SCEN_DIR/state"
+    rm -f "$SCEN_DIR/rounds.csv"
+    AGENT_T0=$(now_ms)
+    "$AGENT" --config "$conf" --record "$SCEN_DIR/rounds.csv" 2>>"$SCEN_DIR/agent.log" &
+    AGENT_PID=$!
+    sampler_start
+    say "agent pid $AGENT_PID: $(grep -v '^#' "$conf" | grep -v '^uri\|^state_dir' | tr '\n' ' ')"
+}
+
+agent_stop() {
+    sampler_stop
+    [ -n "$AGENT_PID" ] || return 0
+    kill -TERM "$AGENT_PID" 2>/dev/null
+    local _
+    for _ in $(seq 1 100); do
+        kill -0 "$AGENT_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$AGENT_PID" 2>/dev/null; then
+        fail "the agent did not stop within 10 s of SIGTERM"
+        kill -KILL "$AGENT_PID" 2>/dev/null
+    fi
+    wait "$AGENT_PID" 2>/dev/null
+    AGENT_PID=""
+}
+
+# Milliseconds since the agent started (the CSV's time base).
+agent_ms() { echo $(($(now_ms) - AGENT_T0)); }
+
+# event LABEL: noted in the scenario's events.txt (agent time) for the plot and the reader.
+event() {
+    echo "$(agent_ms) $*" >>"$SCEN_DIR/events.txt"
+    say "event: $*"
+}
+
+# ---- libvirt's view, sampled ----
+
+# sampler_start: every second, libvirt's balloon and QEMU RSS of each guest (domstats) and the
+# host's available memory, into SCEN_DIR/domstats.csv (t_ms in agent time), until sampler_stop.
+# The guests' RSS is what they take from the host: the floor check uses it, so that memory other
+# work on the machine takes or frees is not counted against memsched.
+SAMPLER_PID=""
+sampler_start() {
+    local out="$SCEN_DIR/domstats.csv"
+    echo "t_ms,name,current_kib,rss_kib,host_available_kib" >"$out"
+    (
+        trap 'exit 0' TERM
+        while :; do
+            t=$(agent_ms)
+            avail=$(awk '/^(MemFree|Buffers|Cached):/ { s += $2 } END { print s }' /proc/meminfo)
+            vsh domstats --balloon 2>/dev/null | awk -v t="$t" -v a="$avail" -F= '
+                /^Domain:/ { if (n != "") print t "," n "," c "," r "," a; n = $0; sub(/^Domain: /, "", n); gsub(/\047/, "", n); c = r = "" }
+                /balloon.current=/ { c = $2 } /balloon.rss=/ { r = $2 }
+                END { if (n != "") print t "," n "," c "," r "," a }' >>"$out"
+            sleep 1
+        done
+    ) &
+    SAMPLER_PID=$!
+}
+
+sampler_stop() {
+    [ -n "$SAMPLER_PID" ] || return 0
+    kill -TERM "$SAMPLER_PID" 2>/dev/null
+    wait "$SAMPLER_PID" 2>/dev/null
+    SAMPLER_PID=""
+}
+
+# guest_margin_kib HOST_MIN_MIB: how far above its floor the host stayed, over the samples.
+# Prints "LEAST SEEN GUESTS OTHERS" (KiB):
+#   SEEN    the least host available - floor, as the agent sees it (other work included)
+#   GUESTS  the least of: the spare at the first sample less what the guests' QEMU processes
+#           grew since (other work left out)
+#   LEAST   the least, per sample, of the better of the two: memory other work freed the agent
+#           may give away, memory other work took is not held against it
+#   OTHERS  the most the host's available memory fell beyond what the guests' RSS grew (other
+#           work on the machine, or memory QEMU dropped that the host kernel has not freed yet,
+#           as with guest RAM in transparent huge pages)
+guest_margin_kib() {
+    awk -F, -v floor=$(($1 * 1024)) 'NR == 1 { next }
+        { rss[$1] += $4; avail[$1] = $5; if (!($1 in seen)) { seen[$1] = 1; ts[++n] = $1 } }
+        END {
+            if (n == 0) { print "0 0 0 0"; exit }
+            spare0 = avail[ts[1]] - floor; rss0 = rss[ts[1]]; others = 0
+            for (i = 1; i <= n; i++) {
+                grew = rss[ts[i]] - rss0
+                g = spare0 - grew; s = avail[ts[i]] - floor
+                f = g > s ? g : s
+                o = (avail[ts[1]] - avail[ts[i]]) - grew
+                if (i == 1 || f < least) least = f
+                if (i == 1 || g < guests) guests = g
+                if (i == 1 || s < seen_least) seen_least = s
+                if (o > others) others = o
+            }
+            print least, seen_least, guests, others
+        }' "$SCEN_DIR/domstats.csv"
+}
+
+# ---- the recorded rounds ----
+
+csv() { echo "$SCEN_DIR/rounds.csv"; }
+
+# The last K complete rounds (4 VM rows each): reason of every VM, and whether any changed.
+# rounds_tail K prints "N CHANGES" + per VM "name:reason,..." of the last round.
+_rounds_tail() {
+    awk -F, -v k="$1" -v n="${#E2E_GUESTS[@]}" '
+        NR == 1 || NF != 19 { next }
+        { cnt[$2]++; if ($5 == "grow" || $5 == "shrink") chg[$2]++
+          nm = $4; gsub(/"/, "", nm); rs[$2] = rs[$2] " " nm ":" $5
+          if ($2 + 0 > last) last = $2 + 0 }
+        END { got = 0; changes = 0
+              for (r = last; r > 0 && got < k; r--) if (cnt[r] == n) { got++; changes += chg[r]; if (!lr) lr = r }
+              print got, changes, rs[lr] }' "$(csv)" 2>/dev/null
+}
+
+# quiet K: the last K complete rounds changed no target.
+quiet() {
+    local got changes rest
+    read -r got changes rest <<<"$(_rounds_tail "$1")"
+    [ "${got:-0}" -ge "$1" ] && [ "${changes:-1}" -eq 0 ]
+}
+
+# rounds_done N: at least N complete rounds recorded.
+rounds_done() {
+    local got changes rest
+    read -r got changes rest <<<"$(_rounds_tail "$1")"
+    [ "${got:-0}" -ge "$1" ]
+}
+
+# reason_streak G REASONS K: G's reason was one of REASONS (a|b) in each of the last K rounds.
+reason_streak() {
+    local want=$2 k=$3
+    awk -F, -v vm="$(dom "$1")" -v want="^($want)\$" -v k="$k" '
+        NR == 1 || NF != 19 { next }
+        { nm = $4; gsub(/"/, "", nm); if (nm == vm) { r[++n] = $5 } }
+        END { if (n < k) exit 1; for (i = n - k + 1; i <= n; i++) if (r[i] !~ want) exit 1; exit 0 }' \
+        "$(csv)" 2>/dev/null
+}
+
+# has_stats G: the agent sees balloon stats for G (last row has unused_kib).
+has_stats() {
+    awk -F, -v vm="$(dom "$1")" 'NR > 1 && NF == 19 { nm = $4; gsub(/"/, "", nm); if (nm == vm) u = $10 }
+        END { exit u == "" }' "$(csv)" 2>/dev/null
+}
+
+# metrics G SINCE_MS [UNTIL_MS]: metrics.awk's key=value line for G ("" = all VMs).
+metrics() {
+    local vm=""
+    [ -n "$1" ] && vm=$(dom "$1")
+    awk -F, -v vm="$vm" -v since_ms="$2" -v until_ms="${3:-}" -v nvms="${#E2E_GUESTS[@]}" \
+        -f "$HERE/metrics.awk" "$(csv)"
+}
+
+# mget KEY "METRICS LINE": one value.
+mget() { tr ' ' '\n' <<<"$2" | awk -F= -v k="$1" '$1 == k {print $2}'; }
+
+mib() { echo $((${1:-0} / 1024)); }
+
+# The invariants on every round of the scenario, and no refused plan.
+check_rounds() {
+    local out
+    out=$(awk -F, -v floor_kib=$((E2E_FLOOR_MIB * 1024)) -v min_unused_kib=$((E2E_MIN_UNUSED_MIB * 1024)) \
+        -v excess_kib=$((E2E_EXCESS_MIB * 1024)) -v step_kib=$((E2E_STEP_MIB * 1024)) \
+        -f "$HERE/check_rounds.awk" "$(csv)" 2>&1)
+    local rc=$?
+    echo "$out" >"$SCEN_DIR/check.txt"
+    if [ "$rc" -eq 0 ]; then
+        ok "invariants on every round: ${out##*$'\n'}"
+    else
+        fail "invariants: $(echo "$out" | head -n 5 | tr '\n' ';')"
+    fi
+    if grep -q 'event=plan_refused' "$SCEN_DIR/agent.log"; then
+        fail "the agent refused a plan: $(grep -m1 'event=plan_refused' "$SCEN_DIR/agent.log")"
+    else
+        ok "no plan refused"
+    fi
+}
+
+# The host's available memory as libvirt reports it (free + buffers + cached), MiB.
+host_available_mib() {
+    awk '/^(MemFree|Buffers|Cached):/ { s += $2 } END { print int(s / 1024) }' /proc/meminfo
+}
+
+# ---- the plot ----
+
+plot_scenario() {
+    local title=$1
+    command -v gnuplot >/dev/null || { say "no gnuplot: no plot"; return 0; }
+    bash "$HERE/plot.sh" "$SCEN_DIR" "$title" "$E2E_PREFIX" ||
+        fail "the plot of $SCEN failed"
+}
+
+# ---- teardown ----
+
+# QEMU processes of this run: pid files libvirt wrote, and processes whose command line names
+# our guest directory (should libvirt have lost track of one).
+_our_qemu_pids() {
+    local f p
+    [ -n "${LIBVIRTD_DIR:-}" ] || return 0
+    for f in "$LIBVIRTD_DIR"/run/libvirt/qemu/run/"$E2E_PREFIX"*.pid; do
+        [ -f "$f" ] && p=$(cat "$f" 2>/dev/null) && [ -n "$p" ] && echo "$p"
+    done
+    [ -n "${RUN:-}" ] || return 0
+    for p in /proc/[0-9]*; do
+        # grep reads all its input (no -q): under pipefail an early exit would fail tr.
+        tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -F -- "$RUN/vmlinuz" >/dev/null && echo "${p#/proc/}"
+    done
+}
+
+e2e_teardown() {
+    local rc=$? g p dir=${LIBVIRTD_DIR:-}
+    trap - EXIT INT TERM HUP
+    set +e
+    agent_stop 2>/dev/null
+    if [ -n "$dir" ] && [ -d "$dir" ]; then
+        if [ -n "${URI:-}" ]; then
+            for g in "${E2E_GUESTS[@]}"; do
+                timeout 20 virsh -q -c "$URI" destroy "$(dom "$g")" >/dev/null 2>&1
+                timeout 20 virsh -q -c "$URI" undefine "$(dom "$g")" >/dev/null 2>&1
+            done
+        fi
+        for p in $(_our_qemu_pids | sort -u); do
+            kill -KILL "$p" 2>/dev/null && say "teardown: killed QEMU pid $p"
+        done
+        mkdir -p "$OUT/guests"
+        [ -n "${RUN:-}" ] && cp "$RUN"/*.console "$RUN"/*.xml "$OUT/guests/" 2>/dev/null
+        cp "$LIBVIRTD_DIR"/cache/libvirt/qemu/log/*.log "$OUT/guests/" 2>/dev/null
+        cp "$LIBVIRTD_DIR/libvirtd.log" "$OUT/libvirtd.log" 2>/dev/null
+        libvirtd_cleanup
+    fi
+    LIBVIRTD_DIR=$dir
+    if [ -n "${RUN:-}" ] && [ -n "$(_our_qemu_pids 2>/dev/null)" ]; then
+        echo "e2e: FAIL: QEMU processes left: $(_our_qemu_pids 2>/dev/null | tr '\n' ' ')"
+        rc=1
+    fi
+    exit "$rc"
+}
+
+# Guests of an earlier run that was killed before its teardown (its owner is gone): ours to end.
+reap_stale() {
+    local d owner p
+    for d in "${TMPDIR:-/tmp}"/memsched-libvirtd.*; do
+        [ -f "$d/owner.pid" ] || continue
+        owner=$(cat "$d/owner.pid" 2>/dev/null)
+        [ -n "$owner" ] && kill -0 "$owner" 2>/dev/null && continue
+        for p in /proc/[0-9]*; do
+            tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -F -- "$d/guests/vmlinuz" >/dev/null || continue
+            kill -KILL "${p#/proc/}" 2>/dev/null && say "stale run $d: killed QEMU pid ${p#/proc/}"
+        done
+        if [ -f "$d/pid" ] && p=$(cat "$d/pid") && [ -n "$p" ] &&
+            tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep libvirtd >/dev/null; then
+            kill -KILL "$p" 2>/dev/null && say "stale run $d: killed libvirtd pid $p"
+        fi
+        rm -rf "$d"
+    done
+}

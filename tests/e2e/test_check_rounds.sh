@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# test_check_rounds.sh - check_rounds.awk must pass a good recording and catch each broken rule.
+# A checker that passes everything proves nothing: each case below breaks one invariant in an
+# otherwise valid round and wants the checker to name it. Needs only awk (ctest label `unit`).
+set -u
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+
+header="t_ms,round,vm,name,reason,old_target_kib,new_target_kib,actual_kib,max_kib,unused_kib,usable_kib,stats_age_ms,stuck,vm_kib,host_kib,host_total_kib,host_available_kib,host_min_unused_kib,applied"
+M=1024
+# A good round: a donor (unused 400 MiB) gives 64 MiB to a needy VM (unused 50 MiB), which also
+# gets 36 MiB from the host (spare 500 MiB above the floor); one VM in band; one without stats.
+row() { # round name reason old new actual unused vm host [stuck] [applied] [avail]
+    printf '%d,%d,uuid-%s,"%s",%s,%d,%d,%d,%d,%s,,900,%d,%d,%d,%d,%d,%d,%d\n' \
+        $(($1 * 1000)) "$1" "$2" "$2" "$3" $(($4 * M)) $(($5 * M)) $(($6 * M)) $((1024 * M)) \
+        "$7" "${10:-0}" $(($8 * M)) $(($9 * M)) $((8192 * M)) $((${12:-700} * M)) $((200 * M)) "${11:-1}"
+}
+good_round() {
+    row "$1" donor shrink 512 448 512 $((400 * M)) 64 0
+    row "$1" needy grow 400 500 400 $((50 * M)) 64 36
+    row "$1" calm in_band 384 384 384 $((250 * M)) 0 0
+    row "$1" nodrv no_stats 1024 1024 1024 "" 0 0
+}
+
+# expect NAME WANT(pass|fail) PATTERN: run the checker on $tmp/NAME.csv.
+expect() {
+    local name=$1 want=$2 pattern=${3:-}
+    local out rc
+    out=$(awk -F, -v floor_kib=$((256 * M)) -v min_unused_kib=$((${MIN_UNUSED_MIB:-100} * M)) \
+        -v excess_kib=$((300 * M)) -v step_kib=$((64 * M)) -f "$here/check_rounds.awk" "$tmp/$name.csv" 2>&1)
+    rc=$?
+    if [ "$want" = pass ] && [ "$rc" -eq 0 ]; then
+        echo "ok   $name: passes"
+    elif [ "$want" = fail ] && [ "$rc" -eq 1 ] && grep -q -- "$pattern" <<<"$out"; then
+        echo "ok   $name: caught ($(grep -m1 -- "$pattern" <<<"$out"))"
+    else
+        echo "FAIL $name: want $want${pattern:+ with \"$pattern\"}, got rc=$rc:"
+        printf '     %s\n' "$out"
+        failures=$((failures + 1))
+    fi
+}
+
+# case_ NAME WANT PATTERN ROW2...: round 1 good, round 2 = the good round with the rows given
+# (each "name:reason old new actual unused_mib vm host [stuck] [applied] [avail]") replacing
+# the good ones of the same name.
+case_() {
+    local name=$1 want=$2 pattern=$3
+    shift 3
+    declare -A over=()
+    local spec n
+    for spec in "$@"; do
+        n=${spec%%:*}
+        over[$n]=${spec#*:}
+    done
+    {
+        echo "$header"
+        good_round 1
+        for n in donor needy calm nodrv; do
+            if [ -n "${over[$n]:-}" ]; then
+                # shellcheck disable=SC2086 # the spec is words
+                set -- ${over[$n]}
+                local unused=""
+                [ "$5" = - ] || unused=$(($5 * M))
+                row 2 "$n" "$1" "$2" "$3" "$4" "$unused" "$6" "$7" "${8:-0}" "${9:-1}" "${10:-700}"
+            else
+                good_round 2 | grep "\"$n\""
+            fi
+        done
+    } >"$tmp/$name.csv"
+    expect "$name" "$want" "$pattern"
+}
+
+case_ good pass ""
+case_ touched fail "touched: reason in_band" "calm:in_band 384 400 384 250 0 0"
+case_ skip_touched fail "touched: reason no_stats" "nodrv:no_stats 1024 512 1024 - 0 0"
+case_ grow_not_needy fail "grow: unused" "needy:grow 400 500 400 150 64 36"
+case_ grow_above_max fail "above max" "needy:grow 1000 1100 1000 50 64 36"
+case_ grow_sum fail "grow: target" "needy:grow 400 520 400 50 64 36"
+case_ below_floor fail "below the floor" "donor:shrink 300 236 300 400 64 0"
+case_ step fail "step is" "donor:shrink 512 412 512 400 100 0" "needy:grow 400 536 400 50 100 36"
+case_ shrink_not_donor fail "not above the excess" "donor:shrink 512 448 512 150 64 0"
+MIN_UNUSED_MIB=290 case_ min_unused fail "minimum" "donor:shrink 512 448 512 320 64 0"
+case_ stuck_donor fail "stuck" "donor:shrink 512 448 512 400 64 0 1"
+case_ balance fail "balance" "needy:grow 400 532 400 50 96 36" "donor:shrink 512 448 512 400 64 0"
+case_ host_floor fail "host floor" "donor:shrink 512 448 512 400 64 0 0 1 220" \
+    "needy:grow 400 500 400 50 64 36 0 1 220" "calm:in_band 384 384 384 250 0 0 0 1 220" \
+    "nodrv:no_stats 1024 1024 1024 - 0 0 0 1 220"
+# 500 MiB spare, but 480 MiB of grows still in flight (a target above the balloon): no room for 36.
+case_ inflight fail "host floor" "calm:in_band 864 864 384 250 0 0"
+case_ order fail "order" "donor:shrink 512 384 512 400 64 64" "needy:grow 400 500 400 50 64 36"
+case_ not_applied fail "applied" "calm:in_band 384 384 384 250 0 0 0 0"
+
+echo "$header" >"$tmp/empty.csv"
+expect empty fail "no rounds"
+echo "something,else" >"$tmp/notcsv.csv"
+out=$(awk -F, -v floor_kib=1 -v min_unused_kib=1 -v excess_kib=1 -v step_kib=1 \
+    -f "$here/check_rounds.awk" "$tmp/notcsv.csv" 2>&1)
+if [ $? -eq 2 ]; then echo "ok   notcsv: refused"; else echo "FAIL notcsv: $out"; failures=$((failures + 1)); fi
+
+if [ "$failures" -gt 0 ]; then
+    echo "test_check_rounds: $failures case(s) failed"
+    exit 1
+fi
+echo "test_check_rounds: all cases passed"
