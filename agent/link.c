@@ -8,13 +8,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "transport.h"
 
-#define MODULE  "link"
-#define ERR_LEN 256
-#define VERSION "0.1.0"
+#define MODULE          "link"
+#define ERR_LEN         256
+#define VERSION         "0.1.0"
+#define COMPLAIN_MAX_MS 60000
 
 struct link {
     struct transport_client *clients[LINK_ENDPOINTS_MAX];
@@ -24,12 +26,21 @@ struct link {
     struct wire_hello hello;
     uint64_t sequence;
     uint64_t rejected;
-    struct wire_vm *vms; /* report buffers, grown to the largest round */
+    struct log_limit bad_messages; /* a broken or hostile coordinator must not flood the log */
+    struct wire_vm *vms;           /* report buffers, grown to the largest round */
     struct wire_decision *decisions;
     size_t capacity;
 };
 
 static void say_hello(struct link *l, size_t which, uint64_t policy_version);
+
+static uint64_t
+monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 int
 link_new(const struct link_options *opts, struct link **out, char *err, size_t err_len)
@@ -272,8 +283,9 @@ link_poll(struct link *l, int timeout_ms, uint64_t policy_version, link_push_fn 
             continue;
         if (wire_decode(buf, len, &msg, err, sizeof(err)) < 0) {
             l->rejected++;
-            log_warn(MODULE, "event=message_rejected why=\"%s\" rejected=%" PRIu64, err,
-                     l->rejected);
+            if (log_limit_failure(&l->bad_messages, monotonic_ms(), COMPLAIN_MAX_MS))
+                log_warn(MODULE, "event=message_rejected why=\"%s\" rejected=%" PRIu64, err,
+                         l->rejected);
         } else {
             handle(l, i, &msg, policy_version, on_push, ctx);
             wire_msg_clear(&msg);
