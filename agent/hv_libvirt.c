@@ -53,6 +53,7 @@
 
 #include "log.h"
 #include "sched.h"
+#include "util.h"
 
 #define MOD "libvirt"
 
@@ -158,34 +159,6 @@ static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static int global_rc;
 
 /* ---- small helpers ---- */
-
-static void *
-xrealloc(void *p, size_t n, size_t size)
-{
-    if (n && size > SIZE_MAX / n)
-        abort();
-    p = realloc(p, n * size > 0 ? n * size : 1);
-    if (!p)
-        abort(); /* out of memory: the daemon is restarted by systemd */
-    return p;
-}
-
-static void *
-xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p)
-        abort();
-    return p;
-}
-
-static uint64_t
-clock_ms(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void
 copy_str(char *dst, size_t len, const char *src)
@@ -337,7 +310,7 @@ global_init(void)
 static struct lv_shared *
 shared_new(void)
 {
-    struct lv_shared *sh = xcalloc(1, sizeof(*sh));
+    struct lv_shared *sh = util_xcalloc(1, sizeof(*sh));
     pthread_mutex_init(&sh->lock, NULL);
     sh->refs = 1;
     return sh;
@@ -545,7 +518,7 @@ next_push(struct lv *lv, const char *uuid)
 
     if (lv->n_next == lv->cap_next) {
         lv->cap_next = lv->cap_next ? lv->cap_next * 2 : 64;
-        lv->next = xrealloc(lv->next, lv->cap_next, sizeof(*lv->next));
+        lv->next = util_xrealloc(lv->next, lv->cap_next, sizeof(*lv->next));
     }
     d = &lv->next[lv->n_next++];
     if (old) {
@@ -800,7 +773,7 @@ lv_connect(struct lv *lv, char *err, size_t err_len)
 static void
 lv_outage(struct lv *lv, const char *what, const char *detail)
 {
-    if (log_limit_failure(&lv->outage, clock_ms(CLOCK_MONOTONIC), OUTAGE_LOG_MAX_MS))
+    if (log_limit_failure(&lv->outage, util_clock_ms(CLOCK_MONOTONIC), OUTAGE_LOG_MAX_MS))
         log_warn(MOD, "event=%s uri=%s failures=%" PRIu64 " err=\"%s\"", what, lv->uri,
                  lv->outage.failures, detail);
 }
@@ -836,7 +809,7 @@ lv_ensure(struct lv *lv)
             return 0;
         lv_lost(lv, close_reason_name(reason));
     }
-    now_ms = clock_ms(CLOCK_MONOTONIC);
+    now_ms = util_clock_ms(CLOCK_MONOTONIC);
     if (now_ms < lv->retry_at_ms)
         return -ENOTCONN;
     if (lv_connect(lv, err, sizeof(err)) < 0) {
@@ -862,7 +835,7 @@ vm_push(struct lv *lv, virDomainPtr dom)
 
     if (lv->n_vms == lv->cap_vms) {
         lv->cap_vms = lv->cap_vms ? lv->cap_vms * 2 : 64;
-        lv->vms = xrealloc(lv->vms, lv->cap_vms, sizeof(*lv->vms));
+        lv->vms = util_xrealloc(lv->vms, lv->cap_vms, sizeof(*lv->vms));
     }
     vm = &lv->vms[lv->n_vms++];
     memset(vm, 0, sizeof(*vm));
@@ -1184,7 +1157,7 @@ sample_host(struct lv *lv, struct hv_host *host)
         if (virNodeGetMemoryStats(lv->conn, VIR_NODE_MEMORY_STATS_ALL_CELLS, NULL, &nparams, 0) ==
                 0 &&
             nparams > 0) {
-            params = xcalloc((size_t)nparams, sizeof(*params));
+            params = util_xcalloc((size_t)nparams, sizeof(*params));
             if (virNodeGetMemoryStats(lv->conn, VIR_NODE_MEMORY_STATS_ALL_CELLS, params, &nparams,
                                       0) < 0)
                 nparams = -1;
@@ -1261,7 +1234,7 @@ lv_sample(void *ctx, struct hv_host *host, struct hv_vm *vms, size_t cap, size_t
     drain_events(lv);
     lv->n_vms = 0;
     lv->n_next = 0;
-    now_wall_ms = clock_ms(CLOCK_REALTIME); /* last-update is the guest's wall clock */
+    now_wall_ms = util_clock_ms(CLOCK_REALTIME); /* last-update is the guest's wall clock */
 
     if (lv->path == HV_LIBVIRT_STATS_PER_DOMAIN) {
         rc = sample_per_domain(lv, now_wall_ms);
@@ -1422,7 +1395,7 @@ hv_libvirt_open(const char *uri, struct hv **out, char *err, size_t err_len)
         return global_rc;
     }
 
-    lv = xcalloc(1, sizeof(*lv));
+    lv = util_xcalloc(1, sizeof(*lv));
     lv->uri = strdup(uri);
     if (!lv->uri)
         abort();
@@ -1439,12 +1412,12 @@ hv_libvirt_open(const char *uri, struct hv **out, char *err, size_t err_len)
     }
     if (rc == -ENOTCONN) {
         /* An agent may start before libvirtd: sample answers -ENOTCONN until it is up. */
-        lv->retry_at_ms = clock_ms(CLOCK_MONOTONIC) + lv->retry_ms;
+        lv->retry_at_ms = util_clock_ms(CLOCK_MONOTONIC) + lv->retry_ms;
         lv->retry_ms *= 2;
         lv_outage(lv, "unreachable", why);
     }
 
-    hv = xcalloc(1, sizeof(*hv));
+    hv = util_xcalloc(1, sizeof(*hv));
     hv->ops = &lv_ops;
     hv->ctx = lv;
     *out = hv;

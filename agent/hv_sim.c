@@ -64,6 +64,7 @@
 #include <jansson.h>
 
 #include "log.h"
+#include "util.h"
 
 #define LOG_MODULE "sim"
 
@@ -197,42 +198,6 @@ struct loader {
 };
 
 static const struct hv_ops sim_ops;
-
-static void *
-xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p)
-        abort(); /* out of memory: the daemon is restarted by systemd */
-    return p;
-}
-
-static char *
-xstrdup(const char *s)
-{
-    char *p = strdup(s);
-    if (!p)
-        abort();
-    return p;
-}
-
-static uint64_t
-sub_sat(uint64_t a, uint64_t b)
-{
-    return a > b ? a - b : 0;
-}
-
-static uint64_t
-min_u64(uint64_t a, uint64_t b)
-{
-    return a < b ? a : b;
-}
-
-static uint64_t
-max_u64(uint64_t a, uint64_t b)
-{
-    return a > b ? a : b;
-}
 
 static uint64_t
 mono_ns(void)
@@ -541,7 +506,7 @@ load_vm(struct loader *ld, json_t *obj, size_t index, struct sim_vm *vm)
         return fail(ld, "name", "must be a string of 1 to %d characters", HV_NAME_MAX - 1);
     if (strlen(json_string_value(name)) != json_string_length(name))
         return fail(ld, "name", "must not contain NUL");
-    vm->name = xstrdup(json_string_value(name));
+    vm->name = util_xstrdup(json_string_value(name));
     snprintf(ld->where, sizeof(ld->where), "vm \"%s\"", vm->name);
 
     rc = check_keys(ld, obj, keys);
@@ -627,7 +592,7 @@ load_vm(struct loader *ld, json_t *obj, size_t index, struct sim_vm *vm)
             return fail(ld, "workload", "must be an array of steps");
         if (json_array_size(workload) > STEPS_MAX)
             return fail(ld, "workload", "more than %u steps", STEPS_MAX);
-        vm->steps = xcalloc(json_array_size(workload), sizeof(*vm->steps));
+        vm->steps = util_xcalloc(json_array_size(workload), sizeof(*vm->steps));
         snprintf(where, sizeof(where), "vm \"%s\"", vm->name);
         json_array_foreach(workload, i, step)
         {
@@ -705,7 +670,7 @@ load_scenario(struct loader *ld, json_t *root, struct sim *sim)
         return fail(ld, "vms", "must be an array of VMs");
     if (json_array_size(vms) > SIM_VMS_MAX)
         return fail(ld, "vms", "more than %u VMs", SIM_VMS_MAX);
-    sim->vms = xcalloc(json_array_size(vms), sizeof(*sim->vms));
+    sim->vms = util_xcalloc(json_array_size(vms), sizeof(*sim->vms));
     json_array_foreach(vms, i, vm)
     {
         /* Counted first, so that a VM failing half-way is still freed. */
@@ -729,7 +694,7 @@ load_scenario(struct loader *ld, json_t *root, struct sim *sim)
 static uint64_t
 vm_fits_kib(const struct sim_vm *vm)
 {
-    return sub_sat(vm->actual_kib, GUEST_OVERHEAD_KIB + GUEST_RESERVE_KIB);
+    return util_sub_sat(vm->actual_kib, GUEST_OVERHEAD_KIB + GUEST_RESERVE_KIB);
 }
 
 static bool
@@ -741,11 +706,11 @@ vm_is_stuck(const struct sim_vm *vm, uint64_t now_ms)
 static uint64_t
 host_available_kib(const struct sim *sim)
 {
-    uint64_t avail = sub_sat(sim->total_kib, sim->reserved_kib);
+    uint64_t avail = util_sub_sat(sim->total_kib, sim->reserved_kib);
 
     for (size_t i = 0; i < sim->n_vms; i++)
         if (sim->vms[i].running)
-            avail = sub_sat(avail, sim->vms[i].actual_kib);
+            avail = util_sub_sat(avail, sim->vms[i].actual_kib);
     return avail;
 }
 
@@ -821,7 +786,7 @@ vm_run_workload(struct sim_vm *vm, uint64_t vm_ms)
         vm->wanted_kib = vm->from_kib + s->rate_kib_per_s * elapsed_ms / MS_PER_S;
         if (s->kib && vm->wanted_kib >= s->kib) {
             /* Reached its limit without a refusal: it holds from now. */
-            vm->wanted_kib = max_u64(s->kib, vm->from_kib);
+            vm->wanted_kib = util_max_u64(s->kib, vm->from_kib);
             vm->mode = MODE_HOG_HOLD;
             vm->hold_until_ms = vm_ms + s->hold_ms;
         }
@@ -853,11 +818,12 @@ vm_move_balloon(struct sim_vm *vm, uint64_t dt_ms, uint64_t now_ms)
     move_kib = budget / MS_PER_S;
     vm->move_rem = budget % MS_PER_S;
     if (vm->target_kib > vm->actual_kib) {
-        vm->actual_kib = min_u64(vm->actual_kib + move_kib, vm->target_kib);
+        vm->actual_kib = util_min_u64(vm->actual_kib + move_kib, vm->target_kib);
     } else {
-        uint64_t low_kib = max_u64(vm->target_kib, floor_kib);
+        uint64_t low_kib = util_max_u64(vm->target_kib, floor_kib);
         if (vm->actual_kib > low_kib)
-            vm->actual_kib = max_u64(vm->actual_kib - min_u64(move_kib, vm->actual_kib), low_kib);
+            vm->actual_kib =
+                util_max_u64(vm->actual_kib - util_min_u64(move_kib, vm->actual_kib), low_kib);
     }
 }
 
@@ -878,12 +844,12 @@ vm_settle(struct sim_vm *vm, uint64_t vm_ms)
         log_debug(LOG_MODULE, "event=hog_refused vm=%s used_mib=%" PRIu64, vm->name,
                   fits_kib / KIB_PER_MIB);
     }
-    vm->used_kib = min_u64(vm->wanted_kib, fits_kib);
+    vm->used_kib = util_min_u64(vm->wanted_kib, fits_kib);
     shortfall_kib = vm->wanted_kib - vm->used_kib;
     if (shortfall_kib > vm->shortfall_kib)
         vm->refused_kib += shortfall_kib - vm->shortfall_kib;
     vm->shortfall_kib = shortfall_kib;
-    cache_kib = min_u64(vm->used_kib / CACHE_DIVISOR, fits_kib - vm->used_kib);
+    cache_kib = util_min_u64(vm->used_kib / CACHE_DIVISOR, fits_kib - vm->used_kib);
     vm->unused_kib = vm->actual_kib - GUEST_OVERHEAD_KIB - vm->used_kib - cache_kib;
     vm->usable_kib = vm->unused_kib + cache_kib;
 }
@@ -922,7 +888,7 @@ sim_step(struct sim *sim, uint64_t dt_ms)
             vm_stop(vm);
         if (!vm->running)
             continue;
-        vm_dt_ms = sim->now_ms - max_u64(prev_ms, vm->started_ms);
+        vm_dt_ms = sim->now_ms - util_max_u64(prev_ms, vm->started_ms);
         vm_ms = sim->now_ms - vm->started_ms;
         vm_move_balloon(vm, vm_dt_ms, sim->now_ms);
         vm_run_workload(vm, vm_ms);
@@ -939,7 +905,7 @@ static void
 sim_run(struct sim *sim, uint64_t ms)
 {
     while (ms > 0) {
-        uint64_t dt_ms = min_u64(ms, STEP_MAX_MS);
+        uint64_t dt_ms = util_min_u64(ms, STEP_MAX_MS);
         sim_step(sim, dt_ms);
         ms -= dt_ms;
     }
@@ -1090,12 +1056,12 @@ static const struct hv_ops sim_ops = {
 static int
 sim_build(json_t *root, const char *name, double speed, struct hv **out, char *err, size_t err_len)
 {
-    struct sim *sim = xcalloc(1, sizeof(*sim));
+    struct sim *sim = util_xcalloc(1, sizeof(*sim));
     struct loader ld = {.file = name, .err = err, .err_len = err_len};
     struct hv *hv;
     int rc;
 
-    sim->name = xstrdup(name);
+    sim->name = util_xstrdup(name);
     rc = load_scenario(&ld, root, sim);
     if (rc < 0)
         goto cleanup;
@@ -1103,7 +1069,7 @@ sim_build(json_t *root, const char *name, double speed, struct hv **out, char *e
     sim->start_ns = mono_ns();
     sim_step(sim, 0); /* VMs starting at 0 are up, with their first stats when due */
     log_info(LOG_MODULE, "event=open scenario=%s vms=%zu speed=%g", name, sim->n_vms, speed);
-    hv = xcalloc(1, sizeof(*hv));
+    hv = util_xcalloc(1, sizeof(*hv));
     hv->ops = &sim_ops;
     hv->ctx = sim;
     *out = hv;
@@ -1151,7 +1117,7 @@ hv_sim_open(const char *path, struct hv **out, char *err, size_t err_len)
     int rc = 0;
 
     *out = NULL;
-    file = query ? strndup(path, (size_t)(query - path)) : xstrdup(path);
+    file = query ? strndup(path, (size_t)(query - path)) : util_xstrdup(path);
     if (!file)
         abort();
     if (query) {

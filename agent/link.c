@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "transport.h"
+#include "util.h"
 
 #define MODULE          "link"
 #define ERR_LEN         256
@@ -33,14 +34,6 @@ struct link {
 };
 
 static void say_hello(struct link *l, size_t which, uint64_t policy_version);
-
-static uint64_t
-monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 int
 link_new(const struct link_options *opts, struct link **out, char *err, size_t err_len)
@@ -283,7 +276,8 @@ link_poll(struct link *l, int timeout_ms, uint64_t policy_version, link_push_fn 
             continue;
         if (wire_decode(buf, len, &msg, err, sizeof(err)) < 0) {
             l->rejected++;
-            if (log_limit_failure(&l->bad_messages, monotonic_ms(), COMPLAIN_MAX_MS))
+            if (log_limit_failure(&l->bad_messages, util_clock_ms(CLOCK_MONOTONIC),
+                                  COMPLAIN_MAX_MS))
                 log_warn(MODULE, "event=message_rejected why=\"%s\" rejected=%" PRIu64, err,
                          l->rejected);
         } else {

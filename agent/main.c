@@ -28,6 +28,7 @@
 #include "round.h"
 #include "state.h"
 #include "transport.h"
+#include "util.h"
 
 #define MODULE "agent"
 
@@ -56,14 +57,6 @@ struct agent {
     FILE *record;      /* --record: the per-round CSV */
     struct link *link; /* to the coordinators; NULL without one */
 };
-
-static uint64_t
-monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void
 usage(FILE *out)
@@ -335,7 +328,7 @@ static bool
 wait_for_next_round(struct agent *a, uint64_t deadline_ms)
 {
     for (;;) {
-        uint64_t now = monotonic_ms();
+        uint64_t now = util_clock_ms(CLOCK_MONOTONIC);
         if (now >= deadline_ms)
             return true;
         uint64_t wait = deadline_ms - now;
@@ -390,12 +383,12 @@ report_sim_outcome(struct agent *a)
 static int
 run(struct agent *a)
 {
-    uint64_t next_ms = monotonic_ms();
+    uint64_t next_ms = util_clock_ms(CLOCK_MONOTONIC);
     int rc = 0;
 
     sd_notify(0, "READY=1");
     for (uint64_t n = 1;; n++) {
-        uint64_t now = monotonic_ms();
+        uint64_t now = util_clock_ms(CLOCK_MONOTONIC);
         rc = round_run(a->round, &a->state.policy, now);
         if (rc != -ENOTCONN && (a->opts.table || a->record)) {
             struct round_view view;
@@ -446,7 +439,7 @@ main(int argc, char **argv)
         return 0;
     }
     log_set_level(a.config.log_level);
-    a.start_ms = monotonic_ms();
+    a.start_ms = util_clock_ms(CLOCK_MONOTONIC);
     choose_policy(&a);
     if (!a.config.dry_run)
         save_state(&a);
@@ -486,7 +479,8 @@ main(int argc, char **argv)
     status = run(&a);
 
     if (a.opts.table) {
-        report_summary(stdout, round_get_counters(a.round), monotonic_ms() - a.start_ms);
+        report_summary(stdout, round_get_counters(a.round),
+                       util_clock_ms(CLOCK_MONOTONIC) - a.start_ms);
         report_sim_outcome(&a);
     }
     log_info(MODULE, "event=stopped rounds=%" PRIu64, round_get_counters(a.round)->rounds);

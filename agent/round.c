@@ -19,6 +19,7 @@
 #include "log.h"
 #include "sched_check.h"
 #include "tracker.h"
+#include "util.h"
 
 #define MODULE          "round"
 #define FIRST_CAPACITY  64
@@ -49,15 +50,6 @@ struct round {
     struct round_counters counters;
 };
 
-static void *
-xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p)
-        abort(); /* out of memory: the daemon is restarted by systemd */
-    return p;
-}
-
 static void
 free_buffers(struct round *r)
 {
@@ -73,17 +65,17 @@ make_buffers(struct round *r, size_t capacity)
 {
     free_buffers(r);
     r->capacity = capacity;
-    r->vms = xcalloc(capacity, sizeof(*r->vms));
-    r->snapshot = xcalloc(capacity, sizeof(*r->snapshot));
-    r->tracked = xcalloc(capacity, sizeof(*r->tracked));
-    r->entry_of = xcalloc(capacity, sizeof(*r->entry_of));
+    r->vms = util_xcalloc(capacity, sizeof(*r->vms));
+    r->snapshot = util_xcalloc(capacity, sizeof(*r->snapshot));
+    r->tracked = util_xcalloc(capacity, sizeof(*r->tracked));
+    r->entry_of = util_xcalloc(capacity, sizeof(*r->entry_of));
     r->work = sched_work_new(capacity);
 }
 
 struct round *
 round_new(struct hv *hv, bool dry_run)
 {
-    struct round *r = xcalloc(1, sizeof(*r));
+    struct round *r = util_xcalloc(1, sizeof(*r));
 
     r->hv = hv;
     r->dry_run = dry_run;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "hv.h"
+#include "util.h"
 
 #define EMPTY_SLOT UINT32_MAX
 /* A balloon within this of its target has reached it (guests move in pages and round). */
@@ -31,15 +32,6 @@ struct tracker {
     uint64_t stuck_after_ms;
     uint64_t retry_after_ms;
 };
-
-static void *
-xrealloc(void *p, size_t n, size_t size)
-{
-    p = realloc(p, (n ? n : 1) * size);
-    if (!p)
-        abort(); /* out of memory: the daemon is restarted by systemd */
-    return p;
-}
 
 static uint64_t
 hash_uuid(const char *uuid)
@@ -72,9 +64,9 @@ static void
 grow(struct tracker *t)
 {
     t->cap_records = t->cap_records ? t->cap_records * 2 : 64;
-    t->records = xrealloc(t->records, t->cap_records, sizeof(*t->records));
+    t->records = util_xrealloc(t->records, t->cap_records, sizeof(*t->records));
     t->n_slots = t->cap_records * 2;
-    t->index = xrealloc(t->index, t->n_slots, sizeof(*t->index));
+    t->index = util_xrealloc(t->index, t->n_slots, sizeof(*t->index));
     rebuild_index(t);
 }
 

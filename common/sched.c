@@ -11,6 +11,7 @@
  * Sums of unbounded inputs (grows in flight) saturate.
  */
 #include "sched.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -67,26 +68,17 @@ sched_reason_is_skip(enum sched_reason reason)
     return reason >= SCHED_REASON_UNMANAGED && reason < SCHED_REASON_COUNT;
 }
 
-static void *
-xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p)
-        abort(); /* out of memory: the daemon is restarted by systemd */
-    return p;
-}
-
 struct sched_work *
 sched_work_new(size_t capacity)
 {
-    struct sched_work *w = xcalloc(1, sizeof(*w));
+    struct sched_work *w = util_xcalloc(1, sizeof(*w));
 
     w->capacity = capacity;
-    w->calc = xcalloc(capacity, sizeof(*w->calc));
-    w->entries = xcalloc(capacity, sizeof(*w->entries));
-    w->needy = xcalloc(capacity, sizeof(*w->needy));
-    w->donors = xcalloc(capacity, sizeof(*w->donors));
-    w->by_share = xcalloc(capacity, sizeof(*w->by_share));
+    w->calc = util_xcalloc(capacity, sizeof(*w->calc));
+    w->entries = util_xcalloc(capacity, sizeof(*w->entries));
+    w->needy = util_xcalloc(capacity, sizeof(*w->needy));
+    w->donors = util_xcalloc(capacity, sizeof(*w->donors));
+    w->by_share = util_xcalloc(capacity, sizeof(*w->by_share));
     return w;
 }
 
@@ -105,27 +97,9 @@ sched_work_destroy(struct sched_work **work)
 }
 
 static uint64_t
-min_u64(uint64_t a, uint64_t b)
-{
-    return a < b ? a : b;
-}
-
-static uint64_t
-sub_sat(uint64_t a, uint64_t b)
-{
-    return a > b ? a - b : 0;
-}
-
-static uint64_t
-add_sat(uint64_t a, uint64_t b)
-{
-    return a + b < a ? UINT64_MAX : a + b;
-}
-
-static uint64_t
 clamp_kib(uint64_t kib)
 {
-    return min_u64(kib, SCHED_KIB_MAX);
+    return util_min_u64(kib, SCHED_KIB_MAX);
 }
 
 /* ---- ordering: an in-place heap sort, so a round never allocates ---- */
@@ -225,15 +199,16 @@ assess_needy(const struct policy *p, const struct sched_vm *vm, struct vm_calc *
 {
     uint64_t max = clamp_kib(vm->max_kib);
     if (vm->cap_kib)
-        max = min_u64(max, clamp_kib(vm->cap_kib));
+        max = util_min_u64(max, clamp_kib(vm->cap_kib));
 
-    uint64_t want = min_u64(p->vm_grow_target_unused_kib - c->signal, sub_sat(max, c->actual));
+    uint64_t want =
+        util_min_u64(p->vm_grow_target_unused_kib - c->signal, util_sub_sat(max, c->actual));
     if (want == 0) {
         c->reason = SCHED_REASON_AT_MAX;
         return;
     }
     /* Memory already on its way to this VM is counted before asking for more. */
-    c->need = sub_sat(want, sub_sat(c->committed, c->actual));
+    c->need = util_sub_sat(want, util_sub_sat(c->committed, c->actual));
     c->base = c->committed > c->actual ? c->committed : c->actual;
     c->reason = c->need ? SCHED_REASON_NEED_UNMET : SCHED_REASON_IN_FLIGHT;
 }
@@ -246,16 +221,16 @@ assess_donor(const struct policy *p, const struct sched_vm *vm, struct vm_calc *
         return;
     }
     uint64_t floor = vm->min_kib ? clamp_kib(vm->min_kib) : p->vm_floor_kib;
-    uint64_t release = min_u64(p->max_release_step_kib, c->signal - p->vm_min_unused_kib);
-    release = min_u64(release, sub_sat(c->actual, floor));
+    uint64_t release = util_min_u64(p->max_release_step_kib, c->signal - p->vm_min_unused_kib);
+    release = util_min_u64(release, util_sub_sat(c->actual, floor));
     if (release == 0) {
         c->reason = SCHED_REASON_AT_FLOOR;
         return;
     }
     /* What an earlier shrink still in flight already promised away is not given twice. */
     uint64_t new_target = c->actual - release;
-    c->base = min_u64(c->committed, c->actual);
-    c->release = sub_sat(c->base, new_target);
+    c->base = util_min_u64(c->committed, c->actual);
+    c->release = util_sub_sat(c->base, new_target);
     c->reason = c->release ? SCHED_REASON_IN_BAND : SCHED_REASON_IN_FLIGHT;
 }
 
@@ -280,9 +255,9 @@ assess(const struct policy *p,
         c->signal = clamp_kib(raw);
         c->actual = clamp_kib(vm->actual_kib);
         c->committed = vm->target_kib ? clamp_kib(vm->target_kib) : c->actual;
-        c->weight = vm->weight ? min_u64(vm->weight, SCHED_WEIGHT_MAX) : SCHED_WEIGHT_DEFAULT;
+        c->weight = vm->weight ? util_min_u64(vm->weight, SCHED_WEIGHT_MAX) : SCHED_WEIGHT_DEFAULT;
         c->peer = SCHED_NOBODY;
-        inflight = add_sat(inflight, sub_sat(c->committed, c->actual));
+        inflight = util_add_sat(inflight, util_sub_sat(c->committed, c->actual));
 
         c->reason = eligibility(p, vm, c->signal);
         if (sched_reason_is_skip(c->reason))
@@ -315,7 +290,7 @@ share_by_weight(struct sched_work *w, size_t n_needy, uint64_t supply)
     for (size_t k = 0; k < n_needy; k++) {
         struct vm_calc *c = &w->calc[w->by_share[k]];
         uint64_t share = supply * c->weight / weight_left;
-        c->granted = min_u64(c->need, share);
+        c->granted = util_min_u64(c->need, share);
         supply -= c->granted;
         weight_left -= c->weight;
     }
@@ -344,7 +319,7 @@ pair_up(struct sched_work *w, size_t n_needy, size_t n_donors)
         while (want > 0 && d < n_donors) {
             uint32_t g = w->donors[d];
             struct vm_calc *gc = &w->calc[g];
-            uint64_t take = min_u64(want, gc->release - gc->vm_kib);
+            uint64_t take = util_min_u64(want, gc->release - gc->vm_kib);
 
             gc->vm_kib += take;
             rc->vm_kib += take;
@@ -468,7 +443,7 @@ sched_plan(const struct policy *policy,
     s->inflight_grow_kib = assess(policy, vms, n_vms, work, &n_needy, &n_donors);
     uint64_t available = clamp_kib(host->available_kib);
     s->host_pressure = available < policy->host_min_unused_kib;
-    s->host_budget_kib = sub_sat(available, s->inflight_grow_kib);
+    s->host_budget_kib = util_sub_sat(available, s->inflight_grow_kib);
 
     for (size_t k = 0; k < n_needy; k++)
         need += work->calc[work->needy[k]].need;
@@ -478,7 +453,7 @@ sched_plan(const struct policy *policy,
     sort_indices(work->needy, n_needy, more_urgent, work->calc);
     sort_indices(work->donors, n_donors, more_excess, work->calc);
     if (!s->host_pressure) {
-        uint64_t host_supply = sub_sat(s->host_budget_kib, policy->host_min_unused_kib);
+        uint64_t host_supply = util_sub_sat(s->host_budget_kib, policy->host_min_unused_kib);
         uint64_t supply = donor_supply + host_supply; /* < 2^51: no overflow */
 
         if (need <= supply) {

@@ -12,6 +12,7 @@
  * kept as a two-word value, so no check can be fooled by wrap-around.
  */
 #include "sched_check.h"
+#include "util.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -65,24 +66,6 @@ clamp_kib(uint64_t v)
     return v > SCHED_KIB_MAX ? SCHED_KIB_MAX : v;
 }
 
-static uint64_t
-sub0(uint64_t a, uint64_t b)
-{
-    return a > b ? a - b : 0;
-}
-
-static uint64_t
-min_u64(uint64_t a, uint64_t b)
-{
-    return a < b ? a : b;
-}
-
-static uint64_t
-max_u64(uint64_t a, uint64_t b)
-{
-    return a > b ? a : b;
-}
-
 static void
 bit_set(uint64_t *map, size_t i)
 {
@@ -123,7 +106,7 @@ view_make(const struct policy *policy, const struct sched_vm *vm, struct view *v
     v->max_kib = clamp_kib(vm->max_kib);
     v->actual_kib = clamp_kib(vm->actual_kib);
     v->committed_kib = target ? target : v->actual_kib;
-    v->eff_max_kib = cap ? min_u64(v->max_kib, cap) : v->max_kib;
+    v->eff_max_kib = cap ? util_min_u64(v->max_kib, cap) : v->max_kib;
     v->floor_kib = min ? min : policy->vm_floor_kib;
     if (policy->demand_signal == POLICY_DEMAND_USABLE) {
         v->has_signal = vm->has_usable;
@@ -158,9 +141,9 @@ view_need(const struct policy *policy, const struct view *v)
 {
     if (v->skip_mask || v->signal_kib >= policy->vm_min_unused_kib)
         return 0;
-    uint64_t want = min_u64(sub0(policy->vm_grow_target_unused_kib, v->signal_kib),
-                            sub0(v->eff_max_kib, v->actual_kib));
-    return sub0(want, sub0(v->committed_kib, v->actual_kib));
+    uint64_t want = util_min_u64(util_sub_sat(policy->vm_grow_target_unused_kib, v->signal_kib),
+                                 util_sub_sat(v->eff_max_kib, v->actual_kib));
+    return util_sub_sat(want, util_sub_sat(v->committed_kib, v->actual_kib));
 }
 
 /* The plan's shape: n entries, each VM once, shrinks then grows then the rest. Fills the bitmaps
@@ -298,7 +281,7 @@ check_grow(const struct policy *policy,
            char *msg,
            size_t msg_len)
 {
-    uint64_t base = max_u64(v->committed_kib, v->actual_kib);
+    uint64_t base = util_max_u64(v->committed_kib, v->actual_kib);
 
     if (e->new_target_kib <= base)
         return violation(msg, msg_len,
@@ -314,8 +297,8 @@ check_grow(const struct policy *policy,
         return violation(msg, msg_len,
                          "vm %" PRIu32 ": new target %" PRIu64 " KiB > max %" PRIu64 " KiB", e->vm,
                          e->new_target_kib, v->eff_max_kib);
-    uint64_t room =
-        min_u64(policy->vm_grow_target_unused_kib - v->signal_kib, v->eff_max_kib - v->actual_kib);
+    uint64_t room = util_min_u64(policy->vm_grow_target_unused_kib - v->signal_kib,
+                                 v->eff_max_kib - v->actual_kib);
     if (e->new_target_kib - v->actual_kib > room)
         return violation(msg, msg_len,
                          "vm %" PRIu32 ": new target %" PRIu64 " KiB is %" PRIu64
@@ -351,7 +334,8 @@ check_shrink(const struct policy *policy,
         return violation(msg, msg_len,
                          "vm %" PRIu32 ": release %" PRIu64 " KiB leaves %" PRIu64
                          " KiB unused < vm_min_unused %" PRIu64 " KiB",
-                         e->vm, release, sub0(v->signal_kib, release), policy->vm_min_unused_kib);
+                         e->vm, release, util_sub_sat(v->signal_kib, release),
+                         policy->vm_min_unused_kib);
     if (e->new_target_kib < v->floor_kib)
         return violation(msg, msg_len,
                          "vm %" PRIu32 ": new target %" PRIu64 " KiB < floor %" PRIu64 " KiB",
@@ -359,7 +343,7 @@ check_shrink(const struct policy *policy,
     /* What a shrink may hand out is what it newly frees from memory the guest holds: not a
      * shrink already in flight (handed out when it was asked for), and not a grow in flight
      * that it cancels (that memory never arrived; the host keeps it). */
-    uint64_t freed = min_u64(v->committed_kib, v->actual_kib) - e->new_target_kib;
+    uint64_t freed = util_min_u64(v->committed_kib, v->actual_kib) - e->new_target_kib;
     if (e->vm_kib > freed || e->host_kib != freed - e->vm_kib)
         return violation(msg, msg_len,
                          "vm %" PRIu32 ": shrink frees %" PRIu64 " KiB (min(committed %" PRIu64
@@ -481,9 +465,9 @@ tally_donor(const struct policy *policy,
 {
     if (v->skip_mask || vm->stuck || v->signal_kib <= policy->vm_excess_unused_kib)
         return;
-    uint64_t full =
-        min_u64(policy->max_release_step_kib, min_u64(v->signal_kib - policy->vm_min_unused_kib,
-                                                      sub0(v->actual_kib, v->floor_kib)));
+    uint64_t full = util_min_u64(policy->max_release_step_kib,
+                                 util_min_u64(v->signal_kib - policy->vm_min_unused_kib,
+                                              util_sub_sat(v->actual_kib, v->floor_kib)));
     if (full == 0 || v->actual_kib - full >= v->committed_kib)
         return;
     uint64_t release = e->reason == SCHED_REASON_SHRINK ? v->actual_kib - e->new_target_kib : 0;
@@ -536,7 +520,7 @@ check_entries(const struct policy *policy,
                 return rc;
             wide_add(&t->grow_vm, e->vm_kib);
             wide_add(&t->grow_host, e->host_kib);
-            uint64_t got = e->new_target_kib - max_u64(v.committed_kib, v.actual_kib);
+            uint64_t got = e->new_target_kib - util_max_u64(v.committed_kib, v.actual_kib);
             tally_needy(t, e->vm, vm->weight, need, got);
         } else if (e->reason == SCHED_REASON_SHRINK) {
             rc = check_shrink(policy, &v, e, msg, msg_len);
@@ -614,7 +598,7 @@ check_summary(const struct policy *policy,
         return violation(msg, msg_len,
                          "summary grows in flight %" PRIu64 " KiB, the VMs give %" PRIu64 " KiB",
                          s->inflight_grow_kib, inflight);
-    if (s->host_budget_kib != sub0(available, inflight))
+    if (s->host_budget_kib != util_sub_sat(available, inflight))
         return violation(msg, msg_len,
                          "host budget %" PRIu64 " KiB != available %" PRIu64
                          " KiB - in flight %" PRIu64 " KiB",
@@ -684,7 +668,7 @@ check_flows(const struct policy *policy,
                                       : "reclaim_idle");
 
     /* The host gives all its budget above host_min_unused before a VM is left short. */
-    uint64_t headroom = sub0(sub0(available, inflight), hmin);
+    uint64_t headroom = util_sub_sat(util_sub_sat(available, inflight), hmin);
     if (t->shortfall && !pressure && s->host_granted_kib < headroom)
         return violation(msg, msg_len,
                          "vm %" PRIu32 " got %" PRIu64 " KiB of its need %" PRIu64
@@ -749,7 +733,7 @@ sched_check_plan(const struct policy *policy,
     for (size_t i = 0; i < n_vms; i++) {
         uint64_t actual = clamp_kib(vms[i].actual_kib);
         uint64_t target = clamp_kib(vms[i].target_kib);
-        wide_add(&inflight, sub0(target ? target : actual, actual));
+        wide_add(&inflight, util_sub_sat(target ? target : actual, actual));
     }
     uint64_t available = clamp_kib(host->available_kib);
     uint64_t inflight_kib = wide_saturate(&inflight);

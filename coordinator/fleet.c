@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE /* qsort_r */
 #include "fleet.h"
+#include "util.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -95,18 +96,6 @@ xrealloc(void *p, size_t n)
         abort();
     }
     return q;
-}
-
-static void *
-xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-
-    if (!p) {
-        fputs("fleet: out of memory\n", stderr);
-        abort();
-    }
-    return p;
 }
 
 /* ---- names, uuids and scopes ---- */
@@ -300,7 +289,7 @@ table_grow(struct fleet *f)
     size_t n_old = f->n_slots;
 
     f->n_slots *= 2;
-    f->slots = xcalloc(f->n_slots, sizeof(*f->slots));
+    f->slots = util_xcalloc(f->n_slots, sizeof(*f->slots));
     for (size_t i = 0; i < n_old; i++) {
         if (old[i])
             f->slots[slot_of(f, old[i]->id, old[i]->hash)] = old[i];
@@ -387,7 +376,7 @@ fleet_last_event_seq(const struct fleet *f)
 struct fleet *
 fleet_new(const struct fleet_opts *opts)
 {
-    struct fleet *f = xcalloc(1, sizeof(*f));
+    struct fleet *f = util_xcalloc(1, sizeof(*f));
 
     if (opts)
         f->opts = *opts;
@@ -403,8 +392,8 @@ fleet_new(const struct fleet_opts *opts)
         f->opts.hosts_max = FLEET_HOSTS_MAX_DEFAULT;
     assert(f->opts.stale_after_ms < f->opts.down_after_ms);
     f->n_slots = 64;
-    f->slots = xcalloc(f->n_slots, sizeof(*f->slots));
-    f->events = xcalloc(f->opts.events_max, sizeof(*f->events));
+    f->slots = util_xcalloc(f->n_slots, sizeof(*f->slots));
+    f->events = util_xcalloc(f->opts.events_max, sizeof(*f->events));
     return f;
 }
 
@@ -483,7 +472,7 @@ fleet_hello(struct fleet *f, const char *host_id, const struct wire_hello *hello
             free(labels);
             return -ENOSPC;
         }
-        h = xcalloc(1, sizeof(*h));
+        h = util_xcalloc(1, sizeof(*h));
         strcpy(h->id, host_id);
         h->hash = hash;
         h->first_seen_ms = h->last_seen_ms = now_ms;
@@ -676,7 +665,7 @@ commit_decisions(struct fleet *f, struct host *h, const struct wire_report *r, u
     uint64_t sec = now_ms / 1000;
 
     if (n > 0 && !h->decisions)
-        h->decisions = xcalloc(cap, sizeof(*h->decisions));
+        h->decisions = util_xcalloc(cap, sizeof(*h->decisions));
     for (size_t i = first; i < n; i++) {
         h->decisions[h->decisions_next] = f->scratch_decisions[i];
         h->decisions_next = (h->decisions_next + 1) % cap;
@@ -910,7 +899,7 @@ compare_host_id(const void *a, const void *b)
 static const struct host **
 hosts_sorted(const struct fleet *f)
 {
-    const struct host **list = xcalloc(f->n_hosts, sizeof(*list));
+    const struct host **list = util_xcalloc(f->n_hosts, sizeof(*list));
     size_t n = 0;
 
     for (size_t i = 0; i < f->n_slots; i++) {
@@ -1025,7 +1014,7 @@ fleet_vms_each(const struct fleet *f,
     }
     if (limit == 0 || limit > total)
         limit = total;
-    refs = xcalloc(limit, sizeof(*refs));
+    refs = util_xcalloc(limit, sizeof(*refs));
     for (size_t i = 0; i < f->n_slots; i++) {
         const struct host *h = f->slots[i];
         for (size_t v = 0; h && v < h->n_vms; v++) {

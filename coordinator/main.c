@@ -25,6 +25,7 @@
 #include "policy.h"
 #include "store.h"
 #include "transport.h"
+#include "util.h"
 #include "wire.h"
 
 #define MODULE      "coordinator"
@@ -207,14 +208,6 @@ load_settings(int argc, char **argv, struct settings *s, bool *check_only)
     return 0;
 }
 
-static uint64_t
-clock_ms(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 struct daemon {
     uint64_t keys_refused; /* as last logged */
     struct settings settings;
@@ -248,8 +241,8 @@ answer_control(struct daemon *d, const struct transport_peer *from, const uint8_
         struct control_context cc = {
             .fleet = d->fleet,
             .store = d->store,
-            .now_ms = clock_ms(CLOCK_MONOTONIC),
-            .now_wall_ms = clock_ms(CLOCK_REALTIME),
+            .now_ms = util_clock_ms(CLOCK_MONOTONIC),
+            .now_wall_ms = util_clock_ms(CLOCK_REALTIME),
             .pressure_unused_kib = d->settings.pressure_unused_mib * 1024,
             .on_policy_added = policy_added,
             .ctx = d->coordinator,
@@ -306,7 +299,7 @@ run(struct daemon *d)
         uint8_t *buf;
         size_t len, which;
         int rc = transport_server_recv(d->servers, 2, TICK_MS, &which, &from, &buf, &len);
-        uint64_t now = clock_ms(CLOCK_MONOTONIC), wall = clock_ms(CLOCK_REALTIME);
+        uint64_t now = util_clock_ms(CLOCK_MONOTONIC), wall = util_clock_ms(CLOCK_REALTIME);
         if (rc == 1) {
             if (which == SERVER_MAIN)
                 coordinator_handle(d->coordinator, &from, buf, len, now, wall);

@@ -1,0 +1,80 @@
+/*
+ * util.h - the few helpers every module needs: allocation that aborts on out-of-memory (the
+ * daemons are restarted by systemd; STYLE.md), saturating 64-bit arithmetic, and clocks in ms.
+ */
+#ifndef MEMSCHED_COMMON_UTIL_H
+#define MEMSCHED_COMMON_UTIL_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static inline void *
+util_oom(void)
+{
+    fputs("memsched: out of memory\n", stderr);
+    abort();
+}
+
+static inline void *
+util_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    return p ? p : util_oom();
+}
+
+static inline void *
+util_xrealloc(void *p, size_t n, size_t size)
+{
+    if (size && n > SIZE_MAX / size)
+        return util_oom();
+    size_t bytes = n * size;
+    p = realloc(p, bytes ? bytes : 1);
+    return p ? p : util_oom();
+}
+
+static inline char *
+util_xstrdup(const char *s)
+{
+    char *p = strdup(s);
+    return p ? p : util_oom();
+}
+
+static inline uint64_t
+util_min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+static inline uint64_t
+util_max_u64(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
+}
+
+/* a - b, or 0 when b is larger. */
+static inline uint64_t
+util_sub_sat(uint64_t a, uint64_t b)
+{
+    return a > b ? a - b : 0;
+}
+
+/* a + b, or UINT64_MAX when that would overflow. */
+static inline uint64_t
+util_add_sat(uint64_t a, uint64_t b)
+{
+    return a + b < a ? UINT64_MAX : a + b;
+}
+
+/* Milliseconds on clock id: CLOCK_MONOTONIC inside, CLOCK_REALTIME for what people read. */
+static inline uint64_t
+util_clock_ms(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+#endif /* MEMSCHED_COMMON_UTIL_H */
