@@ -169,9 +169,7 @@ copy_str(char *dst, size_t len, const char *src)
 static uint64_t
 hash_str(const char *s)
 {
-    uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
+    uint64_t h = util_hash_str(s);
     return h ? h : 1;
 }
 

@@ -33,19 +33,10 @@ struct tracker {
     uint64_t retry_after_ms;
 };
 
-static uint64_t
-hash_uuid(const char *uuid)
-{
-    uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a */
-    for (; *uuid; uuid++)
-        h = (h ^ (unsigned char)*uuid) * UINT64_C(1099511628211);
-    return h;
-}
-
 static size_t
 slot_of(const struct tracker *t, const char *uuid)
 {
-    size_t slot = hash_uuid(uuid) & (t->n_slots - 1);
+    size_t slot = util_hash_str(uuid) & (t->n_slots - 1);
     while (t->index[slot] != EMPTY_SLOT && strcmp(t->records[t->index[slot]].uuid, uuid) != 0)
         slot = (slot + 1) & (t->n_slots - 1);
     return slot;

@@ -1,6 +1,7 @@
 /*
  * util.h - the few helpers every module needs: allocation that aborts on out-of-memory (the
- * daemons are restarted by systemd; STYLE.md), saturating 64-bit arithmetic, and clocks in ms.
+ * daemons are restarted by systemd; STYLE.md), saturating 64-bit arithmetic, a string hash and
+ * clocks in ms.
  */
 #ifndef MEMSCHED_COMMON_UTIL_H
 #define MEMSCHED_COMMON_UTIL_H
@@ -66,6 +67,16 @@ static inline uint64_t
 util_add_sat(uint64_t a, uint64_t b)
 {
     return a + b < a ? UINT64_MAX : a + b;
+}
+
+/* FNV-1a of a NUL-terminated string: the hash of every id-keyed table. */
+static inline uint64_t
+util_hash_str(const char *s)
+{
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
+    return h;
 }
 
 /* Milliseconds on clock id: CLOCK_MONOTONIC inside, CLOCK_REALTIME for what people read. */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "util.h"
 #include "wire.h"
 
 #define MODULE       "coordinator"
@@ -43,19 +44,10 @@ struct coordinator {
     struct coordinator_counters counters;
 };
 
-static uint64_t
-hash_id(const char *id)
-{
-    uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a */
-    for (; *id; id++)
-        h = (h ^ (unsigned char)*id) * UINT64_C(1099511628211);
-    return h;
-}
-
 static struct session *
 session_find(struct coordinator *c, const char *host_id, bool create)
 {
-    struct session **slot = &c->buckets[hash_id(host_id) % BUCKETS];
+    struct session **slot = &c->buckets[util_hash_str(host_id) % BUCKETS];
 
     for (struct session *s = *slot; s; s = s->next) {
         if (strcmp(s->host_id, host_id) == 0)

@@ -252,18 +252,6 @@ fleet_event_kind_name(enum fleet_event_kind kind)
 
 /* ---- the host table ---- */
 
-static uint64_t
-hash_id(const char *id)
-{
-    uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a */
-
-    for (; *id; id++) {
-        h ^= (unsigned char)*id;
-        h *= UINT64_C(1099511628211);
-    }
-    return h;
-}
-
 static size_t
 slot_of(const struct fleet *f, const char *id, uint64_t hash)
 {
@@ -279,7 +267,7 @@ host_find(const struct fleet *f, const char *id)
 {
     if (!id)
         return NULL;
-    return f->slots[slot_of(f, id, hash_id(id))];
+    return f->slots[slot_of(f, id, util_hash_str(id))];
 }
 
 static void
@@ -464,7 +452,7 @@ fleet_hello(struct fleet *f, const char *host_id, const struct wire_hello *hello
     labels = labels_make(hello->labels, hello->n_labels);
     if (!labels)
         return -EINVAL;
-    hash = hash_id(host_id);
+    hash = util_hash_str(host_id);
     slot = slot_of(f, host_id, hash);
     h = f->slots[slot];
     if (!h) {
@@ -776,7 +764,7 @@ fleet_remove(struct fleet *f, const char *host_id, uint64_t now_ms)
 
     if (!host_id)
         return -ENOENT;
-    slot = slot_of(f, host_id, hash_id(host_id));
+    slot = slot_of(f, host_id, util_hash_str(host_id));
     h = f->slots[slot];
     if (!h)
         return -ENOENT;
