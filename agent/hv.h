@@ -37,9 +37,13 @@ struct hv_vm {
     uint64_t unused_kib;   /* valid when has_unused */
     uint64_t usable_kib;   /* valid when has_usable */
     uint64_t stats_age_ms; /* now - the guest's last stats update; valid with either stat */
+    uint64_t stats_stamp_ms; /* the guest's last stats update as the backend stamps it (libvirt:
+                              * balloon.last-update, whole seconds); a new value = a new sample */
+    uint64_t rss_kib;        /* the VM process's resident memory on the host; valid when has_rss */
     bool has_balloon;      /* a balloon device (memballoon model != none) */
     bool has_unused;
     bool has_usable;
+    bool has_rss; /* the backend reports rss_kib (libvirt: balloon.rss) */
     /* Per-VM overrides from the domain's metadata (memsched's XML namespace); defaults when
      * there is none: managed, no min, no cap, weight 0 (= the scheduler's default). */
     bool managed;

@@ -874,6 +874,7 @@ set_guest_stats(struct hv_vm *vm,
     if (last_update_s == 0 || (!unused_kib && !usable_kib))
         return;
     at_ms = last_update_s > UINT64_MAX / 1000u ? UINT64_MAX : last_update_s * 1000u;
+    vm->stats_stamp_ms = at_ms;
     vm->stats_age_ms = now_wall_ms > at_ms ? now_wall_ms - at_ms : 0;
     if (unused_kib) {
         vm->has_unused = true;
@@ -935,6 +936,10 @@ fill_per_domain(
             break;
         case VIR_DOMAIN_MEMORY_STAT_LAST_UPDATE:
             last_update = stats[i].val;
+            break;
+        case VIR_DOMAIN_MEMORY_STAT_RSS:
+            vm->rss_kib = stats[i].val;
+            vm->has_rss = true;
             break;
         default:
             break;
@@ -1078,6 +1083,7 @@ sample_bulk(struct lv *lv, uint64_t now_wall_ms)
             has_unused = param_ull(rec, "balloon.unused", &unused);
             has_usable = param_ull(rec, "balloon.usable", &usable);
             param_ull(rec, "balloon.last-update", &last_update);
+            vm->has_rss = param_ull(rec, "balloon.rss", &vm->rss_kib);
             set_guest_stats(vm, has_unused ? &unused : NULL, has_usable ? &usable : NULL,
                             last_update, now_wall_ms);
         } else if (lv->path == HV_LIBVIRT_STATS_AUTO) {
