@@ -32,15 +32,16 @@ struct hv_vm {
     char uuid[HV_UUID_LEN];
     char name[HV_NAME_MAX];
     enum sched_vm_state state;
-    uint64_t max_kib;      /* the domain's maximum memory */
-    uint64_t actual_kib;   /* the balloon's current size */
-    uint64_t unused_kib;   /* valid when has_unused */
-    uint64_t usable_kib;   /* valid when has_usable */
-    uint64_t stats_age_ms; /* now - the guest's last stats update; valid with either stat */
-    uint64_t stats_stamp_ms; /* the guest's last stats update as the backend stamps it (libvirt:
-                              * balloon.last-update, whole seconds); a new value = a new sample */
-    uint64_t rss_kib;        /* the VM process's resident memory on the host; valid when has_rss */
-    bool has_balloon;      /* a balloon device (memballoon model != none) */
+    uint64_t max_kib;         /* the domain's maximum memory */
+    uint64_t actual_kib;      /* the balloon's current size */
+    uint64_t unused_kib;      /* valid when has_unused */
+    uint64_t usable_kib;      /* valid when has_usable */
+    uint64_t stats_age_ms;    /* now - the guest's last stats update; valid with either stat */
+    uint64_t stats_stamp_ms;  /* the guest's last stats update as the backend stamps it (libvirt:
+                               * balloon.last-update, whole seconds); a new value = a new sample */
+    uint64_t rss_kib;         /* the VM process's resident memory on the host; valid when has_rss */
+    uint64_t guest_total_kib; /* the guest's MemTotal in the same sample; 0 = not reported */
+    bool has_balloon;         /* a balloon device (memballoon model != none) */
     bool has_unused;
     bool has_usable;
     bool has_rss; /* the backend reports rss_kib (libvirt: balloon.rss) */

@@ -937,6 +937,9 @@ fill_per_domain(
         case VIR_DOMAIN_MEMORY_STAT_LAST_UPDATE:
             last_update = stats[i].val;
             break;
+        case VIR_DOMAIN_MEMORY_STAT_AVAILABLE:
+            vm->guest_total_kib = stats[i].val;
+            break;
         case VIR_DOMAIN_MEMORY_STAT_RSS:
             vm->rss_kib = stats[i].val;
             vm->has_rss = true;
@@ -1084,6 +1087,8 @@ sample_bulk(struct lv *lv, uint64_t now_wall_ms)
             has_usable = param_ull(rec, "balloon.usable", &usable);
             param_ull(rec, "balloon.last-update", &last_update);
             vm->has_rss = param_ull(rec, "balloon.rss", &vm->rss_kib);
+            if (!param_ull(rec, "balloon.available", &vm->guest_total_kib))
+                vm->guest_total_kib = 0;
             set_guest_stats(vm, has_unused ? &unused : NULL, has_usable ? &usable : NULL,
                             last_update, now_wall_ms);
         } else if (lv->path == HV_LIBVIRT_STATS_AUTO) {

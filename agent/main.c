@@ -30,7 +30,8 @@
 #include "transport.h"
 #include "util.h"
 
-#define MODULE "agent"
+#define MODULE                 "agent"
+#define POLLS_PER_STATS_PERIOD 4
 
 struct options {
     const char *config_path;
@@ -380,38 +381,72 @@ report_sim_outcome(struct agent *a)
            (double)host.below_min_ms / 1000.0);
 }
 
+/* The round's outputs: the table, the CSV, and to the coordinators at most once an interval. */
+static void
+publish_round(struct agent *a, uint64_t n, uint64_t now, bool report)
+{
+    struct round_view view;
+
+    round_get_view(a->round, &view);
+    if (a->opts.table)
+        report_round(stdout, &view, &a->state.policy, n, now - a->start_ms);
+    if (a->record)
+        report_csv_round(a->record, &view, &a->state.policy, n, now - a->start_ms);
+    if (a->link && report)
+        link_report(a->link, &view, round_get_counters(a->round), fleet_version(a));
+}
+
+/* Between rounds the agent looks for fresh guest stats several times per stats period. */
+static uint64_t
+poll_ms(const struct policy *policy)
+{
+    uint64_t period_ms =
+        policy->interval_ms < 1000 ? 1000 : (policy->interval_ms + 999) / 1000 * 1000;
+    uint64_t poll = period_ms / POLLS_PER_STATS_PERIOD;
+    return poll < policy->interval_ms ? poll : policy->interval_ms;
+}
+
+/* Rounds every interval_ms; between them, polls that plan as soon as a guest reports anew. */
 static int
 run(struct agent *a)
 {
     uint64_t next_ms = util_clock_ms(CLOCK_MONOTONIC);
+    uint64_t next_report_ms = next_ms;
+    uint64_t n = 0;
     int rc = 0;
 
     sd_notify(0, "READY=1");
-    for (uint64_t n = 1;; n++) {
+    for (;;) {
         uint64_t now = util_clock_ms(CLOCK_MONOTONIC);
-        rc = round_run(a->round, &a->state.policy, now);
-        if (rc != -ENOTCONN && (a->opts.table || a->record)) {
-            struct round_view view;
-            round_get_view(a->round, &view);
-            if (a->opts.table)
-                report_round(stdout, &view, &a->state.policy, n, now - a->start_ms);
-            if (a->record)
-                report_csv_round(a->record, &view, &a->state.policy, n, now - a->start_ms);
+        bool due = now >= next_ms;
+        bool planned = due;
+
+        if (due) {
+            rc = round_run(a->round, &a->state.policy, now);
+        } else {
+            rc = round_poll(a->round, &a->state.policy, now);
+            planned = rc == 1;
         }
-        if (a->link && rc != -ENOTCONN) {
-            struct round_view view;
-            round_get_view(a->round, &view);
-            link_report(a->link, &view, round_get_counters(a->round), fleet_version(a));
-        } else if (a->link) {
+        if (planned && rc != -ENOTCONN) {
+            bool report = now >= next_report_ms;
+            publish_round(a, ++n, now, report);
+            if (report)
+                next_report_ms = now + a->state.policy.interval_ms;
+        } else if (a->link && rc == -ENOTCONN && due) {
             link_heartbeat(a->link, fleet_version(a));
         }
         sd_notify(0, "WATCHDOG=1");
-        if (a->opts.once || (a->opts.max_rounds && n >= a->opts.max_rounds) || scenario_over(a))
+        if (planned && (a->opts.once || (a->opts.max_rounds && n >= a->opts.max_rounds)))
             break;
-        next_ms += a->state.policy.interval_ms;
-        if (next_ms < now)
-            next_ms = now; /* a slow round does not make the next ones rush */
-        if (!wait_for_next_round(a, next_ms))
+        if (scenario_over(a))
+            break;
+        if (due) {
+            next_ms += a->state.policy.interval_ms;
+            if (next_ms < now)
+                next_ms = now; /* a slow round does not make the next ones rush */
+        }
+        uint64_t wake = now + poll_ms(&a->state.policy);
+        if (!wait_for_next_round(a, wake < next_ms ? wake : next_ms))
             break;
     }
     sd_notify(0, "STOPPING=1");

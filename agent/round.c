@@ -38,6 +38,7 @@ struct round {
     struct sched_work *work;
     size_t capacity;
     struct hv_host host;
+    struct sched_host sched_host;
     struct hv_vm *vms;
     struct sched_vm *snapshot;
     struct tracker_vm **tracked;
@@ -168,6 +169,16 @@ log_tracker_change(const struct hv_vm *vm, const struct tracker_vm *t, enum trac
     }
 }
 
+/* The demand signal the policy reads, and what the guest uses by it. */
+static bool
+signal_of(const struct policy *policy, const struct hv_vm *vm, uint64_t *signal_kib)
+{
+    bool usable = policy->demand_signal == POLICY_DEMAND_USABLE;
+
+    *signal_kib = usable ? vm->usable_kib : vm->unused_kib;
+    return usable ? vm->has_usable : vm->has_unused;
+}
+
 static void
 to_sched_vm(const struct hv_vm *vm, const struct tracker_vm *t, struct sched_vm *s)
 {
@@ -180,6 +191,8 @@ to_sched_vm(const struct hv_vm *vm, const struct tracker_vm *t, struct sched_vm 
     s->min_kib = vm->min_kib;
     s->cap_kib = vm->cap_kib;
     s->stats_age_ms = vm->stats_age_ms;
+    s->untouched_kib = t->untouched_kib;
+    s->rate_kib_s = t->rate_kib_s;
     s->weight = vm->weight;
     s->state = vm->state;
     s->managed = vm->managed;
@@ -190,16 +203,49 @@ to_sched_vm(const struct hv_vm *vm, const struct tracker_vm *t, struct sched_vm 
 }
 
 static void
-track(struct round *r, uint64_t now_ms)
+track(struct round *r, const struct policy *policy, uint64_t now_ms)
 {
     tracker_begin_round(r->tracker, r->n_vms);
     for (size_t i = 0; i < r->n_vms; i++) {
         const struct hv_vm *vm = &r->vms[i];
+        struct tracker_vm *t;
+        uint64_t signal;
         enum tracker_change change =
-            tracker_observe(r->tracker, vm->uuid, vm->actual_kib, now_ms, &r->tracked[i]);
-        log_tracker_change(vm, r->tracked[i], change);
-        to_sched_vm(vm, r->tracked[i], &r->snapshot[i]);
+            tracker_observe(r->tracker, vm->uuid, vm->actual_kib, now_ms, &t);
+
+        log_tracker_change(vm, t, change);
+        if (vm->has_rss)
+            tracker_note_memory(t, vm->actual_kib, vm->rss_kib);
+        if (signal_of(policy, vm, &signal)) {
+            uint64_t total = vm->guest_total_kib ? vm->guest_total_kib : vm->actual_kib;
+            tracker_note_stats(t, vm->stats_stamp_ms, util_sub_sat(total, signal), now_ms);
+        }
+        r->tracked[i] = t;
+        to_sched_vm(vm, t, &r->snapshot[i]);
     }
+}
+
+/* Whether the sample holds what the last plan did not see: a new guest stats sample, or a VM
+ * that appeared or went away. */
+static bool
+has_news(const struct round *r)
+{
+    if (r->n_vms != tracker_count(r->tracker))
+        return true;
+    for (size_t i = 0; i < r->n_vms; i++) {
+        if (tracker_has_new_sample(r->tracker, r->vms[i].uuid, r->vms[i].stats_stamp_ms))
+            return true;
+    }
+    return false;
+}
+
+/* The look-ahead of a predictive round: the next sample comes a stats period after this one,
+ * and a grow decided on it arrives after the measured delay (a guess before the first). */
+static uint64_t
+horizon_ms(const struct round *r, const struct policy *policy)
+{
+    uint64_t period_ms = (uint64_t)(r->stats_period_s ? r->stats_period_s : 1) * 1000u;
+    return period_ms + tracker_grow_delay_ms(r->tracker, policy->interval_ms + 1000u);
 }
 
 /* One line when a VM appears, is left alone for a new reason, or is considered again. */
@@ -236,18 +282,25 @@ counterpart_name(const struct round *r, int32_t counterpart)
     return "-";
 }
 
+/* sample_ms: how long ago the agent first saw the guest stats sample this decision is made on. */
 static void
-log_decision(const struct round *r, const struct sched_entry *e, uint64_t target_kib)
+log_decision(const struct round *r,
+             const struct sched_entry *e,
+             uint64_t target_kib,
+             uint64_t now_ms)
 {
     const struct hv_vm *vm = &r->vms[e->vm];
+    const struct tracker_vm *t = r->tracked[e->vm];
     bool grow = e->reason == SCHED_REASON_GROW;
 
     log_info(MODULE,
              "vm=%s name=%s decision=%s old_mib=%.1f new_mib=%.1f %s=%s vm_mib=%.1f host_mib=%.1f"
-             " unused_mib=%.1f%s",
+             " unused_mib=%.1f usable_mib=%.1f lookahead_mib=%.1f sample_ms=%" PRIu64 "%s",
              vm->uuid, vm->name, sched_reason_name(e->reason), KIB_TO_MIB(e->old_target_kib),
              KIB_TO_MIB(target_kib), grow ? "from" : "to", counterpart_name(r, e->counterpart),
              KIB_TO_MIB(e->vm_kib), KIB_TO_MIB(e->host_kib), KIB_TO_MIB(vm->unused_kib),
+             KIB_TO_MIB(vm->usable_kib), KIB_TO_MIB(e->lookahead_kib),
+             t->sample_seen_ms ? util_sub_sat(now_ms, t->sample_seen_ms) : 0,
              r->dry_run ? " dry_run=yes" : "");
 }
 
@@ -257,7 +310,7 @@ apply_one(struct round *r, const struct sched_entry *e, uint64_t target_kib, uin
 {
     const struct hv_vm *vm = &r->vms[e->vm];
 
-    log_decision(r, e, target_kib);
+    log_decision(r, e, target_kib, now_ms);
     if (r->dry_run)
         return 0;
     int rc = r->hv->ops->set_target(r->hv->ctx, vm->uuid, target_kib);
@@ -268,6 +321,8 @@ apply_one(struct round *r, const struct sched_entry *e, uint64_t target_kib, uin
         return rc;
     }
     tracker_set_target(r->tracked[e->vm], target_kib, vm->actual_kib, now_ms);
+    if (e->reason == SCHED_REASON_GROW)
+        tracker_note_grow(r->tracked[e->vm]);
     return 0;
 }
 
@@ -321,12 +376,44 @@ apply(struct round *r, uint64_t now_ms)
 
 /* ---- the round ---- */
 
-int
-round_run(struct round *r, const struct policy *policy, uint64_t now_ms)
+/* Plan on what was sampled and tracked, check the plan, apply it. */
+static int
+plan_and_apply(struct round *r, const struct policy *policy, uint64_t now_ms)
 {
     char msg[CHECK_MSG_LEN];
+
+    r->sched_host = (struct sched_host){.total_kib = r->host.total_kib,
+                                        .available_kib = r->host.available_kib,
+                                        .horizon_ms = horizon_ms(r, policy)};
+    int rc = sched_plan(policy, &r->sched_host, r->snapshot, r->n_vms, r->work, &r->plan);
+    if (rc < 0) {
+        log_err(MODULE, "event=plan_failed vms=%zu error=%s", r->n_vms, strerror(-rc));
+        return rc;
+    }
+    for (size_t k = 0; k < r->plan.n_entries; k++) {
+        const struct sched_entry *e = &r->plan.entries[k];
+        r->entry_of[e->vm] = e;
+        log_state_change(&r->vms[e->vm], r->tracked[e->vm], e->reason);
+    }
+    r->counters.rounds++;
+    if (sched_check_plan(policy, &r->sched_host, r->snapshot, r->n_vms, &r->plan, msg,
+                         sizeof(msg)) != 0) {
+        r->counters.plans_refused++;
+        log_err(MODULE, "event=plan_refused why=\"%s\"", msg);
+        return -EPROTO;
+    }
+    rc = apply(r, now_ms);
+    r->applied = !r->dry_run && rc == 0;
+    return rc;
+}
+
+/* Sample and track; plan when forced or when the sample holds news. *planned says which. */
+static int
+run_round(struct round *r, const struct policy *policy, uint64_t now_ms, bool force, bool *planned)
+{
     uint64_t interval = policy->interval_ms;
 
+    *planned = false;
     r->applied = false;
     r->n_vms = 0;
     memset(&r->plan, 0, sizeof(r->plan));
@@ -339,34 +426,38 @@ round_run(struct round *r, const struct policy *policy, uint64_t now_ms)
     tracker_set_timeouts(
         r->tracker, interval * STUCK_ROUNDS > STUCK_MIN_MS ? interval * STUCK_ROUNDS : STUCK_MIN_MS,
         interval * RETRY_ROUNDS > RETRY_MIN_MS ? interval * RETRY_ROUNDS : RETRY_MIN_MS);
-    track(r, now_ms);
-    struct sched_host host = {.total_kib = r->host.total_kib,
-                              .available_kib = r->host.available_kib};
-    sched_plan(policy, &host, r->snapshot, r->n_vms, r->work, &r->plan);
-    for (size_t k = 0; k < r->plan.n_entries; k++) {
-        const struct sched_entry *e = &r->plan.entries[k];
-        r->entry_of[e->vm] = e;
-        log_state_change(&r->vms[e->vm], r->tracked[e->vm], e->reason);
+    bool news = has_news(r);
+    track(r, policy, now_ms);
+    if (force || news) {
+        *planned = true;
+        rc = plan_and_apply(r, policy, now_ms);
     }
-    r->counters.rounds++;
-    if (sched_check_plan(policy, &host, r->snapshot, r->n_vms, &r->plan, msg, sizeof(msg)) != 0) {
-        r->counters.plans_refused++;
-        log_err(MODULE, "event=plan_refused why=\"%s\"", msg);
-        tracker_end_round(r->tracker);
-        return -EPROTO;
-    }
-    rc = apply(r, now_ms);
-    r->applied = !r->dry_run && rc == 0;
     size_t gone = tracker_end_round(r->tracker);
     if (gone)
         log_info(MODULE, "event=vms_gone count=%zu", gone);
     return rc;
 }
 
+int
+round_run(struct round *r, const struct policy *policy, uint64_t now_ms)
+{
+    bool planned;
+    return run_round(r, policy, now_ms, true, &planned);
+}
+
+int
+round_poll(struct round *r, const struct policy *policy, uint64_t now_ms)
+{
+    bool planned;
+    int rc = run_round(r, policy, now_ms, false, &planned);
+    return rc < 0 ? rc : planned;
+}
+
 void
 round_get_view(const struct round *r, struct round_view *view)
 {
     view->host = &r->host;
+    view->sched_host = &r->sched_host;
     view->vms = r->vms;
     view->snapshot = r->snapshot;
     view->plan = &r->plan;

@@ -38,8 +38,9 @@ struct round_counters {
 /* The last round, borrowed until the next call: what was sampled and what was decided. */
 struct round_view {
     const struct hv_host *host;
-    const struct hv_vm *vms;         /* n_vms samples */
-    const struct sched_vm *snapshot; /* n_vms scheduler inputs, same order */
+    const struct hv_vm *vms;             /* n_vms samples */
+    const struct sched_host *sched_host; /* the scheduler's host input */
+    const struct sched_vm *snapshot;     /* n_vms scheduler inputs, same order */
     const struct sched_plan *plan;
     const struct sched_entry *const *entry_of; /* per VM index: its plan entry */
     size_t n_vms;
@@ -53,6 +54,12 @@ void round_destroy(struct round **round);
 /* One round under policy (which must have passed policy_validate()). Returns 0, -ENOTCONN when
  * the hypervisor is away, -EPROTO when the plan was refused, or another negative errno. */
 int round_run(struct round *round, const struct policy *policy, uint64_t now_ms);
+
+/* A cheap look between rounds: sample, and plan and apply only when a guest has sent a new
+ * stats sample (or a VM came or went) since the last plan, so need is answered within a
+ * fraction of a stats period instead of up to a round later. Returns 1 when it planned, 0 when
+ * there was nothing new, or round_run's errors. */
+int round_poll(struct round *round, const struct policy *policy, uint64_t now_ms);
 
 void round_get_view(const struct round *round, struct round_view *view);
 

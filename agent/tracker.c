@@ -17,6 +17,8 @@
 #define EMPTY_SLOT UINT32_MAX
 /* A balloon within this of its target has reached it (guests move in pages and round). */
 #define REACHED_KIB 1024
+/* Growth slower than this is noise (page cache, slab), not a workload to feed ahead of time. */
+#define RATE_NOISE_KIB_S 1024u
 
 struct record {
     char uuid[HV_UUID_LEN];
@@ -31,6 +33,7 @@ struct tracker {
     size_t n_slots;  /* a power of two, at least twice cap_records */
     uint64_t stuck_after_ms;
     uint64_t retry_after_ms;
+    uint64_t grow_delay_ms; /* sample -> grow arrived, moving average; 0 = none measured yet */
 };
 
 static size_t
@@ -120,15 +123,28 @@ distance(uint64_t a, uint64_t b)
     return a > b ? a - b : b - a;
 }
 
+/* A grow arrived: how long after the sample it was decided on. */
+static void
+note_grow_arrived(struct tracker *t, struct tracker_vm *vm, uint64_t now)
+{
+    if (!vm->grow_sample_ms)
+        return;
+    uint64_t delay = now > vm->grow_sample_ms ? now - vm->grow_sample_ms : 0;
+    /* An average over about four grows: steady, yet quick to follow a slower host. */
+    t->grow_delay_ms = t->grow_delay_ms ? (3 * t->grow_delay_ms + delay) / 4 : delay;
+    vm->grow_sample_ms = 0;
+}
+
 /* A VM with a target: did it reach it, come closer, or sit still for too long? */
 static enum tracker_change
-follow_balloon(const struct tracker *t, struct tracker_vm *vm, uint64_t actual_kib, uint64_t now)
+follow_balloon(struct tracker *t, struct tracker_vm *vm, uint64_t actual_kib, uint64_t now)
 {
     uint64_t d = distance(vm->target_kib, actual_kib);
     bool was_stuck = vm->stuck;
 
     if (d <= REACHED_KIB) {
         bool arrived = vm->distance_kib > REACHED_KIB; /* news only the first time */
+        note_grow_arrived(t, vm, now);
         vm->distance_kib = d;
         vm->stuck = false;
         vm->progress_ms = now;
@@ -176,6 +192,8 @@ tracker_set_target(struct tracker_vm *vm, uint64_t target_kib, uint64_t actual_k
 {
     bool same = vm->target_kib == target_kib;
 
+    if (target_kib < actual_kib)
+        vm->grow_sample_ms = 0; /* a shrink: no grow to time any more */
     vm->target_kib = target_kib;
     vm->set_ms = now_ms;
     if (!same) {
@@ -183,6 +201,66 @@ tracker_set_target(struct tracker_vm *vm, uint64_t target_kib, uint64_t actual_k
         vm->distance_kib = distance(target_kib, actual_kib);
         vm->progress_ms = now_ms;
     }
+}
+
+void
+tracker_note_memory(struct tracker_vm *vm, uint64_t actual_kib, uint64_t rss_kib)
+{
+    if (!vm->has_memory_ref) {
+        vm->untouched_kib = util_sub_sat(actual_kib, rss_kib);
+        vm->has_memory_ref = true;
+    } else {
+        /* Signed: the balloon and the process both move either way. Values < 2^62. */
+        int64_t debt = (int64_t)vm->untouched_kib +
+                       ((int64_t)actual_kib - (int64_t)vm->ref_actual_kib) -
+                       ((int64_t)rss_kib - (int64_t)vm->ref_rss_kib);
+        vm->untouched_kib = debt > 0 ? (uint64_t)debt : 0;
+    }
+    vm->ref_actual_kib = actual_kib;
+    vm->ref_rss_kib = rss_kib;
+}
+
+bool
+tracker_note_stats(struct tracker_vm *vm, uint64_t stamp_ms, uint64_t used_kib, uint64_t now_ms)
+{
+    if (stamp_ms == 0 || stamp_ms == vm->stats_stamp_ms)
+        return false;
+    if (vm->stats_stamp_ms && stamp_ms > vm->stats_stamp_ms) {
+        uint64_t dt = stamp_ms - vm->stats_stamp_ms;
+        uint64_t grown = util_sub_sat(used_kib, vm->used_kib);
+        uint64_t rate = grown > UINT64_MAX / 1000u ? UINT64_MAX : grown * 1000u / dt;
+        if (rate < RATE_NOISE_KIB_S)
+            rate = 0;
+        /* Fast up, so a hog is fed at once; halving per sample once it stops. */
+        vm->rate_kib_s = util_max_u64(rate, (vm->rate_kib_s + rate) / 2);
+    }
+    vm->stats_stamp_ms = stamp_ms;
+    vm->sample_seen_ms = now_ms;
+    vm->used_kib = used_kib;
+    return true;
+}
+
+void
+tracker_note_grow(struct tracker_vm *vm)
+{
+    if (!vm->grow_sample_ms)
+        vm->grow_sample_ms = vm->sample_seen_ms;
+}
+
+uint64_t
+tracker_grow_delay_ms(const struct tracker *t, uint64_t fallback_ms)
+{
+    return t->grow_delay_ms ? t->grow_delay_ms : fallback_ms;
+}
+
+bool
+tracker_has_new_sample(const struct tracker *t, const char *uuid, uint64_t stamp_ms)
+{
+    size_t slot = slot_of(t, uuid);
+
+    if (t->index[slot] == EMPTY_SLOT)
+        return true;
+    return t->records[t->index[slot]].vm.stats_stamp_ms != stamp_ms;
 }
 
 size_t

@@ -7,6 +7,16 @@
  * ask it again. After retry_after_ms stuck, the target is forgotten so the VM can be planned
  * afresh. The tracker also remembers each VM's last decision reason so the agent logs a state
  * change once, not every round. VMs not seen in a round are forgotten (stopped or gone).
+ *
+ * Two more things the scheduler needs are learnt here, from what each round observes:
+ *  - untouched: memory the balloon holds that the guest has not touched, so the host has not
+ *    backed it yet (a grant is a debt until the guest uses it). From the VM process's RSS:
+ *    untouched = max(0, untouched + (actual - last actual) - (rss - last rss)), seeded with
+ *    max(0, actual - rss) at first sight. A grant that arrives raises it, the guest touching
+ *    pages lowers it, a shrink lowers it by what was given back untouched.
+ *  - rate: how fast the guest's used memory grows, from successive guest stats samples (a new
+ *    sample is a new stamp), fast up and halving per sample when it stops; and the horizon,
+ *    the measured time from the sample a grow was decided on to the balloon's arrival.
  */
 #ifndef MEMSCHED_AGENT_TRACKER_H
 #define MEMSCHED_AGENT_TRACKER_H
@@ -30,6 +40,18 @@ struct tracker_vm {
     bool fed; /* was ever grown */
     enum sched_reason last_reason;
     bool has_reason;
+    /* the host's debt: memory granted that the guest has not touched */
+    uint64_t untouched_kib;
+    uint64_t ref_actual_kib;
+    uint64_t ref_rss_kib;
+    bool has_memory_ref;
+    /* guest stats samples and the consumption rate they show */
+    uint64_t stats_stamp_ms; /* the last sample's stamp; 0 = none yet */
+    uint64_t sample_seen_ms; /* when the agent first saw it */
+    uint64_t used_kib;       /* what it showed in use */
+    uint64_t rate_kib_s;
+    uint64_t
+        grow_sample_ms; /* when the sample a grow in flight was decided on was seen; 0 = none */
 };
 
 /* What observing a VM this round revealed. */
@@ -65,6 +87,24 @@ void tracker_set_target(struct tracker_vm *vm,
                         uint64_t target_kib,
                         uint64_t actual_kib,
                         uint64_t now_ms);
+
+/* Account the host's debt to the VM from its balloon size and its process's resident memory. */
+void tracker_note_memory(struct tracker_vm *vm, uint64_t actual_kib, uint64_t rss_kib);
+
+/* A guest stats sample stamped stamp_ms (0 = none) showing used_kib in use, observed at now_ms.
+ * A new stamp updates the rate and returns true; the same stamp again returns false. */
+bool
+tracker_note_stats(struct tracker_vm *vm, uint64_t stamp_ms, uint64_t used_kib, uint64_t now_ms);
+
+/* A grow was just set on the VM from its current sample (for the horizon). */
+void tracker_note_grow(struct tracker_vm *vm);
+
+/* The measured delay from a sample to the arrival of the grow decided on it (a moving
+ * average), or fallback_ms before the first grow arrived. */
+uint64_t tracker_grow_delay_ms(const struct tracker *tracker, uint64_t fallback_ms);
+
+/* True when uuid is not tracked yet or stamp_ms differs from its last sample's stamp. */
+bool tracker_has_new_sample(const struct tracker *tracker, const char *uuid, uint64_t stamp_ms);
 
 /* Forget every VM not observed since tracker_begin_round(); returns how many. */
 size_t tracker_end_round(struct tracker *tracker);

@@ -109,6 +109,16 @@ static const struct policy_param params[] = {
         .help =
             "VMs above the excess threshold return memory to the host even when nobody needs it",
     },
+    {
+        .name = "predictive",
+        .kind = POLICY_PARAM_BOOL,
+        .offset = offsetof(struct policy, predictive),
+        .default_value = 1,
+        .min_value = 0,
+        .max_value = 1,
+        .help = "grow a VM by its consumption rate x the stats-to-balloon horizon, before it "
+                "crosses vm_min_unused (false: the seed's literal rule)",
+    },
 };
 
 #define N_PARAMS (sizeof(params) / sizeof(params[0]))
@@ -383,5 +393,6 @@ policy_equal(const struct policy *a, const struct policy *b)
            a->max_release_step_kib == b->max_release_step_kib &&
            a->host_min_unused_kib == b->host_min_unused_kib && a->vm_floor_kib == b->vm_floor_kib &&
            a->interval_ms == b->interval_ms && a->stale_stats_s == b->stale_stats_s &&
-           a->demand_signal == b->demand_signal && a->reclaim_idle == b->reclaim_idle;
+           a->demand_signal == b->demand_signal && a->reclaim_idle == b->reclaim_idle &&
+           a->predictive == b->predictive;
 }

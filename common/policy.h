@@ -33,6 +33,7 @@ struct policy {
     uint32_t stale_stats_s;             /* stats older than this are not acted on */
     enum policy_demand_signal demand_signal;
     bool reclaim_idle; /* idle excess returns to the host even when nobody needs it */
+    bool predictive;   /* feed a VM by its consumption rate before it crosses vm_min_unused */
 };
 
 enum policy_param_kind {

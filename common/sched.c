@@ -20,6 +20,8 @@
 /* What the round works out for one VM. */
 struct vm_calc {
     uint64_t signal;
+    uint64_t lookahead;
+    int64_t outlook; /* signal - lookahead: what the VM will show when a grant arrives */
     uint64_t actual;
     uint64_t committed;
     uint64_t base;    /* grows start above it, shrinks below it */
@@ -139,21 +141,21 @@ sort_indices(uint32_t *idx, size_t n, before_fn before, const struct vm_calc *ca
     }
 }
 
-/* Most urgent first: lowest signal. */
+/* Most urgent first: lowest outlook. */
 static bool
 more_urgent(const struct vm_calc *calc, uint32_t a, uint32_t b)
 {
-    if (calc[a].signal != calc[b].signal)
-        return calc[a].signal < calc[b].signal;
+    if (calc[a].outlook != calc[b].outlook)
+        return calc[a].outlook < calc[b].outlook;
     return a < b;
 }
 
-/* Largest excess first: highest signal. */
+/* Largest excess first: highest outlook. */
 static bool
 more_excess(const struct vm_calc *calc, uint32_t a, uint32_t b)
 {
-    if (calc[a].signal != calc[b].signal)
-        return calc[a].signal > calc[b].signal;
+    if (calc[a].outlook != calc[b].outlook)
+        return calc[a].outlook > calc[b].outlook;
     return a < b;
 }
 
@@ -189,9 +191,23 @@ eligibility(const struct policy *p, const struct sched_vm *vm, uint64_t signal)
         return SCHED_REASON_STALE_STATS;
     /* Never act on a sample that cannot be true. */
     uint64_t actual = clamp_kib(vm->actual_kib);
-    if (actual == 0 || actual > clamp_kib(vm->max_kib) || signal > actual)
+    if (actual == 0 || actual > clamp_kib(vm->max_kib))
         return SCHED_REASON_BAD_SAMPLE;
+    /* Stats taken before the balloon's last move: wait for the next sample, still managed. */
+    if (signal > actual)
+        return SCHED_REASON_IN_FLIGHT;
     return SCHED_REASON_IN_BAND;
+}
+
+/* What the guest will use before a grant set now arrives. */
+static uint64_t
+lookahead_of(const struct policy *p, const struct sched_host *host, const struct sched_vm *vm)
+{
+    if (!p->predictive)
+        return 0;
+    uint64_t rate = util_min_u64(vm->rate_kib_s, SCHED_RATE_MAX_KIB_S);
+    uint64_t horizon = util_min_u64(host->horizon_ms, SCHED_HORIZON_MAX_MS);
+    return rate * horizon / 1000u; /* < 2^40: no overflow */
 }
 
 static void
@@ -201,8 +217,8 @@ assess_needy(const struct policy *p, const struct sched_vm *vm, struct vm_calc *
     if (vm->cap_kib)
         max = util_min_u64(max, clamp_kib(vm->cap_kib));
 
-    uint64_t want =
-        util_min_u64(p->vm_grow_target_unused_kib - c->signal, util_sub_sat(max, c->actual));
+    uint64_t want = util_min_u64(p->vm_grow_target_unused_kib + c->lookahead - c->signal,
+                                 util_sub_sat(max, c->actual));
     if (want == 0) {
         c->reason = SCHED_REASON_AT_MAX;
         return;
@@ -221,7 +237,8 @@ assess_donor(const struct policy *p, const struct sched_vm *vm, struct vm_calc *
         return;
     }
     uint64_t floor = vm->min_kib ? clamp_kib(vm->min_kib) : p->vm_floor_kib;
-    uint64_t release = util_min_u64(p->max_release_step_kib, c->signal - p->vm_min_unused_kib);
+    uint64_t release =
+        util_min_u64(p->max_release_step_kib, (uint64_t)c->outlook - p->vm_min_unused_kib);
     release = util_min_u64(release, util_sub_sat(c->actual, floor));
     if (release == 0) {
         c->reason = SCHED_REASON_AT_FLOOR;
@@ -234,17 +251,18 @@ assess_donor(const struct policy *p, const struct sched_vm *vm, struct vm_calc *
     c->reason = c->release ? SCHED_REASON_IN_BAND : SCHED_REASON_IN_FLIGHT;
 }
 
-/* Fill calc[] for every VM; collect the needy and the donors. Returns grows in flight. */
-static uint64_t
+/* Fill calc[] for every VM; collect the needy and the donors. Sums what is in flight and
+ * untouched into the summary. */
+static void
 assess(const struct policy *p,
+       const struct sched_host *host,
        const struct sched_vm *vms,
        size_t n,
        struct sched_work *w,
+       struct sched_summary *s,
        size_t *n_needy,
        size_t *n_donors)
 {
-    uint64_t inflight = 0;
-
     *n_needy = *n_donors = 0;
     for (size_t i = 0; i < n; i++) {
         const struct sched_vm *vm = &vms[i];
@@ -257,21 +275,27 @@ assess(const struct policy *p,
         c->committed = vm->target_kib ? clamp_kib(vm->target_kib) : c->actual;
         c->weight = vm->weight ? util_min_u64(vm->weight, SCHED_WEIGHT_MAX) : SCHED_WEIGHT_DEFAULT;
         c->peer = SCHED_NOBODY;
-        inflight = util_add_sat(inflight, util_sub_sat(c->committed, c->actual));
+        c->lookahead = lookahead_of(p, host, vm);
+        c->outlook = (int64_t)c->signal - (int64_t)c->lookahead;
+        s->inflight_grow_kib =
+            util_add_sat(s->inflight_grow_kib, util_sub_sat(c->committed, c->actual));
+        if (!vm->stuck)
+            s->inflight_shrink_kib =
+                util_add_sat(s->inflight_shrink_kib, util_sub_sat(c->actual, c->committed));
+        s->untouched_kib = util_add_sat(s->untouched_kib, clamp_kib(vm->untouched_kib));
 
         c->reason = eligibility(p, vm, c->signal);
-        if (sched_reason_is_skip(c->reason))
+        if (c->reason != SCHED_REASON_IN_BAND)
             continue;
-        if (c->signal < p->vm_min_unused_kib)
+        if (c->outlook < (int64_t)p->vm_min_unused_kib)
             assess_needy(p, vm, c);
-        else if (c->signal > p->vm_excess_unused_kib)
+        else if (c->outlook > (int64_t)p->vm_excess_unused_kib)
             assess_donor(p, vm, c);
         if (c->need)
             w->needy[(*n_needy)++] = (uint32_t)i;
         if (c->release)
             w->donors[(*n_donors)++] = (uint32_t)i;
     }
-    return inflight;
 }
 
 /* ---- steps 4 to 6: who gets what, from whom ---- */
@@ -319,14 +343,14 @@ pair_up(struct sched_work *w, size_t n_needy, size_t n_donors)
         while (want > 0 && d < n_donors) {
             uint32_t g = w->donors[d];
             struct vm_calc *gc = &w->calc[g];
-            uint64_t take = util_min_u64(want, gc->release - gc->vm_kib);
+            uint64_t take = util_min_u64(want, gc->release - gc->vm_kib - gc->host_kib);
 
             gc->vm_kib += take;
             rc->vm_kib += take;
             want -= take;
             note_peer(gc, (int32_t)r, take);
             note_peer(rc, (int32_t)g, take);
-            if (gc->vm_kib == gc->release)
+            if (gc->vm_kib + gc->host_kib == gc->release)
                 d++;
         }
         rc->host_kib = want;
@@ -334,16 +358,30 @@ pair_up(struct sched_work *w, size_t n_needy, size_t n_donors)
     }
 }
 
-/* What donors did not give to VMs goes to the host when reclaiming. */
+/* Under host pressure the donors, largest first, restore the host's floor before anyone else
+ * is fed. Returns what they restore. */
+static uint64_t
+restore_floor(struct sched_work *w, size_t n_donors, uint64_t restore)
+{
+    uint64_t given = 0;
+
+    for (size_t k = 0; k < n_donors && given < restore; k++) {
+        struct vm_calc *c = &w->calc[w->donors[k]];
+        c->host_kib = util_min_u64(c->release, restore - given);
+        given += c->host_kib;
+        note_peer(c, SCHED_HOST, c->host_kib);
+    }
+    return given;
+}
+
+/* What donors did not give to VMs (or to the floor) goes to the host when reclaiming. */
 static void
-reclaim(struct sched_work *w, size_t n_donors, bool to_host)
+reclaim(struct sched_work *w, size_t n_donors)
 {
     for (size_t k = 0; k < n_donors; k++) {
         struct vm_calc *c = &w->calc[w->donors[k]];
-        if (to_host) {
-            c->host_kib = c->release - c->vm_kib;
-            note_peer(c, SCHED_HOST, c->host_kib);
-        }
+        c->host_kib = c->release - c->vm_kib;
+        note_peer(c, SCHED_HOST, c->host_kib);
     }
 }
 
@@ -372,6 +410,7 @@ fill_entry(const struct vm_calc *c, uint32_t vm, struct sched_entry *e)
     e->old_target_kib = c->committed;
     e->new_target_kib = c->committed;
     e->need_kib = c->need;
+    e->lookahead_kib = c->lookahead;
     e->vm_kib = c->vm_kib;
     e->host_kib = c->host_kib;
     if (c->reason == SCHED_REASON_GROW)
@@ -424,6 +463,18 @@ emit(struct sched_work *w, size_t n, size_t n_needy, struct sched_plan *plan)
     plan->n_grows = plan->summary.grows;
 }
 
+/* Step 4 and 5: the needy get their need, or a share by weight of what there is. */
+static void
+grant(struct sched_work *w, size_t n_needy, uint64_t need, uint64_t supply)
+{
+    if (need <= supply) {
+        for (size_t k = 0; k < n_needy; k++)
+            w->calc[w->needy[k]].granted = w->calc[w->needy[k]].need;
+    } else {
+        share_by_weight(w, n_needy, supply);
+    }
+}
+
 int
 sched_plan(const struct policy *policy,
            const struct sched_host *host,
@@ -433,17 +484,18 @@ sched_plan(const struct policy *policy,
            struct sched_plan *plan)
 {
     size_t n_needy, n_donors;
-    uint64_t need = 0, donor_supply = 0;
+    uint64_t need = 0, donor_supply = 0, host_supply = 0;
 
     if (n_vms > work->capacity || n_vms > SCHED_VMS_MAX)
         return -E2BIG;
     memset(plan, 0, sizeof(*plan));
     struct sched_summary *s = &plan->summary;
 
-    s->inflight_grow_kib = assess(policy, vms, n_vms, work, &n_needy, &n_donors);
-    uint64_t available = clamp_kib(host->available_kib);
-    s->host_pressure = available < policy->host_min_unused_kib;
-    s->host_budget_kib = util_sub_sat(available, s->inflight_grow_kib);
+    assess(policy, host, vms, n_vms, work, s, &n_needy, &n_donors);
+    uint64_t owed = util_add_sat(s->inflight_grow_kib, s->untouched_kib);
+    s->host_budget_kib = util_sub_sat(clamp_kib(host->available_kib), owed);
+    s->host_deficit_kib = util_sub_sat(policy->host_min_unused_kib, s->host_budget_kib);
+    s->host_pressure = s->host_deficit_kib > 0;
 
     for (size_t k = 0; k < n_needy; k++)
         need += work->calc[work->needy[k]].need;
@@ -452,19 +504,17 @@ sched_plan(const struct policy *policy,
 
     sort_indices(work->needy, n_needy, more_urgent, work->calc);
     sort_indices(work->donors, n_donors, more_excess, work->calc);
-    if (!s->host_pressure) {
-        uint64_t host_supply = util_sub_sat(s->host_budget_kib, policy->host_min_unused_kib);
-        uint64_t supply = donor_supply + host_supply; /* < 2^51: no overflow */
-
-        if (need <= supply) {
-            for (size_t k = 0; k < n_needy; k++)
-                work->calc[work->needy[k]].granted = work->calc[work->needy[k]].need;
-        } else {
-            share_by_weight(work, n_needy, supply);
-        }
-        pair_up(work, n_needy, n_donors);
+    if (s->host_pressure) {
+        /* Shrinks already on their way back restore that much; not asked for twice. */
+        uint64_t restore = util_sub_sat(s->host_deficit_kib, s->inflight_shrink_kib);
+        donor_supply -= restore_floor(work, n_donors, restore);
+    } else {
+        host_supply = util_sub_sat(s->host_budget_kib, policy->host_min_unused_kib);
     }
-    reclaim(work, n_donors, policy->reclaim_idle || s->host_pressure);
+    grant(work, n_needy, need, donor_supply + host_supply); /* < 2^51: no overflow */
+    pair_up(work, n_needy, n_donors);
+    if (policy->reclaim_idle || s->host_pressure)
+        reclaim(work, n_donors);
     emit(work, n_vms, n_needy, plan);
     return 0;
 }

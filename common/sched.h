@@ -8,29 +8,38 @@
  *
  * Words used below, per VM:
  *   signal    the demand signal the policy picks: unused_kib or usable_kib
+ *   lookahead what the guest will use before a grant set now arrives (policy `predictive`):
+ *             rate_kib_s x the host's horizon_ms; 0 when predictive is off
+ *   outlook   signal - lookahead (may be negative): the signal the VM will show when a grant
+ *             set now arrives. Every threshold below is tested on the outlook.
  *   committed the size the balloon is heading to: target_kib when we set one, else actual_kib
  *   max       min(max_kib, cap_kib when set)
  *   floor     min_kib when set, else the policy's vm_floor_kib
  *
  * The round (DESIGN.md, steps 2-7):
  *  2. Eligibility: unmanaged, no balloon driver, no stats, stale stats, not running, migrating or
- *     an inconsistent sample (actual_kib 0 or above max_kib, signal above actual) -> left alone
- *     with that reason.
- *  3. Need: signal < vm_min_unused -> need = min(grow_target - signal, max - actual), less what
- *     is already on its way (committed - actual when positive).
- *     Excess: signal > vm_excess_unused and not stuck -> release = min(max_release_step,
- *     signal - vm_min_unused, actual - floor); new target actual - release, and only when that
+ *     an impossible sample (actual_kib 0 or above max_kib) -> left alone with that reason.
+ *     A signal above actual is a sample caught between a balloon move and the guest's next
+ *     stats: the VM stays managed, is reported in_flight and is not acted on this round.
+ *  3. Need: outlook < vm_min_unused -> need = min(grow_target + lookahead - signal,
+ *     max - actual), less what is already on its way (committed - actual when positive).
+ *     Excess: outlook > vm_excess_unused and not stuck -> release = min(max_release_step,
+ *     outlook - vm_min_unused, actual - floor); new target actual - release, and only when that
  *     is below committed (a shrink already in flight is not asked for twice).
- *  4. Supply: needy VMs, most urgent (lowest signal) first, take from donors, largest signal
+ *  4. Supply: needy VMs, most urgent (lowest outlook) first, take from donors, largest outlook
  *     first; each donor gives at most its release. When total need exceeds what donors and the
  *     host can supply, the supply is shared by weight (water-filling: nobody gets more than it
  *     needs, the rest is split in proportion to weight).
- *  5. Host: what donors cannot cover comes from the host while
- *     host available - sum of grows in flight (committed - actual > 0, all VMs) - grant
- *     stays >= host_min_unused. Memory that has not arrived is never counted on.
+ *  5. Host: budget = available - grows in flight (committed - actual > 0, all VMs) - untouched
+ *     (memory granted that the guests have not touched yet, all VMs: the host backs a page only
+ *     when the guest touches it, so a grant is a debt until then). What donors cannot cover
+ *     comes from the host while budget - grant >= host_min_unused. Memory that has not arrived
+ *     is never counted on, nor the same memory twice.
  *  6. Reclaim: with reclaim_idle, donor release not taken by VMs returns to the host. Under host
- *     pressure (available < host_min_unused) nothing is granted and every donor's release goes
- *     to the host, whatever reclaim_idle says.
+ *     pressure (budget < host_min_unused) nothing comes from the host; the donors first restore
+ *     the host's floor (the deficit, less shrinks already on their way back), what they release
+ *     beyond that still feeds needy VMs, and the rest returns to the host whatever reclaim_idle
+ *     says.
  *  7. Plan: one entry per VM, in apply order: shrinks, then grows, then unchanged.
  */
 #ifndef MEMSCHED_COMMON_SCHED_H
@@ -46,6 +55,8 @@
 #define SCHED_WEIGHT_MAX     1000u
 #define SCHED_KIB_MAX        (UINT64_C(1) << 50) /* larger values are clamped to this */
 #define SCHED_VMS_MAX        16384u              /* most VMs one round plans for */
+#define SCHED_RATE_MAX_KIB_S (UINT64_C(1) << 24) /* 16 GiB/s; faster rates are clamped */
+#define SCHED_HORIZON_MAX_MS 60000u              /* longer horizons are clamped */
 
 /* Counterparts of a plan entry, besides a VM index. */
 #define SCHED_HOST   (-1)
@@ -60,15 +71,17 @@ enum sched_vm_state {
 
 /* What the agent knows of one VM at the start of a round. */
 struct sched_vm {
-    uint64_t max_kib;      /* the domain's maximum memory */
-    uint64_t actual_kib;   /* the balloon's current size */
-    uint64_t target_kib;   /* the last target we set; 0 when we set none */
-    uint64_t unused_kib;   /* guest MemFree */
-    uint64_t usable_kib;   /* guest MemAvailable */
-    uint64_t min_kib;      /* per-VM floor override; 0 = the policy's vm_floor */
-    uint64_t cap_kib;      /* per-VM cap override; 0 = max_kib */
-    uint64_t stats_age_ms; /* age of the guest's last stats update */
-    uint32_t weight;       /* share when contested; 0 = default, above SCHED_WEIGHT_MAX clamped */
+    uint64_t max_kib;       /* the domain's maximum memory */
+    uint64_t actual_kib;    /* the balloon's current size */
+    uint64_t target_kib;    /* the last target we set; 0 when we set none */
+    uint64_t unused_kib;    /* guest MemFree */
+    uint64_t usable_kib;    /* guest MemAvailable */
+    uint64_t min_kib;       /* per-VM floor override; 0 = the policy's vm_floor */
+    uint64_t cap_kib;       /* per-VM cap override; 0 = max_kib */
+    uint64_t stats_age_ms;  /* age of the guest's last stats update */
+    uint64_t untouched_kib; /* granted to the guest, not yet touched: the host still owes it */
+    uint64_t rate_kib_s;    /* how fast the guest's used memory grows; 0 = steady or unknown */
+    uint32_t weight;        /* share when contested; 0 = default, above SCHED_WEIGHT_MAX clamped */
     enum sched_vm_state state;
     bool managed;     /* false when the domain's metadata says managed=no */
     bool has_balloon; /* a balloon device exists */
@@ -80,6 +93,7 @@ struct sched_vm {
 struct sched_host {
     uint64_t total_kib;
     uint64_t available_kib; /* free + buffers + cached */
+    uint64_t horizon_ms;    /* from a guest's stats sample to a grant's arrival (predictive) */
 };
 
 enum sched_reason {
@@ -111,22 +125,26 @@ struct sched_entry {
     uint64_t old_target_kib; /* committed before the round */
     uint64_t new_target_kib; /* == old_target_kib unless GROW or SHRINK */
     uint64_t need_kib;       /* what a needy VM asked for this round */
+    uint64_t lookahead_kib;  /* what it is expected to use before a grant arrives */
     uint64_t vm_kib;         /* moved to (GROW) or from (SHRINK) other VMs */
     uint64_t host_kib;       /* moved to (GROW) or from (SHRINK) the host */
 };
 
 struct sched_summary {
-    uint64_t need_kib;          /* sum of needs */
-    uint64_t granted_kib;       /* sum of grows = transferred + host_granted */
-    uint64_t transferred_kib;   /* VM to VM */
-    uint64_t host_granted_kib;  /* host to VMs */
-    uint64_t reclaimed_kib;     /* VMs to host */
-    uint64_t host_budget_kib;   /* available - grows in flight (0 if negative) */
-    uint64_t inflight_grow_kib; /* sum of committed - actual > 0 */
+    uint64_t need_kib;            /* sum of needs */
+    uint64_t granted_kib;         /* sum of grows = transferred + host_granted */
+    uint64_t transferred_kib;     /* VM to VM */
+    uint64_t host_granted_kib;    /* host to VMs */
+    uint64_t reclaimed_kib;       /* VMs to host */
+    uint64_t host_budget_kib;     /* available - grows in flight - untouched (0 if negative) */
+    uint64_t inflight_grow_kib;   /* sum of committed - actual > 0 */
+    uint64_t inflight_shrink_kib; /* sum of actual - committed > 0 of balloons not stuck */
+    uint64_t untouched_kib;       /* sum of untouched_kib */
+    uint64_t host_deficit_kib;    /* host_min_unused - budget when positive */
     uint32_t grows;
     uint32_t shrinks;
-    uint32_t skipped; /* VMs left alone in step 2 */
-    bool host_pressure;
+    uint32_t skipped;   /* VMs left alone in step 2 */
+    bool host_pressure; /* host_deficit_kib > 0 */
 };
 
 struct sched_plan {

@@ -36,7 +36,10 @@ struct view {
     uint64_t committed_kib; /* target when set, else actual */
     uint64_t floor_kib;     /* min when set, else the policy's floor */
     uint64_t signal_kib;
+    uint64_t lookahead_kib; /* rate x horizon when predictive, else 0 */
+    int64_t outlook_kib;    /* signal - lookahead: every threshold is tested on it */
     bool has_signal;
+    bool settling;      /* signal above actual: stats older than the balloon's last move */
     unsigned skip_mask; /* bit per step-2 reason that applies; 0 = eligible */
 };
 
@@ -97,7 +100,10 @@ reason_bit(enum sched_reason reason)
 }
 
 static void
-view_make(const struct policy *policy, const struct sched_vm *vm, struct view *v)
+view_make(const struct policy *policy,
+          const struct sched_host *host,
+          const struct sched_vm *vm,
+          struct view *v)
 {
     uint64_t target = clamp_kib(vm->target_kib);
     uint64_t cap = clamp_kib(vm->cap_kib);
@@ -130,20 +136,46 @@ view_make(const struct policy *policy, const struct sched_vm *vm, struct view *v
         v->skip_mask |= reason_bit(SCHED_REASON_MIGRATING);
     else if (vm->state != SCHED_VM_RUNNING)
         v->skip_mask |= reason_bit(SCHED_REASON_NOT_RUNNING);
-    if (v->actual_kib == 0 || v->actual_kib > v->max_kib ||
-        (v->has_signal && v->signal_kib > v->actual_kib))
+    if (v->actual_kib == 0 || v->actual_kib > v->max_kib)
         v->skip_mask |= reason_bit(SCHED_REASON_BAD_SAMPLE);
+    v->settling = v->has_signal && v->signal_kib > v->actual_kib;
+
+    /* What the guest uses before a grant arrives: its rate over the horizon, both clamped. */
+    v->lookahead_kib = 0;
+    if (policy->predictive)
+        v->lookahead_kib = util_min_u64(vm->rate_kib_s, SCHED_RATE_MAX_KIB_S) *
+                           util_min_u64(host->horizon_ms, SCHED_HORIZON_MAX_MS) / 1000u;
+    v->outlook_kib = (int64_t)v->signal_kib - (int64_t)v->lookahead_kib;
+}
+
+static bool
+view_below_min(const struct policy *policy, const struct view *v)
+{
+    return v->outlook_kib < (int64_t)policy->vm_min_unused_kib;
+}
+
+static bool
+view_above_excess(const struct policy *policy, const struct view *v)
+{
+    return v->outlook_kib > (int64_t)policy->vm_excess_unused_kib;
+}
+
+/* Room a grow may fill: up to the grow target (plus the lookahead), never past max. */
+static uint64_t
+view_room(const struct policy *policy, const struct view *v)
+{
+    return util_min_u64(
+        util_sub_sat(policy->vm_grow_target_unused_kib + v->lookahead_kib, v->signal_kib),
+        util_sub_sat(v->eff_max_kib, v->actual_kib));
 }
 
 /* What a needy VM may ask for this round (step 3); 0 when it is not needy. */
 static uint64_t
 view_need(const struct policy *policy, const struct view *v)
 {
-    if (v->skip_mask || v->signal_kib >= policy->vm_min_unused_kib)
+    if (v->skip_mask || v->settling || !view_below_min(policy, v))
         return 0;
-    uint64_t want = util_min_u64(util_sub_sat(policy->vm_grow_target_unused_kib, v->signal_kib),
-                                 util_sub_sat(v->eff_max_kib, v->actual_kib));
-    return util_sub_sat(want, util_sub_sat(v->committed_kib, v->actual_kib));
+    return util_sub_sat(view_room(policy, v), util_sub_sat(v->committed_kib, v->actual_kib));
 }
 
 /* The plan's shape: n entries, each VM once, shrinks then grows then the rest. Fills the bitmaps
@@ -219,34 +251,40 @@ check_reason(const struct policy *policy,
     if (skip)
         return 0;
 
-    uint64_t sig = v->signal_kib;
-    bool in_band = sig >= policy->vm_min_unused_kib && sig <= policy->vm_excess_unused_kib;
-    if (in_band && (e->reason == SCHED_REASON_GROW || e->reason == SCHED_REASON_SHRINK))
+    int64_t out = v->outlook_kib;
+    bool in_band = !view_below_min(policy, v) && !view_above_excess(policy, v);
+    if ((in_band || v->settling) &&
+        (e->reason == SCHED_REASON_GROW || e->reason == SCHED_REASON_SHRINK))
         return violation(msg, msg_len,
-                         "vm %" PRIu32 ": signal %" PRIu64 " KiB is in band [%" PRIu64 ", %" PRIu64
-                         "] but planned as %s",
-                         e->vm, sig, policy->vm_min_unused_kib, policy->vm_excess_unused_kib,
+                         "vm %" PRIu32 ": outlook %" PRId64 " KiB is in band [%" PRIu64 ", %" PRIu64
+                         "] (or the sample is settling) but planned as %s",
+                         e->vm, out, policy->vm_min_unused_kib, policy->vm_excess_unused_kib,
                          sched_reason_name(e->reason));
+    if (v->settling && e->reason != SCHED_REASON_IN_FLIGHT)
+        return violation(msg, msg_len,
+                         "vm %" PRIu32 ": signal %" PRIu64 " KiB above actual %" PRIu64
+                         " KiB (stats older than the balloon) but planned as %s",
+                         e->vm, v->signal_kib, v->actual_kib, sched_reason_name(e->reason));
 
     switch (e->reason) {
     case SCHED_REASON_GROW:
     case SCHED_REASON_NEED_UNMET:
-        if (sig >= policy->vm_min_unused_kib || need_kib == 0)
+        if (!view_below_min(policy, v) || need_kib == 0)
             return violation(msg, msg_len,
-                             "vm %" PRIu32 ": %s but signal %" PRIu64 " KiB (min %" PRIu64
+                             "vm %" PRIu32 ": %s but outlook %" PRId64 " KiB (min %" PRIu64
                              ") leaves need %" PRIu64 " KiB",
-                             e->vm, sched_reason_name(e->reason), sig, policy->vm_min_unused_kib,
+                             e->vm, sched_reason_name(e->reason), out, policy->vm_min_unused_kib,
                              need_kib);
         break;
     case SCHED_REASON_AT_MAX:
-        if (sig >= policy->vm_min_unused_kib)
+        if (!view_below_min(policy, v))
             return violation(msg, msg_len,
-                             "vm %" PRIu32 ": at_max but signal %" PRIu64
+                             "vm %" PRIu32 ": at_max but outlook %" PRId64
                              " KiB is not below min %" PRIu64 " KiB",
-                             e->vm, sig, policy->vm_min_unused_kib);
+                             e->vm, out, policy->vm_min_unused_kib);
         break;
     case SCHED_REASON_IN_FLIGHT:
-        if (v->committed_kib == v->actual_kib)
+        if (v->committed_kib == v->actual_kib && !v->settling)
             return violation(msg, msg_len,
                              "vm %" PRIu32 ": in_flight but committed == actual == %" PRIu64 " KiB",
                              e->vm, v->actual_kib);
@@ -254,11 +292,12 @@ check_reason(const struct policy *policy,
     case SCHED_REASON_SHRINK:
     case SCHED_REASON_AT_FLOOR:
     case SCHED_REASON_STUCK_DONOR:
-        if (sig <= policy->vm_excess_unused_kib)
-            return violation(
-                msg, msg_len,
-                "vm %" PRIu32 ": %s but signal %" PRIu64 " KiB is not above excess %" PRIu64 " KiB",
-                e->vm, sched_reason_name(e->reason), sig, policy->vm_excess_unused_kib);
+        if (!view_above_excess(policy, v))
+            return violation(msg, msg_len,
+                             "vm %" PRIu32 ": %s but outlook %" PRId64
+                             " KiB is not above excess %" PRIu64 " KiB",
+                             e->vm, sched_reason_name(e->reason), out,
+                             policy->vm_excess_unused_kib);
         if (e->reason != SCHED_REASON_AT_FLOOR && vm->stuck != (e->reason != SCHED_REASON_SHRINK))
             return violation(msg, msg_len, "vm %" PRIu32 ": %s but stuck=%d", e->vm,
                              sched_reason_name(e->reason), (int)vm->stuck);
@@ -297,8 +336,7 @@ check_grow(const struct policy *policy,
         return violation(msg, msg_len,
                          "vm %" PRIu32 ": new target %" PRIu64 " KiB > max %" PRIu64 " KiB", e->vm,
                          e->new_target_kib, v->eff_max_kib);
-    uint64_t room = util_min_u64(policy->vm_grow_target_unused_kib - v->signal_kib,
-                                 v->eff_max_kib - v->actual_kib);
+    uint64_t room = view_room(policy, v);
     if (e->new_target_kib - v->actual_kib > room)
         return violation(msg, msg_len,
                          "vm %" PRIu32 ": new target %" PRIu64 " KiB is %" PRIu64
@@ -330,11 +368,11 @@ check_shrink(const struct policy *policy,
                          "vm %" PRIu32 ": release %" PRIu64 " KiB > max_release_step %" PRIu64
                          " KiB",
                          e->vm, release, policy->max_release_step_kib);
-    if (release > v->signal_kib || v->signal_kib - release < policy->vm_min_unused_kib)
+    if (v->outlook_kib - (int64_t)release < (int64_t)policy->vm_min_unused_kib)
         return violation(msg, msg_len,
-                         "vm %" PRIu32 ": release %" PRIu64 " KiB leaves %" PRIu64
+                         "vm %" PRIu32 ": release %" PRIu64 " KiB leaves an outlook of %" PRId64
                          " KiB unused < vm_min_unused %" PRIu64 " KiB",
-                         e->vm, release, util_sub_sat(v->signal_kib, release),
+                         e->vm, release, v->outlook_kib - (int64_t)release,
                          policy->vm_min_unused_kib);
     if (e->new_target_kib < v->floor_kib)
         return violation(msg, msg_len,
@@ -463,10 +501,10 @@ tally_donor(const struct policy *policy,
             const struct sched_entry *e,
             struct tally *t)
 {
-    if (v->skip_mask || vm->stuck || v->signal_kib <= policy->vm_excess_unused_kib)
+    if (v->skip_mask || v->settling || vm->stuck || !view_above_excess(policy, v))
         return;
     uint64_t full = util_min_u64(policy->max_release_step_kib,
-                                 util_min_u64(v->signal_kib - policy->vm_min_unused_kib,
+                                 util_min_u64((uint64_t)v->outlook_kib - policy->vm_min_unused_kib,
                                               util_sub_sat(v->actual_kib, v->floor_kib)));
     if (full == 0 || v->actual_kib - full >= v->committed_kib)
         return;
@@ -482,6 +520,7 @@ tally_donor(const struct policy *policy,
 /* Step 2-4 per VM: fills t for the round-wide checks. */
 static int
 check_entries(const struct policy *policy,
+              const struct sched_host *host,
               const struct sched_vm *vms,
               size_t n,
               const struct sched_plan *plan,
@@ -498,7 +537,7 @@ check_entries(const struct policy *policy,
         const struct sched_entry *e = &plan->entries[i];
         const struct sched_vm *vm = &vms[e->vm];
 
-        view_make(policy, vm, &v);
+        view_make(policy, host, vm, &v);
         uint64_t need = view_need(policy, &v);
 
         if (e->old_target_kib != v.committed_kib)
@@ -549,18 +588,57 @@ check_entries(const struct policy *policy,
     return 0;
 }
 
+/* Step 5's host arithmetic, from the snapshot alone. */
+struct host_books {
+    uint64_t available;
+    uint64_t inflight;        /* grows in flight, every VM */
+    uint64_t inflight_shrink; /* shrinks in flight of balloons not stuck */
+    uint64_t untouched;       /* granted, not yet touched */
+    uint64_t budget;          /* available - inflight - untouched */
+    uint64_t deficit;         /* host_min_unused - budget when positive */
+    uint64_t restore;         /* deficit - shrinks in flight: what donors owe the host first */
+    bool pressure;
+};
+
+static void
+books_make(const struct policy *policy,
+           const struct sched_host *host,
+           const struct sched_vm *vms,
+           size_t n,
+           struct host_books *b)
+{
+    struct wide inflight = {0}, shrinking = {0}, untouched = {0}, owed = {0};
+
+    for (size_t i = 0; i < n; i++) {
+        uint64_t actual = clamp_kib(vms[i].actual_kib);
+        uint64_t target = clamp_kib(vms[i].target_kib);
+        uint64_t committed = target ? target : actual;
+        wide_add(&inflight, util_sub_sat(committed, actual));
+        if (!vms[i].stuck)
+            wide_add(&shrinking, util_sub_sat(actual, committed));
+        wide_add(&untouched, clamp_kib(vms[i].untouched_kib));
+    }
+    b->available = clamp_kib(host->available_kib);
+    b->inflight = wide_saturate(&inflight);
+    b->inflight_shrink = wide_saturate(&shrinking);
+    b->untouched = wide_saturate(&untouched);
+    wide_add(&owed, b->inflight);
+    wide_add(&owed, b->untouched);
+    b->budget = util_sub_sat(b->available, wide_saturate(&owed));
+    b->deficit = util_sub_sat(policy->host_min_unused_kib, b->budget);
+    b->restore = util_sub_sat(b->deficit, b->inflight_shrink);
+    b->pressure = b->deficit > 0;
+}
+
 /* The summary against the entries, and step 5's host arithmetic. */
 static int
-check_summary(const struct policy *policy,
-              const struct sched_plan *plan,
+check_summary(const struct sched_plan *plan,
               const struct tally *t,
-              uint64_t available,
-              uint64_t inflight,
+              const struct host_books *b,
               char *msg,
               size_t msg_len)
 {
     const struct sched_summary *s = &plan->summary;
-    bool pressure = available < policy->host_min_unused_kib;
 
     if (s->grows != plan->n_grows || s->shrinks != plan->n_shrinks || s->skipped != t->skipped)
         return violation(msg, msg_len,
@@ -594,20 +672,24 @@ check_summary(const struct policy *policy,
                          "granted %" PRIu64 " KiB != transferred %" PRIu64
                          " KiB + host granted %" PRIu64 " KiB",
                          s->granted_kib, s->transferred_kib, s->host_granted_kib);
-    if (s->inflight_grow_kib != inflight)
+    if (s->inflight_grow_kib != b->inflight || s->inflight_shrink_kib != b->inflight_shrink ||
+        s->untouched_kib != b->untouched)
         return violation(msg, msg_len,
-                         "summary grows in flight %" PRIu64 " KiB, the VMs give %" PRIu64 " KiB",
-                         s->inflight_grow_kib, inflight);
-    if (s->host_budget_kib != util_sub_sat(available, inflight))
+                         "summary in flight %" PRIu64 "/%" PRIu64
+                         " KiB (grow/shrink), untouched %" PRIu64 " KiB; the VMs give %" PRIu64
+                         "/%" PRIu64 ", %" PRIu64 " KiB",
+                         s->inflight_grow_kib, s->inflight_shrink_kib, s->untouched_kib,
+                         b->inflight, b->inflight_shrink, b->untouched);
+    if (s->host_budget_kib != b->budget || s->host_deficit_kib != b->deficit)
+        return violation(
+            msg, msg_len,
+            "host budget %" PRIu64 " KiB, deficit %" PRIu64 " KiB != available %" PRIu64
+            " KiB - in flight %" PRIu64 " KiB - untouched %" PRIu64 " KiB",
+            s->host_budget_kib, s->host_deficit_kib, b->available, b->inflight, b->untouched);
+    if (s->host_pressure != b->pressure)
         return violation(msg, msg_len,
-                         "host budget %" PRIu64 " KiB != available %" PRIu64
-                         " KiB - in flight %" PRIu64 " KiB",
-                         s->host_budget_kib, available, inflight);
-    if (s->host_pressure != pressure)
-        return violation(msg, msg_len,
-                         "host_pressure=%d but available %" PRIu64
-                         " KiB vs host_min_unused %" PRIu64 " KiB",
-                         (int)s->host_pressure, available, policy->host_min_unused_kib);
+                         "host_pressure=%d but budget %" PRIu64 " KiB, deficit %" PRIu64 " KiB",
+                         (int)s->host_pressure, b->budget, b->deficit);
     return 0;
 }
 
@@ -617,44 +699,53 @@ static int
 check_flows(const struct policy *policy,
             const struct sched_plan *plan,
             const struct tally *t,
-            uint64_t available,
-            uint64_t inflight,
+            const struct host_books *b,
             char *msg,
             size_t msg_len)
 {
     const struct sched_summary *s = &plan->summary;
     uint64_t hmin = policy->host_min_unused_kib;
-    bool pressure = available < hmin;
+    bool pressure = b->pressure;
 
-    if (pressure && plan->n_grows > 0)
+    if (pressure && s->host_granted_kib > 0)
         return violation(msg, msg_len,
-                         "%zu grows under host pressure (available %" PRIu64
+                         "host grants %" PRIu64 " KiB under host pressure (budget %" PRIu64
                          " KiB < host_min_unused %" PRIu64 " KiB)",
-                         plan->n_grows, available, hmin);
+                         s->host_granted_kib, b->budget, hmin);
+    /* Under pressure the floor is restored before any VM is fed from the donors. */
+    if (pressure && s->transferred_kib > 0 && s->reclaimed_kib < b->restore)
+        return violation(msg, msg_len,
+                         "fed VMs %" PRIu64 " KiB from donors but restored only %" PRIu64
+                         " KiB of the host's %" PRIu64 " KiB deficit (less shrinks in flight)",
+                         s->transferred_kib, s->reclaimed_kib, b->restore);
 
-    /* The host never goes below host_min_unused through grants, counting what is in flight. */
-    struct wide keeps = {inflight, 0};
+    /* The host never goes below host_min_unused through grants, counting what is in flight and
+     * what was granted but not yet touched. */
+    struct wide keeps = {b->inflight, 0};
+    wide_add(&keeps, b->untouched);
     wide_add(&keeps, s->host_granted_kib);
     wide_add(&keeps, hmin);
-    if (s->host_granted_kib > 0 && (keeps.hi > 0 || available < keeps.lo))
+    if (s->host_granted_kib > 0 && (keeps.hi > 0 || b->available < keeps.lo))
         return violation(msg, msg_len,
                          "host grants %" PRIu64 " KiB with available %" PRIu64
-                         " KiB, in flight %" PRIu64
+                         " KiB, in flight %" PRIu64 " KiB, untouched %" PRIu64
                          " KiB: leaves less than host_min_unused %" PRIu64 " KiB",
-                         s->host_granted_kib, available, inflight, hmin);
+                         s->host_granted_kib, b->available, b->inflight, b->untouched, hmin);
 
     /* Reclaim only with reclaim_idle or under pressure, and then only what no VM needed. */
     if (s->reclaimed_kib > 0 && !policy->reclaim_idle && !pressure)
         return violation(msg, msg_len,
                          "reclaimed %" PRIu64
-                         " KiB with reclaim_idle off and no host pressure (available %" PRIu64
-                         " KiB)",
-                         s->reclaimed_kib, available);
-    if (s->reclaimed_kib > 0 && !pressure && t->shortfall)
+                         " KiB with reclaim_idle off and no host pressure (budget %" PRIu64 " KiB)",
+                         s->reclaimed_kib, b->budget);
+    /* Beyond what the floor needs, no donor's memory goes to the host while a VM is short. */
+    uint64_t owed_host = pressure ? b->restore : 0;
+    if (s->reclaimed_kib > owed_host && t->shortfall)
         return violation(msg, msg_len,
-                         "reclaimed %" PRIu64 " KiB to the host while vm %" PRIu32 " got %" PRIu64
-                         " KiB of its need %" PRIu64 " KiB",
-                         s->reclaimed_kib, t->short_vm, t->short_got, t->short_need);
+                         "reclaimed %" PRIu64 " KiB to the host (it was owed %" PRIu64
+                         " KiB) while vm %" PRIu32 " got %" PRIu64 " KiB of its need %" PRIu64
+                         " KiB",
+                         s->reclaimed_kib, owed_host, t->short_vm, t->short_got, t->short_need);
 
     /* Every donor releases all it can when a VM is short, the host is under pressure, or idle
      * excess is reclaimed. */
@@ -668,7 +759,7 @@ check_flows(const struct policy *policy,
                                       : "reclaim_idle");
 
     /* The host gives all its budget above host_min_unused before a VM is left short. */
-    uint64_t headroom = util_sub_sat(util_sub_sat(available, inflight), hmin);
+    uint64_t headroom = util_sub_sat(b->budget, hmin);
     if (t->shortfall && !pressure && s->host_granted_kib < headroom)
         return violation(msg, msg_len,
                          "vm %" PRIu32 " got %" PRIu64 " KiB of its need %" PRIu64
@@ -712,7 +803,7 @@ sched_check_plan(const struct policy *policy,
     uint64_t shrinking[BITMAP_WORDS] = {0};
     uint64_t growing[BITMAP_WORDS] = {0};
     struct tally t = {.weights_known = true};
-    struct wide inflight = {0};
+    struct host_books books;
     int rc;
 
     if (msg && msg_len > 0)
@@ -725,21 +816,14 @@ sched_check_plan(const struct policy *policy,
     rc = check_shape(plan, n_vms, seen, shrinking, growing, msg, msg_len);
     if (rc < 0)
         return rc;
-    rc = check_entries(policy, vms, n_vms, plan, shrinking, growing, &t, msg, msg_len);
+    rc = check_entries(policy, host, vms, n_vms, plan, shrinking, growing, &t, msg, msg_len);
     if (rc < 0)
         return rc;
 
-    /* Step 5's budget counts the grows in flight of every VM, skipped ones included. */
-    for (size_t i = 0; i < n_vms; i++) {
-        uint64_t actual = clamp_kib(vms[i].actual_kib);
-        uint64_t target = clamp_kib(vms[i].target_kib);
-        wide_add(&inflight, util_sub_sat(target ? target : actual, actual));
-    }
-    uint64_t available = clamp_kib(host->available_kib);
-    uint64_t inflight_kib = wide_saturate(&inflight);
-
-    rc = check_summary(policy, plan, &t, available, inflight_kib, msg, msg_len);
+    /* Step 5's budget counts every VM, skipped ones included. */
+    books_make(policy, host, vms, n_vms, &books);
+    rc = check_summary(plan, &t, &books, msg, msg_len);
     if (rc < 0)
         return rc;
-    return check_flows(policy, plan, &t, available, inflight_kib, msg, msg_len);
+    return check_flows(policy, plan, &t, &books, msg, msg_len);
 }

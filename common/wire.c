@@ -44,6 +44,8 @@ fill_policy(const struct policy *p, Memsched__Policy *msg)
                              : MEMSCHED__POLICY__DEMAND_SIGNAL__DEMAND_UNUSED;
     msg->has_reclaim_idle = true;
     msg->reclaim_idle = p->reclaim_idle;
+    msg->has_predictive = true;
+    msg->predictive = p->predictive;
 }
 
 int
@@ -115,6 +117,8 @@ take_policy(const Memsched__Policy *m, struct policy *p, char *err, size_t err_l
     }
     if (rc == 0 && m->has_reclaim_idle)
         p->reclaim_idle = m->reclaim_idle;
+    if (rc == 0 && m->has_predictive)
+        p->predictive = m->predictive;
     return rc ? -EINVAL : policy_validate(p, err, err_len);
 }
 

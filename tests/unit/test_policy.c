@@ -25,7 +25,7 @@
 #define ARRAY_SIZE(a)     (sizeof(a) / sizeof((a)[0]))
 #define MIB_1T            UINT64_C(1048576)
 #define MIB_16T           UINT64_C(16777216)
-#define N_PARAMS_EXPECTED 10u
+#define N_PARAMS_EXPECTED 11u
 
 /* The parameter table of DESIGN.md, in edge units. */
 struct param_row {
@@ -48,6 +48,7 @@ static const struct param_row expected_rows[] = {
     {"demand_signal", POLICY_PARAM_DEMAND_SIGNAL, POLICY_DEMAND_UNUSED, POLICY_DEMAND_UNUSED,
      POLICY_DEMAND_USABLE},
     {"reclaim_idle", POLICY_PARAM_BOOL, 1, 0, 1},
+    {"predictive", POLICY_PARAM_BOOL, 1, 0, 1},
 };
 
 static struct policy
@@ -78,6 +79,7 @@ test_defaults_are_the_seed_constants(void **state)
     assert_int_equal(p.stale_stats_s, 5);
     assert_int_equal(p.demand_signal, POLICY_DEMAND_UNUSED);
     assert_true(p.reclaim_idle);
+    assert_true(p.predictive);
 }
 
 static void

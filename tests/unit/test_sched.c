@@ -50,6 +50,8 @@ struct vm_spec {
     uint64_t min;
     uint64_t cap;
     uint64_t age_ms; /* 0: 1000 */
+    uint64_t untouched;
+    uint64_t rate; /* KiB/s */
     uint32_t weight;
     enum sched_vm_state state;
     bool unmanaged;
@@ -67,6 +69,7 @@ struct want {
     uint64_t vm;     /* vm_kib */
     uint64_t host;   /* host_kib */
     uint64_t need;   /* need_kib */
+    uint64_t lookahead;
 };
 
 struct sched_case {
@@ -256,6 +259,7 @@ static const struct sched_case cases[] = {
         .sum = {.need_kib = MIB(150),
                 .reclaimed_kib = MIB(64),
                 .host_budget_kib = MIB(100),
+                .host_deficit_kib = MIB(100),
                 .shrinks = 1,
                 .host_pressure = true},
     },
@@ -273,7 +277,135 @@ static const struct sched_case cases[] = {
         .sum = {.need_kib = MIB(150),
                 .host_budget_kib = 0,
                 .inflight_grow_kib = MIB(150),
+                .host_deficit_kib = MIB(200),
                 .host_pressure = true},
+    },
+    {
+        /* Memory granted but not yet touched is still the host's debt: available 1000 less
+         * 700 untouched leaves a budget of 300, so 100 above the floor for vm0's need of 150. */
+        .name = "untouched grants count against the host",
+        .host = HOST_MIB(1000),
+        .n = 2,
+        .vms = {VM(50), {.actual = MIB(2048), .unused = MIB(200), .untouched = MIB(700)}},
+        .want =
+            {
+                {SCHED_REASON_GROW, MIB(2148), HOST, 0, MIB(100), MIB(150)},
+                KEEP(SCHED_REASON_IN_BAND, MIB(2048)),
+            },
+        .sum = {.need_kib = MIB(150),
+                .granted_kib = MIB(100),
+                .host_granted_kib = MIB(100),
+                .host_budget_kib = MIB(300),
+                .untouched_kib = MIB(700),
+                .grows = 1},
+    },
+    {
+        /* Budget 1000 - 900 untouched = 100 < 200: a deficit of 100. The donors, largest
+         * first (equal: by index), restore it before anyone is fed: vm1 gives its 64, vm2 36;
+         * vm2's other 28 feed vm0; nothing comes from the host. */
+        .name = "host pressure: donors restore the floor first, the rest feeds the needy",
+        .tweaks = {{"reclaim_idle", "false"}},
+        .host = HOST_MIB(1000),
+        .n = 3,
+        .vms = {{.actual = MIB(2048), .unused = MIB(50), .untouched = MIB(900)},
+                VM(1000),
+                VM(1000)},
+        .want =
+            {
+                {SCHED_REASON_GROW, MIB(2076), 2, MIB(28), 0, MIB(150)},
+                {SCHED_REASON_SHRINK, MIB(1984), HOST, 0, MIB(64), 0},
+                {SCHED_REASON_SHRINK, MIB(1984), HOST, MIB(28), MIB(36), 0},
+            },
+        .sum = {.need_kib = MIB(150),
+                .granted_kib = MIB(28),
+                .transferred_kib = MIB(28),
+                .reclaimed_kib = MIB(100),
+                .host_budget_kib = MIB(100),
+                .untouched_kib = MIB(900),
+                .host_deficit_kib = MIB(100),
+                .grows = 1,
+                .shrinks = 2,
+                .host_pressure = true},
+    },
+    {
+        /* A deficit of 50, but vm1's shrink of 64 is already on its way back: nothing more is
+         * owed to the host, so vm2's release all feeds vm0. */
+        .name = "host pressure: shrinks in flight count toward the floor",
+        .host = HOST_MIB(150),
+        .n = 3,
+        .vms = {VM(50), {.actual = MIB(2048), .target = MIB(1984), .unused = MIB(1000)}, VM(1000)},
+        .want =
+            {
+                {SCHED_REASON_GROW, MIB(2112), 2, MIB(64), 0, MIB(150)},
+                KEEP(SCHED_REASON_IN_FLIGHT, MIB(1984)),
+                {SCHED_REASON_SHRINK, MIB(1984), 0, MIB(64), 0, 0},
+            },
+        .sum = {.need_kib = MIB(150),
+                .granted_kib = MIB(64),
+                .transferred_kib = MIB(64),
+                .host_budget_kib = MIB(150),
+                .inflight_shrink_kib = MIB(64),
+                .host_deficit_kib = MIB(50),
+                .grows = 1,
+                .shrinks = 1,
+                .host_pressure = true},
+    },
+    /* ---- predictive ---- */
+    {
+        /* 50 MiB/s over a 3 s horizon: 150 MiB will be gone before a grant arrives, so unused
+         * 150 (in band by the seed's rule) has an outlook of 0 < 100: grown to 200 + 150. */
+        .name = "predictive: a fast consumer is grown before it crosses the minimum",
+        .host = {.total_kib = MIB(65536), .available_kib = MIB(8192), .horizon_ms = 3000},
+        .n = 1,
+        .vms = {{.actual = MIB(2048), .unused = MIB(150), .rate = MIB(50)}},
+        .want = {{SCHED_REASON_GROW, MIB(2248), HOST, 0, MIB(200), MIB(200), MIB(150)}},
+        .sum = {.need_kib = MIB(200),
+                .granted_kib = MIB(200),
+                .host_granted_kib = MIB(200),
+                .host_budget_kib = MIB(8192),
+                .grows = 1},
+    },
+    {
+        /* The same VM with predictive off: the seed's rule, in band. */
+        .name = "predictive off: the seed's literal rule",
+        .tweaks = {{"predictive", "false"}},
+        .host = {.total_kib = MIB(65536), .available_kib = MIB(8192), .horizon_ms = 3000},
+        .n = 1,
+        .vms = {{.actual = MIB(2048), .unused = MIB(150), .rate = MIB(50)}},
+        .want = {KEEP(SCHED_REASON_IN_BAND, MIB(2048))},
+        .sum = {.host_budget_kib = MIB(8192)},
+    },
+    {
+        /* Unused 400 is above excess, but 300 of it will be used within the horizon: outlook
+         * 100 is in band, so it is not a donor. */
+        .name = "predictive: a fast consumer is not a donor",
+        .host = {.total_kib = MIB(65536), .available_kib = MIB(8192), .horizon_ms = 3000},
+        .n = 1,
+        .vms = {{.actual = MIB(2048), .unused = MIB(400), .rate = MIB(100)}},
+        .want = {{SCHED_REASON_IN_BAND, MIB(2048), NOBODY, 0, 0, 0, MIB(300)}},
+        .sum = {.host_budget_kib = MIB(8192)},
+    },
+    {
+        /* vm1 (unused 120, 20 MiB/s: outlook 60) is more urgent than vm0 (outlook 90). Supply
+         * 64 from vm2 + 50 from the host < need 110 + 140: 57 each by weight. vm1 takes first,
+         * from the donor: 57; vm0 gets the donor's last 7 and 50 from the host. */
+        .name = "predictive: the fastest consumer is the most urgent",
+        .host = {.total_kib = MIB(65536), .available_kib = MIB(250), .horizon_ms = 3000},
+        .n = 3,
+        .vms = {VM(90), {.actual = MIB(2048), .unused = MIB(120), .rate = MIB(20)}, VM(1000)},
+        .want =
+            {
+                {SCHED_REASON_GROW, MIB(2105), HOST, MIB(7), MIB(50), MIB(110)},
+                {SCHED_REASON_GROW, MIB(2105), 2, MIB(57), 0, MIB(140), MIB(60)},
+                {SCHED_REASON_SHRINK, MIB(1984), 1, MIB(64), 0, 0},
+            },
+        .sum = {.need_kib = MIB(250),
+                .granted_kib = MIB(114),
+                .transferred_kib = MIB(64),
+                .host_granted_kib = MIB(50),
+                .host_budget_kib = MIB(250),
+                .grows = 2,
+                .shrinks = 1},
     },
     /* ---- releases ---- */
     {
@@ -344,7 +476,7 @@ static const struct sched_case cases[] = {
         .vms = {{.actual = MIB(2048), .target = MIB(1984), .unused = MIB(1000)},
                 {.actual = MIB(2048), .target = MIB(1900), .unused = MIB(1000)}},
         .want = {KEEP(SCHED_REASON_IN_FLIGHT, MIB(1984)), KEEP(SCHED_REASON_IN_FLIGHT, MIB(1900))},
-        .sum = {.host_budget_kib = MIB(8192)},
+        .sum = {.host_budget_kib = MIB(8192), .inflight_shrink_kib = MIB(64 + 148)},
     },
     {
         /* The stuck VM's excess is not counted on; the host is at its floor. */
@@ -469,26 +601,27 @@ static const struct sched_case cases[] = {
         .sum = {.host_budget_kib = MIB(8192), .skipped = 2},
     },
     {
-        /* actual 0; actual above max; unused above actual. */
-        .name = "bad samples: left alone",
+        /* actual 0; actual above max: left alone. Unused above actual is a sample taken before
+         * the balloon's last move: still managed (no flip to unmanaged), but not acted on. */
+        .name = "bad samples: left alone; stats older than the balloon: wait",
         .host = HOST_MIB(8192),
         .n = 3,
         .vms = {{.actual = 0, .unused = 0},
                 {.max = MIB(1024), .actual = MIB(2048), .unused = MIB(50)},
                 {.actual = MIB(512), .unused = MIB(600)}},
         .want = {KEEP(SCHED_REASON_BAD_SAMPLE, 0), KEEP(SCHED_REASON_BAD_SAMPLE, MIB(2048)),
-                 KEEP(SCHED_REASON_BAD_SAMPLE, MIB(512))},
-        .sum = {.host_budget_kib = MIB(8192), .skipped = 3},
+                 KEEP(SCHED_REASON_IN_FLIGHT, MIB(512))},
+        .sum = {.host_budget_kib = MIB(8192), .skipped = 2},
     },
     {
-        /* Under the usable signal, usable above actual is the inconsistent one. */
-        .name = "bad sample: usable above actual under the usable signal",
+        /* Under the usable signal, usable above actual is the inconsistent one: wait. */
+        .name = "stats older than the balloon under the usable signal: wait",
         .tweaks = {{"demand_signal", "usable"}},
         .host = HOST_MIB(8192),
         .n = 1,
         .vms = {{.actual = MIB(512), .unused = MIB(50), .usable = MIB(600)}},
-        .want = {KEEP(SCHED_REASON_BAD_SAMPLE, MIB(512))},
-        .sum = {.host_budget_kib = MIB(8192), .skipped = 1},
+        .want = {KEEP(SCHED_REASON_IN_FLIGHT, MIB(512))},
+        .sum = {.host_budget_kib = MIB(8192)},
     },
     /* ---- need ---- */
     {
@@ -861,6 +994,8 @@ make_vm(const struct vm_spec *s)
     vm.has_unused = !s->no_unused;
     vm.has_usable = !s->no_usable;
     vm.stuck = s->stuck;
+    vm.untouched_kib = s->untouched;
+    vm.rate_kib_s = s->rate;
     return vm;
 }
 
@@ -1027,6 +1162,7 @@ check_entries(struct diff *d, const struct sched_case *c, const struct sched_ent
         diff_u64(d, (long)i, "vm_kib", w->vm, e->vm_kib);
         diff_u64(d, (long)i, "host_kib", w->host, e->host_kib);
         diff_u64(d, (long)i, "need_kib", w->need, e->need_kib);
+        diff_u64(d, (long)i, "lookahead_kib", w->lookahead, e->lookahead_kib);
     }
 }
 
@@ -1043,6 +1179,9 @@ check_summary(struct diff *d,
     diff_u64(d, -1, "reclaimed_kib", w->reclaimed_kib, g->reclaimed_kib);
     diff_u64(d, -1, "host_budget_kib", w->host_budget_kib, g->host_budget_kib);
     diff_u64(d, -1, "inflight_grow_kib", w->inflight_grow_kib, g->inflight_grow_kib);
+    diff_u64(d, -1, "inflight_shrink_kib", w->inflight_shrink_kib, g->inflight_shrink_kib);
+    diff_u64(d, -1, "untouched_kib", w->untouched_kib, g->untouched_kib);
+    diff_u64(d, -1, "host_deficit_kib", w->host_deficit_kib, g->host_deficit_kib);
     diff_count(d, "summary grows", w->grows, g->grows);
     diff_count(d, "summary shrinks", w->shrinks, g->shrinks);
     diff_count(d, "summary skipped", w->skipped, g->skipped);
@@ -1071,8 +1210,10 @@ check_same(struct diff *d, const char *run, const struct sched_plan *a, const st
     same = same && s->need_kib == t->need_kib && s->granted_kib == t->granted_kib &&
            s->transferred_kib == t->transferred_kib && s->host_granted_kib == t->host_granted_kib &&
            s->reclaimed_kib == t->reclaimed_kib && s->host_budget_kib == t->host_budget_kib &&
-           s->inflight_grow_kib == t->inflight_grow_kib && s->grows == t->grows &&
-           s->shrinks == t->shrinks && s->skipped == t->skipped &&
+           s->inflight_grow_kib == t->inflight_grow_kib &&
+           s->inflight_shrink_kib == t->inflight_shrink_kib &&
+           s->untouched_kib == t->untouched_kib && s->host_deficit_kib == t->host_deficit_kib &&
+           s->grows == t->grows && s->shrinks == t->shrinks && s->skipped == t->skipped &&
            s->host_pressure == t->host_pressure;
     if (!same) {
         d->errors++;

@@ -323,6 +323,34 @@ random_vm(struct rng *r, const struct policy *p, unsigned chaos, struct sched_vm
     vm->has_unused = true;
     vm->has_usable = true;
     vm->stuck = rng_pct(r, 8);
+    /* memory granted but not yet touched: none, a grant's worth, or anything */
+    switch (rng_below(r, 6)) {
+    case 0:
+    case 1:
+    case 2:
+    case 3:
+        vm->untouched_kib = 0;
+        break;
+    case 4:
+        vm->untouched_kib = rng_log(r, 1, 4 * p->vm_grow_target_unused_kib);
+        break;
+    default:
+        vm->untouched_kib = rng_log(r, 0, vm->actual_kib);
+        break;
+    }
+    /* consumption rate: steady, a hog, or anything */
+    switch (rng_below(r, 4)) {
+    case 0:
+    case 1:
+        vm->rate_kib_s = 0;
+        break;
+    case 2:
+        vm->rate_kib_s = rng_log(r, 1, UINT64_C(256) << 10);
+        break;
+    default:
+        vm->rate_kib_s = rng_log(r, 0, SCHED_RATE_MAX_KIB_S * 2);
+        break;
+    }
 
     /* Hostile deviations, each with the snapshot's chaos chance. */
     if (rng_pct(r, chaos))
@@ -362,6 +390,10 @@ random_vm(struct rng *r, const struct policy *p, unsigned chaos, struct sched_vm
         vm->unused_kib = extreme_kib(r);
     if (rng_pct(r, chaos))
         vm->usable_kib = extreme_kib(r);
+    if (rng_pct(r, chaos))
+        vm->untouched_kib = extreme_kib(r);
+    if (rng_pct(r, chaos))
+        vm->rate_kib_s = extreme_kib(r);
     /* All sizes above 2^50, consistent after clamping: a huge but sane VM. */
     if (rng_pct(r, chaos / 2 + 1)) {
         vm->max_kib = rng_range(r, SCHED_KIB_MAX, UINT64_MAX);
@@ -371,15 +403,19 @@ random_vm(struct rng *r, const struct policy *p, unsigned chaos, struct sched_vm
     }
 }
 
-/* Sum over VMs of what grows are in flight, as the rules define it (for picking hosts). */
+/* Sum over VMs of what the host owes, as the rules define it: grows in flight and memory
+ * granted but not yet touched (for picking hosts). */
 static uint64_t
-inflight_kib(const struct sched_vm *vms, size_t n)
+owed_kib(const struct sched_vm *vms, size_t n)
 {
     uint64_t sum = 0;
     for (size_t i = 0; i < n; i++) {
         uint64_t actual = vms[i].actual_kib > SCHED_KIB_MAX ? SCHED_KIB_MAX : vms[i].actual_kib;
         uint64_t target = vms[i].target_kib > SCHED_KIB_MAX ? SCHED_KIB_MAX : vms[i].target_kib;
+        uint64_t untouched =
+            vms[i].untouched_kib > SCHED_KIB_MAX ? SCHED_KIB_MAX : vms[i].untouched_kib;
         sum = add_sat(sum, sub_sat(target ? target : actual, actual));
+        sum = add_sat(sum, untouched);
     }
     return sum;
 }
@@ -392,7 +428,7 @@ random_host(struct rng *r,
             struct sched_host *host)
 {
     uint64_t hmin = p->host_min_unused_kib;
-    uint64_t base = add_sat(hmin, inflight_kib(vms, n));
+    uint64_t base = add_sat(hmin, owed_kib(vms, n));
 
     switch (rng_below(r, 10)) {
     case 0:
@@ -421,6 +457,20 @@ random_host(struct rng *r,
     }
     host->total_kib = rng_pct(r, 10) ? extreme_kib(r)
                                      : add_sat(host->available_kib, rng_log(r, 0, SCHED_KIB_MAX));
+    switch (rng_below(r, 4)) {
+    case 0:
+        host->horizon_ms = 0;
+        break;
+    case 1:
+        host->horizon_ms = rng_range(r, 1000, 5000);
+        break;
+    case 2:
+        host->horizon_ms = near(r, SCHED_HORIZON_MAX_MS);
+        break;
+    default:
+        host->horizon_ms = rng_pct(r, 20) ? UINT64_MAX : rng_log(r, 0, UINT64_MAX);
+        break;
+    }
 }
 
 /* A KiB parameter: a bound, the default, a whole MiB or any KiB inside the bounds. */
@@ -463,6 +513,7 @@ random_policy(struct rng *r, struct policy *p)
     policy_init_defaults(p);
     if (rng_pct(r, 20)) {
         p->reclaim_idle = rng_pct(r, 70);
+        p->predictive = rng_pct(r, 70);
         p->demand_signal = rng_pct(r, 50) ? POLICY_DEMAND_UNUSED : POLICY_DEMAND_USABLE;
         return;
     }
@@ -494,6 +545,7 @@ random_policy(struct rng *r, struct policy *p)
         p->stale_stats_s = (uint32_t)(rng_pct(r, 50) ? period_s + 1 : rng_log(r, 1, 3600));
         p->demand_signal = rng_pct(r, 50) ? POLICY_DEMAND_UNUSED : POLICY_DEMAND_USABLE;
         p->reclaim_idle = rng_pct(r, 60);
+        p->predictive = rng_pct(r, 60);
         if (policy_validate(p, err, sizeof(err)) == 0)
             return;
     }
@@ -533,7 +585,7 @@ contest(struct rng *r, struct snapshot *s)
         vm->min_kib = 0;
         vm->stuck = rng_pct(r, 3);
     }
-    uint64_t base = add_sat(p->host_min_unused_kib, inflight_kib(s->vms, s->n_vms));
+    uint64_t base = add_sat(p->host_min_unused_kib, owed_kib(s->vms, s->n_vms));
     s->host.available_kib = add_sat(base, rng_log(r, 0, s->n_vms * p->vm_grow_target_unused_kib));
 }
 
@@ -565,22 +617,24 @@ dump_snapshot(FILE *out,
             "policy: vm_min_unused_kib=%" PRIu64 " vm_grow_target_unused_kib=%" PRIu64
             " vm_excess_unused_kib=%" PRIu64 " max_release_step_kib=%" PRIu64
             " host_min_unused_kib=%" PRIu64 " vm_floor_kib=%" PRIu64 " interval_ms=%" PRIu32
-            " stale_stats_s=%" PRIu32 " demand_signal=%s reclaim_idle=%d\n",
+            " stale_stats_s=%" PRIu32 " demand_signal=%s reclaim_idle=%d predictive=%d\n",
             p->vm_min_unused_kib, p->vm_grow_target_unused_kib, p->vm_excess_unused_kib,
             p->max_release_step_kib, p->host_min_unused_kib, p->vm_floor_kib, p->interval_ms,
-            p->stale_stats_s, policy_demand_signal_name(p->demand_signal), (int)p->reclaim_idle);
-    fprintf(out, "host: total_kib=%" PRIu64 " available_kib=%" PRIu64 "\n", host->total_kib,
-            host->available_kib);
+            p->stale_stats_s, policy_demand_signal_name(p->demand_signal), (int)p->reclaim_idle,
+            (int)p->predictive);
+    fprintf(out, "host: total_kib=%" PRIu64 " available_kib=%" PRIu64 " horizon_ms=%" PRIu64 "\n",
+            host->total_kib, host->available_kib, host->horizon_ms);
     for (size_t i = 0; i < n; i++) {
         const struct sched_vm *v = &vms[i];
         fprintf(out,
                 "vm %zu: max=%" PRIu64 " actual=%" PRIu64 " target=%" PRIu64 " unused=%" PRIu64
                 " usable=%" PRIu64 " min=%" PRIu64 " cap=%" PRIu64 " age_ms=%" PRIu64
                 " weight=%" PRIu32 " state=%d managed=%d balloon=%d has_unused=%d has_usable=%d"
-                " stuck=%d\n",
+                " stuck=%d untouched=%" PRIu64 " rate=%" PRIu64 "\n",
                 i, v->max_kib, v->actual_kib, v->target_kib, v->unused_kib, v->usable_kib,
                 v->min_kib, v->cap_kib, v->stats_age_ms, v->weight, (int)v->state, (int)v->managed,
-                (int)v->has_balloon, (int)v->has_unused, (int)v->has_usable, (int)v->stuck);
+                (int)v->has_balloon, (int)v->has_unused, (int)v->has_usable, (int)v->stuck,
+                v->untouched_kib, v->rate_kib_s);
     }
 }
 
