@@ -61,7 +61,8 @@ report_csv_header(FILE *out)
 {
     fprintf(out, "t_ms,round,vm,name,reason,old_target_kib,new_target_kib,actual_kib,max_kib,"
                  "unused_kib,usable_kib,stats_age_ms,stuck,vm_kib,host_kib,host_total_kib,"
-                 "host_available_kib,host_min_unused_kib,applied\n");
+                 "host_available_kib,host_min_unused_kib,applied,rss_kib,untouched_kib,rate_kib_s,"
+                 "lookahead_kib,horizon_ms,sample_ms\n");
 }
 
 static void
@@ -93,9 +94,18 @@ report_csv_round(FILE *out,
         csv_optional(out, vm->has_unused, vm->unused_kib);
         csv_optional(out, vm->has_usable, vm->usable_kib);
         csv_optional(out, vm->has_unused || vm->has_usable, vm->stats_age_ms);
-        fprintf(out, "%d,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%d\n",
+        fprintf(out, "%d,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%d,",
                 view->snapshot[i].stuck, e->vm_kib, e->host_kib, view->host->total_kib,
                 view->host->available_kib, policy->host_min_unused_kib, view->applied);
+        csv_optional(out, vm->has_rss, vm->rss_kib);
+        fprintf(out, "%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",",
+                view->snapshot[i].untouched_kib, view->snapshot[i].rate_kib_s, e->lookahead_kib,
+                view->sched_host->horizon_ms);
+        /* How long the sample this round planned on had been seen when it was applied. */
+        if (view->sample_seen_ms[i])
+            fprintf(out, "%" PRIu64 "\n", view->now_ms - view->sample_seen_ms[i]);
+        else
+            fputs("\n", out);
     }
     fflush(out);
 }

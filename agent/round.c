@@ -42,6 +42,8 @@ struct round {
     struct hv_vm *vms;
     struct sched_vm *snapshot;
     struct tracker_vm **tracked;
+    uint64_t *sample_seen_ms;
+    uint64_t now_ms;
     const struct sched_entry **entry_of;
     size_t n_vms;
     struct sched_plan plan;
@@ -57,6 +59,7 @@ free_buffers(struct round *r)
     free(r->vms);
     free(r->snapshot);
     free(r->tracked);
+    free(r->sample_seen_ms);
     free(r->entry_of);
     sched_work_destroy(&r->work);
 }
@@ -69,6 +72,7 @@ make_buffers(struct round *r, size_t capacity)
     r->vms = util_xcalloc(capacity, sizeof(*r->vms));
     r->snapshot = util_xcalloc(capacity, sizeof(*r->snapshot));
     r->tracked = util_xcalloc(capacity, sizeof(*r->tracked));
+    r->sample_seen_ms = util_xcalloc(capacity, sizeof(*r->sample_seen_ms));
     r->entry_of = util_xcalloc(capacity, sizeof(*r->entry_of));
     r->work = sched_work_new(capacity);
 }
@@ -221,6 +225,7 @@ track(struct round *r, const struct policy *policy, uint64_t now_ms)
             tracker_note_stats(t, vm->stats_stamp_ms, util_sub_sat(total, signal), now_ms);
         }
         r->tracked[i] = t;
+        r->sample_seen_ms[i] = t->sample_seen_ms;
         to_sched_vm(vm, t, &r->snapshot[i]);
     }
 }
@@ -414,6 +419,7 @@ run_round(struct round *r, const struct policy *policy, uint64_t now_ms, bool fo
     uint64_t interval = policy->interval_ms;
 
     *planned = false;
+    r->now_ms = now_ms;
     r->applied = false;
     r->n_vms = 0;
     memset(&r->plan, 0, sizeof(r->plan));
@@ -462,6 +468,8 @@ round_get_view(const struct round *r, struct round_view *view)
     view->snapshot = r->snapshot;
     view->plan = &r->plan;
     view->entry_of = r->entry_of;
+    view->sample_seen_ms = r->sample_seen_ms;
+    view->now_ms = r->now_ms;
     view->n_vms = r->n_vms;
     view->applied = r->applied;
 }

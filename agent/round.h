@@ -43,6 +43,9 @@ struct round_view {
     const struct sched_vm *snapshot;     /* n_vms scheduler inputs, same order */
     const struct sched_plan *plan;
     const struct sched_entry *const *entry_of; /* per VM index: its plan entry */
+    const uint64_t
+        *sample_seen_ms; /* per VM: when its guest stats sample was first seen, 0 = none */
+    uint64_t now_ms;     /* when the round ran */
     size_t n_vms;
     bool applied; /* false in dry-run, after a refused plan, or a failed sample */
 };

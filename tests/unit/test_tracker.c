@@ -125,6 +125,108 @@ test_unseen_vms_are_forgotten_and_many_fit(void **state)
     tracker_destroy(&t);
 }
 
+/* A grant is a debt until the guest touches it; a shrink of untouched pages pays it back. */
+static void
+test_untouched_follows_balloon_and_rss(void **state)
+{
+    struct tracker *t = tracker_new(STUCK_MS, RETRY_MS);
+    struct tracker_vm *vm;
+    (void)state;
+
+    observe(t, "a", MIB(512), 0, &vm);
+    tracker_note_memory(vm, MIB(512), MIB(300)); /* first sight: 212 never touched */
+    assert_int_equal(vm->untouched_kib, MIB(212));
+    tracker_note_memory(vm, MIB(512), MIB(562)); /* touched all, and 50 of QEMU's own */
+    assert_int_equal(vm->untouched_kib, 0);
+    tracker_note_memory(vm, MIB(612), MIB(562)); /* a grant of 100 arrived */
+    assert_int_equal(vm->untouched_kib, MIB(100));
+    tracker_note_memory(vm, MIB(612), MIB(602)); /* the guest touched 40 of it */
+    assert_int_equal(vm->untouched_kib, MIB(60));
+    tracker_note_memory(vm, MIB(572), MIB(602)); /* gave back 40 it had not touched */
+    assert_int_equal(vm->untouched_kib, MIB(20));
+    tracker_note_memory(vm, MIB(540), MIB(570)); /* gave back 32 it had touched */
+    assert_int_equal(vm->untouched_kib, MIB(20));
+    /* The balloon reported before the process shrank: clamped, then restored. */
+    tracker_note_memory(vm, MIB(440), MIB(570));
+    assert_int_equal(vm->untouched_kib, 0);
+    tracker_note_memory(vm, MIB(440), MIB(470));
+    assert_int_equal(vm->untouched_kib, MIB(100));
+    tracker_destroy(&t);
+}
+
+/* The rate comes from successive samples (new stamps), fast up, halving once it stops. */
+static void
+test_rate_from_samples(void **state)
+{
+    struct tracker *t = tracker_new(STUCK_MS, RETRY_MS);
+    struct tracker_vm *vm;
+    (void)state;
+
+    observe(t, "a", MIB(512), 0, &vm);
+    assert_false(tracker_note_stats(vm, 0, MIB(200), 0)); /* no sample yet */
+    assert_true(tracker_note_stats(vm, 10000, MIB(200), 100));
+    assert_int_equal(vm->rate_kib_s, 0);
+    assert_false(tracker_note_stats(vm, 10000, MIB(260), 300)); /* same sample again */
+    assert_int_equal(vm->sample_seen_ms, 100);
+    assert_true(tracker_note_stats(vm, 11000, MIB(240), 1100)); /* +40 in 1 s */
+    assert_int_equal(vm->rate_kib_s, MIB(40));
+    assert_true(tracker_note_stats(vm, 13000, MIB(400), 3100)); /* +160 in 2 s: 80/s at once */
+    assert_int_equal(vm->rate_kib_s, MIB(80));
+    assert_true(tracker_note_stats(vm, 14000, MIB(400), 4100)); /* stopped: halves */
+    assert_int_equal(vm->rate_kib_s, MIB(40));
+    assert_true(tracker_note_stats(vm, 15000, MIB(300), 5100)); /* freeing counts as 0 */
+    assert_int_equal(vm->rate_kib_s, MIB(20));
+    assert_true(tracker_note_stats(vm, 16000, MIB(300) + 512, 6100)); /* noise: 0.5 MiB/s */
+    assert_int_equal(vm->rate_kib_s, MIB(10));
+    tracker_destroy(&t);
+}
+
+/* The delay from the sample a grow was decided on to its arrival, averaged over grows. */
+static void
+test_grow_delay_measured(void **state)
+{
+    struct tracker *t = tracker_new(STUCK_MS, RETRY_MS);
+    struct tracker_vm *vm;
+    (void)state;
+
+    assert_int_equal(tracker_grow_delay_ms(t, 2000), 2000); /* nothing measured yet */
+    observe(t, "a", MIB(512), 1000, &vm);
+    tracker_note_stats(vm, 50000, MIB(400), 1000);
+    tracker_set_target(vm, MIB(612), MIB(512), 1200);
+    tracker_note_grow(vm);
+    observe(t, "a", MIB(560), 2000, &vm);
+    assert_int_equal(tracker_grow_delay_ms(t, 2000), 2000);
+    assert_int_equal(observe(t, "a", MIB(612), 3000, &vm), TRACKER_REACHED);
+    assert_int_equal(tracker_grow_delay_ms(t, 9999), 2000); /* 3000 - 1000 */
+    tracker_note_stats(vm, 51000, MIB(500), 4000);
+    tracker_set_target(vm, MIB(712), MIB(612), 4000);
+    tracker_note_grow(vm);
+    assert_int_equal(observe(t, "a", MIB(712), 7000, &vm), TRACKER_REACHED);
+    assert_int_equal(tracker_grow_delay_ms(t, 9999), (3 * 2000 + 3000) / 4);
+    /* A shrink is not timed. */
+    tracker_note_stats(vm, 52000, MIB(500), 8000);
+    tracker_set_target(vm, MIB(650), MIB(712), 8000);
+    assert_int_equal(observe(t, "a", MIB(650), 20000, &vm), TRACKER_REACHED);
+    assert_int_equal(tracker_grow_delay_ms(t, 9999), (3 * 2000 + 3000) / 4);
+    tracker_destroy(&t);
+}
+
+static void
+test_new_sample_detection(void **state)
+{
+    struct tracker *t = tracker_new(STUCK_MS, RETRY_MS);
+    struct tracker_vm *vm;
+    (void)state;
+
+    assert_true(tracker_has_new_sample(t, "a", 0)); /* never seen: news */
+    observe(t, "a", MIB(512), 0, &vm);
+    assert_false(tracker_has_new_sample(t, "a", 0));
+    tracker_note_stats(vm, 7000, MIB(100), 0);
+    assert_false(tracker_has_new_sample(t, "a", 7000));
+    assert_true(tracker_has_new_sample(t, "a", 8000));
+    tracker_destroy(&t);
+}
+
 int
 main(void)
 {
@@ -134,6 +236,10 @@ main(void)
         cmocka_unit_test(test_same_target_again_does_not_reset_the_clock),
         cmocka_unit_test(test_retry_forgets_target),
         cmocka_unit_test(test_unseen_vms_are_forgotten_and_many_fit),
+        cmocka_unit_test(test_untouched_follows_balloon_and_rss),
+        cmocka_unit_test(test_rate_from_samples),
+        cmocka_unit_test(test_grow_delay_measured),
+        cmocka_unit_test(test_new_sample_detection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
