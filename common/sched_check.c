@@ -22,6 +22,14 @@
 
 #define BITMAP_WORDS (SCHED_VMS_MAX / 64u)
 
+/* A VM's place in an order of step 4: by outlook (donors: highest first; needy: lowest first),
+ * ties by index. */
+struct ranked {
+    bool set;
+    uint32_t vm;
+    int64_t outlook;
+};
+
 /* A sum that cannot overflow: hi counts the carries out of lo. */
 struct wide {
     uint64_t lo;
@@ -446,7 +454,11 @@ struct tally {
     bool have_full;
     uint32_t full_vm;
     uint64_t full_need, full_weight;
-    bool weights_known; /* every weight within SCHED_WEIGHT_MAX */
+    /* order (step 4): the earliest donor, in donor order, that did not release all it could,
+     * and the latest that gave to a VM; the earliest needy VM, in urgency order, fed from the
+     * host, and the latest fed from a donor */
+    struct ranked first_partial_donor, last_giving_donor;
+    struct ranked first_host_fed, last_vm_fed;
 };
 
 /* a/b > c/d for positive b, d; the products stay below 2^64 (values < 2^51, weights < 2^11). */
@@ -456,13 +468,31 @@ ratio_gt(uint64_t a, uint64_t b, uint64_t c, uint64_t d)
     return a * d > c * b;
 }
 
+/* Does a come before b: donors by highest outlook, the needy by lowest, ties by index. */
+static bool
+ranked_before(const struct ranked *a, const struct ranked *b, bool donors)
+{
+    if (a->outlook != b->outlook)
+        return donors ? a->outlook > b->outlook : a->outlook < b->outlook;
+    return a->vm < b->vm;
+}
+
+/* Keep in *keep the earliest (first) or latest (!first) of it and r. */
+static void
+rank_keep(struct ranked *keep, uint32_t vm, int64_t outlook, bool donors, bool first)
+{
+    struct ranked r = {.set = true, .vm = vm, .outlook = outlook};
+
+    if (!keep->set || ranked_before(&r, keep, donors) == first)
+        *keep = r;
+}
+
 static void
 tally_needy(struct tally *t, uint32_t vm, uint32_t weight, uint64_t need, uint64_t got)
 {
-    uint64_t w = weight ? weight : SCHED_WEIGHT_DEFAULT;
+    /* Weights are clamped into [1, SCHED_WEIGHT_MAX], 0 meaning the default. */
+    uint64_t w = weight ? util_min_u64(weight, SCHED_WEIGHT_MAX) : SCHED_WEIGHT_DEFAULT;
 
-    if (weight > SCHED_WEIGHT_MAX)
-        t->weights_known = false;
     if (got >= need) {
         if (!t->have_full || ratio_gt(need, w, t->full_need, t->full_weight)) {
             t->have_full = true;
@@ -515,6 +545,10 @@ tally_donor(const struct policy *policy,
         t->held_release = release;
         t->held_full = full;
     }
+    if (release < full)
+        rank_keep(&t->first_partial_donor, e->vm, v->outlook_kib, true, true);
+    if (e->reason == SCHED_REASON_SHRINK && e->vm_kib > 0)
+        rank_keep(&t->last_giving_donor, e->vm, v->outlook_kib, true, false);
 }
 
 /* Step 2-4 per VM: fills t for the round-wide checks. */
@@ -561,6 +595,10 @@ check_entries(const struct policy *policy,
             wide_add(&t->grow_host, e->host_kib);
             uint64_t got = e->new_target_kib - util_max_u64(v.committed_kib, v.actual_kib);
             tally_needy(t, e->vm, vm->weight, need, got);
+            if (e->host_kib > 0)
+                rank_keep(&t->first_host_fed, e->vm, v.outlook_kib, false, true);
+            if (e->vm_kib > 0)
+                rank_keep(&t->last_vm_fed, e->vm, v.outlook_kib, false, false);
         } else if (e->reason == SCHED_REASON_SHRINK) {
             rc = check_shrink(policy, &v, e, msg, msg_len);
             if (rc < 0)
@@ -758,6 +796,33 @@ check_flows(const struct policy *policy,
                          : pressure   ? "host pressure"
                                       : "reclaim_idle");
 
+    /* Donors' memory goes to the needy before the host gives any: never a host grant while a
+     * donor's release goes back to the host. */
+    if (s->host_granted_kib > 0 && s->reclaimed_kib > 0)
+        return violation(msg, msg_len,
+                         "host granted %" PRIu64 " KiB while donors returned %" PRIu64
+                         " KiB to the host",
+                         s->host_granted_kib, s->reclaimed_kib);
+    /* Largest donor first: no donor gives to a VM while one before it holds back. */
+    if (t->first_partial_donor.set && t->last_giving_donor.set &&
+        t->first_partial_donor.vm != t->last_giving_donor.vm &&
+        ranked_before(&t->first_partial_donor, &t->last_giving_donor, true))
+        return violation(msg, msg_len,
+                         "donor order: vm %" PRIu32 " (outlook %" PRId64
+                         " KiB) held back while vm %" PRIu32 " (outlook %" PRId64
+                         " KiB) gave to VMs",
+                         t->first_partial_donor.vm, t->first_partial_donor.outlook,
+                         t->last_giving_donor.vm, t->last_giving_donor.outlook);
+    /* Most urgent first: donors' memory goes to the most urgent, the host's to the rest. */
+    if (t->first_host_fed.set && t->last_vm_fed.set && t->first_host_fed.vm != t->last_vm_fed.vm &&
+        ranked_before(&t->first_host_fed, &t->last_vm_fed, false))
+        return violation(msg, msg_len,
+                         "urgency order: vm %" PRIu32 " (outlook %" PRId64
+                         " KiB) was fed from the host while the less urgent vm %" PRIu32
+                         " (outlook %" PRId64 " KiB) got donors' memory",
+                         t->first_host_fed.vm, t->first_host_fed.outlook, t->last_vm_fed.vm,
+                         t->last_vm_fed.outlook);
+
     /* The host gives all its budget above host_min_unused before a VM is left short. */
     uint64_t headroom = util_sub_sat(b->budget, hmin);
     if (t->shortfall && !pressure && s->host_granted_kib < headroom)
@@ -771,7 +836,7 @@ check_flows(const struct policy *policy,
      * round away less than one KiB, which can land on any other, so a VM may be off its exact
      * share by as many KiB as there are short VMs (+1); the cross-multiplied slack says that.
      * Products stay below 2^62: got and need < 2^51, weights <= 1000, n_short <= 16384. */
-    if (t->have_short && t->weights_known) {
+    if (t->have_short) {
         uint64_t slack = (t->n_short + 1) * (t->hi_weight + t->lo_weight);
         if (t->hi_got * t->lo_weight > t->lo_got * t->hi_weight + slack)
             return violation(msg, msg_len,
@@ -802,7 +867,7 @@ sched_check_plan(const struct policy *policy,
     uint64_t seen[BITMAP_WORDS] = {0};
     uint64_t shrinking[BITMAP_WORDS] = {0};
     uint64_t growing[BITMAP_WORDS] = {0};
-    struct tally t = {.weights_known = true};
+    struct tally t = {0};
     struct host_books books;
     int rc;
 

@@ -756,6 +756,72 @@ is_contested(const struct sched_plan *plan)
     return false;
 }
 
+/* How often the random rounds reached each situation the rules treat apart. */
+struct coverage {
+    uint64_t grows, shrinks, skips;
+    uint64_t pressure, pressure_fed, reclaims, transfers, host_grants, contested;
+    uint64_t weighted_contested, inflight, untouched, lookahead_grows, settling;
+};
+
+static void
+cover(struct coverage *c, const struct snapshot *s, const struct sched_plan *plan)
+{
+    const struct sched_summary *sum = &plan->summary;
+    bool contested = !sum->host_pressure && is_contested(plan);
+
+    c->grows += plan->n_grows;
+    c->shrinks += plan->n_shrinks;
+    c->skips += sum->skipped;
+    c->pressure += sum->host_pressure;
+    c->pressure_fed += sum->host_pressure && sum->transferred_kib > 0;
+    c->reclaims += sum->reclaimed_kib > 0;
+    c->transfers += sum->transferred_kib > 0;
+    c->host_grants += sum->host_granted_kib > 0;
+    c->contested += contested;
+    c->inflight += sum->inflight_grow_kib > 0 || sum->inflight_shrink_kib > 0;
+    c->untouched += sum->untouched_kib > 0 && sum->host_granted_kib > 0;
+    bool weighted = false;
+    for (size_t i = 0; i < plan->n_entries; i++) {
+        const struct sched_entry *e = &plan->entries[i];
+        const struct sched_vm *vm = &s->vms[e->vm];
+        weighted |=
+            e->reason == SCHED_REASON_GROW && vm->weight != 0 && vm->weight != SCHED_WEIGHT_DEFAULT;
+        c->lookahead_grows += e->reason == SCHED_REASON_GROW && e->lookahead_kib > 0;
+        c->settling += e->reason == SCHED_REASON_IN_FLIGHT && vm->unused_kib > vm->actual_kib;
+    }
+    c->weighted_contested += contested && weighted;
+}
+
+/* Each situation must have been reached at least once per thousand rounds: a generator that
+ * stops reaching one would let a planner bug there pass unseen. */
+static void
+assert_coverage(const struct coverage *c, uint64_t count)
+{
+    const struct {
+        const char *name;
+        uint64_t got;
+    } seen[] = {
+        {"rounds under pressure", c->pressure},
+        {"rounds under pressure that fed VMs from donors", c->pressure_fed},
+        {"rounds with a VM-to-VM transfer", c->transfers},
+        {"rounds with a host grant", c->host_grants},
+        {"rounds with reclaim", c->reclaims},
+        {"contested rounds", c->contested},
+        {"contested rounds with weight overrides", c->weighted_contested},
+        {"rounds with memory in flight", c->inflight},
+        {"rounds granting beside untouched memory", c->untouched},
+        {"grows with a look-ahead", c->lookahead_grows},
+        {"samples older than the balloon", c->settling},
+    };
+    uint64_t want = count / 1000 ? count / 1000 : 1;
+
+    for (size_t i = 0; i < sizeof(seen) / sizeof(seen[0]); i++) {
+        if (seen[i].got < want)
+            fail_msg("coverage: %s: want >= %" PRIu64 " in %" PRIu64 " rounds, got %" PRIu64,
+                     seen[i].name, want, count, seen[i].got);
+    }
+}
+
 /* ---- tests ---- */
 
 static void
@@ -768,8 +834,7 @@ test_random_snapshots(void **state)
     struct sched_work *again = sched_work_new(VMS_CAP);
     struct sched_plan plan, plan2, decoy;
     char msg[MSG_LEN];
-    uint64_t grows = 0, shrinks = 0, skips = 0, pressure = 0, reclaims = 0, transfers = 0;
-    uint64_t host_grants = 0, contested = 0;
+    struct coverage c = {0};
 
     assert_non_null(s.vms);
     assert_non_null(work);
@@ -801,23 +866,21 @@ test_random_snapshots(void **state)
             free(s.vms);
             fail_msg("snapshot %" PRIu64 " of seed %" PRIu64 ": %s", k, opt_seed, msg);
         }
-        grows += plan.n_grows;
-        shrinks += plan.n_shrinks;
-        skips += plan.summary.skipped;
-        pressure += plan.summary.host_pressure;
-        reclaims += plan.summary.reclaimed_kib > 0;
-        transfers += plan.summary.transferred_kib > 0;
-        host_grants += plan.summary.host_granted_kib > 0;
-        contested += !plan.summary.host_pressure && is_contested(&plan);
+        cover(&c, &s, &plan);
     }
     printf("checked %" PRIu64 " snapshots, 0 violations\n", opt_count);
     printf("coverage: grows=%" PRIu64 " shrinks=%" PRIu64 " skipped=%" PRIu64
-           " rounds: under_pressure=%" PRIu64 " with_transfer=%" PRIu64 " with_host_grant=%" PRIu64
-           " with_reclaim=%" PRIu64 " contested=%" PRIu64 "\n",
-           grows, shrinks, skips, pressure, transfers, host_grants, reclaims, contested);
+           " rounds: under_pressure=%" PRIu64 " (fed from donors %" PRIu64
+           ") with_transfer=%" PRIu64 " with_host_grant=%" PRIu64 " with_reclaim=%" PRIu64
+           " contested=%" PRIu64 " (with weights %" PRIu64 ") in_flight=%" PRIu64
+           " untouched=%" PRIu64 " lookahead_grows=%" PRIu64 " settling=%" PRIu64 "\n",
+           c.grows, c.shrinks, c.skips, c.pressure, c.pressure_fed, c.transfers, c.host_grants,
+           c.reclaims, c.contested, c.weighted_contested, c.inflight, c.untouched,
+           c.lookahead_grows, c.settling);
     sched_work_destroy(&work);
     sched_work_destroy(&again);
     free(s.vms);
+    assert_coverage(&c, opt_count);
 }
 
 /* A corruption of a valid plan that must break an invariant. */
