@@ -43,6 +43,7 @@ struct round {
     struct sched_vm *snapshot;
     struct tracker_vm **tracked;
     uint64_t *sample_seen_ms;
+    bool *apply_failed;
     uint64_t now_ms;
     const struct sched_entry **entry_of;
     size_t n_vms;
@@ -60,6 +61,7 @@ free_buffers(struct round *r)
     free(r->snapshot);
     free(r->tracked);
     free(r->sample_seen_ms);
+    free(r->apply_failed);
     free(r->entry_of);
     sched_work_destroy(&r->work);
 }
@@ -73,6 +75,7 @@ make_buffers(struct round *r, size_t capacity)
     r->snapshot = util_xcalloc(capacity, sizeof(*r->snapshot));
     r->tracked = util_xcalloc(capacity, sizeof(*r->tracked));
     r->sample_seen_ms = util_xcalloc(capacity, sizeof(*r->sample_seen_ms));
+    r->apply_failed = util_xcalloc(capacity, sizeof(*r->apply_failed));
     r->entry_of = util_xcalloc(capacity, sizeof(*r->entry_of));
     r->work = sched_work_new(capacity);
 }
@@ -351,12 +354,15 @@ count(struct round *r, const struct sched_entry *e, uint64_t vm_kib)
     }
 }
 
-/* Shrinks first. Memory a failed shrink meant for other VMs is cut from the grows it funded. */
+/* Shrinks first. Memory a failed shrink meant for other VMs is cut from the grows it funded.
+ * Returns 0 when every target was set, -ENOTCONN when the hypervisor went away (the rest is
+ * not tried), -EIO when any other set failed (the rest was still applied). */
 static int
 apply(struct round *r, uint64_t now_ms)
 {
     const struct sched_plan *plan = &r->plan;
     uint64_t unfunded_kib = 0;
+    int result = 0;
 
     for (size_t k = 0; k < plan->n_shrinks + plan->n_grows; k++) {
         const struct sched_entry *e = &plan->entries[k];
@@ -369,14 +375,17 @@ apply(struct round *r, uint64_t now_ms)
         if (e->vm_kib + e->host_kib == cut)
             continue; /* everything it was to get came from shrinks that failed */
         int rc = apply_one(r, e, e->new_target_kib - cut, now_ms);
+        r->apply_failed[e->vm] = rc < 0;
         if (rc == -ENOTCONN)
             return rc; /* the rest would fail too; targets set so far stand */
         if (rc < 0 && !grow)
             unfunded_kib += e->vm_kib;
-        if (rc == 0)
+        if (rc < 0)
+            result = -EIO;
+        else
             count(r, e, e->vm_kib - cut);
     }
-    return 0;
+    return result;
 }
 
 /* ---- the round ---- */
@@ -407,6 +416,7 @@ plan_and_apply(struct round *r, const struct policy *policy, uint64_t now_ms)
         log_err(MODULE, "event=plan_refused why=\"%s\"", msg);
         return -EPROTO;
     }
+    memset(r->apply_failed, 0, r->n_vms * sizeof(*r->apply_failed));
     rc = apply(r, now_ms);
     r->applied = !r->dry_run && rc == 0;
     return rc;
@@ -469,6 +479,7 @@ round_get_view(const struct round *r, struct round_view *view)
     view->plan = &r->plan;
     view->entry_of = r->entry_of;
     view->sample_seen_ms = r->sample_seen_ms;
+    view->apply_failed = r->apply_failed;
     view->now_ms = r->now_ms;
     view->n_vms = r->n_vms;
     view->applied = r->applied;

@@ -44,10 +44,12 @@ struct round_view {
     const struct sched_plan *plan;
     const struct sched_entry *const *entry_of; /* per VM index: its plan entry */
     const uint64_t
-        *sample_seen_ms; /* per VM: when its guest stats sample was first seen, 0 = none */
-    uint64_t now_ms;     /* when the round ran */
+        *sample_seen_ms;      /* per VM: when its guest stats sample was first seen, 0 = none */
+    uint64_t now_ms;          /* when the round ran */
+    const bool *apply_failed; /* per VM: its planned target could not be set */
     size_t n_vms;
-    bool applied; /* false in dry-run, after a refused plan, or a failed sample */
+    bool applied; /* every planned target was set: false in dry-run, after a refused plan, a
+                   * failed sample or a failed set */
 };
 
 struct round *round_new(struct hv *hv, bool dry_run);
@@ -55,7 +57,9 @@ struct round *round_new(struct hv *hv, bool dry_run);
 void round_destroy(struct round **round);
 
 /* One round under policy (which must have passed policy_validate()). Returns 0, -ENOTCONN when
- * the hypervisor is away, -EPROTO when the plan was refused, or another negative errno. */
+ * the hypervisor is away (before or during the apply), -EPROTO when the plan was refused, -EIO
+ * when a target could not be set (the rest of the plan was applied, less what the failed
+ * shrinks were to fund), or another negative errno. */
 int round_run(struct round *round, const struct policy *policy, uint64_t now_ms);
 
 /* A cheap look between rounds: sample, and plan and apply only when a guest has sent a new
