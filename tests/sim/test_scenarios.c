@@ -175,19 +175,20 @@ run_scenario(const char *scenario, void (*tune)(struct policy *), struct outcome
     sim_host_view(run.sim, &out->host);
     out->counters = *round_get_counters(run.round);
     print_message("%s: %llu rounds, granted %.0f MiB (%.0f from VMs, %.0f from host), "
-                  "reclaimed %.0f MiB, %llu VMs fed, host below floor %.1f s\n",
+                  "reclaimed %.0f MiB, %llu VMs fed, host below floor %.1f s (worst %.1f MiB)\n",
                   scenario, (unsigned long long)out->rounds, TO_MIB(out->counters.granted_kib),
                   TO_MIB(out->counters.transferred_kib), TO_MIB(out->counters.host_granted_kib),
                   TO_MIB(out->counters.reclaimed_kib), (unsigned long long)out->counters.vms_fed,
-                  (double)out->host.below_min_ms / 1000.0);
+                  (double)out->host.below_min_ms / 1000.0, TO_MIB(out->host.worst_below_min_kib));
     for (size_t i = 0; i < sim_vm_count(run.sim); i++) {
         struct sim_vm_view v;
         sim_vm_view(run.sim, i, &v);
         print_message("  %-10s peak %.0f MiB at %llus, final %.0f MiB, below min unused %.1f s, "
-                      "%llu targets\n",
+                      "starved %.1f s, refused %.0f MiB, %llu targets\n",
                       v.name, TO_MIB(out->peak_actual_kib[i]),
                       (unsigned long long)(out->peak_at_ms[i] / 1000),
                       TO_MIB(out->final_actual_kib[i]), (double)v.below_min_ms / 1000.0,
+                      (double)v.starved_ms / 1000.0, TO_MIB(v.refused_kib),
                       (unsigned long long)v.targets_set);
     }
     assert_int_equal(out->counters.plans_refused, 0);
