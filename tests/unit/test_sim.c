@@ -380,6 +380,50 @@ test_stats_lag_by_the_period(void **state)
 }
 
 static void
+test_stats_stamp_changes_only_with_a_new_sample(void **state)
+{
+    struct fixture f;
+    struct hv_vm vm;
+    uint64_t stamp;
+    (void)state;
+
+    /* Stats from 3 s after start, every 2 s; the workload moves all the time. */
+    fixture_open(&f, "{\"host\": {\"total_mib\": 8192}, \"stats_period_s\": 2, \"vms\": ["
+                     "{\"name\": \"vm\", \"max_mib\": 2048, \"initial_mib\": 1024, "
+                     "\"stats_delay_s\": 3, \"workload\": [{\"at_s\": 0, \"used_mib\": 200},"
+                     "{\"at_s\": 0, \"ramp_to_mib\": 800, \"over_s\": 20}]}]}");
+    vm = sample_vm(&f, "vm");
+    assert_false(vm.has_unused);
+    ASSERT_U64(vm.stats_stamp_ms, 0); /* before the first sample */
+    sim_advance(f.sim, 3000);
+    vm = sample_vm(&f, "vm");
+    assert_true(vm.has_unused);
+    ASSERT_U64(vm.stats_stamp_ms, 3000);
+    stamp = vm.stats_stamp_ms;
+    for (int i = 0; i < 19; i++) { /* 3.1 .. 4.9 s: the guest changes, the sample does not */
+        sim_advance(f.sim, 100);
+        vm = sample_vm(&f, "vm");
+        ASSERT_U64(vm.stats_stamp_ms, stamp);
+        ASSERT_U64(vm.stats_age_ms, sim_now_ms(f.sim) - stamp);
+    }
+    sim_advance(f.sim, 100);
+    ASSERT_U64(sample_vm(&f, "vm").stats_stamp_ms, 5000);
+    /* A new period takes effect from the last sample. */
+    assert_int_equal(f.hv->ops->set_stats_period(f.hv->ctx, 1), 0);
+    sim_advance(f.sim, 900);
+    ASSERT_U64(sample_vm(&f, "vm").stats_stamp_ms, 5000);
+    sim_advance(f.sim, 100);
+    ASSERT_U64(sample_vm(&f, "vm").stats_stamp_ms, 6000);
+    fixture_close(&f);
+
+    /* Without a driver there is never a sample, so never a stamp. */
+    fixture_open(&f, ONE_VM(", \"driver\": false", "{\"at_s\": 0, \"used_mib\": 300}"));
+    sim_advance(f.sim, 10000);
+    ASSERT_U64(sample_vm(&f, "vm").stats_stamp_ms, 0);
+    fixture_close(&f);
+}
+
+static void
 test_stats_delay(void **state)
 {
     struct fixture f;
@@ -1261,6 +1305,7 @@ main(void)
         cmocka_unit_test(test_port_errors),
         cmocka_unit_test(test_sample_enospc),
         cmocka_unit_test(test_stats_lag_by_the_period),
+        cmocka_unit_test(test_stats_stamp_changes_only_with_a_new_sample),
         cmocka_unit_test(test_stats_delay),
         cmocka_unit_test(test_stats_period_zero_until_set),
         cmocka_unit_test(test_hog_grows_until_refused_holds_and_frees),
