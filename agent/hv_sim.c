@@ -13,40 +13,57 @@
  *     "vm_min_unused_mib": 100,             below_min_ms threshold per VM
  *     "host_min_unused_mib": 200,           below_min_ms threshold of the host
  *     "vms": [ {"name": "web", "uuid": "...", "max_mib": 2048, "initial_mib": 1024,
- *               "balloon_mib_per_s": 256, "balloon": true, "driver": true,
- *               "stats_delay_s": 0, "stuck_after_s": null, "start_s": 0, "stop_s": null,
- *               "managed": true, "min_mib": 0, "cap_mib": 0, "weight": 0,
+ *               "touched_mib": 1024, "touch_on_deflate": false, "qemu_overhead_mib": 32,
+ *               "page_cache": "eighth", "balloon_mib_per_s": 256, "balloon": true,
+ *               "driver": true, "stats_delay_s": 0, "stuck_after_s": null, "start_s": 0,
+ *               "stop_s": null, "managed": true, "min_mib": 0, "cap_mib": 0, "weight": 0,
  *               "workload": [ {"at_s": 0, "used_mib": 300},
  *                             {"at_s": 10, "ramp_to_mib": 900, "over_s": 20},
  *                             {"at_s": 40, "hog_mib_per_s": 100, "hold_s": 10,
- *                              "limit_mib": 1800} ] } ] }
+ *                              "limit_mib": 1800, "wait": false} ] } ] }
  *   start_s and stop_s are scenario times; stats_delay_s, stuck_after_s and the workload's at_s
  *   count from the VM's start.
  *
  * The model, in steps of at most STEP_MAX_MS of sim time:
- *   host available = total - reserved - sum of actual over running VMs (saturating at 0): a VM
- *   costs the host its balloon size.
+ *   Host: available = total - reserved - sum over running VMs of (touched + qemu_overhead)
+ *   (saturating at 0): a VM costs the host the guest pages it has touched and QEMU's own
+ *   memory, which is also what the port reports as its rss_kib. Not its balloon size: memory
+ *   the balloon gives a guest costs the host only once the guest touches it (touch lag).
+ *   Touched: starts at touched_mib (default all of initial); grows to what the guest uses
+ *   (overhead + used + cache) whenever that is more (freed pages stay backed); with
+ *   touch_on_deflate every page the balloon gives back is touched at once; inflating releases
+ *   untouched pages first: touched = min(touched, actual). So touched <= actual always.
  *   Guest: overhead = 40 MiB (kernel, fixed), reserve = 32 MiB (what the guest keeps free
- *   whatever happens), fits = actual - overhead - reserve, used = min(wanted, fits),
- *   cache = min(used / 8, fits - used) (page cache: fills free room, is dropped first when
- *   squeezed), unused = actual - overhead - used - cache (so unused >= reserve),
- *   usable = unused + cache.
+ *   whatever happens), fits = actual - overhead - reserve, used = min(wanted, fits);
+ *   page cache (reclaimable, dropped first when the workload or the balloon needs room):
+ *   "eighth": cache = min(used / 8, fits - used); "fill": it fills free memory down to
+ *   FILL_FREE (20 MiB), cache = actual - overhead - used - FILL_FREE (so >= 12 MiB);
+ *   unused (MemFree) = actual - overhead - used - cache (>= reserve with "eighth", = FILL_FREE
+ *   with "fill"); usable (MemAvailable) = max(0, unused + cache - watermark), watermark =
+ *   64 MiB (what the kernel keeps back; an idle real guest shows MemAvailable ~65 MiB below
+ *   MemFree).
  *   Balloon: actual moves toward the last target at balloon_mib_per_s. Inflating stops at
  *   used + overhead + reserve: a squeezed guest leaves the balloon short of its target, as a
  *   real one does (FACTS.md). A VM without driver ignores targets; a stuck one never moves.
  *   Workload: "used_mib" sets wanted; a ramp moves wanted linearly; a hog grows wanted at its
  *   rate until the guest refuses (wanted > fits: refused_kib counts the overshoot, wanted is
  *   clipped to what it got) or it reaches limit_mib, holds hold_s (forever when absent), then
- *   frees back to the level before the hog. A later step replaces a running ramp or hog.
- *   Shortfalls of steps and ramps (wanted > fits) count toward refused_kib as they grow.
+ *   frees back to the level before the hog. A hog with "wait" does not give up when refused:
+ *   it retries from what it got, at its rate, whenever the guest has room, until its limit.
+ *   A later step replaces a running ramp or hog. Shortfalls of steps and ramps (wanted > fits)
+ *   count toward refused_kib as they grow.
  *   Stats: published once per stats period, from stats_delay_s after start, never without a
- *   driver; the port reports the last published values and stats_age_ms = now - publish time.
+ *   driver; the port reports the last published values, stats_age_ms = now - publish time and
+ *   stats_stamp_ms = publish time (sim time; a new value = a new sample).
  *   Counters: below_min_ms adds the step's length while a running VM's unused (true, not
- *   published) is below vm_min_unused, and for the host while available < host_min_unused.
+ *   published) is below vm_min_unused, and for the host while available < host_min_unused
+ *   (worst_below_min_kib keeps the deepest shortfall); starved_ms adds it while the workload
+ *   wants more than the guest holds (a refused hog, a step or ramp above fits).
  *
- * Invariants: every running VM has reserve + overhead <= actual <= max and unused >= reserve;
- * the model is deterministic: same scenario, same calls, fake clock -> same state (no random
- * numbers; UUIDs not given are derived from the name by a fixed hash).
+ * Invariants: every running VM has reserve + overhead <= actual <= max, touched <= actual and
+ * unused >= min(reserve, FILL_FREE); the model is deterministic: same scenario, same calls,
+ * fake clock -> same state (no random numbers; UUIDs not given are derived from the name by a
+ * fixed hash).
  */
 #include "hv_sim.h"
 
@@ -74,6 +91,12 @@
 #define GUEST_OVERHEAD_KIB (40u * KIB_PER_MIB)
 #define GUEST_RESERVE_KIB  (32u * KIB_PER_MIB)
 #define CACHE_DIVISOR      8u /* page cache is 1/8 of used, while there is room for it */
+/* MemAvailable leaves out what the guest kernel keeps back (zone watermarks, lowmem reserves):
+ * an idle 300 MiB guest shows MemAvailable ~65 MiB below MemFree (FACTS.md). */
+#define GUEST_WATERMARK_KIB (64u * KIB_PER_MIB)
+/* A guest whose page cache fills its free memory keeps MemFree at about kswapd's high
+ * watermark: tens of MiB on a 0.3-4 GiB guest. */
+#define FILL_FREE_KIB (20u * KIB_PER_MIB)
 
 /* Scenario bounds: generous, but small enough that no sum or product below can overflow (a ramp
  * multiplies up to 2^30 KiB by up to 2^32 ms). */
@@ -89,6 +112,8 @@
 #define DEFAULT_SPEED_MIB_PER_S     256u
 #define DEFAULT_VM_MIN_UNUSED_MIB   100u
 #define DEFAULT_HOST_MIN_UNUSED_MIB 200u
+#define DEFAULT_QEMU_OVERHEAD_MIB   32u /* QEMU's own resident memory, beside the guest's RAM */
+#define QEMU_OVERHEAD_MIB_MAX       65536u
 #define WHERE_VM_LEN                (HV_NAME_MAX + 8) /* vm "NAME" */
 
 enum step_kind {
@@ -105,6 +130,12 @@ struct step {
     uint64_t rate_kib_per_s;
     uint64_t hold_ms;
     bool hold_forever;
+    bool wait; /* HOG: a refused allocation is retried until it fits, instead of holding */
+};
+
+enum cache_mode {
+    CACHE_EIGHTH, /* page cache = used / 8 while there is room */
+    CACHE_FILL,   /* page cache fills free memory down to FILL_FREE_KIB */
 };
 
 enum workload_mode {
@@ -120,6 +151,9 @@ struct sim_vm {
     char uuid[HV_UUID_LEN];
     uint64_t max_kib;
     uint64_t initial_kib;
+    uint64_t touched_init_kib; /* host-backed part of initial_kib at start */
+    uint64_t qemu_overhead_kib;
+    enum cache_mode cache_mode;
     uint64_t speed_kib_per_s;
     uint64_t stats_delay_ms;
     uint64_t stuck_after_ms;
@@ -130,6 +164,7 @@ struct sim_vm {
     uint32_t weight;
     bool has_balloon;
     bool has_driver;
+    bool touch_on_deflate; /* the guest writes each page the balloon gives back (no touch lag) */
     bool has_stuck;
     bool has_stop;
     bool managed;
@@ -144,17 +179,21 @@ struct sim_vm {
     /* balloon */
     uint64_t actual_kib;
     uint64_t target_kib;
-    uint64_t move_rem; /* 1/1000 KiB not yet moved: slow balloons keep their exact speed */
+    uint64_t move_rem;    /* 1/1000 KiB not yet moved: slow balloons keep their exact speed */
+    uint64_t touched_kib; /* guest RAM backed by host pages: <= actual_kib */
 
     /* workload */
     size_t next_step;
     enum workload_mode mode;
     uint64_t wanted_kib;
     uint64_t used_kib;
+    uint64_t cache_kib;
     uint64_t unused_kib;
     uint64_t usable_kib;
     uint64_t shortfall_kib; /* wanted - used at the last step */
     uint64_t from_kib;      /* ramp start, or the level before the hog */
+    uint64_t grow_kib;      /* a growing hog wants grow_kib + rate x (vm_ms - grow_ms) */
+    uint64_t grow_ms;
     const struct step *active;
     uint64_t hold_until_ms;
 
@@ -168,6 +207,7 @@ struct sim_vm {
     /* outcome */
     uint64_t refused_kib;
     uint64_t below_min_ms;
+    uint64_t starved_ms;
     uint64_t targets_set;
 };
 
@@ -184,6 +224,7 @@ struct sim {
 
     uint64_t now_ms;
     uint64_t host_below_min_ms;
+    uint64_t host_worst_below_min_kib;
     bool fake_clock;
     double speed;
     uint64_t start_ns;
@@ -428,8 +469,9 @@ static int
 load_step(
     struct loader *ld, json_t *obj, const struct sim_vm *vm, uint64_t prev_at_ms, struct step *step)
 {
-    static const char *const keys[] = {"at_s",          "used_mib", "ramp_to_mib", "over_s",
-                                       "hog_mib_per_s", "hold_s",   "limit_mib",   NULL};
+    static const char *const keys[] = {"at_s",      "used_mib",      "ramp_to_mib",
+                                       "over_s",    "hog_mib_per_s", "hold_s",
+                                       "limit_mib", "wait",          NULL};
     uint64_t max_mib = vm->max_kib / KIB_PER_MIB;
     bool has_used = json_object_get(obj, "used_mib") != NULL;
     bool has_ramp = json_object_get(obj, "ramp_to_mib") != NULL;
@@ -455,6 +497,8 @@ load_step(
         return fail(ld, "hold_s", "only with hog_mib_per_s");
     if (!has_hog && json_object_get(obj, "limit_mib"))
         return fail(ld, "limit_mib", "only with hog_mib_per_s");
+    if (!has_hog && json_object_get(obj, "wait"))
+        return fail(ld, "wait", "only with hog_mib_per_s");
 
     if (has_used) {
         step->kind = STEP_SET;
@@ -478,6 +522,9 @@ load_step(
     if (rc < 0)
         return rc;
     step->hold_forever = !present;
+    rc = get_bool(ld, obj, "wait", false, &step->wait, NULL);
+    if (rc < 0)
+        return rc;
     return get_mib(ld, obj, "limit_mib", false, 1, max_mib, 0, &step->kib);
 }
 
@@ -485,14 +532,16 @@ static int
 load_vm(struct loader *ld, json_t *obj, size_t index, struct sim_vm *vm)
 {
     static const char *const keys[] = {
-        "name",     "uuid",    "max_mib",       "initial_mib",   "balloon_mib_per_s",
-        "balloon",  "driver",  "stats_delay_s", "stuck_after_s", "start_s",
-        "stop_s",   "managed", "min_mib",       "cap_mib",       "weight",
-        "workload", NULL};
+        "name",     "uuid",        "max_mib",          "initial_mib",       "balloon_mib_per_s",
+        "balloon",  "driver",      "stats_delay_s",    "stuck_after_s",     "start_s",
+        "stop_s",   "managed",     "min_mib",          "cap_mib",           "weight",
+        "workload", "touched_mib", "touch_on_deflate", "qemu_overhead_mib", "page_cache",
+        NULL};
     json_t *name = json_object_get(obj, "name");
     json_t *uuid;
     json_t *workload;
     json_t *weight;
+    json_t *cache;
     double stop_s;
     int rc;
 
@@ -533,6 +582,29 @@ load_vm(struct loader *ld, json_t *obj, size_t index, struct sim_vm *vm)
                       &vm->speed_kib_per_s);
     if (rc < 0)
         return rc;
+    rc = get_mib(ld, obj, "touched_mib", false, 0, vm->initial_kib / KIB_PER_MIB,
+                 vm->initial_kib / KIB_PER_MIB, &vm->touched_init_kib);
+    if (rc < 0)
+        return rc;
+    rc = get_bool(ld, obj, "touch_on_deflate", false, &vm->touch_on_deflate, NULL);
+    if (rc < 0)
+        return rc;
+    rc = get_mib(ld, obj, "qemu_overhead_mib", false, 0, QEMU_OVERHEAD_MIB_MAX,
+                 DEFAULT_QEMU_OVERHEAD_MIB, &vm->qemu_overhead_kib);
+    if (rc < 0)
+        return rc;
+    cache = json_object_get(obj, "page_cache");
+    vm->cache_mode = CACHE_EIGHTH;
+    if (cache) {
+        const char *mode = json_is_string(cache) ? json_string_value(cache) : "";
+
+        if (json_is_string(cache) && strlen(mode) != json_string_length(cache))
+            mode = ""; /* an embedded NUL: neither */
+        if (strcmp(mode, "fill") == 0)
+            vm->cache_mode = CACHE_FILL;
+        else if (strcmp(mode, "eighth") != 0)
+            return fail(ld, "page_cache", "must be \"eighth\" or \"fill\"");
+    }
 
     rc = get_bool(ld, obj, "balloon", true, &vm->has_balloon, NULL);
     if (rc < 0)
@@ -703,6 +775,13 @@ vm_is_stuck(const struct sim_vm *vm, uint64_t now_ms)
     return vm->running && vm->has_stuck && now_ms - vm->started_ms >= vm->stuck_after_ms;
 }
 
+/* What the VM's QEMU process holds on the host: the guest RAM it has touched and its own. */
+static uint64_t
+vm_rss_kib(const struct sim_vm *vm)
+{
+    return vm->touched_kib + vm->qemu_overhead_kib;
+}
+
 static uint64_t
 host_available_kib(const struct sim *sim)
 {
@@ -710,7 +789,7 @@ host_available_kib(const struct sim *sim)
 
     for (size_t i = 0; i < sim->n_vms; i++)
         if (sim->vms[i].running)
-            avail = util_sub_sat(avail, sim->vms[i].actual_kib);
+            avail = util_sub_sat(avail, vm_rss_kib(&sim->vms[i]));
     return avail;
 }
 
@@ -720,6 +799,7 @@ vm_start(struct sim_vm *vm)
     vm->running = true;
     vm->started_ms = vm->start_ms;
     vm->actual_kib = vm->initial_kib;
+    vm->touched_kib = vm->touched_init_kib;
     vm->target_kib = 0;
     vm->move_rem = 0;
     vm->next_step = 0;
@@ -727,6 +807,7 @@ vm_start(struct sim_vm *vm)
     vm->mode = MODE_IDLE;
     vm->wanted_kib = 0;
     vm->used_kib = 0;
+    vm->cache_kib = 0;
     vm->shortfall_kib = 0;
     vm->has_stats = false;
     vm->next_pub_ms = vm->start_ms + vm->stats_delay_ms;
@@ -762,6 +843,8 @@ vm_run_workload(struct sim_vm *vm, uint64_t vm_ms)
             break;
         case STEP_HOG:
             vm->mode = MODE_HOG_GROW;
+            vm->grow_kib = vm->from_kib;
+            vm->grow_ms = s->at_ms;
             break;
         }
     }
@@ -783,7 +866,7 @@ vm_run_workload(struct sim_vm *vm, uint64_t vm_ms)
         }
         break;
     case MODE_HOG_GROW:
-        vm->wanted_kib = vm->from_kib + s->rate_kib_per_s * elapsed_ms / MS_PER_S;
+        vm->wanted_kib = vm->grow_kib + s->rate_kib_per_s * (vm_ms - vm->grow_ms) / MS_PER_S;
         if (s->kib && vm->wanted_kib >= s->kib) {
             /* Reached its limit without a refusal: it holds from now. */
             vm->wanted_kib = util_max_u64(s->kib, vm->from_kib);
@@ -818,40 +901,65 @@ vm_move_balloon(struct sim_vm *vm, uint64_t dt_ms, uint64_t now_ms)
     move_kib = budget / MS_PER_S;
     vm->move_rem = budget % MS_PER_S;
     if (vm->target_kib > vm->actual_kib) {
+        /* Deflating hands the guest pages the host has not backed yet: no cost until touched,
+         * unless the guest writes every page it is given (init_on_free=1, page poisoning,
+         * Windows zeroing its free pages). */
         vm->actual_kib = util_min_u64(vm->actual_kib + move_kib, vm->target_kib);
+        if (vm->touch_on_deflate)
+            vm->touched_kib = vm->actual_kib;
     } else {
         uint64_t low_kib = util_max_u64(vm->target_kib, floor_kib);
         if (vm->actual_kib > low_kib)
             vm->actual_kib =
                 util_max_u64(vm->actual_kib - util_min_u64(move_kib, vm->actual_kib), low_kib);
+        /* Inflating takes the guest's untouched pages first; beyond them it returns touched
+         * ones to the host. */
+        vm->touched_kib = util_min_u64(vm->touched_kib, vm->actual_kib);
     }
 }
 
-/* Fit the workload into the guest: refusals, used, cache, unused, usable. */
-static void
+/* Fit the workload into the guest: refusals, used, cache, unused, usable, touched pages.
+ * Returns whether the workload wanted more than the guest could hold during this step. */
+static bool
 vm_settle(struct sim_vm *vm, uint64_t vm_ms)
 {
     uint64_t fits_kib = vm_fits_kib(vm);
     uint64_t shortfall_kib;
-    uint64_t cache_kib;
+    bool starved = false;
 
     if (vm->mode == MODE_HOG_GROW && vm->wanted_kib > fits_kib) {
-        /* The guest refuses the hog's allocation: it keeps what it got, holds, then frees. */
+        /* The guest refuses the hog's allocation. A waiting hog retries from what it got at its
+         * own rate; any other keeps what it got, holds, then frees. */
         vm->refused_kib += vm->wanted_kib - fits_kib;
         vm->wanted_kib = fits_kib;
-        vm->mode = MODE_HOG_HOLD;
-        vm->hold_until_ms = vm_ms + vm->active->hold_ms;
-        log_debug(LOG_MODULE, "event=hog_refused vm=%s used_mib=%" PRIu64, vm->name,
-                  fits_kib / KIB_PER_MIB);
+        starved = true;
+        if (vm->active->wait) {
+            vm->grow_kib = fits_kib;
+            vm->grow_ms = vm_ms;
+        } else {
+            vm->mode = MODE_HOG_HOLD;
+            vm->hold_until_ms = vm_ms + vm->active->hold_ms;
+            log_debug(LOG_MODULE, "event=hog_refused vm=%s used_mib=%" PRIu64, vm->name,
+                      fits_kib / KIB_PER_MIB);
+        }
     }
     vm->used_kib = util_min_u64(vm->wanted_kib, fits_kib);
     shortfall_kib = vm->wanted_kib - vm->used_kib;
     if (shortfall_kib > vm->shortfall_kib)
         vm->refused_kib += shortfall_kib - vm->shortfall_kib;
     vm->shortfall_kib = shortfall_kib;
-    cache_kib = util_min_u64(vm->used_kib / CACHE_DIVISOR, fits_kib - vm->used_kib);
-    vm->unused_kib = vm->actual_kib - GUEST_OVERHEAD_KIB - vm->used_kib - cache_kib;
-    vm->usable_kib = vm->unused_kib + cache_kib;
+    starved = starved || shortfall_kib > 0;
+    if (vm->cache_mode == CACHE_FILL)
+        /* used <= fits keeps at least reserve - FILL_FREE of cache: binaries, hot files. */
+        vm->cache_kib = vm->actual_kib - GUEST_OVERHEAD_KIB - vm->used_kib - FILL_FREE_KIB;
+    else
+        vm->cache_kib = util_min_u64(vm->used_kib / CACHE_DIVISOR, fits_kib - vm->used_kib);
+    vm->unused_kib = vm->actual_kib - GUEST_OVERHEAD_KIB - vm->used_kib - vm->cache_kib;
+    vm->usable_kib = util_sub_sat(vm->unused_kib + vm->cache_kib, GUEST_WATERMARK_KIB);
+    /* Pages the guest uses (kernel, workload, cache) are backed by the host from their first
+     * touch; freed ones stay backed (no free page reporting). */
+    vm->touched_kib = util_max_u64(vm->touched_kib, vm->actual_kib - vm->unused_kib);
+    return starved;
 }
 
 static void
@@ -875,6 +983,7 @@ static void
 sim_step(struct sim *sim, uint64_t dt_ms)
 {
     uint64_t prev_ms = sim->now_ms;
+    uint64_t avail_kib;
 
     sim->now_ms += dt_ms;
     for (size_t i = 0; i < sim->n_vms; i++) {
@@ -892,13 +1001,18 @@ sim_step(struct sim *sim, uint64_t dt_ms)
         vm_ms = sim->now_ms - vm->started_ms;
         vm_move_balloon(vm, vm_dt_ms, sim->now_ms);
         vm_run_workload(vm, vm_ms);
-        vm_settle(vm, vm_ms);
+        if (vm_settle(vm, vm_ms))
+            vm->starved_ms += vm_dt_ms;
         vm_publish_stats(sim, vm, vm_ms);
         if (vm->unused_kib < sim->vm_min_unused_kib)
             vm->below_min_ms += vm_dt_ms;
     }
-    if (host_available_kib(sim) < sim->host_min_unused_kib)
+    avail_kib = host_available_kib(sim);
+    if (avail_kib < sim->host_min_unused_kib) {
         sim->host_below_min_ms += dt_ms;
+        sim->host_worst_below_min_kib =
+            util_max_u64(sim->host_worst_below_min_kib, sim->host_min_unused_kib - avail_kib);
+    }
 }
 
 static void
@@ -971,7 +1085,10 @@ sim_sample(void *ctx, struct hv_host *host, struct hv_vm *vms, size_t cap, size_
             out->unused_kib = vm->pub_unused_kib;
             out->usable_kib = vm->pub_usable_kib;
             out->stats_age_ms = sim->now_ms - vm->pub_ms;
+            out->stats_stamp_ms = vm->pub_ms;
         }
+        out->rss_kib = vm_rss_kib(vm);
+        out->has_rss = true;
         out->managed = vm->managed;
         out->min_kib = vm->min_kib;
         out->cap_kib = vm->cap_kib;
@@ -1210,8 +1327,14 @@ sim_vm_view(struct sim *sim, size_t i, struct sim_vm_view *view)
     view->target_kib = vm->running ? vm->target_kib : 0;
     view->used_kib = vm->running ? vm->used_kib : 0;
     view->wanted_kib = vm->running ? vm->wanted_kib : 0;
+    view->cache_kib = vm->running ? vm->cache_kib : 0;
+    view->unused_kib = vm->running ? vm->unused_kib : 0;
+    view->usable_kib = vm->running ? vm->usable_kib : 0;
+    view->touched_kib = vm->running ? vm->touched_kib : 0;
+    view->rss_kib = vm->running ? vm_rss_kib(vm) : 0;
     view->refused_kib = vm->refused_kib;
     view->below_min_ms = vm->below_min_ms;
+    view->starved_ms = vm->starved_ms;
     view->targets_set = vm->targets_set;
     view->running = vm->running;
     view->has_balloon = vm->has_balloon;
@@ -1226,4 +1349,5 @@ sim_host_view(struct sim *sim, struct sim_host_view *view)
     view->total_kib = sim->total_kib;
     view->available_kib = host_available_kib(sim);
     view->below_min_ms = sim->host_below_min_ms;
+    view->worst_below_min_kib = sim->host_worst_below_min_kib;
 }

@@ -4,9 +4,11 @@
  * A JSON scenario describes the host (total memory, what the host itself uses) and its VMs (max
  * and initial memory, balloon speed, a missing balloon device or driver, a stuck balloon, per-VM
  * overrides) and each VM's workload as its used memory over time: steps, ramps, and hogs that
- * grow until the guest refuses them, hold, then free. The model moves each balloon toward its
- * target at the VM's speed (never squeezing the guest below what it uses), publishes guest stats
- * once per stats period, and keeps the outcome counters the tests and the demo report.
+ * grow until the guest refuses them, hold (or wait for room), then free. The model moves each
+ * balloon toward its target at the VM's speed (never squeezing the guest below what it uses),
+ * backs guest pages with host memory only once the guest touches them (so a grant costs the host
+ * nothing until it is used, and the port's rss_kib shows it), publishes guest stats once per
+ * stats period, and keeps the outcome counters the tests and the demo report.
  *
  * Time: by default sim time follows the monotonic clock (times `speed` from the URI,
  * "sim:FILE?speed=10"); with sim_use_fake_clock() it moves only through sim_advance(), so a
@@ -33,8 +35,14 @@ struct sim_vm_view {
     uint64_t target_kib;   /* last target set through the port (0 = none) */
     uint64_t used_kib;     /* what the workload holds now */
     uint64_t wanted_kib;   /* what the workload would hold if the guest had room */
+    uint64_t cache_kib;    /* the guest's page cache now (reclaimable) */
+    uint64_t unused_kib;   /* MemFree now (the port shows the last published value) */
+    uint64_t usable_kib;   /* MemAvailable now */
+    uint64_t touched_kib;  /* guest RAM backed by host pages (<= actual_kib) */
+    uint64_t rss_kib;      /* touched_kib + QEMU's own overhead: what the VM costs the host */
     uint64_t refused_kib;  /* total allocations the guest refused (a hog hitting the wall) */
     uint64_t below_min_ms; /* time spent with unused below the scenario's vm_min_unused */
+    uint64_t starved_ms;   /* time the workload wanted more than the guest could hold */
     uint64_t targets_set;  /* set_target calls that reached this VM */
     bool running;
     bool has_balloon;
@@ -45,7 +53,8 @@ struct sim_vm_view {
 struct sim_host_view {
     uint64_t total_kib;
     uint64_t available_kib;
-    uint64_t below_min_ms; /* time with available below the scenario's host_min_unused */
+    uint64_t below_min_ms;        /* time with available below the scenario's host_min_unused */
+    uint64_t worst_below_min_kib; /* the deepest it went below host_min_unused (0: never) */
 };
 
 /* The sim behind hv, or NULL when hv is another backend. */

@@ -34,6 +34,9 @@ struct outcome {
     uint64_t peak_at_ms[MAX_VMS];
     uint64_t final_actual_kib[MAX_VMS];
     uint64_t shrinks_after_stuck[MAX_VMS];
+    uint64_t grows[MAX_VMS];           /* GROW decisions */
+    uint64_t granted_kib[MAX_VMS];     /* what those decisions added to the VM's target */
+    struct sim_vm_view final[MAX_VMS]; /* the sim's own view at the end (name, counters) */
     bool seen_stuck[MAX_VMS];
     bool always_skipped[MAX_VMS];
     uint64_t grows_under_pressure;
@@ -141,6 +144,10 @@ record(struct run *run, const struct round_view *view, uint64_t now_ms, struct o
         }
         if (!sched_reason_is_skip(e->reason))
             out->always_skipped[i] = false;
+        if (e->reason == SCHED_REASON_GROW) {
+            out->grows[i]++;
+            out->granted_kib[i] += e->new_target_kib - e->old_target_kib;
+        }
     }
 }
 
@@ -178,19 +185,25 @@ run_scenario(const char *scenario, void (*tune)(struct policy *), struct outcome
     sim_host_view(run.sim, &out->host);
     out->counters = *round_get_counters(run.round);
     print_message("%s: %llu rounds, granted %.0f MiB (%.0f from VMs, %.0f from host), "
-                  "reclaimed %.0f MiB, %llu VMs fed, host below floor %.1f s\n",
+                  "reclaimed %.0f MiB, %llu VMs fed, host below floor %.1f s (worst %.1f MiB)\n",
                   scenario, (unsigned long long)out->rounds, TO_MIB(out->counters.granted_kib),
                   TO_MIB(out->counters.transferred_kib), TO_MIB(out->counters.host_granted_kib),
                   TO_MIB(out->counters.reclaimed_kib), (unsigned long long)out->counters.vms_fed,
-                  (double)out->host.below_min_ms / 1000.0);
+                  (double)out->host.below_min_ms / 1000.0, TO_MIB(out->host.worst_below_min_kib));
     for (size_t i = 0; i < sim_vm_count(run.sim); i++) {
         struct sim_vm_view v;
         sim_vm_view(run.sim, i, &v);
+        out->final[i] = v;
+        out->final[i].name = NULL; /* borrowed from the sim, gone after close */
+        out->final[i].uuid = NULL;
         print_message("  %-10s peak %.0f MiB at %llus, final %.0f MiB, below min unused %.1f s, "
+                      "starved %.1f s, refused %.0f MiB, granted %.0f MiB in %llu grows, "
                       "%llu targets\n",
                       v.name, TO_MIB(out->peak_actual_kib[i]),
                       (unsigned long long)(out->peak_at_ms[i] / 1000),
                       TO_MIB(out->final_actual_kib[i]), (double)v.below_min_ms / 1000.0,
+                      (double)v.starved_ms / 1000.0, TO_MIB(v.refused_kib),
+                      TO_MIB(out->granted_kib[i]), (unsigned long long)out->grows[i],
                       (unsigned long long)v.targets_set);
     }
     assert_int_equal(out->counters.plans_refused, 0);
@@ -339,6 +352,93 @@ test_demo(void **state)
     assert_int_equal(o.host.below_min_ms, 0);
 }
 
+static void
+use_unused(struct policy *p)
+{
+    p->demand_signal = POLICY_DEMAND_UNUSED;
+}
+
+static void
+use_usable(struct policy *p)
+{
+    p->demand_signal = POLICY_DEMAND_USABLE;
+}
+
+enum { LAG_HOG1 = 0, LAG_HOG2 = 1 };
+
+static void
+check_touch_lag(const char *signal, const struct outcome *o)
+{
+    print_message("touch_lag (%s): host worst %.1f MiB below its floor, %.1f s below; hogs "
+                  "granted %.0f + %.0f MiB, starved %.1f + %.1f s\n",
+                  signal, TO_MIB(o->host.worst_below_min_kib),
+                  (double)o->host.below_min_ms / 1000.0, TO_MIB(o->granted_kib[LAG_HOG1]),
+                  TO_MIB(o->granted_kib[LAG_HOG2]), (double)o->final[LAG_HOG1].starved_ms / 1000.0,
+                  (double)o->final[LAG_HOG2].starved_ms / 1000.0);
+    if (o->host.worst_below_min_kib != 0 || o->host.below_min_ms != 0)
+        fail_msg("%s: want the host never below its floor, got %.1f MiB below at worst, for "
+                 "%.1f s (a grant counted against the host only until the balloon arrived)",
+                 signal, TO_MIB(o->host.worst_below_min_kib),
+                 (double)o->host.below_min_ms / 1000.0);
+    /* Holding the floor by granting nothing would be no answer: the hogs get what there is. */
+    assert_true(o->grows[LAG_HOG1] > 0 && o->grows[LAG_HOG2] > 0);
+    assert_true(o->counters.host_granted_kib > 0);
+}
+
+/* Two hogs on a host with little above its floor; grants are touched only as the hogs use
+ * them. The floor must hold whatever the demand signal. */
+static void
+test_touch_lag(void **state)
+{
+    struct outcome o;
+    (void)state;
+
+    run_scenario("touch_lag.json", use_unused, &o);
+    check_touch_lag("unused", &o);
+    run_scenario("touch_lag.json", use_usable, &o);
+    check_touch_lag("usable", &o);
+}
+
+enum { WARM_CACHED = 0, WARM_HOG = 1 };
+
+/* An idle guest whose page cache fills its free memory, beside a hog, on a host with 150 MiB
+ * above its floor. MemFree (unused) calls the idle guest needy for ever; MemAvailable (usable)
+ * calls it rich. */
+static void
+test_warm_cache(void **state)
+{
+    struct outcome unused, usable;
+    (void)state;
+
+    run_scenario("warm_cache.json", use_unused, &unused);
+    run_scenario("warm_cache.json", use_usable, &usable);
+    print_message("warm_cache: cached VM granted %.0f MiB (unused) vs %.0f MiB (usable); hog "
+                  "starved %.1f s (unused) vs %.1f s (usable)\n",
+                  TO_MIB(unused.granted_kib[WARM_CACHED]), TO_MIB(usable.granted_kib[WARM_CACHED]),
+                  (double)unused.final[WARM_HOG].starved_ms / 1000.0,
+                  (double)usable.final[WARM_HOG].starved_ms / 1000.0);
+
+    /* The evidence against MemFree: with it the idle cached guest is grown. */
+    assert_true(unused.granted_kib[WARM_CACHED] > 0);
+
+    /* With MemAvailable it is never grown (it gives), and the hog is fed to its limit without
+     * waiting, the host floor kept. */
+    if (usable.grows[WARM_CACHED] != 0 || usable.peak_actual_kib[WARM_CACHED] > MIB(1024))
+        fail_msg("usable: want the cached VM never grown, got %llu grows (+%.0f MiB), peak "
+                 "%.0f MiB",
+                 (unsigned long long)usable.grows[WARM_CACHED],
+                 TO_MIB(usable.granted_kib[WARM_CACHED]),
+                 TO_MIB(usable.peak_actual_kib[WARM_CACHED]));
+    if (usable.final[WARM_HOG].used_kib != MIB(1000) || usable.final[WARM_HOG].starved_ms != 0 ||
+        usable.final[WARM_HOG].refused_kib != 0)
+        fail_msg("usable: want the hog fed to 1000 MiB, never starved nor refused; got %.0f MiB, "
+                 "starved %.1f s, refused %.0f MiB",
+                 TO_MIB(usable.final[WARM_HOG].used_kib),
+                 (double)usable.final[WARM_HOG].starved_ms / 1000.0,
+                 TO_MIB(usable.final[WARM_HOG].refused_kib));
+    assert_int_equal(usable.host.worst_below_min_kib, 0);
+}
+
 int
 main(void)
 {
@@ -351,6 +451,8 @@ main(void)
         cmocka_unit_test(test_host_pressure),
         cmocka_unit_test(test_raised_host_floor_is_kept),
         cmocka_unit_test(test_demo),
+        cmocka_unit_test(test_warm_cache),
+        cmocka_unit_test(test_touch_lag),
     };
     log_set_level(LOG_LEVEL_ERR);
     return cmocka_run_group_tests(tests, NULL, NULL);

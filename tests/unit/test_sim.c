@@ -4,8 +4,10 @@
  * every scenario shipped in tests/scenarios.
  *
  * Expected values come from the model's documented constants (tests/scenarios/README.md):
- * guest overhead 40 MiB, reserve 32 MiB, page cache used/8, steps of 100 ms. Sizes are written in
- * MiB (MIB() makes KiB) with the arithmetic in the comments.
+ * guest overhead 40 MiB, reserve 32 MiB, watermark 64 MiB (MemAvailable = MemFree + cache - 64),
+ * page cache used/8 or filling free memory down to 20 MiB, QEMU overhead 32 MiB by default,
+ * steps of 100 ms. Sizes are written in MiB (MIB() makes KiB) with the arithmetic in the
+ * comments.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,6 +34,9 @@
 #define VMS_MAX       16
 #define OVERHEAD_MIB  40
 #define RESERVE_MIB   32
+#define WATERMARK_MIB 64
+#define FILL_FREE_MIB 20
+#define QEMU_MIB      32 /* default qemu_overhead_mib */
 
 /* Want/got in decimal (KiB, ms, counts) with the expression, instead of cmocka's hex. */
 #define ASSERT_U64(got, want)                                                                      \
@@ -150,6 +155,16 @@ unused_kib(uint64_t actual_mib, uint64_t used_mib)
     return MIB(actual_mib) - MIB(OVERHEAD_MIB) - MIB(used_mib) - cache;
 }
 
+/* usable (MemAvailable) of the same guest: unused + cache - watermark, at least 0. */
+static uint64_t
+usable_kib(uint64_t actual_mib, uint64_t used_mib)
+{
+    uint64_t unused = unused_kib(actual_mib, used_mib);
+    uint64_t cache = MIB(actual_mib) - MIB(OVERHEAD_MIB) - MIB(used_mib) - unused;
+
+    return unused + cache > MIB(WATERMARK_MIB) ? unused + cache - MIB(WATERMARK_MIB) : 0;
+}
+
 /* ---- balloon ---- */
 
 static void
@@ -210,7 +225,7 @@ test_inflate_stops_short_of_a_squeezed_guest(void **state)
     assert_actual_mib(&f, "vm", 872);
     vm = sample_vm(&f, "vm");
     ASSERT_U64(vm.unused_kib, MIB(RESERVE_MIB)); /* the cache was dropped first */
-    ASSERT_U64(vm.usable_kib, MIB(RESERVE_MIB));
+    ASSERT_U64(vm.usable_kib, 0);                /* 32 free, no cache, 64 held back */
     ASSERT_U64(view_vm(&f, "vm").used_kib, MIB(800));
     ASSERT_U64(view_vm(&f, "vm").target_kib, MIB(256)); /* short of target, for good */
     ASSERT_U64(view_vm(&f, "vm").refused_kib, 0);
@@ -337,7 +352,8 @@ test_stats_lag_by_the_period(void **state)
     vm = sample_vm(&f, "vm"); /* published at start */
     assert_true(vm.has_unused);
     ASSERT_U64(vm.unused_kib, unused_kib(1024, 300));
-    ASSERT_U64(vm.usable_kib, unused_kib(1024, 300) + MIB(300) / 8);
+    ASSERT_U64(vm.usable_kib, unused_kib(1024, 300) + MIB(300) / 8 - MIB(WATERMARK_MIB));
+    ASSERT_U64(vm.usable_kib, usable_kib(1024, 300));
     ASSERT_U64(vm.stats_age_ms, 0);
 
     sim_advance(f.sim, 1500); /* the workload changed at 0.5 s; the guest has not said so */
@@ -360,6 +376,50 @@ test_stats_lag_by_the_period(void **state)
     ASSERT_U64(sample_vm(&f, "vm").stats_age_ms, 4900);
     sim_advance(f.sim, 100);
     ASSERT_U64(sample_vm(&f, "vm").stats_age_ms, 0);
+    fixture_close(&f);
+}
+
+static void
+test_stats_stamp_changes_only_with_a_new_sample(void **state)
+{
+    struct fixture f;
+    struct hv_vm vm;
+    uint64_t stamp;
+    (void)state;
+
+    /* Stats from 3 s after start, every 2 s; the workload moves all the time. */
+    fixture_open(&f, "{\"host\": {\"total_mib\": 8192}, \"stats_period_s\": 2, \"vms\": ["
+                     "{\"name\": \"vm\", \"max_mib\": 2048, \"initial_mib\": 1024, "
+                     "\"stats_delay_s\": 3, \"workload\": [{\"at_s\": 0, \"used_mib\": 200},"
+                     "{\"at_s\": 0, \"ramp_to_mib\": 800, \"over_s\": 20}]}]}");
+    vm = sample_vm(&f, "vm");
+    assert_false(vm.has_unused);
+    ASSERT_U64(vm.stats_stamp_ms, 0); /* before the first sample */
+    sim_advance(f.sim, 3000);
+    vm = sample_vm(&f, "vm");
+    assert_true(vm.has_unused);
+    ASSERT_U64(vm.stats_stamp_ms, 3000);
+    stamp = vm.stats_stamp_ms;
+    for (int i = 0; i < 19; i++) { /* 3.1 .. 4.9 s: the guest changes, the sample does not */
+        sim_advance(f.sim, 100);
+        vm = sample_vm(&f, "vm");
+        ASSERT_U64(vm.stats_stamp_ms, stamp);
+        ASSERT_U64(vm.stats_age_ms, sim_now_ms(f.sim) - stamp);
+    }
+    sim_advance(f.sim, 100);
+    ASSERT_U64(sample_vm(&f, "vm").stats_stamp_ms, 5000);
+    /* A new period takes effect from the last sample. */
+    assert_int_equal(f.hv->ops->set_stats_period(f.hv->ctx, 1), 0);
+    sim_advance(f.sim, 900);
+    ASSERT_U64(sample_vm(&f, "vm").stats_stamp_ms, 5000);
+    sim_advance(f.sim, 100);
+    ASSERT_U64(sample_vm(&f, "vm").stats_stamp_ms, 6000);
+    fixture_close(&f);
+
+    /* Without a driver there is never a sample, so never a stamp. */
+    fixture_open(&f, ONE_VM(", \"driver\": false", "{\"at_s\": 0, \"used_mib\": 300}"));
+    sim_advance(f.sim, 10000);
+    ASSERT_U64(sample_vm(&f, "vm").stats_stamp_ms, 0);
     fixture_close(&f);
 }
 
@@ -426,6 +486,7 @@ test_hog_grows_until_refused_holds_and_frees(void **state)
     ASSERT_U64(v.used_kib, MIB(952));
     ASSERT_U64(v.wanted_kib, MIB(952));
     ASSERT_U64(v.refused_kib, MIB(8));
+    ASSERT_U64(v.starved_ms, 100); /* refused in one step; holding is not starving */
     ASSERT_U64(v.actual_kib, MIB(1024));
     sim_advance(f.sim, 4900); /* 13.5 s: holding */
     ASSERT_U64(view_vm(&f, "vm").used_kib, MIB(952));
@@ -493,6 +554,8 @@ test_step_above_fits_is_refused_and_catches_up(void **state)
     sim_advance(f.sim, 5000);
     ASSERT_U64(view_vm(&f, "vm").used_kib, MIB(1200));
     ASSERT_U64(view_vm(&f, "vm").refused_kib, MIB(248));
+    /* Short until fits >= 1200, i.e. actual >= 1272: the steps 0.1 .. 0.9 s. */
+    ASSERT_U64(view_vm(&f, "vm").starved_ms, 900);
     fixture_close(&f);
 }
 
@@ -512,14 +575,14 @@ test_lifecycle_start_stop(void **state)
                      "\"start_s\": 5, \"stop_s\": 10, \"stats_delay_s\": 1}]}");
     host = sample_host(&f, &n);
     ASSERT_U64(n, 1);
-    ASSERT_U64(host.available_kib, MIB(8192 - 1024 - 1024));
+    ASSERT_U64(host.available_kib, MIB(8192 - 1024 - 1024 - QEMU_MIB));
     assert_false(view_vm(&f, "late").running);
     assert_int_equal(set_target(&f, "late", MIB(1024)), -ENOENT);
 
     sim_advance(f.sim, 5000);
     host = sample_host(&f, &n);
     ASSERT_U64(n, 2);
-    ASSERT_U64(host.available_kib, MIB(8192 - 1024 - 1024 - 1536));
+    ASSERT_U64(host.available_kib, MIB(8192 - 1024 - 1024 - 1536 - 2 * QEMU_MIB));
     assert_true(view_vm(&f, "late").running);
     assert_false(sample_vm(&f, "late").has_unused); /* its stats delay counts from its start */
     sim_advance(f.sim, 1000);
@@ -529,33 +592,292 @@ test_lifecycle_start_stop(void **state)
     sim_advance(f.sim, 4000);
     host = sample_host(&f, &n);
     ASSERT_U64(n, 1);
-    ASSERT_U64(host.available_kib, MIB(8192 - 1024 - 1024));
+    ASSERT_U64(host.available_kib, MIB(8192 - 1024 - 1024 - QEMU_MIB));
     assert_false(view_vm(&f, "late").running);
     assert_int_equal(set_target(&f, "late", MIB(1024)), -ENOENT);
     fixture_close(&f);
 }
 
 static void
-test_host_available_follows_actual(void **state)
+test_host_available_follows_touched(void **state)
 {
     struct fixture f;
     struct sim_host_view hv;
     (void)state;
 
+    /* Both start with their initial memory touched; each QEMU costs 32 MiB more. Growing a to
+     * 2048 costs the host nothing while its guest (no workload) does not touch the pages;
+     * shrinking b to 1024 returns 1024 at once. */
     fixture_open(&f, "{\"host\": {\"total_mib\": 8192, \"reserved_mib\": 1024}, \"vms\": ["
                      "{\"name\": \"a\", \"max_mib\": 2048, \"initial_mib\": 1024},"
                      "{\"name\": \"b\", \"max_mib\": 2048}]}");
     ASSERT_U64(sample_host(&f, NULL).total_kib, MIB(8192));
-    ASSERT_U64(sample_host(&f, NULL).available_kib, MIB(8192 - 1024 - 1024 - 2048));
+    ASSERT_U64(sample_host(&f, NULL).available_kib, MIB(8192 - 1024 - 1024 - 2048 - 2 * QEMU_MIB));
     assert_int_equal(set_target(&f, "a", MIB(2048)), 0);
     assert_int_equal(set_target(&f, "b", MIB(1024)), 0);
     sim_advance(f.sim, 1000);
-    ASSERT_U64(sample_host(&f, NULL).available_kib, MIB(8192 - 1024 - 1280 - 1792));
+    assert_actual_mib(&f, "a", 1280);
+    ASSERT_U64(sample_host(&f, NULL).available_kib, MIB(8192 - 1024 - 1024 - 1792 - 2 * QEMU_MIB));
     sim_advance(f.sim, 10000);
-    ASSERT_U64(sample_host(&f, NULL).available_kib, MIB(8192 - 1024 - 2048 - 1024));
+    assert_actual_mib(&f, "a", 2048);
+    ASSERT_U64(view_vm(&f, "a").touched_kib, MIB(1024));
+    ASSERT_U64(sample_host(&f, NULL).available_kib, MIB(8192 - 1024 - 1024 - 1024 - 2 * QEMU_MIB));
     sim_host_view(f.sim, &hv);
     ASSERT_U64(hv.total_kib, MIB(8192));
-    ASSERT_U64(hv.available_kib, MIB(8192 - 1024 - 2048 - 1024));
+    ASSERT_U64(hv.available_kib, MIB(8192 - 1024 - 1024 - 1024 - 2 * QEMU_MIB));
+    fixture_close(&f);
+}
+
+static void
+test_touched_grows_only_when_the_workload_touches(void **state)
+{
+    struct fixture f;
+    struct hv_vm vm;
+    struct sim_vm_view v;
+    /* The guest's footprint at used 1300: 40 kernel + 1300 + 1300/8 cache = 1502.5 MiB. */
+    const uint64_t footprint_kib = MIB(40 + 1300) + MIB(1300) / 8;
+    (void)state;
+
+    fixture_open(&f, ONE_VM("", "{\"at_s\": 0, \"used_mib\": 300},"
+                                "{\"at_s\": 5, \"ramp_to_mib\": 1300, \"over_s\": 10},"
+                                "{\"at_s\": 20, \"used_mib\": 300}"));
+    ASSERT_U64(view_vm(&f, "vm").touched_kib, MIB(1024)); /* all of initial, by default */
+    ASSERT_U64(sample_host(&f, NULL).available_kib, MIB(8192 - 1024 - 1024 - QEMU_MIB));
+    assert_int_equal(set_target(&f, "vm", MIB(2048)), 0);
+    sim_advance(f.sim, 5000);
+    assert_actual_mib(&f, "vm", 2048);
+    /* The balloon gave the guest 1024 MiB; nothing touched them, the host still has them. */
+    ASSERT_U64(view_vm(&f, "vm").touched_kib, MIB(1024));
+    ASSERT_U64(sample_host(&f, NULL).available_kib, MIB(8192 - 1024 - 1024 - QEMU_MIB));
+    sim_advance(f.sim, 5000); /* half way up the ramp: 40 + 800 + 100 = 940 < 1024 touched */
+    ASSERT_U64(view_vm(&f, "vm").used_kib, MIB(800));
+    ASSERT_U64(view_vm(&f, "vm").touched_kib, MIB(1024));
+    sim_advance(f.sim, 5000); /* used 1300: now it touches pages it never had before */
+    v = view_vm(&f, "vm");
+    ASSERT_U64(v.used_kib, MIB(1300));
+    ASSERT_U64(v.touched_kib, footprint_kib);
+    ASSERT_U64(v.rss_kib, footprint_kib + MIB(QEMU_MIB));
+    vm = sample_vm(&f, "vm");
+    assert_true(vm.has_rss);
+    ASSERT_U64(vm.rss_kib, footprint_kib + MIB(QEMU_MIB));
+    ASSERT_U64(sample_host(&f, NULL).available_kib, MIB(8192 - 1024 - QEMU_MIB) - footprint_kib);
+    sim_advance(f.sim, 6000); /* freed back to 300: the pages stay backed */
+    ASSERT_U64(view_vm(&f, "vm").used_kib, MIB(300));
+    ASSERT_U64(view_vm(&f, "vm").touched_kib, footprint_kib);
+    fixture_close(&f);
+
+    /* touched_mib starts it lower: only what the guest uses is backed (40 + 300 + 37.5). */
+    fixture_open(&f, ONE_VM(", \"touched_mib\": 0", "{\"at_s\": 0, \"used_mib\": 300}"));
+    ASSERT_U64(view_vm(&f, "vm").touched_kib, MIB(340) + MIB(300) / 8);
+    ASSERT_U64(sample_vm(&f, "vm").rss_kib, MIB(340 + QEMU_MIB) + MIB(300) / 8);
+    fixture_close(&f);
+}
+
+static void
+test_balloon_inflating_lowers_touched(void **state)
+{
+    struct fixture f;
+    (void)state;
+
+    /* 2048 MiB of which 1536 are backed; the guest uses 377.5. */
+    fixture_open(&f, VM_JSON("\"max_mib\": 2048", ", \"touched_mib\": 1536",
+                             "{\"at_s\": 0, \"used_mib\": 300}"));
+    ASSERT_U64(sample_host(&f, NULL).available_kib, MIB(8192 - 1024 - 1536 - QEMU_MIB));
+    /* Inflating by 256 takes untouched pages: the host gains nothing. */
+    assert_int_equal(set_target(&f, "vm", MIB(1792)), 0);
+    sim_advance(f.sim, 1000);
+    assert_actual_mib(&f, "vm", 1792);
+    ASSERT_U64(view_vm(&f, "vm").touched_kib, MIB(1536));
+    ASSERT_U64(sample_host(&f, NULL).available_kib, MIB(8192 - 1024 - 1536 - QEMU_MIB));
+    /* Below what is backed, every page it takes goes back to the host. */
+    assert_int_equal(set_target(&f, "vm", MIB(1024)), 0);
+    sim_advance(f.sim, 3000);
+    assert_actual_mib(&f, "vm", 1024);
+    ASSERT_U64(view_vm(&f, "vm").touched_kib, MIB(1024));
+    ASSERT_U64(sample_vm(&f, "vm").rss_kib, MIB(1024 + QEMU_MIB));
+    ASSERT_U64(sample_host(&f, NULL).available_kib, MIB(8192 - 1024 - 1024 - QEMU_MIB));
+    /* Deflating again: untouched until used. */
+    assert_int_equal(set_target(&f, "vm", MIB(2048)), 0);
+    sim_advance(f.sim, 5000);
+    assert_actual_mib(&f, "vm", 2048);
+    ASSERT_U64(view_vm(&f, "vm").touched_kib, MIB(1024));
+    fixture_close(&f);
+
+    /* A guest that writes the pages it gets back (touch_on_deflate) costs the host at once. */
+    fixture_open(&f, ONE_VM(", \"touch_on_deflate\": true", "{\"at_s\": 0, \"used_mib\": 300}"));
+    assert_int_equal(set_target(&f, "vm", MIB(2048)), 0);
+    sim_advance(f.sim, 1000);
+    assert_actual_mib(&f, "vm", 1280);
+    ASSERT_U64(view_vm(&f, "vm").touched_kib, MIB(1280));
+    ASSERT_U64(sample_host(&f, NULL).available_kib, MIB(8192 - 1024 - 1280 - QEMU_MIB));
+    fixture_close(&f);
+}
+
+static void
+test_rss_reported_for_every_running_vm(void **state)
+{
+    struct fixture f;
+    struct hv_vm vm;
+    (void)state;
+
+    fixture_open(&f, "{\"host\": {\"total_mib\": 8192, \"reserved_mib\": 1024}, \"vms\": ["
+                     "{\"name\": \"a\", \"max_mib\": 2048, \"initial_mib\": 1024, "
+                     "\"touched_mib\": 512, \"qemu_overhead_mib\": 100},"
+                     "{\"name\": \"b\", \"max_mib\": 2048, \"initial_mib\": 1024, "
+                     "\"driver\": false},"
+                     "{\"name\": \"c\", \"max_mib\": 512, \"balloon\": false},"
+                     "{\"name\": \"d\", \"max_mib\": 512, \"start_s\": 10}]}");
+    vm = sample_vm(&f, "a");
+    assert_true(vm.has_rss);
+    ASSERT_U64(vm.rss_kib, MIB(512 + 100));
+    ASSERT_U64(view_vm(&f, "a").rss_kib, MIB(512 + 100));
+    vm = sample_vm(&f, "b"); /* no stats, but QEMU's RSS is the host's to read */
+    assert_false(vm.has_unused);
+    assert_true(vm.has_rss);
+    ASSERT_U64(vm.rss_kib, MIB(1024 + QEMU_MIB));
+    vm = sample_vm(&f, "c");
+    assert_true(vm.has_rss);
+    ASSERT_U64(vm.rss_kib, MIB(512 + QEMU_MIB));
+    ASSERT_U64(view_vm(&f, "d").rss_kib, 0); /* not running yet */
+    ASSERT_U64(sample_host(&f, NULL).available_kib,
+               MIB(8192 - 1024 - 612 - 1024 - 512 - 2 * QEMU_MIB));
+    fixture_close(&f);
+}
+
+/* ---- page cache that fills free memory ---- */
+
+static void
+test_fill_cache_keeps_memfree_low_and_gives_way(void **state)
+{
+    struct fixture f;
+    struct hv_vm vm;
+    struct sim_vm_view v;
+    (void)state;
+
+    /* 1024 MiB, 200 used: the cache takes all but 20 MiB of the rest, 1024 - 40 - 200 - 20 =
+     * 764; MemAvailable = 20 + 764 - 64 = 720. Filling, it touches the pages it takes. */
+    fixture_open(&f, ONE_VM(", \"page_cache\": \"fill\", \"touched_mib\": 0",
+                            "{\"at_s\": 0, \"used_mib\": 200},"
+                            "{\"at_s\": 5, \"used_mib\": 800},"
+                            "{\"at_s\": 10, \"hog_mib_per_s\": 100, \"limit_mib\": 1900}"));
+    v = view_vm(&f, "vm");
+    ASSERT_U64(v.cache_kib, MIB(764));
+    ASSERT_U64(v.unused_kib, MIB(FILL_FREE_MIB));
+    ASSERT_U64(v.usable_kib, MIB(720));
+    ASSERT_U64(v.touched_kib, MIB(1024 - FILL_FREE_MIB));
+    vm = sample_vm(&f, "vm");
+    ASSERT_U64(vm.unused_kib, MIB(FILL_FREE_MIB));
+    ASSERT_U64(vm.usable_kib, MIB(720));
+
+    /* The workload takes 600 more at once: the cache gives way, nothing is refused. */
+    sim_advance(f.sim, 5000);
+    v = view_vm(&f, "vm");
+    ASSERT_U64(v.used_kib, MIB(800));
+    ASSERT_U64(v.cache_kib, MIB(1024 - 40 - 800 - FILL_FREE_MIB));
+    ASSERT_U64(v.unused_kib, MIB(FILL_FREE_MIB));
+    ASSERT_U64(v.usable_kib, MIB(20 + 164 - WATERMARK_MIB));
+    ASSERT_U64(v.refused_kib, 0);
+    ASSERT_U64(v.starved_ms, 0);
+
+    /* Grown, the guest fills the new memory with cache: the host pays for it at once. */
+    assert_int_equal(set_target(&f, "vm", MIB(2048)), 0);
+    sim_advance(f.sim, 5000);
+    assert_actual_mib(&f, "vm", 2048);
+    v = view_vm(&f, "vm");
+    ASSERT_U64(v.cache_kib, MIB(2048 - 40 - 800 - FILL_FREE_MIB));
+    ASSERT_U64(v.touched_kib, MIB(2048 - FILL_FREE_MIB));
+    ASSERT_U64(sample_host(&f, NULL).available_kib,
+               MIB(8192 - 1024 - (2048 - FILL_FREE_MIB) - QEMU_MIB));
+
+    /* A hog from 800 at 100 MiB/s eats into the cache, never refused: at 15 s it holds 1300. */
+    sim_advance(f.sim, 5000);
+    v = view_vm(&f, "vm");
+    ASSERT_U64(v.used_kib, MIB(1300));
+    ASSERT_U64(v.cache_kib, MIB(2048 - 40 - 1300 - FILL_FREE_MIB));
+    ASSERT_U64(v.unused_kib, MIB(FILL_FREE_MIB));
+    sim_advance(f.sim, 10000); /* at its limit, 1900: fits is 2048 - 72 = 1976 */
+    v = view_vm(&f, "vm");
+    ASSERT_U64(v.used_kib, MIB(1900));
+    ASSERT_U64(v.cache_kib, MIB(2048 - 40 - 1900 - FILL_FREE_MIB));
+    ASSERT_U64(v.refused_kib, 0);
+    ASSERT_U64(v.starved_ms, 0);
+
+    /* Inflating drops cache first and returns backed pages to the host. */
+    assert_int_equal(set_target(&f, "vm", MIB(1024)), 0);
+    sim_advance(f.sim, 10000);
+    assert_actual_mib(&f, "vm", 1900 + 72); /* squeezed: used + kernel + reserve */
+    v = view_vm(&f, "vm");
+    ASSERT_U64(v.cache_kib, MIB(RESERVE_MIB - FILL_FREE_MIB));
+    ASSERT_U64(v.touched_kib, MIB(1900 + 72));
+    fixture_close(&f);
+}
+
+/* ---- outcome counters ---- */
+
+static void
+test_waiting_hog_starves_until_grown(void **state)
+{
+    struct fixture f;
+    struct sim_vm_view v;
+    (void)state;
+
+    /* fits = 1024 - 72 = 952. From 200 at 100 MiB/s from 1 s it wants 960 at 8.6 s: refused
+     * (8 MiB), and it waits, asking 10 MiB more every 100 ms step, until the balloon grows. */
+    fixture_open(&f, ONE_VM("", "{\"at_s\": 0, \"used_mib\": 200},"
+                                "{\"at_s\": 1, \"hog_mib_per_s\": 100, \"limit_mib\": 1500, "
+                                "\"wait\": true}"));
+    sim_advance(f.sim, 8500);
+    ASSERT_U64(view_vm(&f, "vm").starved_ms, 0);
+    sim_advance(f.sim, 2000); /* 8.6 .. 10.5 s: 20 steps starved */
+    v = view_vm(&f, "vm");
+    ASSERT_U64(v.used_kib, MIB(952));
+    ASSERT_U64(v.starved_ms, 2000);
+    ASSERT_U64(v.refused_kib, MIB(8 + 19 * 10));
+    /* Grown at 256 MiB/s, faster than it eats: it goes on at its own rate to its limit. */
+    assert_int_equal(set_target(&f, "vm", MIB(2048)), 0);
+    sim_advance(f.sim, 5000); /* 15.5 s: 952 + 5 x 100 */
+    ASSERT_U64(view_vm(&f, "vm").used_kib, MIB(1452));
+    sim_advance(f.sim, 5000);
+    v = view_vm(&f, "vm");
+    ASSERT_U64(v.used_kib, MIB(1500)); /* held forever without hold_s */
+    ASSERT_U64(v.starved_ms, 2000);
+    ASSERT_U64(v.refused_kib, MIB(198));
+    fixture_close(&f);
+}
+
+static void
+test_host_worst_below_min(void **state)
+{
+    struct fixture f;
+    struct sim_host_view hv;
+    (void)state;
+
+    /* 4096 - 1024 reserved - (1024 + 32) = 2016 available, floor 1200. Grown to 2048 in 1 s
+     * (not touched), then the workload fills it at 2 s: footprint 40 + 1900 + 76 cache = 2016,
+     * available 4096 - 1024 - 2016 - 32 = 1024, 176 below the floor. Freed at 4 s and shrunk
+     * back: above the floor again once actual <= 1840, at 4.3 s (steps 2.0 .. 4.2 below). */
+    fixture_open(&f, "{\"host\": {\"total_mib\": 4096, \"reserved_mib\": 1024}, "
+                     "\"host_min_unused_mib\": 1200, \"vms\": [{\"name\": \"vm\", "
+                     "\"max_mib\": 2048, \"initial_mib\": 1024, \"balloon_mib_per_s\": 1024, "
+                     "\"workload\": ["
+                     "{\"at_s\": 0, \"used_mib\": 300}, {\"at_s\": 2, \"used_mib\": 1900},"
+                     "{\"at_s\": 4, \"used_mib\": 300}]}]}");
+    assert_int_equal(set_target(&f, "vm", MIB(2048)), 0);
+    sim_advance(f.sim, 1900);
+    sim_host_view(f.sim, &hv);
+    ASSERT_U64(hv.available_kib, MIB(2016));
+    ASSERT_U64(hv.below_min_ms, 0);
+    ASSERT_U64(hv.worst_below_min_kib, 0);
+    sim_advance(f.sim, 2100);
+    sim_host_view(f.sim, &hv);
+    ASSERT_U64(hv.available_kib, MIB(1024));
+    ASSERT_U64(hv.worst_below_min_kib, MIB(176));
+    assert_int_equal(set_target(&f, "vm", MIB(1024)), 0);
+    sim_advance(f.sim, 5000);
+    sim_host_view(f.sim, &hv);
+    ASSERT_U64(hv.available_kib, MIB(2016));
+    ASSERT_U64(hv.below_min_ms, 2300);
+    ASSERT_U64(hv.worst_below_min_kib, MIB(176));
     fixture_close(&f);
 }
 
@@ -710,7 +1032,7 @@ run_digest(const char *file)
         sim_advance(sim, 1000);
         for (size_t i = 0; i < sim_vm_count(sim); i++) {
             struct sim_vm_view v;
-            uint64_t fields[6];
+            uint64_t fields[9];
 
             sim_vm_view(sim, i, &v);
             fields[0] = v.actual_kib;
@@ -719,6 +1041,9 @@ run_digest(const char *file)
             fields[3] = v.refused_kib;
             fields[4] = v.below_min_ms;
             fields[5] = v.targets_set;
+            fields[6] = v.touched_kib;
+            fields[7] = v.starved_ms;
+            fields[8] = v.usable_kib;
             for (size_t k = 0; k < ARRAY_SIZE(fields); k++)
                 digest = (digest ^ fields[k]) * 1099511628211u;
         }
@@ -809,6 +1134,16 @@ test_bad_scenarios_rejected(void **state)
     REJECT(ONE_VM("", "{\"at_s\": 0, \"used_mib\": 10, \"hold_s\": 5}"), "hold_s");
     REJECT(ONE_VM("", "{\"at_s\": 0, \"used_mib\": 4096}"), "used_mib", "range");
     REJECT(ONE_VM("", "{\"used_mib\": 10}"), "at_s", "required");
+    REJECT(ONE_VM("", "{\"at_s\": 0, \"used_mib\": 10, \"wait\": true}"), "wait", "hog_mib_per_s");
+    REJECT(ONE_VM("", "{\"at_s\": 0, \"hog_mib_per_s\": 10, \"wait\": 1}"), "wait",
+           "true or false");
+    REJECT(ONE_VM(", \"page_cache\": \"huge\"", ""), "vm \"vm\"", "page_cache", "fill");
+    REJECT(ONE_VM(", \"page_cache\": true", ""), "page_cache");
+    REJECT(ONE_VM(", \"touched_mib\": 1025", ""), "touched_mib", "range"); /* > initial */
+    REJECT(ONE_VM(", \"touched_mib\": -1", ""), "touched_mib", "range");
+    REJECT(ONE_VM(", \"qemu_overhead_mib\": 100000", ""), "qemu_overhead_mib", "range");
+    REJECT(ONE_VM(", \"qemu_overhead_mib\": 1.5", ""), "qemu_overhead_mib", "integer");
+    REJECT(ONE_VM(", \"touch_on_deflate\": \"yes\"", ""), "touch_on_deflate");
     REJECT("{\"host\": {\"total_mib\": 8192}, \"vms\": [{\"name\": \"x\", \"max_mib\": 512},"
            "{\"name\": \"x\", \"max_mib\": 512}]}",
            "vm \"x\"", "duplicate");
@@ -913,7 +1248,10 @@ test_every_shipped_scenario_loads_and_runs(void **state)
         sim = sim_from_hv(hv);
         sim_use_fake_clock(sim);
         end_ms = sim_duration_ms(sim) ? sim_duration_ms(sim) : 60000;
-        /* Left to itself (no agent), the model keeps its invariants every second. */
+        /* Left to itself (no agent), the model keeps its invariants every second: a guest's
+         * MemFree never below what it keeps free (reserve, or 20 MiB with a filling cache),
+         * MemAvailable within 64 MiB below MemFree + nothing more than the guest has, the
+         * touched pages within the balloon, and the QEMU RSS reported for every VM. */
         while (sim_now_ms(sim) < end_ms) {
             struct hv_host host;
             struct hv_vm vms[VMS_MAX];
@@ -923,22 +1261,35 @@ test_every_shipped_scenario_loads_and_runs(void **state)
             assert_int_equal(hv->ops->sample(hv->ctx, &host, vms, VMS_MAX, &n), 0);
             assert_true(host.available_kib <= host.total_kib);
             for (size_t i = 0; i < n; i++) {
-                if (vms[i].actual_kib > vms[i].max_kib ||
-                    (vms[i].has_unused && (vms[i].unused_kib > vms[i].actual_kib ||
-                                           vms[i].usable_kib < vms[i].unused_kib ||
-                                           vms[i].unused_kib < MIB(RESERVE_MIB))))
+                if (vms[i].actual_kib > vms[i].max_kib || !vms[i].has_rss ||
+                    (vms[i].has_unused &&
+                     (vms[i].unused_kib > vms[i].actual_kib ||
+                      vms[i].usable_kib > vms[i].actual_kib ||
+                      vms[i].usable_kib + MIB(WATERMARK_MIB) < vms[i].unused_kib ||
+                      vms[i].unused_kib < MIB(FILL_FREE_MIB))))
                     fail_msg("%s t=%" PRIu64 " vm %s: actual %" PRIu64 " max %" PRIu64
-                             " unused %" PRIu64 " usable %" PRIu64,
+                             " unused %" PRIu64 " usable %" PRIu64 " has_rss %d",
                              de->d_name, sim_now_ms(sim), vms[i].name, vms[i].actual_kib,
-                             vms[i].max_kib, vms[i].unused_kib, vms[i].usable_kib);
+                             vms[i].max_kib, vms[i].unused_kib, vms[i].usable_kib,
+                             (int)vms[i].has_rss);
+            }
+            for (size_t i = 0; i < sim_vm_count(sim); i++) {
+                struct sim_vm_view v;
+
+                sim_vm_view(sim, i, &v);
+                if (v.touched_kib > v.actual_kib || (v.running && v.rss_kib < v.touched_kib))
+                    fail_msg("%s t=%" PRIu64 " vm %s: touched %" PRIu64 " actual %" PRIu64
+                             " rss %" PRIu64,
+                             de->d_name, sim_now_ms(sim), v.name, v.touched_kib, v.actual_kib,
+                             v.rss_kib);
             }
         }
         hv_close(&hv);
         loaded++;
     }
     closedir(dir);
-    if (loaded < 8)
-        fail_msg("want at least the 8 shipped scenarios in %s, found %zu", SCENARIO_DIR, loaded);
+    if (loaded < 10)
+        fail_msg("want at least the 10 shipped scenarios in %s, found %zu", SCENARIO_DIR, loaded);
 }
 
 int
@@ -954,6 +1305,7 @@ main(void)
         cmocka_unit_test(test_port_errors),
         cmocka_unit_test(test_sample_enospc),
         cmocka_unit_test(test_stats_lag_by_the_period),
+        cmocka_unit_test(test_stats_stamp_changes_only_with_a_new_sample),
         cmocka_unit_test(test_stats_delay),
         cmocka_unit_test(test_stats_period_zero_until_set),
         cmocka_unit_test(test_hog_grows_until_refused_holds_and_frees),
@@ -961,7 +1313,13 @@ main(void)
         cmocka_unit_test(test_ramp),
         cmocka_unit_test(test_step_above_fits_is_refused_and_catches_up),
         cmocka_unit_test(test_lifecycle_start_stop),
-        cmocka_unit_test(test_host_available_follows_actual),
+        cmocka_unit_test(test_host_available_follows_touched),
+        cmocka_unit_test(test_touched_grows_only_when_the_workload_touches),
+        cmocka_unit_test(test_balloon_inflating_lowers_touched),
+        cmocka_unit_test(test_rss_reported_for_every_running_vm),
+        cmocka_unit_test(test_fill_cache_keeps_memfree_low_and_gives_way),
+        cmocka_unit_test(test_waiting_hog_starves_until_grown),
+        cmocka_unit_test(test_host_worst_below_min),
         cmocka_unit_test(test_overcommitted_host_has_nothing_available),
         cmocka_unit_test(test_below_min_accounting),
         cmocka_unit_test(test_overrides_and_uuids),
