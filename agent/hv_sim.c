@@ -201,6 +201,7 @@ struct sim_vm {
     bool has_stats;
     uint64_t pub_unused_kib;
     uint64_t pub_usable_kib;
+    uint64_t pub_total_kib; /* MemTotal in that sample */
     uint64_t pub_ms;
     uint64_t next_pub_ms;
 
@@ -971,6 +972,7 @@ vm_publish_stats(struct sim *sim, struct sim_vm *vm, uint64_t vm_ms)
     vm->has_stats = true;
     vm->pub_unused_kib = vm->unused_kib;
     vm->pub_usable_kib = vm->usable_kib;
+    vm->pub_total_kib = util_sub_sat(vm->actual_kib, GUEST_OVERHEAD_KIB); /* MemTotal */
     vm->pub_ms = sim->now_ms;
     /* Keep the guest's rhythm when a step lands late; restart it after a long gap. */
     vm->next_pub_ms += sim->stats_period_ms;
@@ -1086,6 +1088,7 @@ sim_sample(void *ctx, struct hv_host *host, struct hv_vm *vms, size_t cap, size_
             out->usable_kib = vm->pub_usable_kib;
             out->stats_age_ms = sim->now_ms - vm->pub_ms;
             out->stats_stamp_ms = vm->pub_ms;
+            out->guest_total_kib = vm->pub_total_kib;
         }
         out->rss_kib = vm_rss_kib(vm);
         out->has_rss = true;
