@@ -45,7 +45,7 @@ static const struct param_row expected_rows[] = {
     {"vm_floor_mib", POLICY_PARAM_MIB, 256, 0, MIB_1T},
     {"interval_ms", POLICY_PARAM_U32, 1000, 100, 3600000},
     {"stale_stats_s", POLICY_PARAM_U32, 5, 1, 3600},
-    {"demand_signal", POLICY_PARAM_DEMAND_SIGNAL, POLICY_DEMAND_UNUSED, POLICY_DEMAND_UNUSED,
+    {"demand_signal", POLICY_PARAM_DEMAND_SIGNAL, POLICY_DEMAND_USABLE, POLICY_DEMAND_UNUSED,
      POLICY_DEMAND_USABLE},
     {"reclaim_idle", POLICY_PARAM_BOOL, 1, 0, 1},
     {"predictive", POLICY_PARAM_BOOL, 1, 0, 1},
@@ -77,7 +77,7 @@ test_defaults_are_the_seed_constants(void **state)
     assert_int_equal(p.vm_floor_kib, MIB(256));
     assert_int_equal(p.interval_ms, 1000);
     assert_int_equal(p.stale_stats_s, 5);
-    assert_int_equal(p.demand_signal, POLICY_DEMAND_UNUSED);
+    assert_int_equal(p.demand_signal, POLICY_DEMAND_USABLE);
     assert_true(p.reclaim_idle);
     assert_true(p.predictive);
 }
@@ -215,7 +215,7 @@ test_validate_accepts_edges(void **state)
     lo.vm_floor_kib = 0;
     lo.interval_ms = 100;
     lo.stale_stats_s = 2; /* 2000 > max(100, 1000) */
-    lo.demand_signal = POLICY_DEMAND_USABLE;
+    lo.demand_signal = POLICY_DEMAND_UNUSED;
     lo.reclaim_idle = false;
     rc = policy_validate(&lo, err, sizeof(err));
     if (rc != 0)
@@ -400,7 +400,8 @@ test_set_parses_each_kind(void **state)
         {"vm_excess_unused_mib", "4096"}, {"max_release_step_mib", "1"},
         {"host_min_unused_mib", "0"},     {"vm_floor_mib", "1048576"},
         {"interval_ms", "2500"},          {"stale_stats_s", "3600"},
-        {"demand_signal", "usable"},      {"reclaim_idle", "false"},
+        {"demand_signal", "unused"},      {"reclaim_idle", "false"},
+        {"predictive", "false"},
     };
 
     want.vm_min_unused_kib = MIB(150);
@@ -411,8 +412,9 @@ test_set_parses_each_kind(void **state)
     want.vm_floor_kib = MIB(1048576);
     want.interval_ms = 2500;
     want.stale_stats_s = 3600;
-    want.demand_signal = POLICY_DEMAND_USABLE;
+    want.demand_signal = POLICY_DEMAND_UNUSED;
     want.reclaim_idle = false;
+    want.predictive = false;
 
     for (size_t i = 0; i < ARRAY_SIZE(sets); i++) {
         int rc = policy_set(&p, sets[i].key, sets[i].value, err, sizeof(err));
@@ -567,7 +569,8 @@ test_get_prints_defaults(void **state)
         {"vm_excess_unused_mib", "300"}, {"max_release_step_mib", "64"},
         {"host_min_unused_mib", "200"},  {"vm_floor_mib", "256"},
         {"interval_ms", "1000"},         {"stale_stats_s", "5"},
-        {"demand_signal", "unused"},     {"reclaim_idle", "true"},
+        {"demand_signal", "usable"},     {"reclaim_idle", "true"},
+        {"predictive", "true"},
     };
 
     for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
@@ -650,7 +653,7 @@ test_equal(void **state)
     assert_true(policy_equal(&a, &b));
     assert_true(policy_equal(&a, &a));
 
-    struct policy changed[10];
+    struct policy changed[11];
     for (size_t i = 0; i < ARRAY_SIZE(changed); i++)
         changed[i] = defaults();
     changed[0].vm_min_unused_kib += 1;
@@ -661,8 +664,9 @@ test_equal(void **state)
     changed[5].vm_floor_kib += 1;
     changed[6].interval_ms += 1;
     changed[7].stale_stats_s += 1;
-    changed[8].demand_signal = POLICY_DEMAND_USABLE;
+    changed[8].demand_signal = POLICY_DEMAND_UNUSED;
     changed[9].reclaim_idle = false;
+    changed[10].predictive = false;
     for (size_t i = 0; i < ARRAY_SIZE(changed); i++) {
         if (policy_equal(&a, &changed[i]) || policy_equal(&changed[i], &a))
             fail_msg("field #%zu changed: want not equal, got equal", i);

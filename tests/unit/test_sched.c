@@ -9,7 +9,8 @@
  * shrinks, grows, the rest, and a second run (fresh work, then reused work) gives the same plan.
  *
  * Unless a case says otherwise: default policy (min 100, grow target 200, excess 300, step 64,
- * host min 200, floor 256 MiB, reclaim_idle true, demand signal unused) and every VM has max
+ * host min 200, floor 256 MiB, reclaim_idle true, predictive true, demand signal unused - the
+ * seed's, not the shipped default) and every VM has max
  * 4096 MiB, actual 2048 MiB, no target set, fresh stats, weight 100, running and managed.
  */
 #include <setjmp.h>
@@ -1005,6 +1006,8 @@ make_policy(const struct sched_case *c, struct policy *p)
     char err[POLICY_ERR_MAX] = "";
 
     policy_init_defaults(p);
+    /* The table is written on the seed's signal (unused); cases that want usable say so. */
+    p->demand_signal = POLICY_DEMAND_UNUSED;
     for (size_t i = 0; i < TWEAKS_MAX && c->tweaks[i][0] != NULL; i++) {
         int rc = policy_set(p, c->tweaks[i][0], c->tweaks[i][1], err, sizeof(err));
         if (rc != 0)
