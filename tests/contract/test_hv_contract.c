@@ -287,7 +287,7 @@ test_sample_enospc(void **state)
 
     sample_ok(hv, &host, vms, &n);
     if (n == 0)
-        skip();
+        fail_msg("every contract fixture has VMs, this backend showed none");
     rc = sample(hv, &host, vms, n - 1, &n_small);
     if (rc != -ENOSPC || n_small != n)
         fail_msg("sample with room for %zu of %zu VMs: want -ENOSPC and n=%zu, got %d and n=%zu",
@@ -411,8 +411,9 @@ test_stats_paths_agree(void **state)
     size_t n_bulk = 0, n_per = 0;
 
     if (sim_from_hv(hv)) {
+        /* The sim has one stats path: choosing another is refused, which is all to check. */
         assert_int_equal(hv_libvirt_set_stats_path(hv, HV_LIBVIRT_STATS_PER_DOMAIN), -EINVAL);
-        skip();
+        return;
     }
     sample_ok(hv, &host, bulk, &n_bulk);
     assert_int_equal(hv_libvirt_set_stats_path(hv, HV_LIBVIRT_STATS_PER_DOMAIN), 0);

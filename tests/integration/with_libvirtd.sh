@@ -22,6 +22,10 @@ done
 [ $# -gt 0 ] || { echo "with_libvirtd.sh: no command" >&2; exit 2; }
 
 if ! libvirtd_available; then
+    if [ "${CI:-}" = "true" ]; then
+        echo "FAIL: $LIBVIRTD_WHY (CI=true: a missing prerequisite is a failure)"
+        exit 1
+    fi
     echo "SKIP: $LIBVIRTD_WHY"
     exit 77
 fi

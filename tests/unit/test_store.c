@@ -602,8 +602,14 @@ test_read_only(void **state)
     /* root writes through file modes; check as nobody, then come back */
     if (geteuid() == 0) {
         nobody = getpwnam("nobody");
-        if (!nobody)
+        if (!nobody) {
+            const char *ci = getenv("CI");
+            if (ci && strcmp(ci, "true") == 0)
+                fail_msg("no user nobody to check file modes as (CI=true: a missing "
+                         "prerequisite fails)");
+            print_message("SKIP: no user nobody to check file modes as\n");
             skip();
+        }
         assert_int_equal(chmod(fx->dir, 0755), 0);
         assert_int_equal(seteuid(nobody->pw_uid), 0);
     }
