@@ -32,6 +32,9 @@
 
 #define MODULE                 "agent"
 #define POLLS_PER_STATS_PERIOD 4
+/* Targets saved longer ago than this are not taken up after a restart: the balloon has
+ * arrived, or is stuck, or the VM restarted meanwhile. */
+#define TARGETS_MAX_AGE_MS 60000
 
 struct options {
     const char *config_path;
@@ -55,8 +58,9 @@ struct agent {
     struct round *round;
     sigset_t signals;
     uint64_t start_ms;
-    FILE *record;      /* --record: the per-round CSV */
-    struct link *link; /* to the coordinators; NULL without one */
+    FILE *record;          /* --record: the per-round CSV */
+    uint64_t targets_hash; /* of the in-flight targets last saved */
+    struct link *link;     /* to the coordinators; NULL without one */
 };
 
 static void
@@ -396,6 +400,45 @@ publish_round(struct agent *a, uint64_t n, uint64_t now, bool report)
         link_report(a->link, &view, round_get_counters(a->round), fleet_version(a));
 }
 
+/* Keep the balloon targets still on their way in the state dir when they changed, so a
+ * restarted agent counts them as in flight instead of granting the same memory again. */
+static void
+save_targets(struct agent *a)
+{
+    char err[CONFIG_ERR_MAX];
+    size_t n = round_targets_in_flight(a->round, NULL, 0);
+    struct state_target *targets = util_xcalloc(n ? n : 1, sizeof(*targets));
+    uint64_t hash = 1469598103934665603u;
+
+    round_targets_in_flight(a->round, targets, n);
+    for (size_t i = 0; i < n; i++)
+        hash = (hash ^ util_hash_str(targets[i].uuid) ^ targets[i].target_kib) * 1099511628211u;
+    if (hash != a->targets_hash &&
+        state_save_targets(a->config.state_dir, targets, n, util_clock_ms(CLOCK_REALTIME), err,
+                           sizeof(err)) == 0)
+        a->targets_hash = hash;
+    free(targets);
+}
+
+/* Targets set before a restart, taken up again while they are recent. */
+static void
+load_targets(struct agent *a)
+{
+    char err[CONFIG_ERR_MAX];
+    struct state_target targets[SCHED_VMS_MAX / 16];
+    size_t n = 0;
+    int rc =
+        state_load_targets(a->config.state_dir, util_clock_ms(CLOCK_REALTIME), TARGETS_MAX_AGE_MS,
+                           targets, sizeof(targets) / sizeof(targets[0]), &n, err, sizeof(err));
+
+    if (rc < 0 && rc != -ENOENT)
+        log_warn(MODULE, "event=targets_ignored why=\"%s\"", err);
+    if (n == 0)
+        return;
+    round_seed_targets(a->round, targets, n, util_clock_ms(CLOCK_MONOTONIC));
+    log_info(MODULE, "event=targets_resumed count=%zu", n);
+}
+
 /* Between rounds the agent looks for fresh guest stats several times per stats period. */
 static uint64_t
 poll_ms(const struct policy *policy)
@@ -427,6 +470,8 @@ run(struct agent *a)
             rc = round_poll(a->round, &a->state.policy, now);
             planned = rc == 1;
         }
+        if (planned && rc != -ENOTCONN && !a->config.dry_run)
+            save_targets(a);
         if (planned && rc != -ENOTCONN) {
             bool report = now >= next_report_ms;
             publish_round(a, ++n, now, report);
@@ -508,6 +553,8 @@ main(int argc, char **argv)
         return 1;
     }
     a.round = round_new(a.hv, a.config.dry_run);
+    if (!a.config.dry_run)
+        load_targets(&a);
     log_info(MODULE, "event=started uri=%s dry_run=%s interval_ms=%" PRIu32, a.config.uri,
              a.config.dry_run ? "yes" : "no", a.state.policy.interval_ms);
 

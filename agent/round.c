@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,15 +22,16 @@
 #include "tracker.h"
 #include "util.h"
 
-#define MODULE          "round"
-#define FIRST_CAPACITY  64
-#define STUCK_MIN_MS    10000 /* real balloons move within 1-3 s (FACTS.md) */
-#define STUCK_ROUNDS    5
-#define RETRY_MIN_MS    60000
-#define RETRY_ROUNDS    30
-#define OUTAGE_MAX_MS   60000
-#define CHECK_MSG_LEN   512
-#define KIB_TO_MIB(kib) ((double)(kib) / 1024.0)
+#define MODULE            "round"
+#define FIRST_CAPACITY    64
+#define STUCK_MIN_MS      10000 /* real balloons move within 1-3 s (FACTS.md) */
+#define STUCK_ROUNDS      5
+#define RETRY_MIN_MS      60000
+#define RETRY_ROUNDS      30
+#define OUTAGE_MAX_MS     60000
+#define CHECK_MSG_LEN     512
+#define IN_FLIGHT_MIN_KIB 1024 /* closer than this, a balloon has reached its target */
+#define KIB_TO_MIB(kib)   ((double)(kib) / 1024.0)
 
 struct round {
     struct hv *hv;
@@ -483,6 +485,33 @@ round_get_view(const struct round *r, struct round_view *view)
     view->now_ms = r->now_ms;
     view->n_vms = r->n_vms;
     view->applied = r->applied;
+}
+
+void
+round_seed_targets(struct round *r, const struct state_target *targets, size_t n, uint64_t now_ms)
+{
+    for (size_t i = 0; i < n; i++)
+        tracker_seed(r->tracker, targets[i].uuid, targets[i].target_kib, now_ms);
+}
+
+size_t
+round_targets_in_flight(const struct round *r, struct state_target *out, size_t cap)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < r->n_vms; i++) {
+        const struct tracker_vm *t = r->tracked[i];
+        uint64_t actual = r->vms[i].actual_kib;
+        uint64_t gap = t->target_kib > actual ? t->target_kib - actual : actual - t->target_kib;
+        if (t->target_kib == 0 || gap <= IN_FLIGHT_MIN_KIB)
+            continue;
+        if (n < cap) {
+            snprintf(out[n].uuid, sizeof(out[n].uuid), "%s", r->vms[i].uuid);
+            out[n].target_kib = t->target_kib;
+        }
+        n++;
+    }
+    return n;
 }
 
 const struct round_counters *

@@ -17,6 +17,7 @@
 #include "hv.h"
 #include "policy.h"
 #include "sched.h"
+#include "state.h"
 
 struct round;
 
@@ -69,6 +70,16 @@ int round_run(struct round *round, const struct policy *policy, uint64_t now_ms)
 int round_poll(struct round *round, const struct policy *policy, uint64_t now_ms);
 
 void round_get_view(const struct round *round, struct round_view *view);
+
+/* Take up targets set before a restart (state_load_targets), as if set at now_ms. */
+void round_seed_targets(struct round *round,
+                        const struct state_target *targets,
+                        size_t n,
+                        uint64_t now_ms);
+
+/* The targets of the last round's VMs that the balloon has not reached yet, up to cap, into
+ * out; returns how many there are. */
+size_t round_targets_in_flight(const struct round *round, struct state_target *out, size_t cap);
 
 const struct round_counters *round_get_counters(const struct round *round);
 

@@ -6,15 +6,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "util.h"
 
 #define STATE_FILE   "policy.conf"
-#define TEMP_FILE    "policy.conf.tmp"
+#define TARGETS_FILE "targets"
 #define PATH_MAX_LEN 4096
 #define TEXT_MAX     4096
 
@@ -69,15 +71,16 @@ sync_dir(const char *dir)
     return rc;
 }
 
-int
-state_save(const char *dir, const struct agent_state *state, char *err, size_t err_len)
+/* Write text to dir/name through a synced temporary file and a rename. */
+static int
+replace_file(
+    const char *dir, const char *name, const char *text, size_t len, char *err, size_t err_len)
 {
-    char tmp[PATH_MAX_LEN], path[PATH_MAX_LEN], text[TEXT_MAX];
-    size_t len = format_state(state, text, sizeof(text));
+    char tmp[PATH_MAX_LEN], path[PATH_MAX_LEN];
     int rc;
 
-    snprintf(tmp, sizeof(tmp), "%s/%s", dir, TEMP_FILE);
-    snprintf(path, sizeof(path), "%s/%s", dir, STATE_FILE);
+    snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         rc = -errno;
@@ -98,6 +101,15 @@ state_save(const char *dir, const struct agent_state *state, char *err, size_t e
         unlink(tmp);
     }
     return rc;
+}
+
+int
+state_save(const char *dir, const struct agent_state *state, char *err, size_t err_len)
+{
+    char text[TEXT_MAX];
+    size_t len = format_state(state, text, sizeof(text));
+
+    return replace_file(dir, STATE_FILE, text, len, err, err_len);
 }
 
 static int
@@ -143,5 +155,94 @@ state_load(const char *dir, struct agent_state *state, char *err, size_t err_len
         return rc;
     }
     *state = loaded;
+    return 0;
+}
+
+/* ---- targets in flight ---- */
+
+int
+state_save_targets(const char *dir,
+                   const struct state_target *targets,
+                   size_t n,
+                   uint64_t now_ms,
+                   char *err,
+                   size_t err_len)
+{
+    size_t cap = 128 + n * (HV_UUID_LEN + 32);
+    char *text = util_xcalloc(cap, 1);
+    size_t used = (size_t)snprintf(text, cap,
+                                   "# memsched-agent: balloon targets on their way; written by the "
+                                   "agent\nsaved_ms = %" PRIu64 "\n",
+                                   now_ms);
+
+    for (size_t i = 0; i < n; i++)
+        used += (size_t)snprintf(text + used, cap - used, "%s = %" PRIu64 "\n", targets[i].uuid,
+                                 targets[i].target_kib);
+    int rc = replace_file(dir, TARGETS_FILE, text, used, err, err_len);
+    free(text);
+    return rc;
+}
+
+struct targets_load {
+    struct state_target *targets;
+    size_t cap;
+    size_t n;
+    uint64_t saved_ms;
+    bool has_saved;
+};
+
+static int
+set_target(void *ctx, const char *key, const char *value, char *err, size_t err_len)
+{
+    struct targets_load *l = ctx;
+    char *end;
+    uint64_t v;
+
+    errno = 0;
+    v = strtoull(value, &end, 10);
+    if (errno || *end || value[0] < '0' || value[0] > '9') {
+        snprintf(err, err_len, "%s='%s' is not a whole number", key, value);
+        return -EINVAL;
+    }
+    if (strcmp(key, "saved_ms") == 0) {
+        l->saved_ms = v;
+        l->has_saved = true;
+        return 0;
+    }
+    if (strlen(key) != HV_UUID_LEN - 1 || v == 0) {
+        snprintf(err, err_len, "'%s = %s' is not a VM's UUID and a target in KiB", key, value);
+        return -EINVAL;
+    }
+    if (l->n < l->cap) {
+        snprintf(l->targets[l->n].uuid, sizeof(l->targets[l->n].uuid), "%s", key);
+        l->targets[l->n++].target_kib = v;
+    }
+    return 0;
+}
+
+int
+state_load_targets(const char *dir,
+                   uint64_t now_ms,
+                   uint64_t max_age_ms,
+                   struct state_target *targets,
+                   size_t cap,
+                   size_t *n,
+                   char *err,
+                   size_t err_len)
+{
+    char path[PATH_MAX_LEN];
+    struct targets_load l = {.targets = targets, .cap = cap};
+
+    *n = 0;
+    snprintf(path, sizeof(path), "%s/%s", dir, TARGETS_FILE);
+    int rc = config_parse_file(path, set_target, &l, err, err_len);
+    if (rc < 0)
+        return rc;
+    if (!l.has_saved) {
+        snprintf(err, err_len, "%s: no saved_ms", path);
+        return -EINVAL;
+    }
+    if (l.saved_ms <= now_ms && now_ms - l.saved_ms <= max_age_ms)
+        *n = l.n;
     return 0;
 }

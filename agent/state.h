@@ -6,6 +6,10 @@
  * It records where the policy came from: the local config, or the fleet (a coordinator's push,
  * with its version). A fleet policy outlives restarts with the coordinator away; a config policy
  * is simply re-read from the config file.
+ *
+ * Beside it (STATE_DIR/targets, same syntax, same atomic replace) the balloon targets still on
+ * their way, with the wall time they were saved: an agent restarted within max_age_ms takes them
+ * up again, so memory it asked for before the restart is counted as in flight, not granted twice.
  */
 #ifndef MEMSCHED_AGENT_STATE_H
 #define MEMSCHED_AGENT_STATE_H
@@ -13,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hv.h"
 #include "policy.h"
 
 enum state_source {
@@ -34,5 +39,30 @@ int state_save(const char *dir, const struct agent_state *state, char *err, size
 int state_load(const char *dir, struct agent_state *state, char *err, size_t err_len);
 
 const char *state_source_name(enum state_source source);
+
+struct state_target {
+    char uuid[HV_UUID_LEN];
+    uint64_t target_kib;
+};
+
+/* Replace the targets file with targets[0, n), saved at wall time now_ms. */
+int state_save_targets(const char *dir,
+                       const struct state_target *targets,
+                       size_t n,
+                       uint64_t now_ms,
+                       char *err,
+                       size_t err_len);
+
+/* Read up to cap targets saved at most max_age_ms before wall time now_ms into targets, *n the
+ * count. An older file, or one from the future (a clock step), gives none. Returns 0, -ENOENT
+ * when there is no file, or another error (a damaged file) with err saying why. */
+int state_load_targets(const char *dir,
+                       uint64_t now_ms,
+                       uint64_t max_age_ms,
+                       struct state_target *targets,
+                       size_t cap,
+                       size_t *n,
+                       char *err,
+                       size_t err_len);
 
 #endif /* MEMSCHED_AGENT_STATE_H */

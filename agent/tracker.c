@@ -188,6 +188,18 @@ tracker_observe(struct tracker *t,
 }
 
 void
+tracker_seed(struct tracker *t, const char *uuid, uint64_t target_kib, uint64_t now_ms)
+{
+    while (t->cap_records < t->n_records + 1)
+        grow(t);
+    struct tracker_vm *vm = find_or_add(t, uuid);
+    vm->target_kib = target_kib;
+    vm->set_ms = now_ms;
+    vm->progress_ms = now_ms;
+    vm->distance_kib = UINT64_MAX; /* unknown until observed: any distance is progress */
+}
+
+void
 tracker_set_target(struct tracker_vm *vm, uint64_t target_kib, uint64_t actual_kib, uint64_t now_ms)
 {
     bool same = vm->target_kib == target_kib;

@@ -82,6 +82,10 @@ enum tracker_change tracker_observe(struct tracker *tracker,
                                     uint64_t now_ms,
                                     struct tracker_vm **vm);
 
+/* Take up a target set before the agent restarted: uuid's balloon is heading to target_kib,
+ * as if set at now_ms. */
+void tracker_seed(struct tracker *tracker, const char *uuid, uint64_t target_kib, uint64_t now_ms);
+
 /* Record a target the agent has just set, with the balloon at actual_kib. */
 void tracker_set_target(struct tracker_vm *vm,
                         uint64_t target_kib,
