@@ -208,6 +208,7 @@ struct sim_vm {
     /* outcome */
     uint64_t refused_kib;
     uint64_t below_min_ms;
+    uint64_t usable_below_min_ms;
     uint64_t starved_ms;
     uint64_t targets_set;
 };
@@ -1008,6 +1009,8 @@ sim_step(struct sim *sim, uint64_t dt_ms)
         vm_publish_stats(sim, vm, vm_ms);
         if (vm->unused_kib < sim->vm_min_unused_kib)
             vm->below_min_ms += vm_dt_ms;
+        if (vm->usable_kib < sim->vm_min_unused_kib)
+            vm->usable_below_min_ms += vm_dt_ms;
     }
     avail_kib = host_available_kib(sim);
     if (avail_kib < sim->host_min_unused_kib) {
@@ -1337,6 +1340,7 @@ sim_vm_view(struct sim *sim, size_t i, struct sim_vm_view *view)
     view->rss_kib = vm->running ? vm_rss_kib(vm) : 0;
     view->refused_kib = vm->refused_kib;
     view->below_min_ms = vm->below_min_ms;
+    view->usable_below_min_ms = vm->usable_below_min_ms;
     view->starved_ms = vm->starved_ms;
     view->targets_set = vm->targets_set;
     view->running = vm->running;

@@ -42,8 +42,9 @@ struct sim_vm_view {
     uint64_t rss_kib;      /* touched_kib + QEMU's own overhead: what the VM costs the host */
     uint64_t refused_kib;  /* total allocations the guest refused (a hog hitting the wall) */
     uint64_t below_min_ms; /* time spent with unused below the scenario's vm_min_unused */
-    uint64_t starved_ms;   /* time the workload wanted more than the guest could hold */
-    uint64_t targets_set;  /* set_target calls that reached this VM */
+    uint64_t usable_below_min_ms; /* the same by usable (MemAvailable) */
+    uint64_t starved_ms;          /* time the workload wanted more than the guest could hold */
+    uint64_t targets_set;         /* set_target calls that reached this VM */
     bool running;
     bool has_balloon;
     bool has_driver;

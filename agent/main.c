@@ -365,24 +365,34 @@ report_sim_outcome(struct agent *a)
 {
     struct sim *sim = sim_from_hv(a->hv);
     struct sim_host_view host;
-    uint64_t worst_ms = 0;
-    const char *worst = "-";
+    uint64_t worst_ms = 0, starved_ms = 0;
+    const char *worst = "-", *starved = "-";
 
     if (!sim)
         return;
     for (size_t i = 0; i < sim_vm_count(sim); i++) {
         struct sim_vm_view v;
         sim_vm_view(sim, i, &v);
-        if (v.below_min_ms > worst_ms) {
-            worst_ms = v.below_min_ms;
+        uint64_t below_ms = a->state.policy.demand_signal == POLICY_DEMAND_USABLE
+                                ? v.usable_below_min_ms
+                                : v.below_min_ms;
+        if (below_ms > worst_ms) {
+            worst_ms = below_ms;
             worst = v.name;
+        }
+        if (v.starved_ms > starved_ms) {
+            starved_ms = v.starved_ms;
+            starved = v.name;
         }
     }
     sim_host_view(sim, &host);
-    printf("  sim: longest time a VM spent below its min unused: %.1f s (%s)\n",
-           (double)worst_ms / 1000.0, worst);
-    printf("  sim: time the host spent below its floor: %.1f s\n",
-           (double)host.below_min_ms / 1000.0);
+    printf("  sim: longest time a VM spent below its min unused (by %s): %.1f s (%s)\n",
+           policy_demand_signal_name(a->state.policy.demand_signal), (double)worst_ms / 1000.0,
+           worst);
+    printf("  sim: longest time a VM's workload was refused memory: %.1f s (%s)\n",
+           (double)starved_ms / 1000.0, starved);
+    printf("  sim: time the host spent below its floor: %.1f s (worst %.1f MiB)\n",
+           (double)host.below_min_ms / 1000.0, (double)host.worst_below_min_kib / 1024.0);
 }
 
 /* The round's outputs: the table, the CSV, and to the coordinators at most once an interval. */

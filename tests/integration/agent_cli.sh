@@ -28,11 +28,19 @@ printf 'uri = sim:%s/one_hog.json?speed=20\ninterval_ms = 200\n' "$scenarios" >"
 "$agent" --config "$work/good.conf" --print-config | grep -q "^interval_ms = 200$" ||
     fail "--print-config does not show the file's value"
 
-# --dry-run plans and logs but sets nothing, and writes no state.
-"$agent" --config "$work/good.conf" --dry-run --rounds 5 --state-dir "$work/dry" \
-    2>"$work/dry.log" || fail "dry run failed"
-grep -q "dry_run=yes" "$work/dry.log" || fail "dry run logged no decision"
-[ ! -e "$work/dry/policy.conf" ] || fail "dry run wrote state"
+# --dry-run plans and logs but sets nothing, and writes no state: every decision line says
+# dry_run=yes, and no balloon moved in any recorded round.
+"$agent" --config "$work/good.conf" --dry-run --rounds 8 --state-dir "$work/dry" \
+    --record "$work/dry.csv" 2>"$work/dry.log" || fail "dry run failed"
+n_dec=$(grep -c " decision=" "$work/dry.log" || true)
+n_dry=$(grep " decision=" "$work/dry.log" | grep -c " dry_run=yes$" || true)
+[ "$n_dec" -ge 1 ] && [ "$n_dec" -eq "$n_dry" ] ||
+    fail "dry run: $n_dec decisions, $n_dry of them marked dry_run=yes"
+moved=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+    { a = $c["actual_kib"]; v = $c["vm"]; if ((v in first) && first[v] != a) m++; first[v] = a }
+    END { print m + 0 }' "$work/dry.csv")
+[ "$moved" -eq 0 ] || fail "dry run: balloons moved in $moved recorded rounds"
+[ ! -e "$work/dry/policy.conf" ] && [ ! -e "$work/dry/targets" ] || fail "dry run wrote state"
 
 # A running agent: state persisted; SIGHUP with a bad file keeps the old config; a good one
 # takes effect; SIGTERM stops it.
