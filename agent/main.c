@@ -231,6 +231,10 @@ reload(struct agent *a)
             log_warn(MODULE, "event=reload note=\"state_dir changes take a restart\"");
         snprintf(fresh.uri, sizeof(fresh.uri), "%s", a->config.uri);
         snprintf(fresh.state_dir, sizeof(fresh.state_dir), "%s", a->config.state_dir);
+        if (fresh.dry_run != a->config.dry_run) {
+            round_set_dry_run(a->round, fresh.dry_run);
+            log_info(MODULE, "event=reload dry_run=%s", fresh.dry_run ? "yes" : "no");
+        }
         a->config = fresh;
         log_set_level(a->config.log_level);
         if (a->state.source == STATE_SOURCE_CONFIG &&

@@ -95,6 +95,12 @@ round_new(struct hv *hv, bool dry_run)
 }
 
 void
+round_set_dry_run(struct round *r, bool dry_run)
+{
+    r->dry_run = dry_run;
+}
+
+void
 round_destroy(struct round **round)
 {
     if (!round || !*round)

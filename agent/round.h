@@ -55,6 +55,9 @@ struct round_view {
 
 struct round *round_new(struct hv *hv, bool dry_run);
 
+/* Plan without applying (true) or apply again (false), from the next round on. */
+void round_set_dry_run(struct round *round, bool dry_run);
+
 void round_destroy(struct round **round);
 
 /* One round under policy (which must have passed policy_validate()). Returns 0, -ENOTCONN when
