@@ -456,6 +456,8 @@ cache_find(struct lv *lv, const char *uuid)
     return bsearch(&key, lv->cache, lv->n_cache, sizeof(*lv->cache), dom_cmp);
 }
 
+/* Events were lost: nothing cached can be trusted, and any domain may have begun migrating
+ * (its job is asked for on the next sample, which clears the doubt). */
 static void
 cache_invalidate_all(struct lv *lv)
 {
@@ -463,6 +465,7 @@ cache_invalidate_all(struct lv *lv)
         lv->cache[i].xml_valid = false;
         lv->cache[i].meta_valid = false;
         lv->cache[i].period_set = false;
+        lv->cache[i].maybe_migrating = true;
     }
 }
 
