@@ -236,6 +236,14 @@ wait_for() {
 # ---- the agent ----
 
 # agent_start [key = value lines...]: a fresh agent for the current scenario, recording rounds.
+# MEMSCHED_E2E_DEMAND_SIGNAL (unused|usable), when set, goes into every scenario's config;
+# unset, the config has no demand_signal line and the agent's default holds. What the agent
+# will use is read back from its --print-config: AGENT_SIGNAL (unused|usable), AGENT_MIN_KIB
+# (vm_min_unused) and AGENT_PREDICTIVE (1 when its `predictive` policy is on, 0 when off or
+# when the agent has no such switch) - the checks and the metrics judge the signal it used.
+AGENT_SIGNAL=unused
+AGENT_MIN_KIB=$((E2E_MIN_UNUSED_MIB * 1024))
+AGENT_PREDICTIVE=0
 agent_start() {
     local conf="$SCEN_DIR/agent.conf"
     {
@@ -244,16 +252,27 @@ agent_start() {
         echo "state_dir = $SCEN_DIR/state"
         echo "log_level = info"
         echo "interval_ms = 1000"
+        [ -n "${MEMSCHED_E2E_DEMAND_SIGNAL:-}" ] && echo "demand_signal = $MEMSCHED_E2E_DEMAND_SIGNAL"
         local kv
         for kv in "$@"; do echo "$kv"; done
     } >"$conf"
+    local eff
+    if eff=$("$AGENT" --config "$conf" --print-config 2>&1); then
+        AGENT_SIGNAL=$(awk '$1 == "demand_signal" { print $3 }' <<<"$eff")
+        AGENT_MIN_KIB=$(($(awk '$1 == "vm_min_unused_mib" { print $3 }' <<<"$eff") * 1024))
+        AGENT_PREDICTIVE=0
+        [ "$(awk '$1 == "predictive" { print $3 }' <<<"$eff")" = true ] && AGENT_PREDICTIVE=1
+        [ -n "$AGENT_SIGNAL" ] || AGENT_SIGNAL=unused
+    else
+        fail "the agent refused its config: $(echo "$eff" | tail -n 3 | tr '\n' ' ')"
+    fi
     mkdir -p "$SCEN_DIR/state"
     rm -f "$SCEN_DIR/rounds.csv"
     AGENT_T0=$(now_ms)
     "$AGENT" --config "$conf" --record "$SCEN_DIR/rounds.csv" 2>>"$SCEN_DIR/agent.log" &
     AGENT_PID=$!
     sampler_start
-    say "agent pid $AGENT_PID: $(grep -v '^#' "$conf" | grep -v '^uri\|^state_dir' | tr '\n' ' ')"
+    say "agent pid $AGENT_PID: $(grep -v '^#' "$conf" | grep -v '^uri\|^state_dir' | tr '\n' ' ')(signal $AGENT_SIGNAL, predictive $AGENT_PREDICTIVE)"
 }
 
 agent_stop() {
@@ -348,14 +367,31 @@ guest_margin_kib() {
 
 csv() { echo "$SCEN_DIR/rounds.csv"; }
 
+# The agent's CSV is read by column name, never by position (csvcols.awk): the agent may add
+# columns at the end of its header. rawk [-v K=V]... PROGRAM FILE...: awk -F, with csvcols.awk's
+# C[NAME], HNF, col() and vm_name() in front of PROGRAM; a row with another field count than
+# its header (one being written) is the program's to skip (NF != HNF).
+CSVCOLS_AWK=$(<"$HERE/csvcols.awk")
+rawk() {
+    local -a opts=()
+    while [ "${1:-}" = -v ]; do
+        opts+=(-v "$2")
+        shift 2
+    done
+    local prog=$1
+    shift
+    awk -F, "${opts[@]}" "$CSVCOLS_AWK"$'\n'"$prog" "$@"
+}
+
 # The last K complete rounds (4 VM rows each): reason of every VM, and whether any changed.
 # rounds_tail K prints "N CHANGES" + per VM "name:reason,..." of the last round.
 _rounds_tail() {
-    awk -F, -v k="$1" -v n="${#E2E_GUESTS[@]}" '
-        NR == 1 || NF != 19 { next }
-        { cnt[$2]++; if ($5 == "grow" || $5 == "shrink") chg[$2]++
-          nm = $4; gsub(/"/, "", nm); rs[$2] = rs[$2] " " nm ":" $5
-          if ($2 + 0 > last) last = $2 + 0 }
+    rawk -v k="$1" -v n="${#E2E_GUESTS[@]}" '
+        FNR == 1 || NF != HNF { next }
+        { r = $C["round"]; rsn = $C["reason"]
+          cnt[r]++; if (rsn == "grow" || rsn == "shrink") chg[r]++
+          rs[r] = rs[r] " " vm_name() ":" rsn
+          if (r + 0 > last) last = r + 0 }
         END { got = 0; changes = 0
               for (r = last; r > 0 && got < k; r--) if (cnt[r] == n) { got++; changes += chg[r]; if (!lr) lr = r }
               print got, changes, rs[lr] }' "$(csv)" 2>/dev/null
@@ -378,16 +414,16 @@ rounds_done() {
 # reason_streak G REASONS K: G's reason was one of REASONS (a|b) in each of the last K rounds.
 reason_streak() {
     local want=$2 k=$3
-    awk -F, -v vm="$(dom "$1")" -v want="^($want)\$" -v k="$k" '
-        NR == 1 || NF != 19 { next }
-        { nm = $4; gsub(/"/, "", nm); if (nm == vm) { r[++n] = $5 } }
+    rawk -v vm="$(dom "$1")" -v want="^($want)\$" -v k="$k" '
+        FNR == 1 || NF != HNF { next }
+        vm_name() == vm { r[++n] = $C["reason"] }
         END { if (n < k) exit 1; for (i = n - k + 1; i <= n; i++) if (r[i] !~ want) exit 1; exit 0 }' \
         "$(csv)" 2>/dev/null
 }
 
-# has_stats G: the agent sees balloon stats for G (last row has unused_kib).
+# has_stats G: the agent sees balloon stats for G (its last row has unused_kib).
 has_stats() {
-    awk -F, -v vm="$(dom "$1")" 'NR > 1 && NF == 19 { nm = $4; gsub(/"/, "", nm); if (nm == vm) u = $10 }
+    rawk -v vm="$(dom "$1")" 'FNR == 1 || NF != HNF { next } vm_name() == vm { u = $C["unused_kib"] }
         END { exit u == "" }' "$(csv)" 2>/dev/null
 }
 
@@ -396,7 +432,7 @@ metrics() {
     local vm=""
     [ -n "$1" ] && vm=$(dom "$1")
     awk -F, -v vm="$vm" -v since_ms="$2" -v until_ms="${3:-}" -v nvms="${#E2E_GUESTS[@]}" \
-        -f "$HERE/metrics.awk" "$(csv)"
+        -f "$HERE/csvcols.awk" -f "$HERE/metrics.awk" "$(csv)"
 }
 
 # mget KEY "METRICS LINE": one value.
@@ -409,7 +445,8 @@ check_rounds() {
     local out
     out=$(awk -F, -v floor_kib=$((E2E_FLOOR_MIB * 1024)) -v min_unused_kib=$((E2E_MIN_UNUSED_MIB * 1024)) \
         -v excess_kib=$((E2E_EXCESS_MIB * 1024)) -v step_kib=$((E2E_STEP_MIB * 1024)) \
-        -f "$HERE/check_rounds.awk" "$(csv)" 2>&1)
+        -v signal="$AGENT_SIGNAL" -v predictive="$AGENT_PREDICTIVE" \
+        -f "$HERE/csvcols.awk" -f "$HERE/check_rounds.awk" "$(csv)" 2>&1)
     local rc=$?
     echo "$out" >"$SCEN_DIR/check.txt"
     if [ "$rc" -eq 0 ]; then

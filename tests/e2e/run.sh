@@ -198,8 +198,10 @@ host_spent() {
     for g in "$@"; do
         reason_streak "$g" 'need_unmet|grow|in_flight' 3 && reason_streak "$g" need_unmet 1 || return 1
     done
-    awk -F, -v n="${#E2E_GUESTS[@]}" 'NR == 1 || NF != 19 { next }
-        { c[$2]++; if ($6 > $8) inf[$2] += $6 - $8; b[$2] = $17 - $18; if ($2 + 0 > last) last = $2 + 0 }
+    rawk -v n="${#E2E_GUESTS[@]}" 'FNR == 1 || NF != HNF { next }
+        { r = $C["round"]; c[r]++; o = $C["old_target_kib"] + 0; a = $C["actual_kib"] + 0
+          if (o > a) inf[r] += o - a
+          b[r] = $C["host_available_kib"] - $C["host_min_unused_kib"]; if (r + 0 > last) last = r + 0 }
         END { for (r = last; r > 0; r--) if (c[r] == n) { exit !(b[r] - inf[r] < 32 * 1024) } exit 1 }' \
         "$(csv)"
 }
@@ -238,8 +240,9 @@ if want no_driver; then
         eval 'all_stats g1 g2 g3 && quiet 3 && rounds_done 10'
     domstats_save driverless
     m=$(metrics g4 0)
-    rows_g4=$(awk -F, -v vm="$(dom g4)" 'NR > 1 && NF == 19 { n = $4; gsub(/"/, "", n); if (n == vm) c++ } END { print c + 0 }' "$(csv)")
-    bad_g4=$(awk -F, -v vm="$(dom g4)" 'NR > 1 && NF == 19 { n = $4; gsub(/"/, "", n); if (n == vm && ($5 != "no_stats" || $6 != $7)) c++ } END { print c + 0 }' "$(csv)")
+    rows_g4=$(rawk -v vm="$(dom g4)" 'FNR > 1 && NF == HNF && vm_name() == vm { c++ } END { print c + 0 }' "$(csv)")
+    bad_g4=$(rawk -v vm="$(dom g4)" 'FNR > 1 && NF == HNF && vm_name() == vm &&
+        ($C["reason"] != "no_stats" || $C["old_target_kib"] != $C["new_target_kib"]) { c++ } END { print c + 0 }' "$(csv)")
     check "g4 recorded as no_stats and untouched in all of its $rows_g4 rounds" "$rows_g4" -ge 10 -a "$bad_g4" -eq 0
     if grep_log "name=$(dom g4) event=appeared managed=no why=no_stats"; then
         ok "the agent reported g4: $(grep -o "name=$(dom g4) event=appeared.*" "$SCEN_DIR/agent.log" | head -n1)"
@@ -378,7 +381,8 @@ if want demand_moves; then
     b2=$(domstats_field g2 balloon.current)
     held1=$(console_max_held g1 "$mark1")
     t_b=$(agent_ms)
-    spare_b=$(awk -F, 'NR > 1 && NF == 19 { if ($6 > $8) inf[$2] += $6 - $8; b[$2] = $17 - $18; last = $2 }
+    spare_b=$(rawk 'FNR > 1 && NF == HNF { r = $C["round"]; o = $C["old_target_kib"] + 0; a = $C["actual_kib"] + 0
+            if (o > a) inf[r] += o - a; b[r] = $C["host_available_kib"] - $C["host_min_unused_kib"]; last = r }
         END { print b[last] - inf[last] }' "$(csv)")
     hog g1 free >/dev/null && event "g1 frees"
     wait_for "g1 drained and g2 fed" 90 eval 'rounds_after "$t_b" 4 && reason_streak g1 in_band 2 && fed_all g2'
@@ -443,7 +447,7 @@ if want libvirtd_restart; then
     n_down=$(grep -c 'event=hypervisor_unavailable.* failures=1$' "$SCEN_DIR/agent.log")
     n_up=$(grep -c 'event=hypervisor_recovered' "$SCEN_DIR/agent.log")
     check "rounds lost to an outage: logged $n_down times, recovered $n_up times" "$n_down" -eq "$n_up"
-    missed=$(awk -F, 'NR > 1 && NF == 19 { r[$2] = 1; if ($2 + 0 > last) last = $2 + 0 } END { for (i = 1; i <= last; i++) if (!(i in r)) n++; print n + 0 }' "$(csv)")
+    missed=$(rawk 'FNR > 1 && NF == HNF { r[$C["round"]] = 1; if ($C["round"] + 0 > last) last = $C["round"] + 0 } END { for (i = 1; i <= last; i++) if (!(i in r)) n++; print n + 0 }' "$(csv)")
     running=$(vsh list --state-running --name | grep -c "^$E2E_PREFIX")
     check "libvirt: all ${#E2E_GUESTS[@]} guests still running ($running)" "$running" -eq "${#E2E_GUESTS[@]}"
     m_all=$(metrics g3 "$t_hog")
