@@ -16,6 +16,8 @@
 # line), then the daemon and its directory; artifacts are copied out first.
 
 E2E_GUESTS=(g1 g2 g3 g4)
+E2E_CACHE_GUEST=g3 # has a disk (sparse, E2E_DISK_MIB) to fill its page cache from (warm_cache)
+E2E_DISK_MIB=1024  # more than the guest can cache even at its max: its MemFree stays low
 E2E_PREFIX=memsched-e2e-
 E2E_FLOOR_MIB=256
 E2E_MIN_UNUSED_MIB=100
@@ -60,15 +62,15 @@ vsh() { virsh -q -c "$URI" "$@"; }
 # ---- the guests ----
 
 guest_xml() {
-    local g=$1 cur_mib=$2 max_mib=$3 cmdline=$4
+    local g=$1 cur_mib=$2 max_mib=$3 cmdline=$4 disk=${5:-}
     cat <<EOF
 <domain type='$E2E_VIRT_TYPE'>
   <name>$(dom "$g")</name>
   <memory unit='MiB'>$max_mib</memory>
   <currentMemory unit='MiB'>$cur_mib</currentMemory>
-  <!-- every page outside the balloon is touched at start: the host's available memory then
-       moves only with the balloon, so the host floor can be checked against it -->
-  <memoryBacking><allocation mode='immediate'/></memoryBacking>
+  <!-- no <memoryBacking><allocation mode='immediate'/>: like a production guest, a page is
+       backed on the host only when the guest first touches it (guests_reset touches what a
+       scenario starts with), so a grant costs the host only once the guest uses it -->
   <vcpu>1</vcpu>
   <os>
     <type arch='x86_64' machine='pc'>hvm</type>
@@ -90,7 +92,7 @@ guest_xml() {
       <source mode='bind' path='$RUN/$g.sock'/>
       <target type='virtio' name='memsched.hog'/>
     </channel>
-    <memballoon model='virtio'/>
+$disk    <memballoon model='virtio'/>
   </devices>
 </domain>
 EOF
@@ -98,7 +100,7 @@ EOF
 
 # Start the daemon and define + start the guests; g4 boots without the balloon driver.
 guests_boot() {
-    local g extra
+    local g extra disk
     libvirtd_start || return 1
     RUN="$LIBVIRTD_DIR/guests"
     URI="qemu+unix:///session?socket=$LIBVIRTD_SOCK"
@@ -110,9 +112,19 @@ guests_boot() {
     libvirtd_restart || return 1 # read the qemu.conf just written
     say "libvirtd pid $(cat "$LIBVIRTD_DIR/pid"), $URI"
     for g in "${E2E_GUESTS[@]}"; do
-        extra=""
+        extra="" disk=""
         [ "$g" = g4 ] && extra="memsched.balloon=0"
-        guest_xml "$g" "$E2E_CUR_MIB" "$E2E_MAX_MIB" "$extra" >"$RUN/$g.xml"
+        if [ "$g" = "$E2E_CACHE_GUEST" ]; then
+            truncate -s "${E2E_DISK_MIB}M" "$RUN/$g.img" && chown nobody: "$RUN/$g.img" || return 1
+            disk="    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='$RUN/$g.img'/>
+      <target dev='vda' bus='virtio'/>
+      <readonly/>
+    </disk>
+"
+        fi
+        guest_xml "$g" "$E2E_CUR_MIB" "$E2E_MAX_MIB" "$extra" "$disk" >"$RUN/$g.xml"
         vsh define "$RUN/$g.xml" >/dev/null || return 1
     done
     for g in "${E2E_GUESTS[@]}"; do
@@ -134,40 +146,50 @@ hog() {
     echo "$answer"
 }
 
-# guests_reset SIZE_MIB G...: a known start for a scenario (no agent runs in between): each
-# guest's hog freed, its balloon set to SIZE by libvirt (setmem --live), then every page it has
-# touched once by its hog and freed again - so the guest's free memory is backed on the host and
-# the host's available memory moves only with the balloons and the guests' use.
+# guests_reset SIZE_MIB G|G=MIB...: a known start for a scenario (no agent runs in between):
+# each guest's hog freed (and its page-cache reader stopped, its cache dropped), its balloon set
+# to SIZE (or its own MIB) by libvirt (setmem --live), then every page it has touched once by its
+# hog (reserve 0: only the hog's no-OOM guard) and freed again - so the guest's free memory is
+# backed on the host and the host's available memory moves only with the balloons and the
+# guests' use. The guests are reset together (one wait for all), whatever their sizes.
+declare -A RESET_MIB=()
 guests_reset() {
-    local size=$1 g
+    local size=$1 a g
     shift
-    for g in "$@"; do
-        hog "$g" free >/dev/null
-        vsh setmem "$(dom "$g")" "${size}M" --live || fail "virsh setmem $g ${size}M failed"
+    local -a gs=()
+    for a in "$@"; do
+        g=${a%%=*}
+        gs+=("$g")
+        RESET_MIB[$g]=$size
+        [[ "$a" == *=* ]] && RESET_MIB[$g]=${a#*=}
     done
-    wait_for "balloons of $* at $size MiB" 60 balloons_at "$size" "$@" || return 1
-    for g in "$@"; do hog "$g" hog 4096 "$size" >/dev/null; done
-    wait_for "$*: every page touched" 60 hogs_waiting "$@" || return 1
-    for g in "$@"; do hog "$g" free >/dev/null; done
+    for g in "${gs[@]}"; do
+        hog "$g" free >/dev/null
+        vsh setmem "$(dom "$g")" "${RESET_MIB[$g]}M" --live || fail "virsh setmem $g ${RESET_MIB[$g]}M failed"
+    done
+    wait_for "balloons of $* (default $size MiB) at their sizes" 60 balloons_at "${gs[@]}" || return 1
+    for g in "${gs[@]}"; do hog "$g" hog 4096 "${RESET_MIB[$g]}" 0 >/dev/null; done
+    wait_for "${gs[*]}: every page touched" 60 hogs_waiting "${gs[@]}" || return 1
+    for g in "${gs[@]}"; do hog "$g" free >/dev/null; done
     # The agent's first round must see the guests' memory free again, not the hog that was.
-    wait_for "$*: stats showing the memory free" 30 stats_free "$((size - 150))" "$@"
+    wait_for "${gs[*]}: stats showing the memory free" 30 stats_free "${gs[@]}"
 }
 
-# stats_free MIB G...: libvirt's balloon stats show at least MIB unused in each guest.
+# stats_free G...: libvirt's balloon stats show each guest's memory free again (unused at least
+# its reset size - 150 MiB).
 stats_free() {
-    local mib=$1 g u
-    shift
+    local g u
     for g in "$@"; do
         u=$(domstats_field "$g" balloon.unused)
-        [ "${u:-0}" -ge $((mib * 1024)) ] || return 1
+        [ "${u:-0}" -ge $(((RESET_MIB[$g] - 150) * 1024)) ] || return 1
     done
 }
 
+# balloons_at G...: each guest's balloon at its reset size.
 balloons_at() {
-    local size=$1 g
-    shift
+    local g
     for g in "$@"; do
-        [ "$(domstats_field "$g" balloon.current)" = $((size * 1024)) ] || return 1
+        [ "$(domstats_field "$g" balloon.current)" = $((RESET_MIB[$g] * 1024)) ] || return 1
     done
 }
 
@@ -488,7 +510,7 @@ _our_qemu_pids() {
     [ -n "${RUN:-}" ] || return 0
     for p in /proc/[0-9]*; do
         # grep reads all its input (no -q): under pipefail an early exit would fail tr.
-        tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -F -- "$RUN/vmlinuz" >/dev/null && echo "${p#/proc/}"
+        tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -F -- "$RUN/vmlinuz" >/dev/null && echo "${p#/proc/}"
     done
 }
 
@@ -529,7 +551,7 @@ reap_stale() {
         owner=$(cat "$d/owner.pid" 2>/dev/null)
         [ -n "$owner" ] && kill -0 "$owner" 2>/dev/null && continue
         for p in /proc/[0-9]*; do
-            tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -F -- "$d/guests/vmlinuz" >/dev/null || continue
+            tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -F -- "$d/guests/vmlinuz" >/dev/null || continue
             kill -KILL "${p#/proc/}" 2>/dev/null && say "stale run $d: killed QEMU pid ${p#/proc/}"
         done
         if [ -f "$d/pid" ] && p=$(cat "$d/pid") && [ -n "$p" ] &&
