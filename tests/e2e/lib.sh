@@ -146,6 +146,77 @@ hog() {
     echo "$answer"
 }
 
+# hog_start G RATE_MIB_S LIMIT_MIB: G's hog allocates at RATE up to LIMIT, an allocation failing
+# when the guest's MemAvailable would fall below 24 MiB after it (hog.c). Noted in
+# SCEN_DIR/hogs.txt ("G start WALL_MS CONSOLE_MARK RATE LIMIT", the time taken just before the
+# command is sent) for the scenario's metrics (hog_metrics).
+hog_start() {
+    local g=$1 rate=$2 limit=$3 mark t
+    mark=$(console_size "$g")
+    t=$(now_ms)
+    hog "$g" hog "$rate" "$limit" >/dev/null || return 1
+    echo "$g start $t $mark $rate $limit" >>"$SCEN_DIR/hogs.txt"
+}
+
+# hog_free G: G's hog frees what it holds ("G free WALL_MS" in SCEN_DIR/hogs.txt).
+hog_free() {
+    local t
+    t=$(now_ms)
+    hog "$1" free >/dev/null || return 1
+    echo "$1 free $t" >>"$SCEN_DIR/hogs.txt"
+}
+
+# hog_status G: G's hog status answer into HOG_STATUS ("ok id=... state=... waited_s=...
+# failed_s=...": mget reads a key of it); 1 when it did not answer. Not to be called in a
+# command substitution: the command id must advance in this shell (the hog answers a repeated
+# id from its memory, without running the command: a free sent with an id a status in a
+# subshell had used would be lost).
+# shellcheck disable=SC2034 # HOG_STATUS is read by run.sh
+HOG_STATUS=""
+hog_status() {
+    CMD_ID=$((CMD_ID + 1))
+    # shellcheck disable=SC2034
+    HOG_STATUS=$("$CHAN" "$RUN/$1.sock" "$CMD_ID" status --timeout-ms 5000 2>/dev/null)
+}
+
+# hog_console_counts G MARK CMD_MS GRANT_MS: from G's console after byte MARK, its hog's waited
+# and failed seconds since the hog command there, in all and after agent time GRANT_MS (the
+# command came at agent time CMD_MS; each line says, in cmd_ms, how long after it the counters
+# moved; GRANT_MS < 0: no grant, every second counts as before it). Prints "W F W_AFTER F_AFTER".
+hog_console_counts() {
+    tail -c +"$(($2 + 1))" "$RUN/$1.console" 2>/dev/null | tr -d '\r' |
+        awk -v t_cmd="$3" -v t_grant="$4" '
+            /^hog: .*event=hog/ { if (started) exit; started = 1 }
+            !started || !/^hog: t_ms=/ { next }
+            { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+              late = t_grant >= 0 && t_cmd + v["cmd_ms"] > t_grant + 0
+              nw = v["waited_s"] + 0; nf = v["failed_s"] + 0
+              if (nw > w) { if (late) wa += nw - w; w = nw }
+              if (nf > f) { if (late) fa += nf - f; f = nf } }
+            END { print w + 0, f + 0, wa + 0, fa + 0 }'
+}
+
+# set_latency: "N MEDIAN P95" (ms, nearest rank) of the stats->set latency over the scenario's
+# grows: each grow row's stats_age_ms, the age of the guest stats sample that showed the need
+# when the round planned the grow (the balloon is set right after, in the same round); "0 - -"
+# without grows.
+set_latency() {
+    rawk 'FNR == 1 || NF != HNF { next }
+          $C["reason"] == "grow" && col("stats_age_ms") != "" { print $C["stats_age_ms"] + 0 }' \
+        "$(csv)" 2>/dev/null | sort -n |
+        awk '{ v[NR] = $1 }
+             END { if (NR == 0) { print "0 - -"; exit }
+                   m = int((NR + 1) / 2); p = int(0.95 * NR); if (p < 0.95 * NR) p++
+                   print NR, v[m], v[p] }'
+}
+
+# hog_metrics G T0_MS [TFREE_MS]: hogmetrics.awk's key=value line for G's hog, active from agent
+# time T0_MS to TFREE_MS (or the end of the recording), judged on the signal the agent used.
+hog_metrics() {
+    awk -F, -v vm="$(dom "$1")" -v t0="$2" -v t_free="${3:-}" -v min_kib="$AGENT_MIN_KIB" \
+        -v signal="$AGENT_SIGNAL" -f "$HERE/csvcols.awk" -f "$HERE/hogmetrics.awk" "$(csv)"
+}
+
 # guests_reset SIZE_MIB G|G=MIB...: a known start for a scenario (no agent runs in between):
 # each guest's hog freed (and its page-cache reader stopped, its cache dropped), its balloon set
 # to SIZE (or its own MIB) by libvirt (setmem --live), then every page it has touched once by its
