@@ -199,10 +199,12 @@ hog_console_counts() {
 # set_latency: "N MEDIAN P95" (ms, nearest rank) of the stats->set latency over the scenario's
 # grows: each grow row's stats_age_ms, the age of the guest stats sample that showed the need
 # when the round planned the grow (the balloon is set right after, in the same round); "0 - -"
-# without grows.
+# without grows. stats_age_ms counts from libvirt's balloon.last-update, which has whole
+# seconds: it reads 0-1000 ms more than the sample's true age. MEMSCHED_E2E_LATENCY_COLUMN names
+# another column of the CSV to use instead (an agent that stamps a sample's arrival itself).
 set_latency() {
-    rawk 'FNR == 1 || NF != HNF { next }
-          $C["reason"] == "grow" && col("stats_age_ms") != "" { print $C["stats_age_ms"] + 0 }' \
+    rawk -v c="${MEMSCHED_E2E_LATENCY_COLUMN:-stats_age_ms}" 'FNR == 1 || NF != HNF { next }
+          $C["reason"] == "grow" && col(c) != "" { print col(c) + 0 }' \
         "$(csv)" 2>/dev/null | sort -n |
         awk '{ v[NR] = $1 }
              END { if (NR == 0) { print "0 - -"; exit }
