@@ -16,6 +16,8 @@
 # line), then the daemon and its directory; artifacts are copied out first.
 
 E2E_GUESTS=(g1 g2 g3 g4)
+E2E_CACHE_GUEST=g3 # has a disk (sparse, E2E_DISK_MIB) to fill its page cache from (warm_cache)
+E2E_DISK_MIB=1024  # more than the guest can cache even at its max: its MemFree stays low
 E2E_PREFIX=memsched-e2e-
 E2E_FLOOR_MIB=256
 E2E_MIN_UNUSED_MIB=100
@@ -60,15 +62,15 @@ vsh() { virsh -q -c "$URI" "$@"; }
 # ---- the guests ----
 
 guest_xml() {
-    local g=$1 cur_mib=$2 max_mib=$3 cmdline=$4
+    local g=$1 cur_mib=$2 max_mib=$3 cmdline=$4 disk=${5:-}
     cat <<EOF
 <domain type='$E2E_VIRT_TYPE'>
   <name>$(dom "$g")</name>
   <memory unit='MiB'>$max_mib</memory>
   <currentMemory unit='MiB'>$cur_mib</currentMemory>
-  <!-- every page outside the balloon is touched at start: the host's available memory then
-       moves only with the balloon, so the host floor can be checked against it -->
-  <memoryBacking><allocation mode='immediate'/></memoryBacking>
+  <!-- no <memoryBacking><allocation mode='immediate'/>: like a production guest, a page is
+       backed on the host only when the guest first touches it (guests_reset touches what a
+       scenario starts with), so a grant costs the host only once the guest uses it -->
   <vcpu>1</vcpu>
   <os>
     <type arch='x86_64' machine='pc'>hvm</type>
@@ -90,7 +92,7 @@ guest_xml() {
       <source mode='bind' path='$RUN/$g.sock'/>
       <target type='virtio' name='memsched.hog'/>
     </channel>
-    <memballoon model='virtio'/>
+$disk    <memballoon model='virtio'/>
   </devices>
 </domain>
 EOF
@@ -98,7 +100,7 @@ EOF
 
 # Start the daemon and define + start the guests; g4 boots without the balloon driver.
 guests_boot() {
-    local g extra
+    local g extra disk
     libvirtd_start || return 1
     RUN="$LIBVIRTD_DIR/guests"
     URI="qemu+unix:///session?socket=$LIBVIRTD_SOCK"
@@ -110,9 +112,19 @@ guests_boot() {
     libvirtd_restart || return 1 # read the qemu.conf just written
     say "libvirtd pid $(cat "$LIBVIRTD_DIR/pid"), $URI"
     for g in "${E2E_GUESTS[@]}"; do
-        extra=""
+        extra="" disk=""
         [ "$g" = g4 ] && extra="memsched.balloon=0"
-        guest_xml "$g" "$E2E_CUR_MIB" "$E2E_MAX_MIB" "$extra" >"$RUN/$g.xml"
+        if [ "$g" = "$E2E_CACHE_GUEST" ]; then
+            truncate -s "${E2E_DISK_MIB}M" "$RUN/$g.img" && chown nobody: "$RUN/$g.img" || return 1
+            disk="    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='$RUN/$g.img'/>
+      <target dev='vda' bus='virtio'/>
+      <readonly/>
+    </disk>
+"
+        fi
+        guest_xml "$g" "$E2E_CUR_MIB" "$E2E_MAX_MIB" "$extra" "$disk" >"$RUN/$g.xml"
         vsh define "$RUN/$g.xml" >/dev/null || return 1
     done
     for g in "${E2E_GUESTS[@]}"; do
@@ -134,40 +146,123 @@ hog() {
     echo "$answer"
 }
 
-# guests_reset SIZE_MIB G...: a known start for a scenario (no agent runs in between): each
-# guest's hog freed, its balloon set to SIZE by libvirt (setmem --live), then every page it has
-# touched once by its hog and freed again - so the guest's free memory is backed on the host and
-# the host's available memory moves only with the balloons and the guests' use.
-guests_reset() {
-    local size=$1 g
-    shift
-    for g in "$@"; do
-        hog "$g" free >/dev/null
-        vsh setmem "$(dom "$g")" "${size}M" --live || fail "virsh setmem $g ${size}M failed"
-    done
-    wait_for "balloons of $* at $size MiB" 60 balloons_at "$size" "$@" || return 1
-    for g in "$@"; do hog "$g" hog 4096 "$size" >/dev/null; done
-    wait_for "$*: every page touched" 60 hogs_waiting "$@" || return 1
-    for g in "$@"; do hog "$g" free >/dev/null; done
-    # The agent's first round must see the guests' memory free again, not the hog that was.
-    wait_for "$*: stats showing the memory free" 30 stats_free "$((size - 150))" "$@"
+# hog_start G RATE_MIB_S LIMIT_MIB: G's hog allocates at RATE up to LIMIT, an allocation failing
+# when the guest's MemAvailable would fall below 24 MiB after it (hog.c). Noted in
+# SCEN_DIR/hogs.txt ("G start WALL_MS CONSOLE_MARK RATE LIMIT", the time taken just before the
+# command is sent) for the scenario's metrics (hog_metrics).
+hog_start() {
+    local g=$1 rate=$2 limit=$3 mark t
+    mark=$(console_size "$g")
+    t=$(now_ms)
+    hog "$g" hog "$rate" "$limit" >/dev/null || return 1
+    echo "$g start $t $mark $rate $limit" >>"$SCEN_DIR/hogs.txt"
 }
 
-# stats_free MIB G...: libvirt's balloon stats show at least MIB unused in each guest.
-stats_free() {
-    local mib=$1 g u
+# hog_free G: G's hog frees what it holds ("G free WALL_MS" in SCEN_DIR/hogs.txt).
+hog_free() {
+    local t
+    t=$(now_ms)
+    hog "$1" free >/dev/null || return 1
+    echo "$1 free $t" >>"$SCEN_DIR/hogs.txt"
+}
+
+# hog_status G: G's hog status answer into HOG_STATUS ("ok id=... state=... waited_s=...
+# failed_s=...": mget reads a key of it); 1 when it did not answer. Not to be called in a
+# command substitution: the command id must advance in this shell (the hog answers a repeated
+# id from its memory, without running the command: a free sent with an id a status in a
+# subshell had used would be lost).
+# shellcheck disable=SC2034 # HOG_STATUS is read by run.sh
+HOG_STATUS=""
+hog_status() {
+    CMD_ID=$((CMD_ID + 1))
+    # shellcheck disable=SC2034
+    HOG_STATUS=$("$CHAN" "$RUN/$1.sock" "$CMD_ID" status --timeout-ms 5000 2>/dev/null)
+}
+
+# hog_console_counts G MARK CMD_MS GRANT_MS: from G's console after byte MARK, its hog's waited
+# and failed seconds since the hog command there, in all and after agent time GRANT_MS (the
+# command came at agent time CMD_MS; each line says, in cmd_ms, how long after it the counters
+# moved; GRANT_MS < 0: no grant, every second counts as before it). Prints "W F W_AFTER F_AFTER".
+hog_console_counts() {
+    tail -c +"$(($2 + 1))" "$RUN/$1.console" 2>/dev/null | tr -d '\r' |
+        awk -v t_cmd="$3" -v t_grant="$4" '
+            /^hog: .*event=hog/ { if (started) exit; started = 1 }
+            !started || !/^hog: t_ms=/ { next }
+            { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+              late = t_grant >= 0 && t_cmd + v["cmd_ms"] > t_grant + 0
+              nw = v["waited_s"] + 0; nf = v["failed_s"] + 0
+              if (nw > w) { if (late) wa += nw - w; w = nw }
+              if (nf > f) { if (late) fa += nf - f; f = nf } }
+            END { print w + 0, f + 0, wa + 0, fa + 0 }'
+}
+
+# set_latency: "N MEDIAN P95" (ms, nearest rank) of the stats->set latency over the scenario's
+# grows: each grow row's stats_age_ms, the age of the guest stats sample that showed the need
+# when the round planned the grow (the balloon is set right after, in the same round); "0 - -"
+# without grows. stats_age_ms counts from libvirt's balloon.last-update, which has whole
+# seconds: it reads 0-1000 ms more than the sample's true age. MEMSCHED_E2E_LATENCY_COLUMN names
+# another column of the CSV to use instead (an agent that stamps a sample's arrival itself).
+set_latency() {
+    rawk -v c="${MEMSCHED_E2E_LATENCY_COLUMN:-stats_age_ms}" 'FNR == 1 || NF != HNF { next }
+          $C["reason"] == "grow" && col(c) != "" { print col(c) + 0 }' \
+        "$(csv)" 2>/dev/null | sort -n |
+        awk '{ v[NR] = $1 }
+             END { if (NR == 0) { print "0 - -"; exit }
+                   m = int((NR + 1) / 2); p = int(0.95 * NR); if (p < 0.95 * NR) p++
+                   print NR, v[m], v[p] }'
+}
+
+# hog_metrics G T0_MS [TFREE_MS]: hogmetrics.awk's key=value line for G's hog, active from agent
+# time T0_MS to TFREE_MS (or the end of the recording), judged on the signal the agent used.
+hog_metrics() {
+    awk -F, -v vm="$(dom "$1")" -v t0="$2" -v t_free="${3:-}" -v min_kib="$AGENT_MIN_KIB" \
+        -v signal="$AGENT_SIGNAL" -f "$HERE/csvcols.awk" -f "$HERE/hogmetrics.awk" "$(csv)"
+}
+
+# guests_reset SIZE_MIB G|G=MIB...: a known start for a scenario (no agent runs in between):
+# each guest's hog freed (and its page-cache reader stopped, its cache dropped), its balloon set
+# to SIZE (or its own MIB) by libvirt (setmem --live), then every page it has touched once by its
+# hog (reserve 0: only the hog's no-OOM guard) and freed again - so the guest's free memory is
+# backed on the host and the host's available memory moves only with the balloons and the
+# guests' use. The guests are reset together (one wait for all), whatever their sizes.
+declare -A RESET_MIB=()
+guests_reset() {
+    local size=$1 a g
     shift
+    local -a gs=()
+    for a in "$@"; do
+        g=${a%%=*}
+        gs+=("$g")
+        RESET_MIB[$g]=$size
+        [[ "$a" == *=* ]] && RESET_MIB[$g]=${a#*=}
+    done
+    for g in "${gs[@]}"; do
+        hog "$g" free >/dev/null
+        vsh setmem "$(dom "$g")" "${RESET_MIB[$g]}M" --live || fail "virsh setmem $g ${RESET_MIB[$g]}M failed"
+    done
+    wait_for "balloons of $* (default $size MiB) at their sizes" 60 balloons_at "${gs[@]}" || return 1
+    for g in "${gs[@]}"; do hog "$g" hog 4096 "${RESET_MIB[$g]}" 0 >/dev/null; done
+    wait_for "${gs[*]}: every page touched" 60 hogs_waiting "${gs[@]}" || return 1
+    for g in "${gs[@]}"; do hog "$g" free >/dev/null; done
+    # The agent's first round must see the guests' memory free again, not the hog that was.
+    wait_for "${gs[*]}: stats showing the memory free" 30 stats_free "${gs[@]}"
+}
+
+# stats_free G...: libvirt's balloon stats show each guest's memory free again (unused at least
+# its reset size - 150 MiB).
+stats_free() {
+    local g u
     for g in "$@"; do
         u=$(domstats_field "$g" balloon.unused)
-        [ "${u:-0}" -ge $((mib * 1024)) ] || return 1
+        [ "${u:-0}" -ge $(((RESET_MIB[$g] - 150) * 1024)) ] || return 1
     done
 }
 
+# balloons_at G...: each guest's balloon at its reset size.
 balloons_at() {
-    local size=$1 g
-    shift
+    local g
     for g in "$@"; do
-        [ "$(domstats_field "$g" balloon.current)" = $((size * 1024)) ] || return 1
+        [ "$(domstats_field "$g" balloon.current)" = $((RESET_MIB[$g] * 1024)) ] || return 1
     done
 }
 
@@ -236,6 +331,14 @@ wait_for() {
 # ---- the agent ----
 
 # agent_start [key = value lines...]: a fresh agent for the current scenario, recording rounds.
+# MEMSCHED_E2E_DEMAND_SIGNAL (unused|usable), when set, goes into every scenario's config;
+# unset, the config has no demand_signal line and the agent's default holds. What the agent
+# will use is read back from its --print-config: AGENT_SIGNAL (unused|usable), AGENT_MIN_KIB
+# (vm_min_unused) and AGENT_PREDICTIVE (1 when its `predictive` policy is on, 0 when off or
+# when the agent has no such switch) - the checks and the metrics judge the signal it used.
+AGENT_SIGNAL=unused
+AGENT_MIN_KIB=$((E2E_MIN_UNUSED_MIB * 1024))
+AGENT_PREDICTIVE=0
 agent_start() {
     local conf="$SCEN_DIR/agent.conf"
     {
@@ -244,16 +347,27 @@ agent_start() {
         echo "state_dir = $SCEN_DIR/state"
         echo "log_level = info"
         echo "interval_ms = 1000"
+        [ -n "${MEMSCHED_E2E_DEMAND_SIGNAL:-}" ] && echo "demand_signal = $MEMSCHED_E2E_DEMAND_SIGNAL"
         local kv
         for kv in "$@"; do echo "$kv"; done
     } >"$conf"
+    local eff
+    if eff=$("$AGENT" --config "$conf" --print-config 2>&1); then
+        AGENT_SIGNAL=$(awk '$1 == "demand_signal" { print $3 }' <<<"$eff")
+        AGENT_MIN_KIB=$(($(awk '$1 == "vm_min_unused_mib" { print $3 }' <<<"$eff") * 1024))
+        AGENT_PREDICTIVE=0
+        [ "$(awk '$1 == "predictive" { print $3 }' <<<"$eff")" = true ] && AGENT_PREDICTIVE=1
+        [ -n "$AGENT_SIGNAL" ] || AGENT_SIGNAL=unused
+    else
+        fail "the agent refused its config: $(echo "$eff" | tail -n 3 | tr '\n' ' ')"
+    fi
     mkdir -p "$SCEN_DIR/state"
     rm -f "$SCEN_DIR/rounds.csv"
     AGENT_T0=$(now_ms)
     "$AGENT" --config "$conf" --record "$SCEN_DIR/rounds.csv" 2>>"$SCEN_DIR/agent.log" &
     AGENT_PID=$!
     sampler_start
-    say "agent pid $AGENT_PID: $(grep -v '^#' "$conf" | grep -v '^uri\|^state_dir' | tr '\n' ' ')"
+    say "agent pid $AGENT_PID: $(grep -v '^#' "$conf" | grep -v '^uri\|^state_dir' | tr '\n' ' ')(signal $AGENT_SIGNAL, predictive $AGENT_PREDICTIVE)"
 }
 
 agent_stop() {
@@ -348,14 +462,31 @@ guest_margin_kib() {
 
 csv() { echo "$SCEN_DIR/rounds.csv"; }
 
+# The agent's CSV is read by column name, never by position (csvcols.awk): the agent may add
+# columns at the end of its header. rawk [-v K=V]... PROGRAM FILE...: awk -F, with csvcols.awk's
+# C[NAME], HNF, col() and vm_name() in front of PROGRAM; a row with another field count than
+# its header (one being written) is the program's to skip (NF != HNF).
+CSVCOLS_AWK=$(<"$HERE/csvcols.awk")
+rawk() {
+    local -a opts=()
+    while [ "${1:-}" = -v ]; do
+        opts+=(-v "$2")
+        shift 2
+    done
+    local prog=$1
+    shift
+    awk -F, "${opts[@]}" "$CSVCOLS_AWK"$'\n'"$prog" "$@"
+}
+
 # The last K complete rounds (4 VM rows each): reason of every VM, and whether any changed.
 # rounds_tail K prints "N CHANGES" + per VM "name:reason,..." of the last round.
 _rounds_tail() {
-    awk -F, -v k="$1" -v n="${#E2E_GUESTS[@]}" '
-        NR == 1 || NF != 19 { next }
-        { cnt[$2]++; if ($5 == "grow" || $5 == "shrink") chg[$2]++
-          nm = $4; gsub(/"/, "", nm); rs[$2] = rs[$2] " " nm ":" $5
-          if ($2 + 0 > last) last = $2 + 0 }
+    rawk -v k="$1" -v n="${#E2E_GUESTS[@]}" '
+        FNR == 1 || NF != HNF { next }
+        { r = $C["round"]; rsn = $C["reason"]
+          cnt[r]++; if (rsn == "grow" || rsn == "shrink") chg[r]++
+          rs[r] = rs[r] " " vm_name() ":" rsn
+          if (r + 0 > last) last = r + 0 }
         END { got = 0; changes = 0
               for (r = last; r > 0 && got < k; r--) if (cnt[r] == n) { got++; changes += chg[r]; if (!lr) lr = r }
               print got, changes, rs[lr] }' "$(csv)" 2>/dev/null
@@ -378,16 +509,16 @@ rounds_done() {
 # reason_streak G REASONS K: G's reason was one of REASONS (a|b) in each of the last K rounds.
 reason_streak() {
     local want=$2 k=$3
-    awk -F, -v vm="$(dom "$1")" -v want="^($want)\$" -v k="$k" '
-        NR == 1 || NF != 19 { next }
-        { nm = $4; gsub(/"/, "", nm); if (nm == vm) { r[++n] = $5 } }
+    rawk -v vm="$(dom "$1")" -v want="^($want)\$" -v k="$k" '
+        FNR == 1 || NF != HNF { next }
+        vm_name() == vm { r[++n] = $C["reason"] }
         END { if (n < k) exit 1; for (i = n - k + 1; i <= n; i++) if (r[i] !~ want) exit 1; exit 0 }' \
         "$(csv)" 2>/dev/null
 }
 
-# has_stats G: the agent sees balloon stats for G (last row has unused_kib).
+# has_stats G: the agent sees balloon stats for G (its last row has unused_kib).
 has_stats() {
-    awk -F, -v vm="$(dom "$1")" 'NR > 1 && NF == 19 { nm = $4; gsub(/"/, "", nm); if (nm == vm) u = $10 }
+    rawk -v vm="$(dom "$1")" 'FNR == 1 || NF != HNF { next } vm_name() == vm { u = $C["unused_kib"] }
         END { exit u == "" }' "$(csv)" 2>/dev/null
 }
 
@@ -396,7 +527,7 @@ metrics() {
     local vm=""
     [ -n "$1" ] && vm=$(dom "$1")
     awk -F, -v vm="$vm" -v since_ms="$2" -v until_ms="${3:-}" -v nvms="${#E2E_GUESTS[@]}" \
-        -f "$HERE/metrics.awk" "$(csv)"
+        -f "$HERE/csvcols.awk" -f "$HERE/metrics.awk" "$(csv)"
 }
 
 # mget KEY "METRICS LINE": one value.
@@ -409,7 +540,8 @@ check_rounds() {
     local out
     out=$(awk -F, -v floor_kib=$((E2E_FLOOR_MIB * 1024)) -v min_unused_kib=$((E2E_MIN_UNUSED_MIB * 1024)) \
         -v excess_kib=$((E2E_EXCESS_MIB * 1024)) -v step_kib=$((E2E_STEP_MIB * 1024)) \
-        -f "$HERE/check_rounds.awk" "$(csv)" 2>&1)
+        -v signal="$AGENT_SIGNAL" -v predictive="$AGENT_PREDICTIVE" \
+        -f "$HERE/csvcols.awk" -f "$HERE/check_rounds.awk" "$(csv)" 2>&1)
     local rc=$?
     echo "$out" >"$SCEN_DIR/check.txt"
     if [ "$rc" -eq 0 ]; then
@@ -451,7 +583,7 @@ _our_qemu_pids() {
     [ -n "${RUN:-}" ] || return 0
     for p in /proc/[0-9]*; do
         # grep reads all its input (no -q): under pipefail an early exit would fail tr.
-        tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -F -- "$RUN/vmlinuz" >/dev/null && echo "${p#/proc/}"
+        tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -F -- "$RUN/vmlinuz" >/dev/null && echo "${p#/proc/}"
     done
 }
 
@@ -492,7 +624,7 @@ reap_stale() {
         owner=$(cat "$d/owner.pid" 2>/dev/null)
         [ -n "$owner" ] && kill -0 "$owner" 2>/dev/null && continue
         for p in /proc/[0-9]*; do
-            tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -F -- "$d/guests/vmlinuz" >/dev/null || continue
+            tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -F -- "$d/guests/vmlinuz" >/dev/null || continue
             kill -KILL "${p#/proc/}" 2>/dev/null && say "stale run $d: killed QEMU pid ${p#/proc/}"
         done
         if [ -f "$d/pid" ] && p=$(cat "$d/pid") && [ -n "$p" ] &&

@@ -1,7 +1,10 @@
 # metrics.awk - what moved in a window of memsched-agent's --record CSV, for one VM or all.
 #
-#   awk -F, -v vm=NAME -v since_ms=T0 [-v until_ms=T1] [-v nvms=4] -f metrics.awk ROUNDS.csv
+#   awk -F, -v vm=NAME -v since_ms=T0 [-v until_ms=T1] [-v nvms=4] -f csvcols.awk \
+#       -f metrics.awk ROUNDS.csv
 #
+# Columns by name (csvcols.awk): round, t_ms, name, reason, actual_kib, vm_kib, host_kib,
+# host_available_kib, host_min_unused_kib; rows that do not match the header are skipped.
 # vm empty = every VM. Only complete rounds (nvms rows) inside [since_ms, until_ms] count.
 # Prints key=value pairs on one line (KiB unless named otherwise):
 #   rounds            rounds in the window
@@ -75,26 +78,29 @@ BEGIN {
     cur = ""
 }
 
-NR == 1 || NF != 19 { next }
+FNR == 1 && CSV_BAD {
+    print "metrics.awk: " CSV_WHY > "/dev/stderr"
+    exit 2
+}
+
+FNR == 1 || NF != HNF { next }
 
 {
-    if ($2 != cur) {
+    if ($C["round"] != cur) {
         flush_round()
-        cur = $2
+        cur = $C["round"]
         count = 0
     }
     count++
-    t = $1 + 0
-    name = $4
-    gsub(/"/, "", name)
+    t = $C["t_ms"] + 0
     rows_t[count] = t
-    rows_name[count] = name
-    rows_reason[count] = $5
-    rows_actual[count] = $8 + 0
-    rows_vm[count] = $14 + 0
-    rows_host[count] = $15 + 0
-    r_avail = $17 + 0
-    r_min = $18 + 0
+    rows_name[count] = vm_name()
+    rows_reason[count] = $C["reason"]
+    rows_actual[count] = $C["actual_kib"] + 0
+    rows_vm[count] = $C["vm_kib"] + 0
+    rows_host[count] = $C["host_kib"] + 0
+    r_avail = $C["host_available_kib"] + 0
+    r_min = $C["host_min_unused_kib"] + 0
 }
 
 END {

@@ -11,6 +11,7 @@ set -euo pipefail
 dir=${1:?usage: plot.sh SCENARIO_DIR TITLE [NAME_PREFIX]}
 title=${2:?usage: plot.sh SCENARIO_DIR TITLE [NAME_PREFIX]}
 prefix=${3:-}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 csv="$dir/rounds.csv"
 data="$dir/plot"
 [ -s "$csv" ] || { echo "plot.sh: no $csv" >&2; exit 1; }
@@ -18,24 +19,34 @@ rm -rf "$data"
 mkdir -p "$data"
 
 # One data file per guest: t_s balloon_mib used_mib (used blank without stats), and the host's.
-awk -F, -v out="$data" -v prefix="$prefix" '
-    NR == 1 || NF != 19 { next }
+# Columns by name (csvcols.awk): the agent may add columns to its CSV.
+awk -F, -v out="$data" -v prefix="$prefix" -f "$here/csvcols.awk" -f - "$csv" <<'AWK'
+    FNR == 1 || NF != HNF { next }
     {
-        name = $4; gsub(/"/, "", name); sub("^" prefix, "", name)
-        t = $1 / 1000.0
-        used = $10 == "" ? "NaN" : ($8 - $10) / 1024.0
-        printf "%.2f %.1f %s\n", t, $8 / 1024.0, used > (out "/" name ".dat")
+        name = vm_name(); sub("^" prefix, "", name)
+        t = $C["t_ms"] / 1000.0
+        u = $C["unused_kib"]; a = $C["actual_kib"]
+        used = u == "" ? "NaN" : (a - u) / 1024.0
+        printf "%.2f %.1f %s\n", t, a / 1024.0, used > (out "/" name ".dat")
         if (!(name in seen)) { seen[name] = 1; names = names name "\n" }
-        if ($2 != last) { printf "%.2f %.1f\n", t, ($17 - $18) / 1024.0 > (out "/host.dat"); last = $2 }
+        r = $C["round"]
+        if (r != last) {
+            printf "%.2f %.1f\n", t, ($C["host_available_kib"] - $C["host_min_unused_kib"]) / 1024.0 > (out "/host.dat")
+            last = r
+        }
     }
-    END { printf "%s", names | "sort > " out "/names" }' "$csv"
+    END { printf "%s", names | "sort > " out "/names" }
+AWK
 
 # From libvirt's samples (domstats.csv: t_ms,name,current_kib,rss_kib,host_available_kib), the
 # host's spare as far as the guests are concerned: the first sample's spare less what the
 # guests' QEMU processes grew since (other work on the machine left out).
 host_plot="'$data/host.dat' using 1:2 with steps lw 2 lc rgb 'black' title 'as the agent saw it'"
 if [ -s "$dir/domstats.csv" ]; then
-    floor=$(awk -F, 'NR == 2 { print $18; exit }' "$csv")
+    floor=$(awk -F, -f "$here/csvcols.awk" -f - "$csv" <<'AWK'
+FNR == 2 { print $C["host_min_unused_kib"]; exit }
+AWK
+)
     awk -F, -v floor="$floor" 'NR == 1 { next }
         { rss[$1] += $4; avail[$1] = $5; if (!($1 in seen)) { seen[$1] = 1; ts[++n] = $1 } }
         END { for (i = 1; i <= n; i++) {

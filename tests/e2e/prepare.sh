@@ -4,7 +4,8 @@
 # Exits 0, 3 when the kernel package cannot be fetched, 1 on anything else.
 #
 # Lays out what the e2e guests boot: OUT_DIR/vmlinuz (Debian's cloud kernel) and
-# OUT_DIR/initramfs.cpio (busybox-static, our hog, the virtio modules, /init below).
+# OUT_DIR/initramfs.cpio (busybox-static, our hog, the virtio modules, /init below). virtio_blk
+# is for the guest with a disk (the warm_cache scenario reads it to fill its page cache).
 #
 # The kernel package is fetched once with `apt-get download` into CACHE_DIR and unpacked with
 # dpkg -x (never installed). The cloud kernel reaches userspace in ~18 s under TCG; the
@@ -21,7 +22,7 @@ hog=${2:?usage: prepare.sh CACHE_DIR HOG_BINARY OUT_DIR}
 out=${3:?usage: prepare.sh CACHE_DIR HOG_BINARY OUT_DIR}
 busybox=${BUSYBOX:-/bin/busybox}
 modules=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_console
-    virtio_balloon)
+    virtio_blk virtio_balloon)
 
 die() {
     echo "prepare.sh: $*" >&2
@@ -40,8 +41,15 @@ out=$(cd "$out" && pwd)
 hog=$(cd "$(dirname "$hog")" && pwd)/$(basename "$hog")
 
 # ---- the kernel: linux-image-cloud-amd64 names the versioned package ----
+# Fetched again when the cache lacks the kernel or a module the list above names (a cache made
+# before a module was added to it).
 kdir="$cache/kernel"
-if ! ls "$kdir"/boot/vmlinuz-* >/dev/null 2>&1; then
+complete=yes
+ls "$kdir"/boot/vmlinuz-* >/dev/null 2>&1 || complete=no
+for m in "${modules[@]}"; do
+    [ -f "$kdir/modules/$m.ko" ] || complete=no
+done
+if [ "$complete" = no ]; then
     pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
         awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
     [ -n "$pkg" ] || no_kernel "apt-cache cannot resolve linux-image-cloud-amd64 (run apt-get update)"
@@ -89,7 +97,7 @@ cat >"$stage/init" <<'EOF'
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_console; do
+for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_console virtio_blk; do
     insmod /lib/modules/$m.ko || echo "init: insmod $m failed"
 done
 case " $(cat /proc/cmdline) " in

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # test_check_rounds.sh - check_rounds.awk must pass a good recording and catch each broken rule.
 # A checker that passes everything proves nothing: each case below breaks one invariant in an
-# otherwise valid round and wants the checker to name it. Needs only awk (ctest label `unit`).
+# otherwise valid round and wants the checker to name it. It reads the agent's CSV by column
+# name (csvcols.awk): extra columns at the end and another column order must not change a
+# verdict, a missing column is refused. Needs only awk (ctest label `unit`).
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 tmp=$(mktemp -d)
@@ -29,7 +31,9 @@ expect() {
     local name=$1 want=$2 pattern=${3:-}
     local out rc
     out=$(awk -F, -v floor_kib=$((256 * M)) -v min_unused_kib=$((${MIN_UNUSED_MIB:-100} * M)) \
-        -v excess_kib=$((300 * M)) -v step_kib=$((64 * M)) -f "$here/check_rounds.awk" "$tmp/$name.csv" 2>&1)
+        -v excess_kib=$((300 * M)) -v step_kib=$((64 * M)) -v signal="${SIGNAL:-}" \
+        -v predictive="${PREDICTIVE:-0}" -f "$here/csvcols.awk" -f "$here/check_rounds.awk" \
+        "$tmp/$name.csv" 2>&1)
     rc=$?
     if [ "$want" = pass ] && [ "$rc" -eq 0 ]; then
         echo "ok   $name: passes"
@@ -92,11 +96,45 @@ case_ inflight fail "host floor" "calm:in_band 864 864 384 250 0 0"
 case_ order fail "order" "donor:shrink 512 384 512 400 64 64" "needy:grow 400 500 400 50 64 36"
 case_ not_applied fail "applied" "calm:in_band 384 384 384 250 0 0 0 0"
 
+# By name: two more columns at the end (the agent may add some), or the columns in another
+# order, change nothing - the good file passes and a broken one is still caught.
+awk -F, -v OFS=, '{ print $0, (NR == 1 ? "promised_kib,rate_kib_s" : "0,0") }' "$tmp/good.csv" >"$tmp/extra_cols.csv"
+expect extra_cols pass ""
+awk -F, -v OFS=, '{ print $0, (NR == 1 ? "promised_kib" : "0") }' "$tmp/balance.csv" >"$tmp/extra_cols_balance.csv"
+expect extra_cols_balance fail "balance"
+# reverse the columns (the name column is quoted but holds no comma)
+awk -F, -v OFS=, '{ line = $NF; for (i = NF - 1; i >= 1; i--) line = line "," $i; print line }' \
+    "$tmp/good.csv" >"$tmp/reordered.csv"
+expect reordered pass ""
+awk -F, -v OFS=, '{ line = $NF; for (i = NF - 1; i >= 1; i--) line = line "," $i; print line }' \
+    "$tmp/grow_not_needy.csv" >"$tmp/reordered_grow.csv"
+expect reordered_grow fail "grow: unused"
+# The signal the agent used: usable_kib (MemAvailable) below the minimum makes a grow right
+# with signal=usable even though unused_kib (MemFree) is above it, and wrong with unused.
+awk -F, -v OFS=, -v M="$M" 'NR > 1 { $11 = $10; if ($4 == "\"needy\"" && $2 == 2) $10 = 150 * M } { print }' \
+    "$tmp/good.csv" >"$tmp/usable.csv"
+SIGNAL=usable expect usable pass ""
+cp "$tmp/usable.csv" "$tmp/usable_as_unused.csv"
+expect usable_as_unused fail "grow: unused"
+# predictive (the agent grows ahead of the minimum at the rate it estimated): not below min is fine
+cp "$tmp/grow_not_needy.csv" "$tmp/predictive.csv"
+PREDICTIVE=1 expect predictive pass ""
+# A column missing: refused, not guessed.
+awk -F, -v OFS=, '{ NF = NF - 1; print }' "$tmp/good.csv" >"$tmp/no_applied.csv"
+out=$(awk -F, -v floor_kib=1 -v min_unused_kib=1 -v excess_kib=1 -v step_kib=1 \
+    -f "$here/csvcols.awk" -f "$here/check_rounds.awk" "$tmp/no_applied.csv" 2>&1)
+if [ $? -eq 2 ] && grep -q "no column applied" <<<"$out"; then
+    echo "ok   no_applied: refused ($out)"
+else
+    echo "FAIL no_applied: $out"
+    failures=$((failures + 1))
+fi
+
 echo "$header" >"$tmp/empty.csv"
 expect empty fail "no rounds"
 echo "something,else" >"$tmp/notcsv.csv"
 out=$(awk -F, -v floor_kib=1 -v min_unused_kib=1 -v excess_kib=1 -v step_kib=1 \
-    -f "$here/check_rounds.awk" "$tmp/notcsv.csv" 2>&1)
+    -f "$here/csvcols.awk" -f "$here/check_rounds.awk" "$tmp/notcsv.csv" 2>&1)
 if [ $? -eq 2 ]; then echo "ok   notcsv: refused"; else echo "FAIL notcsv: $out"; failures=$((failures + 1)); fi
 
 if [ "$failures" -gt 0 ]; then
