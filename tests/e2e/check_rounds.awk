@@ -16,18 +16,21 @@
 # Per VM and round:
 #   touched    only grow and shrink change a target; everything else (in band, at max, no stats,
 #              unmanaged, ...) leaves it as it was
-#   grow       only a needy VM (signal < min) grows; never above its max; what it gets is what
-#              the round says it got (from VMs + from the host). With -v predictive=1 (the
-#              agent's `predictive` policy: a VM whose signal will cross min within the horizon,
-#              at the rate the agent estimated, is needy already) the signal < min part is not
-#              checked: the CSV does not carry the agent's rate estimate
-#   shrink     only a VM above the excess threshold, not stuck, shrinks; never below its floor;
-#              at most step below its balloon; keeps >= min unused; gives what the round says
+#   grow       only a needy VM grows: its signal less its look-ahead (lookahead_kib, what the
+#              agent's `predictive` policy expects it to use before a grant arrives; 0 when the
+#              recording has no such column) below min; never above its max; what it gets is
+#              what the round says it got (from VMs + from the host). An old recording without
+#              lookahead_kib, with -v predictive=1, is not checked for the signal < min part
+#   shrink     only a VM whose signal less look-ahead is above the excess threshold, not stuck,
+#              shrinks; never below its floor; at most step below its balloon; keeps >= min
+#              unused (less look-ahead); gives what the round says
 #   applied    every recorded round's plan was applied
 # Per round:
 #   balance    KiB given by VMs = KiB taken from VMs
-#   host floor host grants <= host available - grows in flight - host_min_unused (none when
-#              that is negative); in flight = sum over VMs of old_target - actual when positive
+#   host floor host grants <= host available - grows in flight - untouched - host_min_unused
+#              (none when that is negative); in flight = sum over VMs of old_target - actual
+#              when positive; untouched = sum of untouched_kib (memory granted that the guests
+#              have not touched yet, which the host still owes; 0 without the column)
 #   order      no grant from the host while a VM returns memory to the host (needy VMs are fed
 #              from donors first, the host only when the donors are used up)
 # Prints one line per broken rule, then a summary; exits 1 when anything broke, 2 on a bad file.
@@ -46,11 +49,11 @@ function end_round(    budget) {
         name = "-"
         fail(sprintf("balance: VMs gave %d KiB, VMs took %d KiB", given_by_vms, taken_from_vms))
     }
-    budget = avail - inflight - host_min
+    budget = avail - inflight - untouched - host_min
     if (host_granted > 0 && host_granted > budget) {
         name = "-"
-        fail(sprintf("host floor: granted %d KiB from the host, budget %d KiB (available %d - in flight %d - floor %d)",
-                     host_granted, budget, avail, inflight, host_min))
+        fail(sprintf("host floor: granted %d KiB from the host, budget %d KiB (available %d - in flight %d - untouched %d - floor %d)",
+                     host_granted, budget, avail, inflight, untouched, host_min))
     }
     if (host_granted > 0 && host_reclaimed > 0) {
         name = "-"
@@ -60,7 +63,7 @@ function end_round(    budget) {
     margin = avail - host_min
     if (rounds == 1 || margin < min_margin)
         min_margin = margin
-    given_by_vms = taken_from_vms = host_granted = host_reclaimed = inflight = 0
+    given_by_vms = taken_from_vms = host_granted = host_reclaimed = inflight = untouched = 0
 }
 
 BEGIN {
@@ -79,6 +82,10 @@ FNR == 1 {
         exit 2
     }
     sig = C[signal == "usable" ? "usable_kib" : "unused_kib"]
+    # Recordings that carry them: what the agent expected each VM to use before a grant could
+    # arrive (its look-ahead), and what the host owed as memory granted but not yet touched.
+    la_col = ("lookahead_kib" in C) ? C["lookahead_kib"] : 0
+    ut_col = ("untouched_kib" in C) ? C["untouched_kib"] : 0
     next
 }
 
@@ -100,6 +107,9 @@ NF != HNF {
     actual = $C["actual_kib"] + 0; max = $C["max_kib"] + 0
     has_unused = $sig != ""
     unused = $sig + 0
+    lookahead = la_col ? $la_col + 0 : 0
+    untouched += ut_col ? $ut_col + 0 : 0
+    outlook = unused - lookahead
     stuck = $C["stuck"] + 0; vm_kib = $C["vm_kib"] + 0; host_kib = $C["host_kib"] + 0
     avail = $C["host_available_kib"] + 0; host_min = $C["host_min_unused_kib"] + 0
     rows++
@@ -121,8 +131,9 @@ NF != HNF {
     if (reason == "grow") {
         grows++
         base = old > actual ? old : actual
-        if (unused >= min_unused_kib && !predictive)
-            fail(sprintf("grow: unused %d KiB is not below the minimum %d", unused, min_unused_kib))
+        if (outlook >= min_unused_kib && !(predictive && !la_col))
+            fail(sprintf("grow: unused %d KiB less look-ahead %d is not below the minimum %d",
+                         unused, lookahead, min_unused_kib))
         if (new > max)
             fail(sprintf("grow: target %d KiB above max %d", new, max))
         if (new - base != moved)
@@ -135,16 +146,18 @@ NF != HNF {
         shrinks++
         base = old < actual ? old : actual
         released = actual > new ? actual - new : 0
-        if (unused <= excess_kib)
-            fail(sprintf("shrink: unused %d KiB is not above the excess threshold %d", unused, excess_kib))
+        if (outlook <= excess_kib)
+            fail(sprintf("shrink: unused %d KiB less look-ahead %d is not above the excess threshold %d",
+                         unused, lookahead, excess_kib))
         if (stuck)
             fail("shrink: a stuck balloon was counted on as a donor")
         if (new < floor_kib)
             fail(sprintf("shrink: target %d KiB below the floor %d", new, floor_kib))
         if (released > step_kib)
             fail(sprintf("shrink: %d KiB below the balloon, step is %d", released, step_kib))
-        if (unused - released < min_unused_kib)
-            fail(sprintf("shrink: leaves %d KiB unused, minimum %d", unused - released, min_unused_kib))
+        if (outlook - released < min_unused_kib)
+            fail(sprintf("shrink: leaves %d KiB unused (less look-ahead), minimum %d",
+                         outlook - released, min_unused_kib))
         if (base - new != moved)
             fail(sprintf("shrink: base %d - target %d != given %d (vms %d + host %d)",
                          base, new, moved, vm_kib, host_kib))

@@ -119,6 +119,20 @@ expect usable_as_unused fail "grow: unused"
 # predictive (the agent grows ahead of the minimum at the rate it estimated): not below min is fine
 cp "$tmp/grow_not_needy.csv" "$tmp/predictive.csv"
 PREDICTIVE=1 expect predictive pass ""
+# With the agent's look-ahead recorded, a grow above the minimum is right when the look-ahead
+# takes the signal below it, and wrong when it does not, predictive or not; a host grant that
+# only fits when memory granted but untouched is left out breaks the floor.
+awk -F, -v OFS=, -v M="$M" '{ la = 0; if (NR > 1 && $4 == "\"needy\"") la = 100 * M
+    print $0, (NR == 1 ? "untouched_kib,lookahead_kib" : "0," la) }' \
+    "$tmp/grow_not_needy.csv" >"$tmp/lookahead.csv"
+expect lookahead pass ""
+awk -F, -v OFS=, '{ print $0, (NR == 1 ? "untouched_kib,lookahead_kib" : "0,0") }' \
+    "$tmp/grow_not_needy.csv" >"$tmp/no_lookahead.csv"
+PREDICTIVE=1 expect no_lookahead fail "grow: unused"
+awk -F, -v OFS=, -v M="$M" '{ ut = 0; if (NR > 1 && $4 == "\"calm\"") ut = 480 * M
+    print $0, (NR == 1 ? "untouched_kib,lookahead_kib" : ut ",0") }' \
+    "$tmp/good.csv" >"$tmp/untouched.csv"
+expect untouched fail "host floor"
 # A column missing: refused, not guessed.
 awk -F, -v OFS=, '{ NF = NF - 1; print }' "$tmp/good.csv" >"$tmp/no_applied.csv"
 out=$(awk -F, -v floor_kib=1 -v min_unused_kib=1 -v excess_kib=1 -v step_kib=1 \
