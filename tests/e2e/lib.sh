@@ -364,15 +364,35 @@ agent_start() {
     mkdir -p "$SCEN_DIR/state"
     rm -f "$SCEN_DIR/rounds.csv"
     AGENT_T0=$(now_ms)
+    AGENT_COST=""
     "$AGENT" --config "$conf" --record "$SCEN_DIR/rounds.csv" 2>>"$SCEN_DIR/agent.log" &
     AGENT_PID=$!
     sampler_start
     say "agent pid $AGENT_PID: $(grep -v '^#' "$conf" | grep -v '^uri\|^state_dir' | tr '\n' ' ')(signal $AGENT_SIGNAL, predictive $AGENT_PREDICTIVE)"
 }
 
+# agent_cost PID: "CPU% SECONDS RSS_MIB PSS_MIB ANON_MIB" - the agent's CPU time as a share of
+# one core since it started, and its memory: VmRSS, PSS, and its own (anonymous) part; the
+# shared libraries libvirt pulls in are most of VmRSS and not the agent's own cost.
+agent_cost() {
+    local -a f
+    read -r -a f <"/proc/$1/stat" || return 1
+    awk -v t="$((f[13] + f[14]))" -v s="${f[21]}" -v hz="$(getconf CLK_TCK)" \
+        -v up="$(cut -d' ' -f1 /proc/uptime)" '
+        /^Rss:/ { r = $2 } /^Pss:/ { p = $2 } /^Anonymous:/ { a = $2 }
+        END { el = up - s / hz; if (el <= 0) el = 1
+              printf "%.2f %.0f %.1f %.1f %.1f\n", 100 * t / hz / el, el, r / 1024, p / 1024, a / 1024 }' \
+        "/proc/$1/smaps_rollup"
+}
+
 agent_stop() {
     sampler_stop
     [ -n "$AGENT_PID" ] || return 0
+    local cpu el rss pss anon
+    if read -r cpu el rss pss anon <<<"$(agent_cost "$AGENT_PID" 2>/dev/null)" && [ -n "$anon" ]; then
+        AGENT_COST="agent ${cpu}% of a core over ${el} s, VmRSS ${rss} MiB (PSS ${pss}, anonymous ${anon})"
+        say "$AGENT_COST"
+    fi
     kill -TERM "$AGENT_PID" 2>/dev/null
     local _
     for _ in $(seq 1 100); do
@@ -383,7 +403,10 @@ agent_stop() {
         fail "the agent did not stop within 10 s of SIGTERM"
         kill -KILL "$AGENT_PID" 2>/dev/null
     fi
-    wait "$AGENT_PID" 2>/dev/null
+    local status=0
+    wait "$AGENT_PID" 2>/dev/null || status=$?
+    # SIGTERM must end it cleanly: a crash at shutdown is a failure, not a pass.
+    [ "$status" -eq 0 ] || fail "the agent exited with status $status after SIGTERM"
     AGENT_PID=""
 }
 

@@ -189,6 +189,10 @@ scenario_metrics() {
     local -a hog_lines=()
     mapfile -t hog_lines <"$SCEN_DIR/hogs.txt"
     read -r n med p95 <<<"$(set_latency)"
+    # The agent's own part: from when it first saw the sample to the set (its sample_ms column;
+    # the guest sent the sample at most one poll, a quarter of the stats period, before).
+    local n_seen med_seen p95_seen
+    read -r n_seen med_seen p95_seen <<<"$(MEMSCHED_E2E_LATENCY_COLUMN=sample_ms set_latency)"
     local -a common_tail=("$n" "$med" "$p95" "$(mib "$FLOOR_LEAST")" "$(mib "$FLOOR_SEEN")"
         "$(mib "$FLOOR_GUESTS")" "$E2E_FLOOR_TOL_MIB")
     local who verb t mark rate limit tf t0 tfree hm w f wa fa held pres fg gb granted returned
@@ -234,7 +238,7 @@ scenario_metrics() {
             echo "${row[*]}"
         ) >>"$SUMMARY_TSV"
     fi
-    SCEN_METRICS="    metrics [$SCEN, signal $AGENT_SIGNAL]: ${text}stats->set median ${med} ms, p95 ${p95} ms ($n grows); least headroom above the floor $(mib "$FLOOR_LEAST") MiB"
+    SCEN_METRICS="    metrics [$SCEN, signal $AGENT_SIGNAL]: ${text}stats->set median ${med} ms, p95 ${p95} ms ($n grows; seen->set median ${med_seen} ms, p95 ${p95_seen} ms); least headroom above the floor $(mib "$FLOOR_LEAST") MiB${AGENT_COST:+; $AGENT_COST}"
 }
 
 # summary.json: summary.tsv as a list of objects (numbers as numbers, "-" as null).
