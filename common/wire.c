@@ -459,15 +459,54 @@ take_body(const Memsched__Envelope *env, struct wire_msg *msg, char *err, size_t
     }
 }
 
+/* protobuf-c allocates for every record of a repeated field before anyone can count them: a
+ * 4 MiB message of a million empty VM records costs ~250 MB unpacked. Unpacking goes through
+ * an allocator with a budget sized to the largest legal message instead, so what one message
+ * can cost is bounded before validation sees it; past the budget unpack fails like a malformed
+ * message. */
+struct unpack_budget {
+    size_t left;
+    bool exceeded;
+};
+
+static void *
+budget_alloc(void *data, size_t size)
+{
+    struct unpack_budget *b = data;
+
+    if (size > b->left) {
+        b->exceeded = true;
+        return NULL;
+    }
+    b->left -= size;
+    return malloc(size);
+}
+
+static void
+budget_free(void *data, void *ptr)
+{
+    (void)data;
+    free(ptr);
+}
+
 int
 wire_decode(const uint8_t *buf, size_t len, struct wire_msg *msg, char *err, size_t err_len)
 {
+    struct unpack_budget budget = {.left = WIRE_UNPACK_BUDGET_BYTES};
+    ProtobufCAllocator allocator = {
+        .alloc = budget_alloc, .free = budget_free, .allocator_data = &budget};
+
     memset(msg, 0, sizeof(*msg));
     if (len > WIRE_MSG_MAX_BYTES) {
         snprintf(err, err_len, "message of %zu bytes, at most %d", len, WIRE_MSG_MAX_BYTES);
         return -EBADMSG;
     }
-    Memsched__Envelope *env = memsched__envelope__unpack(NULL, len, buf);
+    Memsched__Envelope *env = memsched__envelope__unpack(&allocator, len, buf);
+    if (!env && budget.exceeded) {
+        snprintf(err, err_len, "message of %zu bytes unpacks to more than %d bytes", len,
+                 WIRE_UNPACK_BUDGET_BYTES);
+        return -E2BIG;
+    }
     if (!env) {
         snprintf(err, err_len, "malformed message (%zu bytes)", len);
         return -EBADMSG;
@@ -485,7 +524,7 @@ wire_decode(const uint8_t *buf, size_t len, struct wire_msg *msg, char *err, siz
         strcpy(msg->host_id, env->host_id);
         msg->sequence = env->sequence;
     }
-    memsched__envelope__free_unpacked(env, NULL);
+    memsched__envelope__free_unpacked(env, &allocator);
     if (rc < 0)
         wire_msg_clear(msg);
     return rc;

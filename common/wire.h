@@ -27,7 +27,11 @@
 #define WIRE_SCOPE_MAX        200
 #define WIRE_REASON_MAX       256
 #define WIRE_VMS_MAX          4096 /* VMs in one report */
-#define WIRE_COUNTERPART_HOST "host"
+/* What unpacking one agent message may allocate: the largest legal report (WIRE_VMS_MAX VMs
+ * with the longest names, as many decisions: 1.4 MB on the wire) needs 2.6 MB; test_wire_msg
+ * checks both that and the bound on a hostile report. */
+#define WIRE_UNPACK_BUDGET_BYTES (4 * 1024 * 1024)
+#define WIRE_COUNTERPART_HOST    "host"
 
 enum wire_body {
     WIRE_BODY_HELLO = 1,
@@ -159,7 +163,8 @@ int wire_encode(const struct wire_msg *msg, uint8_t **buf, size_t *len, char *er
 
 /* Decode and validate one message: protocol version, host id, every count, range, string and
  * enum, duplicate VM uuids, the policy through policy_validate(). Returns 0, -EBADMSG (not a
- * message) or -EINVAL (a message we refuse), with err saying why; *msg is cleared on failure.
+ * message), -E2BIG (it would unpack to more than WIRE_UNPACK_BUDGET_BYTES) or -EINVAL (a
+ * message we refuse), with err saying why; *msg is cleared on failure.
  * On success release it with wire_msg_clear(). */
 int wire_decode(const uint8_t *buf, size_t len, struct wire_msg *msg, char *err, size_t err_len);
 
