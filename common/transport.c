@@ -125,8 +125,17 @@ set_key(void *ctx, const char *key, const char *value, char *err, size_t err_len
                   : strcmp(key, "secret") == 0 ? keys->secret_z85
                                                : NULL;
 
+    if (strcmp(key, "name") == 0) {
+        if (!wire_token_valid(value, TRANSPORT_NAME_MAX)) {
+            snprintf(err, err_len, "name: 1-%d characters of [A-Za-z0-9._-]",
+                     TRANSPORT_NAME_MAX - 1);
+            return -EINVAL;
+        }
+        strcpy(keys->name, value);
+        return 0;
+    }
     if (!field) {
-        snprintf(err, err_len, "unknown key '%s' (want public, secret)", key);
+        snprintf(err, err_len, "unknown key '%s' (want public, secret, name)", key);
         return -ENOENT;
     }
     if (!z85_key_valid(value)) {
@@ -141,7 +150,7 @@ int
 transport_keys_load(
     const char *path, struct transport_keys *keys, bool need_secret, char *err, size_t err_len)
 {
-    struct transport_keys loaded = {{0}, {0}};
+    struct transport_keys loaded = {{0}, {0}, {0}};
     int rc = config_parse_file(path, set_key, &loaded, err, err_len);
 
     if (rc < 0)
@@ -180,8 +189,14 @@ refuse_insecure(const char *endpoint, bool insecure, char *err, size_t err_len)
 
 /* ---- the ZAP allowlist ---- */
 
+/* One allowed key and the one name it is bound to; key first, so a bare key compares. */
+struct allow_entry {
+    uint8_t key[KEY_BYTES];
+    char name[TRANSPORT_NAME_MAX];
+};
+
 struct allowlist {
-    uint8_t (*keys)[KEY_BYTES];
+    struct allow_entry *entries; /* sorted by key */
     size_t n;
 };
 
@@ -191,27 +206,51 @@ compare_key(const void *a, const void *b)
     return memcmp(a, b, KEY_BYTES);
 }
 
-static bool
-allowlist_has(const struct allowlist *list, const uint8_t *key)
+static const struct allow_entry *
+allowlist_find(const struct allowlist *list, const uint8_t *key)
 {
-    return bsearch(key, list->keys, list->n, KEY_BYTES, compare_key) != NULL;
+    return list->n ? bsearch(key, list->entries, list->n, sizeof(*list->entries), compare_key)
+                   : NULL;
 }
 
-/* Every *.key file in dir holds one client's public key. */
+/* The name a key file binds: its `name = ` line, else the file name without ".key". */
+static int
+entry_name(
+    const char *file, const struct transport_keys *keys, char *name, char *err, size_t err_len)
+{
+    size_t stem = strlen(file) - 4;
+
+    if (keys->name[0]) {
+        strcpy(name, keys->name);
+        return 0;
+    }
+    if (stem >= TRANSPORT_NAME_MAX) {
+        snprintf(err, err_len, "%s: name longer than %d characters", file, TRANSPORT_NAME_MAX - 1);
+        return -EINVAL;
+    }
+    memcpy(name, file, stem);
+    name[stem] = '\0';
+    if (!wire_token_valid(name, TRANSPORT_NAME_MAX)) {
+        snprintf(err, err_len, "%s: '%s' is not a name of [A-Za-z0-9._-] (add a name = line)", file,
+                 name);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Every *.key file in dir holds one client's public key, bound to one name. */
 static int
 allowlist_load(const char *dir, struct allowlist *out, char *err, size_t err_len)
 {
-    struct allowlist list = {calloc(ALLOW_MAX, KEY_BYTES), 0};
+    struct allowlist list = {NULL, 0};
+    size_t cap = 0;
     DIR *d = opendir(dir);
     struct dirent *e;
     int rc = 0;
 
-    if (!list.keys)
-        abort();
     if (!d) {
         rc = -errno;
         snprintf(err, err_len, "%s: %s", dir, strerror(errno));
-        free(list.keys);
         return rc;
     }
     while (rc == 0 && (e = readdir(d)) != NULL) {
@@ -225,18 +264,36 @@ allowlist_load(const char *dir, struct allowlist *out, char *err, size_t err_len
             rc = -E2BIG;
             break;
         }
+        if (list.n == cap) {
+            cap = cap ? cap * 2 : 64;
+            list.entries = realloc(list.entries, cap * sizeof(*list.entries));
+            if (!list.entries)
+                abort();
+        }
         snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
         rc = transport_keys_load(path, &keys, false, err, err_len);
         if (rc == 0)
-            zmq_z85_decode(list.keys[list.n++], keys.public_z85);
+            rc = entry_name(e->d_name, &keys, list.entries[list.n].name, err, err_len);
+        if (rc == 0)
+            zmq_z85_decode(list.entries[list.n++].key, keys.public_z85);
     }
     closedir(d);
+    if (rc == 0)
+        qsort(list.entries, list.n, sizeof(*list.entries), compare_key);
+    for (size_t i = 1; rc == 0 && i < list.n; i++) {
+        /* One key is one host: a key bound to two names would let one agent speak for both. */
+        if (compare_key(&list.entries[i - 1], &list.entries[i]) == 0 &&
+            strcmp(list.entries[i - 1].name, list.entries[i].name) != 0) {
+            snprintf(err, err_len, "%s: one key is bound to both %s and %s", dir,
+                     list.entries[i - 1].name, list.entries[i].name);
+            rc = -EINVAL;
+        }
+    }
     if (rc < 0) {
-        free(list.keys);
+        free(list.entries);
         return rc;
     }
-    qsort(list.keys, list.n, KEY_BYTES, compare_key);
-    free(out->keys);
+    free(out->entries);
     *out = list;
     return 0;
 }
@@ -363,7 +420,7 @@ transport_server_close(struct transport_server **server)
         zmq_close((*server)->socket);
     if ((*server)->curve)
         zap_stop();
-    free((*server)->allow.keys);
+    free((*server)->allow.entries);
     free(*server);
     *server = NULL;
 }
@@ -427,7 +484,7 @@ answer_zap(struct transport_server **servers, size_t n)
     bool ok = count == 7 && s && zmq_msg_size(&frames[5]) == 5 &&
               memcmp(zmq_msg_data(&frames[5]), "CURVE", 5) == 0 &&
               zmq_msg_size(&frames[6]) == KEY_BYTES &&
-              allowlist_has(&s->allow, zmq_msg_data(&frames[6]));
+              allowlist_find(&s->allow, zmq_msg_data(&frames[6])) != NULL;
     char user[TRANSPORT_KEY_Z85_LEN] = "";
     if (ok)
         zmq_z85_encode(user, zmq_msg_data(&frames[6]), KEY_BYTES);
@@ -473,8 +530,23 @@ take_message(struct transport_server *s, struct transport_peer *from, uint8_t **
     }
     from->id_len = zmq_msg_size(&id);
     memcpy(from->id, zmq_msg_data(&id), from->id_len);
-    const char *user = s->curve ? zmq_msg_gets(&body, "User-Id") : NULL;
-    snprintf(from->key_z85, sizeof(from->key_z85), "%s", user ? user : "");
+    from->key_z85[0] = from->name[0] = '\0';
+    if (s->curve) {
+        /* The key was allowed at its handshake; the name is looked up now, so a key removed
+         * from the allowlist since then speaks for nobody. */
+        const char *user = zmq_msg_gets(&body, "User-Id");
+        uint8_t key[KEY_BYTES];
+        const struct allow_entry *entry = user && z85_key_valid(user) && zmq_z85_decode(key, user)
+                                              ? allowlist_find(&s->allow, key)
+                                              : NULL;
+        if (!entry) {
+            s->stats.unlisted++;
+            rc = 0;
+            goto out;
+        }
+        snprintf(from->key_z85, sizeof(from->key_z85), "%s", user);
+        snprintf(from->name, sizeof(from->name), "%s", entry->name);
+    }
     *len = zmq_msg_size(&body);
     *buf = malloc(*len ? *len : 1);
     if (!*buf)

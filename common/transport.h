@@ -14,6 +14,12 @@
  * when the client is used (send or recv), so an agent polls its client between rounds.
  *
  * Key files are in the config syntax: `public = Z85` and, for a key pair, `secret = Z85`.
+ * Each key in an allowlist is bound to exactly one name: the file's `name = NAME` line, else
+ * the file's stem (allow/hv1.key names hv1). For agents the name is the host id the key may
+ * speak for; for operators it is who they are. Every received message carries the name of its
+ * sender's key, looked up at receipt: a key removed from the allowlist (reload) has none, and its
+ * messages are dropped. Names are 1-63 characters of [A-Za-z0-9._-]; one key bound to two names
+ * makes the whole allowlist invalid.
  */
 #ifndef MEMSCHED_COMMON_TRANSPORT_H
 #define MEMSCHED_COMMON_TRANSPORT_H
@@ -25,10 +31,12 @@
 #define TRANSPORT_KEY_Z85_LEN 41 /* 40 characters and the NUL */
 #define TRANSPORT_ERR_MAX     256
 #define TRANSPORT_ID_MAX      256
+#define TRANSPORT_NAME_MAX    64 /* a key's bound name, NUL included (= WIRE_HOST_ID_MAX) */
 
 struct transport_keys {
     char public_z85[TRANSPORT_KEY_Z85_LEN];
     char secret_z85[TRANSPORT_KEY_Z85_LEN]; /* "" when only the public key is known */
+    char name[TRANSPORT_NAME_MAX];          /* the `name = ` line, "" when the file has none */
 };
 
 /* A new CURVE key pair. Returns 0 or -EIO. */
@@ -61,11 +69,13 @@ struct transport_server_options {
     int ipc_mode;           /* ipc:// socket file permissions, e.g. 0660 (0 = leave as made) */
 };
 
-/* Who sent a message: the ROUTER's routing id, and the client's public key under CURVE. */
+/* Who sent a message: the ROUTER's routing id, and under CURVE the client's public key and the
+ * name the allowlist binds to it. */
 struct transport_peer {
     uint8_t id[TRANSPORT_ID_MAX];
     size_t id_len;
     char key_z85[TRANSPORT_KEY_Z85_LEN]; /* "" without CURVE */
+    char name[TRANSPORT_NAME_MAX];       /* "" without CURVE */
 };
 
 struct transport_server_stats {
@@ -73,6 +83,7 @@ struct transport_server_stats {
     uint64_t sent;
     uint64_t send_failures; /* peer gone or its queue full */
     uint64_t keys_refused;  /* handshakes from keys not in the allowlist */
+    uint64_t unlisted;      /* messages dropped: their key left the allowlist after connecting */
     size_t keys_allowed;
 };
 

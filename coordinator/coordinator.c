@@ -29,6 +29,7 @@ struct session {
     uint64_t known_version;    /* the policy in force for it, as last looked up... */
     uint64_t known_generation; /* ...under this generation of the policy store */
     bool greeted;
+    bool push_answered; /* pushed_version was acked: later acks for it are ignored */
 };
 
 struct coordinator {
@@ -41,6 +42,8 @@ struct coordinator {
     uint64_t policy_generation; /* bumped by every stored policy; starts at 1 */
     uint64_t logged_event_seq;
     struct log_limit bad_messages;
+    struct log_limit impostor_messages;
+    struct log_limit ignored_acks;
     struct coordinator_counters counters;
 };
 
@@ -61,7 +64,22 @@ session_find(struct coordinator *c, const char *host_id, bool create)
     snprintf(s->host_id, sizeof(s->host_id), "%s", host_id);
     s->next = *slot;
     *slot = s;
+    c->counters.sessions++;
     return s;
+}
+
+static void
+session_remove(struct coordinator *c, const char *host_id)
+{
+    for (struct session **p = &c->buckets[util_hash_str(host_id) % BUCKETS]; *p; p = &(*p)->next) {
+        if (strcmp((*p)->host_id, host_id) == 0) {
+            struct session *gone = *p;
+            *p = gone->next;
+            free(gone);
+            c->counters.sessions--;
+            return;
+        }
+    }
 }
 
 struct coordinator *
@@ -105,33 +123,42 @@ coordinator_get_counters(const struct coordinator *c)
 /* ---- sending ---- */
 
 static void
-send_msg(struct coordinator *c, struct session *s, struct wire_msg *msg)
+send_to(struct coordinator *c,
+        const struct transport_peer *to,
+        const char *host_id,
+        struct wire_msg *msg)
 {
     char err[ERR_LEN];
     uint8_t *buf;
     size_t len;
 
     msg->protocol_version = WIRE_PROTOCOL_VERSION;
-    snprintf(msg->host_id, sizeof(msg->host_id), "%s", s->host_id);
+    snprintf(msg->host_id, sizeof(msg->host_id), "%s", host_id);
     msg->sequence = ++c->sequence;
     if (wire_encode(msg, &buf, &len, err, sizeof(err)) < 0) {
-        log_err(MODULE, "host=%s event=encode_failed body=%s why=\"%s\"", s->host_id,
+        log_err(MODULE, "host=%s event=encode_failed body=%s why=\"%s\"", host_id,
                 wire_body_name(msg->body), err);
         return;
     }
-    if (transport_server_send(c->server, &s->peer, buf, len) < 0)
-        log_debug(MODULE, "host=%s event=send_failed body=%s", s->host_id,
-                  wire_body_name(msg->body));
+    if (transport_server_send(c->server, to, buf, len) < 0)
+        log_debug(MODULE, "host=%s event=send_failed body=%s", host_id, wire_body_name(msg->body));
     free(buf);
 }
 
 static void
-say_hello(struct coordinator *c, struct session *s)
+send_msg(struct coordinator *c, struct session *s, struct wire_msg *msg)
+{
+    send_to(c, &s->peer, s->host_id, msg);
+}
+
+/* "I do not know you": answered where the message came from; no session is made for it. */
+static void
+say_hello(struct coordinator *c, const struct transport_peer *to, const char *host_id)
 {
     struct wire_msg msg = {.body = WIRE_BODY_SAY_HELLO};
 
     c->counters.say_hello++;
-    send_msg(c, s, &msg);
+    send_to(c, to, host_id, &msg);
 }
 
 /* Push the policy in force for this host when the version it holds differs. */
@@ -174,6 +201,7 @@ offer_policy(struct coordinator *c, struct session *s, uint64_t held_version)
     send_msg(c, s, &msg);
     s->pushed_version = entry.version;
     s->pushed_at_ms = now_ms;
+    s->push_answered = false;
     c->counters.pushes++;
     log_info(MODULE, "host=%s event=policy_push version=%" PRIu64 " scope=%s held=%" PRIu64,
              s->host_id, entry.version, entry.scope, held_version);
@@ -216,16 +244,22 @@ on_hello(struct coordinator *c,
 {
     struct fleet_host_info info;
 
-    /* An id already bound to another key, and still alive, is not handed over. */
+    /* An id already bound to another key, and still alive, is not handed over (under CURVE the
+     * allowlist already made sure the key is this host's: this guards a key rotation). */
     if (s->greeted && strcmp(s->key_z85, from->key_z85) != 0 &&
         fleet_host_get(c->fleet, s->host_id, &info) == 0 && info.liveness != FLEET_LIVENESS_DOWN) {
         c->counters.impostors++;
-        log_warn(MODULE, "host=%s event=hello_refused why=\"id bound to another key\" key=%s",
-                 s->host_id, from->key_z85);
+        if (log_limit_failure(&c->impostor_messages, now_ms, COMPLAIN_MAX))
+            log_warn(MODULE, "host=%s event=hello_refused why=\"id bound to another key\" key=%s",
+                     s->host_id, from->key_z85);
         return;
     }
     if (fleet_hello(c->fleet, s->host_id, &msg->u.hello, now_ms) < 0) {
-        log_warn(MODULE, "host=%s event=hello_refused why=\"fleet full or bad hello\"", s->host_id);
+        if (log_limit_failure(&c->bad_messages, now_ms, COMPLAIN_MAX))
+            log_warn(MODULE, "host=%s event=hello_refused why=\"fleet full or bad hello\"",
+                     s->host_id);
+        if (!s->greeted)
+            session_remove(c, s->host_id); /* nothing is kept for a refused stranger */
         return;
     }
     s->peer = *from;
@@ -247,10 +281,24 @@ on_ack(struct coordinator *c,
 {
     char err[ERR_LEN];
 
-    if (fleet_policy_ack(c->fleet, s->host_id, ack, now_ms) == -ENOENT) {
-        say_hello(c, s);
+    /* Only the answer to what was pushed to this host, once: an ack for anything else would let
+     * an agent write rows for versions never stored, or mark one refused that it never saw. */
+    if (ack->version == 0 || ack->version != s->pushed_version || s->push_answered) {
+        c->counters.acks_ignored++;
+        if (log_limit_failure(&c->ignored_acks, now_ms, COMPLAIN_MAX))
+            log_warn(MODULE,
+                     "host=%s event=ack_ignored version=%" PRIu64 " pushed=%" PRIu64
+                     " why=\"%s\" ignored=%" PRIu64,
+                     s->host_id, ack->version, s->pushed_version,
+                     s->push_answered ? "already answered" : "not the version pushed to it",
+                     c->counters.acks_ignored);
         return;
     }
+    if (fleet_policy_ack(c->fleet, s->host_id, ack, now_ms) == -ENOENT) {
+        say_hello(c, &s->peer, s->host_id);
+        return;
+    }
+    s->push_answered = true;
     if (store_ack_record(c->store, s->host_id, ack->version, ack->applied, ack->reason, now_wall,
                          err, sizeof(err)) < 0)
         log_warn(MODULE, "host=%s event=store_failed why=\"%s\"", s->host_id, err);
@@ -280,8 +328,8 @@ dispatch(struct coordinator *c,
         return;
     }
     /* Anything else must come from the key that said hello for this id. */
-    if (!s->greeted || strcmp(s->key_z85, from->key_z85) != 0) {
-        say_hello(c, s);
+    if (!s || !s->greeted || strcmp(s->key_z85, from->key_z85) != 0) {
+        say_hello(c, from, msg->host_id);
         return;
     }
     s->peer = *from; /* the agent may have reconnected: answer where it is now */
@@ -306,7 +354,7 @@ dispatch(struct coordinator *c,
         break;
     }
     if (rc == -ENOENT) /* the fleet forgot it (restart): ask for a hello */
-        say_hello(c, s);
+        say_hello(c, &s->peer, s->host_id);
 }
 
 void
@@ -329,9 +377,20 @@ coordinator_handle(struct coordinator *c,
                      from->key_z85[0] ? from->key_z85 : "-", c->counters.rejected);
         return;
     }
-    struct session *s = session_find(c, msg.host_id, true);
-    if (!s->greeted && msg.body != WIRE_BODY_HELLO)
-        s->peer = *from; /* somewhere to send "say hello" to */
+    /* A key is a host: under CURVE the allowlist binds each key to one host id, and a message
+     * speaking for any other id is dropped before anything is kept for it. */
+    if (from->key_z85[0] && strcmp(msg.host_id, from->name) != 0) {
+        c->counters.impostors++;
+        if (log_limit_failure(&c->impostor_messages, now_ms, COMPLAIN_MAX))
+            log_warn(MODULE,
+                     "host=%s event=message_refused why=\"host id is not its key's\" "
+                     "key_host=%s body=%s impostors=%" PRIu64,
+                     msg.host_id, from->name, wire_body_name(msg.body), c->counters.impostors);
+        wire_msg_clear(&msg);
+        return;
+    }
+    /* No state for a host until its hello: anything else from a stranger gets "say hello". */
+    struct session *s = session_find(c, msg.host_id, msg.body == WIRE_BODY_HELLO);
     dispatch(c, s, &msg, from, now_ms, now_wall);
     wire_msg_clear(&msg);
 }

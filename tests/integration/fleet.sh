@@ -9,7 +9,8 @@
 # is acked; an invalid policy is refused by the coordinator; a policy below an agent's local
 # limit is refused by that agent and shows as refused; a restarted coordinator keeps every
 # policy and every agent registers again; a restarted agent comes back with its persisted
-# policy; a silent agent goes stale, then down, then fresh again. (Duplicated and reordered
+# policy; a silent agent goes stale, then down, then fresh again; an agent speaking with another
+# host's key is refused, by a running and by a fresh coordinator. (Duplicated and reordered
 # reports are the fleet core's unit test, test_fleet.)
 set -euo pipefail
 
@@ -150,6 +151,30 @@ eventually 10 host_is host2 down || fail "host2 never went down"
 kill -CONT "$host2_pid"
 eventually 15 host_is host2 fresh || fail "host2 never came back"
 ctl events | grep host2 | grep -q down || fail "events do not show host2 going down"
+
+# A key is a host: host2's key speaking as host1 while host1 is down, and again on a freshly
+# restarted coordinator, is refused and logged, and host1 stays down.
+kill -TERM "$host1_pid"
+wait "$host1_pid" 2>/dev/null || true
+eventually 10 host_is host1 down || fail "host1 never went down"
+sed -e "s|^key_file = .*|key_file = $work/keys/host2.secret|" -e "s|^state_dir = .*|state_dir = $work/state-impostor|" \
+    "$work/host1.conf" >"$work/impostor.conf"
+"$agent_bin" --config "$work/impostor.conf" >>"$work/impostor.log" 2>&1 &
+impostor_pid=$!
+pids+=("$impostor_pid")
+eventually 10 grep -q 'host=host1 event=message_refused why="host id is not its key'"'"'s" key_host=host2' \
+    "$work/coordinator.log" || fail "host2's key speaking for host1 was not refused"
+sleep 2
+host_is host1 down >/dev/null || fail "host2's key brought host1 back"
+kill -KILL "$coordinator_pid"
+wait "$coordinator_pid" 2>/dev/null || true
+: >"$work/coordinator.log"
+start_coordinator
+eventually 20 host_is host2 fresh || fail "host2 did not come back after the second restart"
+eventually 10 grep -q 'host=host1 event=message_refused' "$work/coordinator.log" ||
+    fail "host2's key speaking for host1 was not refused by a fresh coordinator"
+ctl hosts | grep -q '^host1 ' && fail "a fresh coordinator took host2's key for host1"
+kill -TERM "$impostor_pid"
 
 # The control endpoint over TCP: CURVE, and only the operators' keys in admin_allow_dir.
 admin_port=$(free_port)

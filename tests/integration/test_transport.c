@@ -133,6 +133,7 @@ test_allowed_key_gets_in_and_is_named(void **state)
     assert_int_equal(serve_from(s, c, &from, text, sizeof(text)), 1);
     assert_string_equal(text, "hello");
     assert_string_equal(from.key_z85, a.public_z85);
+    assert_string_equal(from.name, "agent-a"); /* the allowlist file's stem */
 
     /* The reply finds its way back over the same connection. */
     assert_int_equal(transport_server_send(s, &from, (const uint8_t *)"welcome", 7), 0);
@@ -284,6 +285,50 @@ test_bad_key_files(void **state)
     assert_int_equal(st.st_mode & 0777, 0600);
 }
 
+/* A key is bound to one name: a `name =` line wins over the file name; one key under two names
+ * makes the allowlist invalid (the old one stays); a key removed by a reload speaks no more. */
+static void
+test_key_bound_to_one_name(void **state)
+{
+    struct transport_keys e;
+    char endpoint[128], text[64], err[TRANSPORT_ERR_MAX], path[700];
+    struct transport_peer from;
+    struct transport_server_stats stats;
+    (void)state;
+
+    make_keys("agent-e", false, &e);
+    snprintf(path, sizeof(path), "%s/whatever.key", allow_dir);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "public = %s\nname = hv-e\n", e.public_z85);
+    fclose(f);
+    struct transport_server *s = open_server(endpoint, sizeof(endpoint));
+    struct transport_client *c = open_client(endpoint, "agent-e", path_of("server", "pub"), 0);
+    transport_client_send(c, (const uint8_t *)"one", 3);
+    assert_int_equal(serve_from(s, c, &from, text, sizeof(text)), 1);
+    assert_string_equal(from.name, "hv-e");
+
+    /* The same key under a second name: refused, the old list stays. */
+    snprintf(path, sizeof(path), "%s/hv-other.key", allow_dir);
+    assert_int_equal(transport_keys_save(path, &e, false, err, sizeof(err)), 0);
+    assert_int_equal(transport_server_reload_allowlist(s, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "bound to both"));
+    unlink(path);
+    transport_client_send(c, (const uint8_t *)"two", 3);
+    assert_int_equal(serve_from(s, c, &from, text, sizeof(text)), 1);
+    assert_string_equal(from.name, "hv-e");
+
+    /* Removed from the allowlist: the open connection's messages are dropped, counted. */
+    snprintf(path, sizeof(path), "%s/whatever.key", allow_dir);
+    unlink(path);
+    assert_int_equal(transport_server_reload_allowlist(s, err, sizeof(err)), 0);
+    transport_client_send(c, (const uint8_t *)"three", 5);
+    assert_int_equal(serve_within(s, c, &from, text, sizeof(text), 1500), 0);
+    transport_server_get_stats(s, &stats);
+    assert_int_equal(stats.unlisted, 1);
+    transport_client_close(&c);
+    transport_server_close(&s);
+}
+
 static int
 setup(void **state)
 {
@@ -322,6 +367,7 @@ main(void)
         cmocka_unit_test(test_queue_drops_oldest_and_delivers_newest),
         cmocka_unit_test(test_insecure_only_on_loopback),
         cmocka_unit_test(test_bad_key_files),
+        cmocka_unit_test(test_key_bound_to_one_name),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
