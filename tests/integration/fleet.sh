@@ -54,8 +54,8 @@ free_port() {
 
 port=$(free_port)
 mkdir -p "$work/keys" "$work/allow"
-for name in coordinator host1 host2 rogue; do ctl keygen "$name" --dir "$work/keys" >/dev/null; done
-cp "$work/keys/host1.key" "$work/keys/host2.key" "$work/allow/"
+for name in coordinator host1 host2 host3 host4 rogue; do ctl keygen "$name" --dir "$work/keys" >/dev/null; done
+cp "$work/keys/host1.key" "$work/keys/host2.key" "$work/keys/host3.key" "$work/keys/host4.key" "$work/allow/"
 
 start_coordinator() {
     "$coordinator_bin" "listen=tcp://127.0.0.1:$port" "control=ipc://$work/control.sock" \
@@ -90,6 +90,8 @@ eventually 10 test -S "$work/control.sock" || fail "coordinator did not open its
 start_agent host1 one_hog.json "labels = rack=r1"
 start_agent host2 demand_moves.json "labels = rack=r2" "limit_host_min_unused_mib = 400"
 start_agent rogue all_hog.json
+start_agent host3 one_hog.json "dry_run = true"
+start_agent host4 one_hog.json "state_dir = /proc/memsched-cannot-be-made" # the last one counts
 
 # Registration, and the unknown key kept out.
 eventually 20 host_is host1 fresh || fail "host1 never registered"
@@ -110,6 +112,14 @@ eventually 20 grep -q "event=policy source=fleet version=1" "$work/host2.log" ||
     fail "host2 did not apply version 1"
 eventually 20 sh -c "'$ctl_bin' --socket 'ipc://$work/control.sock' --json policy show | grep -q applied" ||
     fail "policy show does not show the acks"
+# A dry-run agent takes it but persists nothing; an agent that cannot persist it refuses it.
+eventually 20 grep -q "event=policy source=fleet version=1" "$work/host3.log" ||
+    fail "host3 (dry run) did not take version 1"
+[ ! -e "$work/state-host3/policy.conf" ] || fail "a dry-run agent persisted a policy"
+eventually 20 grep -q 'event=policy_refused version=1 scope=fleet why="not persisted' "$work/host4.log" ||
+    fail "host4 acked a policy it could not persist"
+eventually 20 sh -c "'$ctl_bin' --socket 'ipc://$work/control.sock' policy show | grep host4 | grep -qi refused" ||
+    fail "policy show does not show host4's refusal"
 
 # An invalid policy is refused by the coordinator (exit 3), and nothing is stored.
 set +e
@@ -125,6 +135,20 @@ eventually 20 grep -q "event=policy_refused version=2" "$work/host2.log" ||
     fail "host2 did not refuse version 2"
 eventually 20 sh -c "'$ctl_bin' --socket 'ipc://$work/control.sock' policy show | grep host2 | grep -qi refused" ||
     fail "policy show does not show host2's refusal"
+
+# No push can starve a host: with no limits configured, every agent refuses a fleet policy that
+# would squeeze every guest in one round, naming the field.
+ctl policy set --scope fleet --reason "starve" vm_min_unused_mib=1 vm_grow_target_unused_mib=2 \
+    vm_excess_unused_mib=3 max_release_step_mib=1048576 host_min_unused_mib=0 ||
+    fail "policy set (starve) failed"
+eventually 20 grep -q 'event=policy_refused version=3 scope=fleet why="vm_min_unused_mib=1 below this host.s limit_vm_min_unused_mib=50"' \
+    "$work/host1.log" || fail "host1 did not refuse a starving policy"
+grep -q "event=policy source=fleet version=3" "$work/host1.log" && fail "host1 applied a starving policy"
+ctl policy set --scope fleet --reason "sleep" vm_min_unused_mib=100 vm_grow_target_unused_mib=200 \
+    vm_excess_unused_mib=400 max_release_step_mib=64 host_min_unused_mib=500 interval_ms=600000 \
+    stale_stats_s=3600 || fail "policy set (sleep) failed"
+eventually 20 grep -q 'event=policy_refused version=4 scope=fleet why="interval_ms=600000 above' \
+    "$work/host1.log" || fail "host1 did not refuse an hour-long interval"
 
 # Coordinator killed (no chance to clean up) and restarted: no policy lost, every agent
 # registers again.
