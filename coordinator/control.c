@@ -840,6 +840,35 @@ cmd_hosts(struct call *c)
     return text_reply(c, &out);
 }
 
+/* ---- hosts forget ---- */
+
+static enum control_status
+cmd_hosts_forget(struct call *c)
+{
+    const char *host = opt(c, "host");
+    char err[STORE_ERR_MAX] = "";
+
+    if (!host || !wire_host_id_valid(host))
+        return fail(c, CONTROL_USAGE, "hosts forget: want a host id ([A-Za-z0-9._-], 1-63)");
+    if (!c->cc->forget_host)
+        return fail(c, CONTROL_INTERNAL, "hosts forget: not available here");
+    int rc = c->cc->forget_host(c->cc->ctx, host, err, sizeof(err));
+    if (rc == -ENOENT)
+        return fail(c, CONTROL_NOT_FOUND, "hosts forget: no host %s", host);
+    if (rc < 0)
+        return fail(c, CONTROL_INTERNAL, "hosts forget: %s", err);
+    FILE *f;
+    struct text out;
+    if (c->req->json) {
+        json_t *root = jobj();
+        jset(root, "forgotten", jstr(host));
+        return json_reply(c, root);
+    }
+    f = text_open(&out);
+    fprintf(f, "host %s forgotten (it comes back if it says hello again)\n", host);
+    return text_reply(c, &out);
+}
+
 /* ---- vms ---- */
 
 struct sort_choice {
@@ -1830,6 +1859,7 @@ cmd_policy_history(struct call *c)
 static const struct command commands[] = {
     {"status", "status", {NULL}, false, cmd_status},
     {"hosts", "hosts", {NULL}, false, cmd_hosts},
+    {"hosts-forget", "hosts forget HOST", {"host"}, false, cmd_hosts_forget},
     {"vms",
      "vms [--host H] [--sort host|name|actual|unused] [--limit N]",
      {"host", "sort", "limit"},
@@ -1884,8 +1914,8 @@ control_handle(const struct control_context *cc,
     *body = NULL;
     c.cmd = command_find(req->command);
     if (!c.cmd) {
-        *body = xstrdup("unknown command: the coordinator answers status, hosts, vms, events, "
-                        "policy-show, policy-set and policy-history");
+        *body = xstrdup("unknown command: the coordinator answers status, hosts, hosts-forget, "
+                        "vms, events, policy-show, policy-set and policy-history");
         return CONTROL_USAGE;
     }
     st = parse_args(&c);

@@ -12,6 +12,7 @@
  *                                       VMs under pressure, decisions/min, current fleet policy)
  *   hosts                               one line per host: id, liveness, last seen, VMs, host
  *                                       memory, policy version held and its ack
+ *   hosts-forget --host H               forget a host: fleet record, hosts row and acks
  *   vms [--host H] [--sort name|host|actual|unused] [--limit N]
  *   events [--since SEQ] [--limit N]
  *   policy-show [--scope S]             the policy in force per scope, and per host: the version
@@ -47,6 +48,8 @@ struct control_context {
     uint64_t pressure_unused_kib; /* a VM with less unused counts as under pressure */
     /* Called after a policy is stored, so the coordinator pushes it to the hosts in scope. */
     void (*on_policy_added)(void *ctx, uint64_t version, const char *scope);
+    /* hosts forget: drop a host everywhere (fleet, sessions, store). 0, -ENOENT or -errno. */
+    int (*forget_host)(void *ctx, const char *host_id, char *err, size_t err_len);
     void *ctx;
 };
 

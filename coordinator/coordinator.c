@@ -13,10 +13,11 @@
 #include "util.h"
 #include "wire.h"
 
-#define MODULE       "coordinator"
-#define BUCKETS      4096 /* sessions hash; chains stay short up to ~10^5 hosts */
-#define COMPLAIN_MAX 60000
-#define ERR_LEN      256
+#define MODULE          "coordinator"
+#define BUCKETS         4096 /* sessions hash; chains stay short up to ~10^5 hosts */
+#define COMPLAIN_MAX    60000
+#define ERR_LEN         256
+#define FORGET_EVERY_MS 10000 /* how often to look for hosts past the retention */
 
 struct session {
     struct session *next;
@@ -41,6 +42,8 @@ struct coordinator {
     uint64_t now_ms;            /* as of the last message or tick */
     uint64_t policy_generation; /* bumped by every stored policy; starts at 1 */
     uint64_t logged_event_seq;
+    uint64_t host_retention_ms; /* 0 = keep forever */
+    uint64_t next_forget_ms;    /* the next look for hosts past the retention */
     struct log_limit bad_messages;
     struct log_limit impostor_messages;
     struct log_limit ignored_acks;
@@ -94,6 +97,7 @@ coordinator_new(struct fleet *fleet, struct store *store, struct transport_serve
     c->server = server;
     c->logged_event_seq = fleet_last_event_seq(fleet);
     c->policy_generation = 1;
+    c->host_retention_ms = COORDINATOR_HOST_RETENTION_MS;
     return c;
 }
 
@@ -422,11 +426,90 @@ retry_push(const struct fleet_host_info *host, void *ctx)
 }
 
 void
+coordinator_set_host_retention(struct coordinator *c, uint64_t retention_ms)
+{
+    c->host_retention_ms = retention_ms;
+}
+
+int
+coordinator_forget_host(
+    struct coordinator *c, const char *host_id, uint64_t now_ms, char *err, size_t err_len)
+{
+    char id[WIRE_HOST_ID_MAX];
+    bool known = false;
+
+    if (!host_id || !wire_host_id_valid(host_id)) {
+        snprintf(err, err_len, "bad host id");
+        return -EINVAL;
+    }
+    snprintf(id, sizeof(id), "%s", host_id); /* host_id may point into the fleet */
+    known = fleet_remove(c->fleet, id, now_ms) == 0;
+    if (session_find(c, id, false)) {
+        session_remove(c, id);
+        known = true;
+    }
+    int rc = store_host_forget(c->store, id, err, err_len);
+    if (rc == 0)
+        known = true;
+    else if (rc != -ENOENT)
+        return rc;
+    if (!known) {
+        snprintf(err, err_len, "no host %s", id);
+        return -ENOENT;
+    }
+    c->counters.hosts_forgotten++;
+    log_info(MODULE, "host=%s event=forgotten", id);
+    return 0;
+}
+
+struct expired {
+    uint64_t now_ms;
+    uint64_t retention_ms;
+    char ids[COORDINATOR_FORGET_PER_TICK][WIRE_HOST_ID_MAX];
+    size_t n;
+};
+
+static int
+collect_expired(const struct fleet_host_info *host, void *ctx)
+{
+    struct expired *e = ctx;
+
+    if (host->liveness == FLEET_LIVENESS_DOWN && e->now_ms > host->last_seen_ms &&
+        e->now_ms - host->last_seen_ms > e->retention_ms)
+        snprintf(e->ids[e->n++], sizeof(e->ids[0]), "%s", host->host_id);
+    return e->n == COORDINATOR_FORGET_PER_TICK ? 1 : 0;
+}
+
+/* Hosts down past the retention are forgotten, a bounded number per tick. */
+static void
+forget_expired(struct coordinator *c, uint64_t now_ms)
+{
+    struct expired *e;
+    char err[ERR_LEN];
+
+    if (!c->host_retention_ms || now_ms < c->next_forget_ms)
+        return;
+    c->next_forget_ms = now_ms + FORGET_EVERY_MS;
+    e = calloc(1, sizeof(*e));
+    if (!e)
+        abort();
+    e->now_ms = now_ms;
+    e->retention_ms = c->host_retention_ms;
+    fleet_hosts_each(c->fleet, collect_expired, e);
+    for (size_t i = 0; i < e->n; i++) {
+        if (coordinator_forget_host(c, e->ids[i], now_ms, err, sizeof(err)) < 0)
+            log_warn(MODULE, "host=%s event=forget_failed why=\"%s\"", e->ids[i], err);
+    }
+    free(e);
+}
+
+void
 coordinator_tick(struct coordinator *c, uint64_t now_ms, uint64_t now_wall)
 {
     (void)now_wall;
     c->now_ms = now_ms;
     fleet_tick(c->fleet, now_ms, NULL, NULL);
+    forget_expired(c, now_ms);
     fleet_events(c->fleet, c->logged_event_seq, log_event, c);
     fleet_hosts_each(c->fleet, retry_push, c);
 }

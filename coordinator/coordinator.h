@@ -30,7 +30,9 @@
 #include "store.h"
 #include "transport.h"
 
-#define COORDINATOR_PUSH_RETRY_MS 5000
+#define COORDINATOR_PUSH_RETRY_MS     5000
+#define COORDINATOR_HOST_RETENTION_MS (UINT64_C(7) * 24 * 3600 * 1000) /* a week down */
+#define COORDINATOR_FORGET_PER_TICK   256 /* hosts forgotten per tick, at most */
 
 struct coordinator;
 
@@ -43,7 +45,8 @@ struct coordinator_counters {
     uint64_t pushes;
     uint64_t acks_applied;
     uint64_t acks_refused;
-    uint64_t acks_ignored; /* for a version not pushed to that host, or answered already */
+    uint64_t acks_ignored;    /* for a version not pushed to that host, or answered already */
+    uint64_t hosts_forgotten; /* down past the retention, or by an operator */
 };
 
 /* Borrows fleet, store and server; they must outlive the coordinator. */
@@ -62,6 +65,17 @@ void coordinator_handle(struct coordinator *c,
 
 /* Periodic work: liveness, event logging, push retries. */
 void coordinator_tick(struct coordinator *c, uint64_t now_ms, uint64_t now_wall_ms);
+
+/* Hosts down for longer than retention_ms are forgotten by coordinator_tick() (fleet record,
+ * session, hosts row and acks), so a decommissioned host costs nothing forever. 0 = never;
+ * the default is COORDINATOR_HOST_RETENTION_MS. */
+void coordinator_set_host_retention(struct coordinator *c, uint64_t retention_ms);
+
+/* Forget a host now (memschedctl hosts forget): fleet record, session, hosts row and acks. A
+ * host that is still up says hello again and is back. Returns 0, or -ENOENT when neither the
+ * fleet nor the store knew it, or -EIO with err. */
+int coordinator_forget_host(
+    struct coordinator *c, const char *host_id, uint64_t now_ms, char *err, size_t err_len);
 
 /* A policy was stored: push it to every live host it now governs. */
 void coordinator_policy_added(struct coordinator *c, uint64_t version, const char *scope);

@@ -46,6 +46,7 @@ struct settings {
     uint64_t stale_after_ms;
     uint64_t down_after_ms;
     uint64_t pressure_unused_mib;
+    uint64_t host_retention_ms;
     enum log_level log_level;
 };
 
@@ -61,6 +62,7 @@ settings_defaults(struct settings *s)
     s->stale_after_ms = FLEET_STALE_AFTER_MS_DEFAULT;
     s->down_after_ms = FLEET_DOWN_AFTER_MS_DEFAULT;
     s->pressure_unused_mib = 100;
+    s->host_retention_ms = COORDINATOR_HOST_RETENTION_MS;
     s->log_level = LOG_LEVEL_INFO;
 }
 
@@ -124,6 +126,9 @@ settings_set(void *ctx, const char *key, const char *value, char *err, size_t er
         return set_number(&s->stale_after_ms, key, value, 500, 3600000, err, err_len);
     if (strcmp(key, "down_after_ms") == 0)
         return set_number(&s->down_after_ms, key, value, 1000, 86400000, err, err_len);
+    if (strcmp(key, "host_retention_ms") == 0)
+        return set_number(&s->host_retention_ms, key, value, 0, UINT64_C(31536000000), err,
+                          err_len);
     if (strcmp(key, "pressure_unused_mib") == 0)
         return set_number(&s->pressure_unused_mib, key, value, 0, 1048576, err, err_len);
     if (strcmp(key, "log_level") == 0) {
@@ -142,6 +147,12 @@ settings_check(const struct settings *s, char *err, size_t err_len)
     if (s->stale_after_ms >= s->down_after_ms) {
         snprintf(err, err_len, "stale_after_ms=%" PRIu64 " must be below down_after_ms=%" PRIu64,
                  s->stale_after_ms, s->down_after_ms);
+        return -EINVAL;
+    }
+    if (s->host_retention_ms && s->host_retention_ms < s->down_after_ms) {
+        snprintf(err, err_len,
+                 "host_retention_ms=%" PRIu64 " must be 0 or at least down_after_ms=%" PRIu64,
+                 s->host_retention_ms, s->down_after_ms);
         return -EINVAL;
     }
     if (strncmp(s->control, "tcp://", 6) == 0 && !s->admin_allow_dir[0]) {
@@ -167,6 +178,7 @@ usage(FILE *out)
             "      admin_allow_dir (operators' keys when control is tcp://, CURVE),\n"
             "      db (/var/lib/memsched/coordinator.db), insecure (false: loopback only),\n"
             "      stale_after_ms (3000), down_after_ms (10000), pressure_unused_mib (100),\n"
+            "      host_retention_ms (604800000: hosts down a week are forgotten; 0 never),\n"
             "      log_level (info)\n");
 }
 
@@ -224,6 +236,12 @@ policy_added(void *ctx, uint64_t version, const char *scope)
     coordinator_policy_added(ctx, version, scope);
 }
 
+static int
+forget_host(void *ctx, const char *host_id, char *err, size_t err_len)
+{
+    return coordinator_forget_host(ctx, host_id, util_clock_ms(CLOCK_MONOTONIC), err, err_len);
+}
+
 static void
 answer_control(struct daemon *d, const struct transport_peer *from, const uint8_t *buf, size_t len)
 {
@@ -245,6 +263,7 @@ answer_control(struct daemon *d, const struct transport_peer *from, const uint8_
             .now_wall_ms = util_clock_ms(CLOCK_REALTIME),
             .pressure_unused_kib = d->settings.pressure_unused_mib * 1024,
             .on_policy_added = policy_added,
+            .forget_host = forget_host,
             .ctx = d->coordinator,
         };
         status = control_handle(&cc, &req, &body);
@@ -390,6 +409,7 @@ main(int argc, char **argv)
         goto out;
     }
     d.coordinator = coordinator_new(d.fleet, d.store, d.servers[SERVER_MAIN]);
+    coordinator_set_host_retention(d.coordinator, d.settings.host_retention_ms);
     log_info(MODULE, "event=started listen=%s control=%s db=%s curve=%s", d.settings.listen,
              d.settings.control, d.settings.db, d.settings.insecure ? "no" : "yes");
     run(&d);

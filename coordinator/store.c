@@ -40,6 +40,8 @@ enum stmt {
     STMT_ACK_FOR_HOST,
     STMT_HOST_UPSERT,
     STMT_HOSTS_LIST,
+    STMT_HOST_DELETE,
+    STMT_ACKS_DELETE_HOST,
     STMT_BEGIN,
     STMT_COMMIT,
     STMT_ROLLBACK,
@@ -70,6 +72,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
          "last_seen = excluded.last_seen, policy_version = excluded.policy_version"),
     [STMT_HOSTS_LIST] = ("SELECT host_id, labels, first_seen, last_seen, policy_version "
                          "FROM hosts ORDER BY host_id"),
+    [STMT_HOST_DELETE] = "DELETE FROM hosts WHERE host_id = ?",
+    [STMT_ACKS_DELETE_HOST] = "DELETE FROM acks WHERE host_id = ?",
     [STMT_BEGIN] = "BEGIN",
     [STMT_COMMIT] = "COMMIT",
     [STMT_ROLLBACK] = "ROLLBACK",
@@ -782,4 +786,38 @@ store_hosts_list(struct store *s, store_host_cb cb, void *ctx, char *err, size_t
         rc = db_fail(s, err, err_len, "reading hosts");
     stmt_end(st);
     return rc < 0 ? rc : 0;
+}
+
+/* Delete every row of one host with statement which; *changed receives how many went. */
+static int
+delete_host_rows(
+    struct store *s, enum stmt which, const char *host_id, int *changed, char *err, size_t err_len)
+{
+    sqlite3_stmt *st = stmt_begin(s, which);
+    int rc = 0;
+
+    if (sqlite3_bind_text(st, 1, host_id, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_DONE)
+        rc = db_fail(s, err, err_len, "forgetting a host");
+    else
+        *changed = sqlite3_changes(s->db);
+    stmt_end(st);
+    return rc;
+}
+
+int
+store_host_forget(struct store *s, const char *host_id, char *err, size_t err_len)
+{
+    int hosts = 0, acks = 0;
+
+    if (!host_id || !wire_host_id_valid(host_id))
+        return fail(err, err_len, "store: bad host id");
+    int rc = delete_host_rows(s, STMT_HOST_DELETE, host_id, &hosts, err, err_len);
+    if (rc == 0)
+        rc = delete_host_rows(s, STMT_ACKS_DELETE_HOST, host_id, &acks, err, err_len);
+    if (rc == 0 && hosts + acks == 0) {
+        snprintf(err, err_len, "store: no host %s", host_id);
+        rc = -ENOENT;
+    }
+    return rc;
 }

@@ -156,7 +156,11 @@ int store_host_upsert(struct store *store,
                       char *err,
                       size_t err_len);
 
-/* Walk every host ever seen, sorted by id. */
+/* Forget a host: its row and its acks (an operator removed it, or it stayed down past the
+ * retention). -ENOENT when the store had nothing of it. */
+int store_host_forget(struct store *store, const char *host_id, char *err, size_t err_len);
+
+/* Walk every host ever seen (and not forgotten), sorted by id. */
 int store_hosts_list(struct store *store, store_host_cb cb, void *ctx, char *err, size_t err_len);
 
 #endif /* MEMSCHED_COORDINATOR_STORE_H */

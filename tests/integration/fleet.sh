@@ -136,6 +136,17 @@ eventually 20 grep -q "event=policy_refused version=2" "$work/host2.log" ||
 eventually 20 sh -c "'$ctl_bin' --socket 'ipc://$work/control.sock' policy show | grep host2 | grep -qi refused" ||
     fail "policy show does not show host2's refusal"
 
+# memschedctl hosts forget: a host that is gone is forgotten at once; an unknown one is exit 4.
+kill -TERM "$host3_pid"
+wait "$host3_pid" 2>/dev/null || true
+ctl hosts forget host3 | grep -q "host3 forgotten" || fail "hosts forget host3 failed"
+ctl hosts | grep -q "^host3 " && fail "host3 is still listed after hosts forget"
+set +e
+ctl hosts forget no-such-host >/dev/null 2>&1
+rc=$?
+set -e
+[ "$rc" -eq 4 ] || fail "hosts forget of an unknown host: want exit 4, got $rc"
+
 # No push can starve a host: with no limits configured, every agent refuses a fleet policy that
 # would squeeze every guest in one round, naming the field.
 ctl policy set --scope fleet --reason "starve" vm_min_unused_mib=1 vm_grow_target_unused_mib=2 \

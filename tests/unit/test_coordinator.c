@@ -317,6 +317,47 @@ test_ack_only_for_pushed_version(void **state)
     assert_true(stored.applied);
 }
 
+/* A host down past the retention is forgotten everywhere: fleet, session, hosts row, acks; an
+ * operator can forget one at once; a forgotten host that says hello again is back. */
+static void
+test_hosts_forgotten(void **state)
+{
+    struct fixture *fx = *state;
+    struct transport_peer hv1 = peer("conn-hv1", KEY_HV1, "hv1");
+    struct transport_peer hv2 = peer("conn-hv2", KEY_HV2, "hv2");
+    struct store_ack stored;
+    char err[STORE_ERR_MAX];
+
+    uint64_t v1 = add_fleet_policy(fx, 250);
+    coordinator_set_host_retention(fx->coordinator, 60000);
+    hello(fx, &hv1, "hv1");
+    ack(fx, &hv1, "hv1", v1, true);
+    hello(fx, &hv2, "hv2");
+    assert_int_equal(stored_hosts(fx), 2);
+
+    fx->now_ms += 30000; /* down, not yet past the retention */
+    heartbeat(fx, &hv2, "hv2");
+    coordinator_tick(fx->coordinator, fx->now_ms, 0);
+    assert_int_equal(fleet_host_count(fx->fleet), 2);
+    fx->now_ms += 40000; /* hv1 silent for 70 s; hv2 for 40 s */
+    coordinator_tick(fx->coordinator, fx->now_ms, 0);
+    const struct coordinator_counters *c = coordinator_get_counters(fx->coordinator);
+    assert_int_equal(c->hosts_forgotten, 1);
+    assert_int_equal(fleet_host_count(fx->fleet), 1);
+    assert_int_equal(c->sessions, 1);
+    assert_int_equal(stored_hosts(fx), 1);
+    assert_int_equal(store_ack_for_host(fx->store, "hv1", &stored, err, sizeof(err)), -ENOENT);
+
+    assert_int_equal(coordinator_forget_host(fx->coordinator, "hv2", fx->now_ms, err, sizeof(err)),
+                     0);
+    assert_int_equal(fleet_host_count(fx->fleet), 0);
+    assert_int_equal(stored_hosts(fx), 0);
+    assert_int_equal(coordinator_forget_host(fx->coordinator, "hv2", fx->now_ms, err, sizeof(err)),
+                     -ENOENT);
+    hello(fx, &hv1, "hv1");
+    assert_int_equal(fleet_host_count(fx->fleet), 1);
+}
+
 int
 main(void)
 {
@@ -325,6 +366,7 @@ main(void)
         T(test_key_is_a_host),
         T(test_nothing_kept_before_hello),
         T(test_ack_only_for_pushed_version),
+        T(test_hosts_forgotten),
     };
 #undef T
     log_set_level(LOG_LEVEL_ERR);
