@@ -276,11 +276,14 @@ on_push(void *ctx, const struct wire_policy_push *push, char *why, size_t why_le
                  push->version, push->scope, why);
         return rc;
     }
-    if (a->state.source == STATE_SOURCE_FLEET && a->state.version == push->version)
-        return 0; /* a retry of what we hold */
+    if (a->state.source == STATE_SOURCE_FLEET && a->state.version == push->version &&
+        a->state.epoch == push->epoch)
+        return 0; /* a retry of what we hold (a number from another epoch is another policy) */
     struct agent_state before = a->state;
-    a->state = (struct agent_state){
-        .policy = push->policy, .source = STATE_SOURCE_FLEET, .version = push->version};
+    a->state = (struct agent_state){.policy = push->policy,
+                                    .source = STATE_SOURCE_FLEET,
+                                    .version = push->version,
+                                    .epoch = push->epoch};
     char err[CONFIG_ERR_MAX];
     rc = save_state(a, err, sizeof(err));
     if (rc < 0) {
@@ -330,6 +333,7 @@ open_link(struct agent *a, char *err, size_t err_len)
         .insecure = a->config.insecure,
         .host_id = a->config.host_id,
         .policy_version = fleet_version(a),
+        .policy_epoch = a->state.epoch,
     };
     char endpoints[AGENT_CONFIG_STR_MAX], host[WIRE_HOST_ID_MAX], *save = NULL;
 

@@ -255,6 +255,7 @@ take_hello(const Memsched__Hello *m, struct wire_hello *h, char *err, size_t err
     }
     h->n_labels = m->n_labels;
     h->policy_version = m->has_policy_version ? m->policy_version : 0;
+    h->policy_epoch = m->has_policy_epoch ? m->policy_epoch : 0;
     return 0;
 }
 
@@ -415,6 +416,7 @@ take_push(const Memsched__PolicyPush *m, struct wire_policy_push *p, char *err, 
     if (take_policy(m->policy, &p->policy, msg, sizeof(msg)) < 0)
         return refuse(err, err_len, "policy_push v%" PRIu64 ": %s", m->version, msg);
     p->version = m->version;
+    p->epoch = m->has_epoch ? m->epoch : 0;
     strcpy(p->scope, m->scope);
     return 0;
 }
@@ -682,6 +684,8 @@ frame_hello(const struct wire_hello *h, struct frame *f)
     f->hello.labels = f->label_ptrs;
     f->hello.has_policy_version = h->policy_version != 0;
     f->hello.policy_version = h->policy_version;
+    f->hello.has_policy_epoch = h->policy_epoch != 0;
+    f->hello.policy_epoch = h->policy_epoch;
     f->env.body_case = MEMSCHED__ENVELOPE__BODY_HELLO;
     f->env.hello = &f->hello;
 }
@@ -709,6 +713,8 @@ frame_body(const struct wire_msg *msg, struct frame *f)
         memsched__policy_push__init(&f->push);
         fill_policy(&msg->u.push.policy, &f->policy);
         f->push.version = msg->u.push.version;
+        f->push.has_epoch = msg->u.push.epoch != 0;
+        f->push.epoch = msg->u.push.epoch;
         f->push.scope = (char *)msg->u.push.scope;
         f->push.policy = &f->policy;
         f->env.body_case = MEMSCHED__ENVELOPE__BODY_POLICY_PUSH;

@@ -52,6 +52,7 @@ struct wire_hello {
     struct wire_label labels[WIRE_LABELS_MAX];
     size_t n_labels;
     uint64_t policy_version; /* 0 = holds no fleet policy */
+    uint64_t policy_epoch;   /* the store epoch of policy_version; 0 = none */
 };
 
 struct wire_vm {
@@ -101,6 +102,7 @@ struct wire_report {
 
 struct wire_policy_push {
     uint64_t version;
+    uint64_t epoch; /* the coordinator store's epoch: versions are unique only within one */
     char scope[WIRE_SCOPE_MAX]; /* "fleet", "label:KEY=VALUE" or "host:ID" */
     struct policy policy;
 };

@@ -31,6 +31,7 @@ struct session {
     uint64_t known_generation; /* ...under this generation of the policy store */
     bool greeted;
     bool push_answered; /* pushed_version was acked: later acks for it are ignored */
+    bool epoch_ok;      /* the version it holds came from this store's epoch */
 };
 
 struct coordinator {
@@ -165,10 +166,13 @@ say_hello(struct coordinator *c, const struct transport_peer *to, const char *ho
     send_to(c, to, host_id, &msg);
 }
 
-/* Push the policy in force for this host when the version it holds differs. */
+/* Push the policy in force for this host when the version it holds differs. A version held
+ * from another epoch of the store (a restored or replaced database) counts as none. */
 static void
 offer_policy(struct coordinator *c, struct session *s, uint64_t held_version)
 {
+    if (!s->epoch_ok)
+        held_version = 0;
     uint64_t now_ms = c->now_ms;
     struct fleet_host_info info;
     struct store_policy_entry entry;
@@ -200,6 +204,7 @@ offer_policy(struct coordinator *c, struct session *s, uint64_t held_version)
         return; /* on its way */
     struct wire_msg msg = {.body = WIRE_BODY_POLICY_PUSH};
     msg.u.push.version = entry.version;
+    msg.u.push.epoch = store_epoch(c->store);
     snprintf(msg.u.push.scope, sizeof(msg.u.push.scope), "%s", entry.scope);
     msg.u.push.policy = entry.policy;
     send_msg(c, s, &msg);
@@ -272,6 +277,12 @@ on_hello(struct coordinator *c,
     s->pushed_version = 0;
     s->known_generation = 0; /* its labels may have changed: look its policy up again */
     s->refused_version = stored_refusal(c, s->host_id);
+    s->epoch_ok = msg->u.hello.policy_epoch == store_epoch(c->store);
+    if (!s->epoch_ok && msg->u.hello.policy_version)
+        log_info(MODULE,
+                 "host=%s event=policy_epoch_differs held=%" PRIu64
+                 " why=\"held from another store epoch: pushed again\"",
+                 s->host_id, msg->u.hello.policy_version);
     remember_labels(c, s->host_id, msg->u.hello.policy_version, now_wall);
     offer_policy(c, s, msg->u.hello.policy_version);
 }
@@ -303,6 +314,8 @@ on_ack(struct coordinator *c,
         return;
     }
     s->push_answered = true;
+    if (ack->applied)
+        s->epoch_ok = true; /* it now holds what we pushed, with our epoch */
     if (store_ack_record(c->store, s->host_id, ack->version, ack->applied, ack->reason, now_wall,
                          err, sizeof(err)) < 0)
         log_warn(MODULE, "host=%s event=store_failed why=\"%s\"", s->host_id, err);

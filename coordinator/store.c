@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "config.h"
 #include "fleet.h"
@@ -100,8 +101,9 @@ struct store {
     sqlite3 *db;
     sqlite3_stmt *stmts[STMT_COUNT];
     char *path;
-    bool walking;  /* a callback is running */
-    bool in_batch; /* between store_batch_begin() and store_batch_end() */
+    bool walking;   /* a callback is running */
+    bool in_batch;  /* between store_batch_begin() and store_batch_end() */
+    uint64_t epoch; /* random, drawn at open: versions are unique only within one epoch */
 };
 
 __attribute__((format(printf, 3, 4))) static int
@@ -363,6 +365,10 @@ store_open(const char *path, struct store **store, char *err, size_t err_len)
         rc = exec(s, "PRAGMA synchronous = NORMAL", "synchronous", err, err_len);
     if (rc == 0)
         rc = schema_ensure(s, err, err_len);
+    if (rc == 0 && (getrandom(&s->epoch, sizeof(s->epoch), 0) != sizeof(s->epoch) || !s->epoch)) {
+        snprintf(err, err_len, "store: %s: no random epoch: %s", path, strerror(errno));
+        rc = -EIO;
+    }
     for (int i = 0; i < STMT_COUNT && rc == 0; i++) {
         if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmts[i],
                                NULL) != SQLITE_OK)
@@ -470,6 +476,11 @@ store_policy_add(struct store *s,
     if (!fits_i64(now_wall_ms))
         return fail(err, err_len, "store: time %" PRIu64 " out of range", now_wall_ms);
     policy_to_text(p, text, sizeof(text));
+    /* synchronous=NORMAL in WAL mode may lose the last commits on a power cut, and AUTOINCREMENT
+     * would then hand the same number out again: this one commit is synced (FULL). */
+    rc = exec(s, "PRAGMA synchronous = FULL", "synchronous", err, err_len);
+    if (rc < 0)
+        return rc;
     if (sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_text(st, 3, author, -1, SQLITE_STATIC) != SQLITE_OK ||
@@ -481,6 +492,8 @@ store_policy_add(struct store *s,
         *version = (uint64_t)sqlite3_last_insert_rowid(s->db);
     }
     stmt_end(st);
+    char ignored[STORE_ERR_MAX];
+    exec(s, "PRAGMA synchronous = NORMAL", "synchronous", ignored, sizeof(ignored));
     return rc;
 }
 
@@ -820,4 +833,10 @@ store_host_forget(struct store *s, const char *host_id, char *err, size_t err_le
         rc = -ENOENT;
     }
     return rc;
+}
+
+uint64_t
+store_epoch(const struct store *s)
+{
+    return s->epoch;
 }

@@ -119,7 +119,7 @@ test_print_round_trips(void **state)
 static void
 test_state_round_trip_and_damage(void **state)
 {
-    struct agent_state s = {.source = STATE_SOURCE_FLEET, .version = 42}, back;
+    struct agent_state s = {.source = STATE_SOURCE_FLEET, .version = 42, .epoch = UINT64_MAX}, back;
     char err[CONFIG_ERR_MAX];
     (void)state;
 
@@ -130,6 +130,7 @@ test_state_round_trip_and_damage(void **state)
     assert_int_equal(state_load(dir, &back, err, sizeof(err)), 0);
     assert_int_equal(back.source, STATE_SOURCE_FLEET);
     assert_int_equal(back.version, 42);
+    assert_true(back.epoch == UINT64_MAX);
     assert_true(policy_equal(&s.policy, &back.policy));
 
     write_file("policy.conf", "source = fleet\nversion = 7\nvm_excess_unused_mib = 50\n");

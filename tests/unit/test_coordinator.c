@@ -141,6 +141,22 @@ hello(struct fixture *fx, const struct transport_peer *from, const char *host_id
 }
 
 static void
+hello_holding(struct fixture *fx,
+              const struct transport_peer *from,
+              const char *host_id,
+              uint64_t version,
+              uint64_t epoch)
+{
+    struct wire_msg m = {.body = WIRE_BODY_HELLO};
+
+    snprintf(m.host_id, sizeof(m.host_id), "%s", host_id);
+    snprintf(m.u.hello.agent_version, sizeof(m.u.hello.agent_version), "test");
+    m.u.hello.policy_version = version;
+    m.u.hello.policy_epoch = epoch;
+    deliver(fx, from, &m);
+}
+
+static void
 heartbeat(struct fixture *fx, const struct transport_peer *from, const char *host_id)
 {
     struct wire_msg m = {.body = WIRE_BODY_HEARTBEAT};
@@ -358,6 +374,45 @@ test_hosts_forgotten(void **state)
     assert_int_equal(fleet_host_count(fx->fleet), 1);
 }
 
+/* Versions are never reused: restore an older copy of the database and store a policy, which
+ * gets a number the agent already holds; the agent, holding it from another epoch, is pushed
+ * the new policy anyway. Holding it from this epoch, it is not pushed again. */
+static void
+test_restored_database_never_aliases(void **state)
+{
+    struct fixture *fx = *state;
+    struct transport_peer hv1 = peer("conn-hv1", KEY_HV1, "hv1");
+    char cmd[1024];
+
+    add_fleet_policy(fx, 250); /* v1 */
+    stop(fx);
+    snprintf(cmd, sizeof(cmd), "cp '%s' '%s.old'", fx->db, fx->db);
+    assert_int_equal(system(cmd), 0);
+    start(fx);
+    uint64_t v2 = add_fleet_policy(fx, 260);
+    assert_int_equal(v2, 2);
+    uint64_t epoch = store_epoch(fx->store);
+    hello_holding(fx, &hv1, "hv1", v2, epoch); /* the agent holds v2 */
+    assert_int_equal(coordinator_get_counters(fx->coordinator)->pushes, 0);
+
+    /* The database is restored from the older copy: the next policy is numbered 2 again. */
+    stop(fx);
+    snprintf(cmd, sizeof(cmd), "mv '%s.old' '%s' && rm -f '%s-wal' '%s-shm'", fx->db, fx->db,
+             fx->db, fx->db);
+    assert_int_equal(system(cmd), 0);
+    start(fx);
+    assert_true(store_epoch(fx->store) != epoch);
+    uint64_t again = add_fleet_policy(fx, 280);
+    assert_int_equal(again, 2);
+    hello_holding(fx, &hv1, "hv1", v2, epoch);
+    if (coordinator_get_counters(fx->coordinator)->pushes != 1)
+        fail_msg("an agent holding v2 from another epoch was not pushed the new v2");
+    ack(fx, &hv1, "hv1", again, true);
+    /* Now it holds this epoch's v2: a reconnect pushes nothing. */
+    hello_holding(fx, &hv1, "hv1", again, store_epoch(fx->store));
+    assert_int_equal(coordinator_get_counters(fx->coordinator)->pushes, 1);
+}
+
 int
 main(void)
 {
@@ -367,6 +422,7 @@ main(void)
         T(test_nothing_kept_before_hello),
         T(test_ack_only_for_pushed_version),
         T(test_hosts_forgotten),
+        T(test_restored_database_never_aliases),
     };
 #undef T
     log_set_level(LOG_LEVEL_ERR);

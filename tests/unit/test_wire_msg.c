@@ -120,17 +120,21 @@ test_other_bodies_round_trip(void **state)
     strcpy(in.u.hello.labels[0].value, "r3");
     in.u.hello.n_labels = 1;
     in.u.hello.policy_version = 9;
+    in.u.hello.policy_epoch = UINT64_C(0xfedcba9876543210);
     round_trip(&in, &out);
     assert_string_equal(out.u.hello.labels[0].value, "r3");
     assert_int_equal(out.u.hello.policy_version, 9);
+    assert_true(out.u.hello.policy_epoch == UINT64_C(0xfedcba9876543210));
 
     envelope(&in, WIRE_BODY_POLICY_PUSH);
     in.u.push.version = 4;
     strcpy(in.u.push.scope, "label:rack=r3");
     policy_init_defaults(&in.u.push.policy);
     in.u.push.policy.host_min_unused_kib = 1024 * 1024;
+    in.u.push.epoch = 77;
     round_trip(&in, &out);
     assert_true(policy_equal(&in.u.push.policy, &out.u.push.policy));
+    assert_int_equal(out.u.push.epoch, 77);
     assert_string_equal(out.u.push.scope, "label:rack=r3");
 
     envelope(&in, WIRE_BODY_POLICY_ACK);
