@@ -8,6 +8,7 @@
  */
 #include "transport.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -90,11 +91,23 @@ transport_keys_save(const char *path,
     char tmp[4096];
     int rc = 0;
 
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, with_secret ? 0600 : 0644);
+    /* A fresh file of our own (mkstemp: O_EXCL, 0600, an unpredictable name), never one
+     * somebody made ready for us; the public half is opened up only once it is ours. */
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp)) {
+        snprintf(err, err_len, "%s: path too long", path);
+        return -ENAMETOOLONG;
+    }
+    int fd = mkstemp(tmp);
     if (fd < 0) {
         rc = -errno;
         snprintf(err, err_len, "%s: %s", tmp, strerror(errno));
+        return rc;
+    }
+    if (fchmod(fd, with_secret ? 0600 : 0644) != 0) {
+        rc = -errno;
+        snprintf(err, err_len, "%s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
         return rc;
     }
     FILE *f = fdopen(fd, "w");
@@ -155,6 +168,15 @@ transport_keys_load(
 
     if (rc < 0)
         return rc;
+    /* A secret others can read is no longer a secret: refuse it rather than use it. */
+    struct stat st;
+    if (loaded.secret_z85[0] && (stat(path, &st) != 0 || (st.st_mode & 077) != 0)) {
+        snprintf(err, err_len,
+                 "%s: holds a secret key but is readable by group or others "
+                 "(chmod 600 it)",
+                 path);
+        return -EPERM;
+    }
     if (!loaded.public_z85[0] || (need_secret && !loaded.secret_z85[0])) {
         snprintf(err, err_len, "%s: missing %s key", path,
                  loaded.public_z85[0] ? "secret" : "public");
@@ -167,14 +189,29 @@ transport_keys_load(
 bool
 transport_endpoint_is_local(const char *endpoint)
 {
-    static const char *const local[] = {"ipc://", "inproc://", "tcp://127.",
-                                        "tcp://[::1]:", "tcp://localhost:"};
+    char host[64];
+    struct in_addr v4;
+    struct in6_addr v6;
 
-    for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
-        if (strncmp(endpoint, local[i], strlen(local[i])) == 0)
-            return true;
+    if (strncmp(endpoint, "ipc://", 6) == 0 || strncmp(endpoint, "inproc://", 9) == 0)
+        return true;
+    if (strncmp(endpoint, "tcp://", 6) != 0)
+        return false;
+    /* Only a literal loopback address: 127.0.0.0/8 or [::1]. No names (they resolve to
+     * anything: tcp://127.attacker.example), no interfaces, no source;destination forms. */
+    const char *h = endpoint + 6, *colon = strrchr(h, ':');
+    if (!colon || colon == h || (size_t)(colon - h) >= sizeof(host))
+        return false;
+    memcpy(host, h, (size_t)(colon - h));
+    host[colon - h] = '\0';
+    if (host[0] == '[') {
+        size_t n = strlen(host);
+        if (n < 3 || host[n - 1] != ']')
+            return false;
+        host[n - 1] = '\0';
+        return inet_pton(AF_INET6, host + 1, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
     }
-    return false;
+    return inet_pton(AF_INET, host, &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127;
 }
 
 static int
@@ -394,8 +431,14 @@ transport_server_open(const struct transport_server_options *opts,
         setsockopt_int(s->socket, ZMQ_HEARTBEAT_IVL, HEARTBEAT_IVL_MS);
         setsockopt_int(s->socket, ZMQ_HEARTBEAT_TTL, HEARTBEAT_TTL_MS);
         setsockopt_int(s->socket, ZMQ_HEARTBEAT_TIMEOUT, HEARTBEAT_TTL_MS);
+        /* An ipc socket file is made with the mode it is meant to have, not opened up by the
+         * umask until the chmod below: zmq_bind creates it in this thread. */
+        bool ipc = opts->ipc_mode && strncmp(opts->endpoint, "ipc://", 6) == 0;
+        mode_t old_umask = ipc ? umask((mode_t)~opts->ipc_mode & 0777) : 0;
         if (zmq_bind(s->socket, opts->endpoint) != 0)
             rc = zmq_error(err, err_len, opts->endpoint);
+        if (ipc)
+            umask(old_umask);
     }
     if (rc == 0 && opts->ipc_mode && strncmp(opts->endpoint, "ipc://", 6) == 0 &&
         chmod(opts->endpoint + 6, (mode_t)opts->ipc_mode) != 0) {

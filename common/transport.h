@@ -42,18 +42,21 @@ struct transport_keys {
 /* A new CURVE key pair. Returns 0 or -EIO. */
 int transport_keygen(struct transport_keys *keys);
 
-/* Write keys to path (0600 when it holds a secret), atomically. Returns 0 or -errno. */
+/* Write keys to path (0600 when it holds a secret, 0644 otherwise), atomically, through a fresh
+ * mkstemp file. Returns 0 or -errno. */
 int transport_keys_save(const char *path,
                         const struct transport_keys *keys,
                         bool with_secret,
                         char *err,
                         size_t err_len);
 
-/* Read a key file; need_secret makes a missing secret an error. Returns 0 or -errno/-EINVAL. */
+/* Read a key file; need_secret makes a missing secret an error. A file holding a secret that
+ * group or others may read is refused (-EPERM). Returns 0 or -errno/-EINVAL. */
 int transport_keys_load(
     const char *path, struct transport_keys *keys, bool need_secret, char *err, size_t err_len);
 
-/* True for tcp:// on a loopback address, and for ipc:// and inproc://. */
+/* True for tcp:// on a literal loopback address (127.0.0.0/8, [::1]), and for ipc:// and
+ * inproc://. Host names, localhost included, are not literal and are refused. */
 bool transport_endpoint_is_local(const char *endpoint);
 
 /* ---- server (coordinator) ---- */

@@ -3,6 +3,7 @@
  * server key, the insecure rule, the client's bounded queue, replies, allowlist reload.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -249,6 +250,31 @@ test_insecure_only_on_loopback(void **state)
     assert_non_null(strstr(err, "loopback"));
     struct transport_client_options far = {.endpoint = "tcp://192.0.2.1:7400", .insecure = true};
     assert_int_equal(transport_client_open(&far, &c, err, sizeof(err)), -EPERM);
+    /* Only literal loopback addresses: a name that starts like one is not. */
+    static const char *const not_local[] = {
+        "tcp://127.attacker.example:7400",
+        "tcp://localhost:7400",
+        "tcp://lo:7400",
+        "tcp://127.0.0.1;192.0.2.1:7400",
+        "tcp://[::2]:7400",
+        "tcp://[::1:7400",
+        "tcp://:7400",
+        "tcp://127.0.0.1",
+        "udp://127.0.0.1:7400",
+    };
+    for (size_t i = 0; i < sizeof(not_local) / sizeof(not_local[0]); i++) {
+        if (transport_endpoint_is_local(not_local[i]))
+            fail_msg("%s taken for a loopback address", not_local[i]);
+    }
+    static const char *const local_ones[] = {"tcp://127.0.0.1:7400", "tcp://127.1.2.3:*",
+                                             "tcp://[::1]:7400", "ipc:///run/x.sock", "inproc://x"};
+    for (size_t i = 0; i < sizeof(local_ones) / sizeof(local_ones[0]); i++) {
+        if (!transport_endpoint_is_local(local_ones[i]))
+            fail_msg("%s not taken for a loopback address", local_ones[i]);
+    }
+    struct transport_server_options named = {.endpoint = "tcp://127.attacker.example:*",
+                                             .insecure = true};
+    assert_int_equal(transport_server_open(&named, &s, err, sizeof(err)), -EPERM);
 
     struct transport_server_options local = {.endpoint = "tcp://127.0.0.1:*", .insecure = true};
     assert_int_equal(transport_server_open(&local, &s, err, sizeof(err)), 0);
@@ -283,6 +309,32 @@ test_bad_key_files(void **state)
     struct stat st;
     assert_int_equal(stat(path_of("agent-a", "secret"), &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
+
+    /* A secret written where somebody pre-created a world-readable temporary file (the old
+     * predictable NAME.tmp) still ends up 0600, and nothing is written through their file. */
+    struct transport_keys fresh;
+    char trap[740];
+    assert_int_equal(transport_keygen(&fresh), 0);
+    snprintf(path, sizeof(path), "%s/trapped.secret", dir);
+    snprintf(trap, sizeof(trap), "%s.tmp", path);
+    int fd = open(trap, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    assert_true(fd >= 0);
+    fchmod(fd, 0666);
+    close(fd);
+    assert_int_equal(transport_keys_save(path, &fresh, true, err, sizeof(err)), 0);
+    assert_int_equal(stat(path, &st), 0);
+    if ((st.st_mode & 0777) != 0600)
+        fail_msg("secret written with mode %o, want 600", (unsigned)(st.st_mode & 0777));
+    assert_int_equal(stat(trap, &st), 0);
+    assert_int_equal(st.st_size, 0); /* the trap stayed empty */
+    assert_int_equal(transport_keys_load(path, &k, true, err, sizeof(err)), 0);
+
+    /* A secret group or others can read is refused, not used. */
+    assert_int_equal(chmod(path, 0640), 0);
+    assert_int_equal(transport_keys_load(path, &k, true, err, sizeof(err)), -EPERM);
+    assert_non_null(strstr(err, "readable by group or others"));
+    assert_int_equal(chmod(path, 0604), 0);
+    assert_int_equal(transport_keys_load(path, &k, false, err, sizeof(err)), -EPERM);
 }
 
 /* A key is bound to one name: a `name =` line wins over the file name; one key under two names
