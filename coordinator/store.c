@@ -15,6 +15,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "fleet.h"
@@ -341,6 +343,13 @@ store_open(const char *path, struct store **store, char *err, size_t err_len)
     if (!s || !(s->path = strdup(path))) {
         fputs("store: out of memory\n", stderr); /* the daemon is restarted by systemd */
         abort();
+    }
+    /* Created 0600 from the start: SQLite would make it 0644 (umask), and makes the WAL and
+     * shared-memory files with the database file's mode. An existing file keeps its mode. */
+    if (strcmp(path, ":memory:") != 0 && strncmp(path, "file:", 5) != 0) {
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd >= 0)
+            close(fd); /* else sqlite3_open_v2 says why, below */
     }
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
         SQLITE_OK) {

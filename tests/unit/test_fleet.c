@@ -634,8 +634,8 @@ test_totals_saturate(void **state)
     }
     fleet_totals(f, 0, 0, &t);
     if (t.vm_max_kib != UINT64_MAX || t.vm_actual_kib != UINT64_MAX)
-        fail_msg("totals wrapped: vm_max_kib=%" PRIu64 " vm_actual_kib=%" PRIu64
-                 " (want %" PRIu64 ")",
+        fail_msg("totals wrapped: vm_max_kib=%" PRIu64 " vm_actual_kib=%" PRIu64 " (want %" PRIu64
+                 ")",
                  t.vm_max_kib, t.vm_actual_kib, UINT64_MAX);
     assert_int_equal(t.host_total_kib, 5 * SCHED_KIB_MAX);
     free(r.vms);
