@@ -230,6 +230,7 @@ refuse_insecure(const char *endpoint, bool insecure, char *err, size_t err_len)
 struct allow_entry {
     uint8_t key[KEY_BYTES];
     char name[TRANSPORT_NAME_MAX];
+    bool read_only; /* from the read-only directory */
 };
 
 struct allowlist {
@@ -275,12 +276,11 @@ entry_name(
     return 0;
 }
 
-/* Every *.key file in dir holds one client's public key, bound to one name. */
+/* Every *.key file in dir holds one client's public key, bound to one name: appended to list. */
 static int
-allowlist_load(const char *dir, struct allowlist *out, char *err, size_t err_len)
+allowlist_add_dir(
+    const char *dir, bool read_only, struct allowlist *list, size_t *cap, char *err, size_t err_len)
 {
-    struct allowlist list = {NULL, 0};
-    size_t cap = 0;
     DIR *d = opendir(dir);
     struct dirent *e;
     int rc = 0;
@@ -296,33 +296,52 @@ allowlist_load(const char *dir, struct allowlist *out, char *err, size_t err_len
         struct transport_keys keys;
         if (len < 5 || strcmp(e->d_name + len - 4, ".key") != 0)
             continue;
-        if (list.n == ALLOW_MAX) {
+        if (list->n == ALLOW_MAX) {
             snprintf(err, err_len, "%s: more than %d keys", dir, ALLOW_MAX);
             rc = -E2BIG;
             break;
         }
-        if (list.n == cap) {
-            cap = cap ? cap * 2 : 64;
-            list.entries = realloc(list.entries, cap * sizeof(*list.entries));
-            if (!list.entries)
+        if (list->n == *cap) {
+            *cap = *cap ? *cap * 2 : 64;
+            list->entries = realloc(list->entries, *cap * sizeof(*list->entries));
+            if (!list->entries)
                 abort();
         }
         snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
         rc = transport_keys_load(path, &keys, false, err, err_len);
         if (rc == 0)
-            rc = entry_name(e->d_name, &keys, list.entries[list.n].name, err, err_len);
-        if (rc == 0)
-            zmq_z85_decode(list.entries[list.n++].key, keys.public_z85);
+            rc = entry_name(e->d_name, &keys, list->entries[list->n].name, err, err_len);
+        if (rc == 0) {
+            list->entries[list->n].read_only = read_only;
+            zmq_z85_decode(list->entries[list->n++].key, keys.public_z85);
+        }
     }
     closedir(d);
+    return rc;
+}
+
+/* The allowlist of dir (and, when given, the read-only keys of read_only_dir). */
+static int
+allowlist_load(
+    const char *dir, const char *read_only_dir, struct allowlist *out, char *err, size_t err_len)
+{
+    struct allowlist list = {NULL, 0};
+    size_t cap = 0;
+    int rc = allowlist_add_dir(dir, false, &list, &cap, err, err_len);
+
+    if (rc == 0 && read_only_dir && read_only_dir[0])
+        rc = allowlist_add_dir(read_only_dir, true, &list, &cap, err, err_len);
     if (rc == 0)
         qsort(list.entries, list.n, sizeof(*list.entries), compare_key);
     for (size_t i = 1; rc == 0 && i < list.n; i++) {
-        /* One key is one host: a key bound to two names would let one agent speak for both. */
-        if (compare_key(&list.entries[i - 1], &list.entries[i]) == 0 &&
-            strcmp(list.entries[i - 1].name, list.entries[i].name) != 0) {
-            snprintf(err, err_len, "%s: one key is bound to both %s and %s", dir,
-                     list.entries[i - 1].name, list.entries[i].name);
+        /* One key is one host (or one operator, with one role): a key bound to two names
+         * would let one agent speak for both. */
+        const struct allow_entry *a = &list.entries[i - 1], *b = &list.entries[i];
+        if (compare_key(a, b) == 0 &&
+            (strcmp(a->name, b->name) != 0 || a->read_only != b->read_only)) {
+            snprintf(err, err_len, "%s: one key is bound to both %s%s and %s%s", dir, a->name,
+                     a->read_only ? " (read-only)" : "", b->name,
+                     b->read_only ? " (read-only)" : "");
             rc = -EINVAL;
         }
     }
@@ -342,6 +361,7 @@ struct transport_server {
     bool curve;
     char zap_domain[64];
     char allow_dir[4096];
+    char read_only_dir[4096];
     struct allowlist allow;
     struct transport_server_stats stats;
 };
@@ -386,7 +406,9 @@ server_secure(struct transport_server *s,
     if (rc < 0)
         return rc;
     snprintf(s->allow_dir, sizeof(s->allow_dir), "%s", opts->allow_dir ? opts->allow_dir : "");
-    rc = allowlist_load(s->allow_dir, &s->allow, err, err_len);
+    snprintf(s->read_only_dir, sizeof(s->read_only_dir), "%s",
+             opts->read_only_dir ? opts->read_only_dir : "");
+    rc = allowlist_load(s->allow_dir, s->read_only_dir, &s->allow, err, err_len);
     if (rc < 0)
         return rc;
     rc = zap_start(err, err_len);
@@ -473,7 +495,7 @@ transport_server_reload_allowlist(struct transport_server *s, char *err, size_t 
 {
     if (!s->curve)
         return 0;
-    int rc = allowlist_load(s->allow_dir, &s->allow, err, err_len);
+    int rc = allowlist_load(s->allow_dir, s->read_only_dir, &s->allow, err, err_len);
     if (rc == 0)
         s->stats.keys_allowed = s->allow.n;
     return rc;
@@ -574,6 +596,14 @@ take_message(struct transport_server *s, struct transport_peer *from, uint8_t **
     from->id_len = zmq_msg_size(&id);
     memcpy(from->id, zmq_msg_data(&id), from->id_len);
     from->key_z85[0] = from->name[0] = '\0';
+    from->read_only = false;
+    from->uid = -1;
+    /* Over ipc, libzmq appends the peer's SO_PEERCRED to its address: ":uid:gid:pid". */
+    const char *address = zmq_msg_gets(&body, "Peer-Address");
+    const char *cred = address ? strchr(address, ':') : NULL;
+    long uid;
+    if (cred && sscanf(cred, ":%ld:", &uid) == 1 && uid >= 0)
+        from->uid = uid;
     if (s->curve) {
         /* The key was allowed at its handshake; the name is looked up now, so a key removed
          * from the allowlist since then speaks for nobody. */
@@ -589,6 +619,7 @@ take_message(struct transport_server *s, struct transport_peer *from, uint8_t **
         }
         snprintf(from->key_z85, sizeof(from->key_z85), "%s", user);
         snprintf(from->name, sizeof(from->name), "%s", entry->name);
+        from->read_only = entry->read_only;
     }
     *len = zmq_msg_size(&body);
     *buf = malloc(*len ? *len : 1);

@@ -64,12 +64,13 @@ bool transport_endpoint_is_local(const char *endpoint);
 struct transport_server;
 
 struct transport_server_options {
-    const char *endpoint;   /* e.g. tcp://0.0.0.0:7400 or ipc:///run/memsched/control.sock */
-    const char *key_path;   /* the server's key pair (CURVE) */
-    const char *allow_dir;  /* clients' public key files (*.key) (CURVE) */
-    bool insecure;          /* no CURVE: only for local endpoints */
-    const char *zap_domain; /* tells servers' allowlists apart in one process ("" = default) */
-    int ipc_mode;           /* ipc:// socket file permissions, e.g. 0660 (0 = leave as made) */
+    const char *endpoint;      /* e.g. tcp://0.0.0.0:7400 or ipc:///run/memsched/control.sock */
+    const char *key_path;      /* the server's key pair (CURVE) */
+    const char *allow_dir;     /* clients' public key files (*.key) (CURVE) */
+    const char *read_only_dir; /* more clients' keys, marked read-only (CURVE; may be NULL) */
+    bool insecure;             /* no CURVE: only for local endpoints */
+    const char *zap_domain;    /* tells servers' allowlists apart in one process ("" = default) */
+    int ipc_mode;              /* ipc:// socket file permissions, e.g. 0660 (0 = leave as made) */
 };
 
 /* Who sent a message: the ROUTER's routing id, and under CURVE the client's public key and the
@@ -79,6 +80,8 @@ struct transport_peer {
     size_t id_len;
     char key_z85[TRANSPORT_KEY_Z85_LEN]; /* "" without CURVE */
     char name[TRANSPORT_NAME_MAX];       /* "" without CURVE */
+    bool read_only;                      /* its key came from the read-only directory */
+    long uid;                            /* over ipc://, the peer process's uid; else -1 */
 };
 
 struct transport_server_stats {
@@ -114,7 +117,8 @@ int transport_server_send(struct transport_server *server,
                           const uint8_t *buf,
                           size_t len);
 
-/* Re-read the allowlist directory (SIGHUP). On error the old list stays. */
+/* Re-read the allowlist directories (SIGHUP). On error the old list stays. Messages from a key
+ * no longer listed are dropped from then on, on connections already open too. */
 int transport_server_reload_allowlist(struct transport_server *server, char *err, size_t err_len);
 
 /* The endpoint actually bound (a tcp://...:* bind gets its port here). */

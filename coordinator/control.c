@@ -91,6 +91,7 @@ struct command {
     const char *usage;
     const char *options[OPTIONS_MAX]; /* "--NAME VALUE" (or --NAME=VALUE), all take a value */
     bool positional;                  /* accepts KEY=VALUE arguments */
+    bool writes;                      /* changes something: not for read-only operators */
     enum control_status (*run)(struct call *c);
 };
 
@@ -1857,24 +1858,27 @@ cmd_policy_history(struct call *c)
 /* ---- dispatch ---- */
 
 static const struct command commands[] = {
-    {"status", "status", {NULL}, false, cmd_status},
-    {"hosts", "hosts", {NULL}, false, cmd_hosts},
-    {"hosts-forget", "hosts forget HOST", {"host"}, false, cmd_hosts_forget},
+    {"status", "status", {NULL}, false, false, cmd_status},
+    {"hosts", "hosts", {NULL}, false, false, cmd_hosts},
+    {"hosts-forget", "hosts forget HOST", {"host"}, false, true, cmd_hosts_forget},
     {"vms",
      "vms [--host H] [--sort host|name|actual|unused] [--limit N]",
      {"host", "sort", "limit"},
      false,
+     false,
      cmd_vms},
-    {"events", "events [--since SEQ] [--limit N]", {"since", "limit"}, false, cmd_events},
-    {"policy-show", "policy show [--scope S]", {"scope"}, false, cmd_policy_show},
+    {"events", "events [--since SEQ] [--limit N]", {"since", "limit"}, false, false, cmd_events},
+    {"policy-show", "policy show [--scope S]", {"scope"}, false, false, cmd_policy_show},
     {"policy-set",
      "policy set --scope S --reason TEXT KEY=VALUE...",
      {"scope", "reason"},
+     true,
      true,
      cmd_policy_set},
     {"policy-history",
      "policy history [--scope S] [--limit N]",
      {"scope", "limit"},
+     false,
      false,
      cmd_policy_history},
 };
@@ -1919,6 +1923,9 @@ control_handle(const struct control_context *cc,
         return CONTROL_USAGE;
     }
     st = parse_args(&c);
+    if (st == CONTROL_OK && c.cmd->writes && cc->read_only)
+        st = fail(&c, CONTROL_DENIED, "%s: this operator key is read-only (admin_read_dir)",
+                  c.cmd->name);
     if (st == CONTROL_OK)
         st = c.cmd->run(&c);
     if (!*body)

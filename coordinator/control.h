@@ -21,11 +21,14 @@
  *                                       (or the fleet's, or the defaults) and changes the keys
  *   policy-history [--scope S] [--limit N]
  * Status codes (memschedctl's exit code): 0 ok, 2 usage (bad command or option), 3 refused
- * (invalid policy), 4 not found (unknown host or scope), 5 internal error.
+ * (invalid policy), 4 not found (unknown host or scope), 5 internal error, 6 denied (a
+ * read-only operator asked for a change). The author of a change is req->author, which the
+ * coordinator sets to the asker's real identity (its uid over ipc, its key's name over TCP).
  */
 #ifndef MEMSCHED_COORDINATOR_CONTROL_H
 #define MEMSCHED_COORDINATOR_CONTROL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "fleet.h"
@@ -38,6 +41,7 @@ enum control_status {
     CONTROL_REFUSED = 3,
     CONTROL_NOT_FOUND = 4,
     CONTROL_INTERNAL = 5,
+    CONTROL_DENIED = 6, /* a read-only operator asked for a change */
 };
 
 struct control_context {
@@ -51,6 +55,9 @@ struct control_context {
     /* hosts forget: drop a host everywhere (fleet, sessions, store). 0, -ENOENT or -errno. */
     int (*forget_host)(void *ctx, const char *host_id, char *err, size_t err_len);
     void *ctx;
+    /* The asker may only read (a key from admin_read_dir): policy-set and hosts-forget are
+     * refused with CONTROL_DENIED. */
+    bool read_only;
 };
 
 /* Answer req. Returns the status and sets *body to a new NUL-terminated string (the caller

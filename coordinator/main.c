@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "control.h"
@@ -41,6 +43,7 @@ struct settings {
     char key_file[STR_MAX];        /* the coordinator's key pair */
     char allow_dir[STR_MAX];       /* agents' public keys */
     char admin_allow_dir[STR_MAX]; /* operators' public keys, for a tcp:// control endpoint */
+    char admin_read_dir[STR_MAX];  /* read-only operators' keys (dashboards, scripts) */
     char db[STR_MAX];
     bool insecure;
     uint64_t stale_after_ms;
@@ -114,6 +117,8 @@ settings_set(void *ctx, const char *key, const char *value, char *err, size_t er
         return set_string(s->allow_dir, key, value, err, err_len);
     if (strcmp(key, "admin_allow_dir") == 0)
         return set_string(s->admin_allow_dir, key, value, err, err_len);
+    if (strcmp(key, "admin_read_dir") == 0)
+        return set_string(s->admin_read_dir, key, value, err, err_len);
     if (strcmp(key, "db") == 0)
         return set_string(s->db, key, value, err, err_len);
     if (strcmp(key, "insecure") == 0) {
@@ -176,6 +181,8 @@ usage(FILE *out)
             "keys: listen (tcp://0.0.0.0:7400), control (ipc:///run/memsched/control.sock),\n"
             "      key_file (/etc/memsched/coordinator.secret), allow_dir (/etc/memsched/agents),\n"
             "      admin_allow_dir (operators' keys when control is tcp://, CURVE),\n"
+            "      admin_read_dir (read-only operators' keys: status, hosts, vms, events,\n"
+            "      policy show/history; no policy set, no hosts forget),\n"
             "      db (/var/lib/memsched/coordinator.db), insecure (false: loopback only),\n"
             "      stale_after_ms (3000), down_after_ms (10000), pressure_unused_mib (100),\n"
             "      host_retention_ms (604800000: hosts down a week are forgotten; 0 never),\n"
@@ -242,6 +249,32 @@ forget_host(void *ctx, const char *host_id, char *err, size_t err_len)
     return coordinator_forget_host(ctx, host_id, util_clock_ms(CLOCK_MONOTONIC), err, err_len);
 }
 
+/* Who asks, as the transport proved it: an operator key's name over TCP, the peer's uid over
+ * ipc (SO_PEERCRED). What memschedctl claims ($SUDO_USER, $USER) is kept beside it, marked. */
+static void
+real_author(const struct transport_peer *from, const char *claim, char *out, size_t len)
+{
+    char who[WIRE_AUTHOR_MAX + 8];
+
+    if (from->name[0]) {
+        snprintf(who, sizeof(who), "key:%s", from->name);
+    } else if (from->uid >= 0) {
+        struct passwd pw, *found = NULL;
+        char buf[1024];
+        if (getpwuid_r((uid_t)from->uid, &pw, buf, sizeof(buf), &found) == 0 && found)
+            snprintf(who, sizeof(who), "uid:%ld(%.32s)", from->uid, found->pw_name);
+        else
+            snprintf(who, sizeof(who), "uid:%ld", from->uid);
+    } else {
+        snprintf(who, sizeof(who), "unknown");
+    }
+    /* The author is printable text of at most WIRE_AUTHOR_MAX - 1: cut, never refuse. */
+    if (claim[0] && !strstr(who, claim))
+        snprintf(out, len, "%.40s claims %.15s", who, claim);
+    else
+        snprintf(out, len, "%.63s", who);
+}
+
 static void
 answer_control(struct daemon *d, const struct transport_peer *from, const uint8_t *buf, size_t len)
 {
@@ -256,6 +289,9 @@ answer_control(struct daemon *d, const struct transport_peer *from, const uint8_
         status = CONTROL_USAGE;
         body = strdup(err);
     } else {
+        char author[WIRE_AUTHOR_MAX];
+        real_author(from, req.author, author, sizeof(author));
+        snprintf(req.author, sizeof(req.author), "%s", author);
         struct control_context cc = {
             .fleet = d->fleet,
             .store = d->store,
@@ -264,6 +300,7 @@ answer_control(struct daemon *d, const struct transport_peer *from, const uint8_
             .pressure_unused_kib = d->settings.pressure_unused_mib * 1024,
             .on_policy_added = policy_added,
             .forget_host = forget_host,
+            .read_only = from->read_only,
             .ctx = d->coordinator,
         };
         status = control_handle(&cc, &req, &body);
@@ -289,6 +326,11 @@ take_signals(struct daemon *d)
             log_err(MODULE, "event=reload_failed keeping=old why=\"%s\"", err);
         else
             log_info(MODULE, "event=allowlist_reloaded");
+        /* The operators' lists too: a key removed there is refused from its next request. */
+        if (transport_server_reload_allowlist(d->servers[SERVER_CTL], err, sizeof(err)) < 0)
+            log_err(MODULE, "event=reload_failed list=operators keeping=old why=\"%s\"", err);
+        else
+            log_info(MODULE, "event=allowlist_reloaded list=operators");
     }
     return true;
 }
@@ -356,6 +398,7 @@ open_sockets(struct daemon *d, char *err, size_t err_len)
         .ipc_mode = 0660,
         .key_path = d->settings.key_file,
         .allow_dir = d->settings.admin_allow_dir,
+        .read_only_dir = d->settings.admin_read_dir,
         .zap_domain = "memsched-admin",
     };
     int rc = transport_server_open(&agents, &d->servers[SERVER_MAIN], err, err_len);

@@ -100,7 +100,7 @@ usage(FILE *f)
           f);
     print_policy_keys(f);
     fputs("Exit status: 0 ok, 1 no answer or local failure, 2 usage, 3 refused, 4 not found,\n"
-          "5 coordinator error.\n",
+          "5 coordinator error, 6 denied (a read-only operator key asked for a change).\n",
           f);
 }
 

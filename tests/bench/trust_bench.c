@@ -116,6 +116,10 @@ result(struct bench *b, const char *phase, size_t messages)
     status_kib(b->pid, "VmHWM", &hwm);
     printf("RESULT phase=%s messages=%zu rss_kib=%ld hwm_kib=%ld\n", phase, messages, rss, hwm);
     fflush(stdout);
+    if (rss < 0) {
+        fprintf(stderr, "trust_bench: the coordinator (pid %ld) is gone\n", b->pid);
+        exit(1);
+    }
 }
 
 static void

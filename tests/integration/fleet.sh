@@ -108,6 +108,7 @@ ctl policy set --scope fleet --reason "integration test" vm_excess_unused_mib=40
     fail "policy set failed"
 eventually 20 grep -q "event=policy source=fleet version=1" "$work/host1.log" ||
     fail "host1 did not apply version 1"
+ctl policy history | grep -q " uid:$(id -u)(" || fail "the policy's author is not the caller's uid"
 eventually 20 grep -q "event=policy source=fleet version=1" "$work/host2.log" ||
     fail "host2 did not apply version 1"
 eventually 20 sh -c "'$ctl_bin' --socket 'ipc://$work/control.sock' --json policy show | grep -q applied" ||
@@ -214,10 +215,13 @@ kill -TERM "$impostor_pid"
 # The control endpoint over TCP: CURVE, and only the operators' keys in admin_allow_dir.
 admin_port=$(free_port)
 ctl keygen ops --dir "$work/keys" >/dev/null
-mkdir -p "$work/admins" && cp "$work/keys/ops.key" "$work/admins/"
+ctl keygen viewer --dir "$work/keys" >/dev/null
+mkdir -p "$work/admins" "$work/viewers" && cp "$work/keys/ops.key" "$work/admins/"
+cp "$work/keys/viewer.key" "$work/viewers/"
 "$coordinator_bin" "listen=tcp://127.0.0.1:$(free_port)" "control=tcp://127.0.0.1:$admin_port" \
     "key_file=$work/keys/coordinator.secret" "allow_dir=$work/allow" "admin_allow_dir=$work/admins" \
-    "db=$work/admin.db" >>"$work/coordinator2.log" 2>&1 &
+    "admin_read_dir=$work/viewers" "db=$work/admin.db" >>"$work/coordinator2.log" 2>&1 &
+admin_coordinator_pid=$!
 pids+=("$!")
 admin() { "$ctl_bin" --socket "tcp://127.0.0.1:$admin_port" --server-key "$work/keys/coordinator.key" "$@"; }
 eventually 10 admin --key "$work/keys/ops.secret" status || fail "an operator key was not let in over TCP"
@@ -226,5 +230,28 @@ admin --key "$work/keys/rogue.secret" --timeout 2000 status >/dev/null 2>&1
 rc=$?
 set -e
 [ "$rc" -eq 1 ] || fail "a key outside admin_allow_dir got an answer over TCP (exit $rc)"
+# The author of a policy is who the transport says asks: the operator key's name over TCP.
+admin --key "$work/keys/ops.secret" policy set --scope fleet --reason "by key" vm_excess_unused_mib=400 \
+    >/dev/null || fail "policy set over TCP failed"
+admin --key "$work/keys/ops.secret" policy history | grep -q " key:ops" ||
+    fail "the policy's author is not the operator key's name"
+# A read-only operator (admin_read_dir) reads, and may not change anything (exit 6).
+eventually 10 admin --key "$work/keys/viewer.secret" status || fail "a read-only key could not read"
+set +e
+admin --key "$work/keys/viewer.secret" policy set --scope fleet --reason "no" vm_excess_unused_mib=500 \
+    >/dev/null 2>&1
+rc=$?
+set -e
+[ "$rc" -eq 6 ] || fail "a read-only key changed a policy (exit $rc, want 6)"
+# SIGHUP re-reads the operators' list: a removed key gets no answer, even on its connection.
+rm "$work/admins/ops.key"
+kill -HUP "$admin_coordinator_pid"
+eventually 10 grep -q "event=allowlist_reloaded list=operators" "$work/coordinator2.log" ||
+    fail "SIGHUP did not reload the operators' list"
+set +e
+admin --key "$work/keys/ops.secret" --timeout 2000 status >/dev/null 2>&1
+rc=$?
+set -e
+[ "$rc" -eq 1 ] || fail "a key removed from admin_allow_dir still got an answer (exit $rc)"
 
 echo "fleet: all checks passed"
