@@ -13,11 +13,12 @@
 #include "util.h"
 #include "wire.h"
 
-#define MODULE          "coordinator"
-#define BUCKETS         4096 /* sessions hash; chains stay short up to ~10^5 hosts */
-#define COMPLAIN_MAX    60000
-#define ERR_LEN         256
-#define FORGET_EVERY_MS 10000 /* how often to look for hosts past the retention */
+#define MODULE             "coordinator"
+#define BUCKETS            4096 /* sessions hash; chains stay short up to ~10^5 hosts */
+#define COMPLAIN_MAX       60000
+#define ERR_LEN            256
+#define FORGET_EVERY_MS    10000 /* how often to look for hosts past the retention */
+#define HOSTS_ROW_EVERY_MS 60000 /* a host's row is rewritten at most this often by hellos */
 
 struct session {
     struct session *next;
@@ -30,8 +31,11 @@ struct session {
     uint64_t known_version;    /* the policy in force for it, as last looked up... */
     uint64_t known_generation; /* ...under this generation of the policy store */
     bool greeted;
-    bool push_answered; /* pushed_version was acked: later acks for it are ignored */
-    bool epoch_ok;      /* the version it holds came from this store's epoch */
+    bool push_answered;         /* pushed_version was acked: later acks for it are ignored */
+    bool epoch_ok;              /* the version it holds came from this store's epoch */
+    uint64_t hosts_row_ms;      /* when its hosts row was last written (0 = not yet) */
+    uint64_t hosts_row_version; /* with this policy version */
+    struct log_limit rejoins;   /* its "rejoined" lines: a hello storm is one line a minute */
 };
 
 struct coordinator {
@@ -283,7 +287,13 @@ on_hello(struct coordinator *c,
                  "host=%s event=policy_epoch_differs held=%" PRIu64
                  " why=\"held from another store epoch: pushed again\"",
                  s->host_id, msg->u.hello.policy_version);
-    remember_labels(c, s->host_id, msg->u.hello.policy_version, now_wall);
+    /* One key saying hello in a loop must not turn into a database write per message. */
+    if (!s->hosts_row_ms || now_ms - s->hosts_row_ms >= HOSTS_ROW_EVERY_MS ||
+        s->hosts_row_version != msg->u.hello.policy_version) {
+        remember_labels(c, s->host_id, msg->u.hello.policy_version, now_wall);
+        s->hosts_row_ms = now_ms ? now_ms : 1;
+        s->hosts_row_version = msg->u.hello.policy_version;
+    }
     offer_policy(c, s, msg->u.hello.policy_version);
 }
 
@@ -418,8 +428,15 @@ static int
 log_event(const struct fleet_event *e, void *ctx)
 {
     struct coordinator *c = ctx;
+    struct session *s;
 
     c->logged_event_seq = e->seq;
+    /* Rejoins are what a peer can make as fast as it sends hellos: rate-limited per host. */
+    if (e->kind == FLEET_EVENT_REJOINED && (s = session_find(c, e->host_id, false)) != NULL &&
+        !log_limit_failure(&s->rejoins, c->now_ms, COMPLAIN_MAX)) {
+        c->counters.logs_suppressed++;
+        return 0;
+    }
     log_info(MODULE, "host=%s event=%s%s%s", e->host_id, fleet_event_kind_name(e->kind),
              e->detail[0] ? " detail=" : "", e->detail);
     return 0;

@@ -11,7 +11,9 @@
  *  - no state for a stranger: a session, fleet record and hosts row are made only by a valid
  *    hello; anything else from an unknown host gets "say hello" and leaves nothing behind;
  *  - an ack counts only for the version pushed to that host, once per push: nothing else is
- *    stored or logged beyond a rate-limited complaint.
+ *    stored or logged beyond a rate-limited complaint;
+ *  - a host's own hellos rewrite its hosts row at most once a minute (or when the version it
+ *    holds changes), and their "rejoined" lines are rate-limited per host.
  * Without CURVE (insecure, loopback only) there are no keys to bind: any local process may
  * speak for any host. Messages that fail wire_decode() are dropped, counted and logged with a
  * rate limit.
@@ -47,6 +49,7 @@ struct coordinator_counters {
     uint64_t acks_refused;
     uint64_t acks_ignored;    /* for a version not pushed to that host, or answered already */
     uint64_t hosts_forgotten; /* down past the retention, or by an operator */
+    uint64_t logs_suppressed; /* event lines held back by a per-host rate limit */
 };
 
 /* Borrows fleet, store and server; they must outlive the coordinator. */

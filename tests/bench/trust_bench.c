@@ -12,6 +12,7 @@
  *                  decisions: 1.4 MB each)
  *   heartbeats     N heartbeats for N new host ids (impostors: the key is one host)
  *   hellos         N hellos for new host ids
+ *   own-hellos     N hellos under the key's own host id (each one is legal)
  *   acks           N acks for versions never pushed, under the key's own host id
  *   hostile        20 reports of a million 4-byte VM records (4 MiB each)
  * The bench asserts nothing; it prints numbers.
@@ -252,6 +253,9 @@ main(int argc, char **argv)
         hello(&b, id);
     }
     result(&b, "hellos", count);
+    for (size_t i = 0; i < count; i++)
+        hello(&b, b.host_id);
+    result(&b, "own-hellos", count);
     for (size_t i = 0; i < count; i++) {
         struct wire_msg m = {.body = WIRE_BODY_POLICY_ACK};
         m.u.ack.version = 1000 + i;

@@ -413,6 +413,41 @@ test_restored_database_never_aliases(void **state)
     assert_int_equal(coordinator_get_counters(fx->coordinator)->pushes, 1);
 }
 
+static int
+last_seen_of(const struct store_host *h, void *ctx)
+{
+    *(uint64_t *)ctx = h->last_seen_ms;
+    return 0;
+}
+
+/* One key saying hello in a loop: 3,000 hellos write its hosts row once and log a handful of
+ * "rejoined" lines, not 3,000 of each. */
+static void
+test_hello_storm_is_cheap(void **state)
+{
+    struct fixture *fx = *state;
+    struct transport_peer hv1 = peer("conn-hv1", KEY_HV1, "hv1");
+    char err[STORE_ERR_MAX];
+    uint64_t first_seen = 0, last_seen = 0;
+
+    hello(fx, &hv1, "hv1");
+    assert_int_equal(store_hosts_list(fx->store, last_seen_of, &first_seen, err, sizeof(err)), 0);
+    for (int i = 0; i < 3000; i++) {
+        fx->now_ms += 1;
+        hello(fx, &hv1, "hv1");
+        if (i % 100 == 99)
+            coordinator_tick(fx->coordinator, fx->now_ms, 0);
+    }
+    assert_int_equal(store_hosts_list(fx->store, last_seen_of, &last_seen, err, sizeof(err)), 0);
+    if (last_seen != first_seen)
+        fail_msg("the hosts row was rewritten by a hello storm (last_seen %" PRIu64
+                 ", first %" PRIu64 ")",
+                 last_seen, first_seen);
+    const struct coordinator_counters *c = coordinator_get_counters(fx->coordinator);
+    if (c->logs_suppressed < 2990)
+        fail_msg("rejoined lines held back: %" PRIu64 " of 3000, want >= 2990", c->logs_suppressed);
+}
+
 int
 main(void)
 {
@@ -423,6 +458,7 @@ main(void)
         T(test_ack_only_for_pushed_version),
         T(test_hosts_forgotten),
         T(test_restored_database_never_aliases),
+        T(test_hello_storm_is_cheap),
     };
 #undef T
     log_set_level(LOG_LEVEL_ERR);
