@@ -210,7 +210,7 @@ save_state(const struct agent *a, char *why, size_t why_len)
         return 0;
     if (mkdir(a->config.state_dir, 0700) < 0 && errno != EEXIST) {
         rc = -errno;
-        snprintf(why, why_len, "%s: %s", a->config.state_dir, strerror(errno));
+        snprintf(why, why_len, "%.200s: %s", a->config.state_dir, strerror(errno));
     } else {
         rc = state_save(a->config.state_dir, &a->state, why, why_len);
     }
