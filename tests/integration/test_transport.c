@@ -381,6 +381,32 @@ test_key_bound_to_one_name(void **state)
     transport_server_close(&s);
 }
 
+/* Over ipc the server learns the sender's uid (SO_PEERCRED): who asks, not who it says it is. */
+static void
+test_ipc_peer_uid(void **state)
+{
+    struct transport_server *s;
+    struct transport_client *c;
+    struct transport_peer from;
+    char err[TRANSPORT_ERR_MAX], endpoint[700], text[16];
+    (void)state;
+
+    snprintf(endpoint, sizeof(endpoint), "ipc://%s/uid.sock", dir);
+    struct transport_server_options so = {.endpoint = endpoint, .insecure = true, .ipc_mode = 0600};
+    assert_int_equal(transport_server_open(&so, &s, err, sizeof(err)), 0);
+    struct stat st;
+    assert_int_equal(stat(endpoint + 6, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    struct transport_client_options co = {.endpoint = endpoint, .insecure = true};
+    assert_int_equal(transport_client_open(&co, &c, err, sizeof(err)), 0);
+    transport_client_send(c, (const uint8_t *)"who", 3);
+    assert_int_equal(serve_from(s, c, &from, text, sizeof(text)), 1);
+    assert_int_equal(from.uid, (long)geteuid());
+    assert_string_equal(from.name, "");
+    transport_client_close(&c);
+    transport_server_close(&s);
+}
+
 static int
 setup(void **state)
 {
@@ -420,6 +446,7 @@ main(void)
         cmocka_unit_test(test_insecure_only_on_loopback),
         cmocka_unit_test(test_bad_key_files),
         cmocka_unit_test(test_key_bound_to_one_name),
+        cmocka_unit_test(test_ipc_peer_uid),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
