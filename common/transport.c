@@ -442,7 +442,9 @@ transport_server_open(const struct transport_server_options *opts,
     if (rc == 0 && !opts->insecure)
         rc = server_secure(s, opts, err, err_len);
     if (rc == 0) {
-        int64_t max = WIRE_MSG_MAX_BYTES;
+        /* Peers send requests and reports, never more than the largest legal report: a larger
+         * message closes its connection before a byte of it is kept. */
+        int64_t max = WIRE_REQUEST_MAX_BYTES;
         zmq_setsockopt(s->socket, ZMQ_MAXMSGSIZE, &max, sizeof(max));
         setsockopt_int(s->socket, ZMQ_ROUTER_MANDATORY, 1); /* unknown peer: an error, not loss */
         setsockopt_int(s->socket, ZMQ_SNDHWM, 1000);

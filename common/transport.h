@@ -6,7 +6,7 @@
  * allowlist directory (answered by a ZAP handler inside transport_server_recv), clients pin the
  * server's public key. Plain (insecure) sockets must be asked for and are refused on anything
  * but loopback or ipc://. Received messages are size-limited (ZMQ_MAXMSGSIZE) before anyone
- * decodes them.
+ * decodes them: WIRE_REQUEST_MAX_BYTES on a server, WIRE_MSG_MAX_BYTES on a client.
  *
  * A client never blocks its caller: messages go to a bounded queue of our own that drops the
  * oldest when full (counted), and are handed to ZeroMQ only while a connection is up

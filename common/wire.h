@@ -17,6 +17,9 @@
 #define WIRE_ERR_MAX          256
 #define WIRE_PROTOCOL_VERSION 1
 #define WIRE_MSG_MAX_BYTES    (4 * 1024 * 1024) /* the transport refuses anything larger */
+/* What a server takes from one peer in one message: the largest legal agent report is 1.4 MB
+ * (test_wire_msg), a control request ~9 KB. Replies (memschedctl) may be WIRE_MSG_MAX_BYTES. */
+#define WIRE_REQUEST_MAX_BYTES (2 * 1024 * 1024)
 #define WIRE_HOST_ID_MAX      64                /* including the NUL */
 #define WIRE_UUID_LEN         37
 #define WIRE_NAME_MAX         128

@@ -4,7 +4,7 @@
  * with one allowed key bound to one host id. Run by tests/bench/trust_bench.sh.
  *
  *   trust_bench --pid PID --endpoint tcp://127.0.0.1:PORT --server-key FILE --key FILE
- *               --host-id ID [--count N]
+ *               --host-id ID [--count N] [--hostile N]
  *
  * Phases, in order, each printed as "RESULT phase=... rss_kib=... hwm_kib=...":
  *   baseline       the key's own hello
@@ -14,7 +14,8 @@
  *   hellos         N hellos for new host ids
  *   own-hellos     N hellos under the key's own host id (each one is legal)
  *   acks           N acks for versions never pushed, under the key's own host id
- *   hostile        20 reports of a million 4-byte VM records (4 MiB each)
+ *   hostile        --hostile (20) reports of a million 4-byte VM records (4 MiB each), sent
+ *                  as fast as the connection takes them
  * The bench asserts nothing; it prints numbers.
  */
 #include <errno.h>
@@ -213,7 +214,7 @@ main(int argc, char **argv)
 {
     const char *endpoint = NULL, *server_key = NULL, *key = NULL;
     struct bench b = {0};
-    size_t count = 50000;
+    size_t count = 50000, hostile_count = 20;
     char err[ERR_LEN], id[WIRE_HOST_ID_MAX];
 
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -229,6 +230,8 @@ main(int argc, char **argv)
             b.host_id = argv[i + 1];
         else if (strcmp(argv[i], "--count") == 0)
             count = strtoul(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--hostile") == 0)
+            hostile_count = strtoul(argv[i + 1], NULL, 10);
     }
     if (!b.pid || !endpoint || !server_key || !key || !b.host_id) {
         fputs("usage: trust_bench --pid PID --endpoint E --server-key F --key F --host-id ID "
@@ -267,8 +270,8 @@ main(int argc, char **argv)
         send_msg(&b, &m, b.host_id);
     }
     result(&b, "acks", count);
-    hostile(&b, 20);
-    result(&b, "hostile", 20);
+    hostile(&b, hostile_count);
+    result(&b, "hostile", hostile_count);
     transport_client_close(&b.client);
     transport_shutdown();
     return 0;

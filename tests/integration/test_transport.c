@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "transport.h"
+#include "wire.h"
 
 #define WAIT_MS 5000
 
@@ -407,6 +408,33 @@ test_ipc_peer_uid(void **state)
     transport_server_close(&s);
 }
 
+/* A server takes at most WIRE_REQUEST_MAX_BYTES in one message: a larger one is never handed
+ * over (libzmq drops the connection), and the client gets through again afterwards. */
+static void
+test_server_message_limit(void **state)
+{
+    struct transport_keys f;
+    char endpoint[128], text[64];
+    struct transport_peer from;
+    size_t big = WIRE_REQUEST_MAX_BYTES + 1;
+    uint8_t *buf = calloc(1, big);
+    (void)state;
+
+    make_keys("agent-f", true, &f);
+    struct transport_server *s = open_server(endpoint, sizeof(endpoint));
+    struct transport_client *c = open_client(endpoint, "agent-f", path_of("server", "pub"), 0);
+    transport_client_send(c, (const uint8_t *)"small", 5);
+    assert_int_equal(serve_from(s, c, &from, text, sizeof(text)), 1);
+    transport_client_send(c, buf, big);
+    assert_int_equal(serve_within(s, c, &from, text, sizeof(text), 1500), 0);
+    transport_client_send(c, (const uint8_t *)"again", 5);
+    assert_int_equal(serve_within(s, c, &from, text, sizeof(text), 15000), 1);
+    assert_string_equal(text, "again");
+    free(buf);
+    transport_client_close(&c);
+    transport_server_close(&s);
+}
+
 static int
 setup(void **state)
 {
@@ -447,6 +475,7 @@ main(void)
         cmocka_unit_test(test_bad_key_files),
         cmocka_unit_test(test_key_bound_to_one_name),
         cmocka_unit_test(test_ipc_peer_uid),
+        cmocka_unit_test(test_server_message_limit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
