@@ -14,8 +14,8 @@
  *   hellos         N hellos for new host ids
  *   own-hellos     N hellos under the key's own host id (each one is legal)
  *   acks           N acks for versions never pushed, under the key's own host id
- *   hostile        --hostile (20) reports of a million 4-byte VM records (4 MiB each), sent
- *                  as fast as the connection takes them
+ *   hostile        --hostile (20) reports of half a million 4-byte VM records (2 MiB each, the
+ *                  most a server takes), sent as fast as the connection takes them
  * The bench asserts nothing; it prints numbers.
  */
 #include <errno.h>
@@ -182,12 +182,13 @@ put_varint(uint8_t *p, uint64_t v)
     return n;
 }
 
-/* A report of a million VM records of 4 bytes each (an empty uuid), under the key's host id. */
+/* A report of as many 4-byte VM records (an empty uuid each) as the server takes in one message
+ * (about half a million), under the key's host id. */
 static void
 hostile(struct bench *b, size_t count)
 {
-    size_t id_len = strlen(b->host_id), records = (WIRE_MSG_MAX_BYTES - 128) / 4, n = 0;
-    uint8_t *buf = malloc(WIRE_MSG_MAX_BYTES);
+    size_t id_len = strlen(b->host_id), records = (WIRE_REQUEST_MAX_BYTES - 128) / 4, n = 0;
+    uint8_t *buf = malloc(WIRE_REQUEST_MAX_BYTES);
     static const uint8_t vm[4] = {3 << 3 | 2, 2, 1 << 3 | 2, 0};
 
     if (!buf)

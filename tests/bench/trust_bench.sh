@@ -5,10 +5,10 @@
 # from BUILD_DIR (default build/release) on a free loopback port with CURVE, one agent key in
 # its allowlist (bound to host id hv1), and trust_bench sending, with that key: the largest
 # legal reports, 50,000 heartbeats and 50,000 hellos for other host ids, 50,000 hellos for its
-# own, 50,000 acks for
-# versions never pushed, and 4 MiB reports of a million empty VM records. It prints the
-# coordinator's VmRSS/VmHWM after each phase and the rows in its hosts and acks tables, and
-# asserts nothing. About a minute on 2 CPUs. From the repository root:
+# own, 50,000 acks for versions never pushed, and 2 MiB reports (the most a server takes) of
+# half a million empty VM records. It prints the coordinator's VmRSS/VmHWM after each phase
+# and the rows in its hosts and acks tables, and asserts nothing. About a minute on 2 CPUs.
+# From the repository root:
 #   cmake --preset release && cmake --build --preset release -j2 && tests/bench/trust_bench.sh
 set -eu
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
