@@ -170,6 +170,9 @@ start_coordinator
 eventually 20 host_is host1 fresh || fail "host1 did not come back after the coordinator restart"
 eventually 20 host_is host2 fresh || fail "host2 did not come back after the coordinator restart"
 ctl policy history | grep -q "integration test" || fail "policy history lost on restart"
+# A fresh store epoch: what host1 holds from before the restart is not taken at its word.
+grep -q "host=host1 event=policy_epoch_differs held=1" "$work/coordinator.log" ||
+    fail "the restarted coordinator took host1's version from the old epoch at its word"
 
 # Agent restart: it comes back with its persisted fleet policy.
 grep -q "source = fleet" "$work/state-host1/policy.conf" || fail "host1 did not persist its policy"
