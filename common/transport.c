@@ -23,17 +23,19 @@
 #include "config.h"
 #include "wire.h"
 
-#define ZAP_ENDPOINT     "inproc://zeromq.zap.01"
-#define ZAP_DOMAIN       "memsched"
-#define KEY_BYTES        32
-#define MAX_SERVERS      8
-#define ALLOW_MAX        100000
-#define QUEUE_DEFAULT    16
-#define SEND_HWM         64
-#define SERVER_RCVHWM    100
-#define HEARTBEAT_IVL_MS 2000
-#define HEARTBEAT_TTL_MS 6000
-#define RECONNECT_MAX_MS 5000
+#define ZAP_ENDPOINT       "inproc://zeromq.zap.01"
+#define ZAP_DOMAIN         "memsched"
+#define KEY_BYTES          32
+#define MAX_SERVERS        8
+#define ALLOW_MAX          100000
+#define QUEUE_DEFAULT      16
+#define SEND_HWM           64
+#define SERVER_RCVHWM      100
+#define HEARTBEAT_IVL_MS   2000
+#define HEARTBEAT_TTL_MS   6000
+#define RECONNECT_MAX_MS   5000
+#define HANDSHAKE_BURST    10
+#define HANDSHAKE_EVERY_MS 6000 /* ten a minute, after the burst */
 
 static void *context;
 static int zap_users;
@@ -231,6 +233,10 @@ struct allow_entry {
     uint8_t key[KEY_BYTES];
     char name[TRANSPORT_NAME_MAX];
     bool read_only; /* from the read-only directory */
+    /* Handshakes left in its bucket (HANDSHAKE_BURST, one back every HANDSHAKE_EVERY_MS) and
+     * when it was last filled: how fast one key may open connections. */
+    uint32_t handshakes;
+    int64_t filled_ms;
 };
 
 struct allowlist {
@@ -244,7 +250,7 @@ compare_key(const void *a, const void *b)
     return memcmp(a, b, KEY_BYTES);
 }
 
-static const struct allow_entry *
+static struct allow_entry *
 allowlist_find(const struct allowlist *list, const uint8_t *key)
 {
     return list->n ? bsearch(key, list->entries, list->n, sizeof(*list->entries), compare_key)
@@ -313,6 +319,8 @@ allowlist_add_dir(
             rc = entry_name(e->d_name, &keys, list->entries[list->n].name, err, err_len);
         if (rc == 0) {
             list->entries[list->n].read_only = read_only;
+            list->entries[list->n].handshakes = HANDSHAKE_BURST;
+            list->entries[list->n].filled_ms = 0;
             zmq_z85_decode(list->entries[list->n++].key, keys.public_z85);
         }
     }
@@ -365,6 +373,8 @@ struct transport_server {
     struct allowlist allow;
     struct transport_server_stats stats;
 };
+
+static int64_t now_ms(void);
 
 static int
 zap_start(char *err, size_t err_len)
@@ -548,14 +558,36 @@ answer_zap(struct transport_server **servers, size_t n)
         zmq_msg_close(&extra);
     }
     struct transport_server *s = count == 7 ? curve_server(servers, n, &frames[2]) : NULL;
-    bool ok = count == 7 && s && zmq_msg_size(&frames[5]) == 5 &&
-              memcmp(zmq_msg_data(&frames[5]), "CURVE", 5) == 0 &&
-              zmq_msg_size(&frames[6]) == KEY_BYTES &&
-              allowlist_find(&s->allow, zmq_msg_data(&frames[6])) != NULL;
+    struct allow_entry *entry = count == 7 && s && zmq_msg_size(&frames[5]) == 5 &&
+                                        memcmp(zmq_msg_data(&frames[5]), "CURVE", 5) == 0 &&
+                                        zmq_msg_size(&frames[6]) == KEY_BYTES
+                                    ? allowlist_find(&s->allow, zmq_msg_data(&frames[6]))
+                                    : NULL;
+    bool ok = entry != NULL, throttled = false;
+    if (entry) {
+        /* One key may not open connections without end: a bucket of handshakes per key. */
+        int64_t now = now_ms();
+        if (!entry->filled_ms)
+            entry->filled_ms = now;
+        int64_t back = (now - entry->filled_ms) / HANDSHAKE_EVERY_MS;
+        if (back > 0) {
+            entry->handshakes =
+                (uint32_t)(entry->handshakes + back > HANDSHAKE_BURST ? HANDSHAKE_BURST
+                                                                      : entry->handshakes + back);
+            entry->filled_ms += back * HANDSHAKE_EVERY_MS;
+        }
+        if (entry->handshakes == 0) {
+            throttled = true;
+            ok = false;
+            s->stats.handshakes_throttled++;
+        } else {
+            entry->handshakes--;
+        }
+    }
     char user[TRANSPORT_KEY_Z85_LEN] = "";
     if (ok)
         zmq_z85_encode(user, zmq_msg_data(&frames[6]), KEY_BYTES);
-    else if (s)
+    else if (s && !throttled)
         s->stats.keys_refused++;
     const char *id = count > 1 ? zmq_msg_data(&frames[1]) : "";
     size_t id_len = count > 1 ? zmq_msg_size(&frames[1]) : 0;
@@ -851,7 +883,6 @@ transport_client_close(struct transport_client **client)
     *client = NULL;
 }
 
-static int64_t now_ms(void);
 
 /* libzmq does not always retry a handshake the server refused (libzmq issue 3519): after a
  * refusal the client starts over with a fresh socket, backing off to 30 s, so an agent whose key

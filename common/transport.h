@@ -19,7 +19,9 @@
  * speak for; for operators it is who they are. Every received message carries the name of its
  * sender's key, looked up at receipt: a key removed from the allowlist (reload) has none, and its
  * messages are dropped. Names are 1-63 characters of [A-Za-z0-9._-]; one key bound to two names
- * makes the whole allowlist invalid.
+ * makes the whole allowlist invalid. One key may complete at most 10 handshakes in a burst and
+ * then one every 6 s: it cannot open connections without end (a refused client backs off and
+ * tries again). How many connections it keeps open is not capped: libzmq cannot close one.
  */
 #ifndef MEMSCHED_COMMON_TRANSPORT_H
 #define MEMSCHED_COMMON_TRANSPORT_H
@@ -90,6 +92,7 @@ struct transport_server_stats {
     uint64_t send_failures; /* peer gone or its queue full */
     uint64_t keys_refused;  /* handshakes from keys not in the allowlist */
     uint64_t unlisted;      /* messages dropped: their key left the allowlist after connecting */
+    uint64_t handshakes_throttled; /* refused: the key opened connections too fast */
     size_t keys_allowed;
 };
 

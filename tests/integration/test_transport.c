@@ -435,6 +435,39 @@ test_server_message_limit(void **state)
     transport_server_close(&s);
 }
 
+/* One key may not open connections without end: after a burst of ten handshakes the next is
+ * refused (and counted) until its bucket refills. */
+static void
+test_handshakes_per_key_throttled(void **state)
+{
+    struct transport_keys g;
+    char endpoint[128], text[64];
+    struct transport_peer from;
+    struct transport_server_stats stats;
+    (void)state;
+
+    make_keys("agent-g", true, &g);
+    struct transport_server *s = open_server(endpoint, sizeof(endpoint));
+    for (int i = 0; i < 10; i++) {
+        struct transport_client *c = open_client(endpoint, "agent-g", path_of("server", "pub"), 0);
+        transport_client_send(c, (const uint8_t *)"in", 2);
+        if (serve_from(s, c, &from, text, sizeof(text)) != 1)
+            fail_msg("connection %d of the burst was not let in", i + 1);
+        transport_client_close(&c);
+    }
+    struct transport_client *c = open_client(endpoint, "agent-g", path_of("server", "pub"), 0);
+    transport_client_send(c, (const uint8_t *)"one too many", 12);
+    assert_int_equal(serve_within(s, c, &from, text, sizeof(text), 1000), 0);
+    transport_server_get_stats(s, &stats);
+    assert_true(stats.handshakes_throttled >= 1);
+    assert_int_equal(stats.keys_refused, 0);
+    /* The bucket refills (one every 6 s) and the client's own retry gets it in. */
+    assert_int_equal(serve_within(s, c, &from, text, sizeof(text), 20000), 1);
+    assert_string_equal(text, "one too many");
+    transport_client_close(&c);
+    transport_server_close(&s);
+}
+
 static int
 setup(void **state)
 {
@@ -476,6 +509,7 @@ main(void)
         cmocka_unit_test(test_key_bound_to_one_name),
         cmocka_unit_test(test_ipc_peer_uid),
         cmocka_unit_test(test_server_message_limit),
+        cmocka_unit_test(test_handshakes_per_key_throttled),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
