@@ -229,6 +229,7 @@ load_settings(int argc, char **argv, struct settings *s, bool *check_only)
 
 struct daemon {
     uint64_t keys_refused; /* as last logged */
+    uint64_t handshakes_throttled;
     struct settings settings;
     struct store *store;
     struct fleet *fleet;
@@ -342,11 +343,16 @@ log_refused_handshakes(struct daemon *d)
     struct transport_server_stats st;
 
     transport_server_get_stats(d->servers[SERVER_MAIN], &st);
-    if (st.keys_refused == d->keys_refused)
-        return;
-    log_warn(MODULE, "event=handshakes_refused total=%" PRIu64 " new=%" PRIu64, st.keys_refused,
-             st.keys_refused - d->keys_refused);
+    if (st.keys_refused != d->keys_refused)
+        log_warn(MODULE, "event=handshakes_refused total=%" PRIu64 " new=%" PRIu64, st.keys_refused,
+                 st.keys_refused - d->keys_refused);
+    if (st.handshakes_throttled != d->handshakes_throttled)
+        log_warn(MODULE,
+                 "event=handshakes_throttled why=\"a key connecting too fast\" total=%" PRIu64
+                 " new=%" PRIu64,
+                 st.handshakes_throttled, st.handshakes_throttled - d->handshakes_throttled);
     d->keys_refused = st.keys_refused;
+    d->handshakes_throttled = st.handshakes_throttled;
 }
 
 static void
