@@ -17,9 +17,11 @@ enum key_kind {
     KEY_BOOL,
     KEY_LOG_LEVEL,
     KEY_MIB, /* uint64_t MiB, 0 .. 1 TiB */
+    KEY_MS,  /* uint64_t ms, 0 .. 1 hour */
 };
 
 #define KEY_MIB_MAX UINT64_C(1048576)
+#define KEY_MS_MAX  UINT64_C(3600000)
 
 struct agent_key {
     const char *name;
@@ -101,18 +103,39 @@ static const struct agent_key keys[] = {
         .help = "KEY=VALUE,... for label-scoped policies",
     },
     {
-        .name = "limit_host_min_unused_mib",
+        .name = "limit_vm_min_unused_mib",
         .kind = KEY_MIB,
-        .offset = offsetof(struct agent_config, limit_host_min_unused_mib),
-        .default_value = "0",
-        .help = "refuse pushed policies with host_min_unused_mib below this",
+        .offset = offsetof(struct agent_config, limit_vm_min_unused_mib),
+        .default_value = "50",
+        .help = "refuse pushed or persisted policies with vm_min_unused_mib below this",
     },
     {
         .name = "limit_vm_floor_mib",
         .kind = KEY_MIB,
         .offset = offsetof(struct agent_config, limit_vm_floor_mib),
-        .default_value = "0",
-        .help = "refuse pushed policies with vm_floor_mib below this",
+        .default_value = "128",
+        .help = "refuse pushed or persisted policies with vm_floor_mib below this",
+    },
+    {
+        .name = "limit_host_min_unused_mib",
+        .kind = KEY_MIB,
+        .offset = offsetof(struct agent_config, limit_host_min_unused_mib),
+        .default_value = "100",
+        .help = "refuse pushed or persisted policies with host_min_unused_mib below this",
+    },
+    {
+        .name = "limit_max_release_step_mib",
+        .kind = KEY_MIB,
+        .offset = offsetof(struct agent_config, limit_max_release_step_mib),
+        .default_value = "512",
+        .help = "refuse pushed or persisted policies with max_release_step_mib above this",
+    },
+    {
+        .name = "limit_interval_ms",
+        .kind = KEY_MS,
+        .offset = offsetof(struct agent_config, limit_interval_ms),
+        .default_value = "10000",
+        .help = "refuse pushed or persisted policies with interval_ms above this",
     },
 };
 
@@ -146,13 +169,15 @@ set_key(struct agent_config *config,
         }
         strcpy(field, value);
         return 0;
-    case KEY_MIB: {
+    case KEY_MIB:
+    case KEY_MS: {
         char *end;
+        uint64_t max = key->kind == KEY_MIB ? KEY_MIB_MAX : KEY_MS_MAX;
         errno = 0;
         unsigned long long v = strtoull(value, &end, 10);
-        if (errno || *end || value[0] < '0' || value[0] > '9' || v > KEY_MIB_MAX) {
-            snprintf(err, err_len, "%s='%s' must be a whole number of MiB up to %" PRIu64,
-                     key->name, value, KEY_MIB_MAX);
+        if (errno || *end || value[0] < '0' || value[0] > '9' || v > max) {
+            snprintf(err, err_len, "%s='%s' must be a whole number of %s up to %" PRIu64, key->name,
+                     value, key->kind == KEY_MIB ? "MiB" : "ms", max);
             return -EINVAL;
         }
         *(uint64_t *)(void *)field = v;
@@ -240,7 +265,7 @@ agent_config_print(const struct agent_config *config, FILE *out)
             fprintf(out, "%s\n", field);
         else if (keys[i].kind == KEY_BOOL)
             fprintf(out, "%s\n", *(const bool *)(const void *)field ? "true" : "false");
-        else if (keys[i].kind == KEY_MIB)
+        else if (keys[i].kind == KEY_MIB || keys[i].kind == KEY_MS)
             fprintf(out, "%" PRIu64 "\n", *(const uint64_t *)(const void *)field);
         else
             fprintf(out, "%s\n", log_level_name(config->log_level));
@@ -252,24 +277,48 @@ agent_config_print(const struct agent_config *config, FILE *out)
     }
 }
 
+/* One limit: the policy's value (edge units) against the config's, as a floor or a ceiling. */
+static int
+check_limit(const char *field,
+            uint64_t value,
+            const char *limit_name,
+            uint64_t limit,
+            bool ceiling,
+            char *why,
+            size_t why_len)
+{
+    if (ceiling ? value <= limit : value >= limit)
+        return 0;
+    snprintf(why, why_len, "%s=%" PRIu64 " %s this host's %s=%" PRIu64, field, value,
+             ceiling ? "above" : "below", limit_name, limit);
+    return -EPERM;
+}
+
 int
 agent_config_check_limits(const struct agent_config *config,
                           const struct policy *p,
                           char *why,
                           size_t why_len)
 {
-    if (p->host_min_unused_kib < config->limit_host_min_unused_mib * POLICY_KIB_PER_MIB) {
-        snprintf(why, why_len,
-                 "host_min_unused_mib=%" PRIu64
-                 " below this host's limit_host_min_unused_mib=%" PRIu64,
-                 p->host_min_unused_kib / POLICY_KIB_PER_MIB, config->limit_host_min_unused_mib);
-        return -EPERM;
-    }
-    if (p->vm_floor_kib < config->limit_vm_floor_mib * POLICY_KIB_PER_MIB) {
-        snprintf(why, why_len,
-                 "vm_floor_mib=%" PRIu64 " below this host's limit_vm_floor_mib=%" PRIu64,
-                 p->vm_floor_kib / POLICY_KIB_PER_MIB, config->limit_vm_floor_mib);
-        return -EPERM;
-    }
-    return 0;
+    int rc = 0;
+
+    rc = rc
+             ?: check_limit("vm_min_unused_mib", p->vm_min_unused_kib / POLICY_KIB_PER_MIB,
+                            "limit_vm_min_unused_mib", config->limit_vm_min_unused_mib, false, why,
+                            why_len);
+    rc = rc
+             ?: check_limit("vm_floor_mib", p->vm_floor_kib / POLICY_KIB_PER_MIB,
+                            "limit_vm_floor_mib", config->limit_vm_floor_mib, false, why, why_len);
+    rc = rc
+             ?: check_limit("host_min_unused_mib", p->host_min_unused_kib / POLICY_KIB_PER_MIB,
+                            "limit_host_min_unused_mib", config->limit_host_min_unused_mib, false,
+                            why, why_len);
+    rc = rc
+             ?: check_limit("max_release_step_mib", p->max_release_step_kib / POLICY_KIB_PER_MIB,
+                            "limit_max_release_step_mib", config->limit_max_release_step_mib, true,
+                            why, why_len);
+    rc = rc
+             ?: check_limit("interval_ms", p->interval_ms, "limit_interval_ms",
+                            config->limit_interval_ms, true, why, why_len);
+    return rc;
 }

@@ -30,12 +30,20 @@ struct agent_config {
     bool insecure;
     char host_id[AGENT_CONFIG_STR_MAX]; /* empty: the host name */
     char labels[AGENT_CONFIG_STR_MAX];  /* KEY=VALUE,KEY=VALUE */
-    /* Local hard limits: a pushed policy that crosses them is refused. */
-    uint64_t limit_host_min_unused_mib;
-    uint64_t limit_vm_floor_mib;
+    /* Local hard limits, with safe defaults: a pushed or persisted policy that crosses them is
+     * refused, so no coordinator or operator key can starve this host below what its own
+     * operator allowed. Floors for what guests and the host keep, ceilings for how fast memory
+     * is taken and how long the agent may sleep between rounds. The local config's own policy
+     * is the operator's and is not held to them. */
+    uint64_t limit_vm_min_unused_mib;    /* floor for vm_min_unused_mib */
+    uint64_t limit_vm_floor_mib;         /* floor for vm_floor_mib */
+    uint64_t limit_host_min_unused_mib;  /* floor for host_min_unused_mib */
+    uint64_t limit_max_release_step_mib; /* ceiling for max_release_step_mib */
+    uint64_t limit_interval_ms;          /* ceiling for interval_ms */
 };
 
-/* 0 when p respects the local hard limits; else -EPERM with why naming the limit. */
+/* 0 when p respects every local hard limit; else -EPERM with why naming the field, its value
+ * and the limit. */
 int agent_config_check_limits(const struct agent_config *config,
                               const struct policy *p,
                               char *why,

@@ -52,6 +52,7 @@
 #include <libxml/xmlerror.h>
 
 #include "log.h"
+#include "meminfo.h"
 #include "sched.h"
 #include "util.h"
 
@@ -1154,6 +1155,14 @@ host_fallback(struct lv *lv, enum lv_host_source source, const char *why)
              why);
 }
 
+/* A URI without a host part (qemu:///system) is this machine's hypervisor. */
+static bool
+uri_is_local(const char *uri)
+{
+    const char *sep = uri ? strstr(uri, "://") : NULL;
+    return sep && sep[3] == '/';
+}
+
 static int
 sample_host(struct lv *lv, struct hv_host *host)
 {
@@ -1193,6 +1202,11 @@ sample_host(struct lv *lv, struct hv_host *host)
                     avail += params[i].value;
             }
             free(params);
+            /* cached includes shmem (guest RAM in shared memory): on this host, the kernel's
+             * MemAvailable, which leaves it out, is the truth (meminfo.h). */
+            uint64_t local_kib;
+            if (uri_is_local(lv->uri) && meminfo_available_kib(MEMINFO_PATH, &local_kib) == 0)
+                avail = local_kib;
             if (total == 0) {
                 host_fallback(lv, LV_HOST_FREE_MEMORY, "node memory stats without a total");
             } else {

@@ -25,6 +25,7 @@ struct link {
     size_t n_clients;
     char host_id[WIRE_HOST_ID_MAX];
     struct wire_hello hello;
+    uint64_t held_epoch; /* of the fleet policy held: the last push applied, or from the start */
     uint64_t sequence;
     uint64_t rejected;
     struct log_limit bad_messages; /* a broken or hostile coordinator must not flood the log */
@@ -51,6 +52,7 @@ link_new(const struct link_options *opts, struct link **out, char *err, size_t e
     snprintf(l->hello.agent_version, sizeof(l->hello.agent_version), "%s", VERSION);
     memcpy(l->hello.labels, opts->labels, sizeof(opts->labels));
     l->hello.n_labels = opts->n_labels;
+    l->held_epoch = opts->policy_epoch;
     for (size_t i = 0; i < opts->n_endpoints && i < LINK_ENDPOINTS_MAX; i++) {
         struct transport_client_options o = {
             .endpoint = opts->endpoints[i],
@@ -123,6 +125,7 @@ say_hello(struct link *l, size_t which, uint64_t policy_version)
 
     msg.u.hello = l->hello;
     msg.u.hello.policy_version = policy_version;
+    msg.u.hello.policy_epoch = policy_version ? l->held_epoch : 0;
     send_to(l, which, &msg);
 }
 
@@ -256,8 +259,10 @@ handle(struct link *l,
     struct wire_msg ack = {.body = WIRE_BODY_POLICY_ACK};
     ack.u.ack.version = msg->u.push.version;
     ack.u.ack.applied = on_push(ctx, &msg->u.push, ack.u.ack.reason, sizeof(ack.u.ack.reason)) == 0;
-    if (ack.u.ack.applied)
+    if (ack.u.ack.applied) {
         ack.u.ack.reason[0] = '\0';
+        l->held_epoch = msg->u.push.epoch;
+    }
     send_to(l, which, &ack);
 }
 

@@ -29,9 +29,11 @@ struct link_options {
     struct wire_label labels[WIRE_LABELS_MAX];
     size_t n_labels;
     uint64_t policy_version; /* the fleet policy held at start (0 = none) */
+    uint64_t policy_epoch;   /* the store epoch it came with (0 = unknown) */
 };
 
-/* Decide on a pushed policy: 0 when applied, or a negative errno with why filled. */
+/* Decide on a pushed policy: 0 when applied, or a negative errno with why filled. The link
+ * remembers the epoch of the last push applied and says it in every hello. */
 typedef int (*link_push_fn)(void *ctx,
                             const struct wire_policy_push *push,
                             char *why,

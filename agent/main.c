@@ -181,7 +181,8 @@ load_config(const struct options *o, struct agent_config *config, char *err, siz
     return rc;
 }
 
-/* A fleet policy on disk outlives restarts; otherwise the config's policy is in force. */
+/* A fleet policy on disk outlives restarts, if it still respects this host's limits (the file
+ * may predate them, or have been edited); otherwise the config's policy is in force. */
 static void
 choose_policy(struct agent *a)
 {
@@ -189,6 +190,8 @@ choose_policy(struct agent *a)
     struct agent_state saved;
     int rc = state_load(a->config.state_dir, &saved, err, sizeof(err));
 
+    if (rc == 0 && saved.source == STATE_SOURCE_FLEET)
+        rc = agent_config_check_limits(&a->config, &saved.policy, err, sizeof(err));
     if (rc == 0 && saved.source == STATE_SOURCE_FLEET) {
         a->state = saved;
         log_info(MODULE, "event=policy source=fleet version=%" PRIu64 " from=%s", saved.version,
@@ -196,23 +199,29 @@ choose_policy(struct agent *a)
         return;
     }
     if (rc < 0 && rc != -ENOENT)
-        log_warn(MODULE, "event=state_ignored why=\"%s\"", err);
+        log_warn(MODULE, "event=state_ignored fallback=config why=\"%s\"", err);
     a->state = (struct agent_state){.policy = a->config.policy, .source = STATE_SOURCE_CONFIG};
     log_info(MODULE, "event=policy source=config");
 }
 
-static void
-save_state(const struct agent *a)
+/* Persist the policy in force. A dry run persists nothing (it must leave no trace a real run
+ * would pick up). Returns 0 or -errno with why filled. */
+static int
+save_state(const struct agent *a, char *why, size_t why_len)
 {
-    char err[CONFIG_ERR_MAX];
+    int rc;
 
-    if (mkdir(a->config.state_dir, 0755) < 0 && errno != EEXIST) {
-        log_warn(MODULE, "event=state_not_saved dir=%s error=%s", a->config.state_dir,
-                 strerror(errno));
-        return;
+    if (a->config.dry_run)
+        return 0;
+    if (mkdir(a->config.state_dir, 0700) < 0 && errno != EEXIST) {
+        rc = -errno;
+        snprintf(why, why_len, "%.200s: %s", a->config.state_dir, strerror(errno));
+    } else {
+        rc = state_save(a->config.state_dir, &a->state, why, why_len);
     }
-    if (state_save(a->config.state_dir, &a->state, err, sizeof(err)) < 0)
-        log_warn(MODULE, "event=state_not_saved why=\"%s\"", err);
+    if (rc < 0)
+        log_warn(MODULE, "event=state_not_saved why=\"%s\"", why);
+    return rc;
 }
 
 static void
@@ -237,10 +246,21 @@ reload(struct agent *a)
         }
         a->config = fresh;
         log_set_level(a->config.log_level);
+        if (a->state.source == STATE_SOURCE_FLEET &&
+            agent_config_check_limits(&a->config, &a->state.policy, err, sizeof(err)) < 0) {
+            /* New limits the fleet policy crosses: this host's operator has the last word. */
+            log_warn(MODULE,
+                     "event=policy_dropped source=fleet version=%" PRIu64
+                     " fallback=config why=\"%s\"",
+                     a->state.version, err);
+            a->state =
+                (struct agent_state){.policy = a->config.policy, .source = STATE_SOURCE_CONFIG};
+            save_state(a, err, sizeof(err));
+        }
         if (a->state.source == STATE_SOURCE_CONFIG &&
             !policy_equal(&a->state.policy, &a->config.policy)) {
             a->state.policy = a->config.policy;
-            save_state(a);
+            save_state(a, err, sizeof(err));
             log_info(MODULE, "event=policy source=config reloaded=yes");
         }
         log_info(MODULE, "event=reloaded config=%s",
@@ -250,7 +270,8 @@ reload(struct agent *a)
 }
 
 /* A policy pushed by a coordinator: the same gate as the config file, then this host's own
- * hard limits. Applied policies are persisted before they are acked. */
+ * hard limits. It is acked applied only once persisted: an agent that cannot keep it says so,
+ * and keeps what it had. */
 static int
 on_push(void *ctx, const struct wire_policy_push *push, char *why, size_t why_len)
 {
@@ -264,11 +285,23 @@ on_push(void *ctx, const struct wire_policy_push *push, char *why, size_t why_le
                  push->version, push->scope, why);
         return rc;
     }
-    if (a->state.source == STATE_SOURCE_FLEET && a->state.version == push->version)
-        return 0; /* a retry of what we hold */
-    a->state = (struct agent_state){
-        .policy = push->policy, .source = STATE_SOURCE_FLEET, .version = push->version};
-    save_state(a);
+    if (a->state.source == STATE_SOURCE_FLEET && a->state.version == push->version &&
+        a->state.epoch == push->epoch)
+        return 0; /* a retry of what we hold (a number from another epoch is another policy) */
+    struct agent_state before = a->state;
+    a->state = (struct agent_state){.policy = push->policy,
+                                    .source = STATE_SOURCE_FLEET,
+                                    .version = push->version,
+                                    .epoch = push->epoch};
+    char err[CONFIG_ERR_MAX];
+    rc = save_state(a, err, sizeof(err));
+    if (rc < 0) {
+        a->state = before;
+        snprintf(why, why_len, "not persisted: %s", err);
+        log_warn(MODULE, "event=policy_refused version=%" PRIu64 " scope=%s why=\"%s\"",
+                 push->version, push->scope, why);
+        return rc;
+    }
     log_info(MODULE, "event=policy source=fleet version=%" PRIu64 " scope=%s", push->version,
              push->scope);
     return 0;
@@ -309,6 +342,7 @@ open_link(struct agent *a, char *err, size_t err_len)
         .insecure = a->config.insecure,
         .host_id = a->config.host_id,
         .policy_version = fleet_version(a),
+        .policy_epoch = a->state.epoch,
     };
     char endpoints[AGENT_CONFIG_STR_MAX], host[WIRE_HOST_ID_MAX], *save = NULL;
 
@@ -535,8 +569,7 @@ main(int argc, char **argv)
     log_set_level(a.config.log_level);
     a.start_ms = util_clock_ms(CLOCK_MONOTONIC);
     choose_policy(&a);
-    if (!a.config.dry_run)
-        save_state(&a);
+    save_state(&a, err, sizeof(err));
 
     /* Block before any thread starts (libvirt's event loop) so signals reach sigtimedwait. */
     sigemptyset(&a.signals);

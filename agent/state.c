@@ -35,8 +35,8 @@ format_state(const struct agent_state *state, char *text, size_t len)
 
     used = (size_t)snprintf(text, len,
                             "# memsched-agent: the policy in force; written by the agent\n"
-                            "source = %s\nversion = %" PRIu64 "\n",
-                            state_source_name(state->source), state->version);
+                            "source = %s\nversion = %" PRIu64 "\nepoch = %" PRIu64 "\n",
+                            state_source_name(state->source), state->version, state->epoch);
     for (size_t i = 0; i < n_params && used < len; i++) {
         policy_get(&state->policy, params[i].name, value, sizeof(value));
         used += (size_t)snprintf(text + used, len - used, "%s = %s\n", params[i].name, value);
@@ -125,14 +125,15 @@ set_state(void *ctx, const char *key, const char *value, char *err, size_t err_l
         snprintf(err, err_len, "source='%s' must be config or fleet", value);
         return -EINVAL;
     }
-    if (strcmp(key, "version") == 0) {
+    if (strcmp(key, "version") == 0 || strcmp(key, "epoch") == 0) {
         char *end;
         errno = 0;
-        state->version = strtoull(value, &end, 10);
+        uint64_t v = strtoull(value, &end, 10);
         if (errno || *end || value[0] < '0' || value[0] > '9') {
-            snprintf(err, err_len, "version='%s' is not a whole number", value);
+            snprintf(err, err_len, "%s='%s' is not a whole number", key, value);
             return -EINVAL;
         }
+        *(strcmp(key, "version") == 0 ? &state->version : &state->epoch) = v;
         return 0;
     }
     return policy_set(&state->policy, key, value, err, err_len);

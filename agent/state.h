@@ -29,6 +29,7 @@ struct agent_state {
     struct policy policy;
     enum state_source source;
     uint64_t version; /* the fleet policy's version; 0 for config */
+    uint64_t epoch;   /* the coordinator store's epoch that version belongs to; 0 = unknown */
 };
 
 /* Replace the state file atomically. Returns 0 or -errno with err saying what failed. */

@@ -8,6 +8,7 @@
  */
 #include "transport.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,17 +23,19 @@
 #include "config.h"
 #include "wire.h"
 
-#define ZAP_ENDPOINT     "inproc://zeromq.zap.01"
-#define ZAP_DOMAIN       "memsched"
-#define KEY_BYTES        32
-#define MAX_SERVERS      8
-#define ALLOW_MAX        100000
-#define QUEUE_DEFAULT    16
-#define SEND_HWM         64
-#define SERVER_RCVHWM    100
-#define HEARTBEAT_IVL_MS 2000
-#define HEARTBEAT_TTL_MS 6000
-#define RECONNECT_MAX_MS 5000
+#define ZAP_ENDPOINT       "inproc://zeromq.zap.01"
+#define ZAP_DOMAIN         "memsched"
+#define KEY_BYTES          32
+#define MAX_SERVERS        8
+#define ALLOW_MAX          100000
+#define QUEUE_DEFAULT      16
+#define SEND_HWM           64
+#define SERVER_RCVHWM      100
+#define HEARTBEAT_IVL_MS   2000
+#define HEARTBEAT_TTL_MS   6000
+#define RECONNECT_MAX_MS   5000
+#define HANDSHAKE_BURST    10
+#define HANDSHAKE_EVERY_MS 6000 /* ten a minute, after the burst */
 
 static void *context;
 static int zap_users;
@@ -90,11 +93,23 @@ transport_keys_save(const char *path,
     char tmp[4096];
     int rc = 0;
 
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, with_secret ? 0600 : 0644);
+    /* A fresh file of our own (mkstemp: O_EXCL, 0600, an unpredictable name), never one
+     * somebody made ready for us; the public half is opened up only once it is ours. */
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp)) {
+        snprintf(err, err_len, "%s: path too long", path);
+        return -ENAMETOOLONG;
+    }
+    int fd = mkstemp(tmp);
     if (fd < 0) {
         rc = -errno;
         snprintf(err, err_len, "%s: %s", tmp, strerror(errno));
+        return rc;
+    }
+    if (fchmod(fd, with_secret ? 0600 : 0644) != 0) {
+        rc = -errno;
+        snprintf(err, err_len, "%s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
         return rc;
     }
     FILE *f = fdopen(fd, "w");
@@ -125,8 +140,17 @@ set_key(void *ctx, const char *key, const char *value, char *err, size_t err_len
                   : strcmp(key, "secret") == 0 ? keys->secret_z85
                                                : NULL;
 
+    if (strcmp(key, "name") == 0) {
+        if (!wire_token_valid(value, TRANSPORT_NAME_MAX)) {
+            snprintf(err, err_len, "name: 1-%d characters of [A-Za-z0-9._-]",
+                     TRANSPORT_NAME_MAX - 1);
+            return -EINVAL;
+        }
+        strcpy(keys->name, value);
+        return 0;
+    }
     if (!field) {
-        snprintf(err, err_len, "unknown key '%s' (want public, secret)", key);
+        snprintf(err, err_len, "unknown key '%s' (want public, secret, name)", key);
         return -ENOENT;
     }
     if (!z85_key_valid(value)) {
@@ -141,11 +165,20 @@ int
 transport_keys_load(
     const char *path, struct transport_keys *keys, bool need_secret, char *err, size_t err_len)
 {
-    struct transport_keys loaded = {{0}, {0}};
+    struct transport_keys loaded = {{0}, {0}, {0}};
     int rc = config_parse_file(path, set_key, &loaded, err, err_len);
 
     if (rc < 0)
         return rc;
+    /* A secret others can read is no longer a secret: refuse it rather than use it. */
+    struct stat st;
+    if (loaded.secret_z85[0] && (stat(path, &st) != 0 || (st.st_mode & 077) != 0)) {
+        snprintf(err, err_len,
+                 "%s: holds a secret key but is readable by group or others "
+                 "(chmod 600 it)",
+                 path);
+        return -EPERM;
+    }
     if (!loaded.public_z85[0] || (need_secret && !loaded.secret_z85[0])) {
         snprintf(err, err_len, "%s: missing %s key", path,
                  loaded.public_z85[0] ? "secret" : "public");
@@ -158,14 +191,29 @@ transport_keys_load(
 bool
 transport_endpoint_is_local(const char *endpoint)
 {
-    static const char *const local[] = {"ipc://", "inproc://", "tcp://127.",
-                                        "tcp://[::1]:", "tcp://localhost:"};
+    char host[64];
+    struct in_addr v4;
+    struct in6_addr v6;
 
-    for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
-        if (strncmp(endpoint, local[i], strlen(local[i])) == 0)
-            return true;
+    if (strncmp(endpoint, "ipc://", 6) == 0 || strncmp(endpoint, "inproc://", 9) == 0)
+        return true;
+    if (strncmp(endpoint, "tcp://", 6) != 0)
+        return false;
+    /* Only a literal loopback address: 127.0.0.0/8 or [::1]. No names (they resolve to
+     * anything: tcp://127.attacker.example), no interfaces, no source;destination forms. */
+    const char *h = endpoint + 6, *colon = strrchr(h, ':');
+    if (!colon || colon == h || (size_t)(colon - h) >= sizeof(host))
+        return false;
+    memcpy(host, h, (size_t)(colon - h));
+    host[colon - h] = '\0';
+    if (host[0] == '[') {
+        size_t n = strlen(host);
+        if (n < 3 || host[n - 1] != ']')
+            return false;
+        host[n - 1] = '\0';
+        return inet_pton(AF_INET6, host + 1, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
     }
-    return false;
+    return inet_pton(AF_INET, host, &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127;
 }
 
 static int
@@ -180,8 +228,19 @@ refuse_insecure(const char *endpoint, bool insecure, char *err, size_t err_len)
 
 /* ---- the ZAP allowlist ---- */
 
+/* One allowed key and the one name it is bound to; key first, so a bare key compares. */
+struct allow_entry {
+    uint8_t key[KEY_BYTES];
+    char name[TRANSPORT_NAME_MAX];
+    bool read_only; /* from the read-only directory */
+    /* Handshakes left in its bucket (HANDSHAKE_BURST, one back every HANDSHAKE_EVERY_MS) and
+     * when it was last filled: how fast one key may open connections. */
+    uint32_t handshakes;
+    int64_t filled_ms;
+};
+
 struct allowlist {
-    uint8_t (*keys)[KEY_BYTES];
+    struct allow_entry *entries; /* sorted by key */
     size_t n;
 };
 
@@ -191,27 +250,50 @@ compare_key(const void *a, const void *b)
     return memcmp(a, b, KEY_BYTES);
 }
 
-static bool
-allowlist_has(const struct allowlist *list, const uint8_t *key)
+static struct allow_entry *
+allowlist_find(const struct allowlist *list, const uint8_t *key)
 {
-    return bsearch(key, list->keys, list->n, KEY_BYTES, compare_key) != NULL;
+    return list->n ? bsearch(key, list->entries, list->n, sizeof(*list->entries), compare_key)
+                   : NULL;
 }
 
-/* Every *.key file in dir holds one client's public key. */
+/* The name a key file binds: its `name = ` line, else the file name without ".key". */
 static int
-allowlist_load(const char *dir, struct allowlist *out, char *err, size_t err_len)
+entry_name(
+    const char *file, const struct transport_keys *keys, char *name, char *err, size_t err_len)
 {
-    struct allowlist list = {calloc(ALLOW_MAX, KEY_BYTES), 0};
+    size_t stem = strlen(file) - 4;
+
+    if (keys->name[0]) {
+        strcpy(name, keys->name);
+        return 0;
+    }
+    if (stem >= TRANSPORT_NAME_MAX) {
+        snprintf(err, err_len, "%s: name longer than %d characters", file, TRANSPORT_NAME_MAX - 1);
+        return -EINVAL;
+    }
+    memcpy(name, file, stem);
+    name[stem] = '\0';
+    if (!wire_token_valid(name, TRANSPORT_NAME_MAX)) {
+        snprintf(err, err_len, "%s: '%s' is not a name of [A-Za-z0-9._-] (add a name = line)", file,
+                 name);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Every *.key file in dir holds one client's public key, bound to one name: appended to list. */
+static int
+allowlist_add_dir(
+    const char *dir, bool read_only, struct allowlist *list, size_t *cap, char *err, size_t err_len)
+{
     DIR *d = opendir(dir);
     struct dirent *e;
     int rc = 0;
 
-    if (!list.keys)
-        abort();
     if (!d) {
         rc = -errno;
         snprintf(err, err_len, "%s: %s", dir, strerror(errno));
-        free(list.keys);
         return rc;
     }
     while (rc == 0 && (e = readdir(d)) != NULL) {
@@ -220,23 +302,62 @@ allowlist_load(const char *dir, struct allowlist *out, char *err, size_t err_len
         struct transport_keys keys;
         if (len < 5 || strcmp(e->d_name + len - 4, ".key") != 0)
             continue;
-        if (list.n == ALLOW_MAX) {
+        if (list->n == ALLOW_MAX) {
             snprintf(err, err_len, "%s: more than %d keys", dir, ALLOW_MAX);
             rc = -E2BIG;
             break;
         }
+        if (list->n == *cap) {
+            *cap = *cap ? *cap * 2 : 64;
+            list->entries = realloc(list->entries, *cap * sizeof(*list->entries));
+            if (!list->entries)
+                abort();
+        }
         snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
         rc = transport_keys_load(path, &keys, false, err, err_len);
         if (rc == 0)
-            zmq_z85_decode(list.keys[list.n++], keys.public_z85);
+            rc = entry_name(e->d_name, &keys, list->entries[list->n].name, err, err_len);
+        if (rc == 0) {
+            list->entries[list->n].read_only = read_only;
+            list->entries[list->n].handshakes = HANDSHAKE_BURST;
+            list->entries[list->n].filled_ms = 0;
+            zmq_z85_decode(list->entries[list->n++].key, keys.public_z85);
+        }
     }
     closedir(d);
+    return rc;
+}
+
+/* The allowlist of dir (and, when given, the read-only keys of read_only_dir). */
+static int
+allowlist_load(
+    const char *dir, const char *read_only_dir, struct allowlist *out, char *err, size_t err_len)
+{
+    struct allowlist list = {NULL, 0};
+    size_t cap = 0;
+    int rc = allowlist_add_dir(dir, false, &list, &cap, err, err_len);
+
+    if (rc == 0 && read_only_dir && read_only_dir[0])
+        rc = allowlist_add_dir(read_only_dir, true, &list, &cap, err, err_len);
+    if (rc == 0)
+        qsort(list.entries, list.n, sizeof(*list.entries), compare_key);
+    for (size_t i = 1; rc == 0 && i < list.n; i++) {
+        /* One key is one host (or one operator, with one role): a key bound to two names
+         * would let one agent speak for both. */
+        const struct allow_entry *a = &list.entries[i - 1], *b = &list.entries[i];
+        if (compare_key(a, b) == 0 &&
+            (strcmp(a->name, b->name) != 0 || a->read_only != b->read_only)) {
+            snprintf(err, err_len, "%s: one key is bound to both %s%s and %s%s", dir, a->name,
+                     a->read_only ? " (read-only)" : "", b->name,
+                     b->read_only ? " (read-only)" : "");
+            rc = -EINVAL;
+        }
+    }
     if (rc < 0) {
-        free(list.keys);
+        free(list.entries);
         return rc;
     }
-    qsort(list.keys, list.n, KEY_BYTES, compare_key);
-    free(out->keys);
+    free(out->entries);
     *out = list;
     return 0;
 }
@@ -248,9 +369,12 @@ struct transport_server {
     bool curve;
     char zap_domain[64];
     char allow_dir[4096];
+    char read_only_dir[4096];
     struct allowlist allow;
     struct transport_server_stats stats;
 };
+
+static int64_t now_ms(void);
 
 static int
 zap_start(char *err, size_t err_len)
@@ -292,7 +416,9 @@ server_secure(struct transport_server *s,
     if (rc < 0)
         return rc;
     snprintf(s->allow_dir, sizeof(s->allow_dir), "%s", opts->allow_dir ? opts->allow_dir : "");
-    rc = allowlist_load(s->allow_dir, &s->allow, err, err_len);
+    snprintf(s->read_only_dir, sizeof(s->read_only_dir), "%s",
+             opts->read_only_dir ? opts->read_only_dir : "");
+    rc = allowlist_load(s->allow_dir, s->read_only_dir, &s->allow, err, err_len);
     if (rc < 0)
         return rc;
     rc = zap_start(err, err_len);
@@ -326,7 +452,9 @@ transport_server_open(const struct transport_server_options *opts,
     if (rc == 0 && !opts->insecure)
         rc = server_secure(s, opts, err, err_len);
     if (rc == 0) {
-        int64_t max = WIRE_MSG_MAX_BYTES;
+        /* Peers send requests and reports, never more than the largest legal report: a larger
+         * message closes its connection before a byte of it is kept. */
+        int64_t max = WIRE_REQUEST_MAX_BYTES;
         zmq_setsockopt(s->socket, ZMQ_MAXMSGSIZE, &max, sizeof(max));
         setsockopt_int(s->socket, ZMQ_ROUTER_MANDATORY, 1); /* unknown peer: an error, not loss */
         setsockopt_int(s->socket, ZMQ_SNDHWM, 1000);
@@ -337,8 +465,14 @@ transport_server_open(const struct transport_server_options *opts,
         setsockopt_int(s->socket, ZMQ_HEARTBEAT_IVL, HEARTBEAT_IVL_MS);
         setsockopt_int(s->socket, ZMQ_HEARTBEAT_TTL, HEARTBEAT_TTL_MS);
         setsockopt_int(s->socket, ZMQ_HEARTBEAT_TIMEOUT, HEARTBEAT_TTL_MS);
+        /* An ipc socket file is made with the mode it is meant to have, not opened up by the
+         * umask until the chmod below: zmq_bind creates it in this thread. */
+        bool ipc = opts->ipc_mode && strncmp(opts->endpoint, "ipc://", 6) == 0;
+        mode_t old_umask = ipc ? umask((mode_t)~opts->ipc_mode & 0777) : 0;
         if (zmq_bind(s->socket, opts->endpoint) != 0)
             rc = zmq_error(err, err_len, opts->endpoint);
+        if (ipc)
+            umask(old_umask);
     }
     if (rc == 0 && opts->ipc_mode && strncmp(opts->endpoint, "ipc://", 6) == 0 &&
         chmod(opts->endpoint + 6, (mode_t)opts->ipc_mode) != 0) {
@@ -363,7 +497,7 @@ transport_server_close(struct transport_server **server)
         zmq_close((*server)->socket);
     if ((*server)->curve)
         zap_stop();
-    free((*server)->allow.keys);
+    free((*server)->allow.entries);
     free(*server);
     *server = NULL;
 }
@@ -373,7 +507,7 @@ transport_server_reload_allowlist(struct transport_server *s, char *err, size_t 
 {
     if (!s->curve)
         return 0;
-    int rc = allowlist_load(s->allow_dir, &s->allow, err, err_len);
+    int rc = allowlist_load(s->allow_dir, s->read_only_dir, &s->allow, err, err_len);
     if (rc == 0)
         s->stats.keys_allowed = s->allow.n;
     return rc;
@@ -424,14 +558,36 @@ answer_zap(struct transport_server **servers, size_t n)
         zmq_msg_close(&extra);
     }
     struct transport_server *s = count == 7 ? curve_server(servers, n, &frames[2]) : NULL;
-    bool ok = count == 7 && s && zmq_msg_size(&frames[5]) == 5 &&
-              memcmp(zmq_msg_data(&frames[5]), "CURVE", 5) == 0 &&
-              zmq_msg_size(&frames[6]) == KEY_BYTES &&
-              allowlist_has(&s->allow, zmq_msg_data(&frames[6]));
+    struct allow_entry *entry = count == 7 && s && zmq_msg_size(&frames[5]) == 5 &&
+                                        memcmp(zmq_msg_data(&frames[5]), "CURVE", 5) == 0 &&
+                                        zmq_msg_size(&frames[6]) == KEY_BYTES
+                                    ? allowlist_find(&s->allow, zmq_msg_data(&frames[6]))
+                                    : NULL;
+    bool ok = entry != NULL, throttled = false;
+    if (entry) {
+        /* One key may not open connections without end: a bucket of handshakes per key. */
+        int64_t now = now_ms();
+        if (!entry->filled_ms)
+            entry->filled_ms = now;
+        int64_t back = (now - entry->filled_ms) / HANDSHAKE_EVERY_MS;
+        if (back > 0) {
+            entry->handshakes =
+                (uint32_t)(entry->handshakes + back > HANDSHAKE_BURST ? HANDSHAKE_BURST
+                                                                      : entry->handshakes + back);
+            entry->filled_ms += back * HANDSHAKE_EVERY_MS;
+        }
+        if (entry->handshakes == 0) {
+            throttled = true;
+            ok = false;
+            s->stats.handshakes_throttled++;
+        } else {
+            entry->handshakes--;
+        }
+    }
     char user[TRANSPORT_KEY_Z85_LEN] = "";
     if (ok)
         zmq_z85_encode(user, zmq_msg_data(&frames[6]), KEY_BYTES);
-    else if (s)
+    else if (s && !throttled)
         s->stats.keys_refused++;
     const char *id = count > 1 ? zmq_msg_data(&frames[1]) : "";
     size_t id_len = count > 1 ? zmq_msg_size(&frames[1]) : 0;
@@ -473,8 +629,32 @@ take_message(struct transport_server *s, struct transport_peer *from, uint8_t **
     }
     from->id_len = zmq_msg_size(&id);
     memcpy(from->id, zmq_msg_data(&id), from->id_len);
-    const char *user = s->curve ? zmq_msg_gets(&body, "User-Id") : NULL;
-    snprintf(from->key_z85, sizeof(from->key_z85), "%s", user ? user : "");
+    from->key_z85[0] = from->name[0] = '\0';
+    from->read_only = false;
+    from->uid = -1;
+    /* Over ipc, libzmq appends the peer's SO_PEERCRED to its address: ":uid:gid:pid". */
+    const char *address = zmq_msg_gets(&body, "Peer-Address");
+    const char *cred = address ? strchr(address, ':') : NULL;
+    long uid;
+    if (cred && sscanf(cred, ":%ld:", &uid) == 1 && uid >= 0)
+        from->uid = uid;
+    if (s->curve) {
+        /* The key was allowed at its handshake; the name is looked up now, so a key removed
+         * from the allowlist since then speaks for nobody. */
+        const char *user = zmq_msg_gets(&body, "User-Id");
+        uint8_t key[KEY_BYTES];
+        const struct allow_entry *entry = user && z85_key_valid(user) && zmq_z85_decode(key, user)
+                                              ? allowlist_find(&s->allow, key)
+                                              : NULL;
+        if (!entry) {
+            s->stats.unlisted++;
+            rc = 0;
+            goto out;
+        }
+        snprintf(from->key_z85, sizeof(from->key_z85), "%s", user);
+        snprintf(from->name, sizeof(from->name), "%s", entry->name);
+        from->read_only = entry->read_only;
+    }
     *len = zmq_msg_size(&body);
     *buf = malloc(*len ? *len : 1);
     if (!*buf)
@@ -703,7 +883,6 @@ transport_client_close(struct transport_client **client)
     *client = NULL;
 }
 
-static int64_t now_ms(void);
 
 /* libzmq does not always retry a handshake the server refused (libzmq issue 3519): after a
  * refusal the client starts over with a fresh socket, backing off to 30 s, so an agent whose key

@@ -6,7 +6,7 @@
  * allowlist directory (answered by a ZAP handler inside transport_server_recv), clients pin the
  * server's public key. Plain (insecure) sockets must be asked for and are refused on anything
  * but loopback or ipc://. Received messages are size-limited (ZMQ_MAXMSGSIZE) before anyone
- * decodes them.
+ * decodes them: WIRE_REQUEST_MAX_BYTES on a server, WIRE_MSG_MAX_BYTES on a client.
  *
  * A client never blocks its caller: messages go to a bounded queue of our own that drops the
  * oldest when full (counted), and are handed to ZeroMQ only while a connection is up
@@ -14,6 +14,14 @@
  * when the client is used (send or recv), so an agent polls its client between rounds.
  *
  * Key files are in the config syntax: `public = Z85` and, for a key pair, `secret = Z85`.
+ * Each key in an allowlist is bound to exactly one name: the file's `name = NAME` line, else
+ * the file's stem (allow/hv1.key names hv1). For agents the name is the host id the key may
+ * speak for; for operators it is who they are. Every received message carries the name of its
+ * sender's key, looked up at receipt: a key removed from the allowlist (reload) has none, and its
+ * messages are dropped. Names are 1-63 characters of [A-Za-z0-9._-]; one key bound to two names
+ * makes the whole allowlist invalid. One key may complete at most 10 handshakes in a burst and
+ * then one every 6 s: it cannot open connections without end (a refused client backs off and
+ * tries again). How many connections it keeps open is not capped: libzmq cannot close one.
  */
 #ifndef MEMSCHED_COMMON_TRANSPORT_H
 #define MEMSCHED_COMMON_TRANSPORT_H
@@ -25,27 +33,32 @@
 #define TRANSPORT_KEY_Z85_LEN 41 /* 40 characters and the NUL */
 #define TRANSPORT_ERR_MAX     256
 #define TRANSPORT_ID_MAX      256
+#define TRANSPORT_NAME_MAX    64 /* a key's bound name, NUL included (= WIRE_HOST_ID_MAX) */
 
 struct transport_keys {
     char public_z85[TRANSPORT_KEY_Z85_LEN];
     char secret_z85[TRANSPORT_KEY_Z85_LEN]; /* "" when only the public key is known */
+    char name[TRANSPORT_NAME_MAX];          /* the `name = ` line, "" when the file has none */
 };
 
 /* A new CURVE key pair. Returns 0 or -EIO. */
 int transport_keygen(struct transport_keys *keys);
 
-/* Write keys to path (0600 when it holds a secret), atomically. Returns 0 or -errno. */
+/* Write keys to path (0600 when it holds a secret, 0644 otherwise), atomically, through a fresh
+ * mkstemp file. Returns 0 or -errno. */
 int transport_keys_save(const char *path,
                         const struct transport_keys *keys,
                         bool with_secret,
                         char *err,
                         size_t err_len);
 
-/* Read a key file; need_secret makes a missing secret an error. Returns 0 or -errno/-EINVAL. */
+/* Read a key file; need_secret makes a missing secret an error. A file holding a secret that
+ * group or others may read is refused (-EPERM). Returns 0 or -errno/-EINVAL. */
 int transport_keys_load(
     const char *path, struct transport_keys *keys, bool need_secret, char *err, size_t err_len);
 
-/* True for tcp:// on a loopback address, and for ipc:// and inproc://. */
+/* True for tcp:// on a literal loopback address (127.0.0.0/8, [::1]), and for ipc:// and
+ * inproc://. Host names, localhost included, are not literal and are refused. */
 bool transport_endpoint_is_local(const char *endpoint);
 
 /* ---- server (coordinator) ---- */
@@ -53,19 +66,24 @@ bool transport_endpoint_is_local(const char *endpoint);
 struct transport_server;
 
 struct transport_server_options {
-    const char *endpoint;   /* e.g. tcp://0.0.0.0:7400 or ipc:///run/memsched/control.sock */
-    const char *key_path;   /* the server's key pair (CURVE) */
-    const char *allow_dir;  /* clients' public key files (*.key) (CURVE) */
-    bool insecure;          /* no CURVE: only for local endpoints */
-    const char *zap_domain; /* tells servers' allowlists apart in one process ("" = default) */
-    int ipc_mode;           /* ipc:// socket file permissions, e.g. 0660 (0 = leave as made) */
+    const char *endpoint;      /* e.g. tcp://0.0.0.0:7400 or ipc:///run/memsched/control.sock */
+    const char *key_path;      /* the server's key pair (CURVE) */
+    const char *allow_dir;     /* clients' public key files (*.key) (CURVE) */
+    const char *read_only_dir; /* more clients' keys, marked read-only (CURVE; may be NULL) */
+    bool insecure;             /* no CURVE: only for local endpoints */
+    const char *zap_domain;    /* tells servers' allowlists apart in one process ("" = default) */
+    int ipc_mode;              /* ipc:// socket file permissions, e.g. 0660 (0 = leave as made) */
 };
 
-/* Who sent a message: the ROUTER's routing id, and the client's public key under CURVE. */
+/* Who sent a message: the ROUTER's routing id, and under CURVE the client's public key and the
+ * name the allowlist binds to it. */
 struct transport_peer {
     uint8_t id[TRANSPORT_ID_MAX];
     size_t id_len;
     char key_z85[TRANSPORT_KEY_Z85_LEN]; /* "" without CURVE */
+    char name[TRANSPORT_NAME_MAX];       /* "" without CURVE */
+    bool read_only;                      /* its key came from the read-only directory */
+    long uid;                            /* over ipc://, the peer process's uid; else -1 */
 };
 
 struct transport_server_stats {
@@ -73,6 +91,8 @@ struct transport_server_stats {
     uint64_t sent;
     uint64_t send_failures; /* peer gone or its queue full */
     uint64_t keys_refused;  /* handshakes from keys not in the allowlist */
+    uint64_t unlisted;      /* messages dropped: their key left the allowlist after connecting */
+    uint64_t handshakes_throttled; /* refused: the key opened connections too fast */
     size_t keys_allowed;
 };
 
@@ -100,7 +120,8 @@ int transport_server_send(struct transport_server *server,
                           const uint8_t *buf,
                           size_t len);
 
-/* Re-read the allowlist directory (SIGHUP). On error the old list stays. */
+/* Re-read the allowlist directories (SIGHUP). On error the old list stays. Messages from a key
+ * no longer listed are dropped from then on, on connections already open too. */
 int transport_server_reload_allowlist(struct transport_server *server, char *err, size_t err_len);
 
 /* The endpoint actually bound (a tcp://...:* bind gets its port here). */

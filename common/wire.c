@@ -259,6 +259,7 @@ take_hello(const Memsched__Hello *m, struct wire_hello *h, char *err, size_t err
     }
     h->n_labels = m->n_labels;
     h->policy_version = m->has_policy_version ? m->policy_version : 0;
+    h->policy_epoch = m->has_policy_epoch ? m->policy_epoch : 0;
     return 0;
 }
 
@@ -419,6 +420,7 @@ take_push(const Memsched__PolicyPush *m, struct wire_policy_push *p, char *err, 
     if (take_policy(m->policy, &p->policy, msg, sizeof(msg)) < 0)
         return refuse(err, err_len, "policy_push v%" PRIu64 ": %s", m->version, msg);
     p->version = m->version;
+    p->epoch = m->has_epoch ? m->epoch : 0;
     strcpy(p->scope, m->scope);
     return 0;
 }
@@ -463,15 +465,54 @@ take_body(const Memsched__Envelope *env, struct wire_msg *msg, char *err, size_t
     }
 }
 
+/* protobuf-c allocates for every record of a repeated field before anyone can count them: a
+ * 4 MiB message of a million empty VM records costs ~250 MB unpacked. Unpacking goes through
+ * an allocator with a budget sized to the largest legal message instead, so what one message
+ * can cost is bounded before validation sees it; past the budget unpack fails like a malformed
+ * message. */
+struct unpack_budget {
+    size_t left;
+    bool exceeded;
+};
+
+static void *
+budget_alloc(void *data, size_t size)
+{
+    struct unpack_budget *b = data;
+
+    if (size > b->left) {
+        b->exceeded = true;
+        return NULL;
+    }
+    b->left -= size;
+    return malloc(size);
+}
+
+static void
+budget_free(void *data, void *ptr)
+{
+    (void)data;
+    free(ptr);
+}
+
 int
 wire_decode(const uint8_t *buf, size_t len, struct wire_msg *msg, char *err, size_t err_len)
 {
+    struct unpack_budget budget = {.left = WIRE_UNPACK_BUDGET_BYTES};
+    ProtobufCAllocator allocator = {
+        .alloc = budget_alloc, .free = budget_free, .allocator_data = &budget};
+
     memset(msg, 0, sizeof(*msg));
     if (len > WIRE_MSG_MAX_BYTES) {
         snprintf(err, err_len, "message of %zu bytes, at most %d", len, WIRE_MSG_MAX_BYTES);
         return -EBADMSG;
     }
-    Memsched__Envelope *env = memsched__envelope__unpack(NULL, len, buf);
+    Memsched__Envelope *env = memsched__envelope__unpack(&allocator, len, buf);
+    if (!env && budget.exceeded) {
+        snprintf(err, err_len, "message of %zu bytes unpacks to more than %d bytes", len,
+                 WIRE_UNPACK_BUDGET_BYTES);
+        return -E2BIG;
+    }
     if (!env) {
         snprintf(err, err_len, "malformed message (%zu bytes)", len);
         return -EBADMSG;
@@ -489,7 +530,7 @@ wire_decode(const uint8_t *buf, size_t len, struct wire_msg *msg, char *err, siz
         strcpy(msg->host_id, env->host_id);
         msg->sequence = env->sequence;
     }
-    memsched__envelope__free_unpacked(env, NULL);
+    memsched__envelope__free_unpacked(env, &allocator);
     if (rc < 0)
         wire_msg_clear(msg);
     return rc;
@@ -647,6 +688,8 @@ frame_hello(const struct wire_hello *h, struct frame *f)
     f->hello.labels = f->label_ptrs;
     f->hello.has_policy_version = h->policy_version != 0;
     f->hello.policy_version = h->policy_version;
+    f->hello.has_policy_epoch = h->policy_epoch != 0;
+    f->hello.policy_epoch = h->policy_epoch;
     f->env.body_case = MEMSCHED__ENVELOPE__BODY_HELLO;
     f->env.hello = &f->hello;
 }
@@ -674,6 +717,8 @@ frame_body(const struct wire_msg *msg, struct frame *f)
         memsched__policy_push__init(&f->push);
         fill_policy(&msg->u.push.policy, &f->policy);
         f->push.version = msg->u.push.version;
+        f->push.has_epoch = msg->u.push.epoch != 0;
+        f->push.epoch = msg->u.push.epoch;
         f->push.scope = (char *)msg->u.push.scope;
         f->push.policy = &f->policy;
         f->env.body_case = MEMSCHED__ENVELOPE__BODY_POLICY_PUSH;

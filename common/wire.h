@@ -17,6 +17,9 @@
 #define WIRE_ERR_MAX          256
 #define WIRE_PROTOCOL_VERSION 1
 #define WIRE_MSG_MAX_BYTES    (4 * 1024 * 1024) /* the transport refuses anything larger */
+/* What a server takes from one peer in one message: the largest legal agent report is 1.4 MB
+ * (test_wire_msg), a control request ~9 KB. Replies (memschedctl) may be WIRE_MSG_MAX_BYTES. */
+#define WIRE_REQUEST_MAX_BYTES (2 * 1024 * 1024)
 #define WIRE_HOST_ID_MAX      64                /* including the NUL */
 #define WIRE_UUID_LEN         37
 #define WIRE_NAME_MAX         128
@@ -27,7 +30,11 @@
 #define WIRE_SCOPE_MAX        200
 #define WIRE_REASON_MAX       256
 #define WIRE_VMS_MAX          4096 /* VMs in one report */
-#define WIRE_COUNTERPART_HOST "host"
+/* What unpacking one agent message may allocate: the largest legal report (WIRE_VMS_MAX VMs
+ * with the longest names, as many decisions: 1.4 MB on the wire) needs 2.6 MB; test_wire_msg
+ * checks both that and the bound on a hostile report. */
+#define WIRE_UNPACK_BUDGET_BYTES (4 * 1024 * 1024)
+#define WIRE_COUNTERPART_HOST    "host"
 
 enum wire_body {
     WIRE_BODY_HELLO = 1,
@@ -48,6 +55,7 @@ struct wire_hello {
     struct wire_label labels[WIRE_LABELS_MAX];
     size_t n_labels;
     uint64_t policy_version; /* 0 = holds no fleet policy */
+    uint64_t policy_epoch;   /* the store epoch of policy_version; 0 = none */
 };
 
 struct wire_vm {
@@ -97,6 +105,7 @@ struct wire_report {
 
 struct wire_policy_push {
     uint64_t version;
+    uint64_t epoch; /* the coordinator store's epoch: versions are unique only within one */
     char scope[WIRE_SCOPE_MAX]; /* "fleet", "label:KEY=VALUE" or "host:ID" */
     struct policy policy;
 };
@@ -159,7 +168,8 @@ int wire_encode(const struct wire_msg *msg, uint8_t **buf, size_t *len, char *er
 
 /* Decode and validate one message: protocol version, host id, every count, range, string and
  * enum, duplicate VM uuids, the policy through policy_validate(). Returns 0, -EBADMSG (not a
- * message) or -EINVAL (a message we refuse), with err saying why; *msg is cleared on failure.
+ * message), -E2BIG (it would unpack to more than WIRE_UNPACK_BUDGET_BYTES) or -EINVAL (a
+ * message we refuse), with err saying why; *msg is cleared on failure.
  * On success release it with wire_msg_clear(). */
 int wire_decode(const uint8_t *buf, size_t len, struct wire_msg *msg, char *err, size_t err_len);
 

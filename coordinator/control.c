@@ -91,6 +91,7 @@ struct command {
     const char *usage;
     const char *options[OPTIONS_MAX]; /* "--NAME VALUE" (or --NAME=VALUE), all take a value */
     bool positional;                  /* accepts KEY=VALUE arguments */
+    bool writes;                      /* changes something: not for read-only operators */
     enum control_status (*run)(struct call *c);
 };
 
@@ -837,6 +838,35 @@ cmd_hosts(struct call *c)
     else
         fputs("no hosts yet\n", f);
     table_free(&r.table);
+    return text_reply(c, &out);
+}
+
+/* ---- hosts forget ---- */
+
+static enum control_status
+cmd_hosts_forget(struct call *c)
+{
+    const char *host = opt(c, "host");
+    char err[STORE_ERR_MAX] = "";
+
+    if (!host || !wire_host_id_valid(host))
+        return fail(c, CONTROL_USAGE, "hosts forget: want a host id ([A-Za-z0-9._-], 1-63)");
+    if (!c->cc->forget_host)
+        return fail(c, CONTROL_INTERNAL, "hosts forget: not available here");
+    int rc = c->cc->forget_host(c->cc->ctx, host, err, sizeof(err));
+    if (rc == -ENOENT)
+        return fail(c, CONTROL_NOT_FOUND, "hosts forget: no host %s", host);
+    if (rc < 0)
+        return fail(c, CONTROL_INTERNAL, "hosts forget: %s", err);
+    FILE *f;
+    struct text out;
+    if (c->req->json) {
+        json_t *root = jobj();
+        jset(root, "forgotten", jstr(host));
+        return json_reply(c, root);
+    }
+    f = text_open(&out);
+    fprintf(f, "host %s forgotten (it comes back if it says hello again)\n", host);
     return text_reply(c, &out);
 }
 
@@ -1828,23 +1858,27 @@ cmd_policy_history(struct call *c)
 /* ---- dispatch ---- */
 
 static const struct command commands[] = {
-    {"status", "status", {NULL}, false, cmd_status},
-    {"hosts", "hosts", {NULL}, false, cmd_hosts},
+    {"status", "status", {NULL}, false, false, cmd_status},
+    {"hosts", "hosts", {NULL}, false, false, cmd_hosts},
+    {"hosts-forget", "hosts forget HOST", {"host"}, false, true, cmd_hosts_forget},
     {"vms",
      "vms [--host H] [--sort host|name|actual|unused] [--limit N]",
      {"host", "sort", "limit"},
      false,
+     false,
      cmd_vms},
-    {"events", "events [--since SEQ] [--limit N]", {"since", "limit"}, false, cmd_events},
-    {"policy-show", "policy show [--scope S]", {"scope"}, false, cmd_policy_show},
+    {"events", "events [--since SEQ] [--limit N]", {"since", "limit"}, false, false, cmd_events},
+    {"policy-show", "policy show [--scope S]", {"scope"}, false, false, cmd_policy_show},
     {"policy-set",
      "policy set --scope S --reason TEXT KEY=VALUE...",
      {"scope", "reason"},
+     true,
      true,
      cmd_policy_set},
     {"policy-history",
      "policy history [--scope S] [--limit N]",
      {"scope", "limit"},
+     false,
      false,
      cmd_policy_history},
 };
@@ -1884,11 +1918,14 @@ control_handle(const struct control_context *cc,
     *body = NULL;
     c.cmd = command_find(req->command);
     if (!c.cmd) {
-        *body = xstrdup("unknown command: the coordinator answers status, hosts, vms, events, "
-                        "policy-show, policy-set and policy-history");
+        *body = xstrdup("unknown command: the coordinator answers status, hosts, hosts-forget, "
+                        "vms, events, policy-show, policy-set and policy-history");
         return CONTROL_USAGE;
     }
     st = parse_args(&c);
+    if (st == CONTROL_OK && c.cmd->writes && cc->read_only)
+        st = fail(&c, CONTROL_DENIED, "%s: this operator key is read-only (admin_read_dir)",
+                  c.cmd->name);
     if (st == CONTROL_OK)
         st = c.cmd->run(&c);
     if (!*body)

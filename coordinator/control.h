@@ -12,6 +12,7 @@
  *                                       VMs under pressure, decisions/min, current fleet policy)
  *   hosts                               one line per host: id, liveness, last seen, VMs, host
  *                                       memory, policy version held and its ack
+ *   hosts-forget --host H               forget a host: fleet record, hosts row and acks
  *   vms [--host H] [--sort name|host|actual|unused] [--limit N]
  *   events [--since SEQ] [--limit N]
  *   policy-show [--scope S]             the policy in force per scope, and per host: the version
@@ -20,11 +21,14 @@
  *                                       (or the fleet's, or the defaults) and changes the keys
  *   policy-history [--scope S] [--limit N]
  * Status codes (memschedctl's exit code): 0 ok, 2 usage (bad command or option), 3 refused
- * (invalid policy), 4 not found (unknown host or scope), 5 internal error.
+ * (invalid policy), 4 not found (unknown host or scope), 5 internal error, 6 denied (a
+ * read-only operator asked for a change). The author of a change is req->author, which the
+ * coordinator sets to the asker's real identity (its uid over ipc, its key's name over TCP).
  */
 #ifndef MEMSCHED_COORDINATOR_CONTROL_H
 #define MEMSCHED_COORDINATOR_CONTROL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "fleet.h"
@@ -37,6 +41,7 @@ enum control_status {
     CONTROL_REFUSED = 3,
     CONTROL_NOT_FOUND = 4,
     CONTROL_INTERNAL = 5,
+    CONTROL_DENIED = 6, /* a read-only operator asked for a change */
 };
 
 struct control_context {
@@ -47,7 +52,12 @@ struct control_context {
     uint64_t pressure_unused_kib; /* a VM with less unused counts as under pressure */
     /* Called after a policy is stored, so the coordinator pushes it to the hosts in scope. */
     void (*on_policy_added)(void *ctx, uint64_t version, const char *scope);
+    /* hosts forget: drop a host everywhere (fleet, sessions, store). 0, -ENOENT or -errno. */
+    int (*forget_host)(void *ctx, const char *host_id, char *err, size_t err_len);
     void *ctx;
+    /* The asker may only read (a key from admin_read_dir): policy-set and hosts-forget are
+     * refused with CONTROL_DENIED. */
+    bool read_only;
 };
 
 /* Answer req. Returns the status and sets *body to a new NUL-terminated string (the caller

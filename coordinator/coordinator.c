@@ -13,10 +13,12 @@
 #include "util.h"
 #include "wire.h"
 
-#define MODULE       "coordinator"
-#define BUCKETS      4096 /* sessions hash; chains stay short up to ~10^5 hosts */
-#define COMPLAIN_MAX 60000
-#define ERR_LEN      256
+#define MODULE             "coordinator"
+#define BUCKETS            4096 /* sessions hash; chains stay short up to ~10^5 hosts */
+#define COMPLAIN_MAX       60000
+#define ERR_LEN            256
+#define FORGET_EVERY_MS    10000 /* how often to look for hosts past the retention */
+#define HOSTS_ROW_EVERY_MS 60000 /* a host's row is rewritten at most this often by hellos */
 
 struct session {
     struct session *next;
@@ -29,6 +31,11 @@ struct session {
     uint64_t known_version;    /* the policy in force for it, as last looked up... */
     uint64_t known_generation; /* ...under this generation of the policy store */
     bool greeted;
+    bool push_answered;         /* pushed_version was acked: later acks for it are ignored */
+    bool epoch_ok;              /* the version it holds came from this store's epoch */
+    uint64_t hosts_row_ms;      /* when its hosts row was last written (0 = not yet) */
+    uint64_t hosts_row_version; /* with this policy version */
+    struct log_limit rejoins;   /* its "rejoined" lines: a hello storm is one line a minute */
 };
 
 struct coordinator {
@@ -40,7 +47,11 @@ struct coordinator {
     uint64_t now_ms;            /* as of the last message or tick */
     uint64_t policy_generation; /* bumped by every stored policy; starts at 1 */
     uint64_t logged_event_seq;
+    uint64_t host_retention_ms; /* 0 = keep forever */
+    uint64_t next_forget_ms;    /* the next look for hosts past the retention */
     struct log_limit bad_messages;
+    struct log_limit impostor_messages;
+    struct log_limit ignored_acks;
     struct coordinator_counters counters;
 };
 
@@ -61,7 +72,22 @@ session_find(struct coordinator *c, const char *host_id, bool create)
     snprintf(s->host_id, sizeof(s->host_id), "%s", host_id);
     s->next = *slot;
     *slot = s;
+    c->counters.sessions++;
     return s;
+}
+
+static void
+session_remove(struct coordinator *c, const char *host_id)
+{
+    for (struct session **p = &c->buckets[util_hash_str(host_id) % BUCKETS]; *p; p = &(*p)->next) {
+        if (strcmp((*p)->host_id, host_id) == 0) {
+            struct session *gone = *p;
+            *p = gone->next;
+            free(gone);
+            c->counters.sessions--;
+            return;
+        }
+    }
 }
 
 struct coordinator *
@@ -76,6 +102,7 @@ coordinator_new(struct fleet *fleet, struct store *store, struct transport_serve
     c->server = server;
     c->logged_event_seq = fleet_last_event_seq(fleet);
     c->policy_generation = 1;
+    c->host_retention_ms = COORDINATOR_HOST_RETENTION_MS;
     return c;
 }
 
@@ -105,39 +132,51 @@ coordinator_get_counters(const struct coordinator *c)
 /* ---- sending ---- */
 
 static void
-send_msg(struct coordinator *c, struct session *s, struct wire_msg *msg)
+send_to(struct coordinator *c,
+        const struct transport_peer *to,
+        const char *host_id,
+        struct wire_msg *msg)
 {
     char err[ERR_LEN];
     uint8_t *buf;
     size_t len;
 
     msg->protocol_version = WIRE_PROTOCOL_VERSION;
-    snprintf(msg->host_id, sizeof(msg->host_id), "%s", s->host_id);
+    snprintf(msg->host_id, sizeof(msg->host_id), "%s", host_id);
     msg->sequence = ++c->sequence;
     if (wire_encode(msg, &buf, &len, err, sizeof(err)) < 0) {
-        log_err(MODULE, "host=%s event=encode_failed body=%s why=\"%s\"", s->host_id,
+        log_err(MODULE, "host=%s event=encode_failed body=%s why=\"%s\"", host_id,
                 wire_body_name(msg->body), err);
         return;
     }
-    if (transport_server_send(c->server, &s->peer, buf, len) < 0)
-        log_debug(MODULE, "host=%s event=send_failed body=%s", s->host_id,
-                  wire_body_name(msg->body));
+    if (transport_server_send(c->server, to, buf, len) < 0)
+        log_debug(MODULE, "host=%s event=send_failed body=%s", host_id, wire_body_name(msg->body));
     free(buf);
 }
 
 static void
-say_hello(struct coordinator *c, struct session *s)
+send_msg(struct coordinator *c, struct session *s, struct wire_msg *msg)
+{
+    send_to(c, &s->peer, s->host_id, msg);
+}
+
+/* "I do not know you": answered where the message came from; no session is made for it. */
+static void
+say_hello(struct coordinator *c, const struct transport_peer *to, const char *host_id)
 {
     struct wire_msg msg = {.body = WIRE_BODY_SAY_HELLO};
 
     c->counters.say_hello++;
-    send_msg(c, s, &msg);
+    send_to(c, to, host_id, &msg);
 }
 
-/* Push the policy in force for this host when the version it holds differs. */
+/* Push the policy in force for this host when the version it holds differs. A version held
+ * from another epoch of the store (a restored or replaced database) counts as none. */
 static void
 offer_policy(struct coordinator *c, struct session *s, uint64_t held_version)
 {
+    if (!s->epoch_ok)
+        held_version = 0;
     uint64_t now_ms = c->now_ms;
     struct fleet_host_info info;
     struct store_policy_entry entry;
@@ -169,11 +208,13 @@ offer_policy(struct coordinator *c, struct session *s, uint64_t held_version)
         return; /* on its way */
     struct wire_msg msg = {.body = WIRE_BODY_POLICY_PUSH};
     msg.u.push.version = entry.version;
+    msg.u.push.epoch = store_epoch(c->store);
     snprintf(msg.u.push.scope, sizeof(msg.u.push.scope), "%s", entry.scope);
     msg.u.push.policy = entry.policy;
     send_msg(c, s, &msg);
     s->pushed_version = entry.version;
     s->pushed_at_ms = now_ms;
+    s->push_answered = false;
     c->counters.pushes++;
     log_info(MODULE, "host=%s event=policy_push version=%" PRIu64 " scope=%s held=%" PRIu64,
              s->host_id, entry.version, entry.scope, held_version);
@@ -216,16 +257,22 @@ on_hello(struct coordinator *c,
 {
     struct fleet_host_info info;
 
-    /* An id already bound to another key, and still alive, is not handed over. */
+    /* An id already bound to another key, and still alive, is not handed over (under CURVE the
+     * allowlist already made sure the key is this host's: this guards a key rotation). */
     if (s->greeted && strcmp(s->key_z85, from->key_z85) != 0 &&
         fleet_host_get(c->fleet, s->host_id, &info) == 0 && info.liveness != FLEET_LIVENESS_DOWN) {
         c->counters.impostors++;
-        log_warn(MODULE, "host=%s event=hello_refused why=\"id bound to another key\" key=%s",
-                 s->host_id, from->key_z85);
+        if (log_limit_failure(&c->impostor_messages, now_ms, COMPLAIN_MAX))
+            log_warn(MODULE, "host=%s event=hello_refused why=\"id bound to another key\" key=%s",
+                     s->host_id, from->key_z85);
         return;
     }
     if (fleet_hello(c->fleet, s->host_id, &msg->u.hello, now_ms) < 0) {
-        log_warn(MODULE, "host=%s event=hello_refused why=\"fleet full or bad hello\"", s->host_id);
+        if (log_limit_failure(&c->bad_messages, now_ms, COMPLAIN_MAX))
+            log_warn(MODULE, "host=%s event=hello_refused why=\"fleet full or bad hello\"",
+                     s->host_id);
+        if (!s->greeted)
+            session_remove(c, s->host_id); /* nothing is kept for a refused stranger */
         return;
     }
     s->peer = *from;
@@ -234,7 +281,19 @@ on_hello(struct coordinator *c,
     s->pushed_version = 0;
     s->known_generation = 0; /* its labels may have changed: look its policy up again */
     s->refused_version = stored_refusal(c, s->host_id);
-    remember_labels(c, s->host_id, msg->u.hello.policy_version, now_wall);
+    s->epoch_ok = msg->u.hello.policy_epoch == store_epoch(c->store);
+    if (!s->epoch_ok && msg->u.hello.policy_version)
+        log_info(MODULE,
+                 "host=%s event=policy_epoch_differs held=%" PRIu64
+                 " why=\"held from another store epoch: pushed again\"",
+                 s->host_id, msg->u.hello.policy_version);
+    /* One key saying hello in a loop must not turn into a database write per message. */
+    if (!s->hosts_row_ms || now_ms - s->hosts_row_ms >= HOSTS_ROW_EVERY_MS ||
+        s->hosts_row_version != msg->u.hello.policy_version) {
+        remember_labels(c, s->host_id, msg->u.hello.policy_version, now_wall);
+        s->hosts_row_ms = now_ms ? now_ms : 1;
+        s->hosts_row_version = msg->u.hello.policy_version;
+    }
     offer_policy(c, s, msg->u.hello.policy_version);
 }
 
@@ -247,10 +306,26 @@ on_ack(struct coordinator *c,
 {
     char err[ERR_LEN];
 
-    if (fleet_policy_ack(c->fleet, s->host_id, ack, now_ms) == -ENOENT) {
-        say_hello(c, s);
+    /* Only the answer to what was pushed to this host, once: an ack for anything else would let
+     * an agent write rows for versions never stored, or mark one refused that it never saw. */
+    if (ack->version == 0 || ack->version != s->pushed_version || s->push_answered) {
+        c->counters.acks_ignored++;
+        if (log_limit_failure(&c->ignored_acks, now_ms, COMPLAIN_MAX))
+            log_warn(MODULE,
+                     "host=%s event=ack_ignored version=%" PRIu64 " pushed=%" PRIu64
+                     " why=\"%s\" ignored=%" PRIu64,
+                     s->host_id, ack->version, s->pushed_version,
+                     s->push_answered ? "already answered" : "not the version pushed to it",
+                     c->counters.acks_ignored);
         return;
     }
+    if (fleet_policy_ack(c->fleet, s->host_id, ack, now_ms) == -ENOENT) {
+        say_hello(c, &s->peer, s->host_id);
+        return;
+    }
+    s->push_answered = true;
+    if (ack->applied)
+        s->epoch_ok = true; /* it now holds what we pushed, with our epoch */
     if (store_ack_record(c->store, s->host_id, ack->version, ack->applied, ack->reason, now_wall,
                          err, sizeof(err)) < 0)
         log_warn(MODULE, "host=%s event=store_failed why=\"%s\"", s->host_id, err);
@@ -280,8 +355,8 @@ dispatch(struct coordinator *c,
         return;
     }
     /* Anything else must come from the key that said hello for this id. */
-    if (!s->greeted || strcmp(s->key_z85, from->key_z85) != 0) {
-        say_hello(c, s);
+    if (!s || !s->greeted || strcmp(s->key_z85, from->key_z85) != 0) {
+        say_hello(c, from, msg->host_id);
         return;
     }
     s->peer = *from; /* the agent may have reconnected: answer where it is now */
@@ -306,7 +381,7 @@ dispatch(struct coordinator *c,
         break;
     }
     if (rc == -ENOENT) /* the fleet forgot it (restart): ask for a hello */
-        say_hello(c, s);
+        say_hello(c, &s->peer, s->host_id);
 }
 
 void
@@ -329,9 +404,20 @@ coordinator_handle(struct coordinator *c,
                      from->key_z85[0] ? from->key_z85 : "-", c->counters.rejected);
         return;
     }
-    struct session *s = session_find(c, msg.host_id, true);
-    if (!s->greeted && msg.body != WIRE_BODY_HELLO)
-        s->peer = *from; /* somewhere to send "say hello" to */
+    /* A key is a host: under CURVE the allowlist binds each key to one host id, and a message
+     * speaking for any other id is dropped before anything is kept for it. */
+    if (from->key_z85[0] && strcmp(msg.host_id, from->name) != 0) {
+        c->counters.impostors++;
+        if (log_limit_failure(&c->impostor_messages, now_ms, COMPLAIN_MAX))
+            log_warn(MODULE,
+                     "host=%s event=message_refused why=\"host id is not its key's\" "
+                     "key_host=%s body=%s impostors=%" PRIu64,
+                     msg.host_id, from->name, wire_body_name(msg.body), c->counters.impostors);
+        wire_msg_clear(&msg);
+        return;
+    }
+    /* No state for a host until its hello: anything else from a stranger gets "say hello". */
+    struct session *s = session_find(c, msg.host_id, msg.body == WIRE_BODY_HELLO);
     dispatch(c, s, &msg, from, now_ms, now_wall);
     wire_msg_clear(&msg);
 }
@@ -342,8 +428,15 @@ static int
 log_event(const struct fleet_event *e, void *ctx)
 {
     struct coordinator *c = ctx;
+    struct session *s;
 
     c->logged_event_seq = e->seq;
+    /* Rejoins are what a peer can make as fast as it sends hellos: rate-limited per host. */
+    if (e->kind == FLEET_EVENT_REJOINED && (s = session_find(c, e->host_id, false)) != NULL &&
+        !log_limit_failure(&s->rejoins, c->now_ms, COMPLAIN_MAX)) {
+        c->counters.logs_suppressed++;
+        return 0;
+    }
     log_info(MODULE, "host=%s event=%s%s%s", e->host_id, fleet_event_kind_name(e->kind),
              e->detail[0] ? " detail=" : "", e->detail);
     return 0;
@@ -363,11 +456,90 @@ retry_push(const struct fleet_host_info *host, void *ctx)
 }
 
 void
+coordinator_set_host_retention(struct coordinator *c, uint64_t retention_ms)
+{
+    c->host_retention_ms = retention_ms;
+}
+
+int
+coordinator_forget_host(
+    struct coordinator *c, const char *host_id, uint64_t now_ms, char *err, size_t err_len)
+{
+    char id[WIRE_HOST_ID_MAX];
+    bool known = false;
+
+    if (!host_id || !wire_host_id_valid(host_id)) {
+        snprintf(err, err_len, "bad host id");
+        return -EINVAL;
+    }
+    snprintf(id, sizeof(id), "%s", host_id); /* host_id may point into the fleet */
+    known = fleet_remove(c->fleet, id, now_ms) == 0;
+    if (session_find(c, id, false)) {
+        session_remove(c, id);
+        known = true;
+    }
+    int rc = store_host_forget(c->store, id, err, err_len);
+    if (rc == 0)
+        known = true;
+    else if (rc != -ENOENT)
+        return rc;
+    if (!known) {
+        snprintf(err, err_len, "no host %s", id);
+        return -ENOENT;
+    }
+    c->counters.hosts_forgotten++;
+    log_info(MODULE, "host=%s event=forgotten", id);
+    return 0;
+}
+
+struct expired {
+    uint64_t now_ms;
+    uint64_t retention_ms;
+    char ids[COORDINATOR_FORGET_PER_TICK][WIRE_HOST_ID_MAX];
+    size_t n;
+};
+
+static int
+collect_expired(const struct fleet_host_info *host, void *ctx)
+{
+    struct expired *e = ctx;
+
+    if (host->liveness == FLEET_LIVENESS_DOWN && e->now_ms > host->last_seen_ms &&
+        e->now_ms - host->last_seen_ms > e->retention_ms)
+        snprintf(e->ids[e->n++], sizeof(e->ids[0]), "%s", host->host_id);
+    return e->n == COORDINATOR_FORGET_PER_TICK ? 1 : 0;
+}
+
+/* Hosts down past the retention are forgotten, a bounded number per tick. */
+static void
+forget_expired(struct coordinator *c, uint64_t now_ms)
+{
+    struct expired *e;
+    char err[ERR_LEN];
+
+    if (!c->host_retention_ms || now_ms < c->next_forget_ms)
+        return;
+    c->next_forget_ms = now_ms + FORGET_EVERY_MS;
+    e = calloc(1, sizeof(*e));
+    if (!e)
+        abort();
+    e->now_ms = now_ms;
+    e->retention_ms = c->host_retention_ms;
+    fleet_hosts_each(c->fleet, collect_expired, e);
+    for (size_t i = 0; i < e->n; i++) {
+        if (coordinator_forget_host(c, e->ids[i], now_ms, err, sizeof(err)) < 0)
+            log_warn(MODULE, "host=%s event=forget_failed why=\"%s\"", e->ids[i], err);
+    }
+    free(e);
+}
+
+void
 coordinator_tick(struct coordinator *c, uint64_t now_ms, uint64_t now_wall)
 {
     (void)now_wall;
     c->now_ms = now_ms;
     fleet_tick(c->fleet, now_ms, NULL, NULL);
+    forget_expired(c, now_ms);
     fleet_events(c->fleet, c->logged_event_seq, log_event, c);
     fleet_hosts_each(c->fleet, retry_push, c);
 }

@@ -2,11 +2,21 @@
  * coordinator.h - the coordinator's protocol engine: one received message in, fleet state and
  * store updated, answers and policy pushes out.
  *
- * It owns the sessions (host id -> the connection it last spoke from, the CURVE key it first
- * said hello with, what policy was pushed to it and what it answered). A host id stays bound
- * to its key: a hello for the same id from another key is refused while the host is not down,
- * so one admitted agent cannot pose as another live host. Messages that fail wire_decode() are
- * dropped, counted and logged with a rate limit.
+ * It owns the sessions (host id -> the connection it last spoke from, the CURVE key it said
+ * hello with, what policy was pushed to it and what it answered). Trust boundaries:
+ *  - a key is a host: under CURVE the transport names each message's key by the host id the
+ *    allowlist binds to it, and a message (hello, report, heartbeat, ack) whose host id is not
+ *    that name is dropped, counted (impostors) and logged with a rate limit, before any state
+ *    is made for it, whether or not the real host is up and whatever the coordinator remembers;
+ *  - no state for a stranger: a session, fleet record and hosts row are made only by a valid
+ *    hello; anything else from an unknown host gets "say hello" and leaves nothing behind;
+ *  - an ack counts only for the version pushed to that host, once per push: nothing else is
+ *    stored or logged beyond a rate-limited complaint;
+ *  - a host's own hellos rewrite its hosts row at most once a minute (or when the version it
+ *    holds changes), and their "rejoined" lines are rate-limited per host.
+ * Without CURVE (insecure, loopback only) there are no keys to bind: any local process may
+ * speak for any host. Messages that fail wire_decode() are dropped, counted and logged with a
+ * rate limit.
  *
  * Policy: on hello (and on any report or heartbeat that shows an older version) the host gets
  * the policy in force for it (store_policy_for_host); a push not acked within push_retry_ms is
@@ -22,18 +32,24 @@
 #include "store.h"
 #include "transport.h"
 
-#define COORDINATOR_PUSH_RETRY_MS 5000
+#define COORDINATOR_PUSH_RETRY_MS     5000
+#define COORDINATOR_HOST_RETENTION_MS (UINT64_C(7) * 24 * 3600 * 1000) /* a week down */
+#define COORDINATOR_FORGET_PER_TICK   256 /* hosts forgotten per tick, at most */
 
 struct coordinator;
 
 struct coordinator_counters {
+    uint64_t sessions; /* hosts greeted and kept now (a gauge) */
     uint64_t messages;
     uint64_t rejected;  /* malformed or invalid messages */
-    uint64_t impostors; /* hellos for a live host from another key */
+    uint64_t impostors; /* messages for a host id that is not their key's */
     uint64_t say_hello; /* "unknown host" answers */
     uint64_t pushes;
     uint64_t acks_applied;
     uint64_t acks_refused;
+    uint64_t acks_ignored;    /* for a version not pushed to that host, or answered already */
+    uint64_t hosts_forgotten; /* down past the retention, or by an operator */
+    uint64_t logs_suppressed; /* event lines held back by a per-host rate limit */
 };
 
 /* Borrows fleet, store and server; they must outlive the coordinator. */
@@ -52,6 +68,17 @@ void coordinator_handle(struct coordinator *c,
 
 /* Periodic work: liveness, event logging, push retries. */
 void coordinator_tick(struct coordinator *c, uint64_t now_ms, uint64_t now_wall_ms);
+
+/* Hosts down for longer than retention_ms are forgotten by coordinator_tick() (fleet record,
+ * session, hosts row and acks), so a decommissioned host costs nothing forever. 0 = never;
+ * the default is COORDINATOR_HOST_RETENTION_MS. */
+void coordinator_set_host_retention(struct coordinator *c, uint64_t retention_ms);
+
+/* Forget a host now (memschedctl hosts forget): fleet record, session, hosts row and acks. A
+ * host that is still up says hello again and is back. Returns 0, or -ENOENT when neither the
+ * fleet nor the store knew it, or -EIO with err. */
+int coordinator_forget_host(
+    struct coordinator *c, const char *host_id, uint64_t now_ms, char *err, size_t err_len);
 
 /* A policy was stored: push it to every live host it now governs. */
 void coordinator_policy_added(struct coordinator *c, uint64_t version, const char *scope);

@@ -639,8 +639,8 @@ commit_vms(struct fleet *f, struct host *h, size_t n, size_t names_len, const st
         h->vms[i] = f->scratch_vms[i].vm;
         if (f->scratch_vms[i].name_off != NO_NAME)
             h->vms[i].name = h->names + f->scratch_vms[i].name_off;
-        h->vm_actual_kib += h->vms[i].actual_kib;
-        h->vm_max_kib += h->vms[i].max_kib;
+        h->vm_actual_kib = util_add_sat(h->vm_actual_kib, h->vms[i].actual_kib);
+        h->vm_max_kib = util_add_sat(h->vm_max_kib, h->vms[i].max_kib);
     }
     h->n_vms = n;
 }
@@ -1038,10 +1038,11 @@ fleet_totals(const struct fleet *f,
         if (!h->has_report)
             continue;
         t->hosts_reporting++;
-        t->host_total_kib += h->host_total_kib;
-        t->host_available_kib += h->host_available_kib;
-        t->vm_actual_kib += h->vm_actual_kib;
-        t->vm_max_kib += h->vm_max_kib;
+        /* Saturating: 10^5 hosts of legal sizes can sum past 2^64. */
+        t->host_total_kib = util_add_sat(t->host_total_kib, h->host_total_kib);
+        t->host_available_kib = util_add_sat(t->host_available_kib, h->host_available_kib);
+        t->vm_actual_kib = util_add_sat(t->vm_actual_kib, h->vm_actual_kib);
+        t->vm_max_kib = util_add_sat(t->vm_max_kib, h->vm_max_kib);
         t->vms += h->n_vms;
         for (size_t v = 0; v < h->n_vms; v++) {
             const struct fleet_vm *vm = &h->vms[v];

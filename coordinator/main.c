@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "control.h"
@@ -41,11 +43,13 @@ struct settings {
     char key_file[STR_MAX];        /* the coordinator's key pair */
     char allow_dir[STR_MAX];       /* agents' public keys */
     char admin_allow_dir[STR_MAX]; /* operators' public keys, for a tcp:// control endpoint */
+    char admin_read_dir[STR_MAX];  /* read-only operators' keys (dashboards, scripts) */
     char db[STR_MAX];
     bool insecure;
     uint64_t stale_after_ms;
     uint64_t down_after_ms;
     uint64_t pressure_unused_mib;
+    uint64_t host_retention_ms;
     enum log_level log_level;
 };
 
@@ -61,6 +65,7 @@ settings_defaults(struct settings *s)
     s->stale_after_ms = FLEET_STALE_AFTER_MS_DEFAULT;
     s->down_after_ms = FLEET_DOWN_AFTER_MS_DEFAULT;
     s->pressure_unused_mib = 100;
+    s->host_retention_ms = COORDINATOR_HOST_RETENTION_MS;
     s->log_level = LOG_LEVEL_INFO;
 }
 
@@ -112,6 +117,8 @@ settings_set(void *ctx, const char *key, const char *value, char *err, size_t er
         return set_string(s->allow_dir, key, value, err, err_len);
     if (strcmp(key, "admin_allow_dir") == 0)
         return set_string(s->admin_allow_dir, key, value, err, err_len);
+    if (strcmp(key, "admin_read_dir") == 0)
+        return set_string(s->admin_read_dir, key, value, err, err_len);
     if (strcmp(key, "db") == 0)
         return set_string(s->db, key, value, err, err_len);
     if (strcmp(key, "insecure") == 0) {
@@ -124,6 +131,9 @@ settings_set(void *ctx, const char *key, const char *value, char *err, size_t er
         return set_number(&s->stale_after_ms, key, value, 500, 3600000, err, err_len);
     if (strcmp(key, "down_after_ms") == 0)
         return set_number(&s->down_after_ms, key, value, 1000, 86400000, err, err_len);
+    if (strcmp(key, "host_retention_ms") == 0)
+        return set_number(&s->host_retention_ms, key, value, 0, UINT64_C(31536000000), err,
+                          err_len);
     if (strcmp(key, "pressure_unused_mib") == 0)
         return set_number(&s->pressure_unused_mib, key, value, 0, 1048576, err, err_len);
     if (strcmp(key, "log_level") == 0) {
@@ -142,6 +152,12 @@ settings_check(const struct settings *s, char *err, size_t err_len)
     if (s->stale_after_ms >= s->down_after_ms) {
         snprintf(err, err_len, "stale_after_ms=%" PRIu64 " must be below down_after_ms=%" PRIu64,
                  s->stale_after_ms, s->down_after_ms);
+        return -EINVAL;
+    }
+    if (s->host_retention_ms && s->host_retention_ms < s->down_after_ms) {
+        snprintf(err, err_len,
+                 "host_retention_ms=%" PRIu64 " must be 0 or at least down_after_ms=%" PRIu64,
+                 s->host_retention_ms, s->down_after_ms);
         return -EINVAL;
     }
     if (strncmp(s->control, "tcp://", 6) == 0 && !s->admin_allow_dir[0]) {
@@ -165,8 +181,11 @@ usage(FILE *out)
             "keys: listen (tcp://0.0.0.0:7400), control (ipc:///run/memsched/control.sock),\n"
             "      key_file (/etc/memsched/coordinator.secret), allow_dir (/etc/memsched/agents),\n"
             "      admin_allow_dir (operators' keys when control is tcp://, CURVE),\n"
+            "      admin_read_dir (read-only operators' keys: status, hosts, vms, events,\n"
+            "      policy show/history; no policy set, no hosts forget),\n"
             "      db (/var/lib/memsched/coordinator.db), insecure (false: loopback only),\n"
             "      stale_after_ms (3000), down_after_ms (10000), pressure_unused_mib (100),\n"
+            "      host_retention_ms (604800000: hosts down a week are forgotten; 0 never),\n"
             "      log_level (info)\n");
 }
 
@@ -210,6 +229,7 @@ load_settings(int argc, char **argv, struct settings *s, bool *check_only)
 
 struct daemon {
     uint64_t keys_refused; /* as last logged */
+    uint64_t handshakes_throttled;
     struct settings settings;
     struct store *store;
     struct fleet *fleet;
@@ -222,6 +242,38 @@ static void
 policy_added(void *ctx, uint64_t version, const char *scope)
 {
     coordinator_policy_added(ctx, version, scope);
+}
+
+static int
+forget_host(void *ctx, const char *host_id, char *err, size_t err_len)
+{
+    return coordinator_forget_host(ctx, host_id, util_clock_ms(CLOCK_MONOTONIC), err, err_len);
+}
+
+/* Who asks, as the transport proved it: an operator key's name over TCP, the peer's uid over
+ * ipc (SO_PEERCRED). What memschedctl claims ($SUDO_USER, $USER) is kept beside it, marked. */
+static void
+real_author(const struct transport_peer *from, const char *claim, char *out, size_t len)
+{
+    char who[WIRE_AUTHOR_MAX + 8];
+
+    if (from->name[0]) {
+        snprintf(who, sizeof(who), "key:%s", from->name);
+    } else if (from->uid >= 0) {
+        struct passwd pw, *found = NULL;
+        char buf[1024];
+        if (getpwuid_r((uid_t)from->uid, &pw, buf, sizeof(buf), &found) == 0 && found)
+            snprintf(who, sizeof(who), "uid:%ld(%.32s)", from->uid, found->pw_name);
+        else
+            snprintf(who, sizeof(who), "uid:%ld", from->uid);
+    } else {
+        snprintf(who, sizeof(who), "unknown");
+    }
+    /* The author is printable text of at most WIRE_AUTHOR_MAX - 1: cut, never refuse. */
+    if (claim[0] && !strstr(who, claim))
+        snprintf(out, len, "%.40s claims %.15s", who, claim);
+    else
+        snprintf(out, len, "%.63s", who);
 }
 
 static void
@@ -238,6 +290,9 @@ answer_control(struct daemon *d, const struct transport_peer *from, const uint8_
         status = CONTROL_USAGE;
         body = strdup(err);
     } else {
+        char author[WIRE_AUTHOR_MAX];
+        real_author(from, req.author, author, sizeof(author));
+        snprintf(req.author, sizeof(req.author), "%s", author);
         struct control_context cc = {
             .fleet = d->fleet,
             .store = d->store,
@@ -245,6 +300,8 @@ answer_control(struct daemon *d, const struct transport_peer *from, const uint8_
             .now_wall_ms = util_clock_ms(CLOCK_REALTIME),
             .pressure_unused_kib = d->settings.pressure_unused_mib * 1024,
             .on_policy_added = policy_added,
+            .forget_host = forget_host,
+            .read_only = from->read_only,
             .ctx = d->coordinator,
         };
         status = control_handle(&cc, &req, &body);
@@ -270,6 +327,11 @@ take_signals(struct daemon *d)
             log_err(MODULE, "event=reload_failed keeping=old why=\"%s\"", err);
         else
             log_info(MODULE, "event=allowlist_reloaded");
+        /* The operators' lists too: a key removed there is refused from its next request. */
+        if (transport_server_reload_allowlist(d->servers[SERVER_CTL], err, sizeof(err)) < 0)
+            log_err(MODULE, "event=reload_failed list=operators keeping=old why=\"%s\"", err);
+        else
+            log_info(MODULE, "event=allowlist_reloaded list=operators");
     }
     return true;
 }
@@ -281,11 +343,16 @@ log_refused_handshakes(struct daemon *d)
     struct transport_server_stats st;
 
     transport_server_get_stats(d->servers[SERVER_MAIN], &st);
-    if (st.keys_refused == d->keys_refused)
-        return;
-    log_warn(MODULE, "event=handshakes_refused total=%" PRIu64 " new=%" PRIu64, st.keys_refused,
-             st.keys_refused - d->keys_refused);
+    if (st.keys_refused != d->keys_refused)
+        log_warn(MODULE, "event=handshakes_refused total=%" PRIu64 " new=%" PRIu64, st.keys_refused,
+                 st.keys_refused - d->keys_refused);
+    if (st.handshakes_throttled != d->handshakes_throttled)
+        log_warn(MODULE,
+                 "event=handshakes_throttled why=\"a key connecting too fast\" total=%" PRIu64
+                 " new=%" PRIu64,
+                 st.handshakes_throttled, st.handshakes_throttled - d->handshakes_throttled);
     d->keys_refused = st.keys_refused;
+    d->handshakes_throttled = st.handshakes_throttled;
 }
 
 static void
@@ -337,6 +404,7 @@ open_sockets(struct daemon *d, char *err, size_t err_len)
         .ipc_mode = 0660,
         .key_path = d->settings.key_file,
         .allow_dir = d->settings.admin_allow_dir,
+        .read_only_dir = d->settings.admin_read_dir,
         .zap_domain = "memsched-admin",
     };
     int rc = transport_server_open(&agents, &d->servers[SERVER_MAIN], err, err_len);
@@ -390,6 +458,7 @@ main(int argc, char **argv)
         goto out;
     }
     d.coordinator = coordinator_new(d.fleet, d.store, d.servers[SERVER_MAIN]);
+    coordinator_set_host_retention(d.coordinator, d.settings.host_retention_ms);
     log_info(MODULE, "event=started listen=%s control=%s db=%s curve=%s", d.settings.listen,
              d.settings.control, d.settings.db, d.settings.insecure ? "no" : "yes");
     run(&d);

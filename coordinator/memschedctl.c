@@ -71,6 +71,8 @@ usage(FILE *f)
           "Commands, answered by memsched-coordinator:\n"
           "  status                      fleet summary: hosts, VMs, memory, overcommit, policy\n"
           "  hosts                       one line per host: liveness, memory, policy held\n"
+          "  hosts forget HOST           forget a host (fleet, history of acks); it comes back\n"
+          "                              if it says hello again\n"
           "  vms [--host H] [--sort host|name|actual|unused] [--limit N]\n"
           "                              VMs (actual: largest first; unused: least first)\n"
           "  events [--since SEQ] [--limit N]\n"
@@ -98,7 +100,7 @@ usage(FILE *f)
           f);
     print_policy_keys(f);
     fputs("Exit status: 0 ok, 1 no answer or local failure, 2 usage, 3 refused, 4 not found,\n"
-          "5 coordinator error.\n",
+          "5 coordinator error, 6 denied (a read-only operator key asked for a change).\n",
           f);
 }
 
@@ -295,6 +297,15 @@ request_command(int argc, char **argv, int *i, struct wire_control_request *req)
                                         "policy-show", "policy-set", "policy-history"};
     const char *cmd = argv[*i];
 
+    if (strcmp(cmd, "hosts") == 0 && *i + 1 < argc && strcmp(argv[*i + 1], "forget") == 0) {
+        if (*i + 2 >= argc || argv[*i + 2][0] == '-')
+            return usage_error("hosts forget wants a HOST");
+        snprintf(req->command, sizeof(req->command), "hosts-forget");
+        snprintf(req->args[req->n_args++], sizeof(req->args[0]), "--host");
+        snprintf(req->args[req->n_args++], sizeof(req->args[0]), "%s", argv[*i + 2]);
+        *i += 3;
+        return -1;
+    }
     if (strcmp(cmd, "policy") == 0) {
         const char *sub = *i + 1 < argc ? argv[*i + 1] : "";
         if (strcmp(sub, "show") && strcmp(sub, "set") && strcmp(sub, "history"))

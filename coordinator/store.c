@@ -15,12 +15,15 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "fleet.h"
@@ -40,6 +43,8 @@ enum stmt {
     STMT_ACK_FOR_HOST,
     STMT_HOST_UPSERT,
     STMT_HOSTS_LIST,
+    STMT_HOST_DELETE,
+    STMT_ACKS_DELETE_HOST,
     STMT_BEGIN,
     STMT_COMMIT,
     STMT_ROLLBACK,
@@ -70,6 +75,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
          "last_seen = excluded.last_seen, policy_version = excluded.policy_version"),
     [STMT_HOSTS_LIST] = ("SELECT host_id, labels, first_seen, last_seen, policy_version "
                          "FROM hosts ORDER BY host_id"),
+    [STMT_HOST_DELETE] = "DELETE FROM hosts WHERE host_id = ?",
+    [STMT_ACKS_DELETE_HOST] = "DELETE FROM acks WHERE host_id = ?",
     [STMT_BEGIN] = "BEGIN",
     [STMT_COMMIT] = "COMMIT",
     [STMT_ROLLBACK] = "ROLLBACK",
@@ -96,8 +103,9 @@ struct store {
     sqlite3 *db;
     sqlite3_stmt *stmts[STMT_COUNT];
     char *path;
-    bool walking;  /* a callback is running */
-    bool in_batch; /* between store_batch_begin() and store_batch_end() */
+    bool walking;   /* a callback is running */
+    bool in_batch;  /* between store_batch_begin() and store_batch_end() */
+    uint64_t epoch; /* random, drawn at open: versions are unique only within one epoch */
 };
 
 __attribute__((format(printf, 3, 4))) static int
@@ -336,6 +344,13 @@ store_open(const char *path, struct store **store, char *err, size_t err_len)
         fputs("store: out of memory\n", stderr); /* the daemon is restarted by systemd */
         abort();
     }
+    /* Created 0600 from the start: SQLite would make it 0644 (umask), and makes the WAL and
+     * shared-memory files with the database file's mode. An existing file keeps its mode. */
+    if (strcmp(path, ":memory:") != 0 && strncmp(path, "file:", 5) != 0) {
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd >= 0)
+            close(fd); /* else sqlite3_open_v2 says why, below */
+    }
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
         SQLITE_OK) {
         if (s->db)
@@ -359,6 +374,10 @@ store_open(const char *path, struct store **store, char *err, size_t err_len)
         rc = exec(s, "PRAGMA synchronous = NORMAL", "synchronous", err, err_len);
     if (rc == 0)
         rc = schema_ensure(s, err, err_len);
+    if (rc == 0 && (getrandom(&s->epoch, sizeof(s->epoch), 0) != sizeof(s->epoch) || !s->epoch)) {
+        snprintf(err, err_len, "store: %s: no random epoch: %s", path, strerror(errno));
+        rc = -EIO;
+    }
     for (int i = 0; i < STMT_COUNT && rc == 0; i++) {
         if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmts[i],
                                NULL) != SQLITE_OK)
@@ -466,6 +485,11 @@ store_policy_add(struct store *s,
     if (!fits_i64(now_wall_ms))
         return fail(err, err_len, "store: time %" PRIu64 " out of range", now_wall_ms);
     policy_to_text(p, text, sizeof(text));
+    /* synchronous=NORMAL in WAL mode may lose the last commits on a power cut, and AUTOINCREMENT
+     * would then hand the same number out again: this one commit is synced (FULL). */
+    rc = exec(s, "PRAGMA synchronous = FULL", "synchronous", err, err_len);
+    if (rc < 0)
+        return rc;
     if (sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_text(st, 3, author, -1, SQLITE_STATIC) != SQLITE_OK ||
@@ -477,6 +501,8 @@ store_policy_add(struct store *s,
         *version = (uint64_t)sqlite3_last_insert_rowid(s->db);
     }
     stmt_end(st);
+    char ignored[STORE_ERR_MAX];
+    exec(s, "PRAGMA synchronous = NORMAL", "synchronous", ignored, sizeof(ignored));
     return rc;
 }
 
@@ -782,4 +808,44 @@ store_hosts_list(struct store *s, store_host_cb cb, void *ctx, char *err, size_t
         rc = db_fail(s, err, err_len, "reading hosts");
     stmt_end(st);
     return rc < 0 ? rc : 0;
+}
+
+/* Delete every row of one host with statement which; *changed receives how many went. */
+static int
+delete_host_rows(
+    struct store *s, enum stmt which, const char *host_id, int *changed, char *err, size_t err_len)
+{
+    sqlite3_stmt *st = stmt_begin(s, which);
+    int rc = 0;
+
+    if (sqlite3_bind_text(st, 1, host_id, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_DONE)
+        rc = db_fail(s, err, err_len, "forgetting a host");
+    else
+        *changed = sqlite3_changes(s->db);
+    stmt_end(st);
+    return rc;
+}
+
+int
+store_host_forget(struct store *s, const char *host_id, char *err, size_t err_len)
+{
+    int hosts = 0, acks = 0;
+
+    if (!host_id || !wire_host_id_valid(host_id))
+        return fail(err, err_len, "store: bad host id");
+    int rc = delete_host_rows(s, STMT_HOST_DELETE, host_id, &hosts, err, err_len);
+    if (rc == 0)
+        rc = delete_host_rows(s, STMT_ACKS_DELETE_HOST, host_id, &acks, err, err_len);
+    if (rc == 0 && hosts + acks == 0) {
+        snprintf(err, err_len, "store: no host %s", host_id);
+        rc = -ENOENT;
+    }
+    return rc;
+}
+
+uint64_t
+store_epoch(const struct store *s)
+{
+    return s->epoch;
 }

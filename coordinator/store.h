@@ -5,7 +5,11 @@
  *
  * Invariants:
  *  - a policy is stored only after policy_validate() and fleet_scope_parse() accept it; its
- *    version is global across scopes, starts at 1, only grows and is never reused;
+ *    version is global across scopes, starts at 1, only grows and is never reused within one
+ *    database file: its insert is synced to disk (synchronous=FULL for that commit) before
+ *    anyone can push it. A database restored from a copy or replaced hands numbers out again, so
+ *    a version means something only together with the store's epoch, a random number drawn at
+ *    every open, which pushes and hellos carry;
  *  - the effective policy of a host is its newest host:ID policy, else the newest label:K=V
  *    policy among the labels it carries, else the newest fleet policy;
  *  - for one host and one version the last ack recorded wins;
@@ -66,9 +70,13 @@ typedef int (*store_host_cb)(const struct store_host *host, void *ctx);
 
 /* Open the database at path, creating it and its schema when missing (":memory:" works for
  * tests): WAL journal, synchronous=NORMAL (a committed change survives a crash of the process;
- * a power cut may lose the last ones), every statement prepared once. A garbage file, a
+ * a power cut may lose the last acks or host rows, never a policy), every statement prepared
+ * once, a fresh random epoch. A garbage file, a
  * read-only one or a schema newer than this build gives -EIO and a message naming the path. */
 int store_open(const char *path, struct store **store, char *err, size_t err_len);
+
+/* The epoch of this open store: random, non-zero, different at every open. */
+uint64_t store_epoch(const struct store *store);
 
 /* Finalise the statements and close; NULL-safe, nulls *store. */
 void store_destroy(struct store **store);
@@ -156,7 +164,11 @@ int store_host_upsert(struct store *store,
                       char *err,
                       size_t err_len);
 
-/* Walk every host ever seen, sorted by id. */
+/* Forget a host: its row and its acks (an operator removed it, or it stayed down past the
+ * retention). -ENOENT when the store had nothing of it. */
+int store_host_forget(struct store *store, const char *host_id, char *err, size_t err_len);
+
+/* Walk every host ever seen (and not forgotten), sorted by id. */
 int store_hosts_list(struct store *store, store_host_cb cb, void *ctx, char *err, size_t err_len);
 
 #endif /* MEMSCHED_COORDINATOR_STORE_H */

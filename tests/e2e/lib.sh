@@ -433,7 +433,7 @@ sampler_start() {
         trap 'exit 0' TERM
         while :; do
             t=$(agent_ms)
-            avail=$(awk '/^(MemFree|Buffers|Cached):/ { s += $2 } END { print s }' /proc/meminfo)
+            avail=$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)
             vsh domstats --balloon 2>/dev/null | awk -v t="$t" -v a="$avail" -F= '
                 /^Domain:/ { if (n != "") print t "," n "," c "," r "," a; n = $0; sub(/^Domain: /, "", n); gsub(/\047/, "", n); c = r = "" }
                 /balloon.current=/ { c = $2 } /balloon.rss=/ { r = $2 }
@@ -579,9 +579,10 @@ check_rounds() {
     fi
 }
 
-# The host's available memory as libvirt reports it (free + buffers + cached), MiB.
+# The host's available memory as the agent counts it (the kernel's MemAvailable: shmem is not
+# free; agent/meminfo.h), MiB.
 host_available_mib() {
-    awk '/^(MemFree|Buffers|Cached):/ { s += $2 } END { print int(s / 1024) }' /proc/meminfo
+    awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo
 }
 
 # ---- the plot ----

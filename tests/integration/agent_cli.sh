@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # agent_cli.sh AGENT SCENARIO_DIR - memsched-agent as an operator runs it: --check-config,
 # --print-config, --dry-run, SIGHUP reload (a bad file keeps the old config and says why; a good
-# one takes effect), SIGTERM within a round, the policy persisted in the state dir.
+# one takes effect), SIGTERM within a round, the policy persisted in the state dir, and a
+# persisted fleet policy over this host's limits refused at start and after a SIGHUP.
 set -euo pipefail
 agent=$1 scenarios=$2
 work=$(mktemp -d /tmp/memsched-agent-cli-XXXXXX)
@@ -41,6 +42,35 @@ moved=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
     END { print m + 0 }' "$work/dry.csv")
 [ "$moved" -eq 0 ] || fail "dry run: balloons moved in $moved recorded rounds"
 [ ! -e "$work/dry/policy.conf" ] && [ ! -e "$work/dry/targets" ] || fail "dry run wrote state"
+
+# A persisted fleet policy that crosses this host's limits (the defaults here) is not used at
+# start: the agent says why and falls back to its config's policy.
+mkdir -p "$work/limits"
+printf 'source = fleet\nversion = 9\nvm_min_unused_mib = 1\nvm_grow_target_unused_mib = 2\n%s\n' \
+    'vm_excess_unused_mib = 3' >"$work/limits/policy.conf"
+"$agent" --config "$work/good.conf" --once --state-dir "$work/limits" 2>"$work/limits.log" ||
+    fail "agent with a persisted policy over its limits failed"
+grep -q 'event=state_ignored fallback=config why="vm_min_unused_mib=1 below this host.s limit_vm_min_unused_mib=50"' \
+    "$work/limits.log" || fail "a persisted policy over the limits was not refused at start"
+grep -q "event=policy source=config" "$work/limits.log" || fail "no fallback to the config policy"
+grep -q "^source = config$" "$work/limits/policy.conf" || fail "the refused policy stayed on disk"
+
+# ... nor after a SIGHUP that tightens the limits under a persisted fleet policy.
+printf 'source = fleet\nversion = 9\nhost_min_unused_mib = 200\n' >"$work/limits/policy.conf"
+"$agent" --config "$work/good.conf" --state-dir "$work/limits" 2>"$work/limits.log" &
+pid=$!
+eventually 10 grep -q "event=policy source=fleet version=9 from=" "$work/limits.log" ||
+    fail "a persisted policy within the limits was not used"
+cp "$work/good.conf" "$work/tight.conf"
+echo "limit_host_min_unused_mib = 300" >>"$work/good.conf"
+kill -HUP "$pid"
+eventually 10 grep -q 'event=policy_dropped source=fleet version=9 fallback=config why="host_min_unused_mib=200 below' \
+    "$work/limits.log" || fail "SIGHUP with tighter limits kept the fleet policy"
+eventually 5 grep -q "^source = config$" "$work/limits/policy.conf" || fail "fallback not persisted"
+kill -TERM "$pid"
+wait "$pid" || true
+pid=""
+cp "$work/tight.conf" "$work/good.conf"
 
 # A running agent: state persisted; SIGHUP with a bad file keeps the old config; a good one
 # takes effect; SIGTERM stops it.

@@ -3,6 +3,7 @@
  * server key, the insecure rule, the client's bounded queue, replies, allowlist reload.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 #include <cmocka.h>
 
 #include "transport.h"
+#include "wire.h"
 
 #define WAIT_MS  15000 /* for what must arrive: headroom on a loaded 2-core machine */
 #define QUIET_MS 5000  /* for what must not: as long as it waited before */
@@ -134,6 +136,7 @@ test_allowed_key_gets_in_and_is_named(void **state)
     assert_int_equal(serve_from(s, c, &from, text, sizeof(text)), 1);
     assert_string_equal(text, "hello");
     assert_string_equal(from.key_z85, a.public_z85);
+    assert_string_equal(from.name, "agent-a"); /* the allowlist file's stem */
 
     /* The reply finds its way back over the same connection. */
     assert_int_equal(transport_server_send(s, &from, (const uint8_t *)"welcome", 7), 0);
@@ -250,6 +253,31 @@ test_insecure_only_on_loopback(void **state)
     assert_non_null(strstr(err, "loopback"));
     struct transport_client_options far = {.endpoint = "tcp://192.0.2.1:7400", .insecure = true};
     assert_int_equal(transport_client_open(&far, &c, err, sizeof(err)), -EPERM);
+    /* Only literal loopback addresses: a name that starts like one is not. */
+    static const char *const not_local[] = {
+        "tcp://127.attacker.example:7400",
+        "tcp://localhost:7400",
+        "tcp://lo:7400",
+        "tcp://127.0.0.1;192.0.2.1:7400",
+        "tcp://[::2]:7400",
+        "tcp://[::1:7400",
+        "tcp://:7400",
+        "tcp://127.0.0.1",
+        "udp://127.0.0.1:7400",
+    };
+    for (size_t i = 0; i < sizeof(not_local) / sizeof(not_local[0]); i++) {
+        if (transport_endpoint_is_local(not_local[i]))
+            fail_msg("%s taken for a loopback address", not_local[i]);
+    }
+    static const char *const local_ones[] = {"tcp://127.0.0.1:7400", "tcp://127.1.2.3:*",
+                                             "tcp://[::1]:7400", "ipc:///run/x.sock", "inproc://x"};
+    for (size_t i = 0; i < sizeof(local_ones) / sizeof(local_ones[0]); i++) {
+        if (!transport_endpoint_is_local(local_ones[i]))
+            fail_msg("%s not taken for a loopback address", local_ones[i]);
+    }
+    struct transport_server_options named = {.endpoint = "tcp://127.attacker.example:*",
+                                             .insecure = true};
+    assert_int_equal(transport_server_open(&named, &s, err, sizeof(err)), -EPERM);
 
     struct transport_server_options local = {.endpoint = "tcp://127.0.0.1:*", .insecure = true};
     assert_int_equal(transport_server_open(&local, &s, err, sizeof(err)), 0);
@@ -284,6 +312,162 @@ test_bad_key_files(void **state)
     struct stat st;
     assert_int_equal(stat(path_of("agent-a", "secret"), &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
+
+    /* A secret written where somebody pre-created a world-readable temporary file (the old
+     * predictable NAME.tmp) still ends up 0600, and nothing is written through their file. */
+    struct transport_keys fresh;
+    char trap[740];
+    assert_int_equal(transport_keygen(&fresh), 0);
+    snprintf(path, sizeof(path), "%s/trapped.secret", dir);
+    snprintf(trap, sizeof(trap), "%s.tmp", path);
+    int fd = open(trap, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    assert_true(fd >= 0);
+    fchmod(fd, 0666);
+    close(fd);
+    assert_int_equal(transport_keys_save(path, &fresh, true, err, sizeof(err)), 0);
+    assert_int_equal(stat(path, &st), 0);
+    if ((st.st_mode & 0777) != 0600)
+        fail_msg("secret written with mode %o, want 600", (unsigned)(st.st_mode & 0777));
+    assert_int_equal(stat(trap, &st), 0);
+    assert_int_equal(st.st_size, 0); /* the trap stayed empty */
+    assert_int_equal(transport_keys_load(path, &k, true, err, sizeof(err)), 0);
+
+    /* A secret group or others can read is refused, not used. */
+    assert_int_equal(chmod(path, 0640), 0);
+    assert_int_equal(transport_keys_load(path, &k, true, err, sizeof(err)), -EPERM);
+    assert_non_null(strstr(err, "readable by group or others"));
+    assert_int_equal(chmod(path, 0604), 0);
+    assert_int_equal(transport_keys_load(path, &k, false, err, sizeof(err)), -EPERM);
+}
+
+/* A key is bound to one name: a `name =` line wins over the file name; one key under two names
+ * makes the allowlist invalid (the old one stays); a key removed by a reload speaks no more. */
+static void
+test_key_bound_to_one_name(void **state)
+{
+    struct transport_keys e;
+    char endpoint[128], text[64], err[TRANSPORT_ERR_MAX], path[700];
+    struct transport_peer from;
+    struct transport_server_stats stats;
+    (void)state;
+
+    make_keys("agent-e", false, &e);
+    snprintf(path, sizeof(path), "%s/whatever.key", allow_dir);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "public = %s\nname = hv-e\n", e.public_z85);
+    fclose(f);
+    struct transport_server *s = open_server(endpoint, sizeof(endpoint));
+    struct transport_client *c = open_client(endpoint, "agent-e", path_of("server", "pub"), 0);
+    transport_client_send(c, (const uint8_t *)"one", 3);
+    assert_int_equal(serve_from(s, c, &from, text, sizeof(text)), 1);
+    assert_string_equal(from.name, "hv-e");
+
+    /* The same key under a second name: refused, the old list stays. */
+    snprintf(path, sizeof(path), "%s/hv-other.key", allow_dir);
+    assert_int_equal(transport_keys_save(path, &e, false, err, sizeof(err)), 0);
+    assert_int_equal(transport_server_reload_allowlist(s, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "bound to both"));
+    unlink(path);
+    transport_client_send(c, (const uint8_t *)"two", 3);
+    assert_int_equal(serve_from(s, c, &from, text, sizeof(text)), 1);
+    assert_string_equal(from.name, "hv-e");
+
+    /* Removed from the allowlist: the open connection's messages are dropped, counted. */
+    snprintf(path, sizeof(path), "%s/whatever.key", allow_dir);
+    unlink(path);
+    assert_int_equal(transport_server_reload_allowlist(s, err, sizeof(err)), 0);
+    transport_client_send(c, (const uint8_t *)"three", 5);
+    assert_int_equal(serve_within(s, c, &from, text, sizeof(text), 1500), 0);
+    transport_server_get_stats(s, &stats);
+    assert_int_equal(stats.unlisted, 1);
+    transport_client_close(&c);
+    transport_server_close(&s);
+}
+
+/* Over ipc the server learns the sender's uid (SO_PEERCRED): who asks, not who it says it is. */
+static void
+test_ipc_peer_uid(void **state)
+{
+    struct transport_server *s;
+    struct transport_client *c;
+    struct transport_peer from;
+    char err[TRANSPORT_ERR_MAX], endpoint[700], text[16];
+    (void)state;
+
+    snprintf(endpoint, sizeof(endpoint), "ipc://%s/uid.sock", dir);
+    struct transport_server_options so = {.endpoint = endpoint, .insecure = true, .ipc_mode = 0600};
+    assert_int_equal(transport_server_open(&so, &s, err, sizeof(err)), 0);
+    struct stat st;
+    assert_int_equal(stat(endpoint + 6, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    struct transport_client_options co = {.endpoint = endpoint, .insecure = true};
+    assert_int_equal(transport_client_open(&co, &c, err, sizeof(err)), 0);
+    transport_client_send(c, (const uint8_t *)"who", 3);
+    assert_int_equal(serve_from(s, c, &from, text, sizeof(text)), 1);
+    assert_int_equal(from.uid, (long)geteuid());
+    assert_string_equal(from.name, "");
+    transport_client_close(&c);
+    transport_server_close(&s);
+}
+
+/* A server takes at most WIRE_REQUEST_MAX_BYTES in one message: a larger one is never handed
+ * over (libzmq drops the connection), and the client gets through again afterwards. */
+static void
+test_server_message_limit(void **state)
+{
+    struct transport_keys f;
+    char endpoint[128], text[64];
+    struct transport_peer from;
+    size_t big = WIRE_REQUEST_MAX_BYTES + 1;
+    uint8_t *buf = calloc(1, big);
+    (void)state;
+
+    make_keys("agent-f", true, &f);
+    struct transport_server *s = open_server(endpoint, sizeof(endpoint));
+    struct transport_client *c = open_client(endpoint, "agent-f", path_of("server", "pub"), 0);
+    transport_client_send(c, (const uint8_t *)"small", 5);
+    assert_int_equal(serve_from(s, c, &from, text, sizeof(text)), 1);
+    transport_client_send(c, buf, big);
+    assert_int_equal(serve_within(s, c, &from, text, sizeof(text), 1500), 0);
+    transport_client_send(c, (const uint8_t *)"again", 5);
+    assert_int_equal(serve_within(s, c, &from, text, sizeof(text), 15000), 1);
+    assert_string_equal(text, "again");
+    free(buf);
+    transport_client_close(&c);
+    transport_server_close(&s);
+}
+
+/* One key may not open connections without end: after a burst of ten handshakes the next is
+ * refused (and counted) until its bucket refills. */
+static void
+test_handshakes_per_key_throttled(void **state)
+{
+    struct transport_keys g;
+    char endpoint[128], text[64];
+    struct transport_peer from;
+    struct transport_server_stats stats;
+    (void)state;
+
+    make_keys("agent-g", true, &g);
+    struct transport_server *s = open_server(endpoint, sizeof(endpoint));
+    for (int i = 0; i < 10; i++) {
+        struct transport_client *c = open_client(endpoint, "agent-g", path_of("server", "pub"), 0);
+        transport_client_send(c, (const uint8_t *)"in", 2);
+        if (serve_from(s, c, &from, text, sizeof(text)) != 1)
+            fail_msg("connection %d of the burst was not let in", i + 1);
+        transport_client_close(&c);
+    }
+    struct transport_client *c = open_client(endpoint, "agent-g", path_of("server", "pub"), 0);
+    transport_client_send(c, (const uint8_t *)"one too many", 12);
+    assert_int_equal(serve_within(s, c, &from, text, sizeof(text), 1000), 0);
+    transport_server_get_stats(s, &stats);
+    assert_true(stats.handshakes_throttled >= 1);
+    assert_int_equal(stats.keys_refused, 0);
+    /* The bucket refills (one every 6 s) and the client's own retry gets it in. */
+    assert_int_equal(serve_within(s, c, &from, text, sizeof(text), 20000), 1);
+    assert_string_equal(text, "one too many");
+    transport_client_close(&c);
+    transport_server_close(&s);
 }
 
 static int
@@ -324,6 +508,10 @@ main(void)
         cmocka_unit_test(test_queue_drops_oldest_and_delivers_newest),
         cmocka_unit_test(test_insecure_only_on_loopback),
         cmocka_unit_test(test_bad_key_files),
+        cmocka_unit_test(test_key_bound_to_one_name),
+        cmocka_unit_test(test_ipc_peer_uid),
+        cmocka_unit_test(test_server_message_limit),
+        cmocka_unit_test(test_handshakes_per_key_throttled),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -31,6 +31,13 @@ write_file(const char *name, const char *text)
     return path;
 }
 
+static char *
+err_buf(void)
+{
+    static char buf[CONFIG_ERR_MAX];
+    return buf;
+}
+
 static void
 test_loads_agent_and_policy_keys(void **state)
 {
@@ -112,7 +119,7 @@ test_print_round_trips(void **state)
 static void
 test_state_round_trip_and_damage(void **state)
 {
-    struct agent_state s = {.source = STATE_SOURCE_FLEET, .version = 42}, back;
+    struct agent_state s = {.source = STATE_SOURCE_FLEET, .version = 42, .epoch = UINT64_MAX}, back;
     char err[CONFIG_ERR_MAX];
     (void)state;
 
@@ -123,6 +130,7 @@ test_state_round_trip_and_damage(void **state)
     assert_int_equal(state_load(dir, &back, err, sizeof(err)), 0);
     assert_int_equal(back.source, STATE_SOURCE_FLEET);
     assert_int_equal(back.version, 42);
+    assert_true(back.epoch == UINT64_MAX);
     assert_true(policy_equal(&s.policy, &back.policy));
 
     write_file("policy.conf", "source = fleet\nversion = 7\nvm_excess_unused_mib = 50\n");
@@ -131,6 +139,56 @@ test_state_round_trip_and_damage(void **state)
     assert_non_null(strstr(err, "vm_grow_target_unused_mib"));
     assert_int_equal(back.version, 99); /* untouched */
     assert_int_not_equal(state_save("/nonexistent-dir", &s, err, sizeof(err)), 0);
+}
+
+static void
+expect_limit(const struct agent_config *c, const struct policy *p, const char *want)
+{
+    char why[POLICY_ERR_MAX] = "";
+
+    assert_int_equal(agent_config_check_limits(c, p, why, sizeof(why)), -EPERM);
+    if (!strstr(why, want))
+        fail_msg("want a refusal naming '%s', got '%s'", want, why);
+}
+
+/* With no limits configured, the defaults still refuse a policy that would squeeze every guest
+ * in one round or stop scheduling for an hour, field by field; the default policy passes. */
+static void
+test_default_limits_refuse_starvation(void **state)
+{
+    struct agent_config c;
+    struct policy p;
+    char why[POLICY_ERR_MAX];
+    (void)state;
+
+    agent_config_init_defaults(&c);
+    policy_init_defaults(&p);
+    assert_int_equal(agent_config_check_limits(&c, &p, why, sizeof(why)), 0);
+
+    p.vm_min_unused_kib = 1 * 1024;
+    expect_limit(&c, &p, "vm_min_unused_mib=1 below this host's limit_vm_min_unused_mib=50");
+    policy_init_defaults(&p);
+    p.vm_floor_kib = 0;
+    expect_limit(&c, &p, "vm_floor_mib=0 below this host's limit_vm_floor_mib=128");
+    policy_init_defaults(&p);
+    p.host_min_unused_kib = 0;
+    expect_limit(&c, &p, "host_min_unused_mib=0 below this host's limit_host_min_unused_mib=100");
+    policy_init_defaults(&p);
+    p.max_release_step_kib = UINT64_C(1048576) * 1024;
+    expect_limit(&c, &p, "max_release_step_mib=1048576 above");
+    policy_init_defaults(&p);
+    p.interval_ms = 3600000;
+    expect_limit(&c, &p, "interval_ms=3600000 above this host's limit_interval_ms=10000");
+
+    /* An operator may loosen or tighten them, in the config file. */
+    const char *path = write_file("limits.conf", "limit_interval_ms = 3600000\n"
+                                                 "limit_host_min_unused_mib = 0\n");
+    assert_int_equal(agent_config_load(path, &c, err_buf(), CONFIG_ERR_MAX), 0);
+    policy_init_defaults(&p);
+    p.interval_ms = 3600000;
+    p.host_min_unused_kib = 0;
+    assert_int_equal(agent_config_check_limits(&c, &p, why, sizeof(why)), 0);
+    expect_error("limit_interval_ms = 3600001\n", "limit_interval_ms='3600001'");
 }
 
 static int
@@ -158,6 +216,7 @@ main(void)
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_print_round_trips),
         cmocka_unit_test(test_state_round_trip_and_damage),
+        cmocka_unit_test(test_default_limits_refuse_starvation),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

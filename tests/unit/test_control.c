@@ -762,6 +762,26 @@ test_json_survives_bytes(void **state)
     assert_string_equal(get_str(json_array_get(vms, 0), "name"), "caf?");
 }
 
+/* A read-only operator reads everything and changes nothing: CONTROL_DENIED, nothing stored. */
+static void
+test_read_only_operator(void **state)
+{
+    struct fx *fx = *state;
+    struct store_policy_entry e;
+    char err[STORE_ERR_MAX];
+
+    fx->cc.read_only = true;
+    want_status(fx, CONTROL_OK, run(fx, "status", END));
+    want_status(fx, CONTROL_OK, run(fx, "hosts", END));
+    want_status(fx, CONTROL_OK, run(fx, "policy-history", END));
+    want_status(
+        fx, CONTROL_DENIED,
+        run(fx, "policy-set", "--scope", "fleet", "--reason", "no", "interval_ms=2000", END));
+    assert_non_null(strstr(fx->body, "read-only"));
+    want_status(fx, CONTROL_DENIED, run(fx, "hosts-forget", "--host", "hv-a", END));
+    assert_int_equal(store_policy_latest(fx->store, "fleet", &e, err, sizeof(err)), -ENOENT);
+}
+
 int
 main(void)
 {
@@ -776,6 +796,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_policy_set_unknown_host, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_show, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_survives_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_only_operator, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -607,6 +607,41 @@ test_totals(void **state)
     fleet_destroy(&f);
 }
 
+/* Fleet totals saturate: five hosts of 4,096 VMs at the largest legal size sum past 2^64. */
+static void
+test_totals_saturate(void **state)
+{
+    struct fleet *f = fleet_new(NULL);
+    struct wire_report r;
+    struct fleet_totals t;
+    char id[16];
+    (void)state;
+
+    memset(&r, 0, sizeof(r));
+    r.vms = calloc(WIRE_VMS_MAX, sizeof(*r.vms));
+    assert_non_null(r.vms);
+    r.n_vms = WIRE_VMS_MAX;
+    r.host_total_kib = r.host_available_kib = SCHED_KIB_MAX;
+    for (unsigned i = 0; i < WIRE_VMS_MAX; i++) {
+        uuid_of(i, r.vms[i].uuid);
+        r.vms[i].max_kib = r.vms[i].actual_kib = SCHED_KIB_MAX;
+        r.vms[i].state = SCHED_VM_RUNNING;
+    }
+    for (int h = 0; h < 5; h++) {
+        snprintf(id, sizeof(id), "big-%d", h);
+        hello(f, id, 0);
+        assert_int_equal(fleet_report(f, id, 1, &r, 0), 0);
+    }
+    fleet_totals(f, 0, 0, &t);
+    if (t.vm_max_kib != UINT64_MAX || t.vm_actual_kib != UINT64_MAX)
+        fail_msg("totals wrapped: vm_max_kib=%" PRIu64 " vm_actual_kib=%" PRIu64 " (want %" PRIu64
+                 ")",
+                 t.vm_max_kib, t.vm_actual_kib, UINT64_MAX);
+    assert_int_equal(t.host_total_kib, 5 * SCHED_KIB_MAX);
+    free(r.vms);
+    fleet_destroy(&f);
+}
+
 struct vm_list {
     char line[16][64];
     size_t n;
@@ -964,6 +999,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_limit_is_head_of_full_sort),
         cmocka_unit_test(test_ten_thousand_hosts),
         cmocka_unit_test(test_scopes),
+        cmocka_unit_test(test_totals_saturate),
         cmocka_unit_test(test_uuids),
         cmocka_unit_test(test_random_arrival_order),
     };

@@ -623,6 +623,31 @@ test_read_only(void **state)
     print_message("test_store: refused as it should: %s\n", fx->err);
 }
 
+/* The database and its WAL are the operator's alone: 0600 from the start, whatever the umask. */
+static void
+test_file_modes(void **state)
+{
+    struct fixture *fx = *state;
+    char wal[160];
+    struct stat st;
+    uint64_t v = 0;
+    struct policy p;
+
+    mode_t old = umask(022);
+    open_store(fx);
+    umask(old);
+    policy_init_defaults(&p);
+    assert_int_equal(
+        store_policy_add(fx->store, "fleet", &p, "bob", "", 1, &v, fx->err, sizeof(fx->err)), 0);
+    assert_int_equal(stat(fx->path, &st), 0);
+    if ((st.st_mode & 0777) != 0600)
+        fail_msg("database mode %o, want 600", (unsigned)(st.st_mode & 0777));
+    snprintf(wal, sizeof(wal), "%s-wal", fx->path);
+    assert_int_equal(stat(wal, &st), 0);
+    if ((st.st_mode & 0777) != 0600)
+        fail_msg("WAL mode %o, want 600", (unsigned)(st.st_mode & 0777));
+}
+
 static void
 test_memory_database(void **state)
 {
@@ -658,6 +683,7 @@ main(void)
         T(test_overwritten_pages),
         T(test_read_only),
         T(test_memory_database),
+        T(test_file_modes),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

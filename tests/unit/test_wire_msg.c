@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -117,17 +120,21 @@ test_other_bodies_round_trip(void **state)
     strcpy(in.u.hello.labels[0].value, "r3");
     in.u.hello.n_labels = 1;
     in.u.hello.policy_version = 9;
+    in.u.hello.policy_epoch = UINT64_C(0xfedcba9876543210);
     round_trip(&in, &out);
     assert_string_equal(out.u.hello.labels[0].value, "r3");
     assert_int_equal(out.u.hello.policy_version, 9);
+    assert_true(out.u.hello.policy_epoch == UINT64_C(0xfedcba9876543210));
 
     envelope(&in, WIRE_BODY_POLICY_PUSH);
     in.u.push.version = 4;
     strcpy(in.u.push.scope, "label:rack=r3");
     policy_init_defaults(&in.u.push.policy);
     in.u.push.policy.host_min_unused_kib = 1024 * 1024;
+    in.u.push.epoch = 77;
     round_trip(&in, &out);
     assert_true(policy_equal(&in.u.push.policy, &out.u.push.policy));
+    assert_int_equal(out.u.push.epoch, 77);
     assert_string_equal(out.u.push.scope, "label:rack=r3");
 
     envelope(&in, WIRE_BODY_POLICY_ACK);
@@ -232,24 +239,108 @@ test_largest_report(void **state)
 {
     struct wire_msg in, out;
     struct wire_vm *vms = calloc(WIRE_VMS_MAX + 1, sizeof(*vms));
+    struct wire_decision *ds = calloc(WIRE_VMS_MAX, sizeof(*ds));
     char err[WIRE_ERR_MAX];
     uint8_t *buf;
     size_t len;
     (void)state;
 
+    /* The largest legal report: every VM with the longest name and every field, a decision
+     * for each with a VM counterpart. It must fit the message limit and the unpack budget. */
     envelope(&in, WIRE_BODY_REPORT);
     for (size_t i = 0; i <= WIRE_VMS_MAX; i++) {
         snprintf(vms[i].uuid, sizeof(vms[i].uuid), "00000000-0000-4000-8000-%012zx", i);
-        snprintf(vms[i].name, sizeof(vms[i].name), "vm-%zu", i);
+        memset(vms[i].name, 'n', WIRE_NAME_MAX - 1);
+        vms[i].max_kib = vms[i].actual_kib = vms[i].target_kib = SCHED_KIB_MAX;
+        vms[i].unused_kib = vms[i].usable_kib = SCHED_KIB_MAX;
+        vms[i].has_unused = vms[i].has_usable = true;
+        vms[i].stats_age_ms = UINT64_MAX;
+        if (i < WIRE_VMS_MAX) {
+            snprintf(ds[i].uuid, sizeof(ds[i].uuid), "%s", vms[i].uuid);
+            snprintf(ds[i].counterpart, sizeof(ds[i].counterpart), "%s", vms[i].uuid);
+            ds[i].reason = SCHED_REASON_NEED_UNMET;
+            ds[i].old_target_kib = ds[i].new_target_kib = SCHED_KIB_MAX;
+        }
     }
     in.u.report.vms = vms;
     in.u.report.n_vms = WIRE_VMS_MAX;
+    in.u.report.decisions = ds;
+    in.u.report.n_decisions = WIRE_VMS_MAX;
+    if (wire_encode(&in, &buf, &len, err, sizeof(err)) != 0)
+        fail_msg("encode: %s", err);
+    print_message("largest legal report: %zu bytes\n", len);
+    assert_true(len <= WIRE_REQUEST_MAX_BYTES); /* what a server takes in one message */
+    free(buf);
     round_trip(&in, &out);
     assert_int_equal(out.u.report.n_vms, WIRE_VMS_MAX);
+    assert_int_equal(out.u.report.n_decisions, WIRE_VMS_MAX);
     wire_msg_clear(&out);
     in.u.report.n_vms = WIRE_VMS_MAX + 1;
     assert_int_equal(wire_encode(&in, &buf, &len, err, sizeof(err)), -EINVAL);
     free(vms);
+    free(ds);
+}
+
+static size_t
+put_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/* A report of as many 4-byte VM records (an empty uuid each) as fit in the message limit:
+ * about a million records, which protobuf-c would allocate one by one (~250 MB). Decoded in a
+ * child process, whose peak RSS is its own. Before the unpack budget: 265 MB peak. */
+static void
+test_hostile_report_bounded(void **state)
+{
+    size_t records = (WIRE_MSG_MAX_BYTES - 64) / 4, n = 0;
+    size_t report_len = records * 4;
+    uint8_t *buf = malloc(WIRE_MSG_MAX_BYTES);
+    struct rusage ru;
+    int status;
+    (void)state;
+
+    n += put_varint(buf + n, 1 << 3 | 0); /* protocol_version = 1 */
+    n += put_varint(buf + n, 1);
+    buf[n++] = 2 << 3 | 2; /* host_id = "hv1" */
+    buf[n++] = 3;
+    memcpy(buf + n, "hv1", 3);
+    n += 3;
+    n += put_varint(buf + n, 3 << 3 | 0); /* sequence = 1 */
+    n += put_varint(buf + n, 1);
+    n += put_varint(buf + n, 11 << 3 | 2); /* report */
+    n += put_varint(buf + n, report_len);
+    for (size_t i = 0; i < records; i++) {
+        static const uint8_t vm[4] = {3 << 3 | 2, 2, 1 << 3 | 2, 0}; /* vms { uuid: "" } */
+        memcpy(buf + n, vm, sizeof(vm));
+        n += sizeof(vm);
+    }
+    assert_true(n <= WIRE_MSG_MAX_BYTES);
+
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct wire_msg m;
+        char err[WIRE_ERR_MAX];
+        int rc = wire_decode(buf, n, &m, err, sizeof(err));
+        printf("hostile report of %zu records: rc=%d %s\n", records, rc, err);
+        _exit(rc == -E2BIG ? 0 : 1);
+    }
+    assert_int_equal(wait4(pid, &status, 0, &ru), pid);
+    print_message("hostile report: %zu bytes, %zu records, child peak RSS %ld KiB\n", n, records,
+                  ru.ru_maxrss);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    if (ru.ru_maxrss > 64 * 1024)
+        fail_msg("decoding a hostile report peaked at %ld KiB, want < 65536", ru.ru_maxrss);
+    free(buf);
 }
 
 int
@@ -258,7 +349,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_report_round_trip), cmocka_unit_test(test_other_bodies_round_trip),
         cmocka_unit_test(test_refusals),          cmocka_unit_test(test_garbage_and_size),
-        cmocka_unit_test(test_largest_report),
+        cmocka_unit_test(test_largest_report),    cmocka_unit_test(test_hostile_report_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
