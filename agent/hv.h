@@ -55,7 +55,8 @@ struct hv_vm {
 
 struct hv_host {
     uint64_t total_kib;
-    uint64_t available_kib; /* free + buffers + cached */
+    uint64_t
+        available_kib; /* what the host can give: MemAvailable where known (shmem is not free) */
 };
 
 struct hv_ops {

@@ -487,10 +487,14 @@ load_targets(struct agent *a)
     log_info(MODULE, "event=targets_resumed count=%zu", n);
 }
 
-/* Between rounds the agent looks for fresh guest stats several times per stats period. */
+/* Between rounds, while some VM is worth watching (round_watchful), the agent looks for fresh
+ * guest stats several times per stats period; otherwise it waits for the next round. Each look
+ * is a libvirt call, and on an idle host most of the agent's CPU is such calls. */
 static uint64_t
-poll_ms(const struct policy *policy)
+poll_ms(const struct policy *policy, bool watchful)
 {
+    if (!watchful)
+        return policy->interval_ms;
     uint64_t period_ms =
         policy->interval_ms < 1000 ? 1000 : (policy->interval_ms + 999) / 1000 * 1000;
     uint64_t poll = period_ms / POLLS_PER_STATS_PERIOD;
@@ -538,7 +542,7 @@ run(struct agent *a)
             if (next_ms < now)
                 next_ms = now; /* a slow round does not make the next ones rush */
         }
-        uint64_t wake = now + poll_ms(&a->state.policy);
+        uint64_t wake = now + poll_ms(&a->state.policy, round_watchful(a->round));
         if (!wait_for_next_round(a, wake < next_ms ? wake : next_ms))
             break;
     }

@@ -51,6 +51,7 @@ struct round {
     size_t n_vms;
     struct sched_plan plan;
     bool applied;
+    bool watchful;           /* see round_watchful() */
     unsigned stats_period_s; /* applied to the hypervisor; 0 = not yet (or lost with it) */
     struct log_limit outage;
     struct round_counters counters;
@@ -92,6 +93,12 @@ round_new(struct hv *hv, bool dry_run)
     r->tracker = tracker_new(STUCK_MIN_MS, RETRY_MIN_MS);
     make_buffers(r, FIRST_CAPACITY);
     return r;
+}
+
+bool
+round_watchful(const struct round *r)
+{
+    return r->watchful;
 }
 
 void
@@ -398,6 +405,24 @@ apply(struct round *r, uint64_t now_ms)
 
 /* ---- the round ---- */
 
+/* A VM whose next sample may call for memory: it is growing or waiting for memory, using it
+ * fast, or its outlook is below the grow target. */
+static bool
+worth_watching(const struct policy *policy,
+               const struct hv_vm *vm,
+               const struct sched_vm *s,
+               const struct sched_entry *e)
+{
+    uint64_t signal;
+
+    if (sched_reason_is_skip(e->reason) || e->reason == SCHED_REASON_AT_MAX)
+        return false;
+    if (e->reason == SCHED_REASON_GROW || e->reason == SCHED_REASON_NEED_UNMET || s->rate_kib_s)
+        return true;
+    return signal_of(policy, vm, &signal) &&
+           signal < util_add_sat(policy->vm_grow_target_unused_kib, e->lookahead_kib);
+}
+
 /* Plan on what was sampled and tracked, check the plan, apply it. */
 static int
 plan_and_apply(struct round *r, const struct policy *policy, uint64_t now_ms)
@@ -412,10 +437,12 @@ plan_and_apply(struct round *r, const struct policy *policy, uint64_t now_ms)
         log_err(MODULE, "event=plan_failed vms=%zu error=%s", r->n_vms, strerror(-rc));
         return rc;
     }
+    r->watchful = false;
     for (size_t k = 0; k < r->plan.n_entries; k++) {
         const struct sched_entry *e = &r->plan.entries[k];
         r->entry_of[e->vm] = e;
         log_state_change(&r->vms[e->vm], r->tracked[e->vm], e->reason);
+        r->watchful |= worth_watching(policy, &r->vms[e->vm], &r->snapshot[e->vm], e);
     }
     r->counters.rounds++;
     if (sched_check_plan(policy, &r->sched_host, r->snapshot, r->n_vms, &r->plan, msg,

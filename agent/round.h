@@ -55,6 +55,11 @@ struct round_view {
 
 struct round *round_new(struct hv *hv, bool dry_run);
 
+/* After the last plan: is some VM using memory fast, waiting for memory, or close to needing
+ * it (outlook below the grow target)? Then its next guest stats sample is worth looking for
+ * several times a stats period; otherwise the round interval is enough. */
+bool round_watchful(const struct round *round);
+
 /* Plan without applying (true) or apply again (false), from the next round on. */
 void round_set_dry_run(struct round *round, bool dry_run);
 

@@ -92,8 +92,9 @@ struct sched_vm {
 
 struct sched_host {
     uint64_t total_kib;
-    uint64_t available_kib; /* free + buffers + cached */
-    uint64_t horizon_ms;    /* from a guest's stats sample to a grant's arrival (predictive) */
+    uint64_t
+        available_kib;   /* what the host can give: MemAvailable where known (shmem is not free) */
+    uint64_t horizon_ms; /* from a guest's stats sample to a grant's arrival (predictive) */
 };
 
 enum sched_reason {

@@ -702,6 +702,28 @@ if want libvirtd_restart; then
     scenario_end "g3 +$(mib "$(mget granted_kib "$m_all")") MiB in $(mget grows "$m_all") grows ($(first_grant_text "$m")); across a restart (next grant $(sec $((resumed1 - t_restart))) s after it) and a kill (next grant $(sec $((resumed2 - t_kill))) s after it, $missed rounds missed); logged lost $n_lost, reconnected $n_back; g3's hog held ${held3} MiB"
 fi
 
+# ---- idle_cost ----
+# The agent's own cost where it spends most of its life: guests that need nothing. After the
+# guests settle, its CPU time over a 60 s window as a share of one core (it polls for fresh
+# guest stats four times a second), and its memory. Printed, not asserted (a benchmark number).
+agent_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$AGENT_PID/stat"; }
+if want idle_cost; then
+    scenario_begin idle_cost "the agent's own cost on idle guests: CPU share of one core, memory"
+    SCEN_TITLE="idle guests: CPU and memory of the agent"
+    guests_reset 352 "${E2E_GUESTS[@]}"
+    agent_start
+    wait_for "every guest reporting and every target settled" 90 \
+        eval 'all_stats "${E2E_GUESTS[@]}" && quiet 3 && rounds_done 5'
+    c0=$(agent_cpu_ticks) w0=$(now_ms)
+    event "measuring 60 s"
+    sleep 60
+    c1=$(agent_cpu_ticks) w1=$(now_ms)
+    idle_cpu=$(awk -v c="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" -v ms="$((w1 - w0))" \
+        'BEGIN { printf "%.3f", 100 * c / hz / (ms / 1000) }')
+    say "agent CPU over the idle window: ${idle_cpu}% of one core ($((c1 - c0)) ticks in $((w1 - w0)) ms, ${#E2E_GUESTS[@]} guests)"
+    scenario_end "agent ${idle_cpu}% of one core over 60 s with ${#E2E_GUESTS[@]} idle guests"
+fi
+
 # ======================================================================================
 TOTAL_S=$((SECONDS - T_START))
 {
