@@ -201,8 +201,19 @@ signal_of(const struct policy *policy, const struct hv_vm *vm, uint64_t *signal_
     return usable ? vm->has_usable : vm->has_unused;
 }
 
+/* The stats' age by the wall clock the backend stamps them with, but never less than the
+ * monotonic time since the agent first saw that sample: a wall clock stepped back must not
+ * make frozen stats look fresh. */
+static uint64_t
+stats_age_ms(const struct hv_vm *vm, const struct tracker_vm *t, uint64_t now_ms)
+{
+    uint64_t seen_ms =
+        t->sample_seen_ms && now_ms > t->sample_seen_ms ? now_ms - t->sample_seen_ms : 0;
+    return util_max_u64(vm->stats_age_ms, seen_ms);
+}
+
 static void
-to_sched_vm(const struct hv_vm *vm, const struct tracker_vm *t, struct sched_vm *s)
+to_sched_vm(const struct hv_vm *vm, const struct tracker_vm *t, uint64_t now_ms, struct sched_vm *s)
 {
     memset(s, 0, sizeof(*s));
     s->max_kib = vm->max_kib;
@@ -212,7 +223,7 @@ to_sched_vm(const struct hv_vm *vm, const struct tracker_vm *t, struct sched_vm 
     s->usable_kib = vm->usable_kib;
     s->min_kib = vm->min_kib;
     s->cap_kib = vm->cap_kib;
-    s->stats_age_ms = vm->stats_age_ms;
+    s->stats_age_ms = stats_age_ms(vm, t, now_ms);
     s->untouched_kib = t->untouched_kib;
     s->rate_kib_s = t->rate_kib_s;
     s->weight = vm->weight;
@@ -244,7 +255,7 @@ track(struct round *r, const struct policy *policy, uint64_t now_ms)
         }
         r->tracked[i] = t;
         r->sample_seen_ms[i] = t->sample_seen_ms;
-        to_sched_vm(vm, t, &r->snapshot[i]);
+        to_sched_vm(vm, t, now_ms, &r->snapshot[i]);
     }
 }
 

@@ -51,13 +51,23 @@ struct fault {
     int fail_rc;
     unsigned calls;
     unsigned enotconn_from; /* 0 = never */
+    bool frozen_stats;      /* every guest's stats stop, and the wall clock says they are new */
+    uint64_t frozen_stamp_ms[8];
 };
 
 static int
 fault_sample(void *ctx, struct hv_host *host, struct hv_vm *vms, size_t cap, size_t *n)
 {
     struct fault *f = ctx;
-    return f->real->ops->sample(f->real->ctx, host, vms, cap, n);
+    int rc = f->real->ops->sample(f->real->ctx, host, vms, cap, n);
+
+    for (size_t i = 0; rc == 0 && f->frozen_stats && i < *n && i < 8; i++) {
+        if (!f->frozen_stamp_ms[i])
+            f->frozen_stamp_ms[i] = vms[i].stats_stamp_ms;
+        vms[i].stats_stamp_ms = f->frozen_stamp_ms[i]; /* the same sample, again and again */
+        vms[i].stats_age_ms = 0;                       /* as a clock stepped back would say */
+    }
+    return rc;
 }
 
 static int
@@ -404,6 +414,31 @@ test_old_targets_are_not_taken_up(void **state)
     rmdir(dir);
 }
 
+/* Stats that stop arriving go stale after stale_stats_s even when the wall clock (stepped back)
+ * makes them look new: the agent counts their age from when it first saw them. */
+static void
+test_frozen_stats_go_stale_whatever_the_wall_clock(void **state)
+{
+    struct run run;
+    struct round_view view;
+    (void)state;
+
+    open_run(&run, false);
+    run.fault.frozen_stats = true;
+    for (int k = 0; k < 8; k++) {
+        round_run(run.round, &run.policy, sim_now_ms(run.sim));
+        sim_advance(run.sim, 1000);
+    }
+    round_get_view(run.round, &view);
+    for (size_t i = 0; i < view.n_vms; i++) {
+        const struct sched_entry *e = view.entry_of[i];
+        if (e->reason != SCHED_REASON_STALE_STATS)
+            fail_msg("%s: stats frozen for 7 s, stale after %u s: want stale_stats, got %s",
+                     view.vms[i].name, run.policy.stale_stats_s, sched_reason_name(e->reason));
+    }
+    close_run(&run);
+}
+
 int
 main(void)
 {
@@ -414,6 +449,7 @@ main(void)
         cmocka_unit_test(test_dry_run_sets_nothing),
         cmocka_unit_test(test_targets_in_flight_survive_a_restart),
         cmocka_unit_test(test_old_targets_are_not_taken_up),
+        cmocka_unit_test(test_frozen_stats_go_stale_whatever_the_wall_clock),
     };
     log_set_level(LOG_LEVEL_INFO);
     return cmocka_run_group_tests(tests, NULL, NULL);
