@@ -55,11 +55,11 @@
 #include "meminfo.h"
 #include "sched.h"
 #include "util.h"
+#include "vm_xml.h"
 
 #define MOD "libvirt"
 
-/* memsched's metadata namespace; libvirt 9.0 accepts a URN here (virsh metadata --uri). */
-#define META_URI "urn:memsched:vm:1"
+#define META_URI VM_XML_META_URI
 
 #define RETRY_FIRST_MS       1000u
 #define RETRY_MAX_MS         30000u
@@ -548,131 +548,6 @@ cache_commit(struct lv *lv)
     lv->n_next = 0;
 }
 
-/* ---- XML: the balloon device and memsched's overrides (libxml2, never string search) ---- */
-
-static xmlDocPtr
-xml_read(const char *text)
-{
-    return xmlReadMemory(text, (int)strnlen(text, INT_MAX), "libvirt.xml", NULL,
-                         XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-}
-
-static bool
-node_is(xmlNodePtr node, const char *name)
-{
-    return node->type == XML_ELEMENT_NODE && xmlStrcmp(node->name, BAD_CAST name) == 0;
-}
-
-/* From a domain's XML: a <memballoon> whose model is not "none". Returns 0 or -EINVAL. */
-static int
-parse_has_balloon(const char *xml, bool *has_balloon)
-{
-    xmlDocPtr doc = xml_read(xml);
-    xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
-    int rc = -EINVAL;
-
-    *has_balloon = false;
-    if (!root || !node_is(root, "domain"))
-        goto out;
-    for (xmlNodePtr dev = root->children; dev; dev = dev->next) {
-        if (!node_is(dev, "devices"))
-            continue;
-        for (xmlNodePtr n = dev->children; n; n = n->next) {
-            xmlChar *model;
-            if (!node_is(n, "memballoon"))
-                continue;
-            model = xmlGetProp(n, BAD_CAST "model");
-            if (!model || xmlStrcmp(model, BAD_CAST "none") != 0)
-                *has_balloon = true;
-            xmlFree(model);
-        }
-    }
-    rc = 0;
-out:
-    xmlFreeDoc(doc);
-    return rc;
-}
-
-struct lv_overrides {
-    bool managed;
-    uint64_t min_kib;
-    uint64_t cap_kib;
-    uint32_t weight;
-};
-
-/* A decimal number in [lo, hi], digits only: "+5", " 5", "5k" and "0x5" are refused. */
-static bool
-parse_uint(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-    uint64_t v = 0;
-
-    if (!*s)
-        return false;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9' || v > (UINT64_MAX - 9) / 10)
-            return false;
-        v = v * 10 + (uint64_t)(*s - '0');
-    }
-    if (v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
-}
-
-/*
- * memsched's metadata element: <vm managed="yes|no" min_mib="N" max_mib="N" weight="N"/>, every
- * attribute optional. Returns 0, or -EINVAL with the offending attribute's name in bad (the
- * element itself for a wrong element, an unknown attribute by its name: a typo must not pass).
- */
-static int
-parse_overrides(const char *xml, struct lv_overrides *ov, char *bad, size_t bad_len)
-{
-    xmlDocPtr doc = xml_read(xml);
-    xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
-    int rc = -EINVAL;
-
-    *ov = (struct lv_overrides){.managed = true};
-    copy_str(bad, bad_len, "element");
-    if (!root || !node_is(root, "vm"))
-        goto out;
-    for (xmlAttrPtr a = root->properties; a; a = a->next) {
-        const char *name = (const char *)a->name;
-        xmlChar *value = xmlNodeListGetString(doc, a->children, 1);
-        const char *v = value ? (const char *)value : "";
-        uint64_t n = 0;
-        bool ok;
-
-        if (strcmp(name, "managed") == 0) {
-            ok = strcmp(v, "yes") == 0 || strcmp(v, "no") == 0;
-            ov->managed = strcmp(v, "no") != 0;
-        } else if (strcmp(name, "min_mib") == 0) {
-            ok = parse_uint(v, 1, SCHED_KIB_MAX / MIB, &n);
-            ov->min_kib = n * MIB;
-        } else if (strcmp(name, "max_mib") == 0) {
-            ok = parse_uint(v, 1, SCHED_KIB_MAX / MIB, &n);
-            ov->cap_kib = n * MIB;
-        } else if (strcmp(name, "weight") == 0) {
-            ok = parse_uint(v, 1, SCHED_WEIGHT_MAX, &n);
-            ov->weight = (uint32_t)n;
-        } else {
-            ok = false;
-        }
-        xmlFree(value);
-        if (!ok) {
-            copy_str(bad, bad_len, name);
-            goto out;
-        }
-    }
-    if (ov->min_kib && ov->cap_kib && ov->min_kib > ov->cap_kib) {
-        copy_str(bad, bad_len, "min_mib");
-        goto out;
-    }
-    rc = 0;
-out:
-    xmlFreeDoc(doc);
-    return rc;
-}
-
 /* ---- connection ---- */
 
 static void
@@ -973,7 +848,7 @@ add_cached(struct lv *lv, virDomainPtr dom, struct hv_vm *vm)
                 return rc;
             d->has_balloon = true; /* unknown: set_target will hear it from libvirt */
         } else {
-            if (parse_has_balloon(xml, &d->has_balloon) < 0) {
+            if (vm_xml_has_balloon(xml, &d->has_balloon) < 0) {
                 log_debug(MOD, "vm=%s event=unparsable_xml", vm->uuid);
                 d->has_balloon = true;
             }
@@ -983,7 +858,7 @@ add_cached(struct lv *lv, virDomainPtr dom, struct hv_vm *vm)
     }
 
     if (!d->meta_valid) {
-        struct lv_overrides ov = {.managed = true};
+        struct vm_overrides ov = {.managed = true};
         char bad[64];
         char *xml = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, META_URI,
                                          VIR_DOMAIN_AFFECT_LIVE);
@@ -1002,7 +877,7 @@ add_cached(struct lv *lv, virDomainPtr dom, struct hv_vm *vm)
                 ov.managed = false;
             }
         } else {
-            if (parse_overrides(xml, &ov, bad, sizeof(bad)) < 0) {
+            if (vm_xml_overrides(xml, &ov, bad, sizeof(bad)) < 0) {
                 uint64_t h = hash_str(xml);
                 /* Never guess what a malformed value meant: unmanaged, and said once. */
                 if (h != d->bad_meta_hash)
@@ -1011,7 +886,7 @@ add_cached(struct lv *lv, virDomainPtr dom, struct hv_vm *vm)
                              "action=unmanaged",
                              vm->uuid, vm->name, bad, META_URI);
                 d->bad_meta_hash = h;
-                ov = (struct lv_overrides){.managed = false};
+                ov = (struct vm_overrides){.managed = false};
             } else {
                 d->bad_meta_hash = 0;
             }

@@ -40,8 +40,7 @@ now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static void
-virsh(const char *fmt, ...)
+static void __attribute__((format(printf, 1, 2))) virsh(const char *fmt, ...)
 {
     char args[512], cmd[1024];
     va_list ap;

@@ -70,7 +70,6 @@ struct want {
     uint64_t vm;     /* vm_kib */
     uint64_t host;   /* host_kib */
     uint64_t need;   /* need_kib */
-    uint64_t lookahead;
 };
 
 struct sched_case {
@@ -80,6 +79,7 @@ struct sched_case {
     size_t n;
     struct vm_spec vms[CASE_VMS_MAX];
     struct want want[CASE_VMS_MAX];
+    uint64_t lookahead[CASE_VMS_MAX]; /* each VM's expected lookahead_kib (0 unless given) */
     struct sched_summary sum;
 };
 
@@ -359,7 +359,8 @@ static const struct sched_case cases[] = {
         .host = {.total_kib = MIB(65536), .available_kib = MIB(8192), .horizon_ms = 3000},
         .n = 1,
         .vms = {{.actual = MIB(2048), .unused = MIB(150), .rate = MIB(50)}},
-        .want = {{SCHED_REASON_GROW, MIB(2248), HOST, 0, MIB(200), MIB(200), MIB(150)}},
+        .want = {{SCHED_REASON_GROW, MIB(2248), HOST, 0, MIB(200), MIB(200)}},
+        .lookahead = {MIB(150)},
         .sum = {.need_kib = MIB(200),
                 .granted_kib = MIB(200),
                 .host_granted_kib = MIB(200),
@@ -383,7 +384,8 @@ static const struct sched_case cases[] = {
         .host = {.total_kib = MIB(65536), .available_kib = MIB(8192), .horizon_ms = 3000},
         .n = 1,
         .vms = {{.actual = MIB(2048), .unused = MIB(400), .rate = MIB(100)}},
-        .want = {{SCHED_REASON_IN_BAND, MIB(2048), NOBODY, 0, 0, 0, MIB(300)}},
+        .want = {KEEP(SCHED_REASON_IN_BAND, MIB(2048))},
+        .lookahead = {MIB(300)},
         .sum = {.host_budget_kib = MIB(8192)},
     },
     {
@@ -397,9 +399,10 @@ static const struct sched_case cases[] = {
         .want =
             {
                 {SCHED_REASON_GROW, MIB(2105), HOST, MIB(7), MIB(50), MIB(110)},
-                {SCHED_REASON_GROW, MIB(2105), 2, MIB(57), 0, MIB(140), MIB(60)},
+                {SCHED_REASON_GROW, MIB(2105), 2, MIB(57), 0, MIB(140)},
                 {SCHED_REASON_SHRINK, MIB(1984), 1, MIB(64), 0, 0},
             },
+        .lookahead = {0, MIB(60)},
         .sum = {.need_kib = MIB(250),
                 .granted_kib = MIB(114),
                 .transferred_kib = MIB(64),
@@ -1165,7 +1168,7 @@ check_entries(struct diff *d, const struct sched_case *c, const struct sched_ent
         diff_u64(d, (long)i, "vm_kib", w->vm, e->vm_kib);
         diff_u64(d, (long)i, "host_kib", w->host, e->host_kib);
         diff_u64(d, (long)i, "need_kib", w->need, e->need_kib);
-        diff_u64(d, (long)i, "lookahead_kib", w->lookahead, e->lookahead_kib);
+        diff_u64(d, (long)i, "lookahead_kib", c->lookahead[i], e->lookahead_kib);
     }
 }
 

@@ -1,0 +1,129 @@
+/*
+ * vm_xml.c - the balloon device of a domain's XML and memsched's metadata element (libxml2).
+ */
+#include "vm_xml.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+
+#include "sched.h"
+
+#define MIB 1024u
+
+static xmlDocPtr
+xml_read(const char *text)
+{
+    return xmlReadMemory(text, (int)strnlen(text, INT_MAX), "libvirt.xml", NULL,
+                         XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+}
+
+static bool
+node_is(xmlNodePtr node, const char *name)
+{
+    return node->type == XML_ELEMENT_NODE && xmlStrcmp(node->name, BAD_CAST name) == 0;
+}
+
+int
+vm_xml_has_balloon(const char *xml, bool *has_balloon)
+{
+    xmlDocPtr doc = xml_read(xml);
+    xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
+    int rc = -EINVAL;
+
+    *has_balloon = false;
+    if (!root || !node_is(root, "domain"))
+        goto out;
+    for (xmlNodePtr dev = root->children; dev; dev = dev->next) {
+        if (!node_is(dev, "devices"))
+            continue;
+        for (xmlNodePtr n = dev->children; n; n = n->next) {
+            xmlChar *model;
+            if (!node_is(n, "memballoon"))
+                continue;
+            model = xmlGetProp(n, BAD_CAST "model");
+            if (!model || xmlStrcmp(model, BAD_CAST "none") != 0)
+                *has_balloon = true;
+            xmlFree(model);
+        }
+    }
+    rc = 0;
+out:
+    xmlFreeDoc(doc);
+    return rc;
+}
+
+
+/* A decimal number in [lo, hi], digits only: "+5", " 5", "5k" and "0x5" are refused. */
+static bool
+parse_uint(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > (UINT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    if (v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+int
+vm_xml_overrides(const char *xml, struct vm_overrides *ov, char *bad, size_t bad_len)
+{
+    xmlDocPtr doc = xml_read(xml);
+    xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
+    int rc = -EINVAL;
+
+    *ov = (struct vm_overrides){.managed = true};
+    snprintf(bad, bad_len, "element");
+    if (!root || !node_is(root, "vm"))
+        goto out;
+    for (xmlAttrPtr a = root->properties; a; a = a->next) {
+        const char *name = (const char *)a->name;
+        xmlChar *value = xmlNodeListGetString(doc, a->children, 1);
+        const char *v = value ? (const char *)value : "";
+        uint64_t n = 0;
+        bool ok;
+
+        if (strcmp(name, "managed") == 0) {
+            ok = strcmp(v, "yes") == 0 || strcmp(v, "no") == 0;
+            ov->managed = strcmp(v, "no") != 0;
+        } else if (strcmp(name, "min_mib") == 0) {
+            ok = parse_uint(v, 1, SCHED_KIB_MAX / MIB, &n);
+            ov->min_kib = n * MIB;
+        } else if (strcmp(name, "max_mib") == 0) {
+            ok = parse_uint(v, 1, SCHED_KIB_MAX / MIB, &n);
+            ov->cap_kib = n * MIB;
+        } else if (strcmp(name, "weight") == 0) {
+            ok = parse_uint(v, 1, SCHED_WEIGHT_MAX, &n);
+            ov->weight = (uint32_t)n;
+        } else {
+            ok = false;
+        }
+        xmlFree(value);
+        if (!ok) {
+            snprintf(bad, bad_len, "%s", name);
+            *ov = (struct vm_overrides){.managed = true};
+            goto out;
+        }
+    }
+    if (ov->min_kib && ov->cap_kib && ov->min_kib > ov->cap_kib) {
+        snprintf(bad, bad_len, "min_mib");
+        *ov = (struct vm_overrides){.managed = true};
+        goto out;
+    }
+    rc = 0;
+out:
+    xmlFreeDoc(doc);
+    return rc;
+}

@@ -1,0 +1,108 @@
+/*
+ * test_vm_xml.c - the balloon device of a domain's XML and memsched's metadata element.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "vm_xml.h"
+
+#define MIB(x)        ((uint64_t)(x)*1024)
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+static void
+test_balloon_device(void **state)
+{
+    bool has = false;
+    (void)state;
+
+    assert_int_equal(vm_xml_has_balloon("<domain><devices><memballoon model='virtio'/></devices>"
+                                        "</domain>",
+                                        &has),
+                     0);
+    assert_true(has);
+    assert_int_equal(vm_xml_has_balloon("<domain><devices><memballoon model='none'/></devices>"
+                                        "</domain>",
+                                        &has),
+                     0);
+    assert_false(has);
+    assert_int_equal(vm_xml_has_balloon("<domain><devices/></domain>", &has), 0);
+    assert_false(has);
+    assert_int_equal(vm_xml_has_balloon("<network/>", &has), -EINVAL);
+    assert_int_equal(vm_xml_has_balloon("<domain><devices>", &has), -EINVAL);
+    assert_int_equal(vm_xml_has_balloon("", &has), -EINVAL);
+}
+
+static void
+test_overrides_accepted(void **state)
+{
+    struct vm_overrides ov;
+    char bad[32] = "";
+    (void)state;
+
+    assert_int_equal(vm_xml_overrides("<vm/>", &ov, bad, sizeof(bad)), 0);
+    assert_true(ov.managed);
+    assert_int_equal(ov.min_kib, 0);
+    assert_int_equal(
+        vm_xml_overrides("<vm managed='no' min_mib='512' max_mib='4096' weight='200'/>", &ov, bad,
+                         sizeof(bad)),
+        0);
+    assert_false(ov.managed);
+    assert_int_equal(ov.min_kib, MIB(512));
+    assert_int_equal(ov.cap_kib, MIB(4096));
+    assert_int_equal(ov.weight, 200);
+}
+
+/* Every malformed element is refused, naming what is wrong, and leaves the defaults. */
+static void
+test_overrides_refused(void **state)
+{
+    const struct {
+        const char *xml;
+        const char *bad;
+    } cases[] = {
+        {"<vm managed='maybe'/>", "managed"},
+        {"<vm min_mib='0'/>", "min_mib"},
+        {"<vm min_mib='+5'/>", "min_mib"},
+        {"<vm min_mib=' 5'/>", "min_mib"},
+        {"<vm min_mib='5k'/>", "min_mib"},
+        {"<vm min_mib='0x5'/>", "min_mib"},
+        {"<vm min_mib='99999999999999999999999'/>", "min_mib"},
+        {"<vm max_mib=''/>", "max_mib"},
+        {"<vm weight='1001'/>", "weight"},
+        {"<vm weight='0'/>", "weight"},
+        {"<vm wieght='5'/>", "wieght"},
+        {"<vm min_mib='600' max_mib='500'/>", "min_mib"},
+        {"<host/>", "element"},
+        {"<vm", "element"},
+        {"not xml", "element"},
+    };
+    (void)state;
+
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        struct vm_overrides ov;
+        char bad[32] = "";
+        int rc = vm_xml_overrides(cases[i].xml, &ov, bad, sizeof(bad));
+        if (rc != -EINVAL || strcmp(bad, cases[i].bad) != 0)
+            fail_msg("%s: want -EINVAL naming %s, got %d naming %s", cases[i].xml, cases[i].bad, rc,
+                     bad);
+        if (!ov.managed || ov.min_kib || ov.cap_kib || ov.weight)
+            fail_msg("%s: refused but left overrides behind", cases[i].xml);
+    }
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_balloon_device),
+        cmocka_unit_test(test_overrides_accepted),
+        cmocka_unit_test(test_overrides_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
