@@ -2,11 +2,13 @@
  * fuzz_wire.c - libFuzzer harness for wire_decode(), the gate every received message passes.
  *
  * Whatever the bytes, decoding must not crash, leak or accept something it would refuse to
- * send: an accepted message is encoded again (which re-validates it) and must decode to the
- * same body.
+ * send: an accepted message is encoded again (which re-validates it), must decode to the same
+ * body, and that decoded copy must encode to the very same bytes - every field survived the
+ * round trip, not just the message's type.
  */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "wire.h"
 
@@ -17,8 +19,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char err[WIRE_ERR_MAX];
     struct wire_msg msg, again;
-    uint8_t *buf;
-    size_t len;
+    uint8_t *buf, *buf2;
+    size_t len, len2;
 
     if (wire_decode(data, size, &msg, err, sizeof(err)) != 0)
         return 0;
@@ -26,6 +28,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort(); /* accepted on the way in, refused on the way out */
     if (wire_decode(buf, len, &again, err, sizeof(err)) != 0 || again.body != msg.body)
         abort();
+    if (wire_encode(&again, &buf2, &len2, err, sizeof(err)) != 0 || len2 != len ||
+        memcmp(buf, buf2, len) != 0)
+        abort(); /* a field changed on the way through decode and encode */
+    free(buf2);
     wire_msg_clear(&again);
     wire_msg_clear(&msg);
     free(buf);
