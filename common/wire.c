@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "memsched.pb-c.h"
+#include "scope.h"
 
 static void
 fill_policy(const struct policy *p, Memsched__Policy *msg)
@@ -155,27 +156,13 @@ valid_uuid(const char *s)
     return true;
 }
 
-/* "fleet", "label:KEY=VALUE" or "host:ID". */
+/* "fleet", "label:KEY=VALUE" or "host:ID" (scope.h). */
 static bool
 valid_scope(const char *s)
 {
-    char key[WIRE_LABEL_KEY_MAX];
+    struct scope parsed;
 
-    if (!wire_text_valid(s, WIRE_SCOPE_MAX, false))
-        return false;
-    if (strcmp(s, "fleet") == 0)
-        return true;
-    if (strncmp(s, "host:", 5) == 0)
-        return wire_host_id_valid(s + 5);
-    if (strncmp(s, "label:", 6) != 0)
-        return false;
-    const char *eq = strchr(s + 6, '=');
-    if (!eq || (size_t)(eq - (s + 6)) >= sizeof(key))
-        return false;
-    memcpy(key, s + 6, (size_t)(eq - (s + 6)));
-    key[eq - (s + 6)] = '\0';
-    return wire_token_valid(key, sizeof(key)) &&
-           wire_text_valid(eq + 1, WIRE_LABEL_VALUE_MAX, false);
+    return scope_parse(s, &parsed) == 0;
 }
 
 __attribute__((format(printf, 3, 4))) static int

@@ -24,10 +24,7 @@
 #define WIRE_UUID_LEN          37
 #define WIRE_NAME_MAX          128
 #define WIRE_VERSION_MAX       32
-#define WIRE_LABEL_KEY_MAX     64
-#define WIRE_LABEL_VALUE_MAX   128
 #define WIRE_LABELS_MAX        16
-#define WIRE_SCOPE_MAX         200
 #define WIRE_REASON_MAX        256
 #define WIRE_VMS_MAX           4096 /* VMs in one report */
 /* What unpacking one agent message may allocate: the largest legal report (WIRE_VMS_MAX VMs

@@ -8,7 +8,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define WIRE_HOST_ID_MAX 64 /* including the NUL */
+#define WIRE_HOST_ID_MAX     64 /* including the NUL, as every bound below */
+#define WIRE_LABEL_KEY_MAX   64
+#define WIRE_LABEL_VALUE_MAX 128
+#define WIRE_SCOPE_MAX       200
 
 /* The string rules every received field follows. A token is 1 to max-1 characters of
  * [A-Za-z0-9._-] (host ids, label keys, commands); text is shorter than max with no control

@@ -29,6 +29,7 @@
 
 #include "policy.h"
 #include "sched.h"
+#include "scope.h"
 
 #define OPTIONS_MAX           4
 #define AUTHOR_DEFAULT        "memschedctl"
@@ -572,9 +573,9 @@ count_option(
 
 /* Parse a --scope value. */
 static enum control_status
-scope_option(struct call *c, const char *text, struct fleet_scope *scope)
+scope_option(struct call *c, const char *text, struct scope *scope)
 {
-    if (fleet_scope_parse(text, scope) < 0)
+    if (scope_parse(text, scope) < 0)
         return fail(c, CONTROL_USAGE,
                     "%s: bad scope '%s': expected fleet, label:KEY=VALUE or host:ID", c->cmd->name,
                     text);
@@ -1217,9 +1218,9 @@ each_history_scope(const struct store_policy_entry *e, void *ctx)
 static int
 scope_rank(const char *scope)
 {
-    struct fleet_scope parsed;
+    struct scope parsed;
 
-    return fleet_scope_parse(scope, &parsed) == 0 ? (int)parsed.kind : 3;
+    return scope_parse(scope, &parsed) == 0 ? (int)parsed.kind : 3;
 }
 
 static int
@@ -1347,7 +1348,7 @@ standing_state(const struct standing *s)
 static int
 standing_get(struct call *c,
              const struct known_host *h,
-             const struct fleet_scope *only,
+             const struct scope *only,
              struct standing *s,
              char *err,
              size_t err_len)
@@ -1367,7 +1368,7 @@ standing_get(struct call *c,
         s->holds = info.policy_version;
         s->liveness = info.liveness;
     }
-    if (only && !fleet_scope_matches(only, h->id, labels, n_labels))
+    if (only && !scope_matches(only, h->id, labels, n_labels))
         return 1;
     rc = store_policy_for_host(c->cc->store, h->id, labels, n_labels, &s->should, err, err_len);
     if (rc < 0 && rc != -ENOENT)
@@ -1438,7 +1439,7 @@ struct show {
 };
 
 static enum control_status
-show_collect(struct call *c, struct show *sh, const struct fleet_scope *only)
+show_collect(struct call *c, struct show *sh, const struct scope *only)
 {
     char err[STORE_ERR_MAX] = "";
     struct standing s;
@@ -1502,7 +1503,7 @@ cmd_policy_show(struct call *c)
         {"SHOULD HOLD", false}, {"STATE", false},    {"LAST ACK", false},
     };
     struct show sh = {.table = {.cols = cols, .n_cols = 6}};
-    struct fleet_scope scope;
+    struct scope scope;
     const char *text = opt(c, "scope");
     enum control_status st = text ? scope_option(c, text, &scope) : CONTROL_OK;
 
@@ -1529,7 +1530,7 @@ cmd_policy_show(struct call *c)
 
 struct policy_change {
     const char *scope;
-    struct fleet_scope parsed;
+    struct scope parsed;
     struct policy base, next;
     uint64_t base_version; /* 0: the defaults */
     const char *base_scope;
@@ -1609,7 +1610,7 @@ count_in_scope(const struct fleet_host_info *h, void *ctx)
 {
     struct policy_change *pc = ctx;
 
-    if (fleet_scope_matches(&pc->parsed, h->host_id, h->labels, h->n_labels))
+    if (scope_matches(&pc->parsed, h->host_id, h->labels, h->n_labels))
         pc->hosts_in_scope++;
     return 0;
 }
@@ -1632,7 +1633,7 @@ set_reach(struct call *c, struct policy_change *pc)
     char err[STORE_ERR_MAX];
 
     fleet_hosts_each(c->cc->fleet, count_in_scope, pc);
-    if (pc->parsed.kind != FLEET_SCOPE_HOST)
+    if (pc->parsed.kind != SCOPE_HOST)
         return;
     pc->host_known = pc->hosts_in_scope > 0;
     if (!pc->host_known)
@@ -1660,7 +1661,7 @@ static enum control_status
 set_render(struct call *c, const struct policy_change *pc)
 {
     const char *author = c->req->author[0] ? c->req->author : AUTHOR_DEFAULT;
-    bool unknown_host = pc->parsed.kind == FLEET_SCOPE_HOST && !pc->host_known;
+    bool unknown_host = pc->parsed.kind == SCOPE_HOST && !pc->host_known;
     struct text out;
 
     if (c->req->json) {
@@ -1672,7 +1673,7 @@ set_render(struct call *c, const struct policy_change *pc)
         jset(o, "based_on_version", pc->base_version ? ju64(pc->base_version) : json_null());
         jset(o, "changes", changes_json(&pc->base, &pc->next));
         jset(o, "hosts_in_scope", ju64(pc->hosts_in_scope));
-        if (pc->parsed.kind == FLEET_SCOPE_HOST)
+        if (pc->parsed.kind == SCOPE_HOST)
             jset(o, "host_known", jcheck(json_boolean(pc->host_known)));
         jset(o, "policy", policy_json(&pc->next));
         jset(root, "policy", o);
@@ -1833,7 +1834,7 @@ static enum control_status
 cmd_policy_history(struct call *c)
 {
     struct history h = {0};
-    struct fleet_scope scope;
+    struct scope scope;
     const char *text = opt(c, "scope");
     char err[STORE_ERR_MAX] = "";
     uint64_t limit;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "scope.h"
 #include "util.h"
 #include "wire.h"
 
@@ -546,7 +547,7 @@ coordinator_tick(struct coordinator *c, uint64_t now_ms, uint64_t now_wall)
 
 struct push_scope {
     struct coordinator *c;
-    struct fleet_scope scope;
+    struct scope scope;
     uint64_t version;
 };
 
@@ -556,8 +557,7 @@ push_if_in_scope(const struct fleet_host_info *host, void *ctx)
     struct push_scope *p = ctx;
     struct session *s = session_find(p->c, host->host_id, false);
 
-    if (s && s->greeted &&
-        fleet_scope_matches(&p->scope, host->host_id, host->labels, host->n_labels))
+    if (s && s->greeted && scope_matches(&p->scope, host->host_id, host->labels, host->n_labels))
         offer_policy(p->c, s, host->policy_version);
     return 0;
 }
@@ -568,7 +568,7 @@ coordinator_policy_added(struct coordinator *c, uint64_t version, const char *sc
     struct push_scope p = {.c = c, .version = version};
 
     c->policy_generation++; /* every host's policy must be looked up again */
-    if (fleet_scope_parse(scope, &p.scope) < 0)
+    if (scope_parse(scope, &p.scope) < 0)
         return;
     log_info(MODULE, "event=policy_added version=%" PRIu64 " scope=%s", version, scope);
     fleet_hosts_each(c->fleet, push_if_in_scope, &p);

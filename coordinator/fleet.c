@@ -157,61 +157,6 @@ fleet_uuid_format(const uint8_t uuid[FLEET_UUID_BYTES], char out[WIRE_UUID_LEN])
     out[o] = '\0';
 }
 
-int
-fleet_scope_parse(const char *text, struct fleet_scope *scope)
-{
-    struct fleet_scope s;
-
-    memset(&s, 0, sizeof(s));
-    if (!text || strnlen(text, WIRE_SCOPE_MAX) >= WIRE_SCOPE_MAX)
-        return -EINVAL;
-    if (strcmp(text, "fleet") == 0) {
-        s.kind = FLEET_SCOPE_FLEET;
-    } else if (strncmp(text, "host:", 5) == 0) {
-        if (!wire_host_id_valid(text + 5))
-            return -EINVAL;
-        s.kind = FLEET_SCOPE_HOST;
-        strcpy(s.host_id, text + 5);
-    } else if (strncmp(text, "label:", 6) == 0) {
-        const char *key = text + 6, *eq = strchr(key, '=');
-        char k[WIRE_LABEL_KEY_MAX];
-        if (!eq || (size_t)(eq - key) >= sizeof(k))
-            return -EINVAL;
-        memcpy(k, key, (size_t)(eq - key));
-        k[eq - key] = '\0';
-        if (!wire_token_valid(k, sizeof(k)) ||
-            !wire_text_valid(eq + 1, WIRE_LABEL_VALUE_MAX, false))
-            return -EINVAL;
-        s.kind = FLEET_SCOPE_LABEL;
-        strcpy(s.label, key); /* fits: key < 64 and value < 128 make it < FLEET_LABEL_MAX */
-    } else {
-        return -EINVAL;
-    }
-    *scope = s;
-    return 0;
-}
-
-bool
-fleet_scope_matches(const struct fleet_scope *scope,
-                    const char *host_id,
-                    const char *const *labels,
-                    size_t n_labels)
-{
-    switch (scope->kind) {
-    case FLEET_SCOPE_FLEET:
-        return true;
-    case FLEET_SCOPE_HOST:
-        return strcmp(scope->host_id, host_id) == 0;
-    case FLEET_SCOPE_LABEL:
-        for (size_t i = 0; i < n_labels; i++) {
-            if (strcmp(scope->label, labels[i]) == 0)
-                return true;
-        }
-        return false;
-    }
-    return false;
-}
-
 const char *
 fleet_liveness_name(enum fleet_liveness liveness)
 {

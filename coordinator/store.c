@@ -26,10 +26,10 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "fleet.h"
+#include "scope.h"
 
 #define POLICY_TEXT_MAX 2048
-#define LABELS_TEXT_MAX (WIRE_LABELS_MAX * FLEET_LABEL_MAX)
+#define LABELS_TEXT_MAX (WIRE_LABELS_MAX * SCOPE_LABEL_MAX)
 #define BUSY_TIMEOUT_MS 5000
 
 enum stmt {
@@ -463,14 +463,14 @@ store_policy_add(struct store *s,
                  size_t err_len)
 {
     sqlite3_stmt *st = stmt_begin(s, STMT_POLICY_INSERT);
-    struct fleet_scope parsed;
+    struct scope parsed;
     char text[POLICY_TEXT_MAX];
     int rc;
 
     /* Its version must be durable before anyone pushes it: a rolled-back batch could hand the
      * same number to another policy. */
     assert(!s->in_batch);
-    if (fleet_scope_parse(scope, &parsed) < 0)
+    if (scope_parse(scope, &parsed) < 0)
         return fail(err, err_len, "store: scope '%s' is not fleet, label:KEY=VALUE or host:ID",
                     scope ? scope : "");
     rc = policy_validate(p, err, err_len);
@@ -744,7 +744,7 @@ store_host_upsert(struct store *s,
 {
     sqlite3_stmt *st = stmt_begin(s, STMT_HOST_UPSERT);
     char text[LABELS_TEXT_MAX], scope[WIRE_SCOPE_MAX];
-    struct fleet_scope parsed;
+    struct scope parsed;
     size_t used = 0;
     int rc = 0;
 
@@ -758,7 +758,7 @@ store_host_upsert(struct store *s,
          * control characters, so one per line is unambiguous. */
         if ((size_t)snprintf(scope, sizeof(scope), "label:%s", labels[i] ? labels[i] : "") >=
                 sizeof(scope) ||
-            fleet_scope_parse(scope, &parsed) < 0)
+            scope_parse(scope, &parsed) < 0)
             return fail(err, err_len, "store: host %s: bad label '%s'", host_id,
                         labels[i] ? labels[i] : "");
         used +=
