@@ -39,10 +39,8 @@ static void say_hello(struct link *l, size_t which, uint64_t policy_version);
 int
 link_new(const struct link_options *opts, struct link **out, char *err, size_t err_len)
 {
-    struct link *l = calloc(1, sizeof(*l));
+    struct link *l = util_xcalloc(1, sizeof(*l));
 
-    if (!l)
-        abort();
     if (!wire_host_id_valid(opts->host_id)) {
         snprintf(err, err_len, "host_id '%s' must be 1-63 of [A-Za-z0-9._-]", opts->host_id);
         free(l);
@@ -151,10 +149,8 @@ grow_buffers(struct link *l, size_t n)
     if (n <= l->capacity)
         return;
     l->capacity = n;
-    l->vms = realloc(l->vms, n * sizeof(*l->vms));
-    l->decisions = realloc(l->decisions, n * sizeof(*l->decisions));
-    if (!l->vms || !l->decisions)
-        abort();
+    l->vms = util_xrealloc(l->vms, n, sizeof(*l->vms));
+    l->decisions = util_xrealloc(l->decisions, n, sizeof(*l->decisions));
 }
 
 static void

@@ -30,6 +30,7 @@
 #include "policy.h"
 #include "sched.h"
 #include "scope.h"
+#include "util.h"
 
 #define OPTIONS_MAX           4
 #define AUTHOR_DEFAULT        "memschedctl"
@@ -41,35 +42,7 @@
 #define HISTORY_LIMIT_MAX     10000
 #define TABLE_COLS_MAX        16
 
-/* ---- memory: out of memory aborts (systemd restarts the daemon) ---- */
-
-static void
-oom(void)
-{
-    fputs("control: out of memory\n", stderr);
-    abort();
-}
-
-static void *
-xreallocarray(void *p, size_t n, size_t size)
-{
-    if (size && n > SIZE_MAX / size)
-        oom();
-    p = realloc(p, n && size ? n * size : 1);
-    if (!p)
-        oom();
-    return p;
-}
-
-static char *
-xstrdup(const char *s)
-{
-    char *copy = strdup(s);
-
-    if (!copy)
-        oom();
-    return copy;
-}
+/* ---- memory: out of memory aborts (util.h; systemd restarts the daemon) ---- */
 
 static char *xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
@@ -79,7 +52,7 @@ xvasprintf(const char *fmt, va_list ap)
     char *s;
 
     if (vasprintf(&s, fmt, ap) < 0)
-        oom();
+        util_oom();
     return s;
 }
 
@@ -153,7 +126,7 @@ text_open(struct text *t)
     t->len = 0;
     t->f = open_memstream(&t->buf, &t->len);
     if (!t->f)
-        oom();
+        util_oom();
     return t->f;
 }
 
@@ -162,7 +135,7 @@ static enum control_status
 text_reply(struct call *c, struct text *t)
 {
     if (fclose(t->f) != 0)
-        oom();
+        util_oom();
     free(*c->body);
     *c->body = t->buf;
     return CONTROL_OK;
@@ -190,7 +163,7 @@ table_add(struct table *t, const char *fmt, ...)
 
     if (t->n_cells == t->cap_cells) {
         t->cap_cells = t->cap_cells ? 2 * t->cap_cells : 64;
-        t->cells = xreallocarray(t->cells, t->cap_cells, sizeof(*t->cells));
+        t->cells = util_xrealloc(t->cells, t->cap_cells, sizeof(*t->cells));
     }
     va_start(ap, fmt);
     t->cells[t->n_cells++] = xvasprintf(fmt, ap);
@@ -331,7 +304,7 @@ static json_t *
 jcheck(json_t *v)
 {
     if (!v)
-        oom();
+        util_oom();
     return v;
 }
 
@@ -360,7 +333,7 @@ jstr(const char *s)
     json_t *v = json_string(s);
 
     if (!v) {
-        char *copy = xstrdup(s);
+        char *copy = util_xstrdup(s);
         for (char *p = copy; *p; p++) {
             if ((unsigned char)*p >= 0x80)
                 *p = '?';
@@ -375,14 +348,14 @@ static void
 jset(json_t *obj, const char *key, json_t *v)
 {
     if (json_object_set_new(obj, key, jcheck(v)) < 0)
-        oom();
+        util_oom();
 }
 
 static void
 jpush(json_t *arr, json_t *v)
 {
     if (json_array_append_new(arr, jcheck(v)) < 0)
-        oom();
+        util_oom();
 }
 
 /* Dump root (consumed) as the body. */
@@ -393,7 +366,7 @@ json_reply(struct call *c, json_t *root)
 
     json_decref(root);
     if (!s)
-        oom();
+        util_oom();
     free(*c->body);
     *c->body = s;
     return CONTROL_OK;
@@ -988,7 +961,7 @@ compare_vms(const void *pa, const void *pb, void *pchoice)
 static void
 host_vms_each(const struct fleet_host_info *h, const struct sort_choice *s, struct rows *r)
 {
-    const struct fleet_vm **refs = xreallocarray(NULL, h->n_vms, sizeof(*refs));
+    const struct fleet_vm **refs = util_xrealloc(NULL, h->n_vms, sizeof(*refs));
 
     for (size_t i = 0; i < h->n_vms; i++)
         refs[i] = &h->vms[i];
@@ -1206,10 +1179,10 @@ each_history_scope(const struct store_policy_entry *e, void *ctx)
     if (json_object_get(s->seen, e->scope))
         return 0; /* walked newest first: the first seen of a scope is its newest */
     if (json_object_set_new_nocheck(s->seen, e->scope, json_true()) < 0)
-        oom();
+        util_oom();
     if (s->n == s->cap) {
         s->cap = s->cap ? 2 * s->cap : 16;
-        s->entries = xreallocarray(s->entries, s->cap, sizeof(*s->entries));
+        s->entries = util_xrealloc(s->entries, s->cap, sizeof(*s->entries));
     }
     s->entries[s->n++] = *e;
     return s->only ? 1 : 0;
@@ -1250,7 +1223,7 @@ known_add(struct known_hosts *k, const char *id)
 {
     if (k->n == k->cap) {
         k->cap = k->cap ? 2 * k->cap : 64;
-        k->hosts = xreallocarray(k->hosts, k->cap, sizeof(*k->hosts));
+        k->hosts = util_xrealloc(k->hosts, k->cap, sizeof(*k->hosts));
     }
     struct known_host *h = &k->hosts[k->n++];
     memset(h, 0, sizeof(*h));
@@ -1263,9 +1236,9 @@ each_store_host(const struct store_host *sh, void *ctx)
 {
     struct known_host *h = known_add(ctx, sh->host_id);
 
-    h->labels = xreallocarray(NULL, sh->n_labels, sizeof(*h->labels));
+    h->labels = util_xrealloc(NULL, sh->n_labels, sizeof(*h->labels));
     for (size_t i = 0; i < sh->n_labels; i++)
-        h->labels[i] = xstrdup(sh->labels[i]);
+        h->labels[i] = util_xstrdup(sh->labels[i]);
     h->n_labels = sh->n_labels;
     h->policy_version = sh->policy_version;
     return 0;
@@ -1575,7 +1548,7 @@ unknown_key(struct call *c, const char *key)
     for (size_t i = 0; i < n; i++)
         fprintf(f, "%s%s", i ? ", " : "", params[i].name);
     if (fclose(f) != 0)
-        oom();
+        util_oom();
     fail(c, CONTROL_USAGE, "policy-set: unknown policy key '%s'; the keys are: %s", key, known.buf);
     free(known.buf);
     return CONTROL_USAGE;
@@ -1755,7 +1728,7 @@ each_history(const struct store_policy_entry *e, void *ctx)
     if (h->n < h->limit) {
         if (h->n == h->cap) {
             h->cap = h->cap ? 2 * h->cap : 16;
-            h->items = xreallocarray(h->items, h->cap, sizeof(*h->items));
+            h->items = util_xrealloc(h->items, h->cap, sizeof(*h->items));
         }
         memset(&h->items[h->n], 0, sizeof(h->items[h->n]));
         h->items[h->n++].entry = *e;
@@ -1786,13 +1759,13 @@ past_row(struct table *t, const struct past *p)
     FILE *f = open_memstream(&changes, &len);
 
     if (!f)
-        oom();
+        util_oom();
     if (p->has_previous)
         print_changes(f, &p->previous.policy, &p->entry.policy);
     else
         fputs("first in scope", f);
     if (fclose(f) != 0)
-        oom();
+        util_oom();
     table_add(t, "v%" PRIu64, p->entry.version);
     table_add(t, "%s", p->entry.scope);
     table_add(t, "%s", fmt_wall(when, sizeof(when), p->entry.created_at_ms));
@@ -1919,8 +1892,9 @@ control_handle(const struct control_context *cc,
     *body = NULL;
     c.cmd = command_find(req->command);
     if (!c.cmd) {
-        *body = xstrdup("unknown command: the coordinator answers status, hosts, hosts-forget, "
-                        "vms, events, policy-show, policy-set and policy-history");
+        *body =
+            util_xstrdup("unknown command: the coordinator answers status, hosts, hosts-forget, "
+                         "vms, events, policy-show, policy-set and policy-history");
         return CONTROL_USAGE;
     }
     st = parse_args(&c);
@@ -1930,6 +1904,6 @@ control_handle(const struct control_context *cc,
     if (st == CONTROL_OK)
         st = c.cmd->run(&c);
     if (!*body)
-        *body = xstrdup("");
+        *body = util_xstrdup("");
     return check_size(&c, st);
 }

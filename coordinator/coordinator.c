@@ -67,9 +67,7 @@ session_find(struct coordinator *c, const char *host_id, bool create)
     }
     if (!create)
         return NULL;
-    struct session *s = calloc(1, sizeof(*s));
-    if (!s)
-        abort();
+    struct session *s = util_xcalloc(1, sizeof(*s));
     snprintf(s->host_id, sizeof(s->host_id), "%s", host_id);
     s->next = *slot;
     *slot = s;
@@ -94,10 +92,8 @@ session_remove(struct coordinator *c, const char *host_id)
 struct coordinator *
 coordinator_new(struct fleet *fleet, struct store *store, struct transport_server *server)
 {
-    struct coordinator *c = calloc(1, sizeof(*c));
+    struct coordinator *c = util_xcalloc(1, sizeof(*c));
 
-    if (!c)
-        abort();
     c->fleet = fleet;
     c->store = store;
     c->server = server;
@@ -521,9 +517,7 @@ forget_expired(struct coordinator *c, uint64_t now_ms)
     if (!c->host_retention_ms || now_ms < c->next_forget_ms)
         return;
     c->next_forget_ms = now_ms + FORGET_EVERY_MS;
-    e = calloc(1, sizeof(*e));
-    if (!e)
-        abort();
+    e = util_xcalloc(1, sizeof(*e));
     e->now_ms = now_ms;
     e->retention_ms = c->host_retention_ms;
     fleet_hosts_each(c->fleet, collect_expired, e);

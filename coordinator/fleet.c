@@ -86,18 +86,6 @@ struct fleet {
 
 static const char empty_name[] = "";
 
-static void *
-xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-
-    if (!q) {
-        fputs("fleet: out of memory\n", stderr); /* the daemon is restarted by systemd */
-        abort();
-    }
-    return q;
-}
-
 /* ---- names, uuids and scopes ---- */
 
 static int
@@ -373,7 +361,7 @@ labels_make(const struct wire_label *labels, size_t n)
             return NULL;
         bytes += strlen(labels[i].key) + 1 + strlen(labels[i].value) + 1;
     }
-    block = xrealloc(NULL, bytes);
+    block = util_xrealloc(NULL, bytes, 1);
     p = (char *)(block + n);
     for (size_t i = 0; i < n; i++) {
         block[i] = p;
@@ -435,12 +423,13 @@ static void
 scratch_reserve(struct fleet *f, size_t n, size_t name_bytes)
 {
     if (n > f->scratch_cap) {
-        f->scratch_vms = xrealloc(f->scratch_vms, n * sizeof(*f->scratch_vms));
-        f->scratch_decisions = xrealloc(f->scratch_decisions, n * sizeof(*f->scratch_decisions));
+        f->scratch_vms = util_xrealloc(f->scratch_vms, n, sizeof(*f->scratch_vms));
+        f->scratch_decisions =
+            util_xrealloc(f->scratch_decisions, n, sizeof(*f->scratch_decisions));
         f->scratch_cap = n;
     }
     if (name_bytes > f->scratch_names_cap) {
-        f->scratch_names = xrealloc(f->scratch_names, name_bytes);
+        f->scratch_names = util_xrealloc(f->scratch_names, name_bytes, 1);
         f->scratch_names_cap = name_bytes;
     }
 }
@@ -550,7 +539,7 @@ static void *
 fit(void *p, size_t *cap, size_t need, size_t size)
 {
     if (need > *cap || need * 2 < *cap) {
-        p = xrealloc(p, need * size);
+        p = util_xrealloc(p, need, size);
         *cap = need;
     }
     return p;

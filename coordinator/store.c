@@ -27,6 +27,7 @@
 
 #include "config.h"
 #include "scope.h"
+#include "util.h"
 
 #define POLICY_TEXT_MAX 2048
 #define LABELS_TEXT_MAX (WIRE_LABELS_MAX * SCOPE_LABEL_MAX)
@@ -339,11 +340,8 @@ store_open(const char *path, struct store **store, char *err, size_t err_len)
 
     if (!path || !*path)
         return fail(err, err_len, "store: no database path");
-    s = calloc(1, sizeof(*s));
-    if (!s || !(s->path = strdup(path))) {
-        fputs("store: out of memory\n", stderr); /* the daemon is restarted by systemd */
-        abort();
-    }
+    s = util_xcalloc(1, sizeof(*s));
+    s->path = util_xstrdup(path);
     /* Created 0600 from the start: SQLite would make it 0644 (umask), and makes the WAL and
      * shared-memory files with the database file's mode. An existing file keeps its mode. */
     if (strcmp(path, ":memory:") != 0 && strncmp(path, "file:", 5) != 0) {
