@@ -16,7 +16,6 @@
 
 #define MODULE          "link"
 #define ERR_LEN         256
-#define VERSION         "0.1.0"
 #define COMPLAIN_MAX_MS 60000
 
 struct link {
@@ -47,7 +46,7 @@ link_new(const struct link_options *opts, struct link **out, char *err, size_t e
         return -EINVAL;
     }
     snprintf(l->host_id, sizeof(l->host_id), "%s", opts->host_id);
-    snprintf(l->hello.agent_version, sizeof(l->hello.agent_version), "%s", VERSION);
+    snprintf(l->hello.agent_version, sizeof(l->hello.agent_version), "%s", MEMSCHED_VERSION);
     memcpy(l->hello.labels, opts->labels, sizeof(opts->labels));
     l->hello.n_labels = opts->n_labels;
     l->held_epoch = opts->policy_epoch;
