@@ -1,9 +1,10 @@
 /*
  * hv.h - the hypervisor port: everything the agent asks of a host, behind function pointers.
  *
- * Two backends implement it: libvirt (hv_libvirt.c, the only file that includes libvirt) and
- * sim (hv_sim.c, a modelled host driven by a JSON scenario). The agent, the tests and the
- * benchmarks see only this header. Memory is KiB, as libvirt reports it.
+ * The port names no backend: each backend (hv_libvirt.c, hv_sim.c) is its own build target
+ * that fills in an hv_ops, and hv_backends.c is the one table that maps a URI to a backend's
+ * open function (hv_open()). The agent sees only this header and hv_backends.h. Memory is KiB,
+ * as libvirt reports it.
  *
  * Errors are negative errno values:
  *   -ENOTCONN  the hypervisor is unreachable (libvirtd gone); the backend reconnects by itself
@@ -76,16 +77,7 @@ struct hv {
     void *ctx;
 };
 
-/* Open the backend the URI names: "sim:FILE" for a modelled host, anything else is handed to
- * libvirt ("qemu:///system", "test:///default", "test+unix:///default?socket=..."). On failure
- * returns a negative errno and err says why; nothing is left open. A libvirt URI whose daemon
- * is down opens (-ENOTCONN comes from sample later) so an agent can start before libvirtd. */
-int hv_open(const char *uri, struct hv **out, char *err, size_t err_len);
-
+/* Close what a backend opened; NULL-safe, nulls *hv, may be repeated. */
 void hv_close(struct hv **hv);
-
-int hv_libvirt_open(const char *uri, struct hv **out, char *err, size_t err_len);
-
-int hv_sim_open(const char *path, struct hv **out, char *err, size_t err_len);
 
 #endif /* MEMSCHED_AGENT_HV_H */

@@ -1297,9 +1297,7 @@ hv_libvirt_open(const char *uri, struct hv **out, char *err, size_t err_len)
     }
 
     lv = util_xcalloc(1, sizeof(*lv));
-    lv->uri = strdup(uri);
-    if (!lv->uri)
-        abort();
+    lv->uri = util_xstrdup(uri);
     lv->shared = shared_new();
     for (size_t i = 0; i < sizeof(lv->event_ids) / sizeof(lv->event_ids[0]); i++)
         lv->event_ids[i] = -1;

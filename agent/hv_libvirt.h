@@ -1,13 +1,16 @@
 /*
- * hv_libvirt.h - the knobs of the libvirt backend beyond the port (hv.h), for the benchmark.
+ * hv_libvirt.h - the libvirt backend of the hypervisor port (hv.h): its open function, for the
+ * table in hv_backends.c, and its knobs beyond the port, for the benchmark.
  *
- * No libvirt type appears here: only hv_libvirt.c includes libvirt. The backend is opened with
- * hv_libvirt_open() or hv_open() (hv.h).
+ * No libvirt type appears here: only hv_libvirt.c includes libvirt.
  */
 #ifndef MEMSCHED_AGENT_HV_LIBVIRT_H
 #define MEMSCHED_AGENT_HV_LIBVIRT_H
 
 #include "hv.h"
+
+/* Open a libvirt connection to uri ("qemu:///system", "test:///default", ...); see hv_open(). */
+int hv_libvirt_open(const char *uri, struct hv **out, char *err, size_t err_len);
 
 /* How sample() collects the VMs' stats. */
 enum hv_libvirt_stats_path {

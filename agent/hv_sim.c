@@ -1240,9 +1240,7 @@ hv_sim_open(const char *path, struct hv **out, char *err, size_t err_len)
     int rc = 0;
 
     *out = NULL;
-    file = query ? strndup(path, (size_t)(query - path)) : util_xstrdup(path);
-    if (!file)
-        abort();
+    file = query ? util_xstrndup(path, (size_t)(query - path)) : util_xstrdup(path);
     if (query) {
         char *end = NULL;
 

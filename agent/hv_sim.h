@@ -61,6 +61,9 @@ struct sim_host_view {
 /* The sim behind hv, or NULL when hv is another backend. */
 struct sim *sim_from_hv(struct hv *hv);
 
+/* Open the scenario at path ("FILE" or "FILE?speed=N"; the "sim:" prefix is hv_open()'s). */
+int hv_sim_open(const char *path, struct hv **out, char *err, size_t err_len);
+
 /* Build a sim straight from JSON text (tests); name is used in error messages. */
 int sim_open_json(const char *json, const char *name, struct hv **out, char *err, size_t err_len);
 

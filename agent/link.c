@@ -16,7 +16,6 @@
 
 #define MODULE          "link"
 #define ERR_LEN         256
-#define VERSION         "0.1.0"
 #define COMPLAIN_MAX_MS 60000
 
 struct link {
@@ -39,17 +38,15 @@ static void say_hello(struct link *l, size_t which, uint64_t policy_version);
 int
 link_new(const struct link_options *opts, struct link **out, char *err, size_t err_len)
 {
-    struct link *l = calloc(1, sizeof(*l));
+    struct link *l = util_xcalloc(1, sizeof(*l));
 
-    if (!l)
-        abort();
     if (!wire_host_id_valid(opts->host_id)) {
         snprintf(err, err_len, "host_id '%s' must be 1-63 of [A-Za-z0-9._-]", opts->host_id);
         free(l);
         return -EINVAL;
     }
     snprintf(l->host_id, sizeof(l->host_id), "%s", opts->host_id);
-    snprintf(l->hello.agent_version, sizeof(l->hello.agent_version), "%s", VERSION);
+    snprintf(l->hello.agent_version, sizeof(l->hello.agent_version), "%s", MEMSCHED_VERSION);
     memcpy(l->hello.labels, opts->labels, sizeof(opts->labels));
     l->hello.n_labels = opts->n_labels;
     l->held_epoch = opts->policy_epoch;
@@ -151,10 +148,8 @@ grow_buffers(struct link *l, size_t n)
     if (n <= l->capacity)
         return;
     l->capacity = n;
-    l->vms = realloc(l->vms, n * sizeof(*l->vms));
-    l->decisions = realloc(l->decisions, n * sizeof(*l->decisions));
-    if (!l->vms || !l->decisions)
-        abort();
+    l->vms = util_xrealloc(l->vms, n, sizeof(*l->vms));
+    l->decisions = util_xrealloc(l->decisions, n, sizeof(*l->decisions));
 }
 
 static void

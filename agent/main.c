@@ -21,6 +21,7 @@
 #include "agent_config.h"
 #include "config.h"
 #include "hv.h"
+#include "hv_backends.h"
 #include "hv_sim.h"
 #include "link.h"
 #include "log.h"

@@ -67,9 +67,7 @@ grow(struct tracker *t)
 struct tracker *
 tracker_new(uint64_t stuck_after_ms, uint64_t retry_after_ms)
 {
-    struct tracker *t = calloc(1, sizeof(*t));
-    if (!t)
-        abort();
+    struct tracker *t = util_xcalloc(1, sizeof(*t));
     tracker_set_timeouts(t, stuck_after_ms, retry_after_ms);
     grow(t);
     return t;

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 #define LINE_MAX_LEN 4096
 #define FILE_MAX_LEN (1024 * 1024) /* a config file is small; refuse to slurp anything else */
 
@@ -93,9 +95,7 @@ config_parse_file(const char *path, config_setter set, void *ctx, char *err, siz
         snprintf(err, err_len, "%s: %s", path, strerror(errno));
         return rc;
     }
-    text = malloc(FILE_MAX_LEN + 1);
-    if (!text)
-        abort();
+    text = util_xmalloc(FILE_MAX_LEN + 1);
     size_t len = fread(text, 1, FILE_MAX_LEN + 1, f);
     if (ferror(f)) {
         rc = -EIO;

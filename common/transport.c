@@ -21,6 +21,7 @@
 #include <zmq.h>
 
 #include "config.h"
+#include "util.h"
 #include "wire.h"
 
 #define ZAP_ENDPOINT       "inproc://zeromq.zap.01"
@@ -47,7 +48,7 @@ get_context(void)
     if (!context) {
         context = zmq_ctx_new();
         if (!context)
-            abort(); /* out of memory or file descriptors at start-up */
+            util_oom(); /* out of memory or file descriptors at start-up */
     }
     return context;
 }
@@ -114,7 +115,7 @@ transport_keys_save(const char *path,
     }
     FILE *f = fdopen(fd, "w");
     if (!f)
-        abort();
+        util_oom(); /* fd is open and writable: only its buffer can fail */
     fprintf(f, "# memsched CURVE %s\npublic = %s\n",
             with_secret ? "key pair: keep it secret" : "public key", keys->public_z85);
     if (with_secret)
@@ -309,9 +310,7 @@ allowlist_add_dir(
         }
         if (list->n == *cap) {
             *cap = *cap ? *cap * 2 : 64;
-            list->entries = realloc(list->entries, *cap * sizeof(*list->entries));
-            if (!list->entries)
-                abort();
+            list->entries = util_xrealloc(list->entries, *cap, sizeof(*list->entries));
         }
         snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
         rc = transport_keys_load(path, &keys, false, err, err_len);
@@ -441,11 +440,9 @@ transport_server_open(const struct transport_server_options *opts,
                       char *err,
                       size_t err_len)
 {
-    struct transport_server *s = calloc(1, sizeof(*s));
+    struct transport_server *s = util_xcalloc(1, sizeof(*s));
     int rc = refuse_insecure(opts->endpoint, opts->insecure, err, err_len);
 
-    if (!s)
-        abort();
     s->socket = zmq_socket(get_context(), ZMQ_ROUTER);
     if (!s->socket)
         rc = zmq_error(err, err_len, "router socket");
@@ -656,9 +653,7 @@ take_message(struct transport_server *s, struct transport_peer *from, uint8_t **
         from->read_only = entry->read_only;
     }
     *len = zmq_msg_size(&body);
-    *buf = malloc(*len ? *len : 1);
-    if (!*buf)
-        abort();
+    *buf = util_xmalloc(*len);
     memcpy(*buf, zmq_msg_data(&body), *len);
     s->stats.received++;
     rc = 1;
@@ -841,15 +836,11 @@ transport_client_open(const struct transport_client_options *opts,
                       char *err,
                       size_t err_len)
 {
-    struct transport_client *c = calloc(1, sizeof(*c));
+    struct transport_client *c = util_xcalloc(1, sizeof(*c));
     int rc = refuse_insecure(opts->endpoint, opts->insecure, err, err_len);
 
-    if (!c)
-        abort();
     c->queue_max = opts->queue_max ? opts->queue_max : QUEUE_DEFAULT;
-    c->queue = calloc(c->queue_max, sizeof(*c->queue));
-    if (!c->queue)
-        abort();
+    c->queue = util_xcalloc(c->queue_max, sizeof(*c->queue));
     c->insecure = opts->insecure;
     if (rc == 0 && snprintf(c->endpoint, sizeof(c->endpoint), "%s", opts->endpoint) >=
                        (int)sizeof(c->endpoint)) {
@@ -975,9 +966,7 @@ transport_client_send(struct transport_client *c, const uint8_t *buf, size_t len
         c->stats.dropped++;
     }
     struct queued *q = &c->queue[(c->head + c->count) % c->queue_max];
-    q->buf = malloc(len ? len : 1);
-    if (!q->buf)
-        abort();
+    q->buf = util_xmalloc(len);
     memcpy(q->buf, buf, len);
     q->len = len;
     c->count++;
@@ -1004,9 +993,7 @@ take_reply(struct transport_client *c, uint8_t **buf, size_t *len)
         return errno == EAGAIN ? 0 : -errno;
     }
     *len = zmq_msg_size(&msg);
-    *buf = malloc(*len ? *len : 1);
-    if (!*buf)
-        abort();
+    *buf = util_xmalloc(*len);
     memcpy(*buf, zmq_msg_data(&msg), *len);
     zmq_msg_close(&msg);
     return 1;

@@ -20,6 +20,13 @@ util_oom(void)
 }
 
 static inline void *
+util_xmalloc(size_t size)
+{
+    void *p = malloc(size ? size : 1);
+    return p ? p : util_oom();
+}
+
+static inline void *
 util_xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size ? size : 1);
@@ -40,6 +47,13 @@ static inline char *
 util_xstrdup(const char *s)
 {
     char *p = strdup(s);
+    return p ? p : util_oom();
+}
+
+static inline char *
+util_xstrndup(const char *s, size_t n)
+{
+    char *p = strndup(s, n);
     return p ? p : util_oom();
 }
 

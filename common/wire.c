@@ -17,6 +17,8 @@
 #include <string.h>
 
 #include "memsched.pb-c.h"
+#include "scope.h"
+#include "util.h"
 
 static void
 fill_policy(const struct policy *p, Memsched__Policy *msg)
@@ -142,45 +144,6 @@ wire_decode_policy(const uint8_t *buf, size_t len, struct policy *p, char *err, 
 
 /* ---- strings and numbers we accept from the wire ---- */
 
-bool
-wire_text_valid(const char *s, size_t max, bool allow_empty)
-{
-    size_t n = 0;
-
-    if (!s)
-        return allow_empty;
-    for (; s[n]; n++) {
-        if ((unsigned char)s[n] < 0x20 || s[n] == 0x7f)
-            return false; /* no control characters: these end up in logs and tables */
-        if (n + 1 >= max)
-            return false;
-    }
-    return allow_empty || n > 0;
-}
-
-bool
-wire_token_valid(const char *s, size_t max)
-{
-    size_t n = 0;
-
-    if (!s)
-        return false;
-    for (; s[n]; n++) {
-        char c = s[n];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '_' || c == '-';
-        if (!ok || n + 1 >= max)
-            return false;
-    }
-    return n > 0;
-}
-
-bool
-wire_host_id_valid(const char *host_id)
-{
-    return wire_token_valid(host_id, WIRE_HOST_ID_MAX);
-}
-
 static bool
 valid_uuid(const char *s)
 {
@@ -194,27 +157,13 @@ valid_uuid(const char *s)
     return true;
 }
 
-/* "fleet", "label:KEY=VALUE" or "host:ID". */
+/* "fleet", "label:KEY=VALUE" or "host:ID" (scope.h). */
 static bool
 valid_scope(const char *s)
 {
-    char key[WIRE_LABEL_KEY_MAX];
+    struct scope parsed;
 
-    if (!wire_text_valid(s, WIRE_SCOPE_MAX, false))
-        return false;
-    if (strcmp(s, "fleet") == 0)
-        return true;
-    if (strncmp(s, "host:", 5) == 0)
-        return wire_host_id_valid(s + 5);
-    if (strncmp(s, "label:", 6) != 0)
-        return false;
-    const char *eq = strchr(s + 6, '=');
-    if (!eq || (size_t)(eq - (s + 6)) >= sizeof(key))
-        return false;
-    memcpy(key, s + 6, (size_t)(eq - (s + 6)));
-    key[eq - (s + 6)] = '\0';
-    return wire_token_valid(key, sizeof(key)) &&
-           wire_text_valid(eq + 1, WIRE_LABEL_VALUE_MAX, false);
+    return scope_parse(s, &parsed) == 0;
 }
 
 __attribute__((format(printf, 3, 4))) static int
@@ -345,11 +294,9 @@ compare_vm_uuid(const void *a, const void *b)
 static int
 refuse_duplicates(const struct wire_report *r, char *err, size_t err_len)
 {
-    const struct wire_vm **sorted = malloc((r->n_vms ? r->n_vms : 1) * sizeof(*sorted));
+    const struct wire_vm **sorted = util_xcalloc(r->n_vms, sizeof(*sorted));
     int rc = 0;
 
-    if (!sorted)
-        abort();
     for (size_t i = 0; i < r->n_vms; i++)
         sorted[i] = &r->vms[i];
     qsort(sorted, r->n_vms, sizeof(*sorted), compare_vm_uuid);
@@ -392,10 +339,8 @@ take_report(const Memsched__Report *m, struct wire_report *r, char *err, size_t 
                          &r->host_available_kib, err, err_len);
     if (rc)
         return rc;
-    r->vms = calloc(m->n_vms ? m->n_vms : 1, sizeof(*r->vms));
-    r->decisions = calloc(m->n_decisions ? m->n_decisions : 1, sizeof(*r->decisions));
-    if (!r->vms || !r->decisions)
-        abort();
+    r->vms = util_xcalloc(m->n_vms, sizeof(*r->vms));
+    r->decisions = util_xcalloc(m->n_decisions, sizeof(*r->decisions));
     for (size_t i = 0; i < m->n_vms && rc == 0; i++, r->n_vms++)
         rc = take_vm(m->vms[i], &r->vms[i], err, err_len);
     for (size_t i = 0; i < m->n_decisions && rc == 0; i++, r->n_decisions++)
@@ -606,12 +551,10 @@ frame_report(const struct wire_report *r, struct report_frame *f)
 {
     memsched__report__init(&f->report);
     memsched__counters__init(&f->counters);
-    f->vms = calloc(r->n_vms ? r->n_vms : 1, sizeof(*f->vms));
-    f->vm_ptrs = calloc(r->n_vms ? r->n_vms : 1, sizeof(*f->vm_ptrs));
-    f->decisions = calloc(r->n_decisions ? r->n_decisions : 1, sizeof(*f->decisions));
-    f->decision_ptrs = calloc(r->n_decisions ? r->n_decisions : 1, sizeof(*f->decision_ptrs));
-    if (!f->vms || !f->vm_ptrs || !f->decisions || !f->decision_ptrs)
-        abort();
+    f->vms = util_xcalloc(r->n_vms, sizeof(*f->vms));
+    f->vm_ptrs = util_xcalloc(r->n_vms, sizeof(*f->vm_ptrs));
+    f->decisions = util_xcalloc(r->n_decisions, sizeof(*f->decisions));
+    f->decision_ptrs = util_xcalloc(r->n_decisions, sizeof(*f->decision_ptrs));
     for (size_t i = 0; i < r->n_vms; i++) {
         frame_vm(&r->vms[i], &f->vms[i]);
         f->vm_ptrs[i] = &f->vms[i];
@@ -744,12 +687,10 @@ frame_body(const struct wire_msg *msg, struct frame *f)
 int
 wire_encode(const struct wire_msg *msg, uint8_t **buf, size_t *len, char *err, size_t err_len)
 {
-    struct frame *f = calloc(1, sizeof(*f));
+    struct frame *f = util_xcalloc(1, sizeof(*f));
     struct wire_msg check;
     int rc;
 
-    if (!f)
-        abort();
     *buf = NULL;
     memsched__envelope__init(&f->env);
     f->env.protocol_version = msg->protocol_version ? msg->protocol_version : WIRE_PROTOCOL_VERSION;
@@ -758,9 +699,7 @@ wire_encode(const struct wire_msg *msg, uint8_t **buf, size_t *len, char *err, s
     rc = frame_body(msg, f);
     if (rc == 0) {
         size_t size = memsched__envelope__get_packed_size(&f->env);
-        *buf = malloc(size ? size : 1);
-        if (!*buf)
-            abort();
+        *buf = util_xmalloc(size);
         *len = memsched__envelope__pack(&f->env, *buf);
         /* Send nothing a receiver would refuse: the same gate on both ends. */
         rc = wire_decode(*buf, *len, &check, err, err_len);
@@ -845,9 +784,7 @@ wire_encode_control_request(
     m.json = req->json;
     m.author = (char *)req->author;
     size_t size = memsched__control_request__get_packed_size(&m);
-    *buf = malloc(size ? size : 1);
-    if (!*buf)
-        abort();
+    *buf = util_xmalloc(size);
     *len = memsched__control_request__pack(&m, *buf);
     int rc = wire_decode_control_request(*buf, *len, &check, err, err_len);
     if (rc < 0) {
@@ -865,9 +802,7 @@ wire_encode_control_reply(int status, const char *body, uint8_t **buf, size_t *l
     m.status = status;
     m.body = (char *)body;
     size_t size = memsched__control_reply__get_packed_size(&m);
-    *buf = malloc(size ? size : 1);
-    if (!*buf)
-        abort();
+    *buf = util_xmalloc(size);
     *len = memsched__control_reply__pack(&m, *buf);
     return 0;
 }
@@ -884,10 +819,8 @@ wire_decode_control_reply(
         return -EBADMSG;
     }
     reply->status = m->status;
-    reply->body = strdup(m->body ? m->body : "");
+    reply->body = util_xstrdup(m->body ? m->body : "");
     memsched__control_reply__free_unpacked(m, NULL);
-    if (!reply->body)
-        abort();
     return 0;
 }
 

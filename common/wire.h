@@ -13,6 +13,7 @@
 
 #include "policy.h"
 #include "sched.h"
+#include "wire_text.h"
 
 #define WIRE_ERR_MAX          256
 #define WIRE_PROTOCOL_VERSION 1
@@ -20,16 +21,12 @@
 /* What a server takes from one peer in one message: the largest legal agent report is 1.4 MB
  * (test_wire_msg), a control request ~9 KB. Replies (memschedctl) may be WIRE_MSG_MAX_BYTES. */
 #define WIRE_REQUEST_MAX_BYTES (2 * 1024 * 1024)
-#define WIRE_HOST_ID_MAX      64                /* including the NUL */
-#define WIRE_UUID_LEN         37
-#define WIRE_NAME_MAX         128
-#define WIRE_VERSION_MAX      32
-#define WIRE_LABEL_KEY_MAX    64
-#define WIRE_LABEL_VALUE_MAX  128
-#define WIRE_LABELS_MAX       16
-#define WIRE_SCOPE_MAX        200
-#define WIRE_REASON_MAX       256
-#define WIRE_VMS_MAX          4096 /* VMs in one report */
+#define WIRE_UUID_LEN          37
+#define WIRE_NAME_MAX          128
+#define WIRE_VERSION_MAX       32
+#define WIRE_LABELS_MAX        16
+#define WIRE_REASON_MAX        256
+#define WIRE_VMS_MAX           4096 /* VMs in one report */
 /* What unpacking one agent message may allocate: the largest legal report (WIRE_VMS_MAX VMs
  * with the longest names, as many decisions: 1.4 MB on the wire) needs 2.6 MB; test_wire_msg
  * checks both that and the bound on a hostile report. */
@@ -175,15 +172,6 @@ int wire_decode(const uint8_t *buf, size_t len, struct wire_msg *msg, char *err,
 
 /* Free what a decoded (or built) message owns and zero it. */
 void wire_msg_clear(struct wire_msg *msg);
-
-/* The string rules every received field follows. A token is 1 to max-1 characters of
- * [A-Za-z0-9._-] (host ids, label keys, commands); text is shorter than max with no control
- * characters (names, label values, reasons), and may be empty only when allow_empty. */
-bool wire_token_valid(const char *s, size_t max);
-bool wire_text_valid(const char *s, size_t max, bool allow_empty);
-
-/* True for a host id of 1-63 characters from [A-Za-z0-9._-]. */
-bool wire_host_id_valid(const char *host_id);
 
 /* "hello", "report"... */
 const char *wire_body_name(enum wire_body body);

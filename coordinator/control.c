@@ -29,6 +29,8 @@
 
 #include "policy.h"
 #include "sched.h"
+#include "scope.h"
+#include "util.h"
 
 #define OPTIONS_MAX           4
 #define AUTHOR_DEFAULT        "memschedctl"
@@ -40,35 +42,7 @@
 #define HISTORY_LIMIT_MAX     10000
 #define TABLE_COLS_MAX        16
 
-/* ---- memory: out of memory aborts (systemd restarts the daemon) ---- */
-
-static void
-oom(void)
-{
-    fputs("control: out of memory\n", stderr);
-    abort();
-}
-
-static void *
-xreallocarray(void *p, size_t n, size_t size)
-{
-    if (size && n > SIZE_MAX / size)
-        oom();
-    p = realloc(p, n && size ? n * size : 1);
-    if (!p)
-        oom();
-    return p;
-}
-
-static char *
-xstrdup(const char *s)
-{
-    char *copy = strdup(s);
-
-    if (!copy)
-        oom();
-    return copy;
-}
+/* ---- memory: out of memory aborts (util.h; systemd restarts the daemon) ---- */
 
 static char *xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
@@ -78,7 +52,7 @@ xvasprintf(const char *fmt, va_list ap)
     char *s;
 
     if (vasprintf(&s, fmt, ap) < 0)
-        oom();
+        util_oom();
     return s;
 }
 
@@ -152,7 +126,7 @@ text_open(struct text *t)
     t->len = 0;
     t->f = open_memstream(&t->buf, &t->len);
     if (!t->f)
-        oom();
+        util_oom();
     return t->f;
 }
 
@@ -161,7 +135,7 @@ static enum control_status
 text_reply(struct call *c, struct text *t)
 {
     if (fclose(t->f) != 0)
-        oom();
+        util_oom();
     free(*c->body);
     *c->body = t->buf;
     return CONTROL_OK;
@@ -189,7 +163,7 @@ table_add(struct table *t, const char *fmt, ...)
 
     if (t->n_cells == t->cap_cells) {
         t->cap_cells = t->cap_cells ? 2 * t->cap_cells : 64;
-        t->cells = xreallocarray(t->cells, t->cap_cells, sizeof(*t->cells));
+        t->cells = util_xrealloc(t->cells, t->cap_cells, sizeof(*t->cells));
     }
     va_start(ap, fmt);
     t->cells[t->n_cells++] = xvasprintf(fmt, ap);
@@ -330,7 +304,7 @@ static json_t *
 jcheck(json_t *v)
 {
     if (!v)
-        oom();
+        util_oom();
     return v;
 }
 
@@ -359,7 +333,7 @@ jstr(const char *s)
     json_t *v = json_string(s);
 
     if (!v) {
-        char *copy = xstrdup(s);
+        char *copy = util_xstrdup(s);
         for (char *p = copy; *p; p++) {
             if ((unsigned char)*p >= 0x80)
                 *p = '?';
@@ -374,14 +348,14 @@ static void
 jset(json_t *obj, const char *key, json_t *v)
 {
     if (json_object_set_new(obj, key, jcheck(v)) < 0)
-        oom();
+        util_oom();
 }
 
 static void
 jpush(json_t *arr, json_t *v)
 {
     if (json_array_append_new(arr, jcheck(v)) < 0)
-        oom();
+        util_oom();
 }
 
 /* Dump root (consumed) as the body. */
@@ -392,7 +366,7 @@ json_reply(struct call *c, json_t *root)
 
     json_decref(root);
     if (!s)
-        oom();
+        util_oom();
     free(*c->body);
     *c->body = s;
     return CONTROL_OK;
@@ -572,9 +546,9 @@ count_option(
 
 /* Parse a --scope value. */
 static enum control_status
-scope_option(struct call *c, const char *text, struct fleet_scope *scope)
+scope_option(struct call *c, const char *text, struct scope *scope)
 {
-    if (fleet_scope_parse(text, scope) < 0)
+    if (scope_parse(text, scope) < 0)
         return fail(c, CONTROL_USAGE,
                     "%s: bad scope '%s': expected fleet, label:KEY=VALUE or host:ID", c->cmd->name,
                     text);
@@ -987,7 +961,7 @@ compare_vms(const void *pa, const void *pb, void *pchoice)
 static void
 host_vms_each(const struct fleet_host_info *h, const struct sort_choice *s, struct rows *r)
 {
-    const struct fleet_vm **refs = xreallocarray(NULL, h->n_vms, sizeof(*refs));
+    const struct fleet_vm **refs = util_xrealloc(NULL, h->n_vms, sizeof(*refs));
 
     for (size_t i = 0; i < h->n_vms; i++)
         refs[i] = &h->vms[i];
@@ -1205,10 +1179,10 @@ each_history_scope(const struct store_policy_entry *e, void *ctx)
     if (json_object_get(s->seen, e->scope))
         return 0; /* walked newest first: the first seen of a scope is its newest */
     if (json_object_set_new_nocheck(s->seen, e->scope, json_true()) < 0)
-        oom();
+        util_oom();
     if (s->n == s->cap) {
         s->cap = s->cap ? 2 * s->cap : 16;
-        s->entries = xreallocarray(s->entries, s->cap, sizeof(*s->entries));
+        s->entries = util_xrealloc(s->entries, s->cap, sizeof(*s->entries));
     }
     s->entries[s->n++] = *e;
     return s->only ? 1 : 0;
@@ -1217,9 +1191,9 @@ each_history_scope(const struct store_policy_entry *e, void *ctx)
 static int
 scope_rank(const char *scope)
 {
-    struct fleet_scope parsed;
+    struct scope parsed;
 
-    return fleet_scope_parse(scope, &parsed) == 0 ? (int)parsed.kind : 3;
+    return scope_parse(scope, &parsed) == 0 ? (int)parsed.kind : 3;
 }
 
 static int
@@ -1249,7 +1223,7 @@ known_add(struct known_hosts *k, const char *id)
 {
     if (k->n == k->cap) {
         k->cap = k->cap ? 2 * k->cap : 64;
-        k->hosts = xreallocarray(k->hosts, k->cap, sizeof(*k->hosts));
+        k->hosts = util_xrealloc(k->hosts, k->cap, sizeof(*k->hosts));
     }
     struct known_host *h = &k->hosts[k->n++];
     memset(h, 0, sizeof(*h));
@@ -1262,9 +1236,9 @@ each_store_host(const struct store_host *sh, void *ctx)
 {
     struct known_host *h = known_add(ctx, sh->host_id);
 
-    h->labels = xreallocarray(NULL, sh->n_labels, sizeof(*h->labels));
+    h->labels = util_xrealloc(NULL, sh->n_labels, sizeof(*h->labels));
     for (size_t i = 0; i < sh->n_labels; i++)
-        h->labels[i] = xstrdup(sh->labels[i]);
+        h->labels[i] = util_xstrdup(sh->labels[i]);
     h->n_labels = sh->n_labels;
     h->policy_version = sh->policy_version;
     return 0;
@@ -1347,7 +1321,7 @@ standing_state(const struct standing *s)
 static int
 standing_get(struct call *c,
              const struct known_host *h,
-             const struct fleet_scope *only,
+             const struct scope *only,
              struct standing *s,
              char *err,
              size_t err_len)
@@ -1367,7 +1341,7 @@ standing_get(struct call *c,
         s->holds = info.policy_version;
         s->liveness = info.liveness;
     }
-    if (only && !fleet_scope_matches(only, h->id, labels, n_labels))
+    if (only && !scope_matches(only, h->id, labels, n_labels))
         return 1;
     rc = store_policy_for_host(c->cc->store, h->id, labels, n_labels, &s->should, err, err_len);
     if (rc < 0 && rc != -ENOENT)
@@ -1438,7 +1412,7 @@ struct show {
 };
 
 static enum control_status
-show_collect(struct call *c, struct show *sh, const struct fleet_scope *only)
+show_collect(struct call *c, struct show *sh, const struct scope *only)
 {
     char err[STORE_ERR_MAX] = "";
     struct standing s;
@@ -1502,7 +1476,7 @@ cmd_policy_show(struct call *c)
         {"SHOULD HOLD", false}, {"STATE", false},    {"LAST ACK", false},
     };
     struct show sh = {.table = {.cols = cols, .n_cols = 6}};
-    struct fleet_scope scope;
+    struct scope scope;
     const char *text = opt(c, "scope");
     enum control_status st = text ? scope_option(c, text, &scope) : CONTROL_OK;
 
@@ -1529,7 +1503,7 @@ cmd_policy_show(struct call *c)
 
 struct policy_change {
     const char *scope;
-    struct fleet_scope parsed;
+    struct scope parsed;
     struct policy base, next;
     uint64_t base_version; /* 0: the defaults */
     const char *base_scope;
@@ -1574,7 +1548,7 @@ unknown_key(struct call *c, const char *key)
     for (size_t i = 0; i < n; i++)
         fprintf(f, "%s%s", i ? ", " : "", params[i].name);
     if (fclose(f) != 0)
-        oom();
+        util_oom();
     fail(c, CONTROL_USAGE, "policy-set: unknown policy key '%s'; the keys are: %s", key, known.buf);
     free(known.buf);
     return CONTROL_USAGE;
@@ -1609,7 +1583,7 @@ count_in_scope(const struct fleet_host_info *h, void *ctx)
 {
     struct policy_change *pc = ctx;
 
-    if (fleet_scope_matches(&pc->parsed, h->host_id, h->labels, h->n_labels))
+    if (scope_matches(&pc->parsed, h->host_id, h->labels, h->n_labels))
         pc->hosts_in_scope++;
     return 0;
 }
@@ -1632,7 +1606,7 @@ set_reach(struct call *c, struct policy_change *pc)
     char err[STORE_ERR_MAX];
 
     fleet_hosts_each(c->cc->fleet, count_in_scope, pc);
-    if (pc->parsed.kind != FLEET_SCOPE_HOST)
+    if (pc->parsed.kind != SCOPE_HOST)
         return;
     pc->host_known = pc->hosts_in_scope > 0;
     if (!pc->host_known)
@@ -1660,7 +1634,7 @@ static enum control_status
 set_render(struct call *c, const struct policy_change *pc)
 {
     const char *author = c->req->author[0] ? c->req->author : AUTHOR_DEFAULT;
-    bool unknown_host = pc->parsed.kind == FLEET_SCOPE_HOST && !pc->host_known;
+    bool unknown_host = pc->parsed.kind == SCOPE_HOST && !pc->host_known;
     struct text out;
 
     if (c->req->json) {
@@ -1672,7 +1646,7 @@ set_render(struct call *c, const struct policy_change *pc)
         jset(o, "based_on_version", pc->base_version ? ju64(pc->base_version) : json_null());
         jset(o, "changes", changes_json(&pc->base, &pc->next));
         jset(o, "hosts_in_scope", ju64(pc->hosts_in_scope));
-        if (pc->parsed.kind == FLEET_SCOPE_HOST)
+        if (pc->parsed.kind == SCOPE_HOST)
             jset(o, "host_known", jcheck(json_boolean(pc->host_known)));
         jset(o, "policy", policy_json(&pc->next));
         jset(root, "policy", o);
@@ -1754,7 +1728,7 @@ each_history(const struct store_policy_entry *e, void *ctx)
     if (h->n < h->limit) {
         if (h->n == h->cap) {
             h->cap = h->cap ? 2 * h->cap : 16;
-            h->items = xreallocarray(h->items, h->cap, sizeof(*h->items));
+            h->items = util_xrealloc(h->items, h->cap, sizeof(*h->items));
         }
         memset(&h->items[h->n], 0, sizeof(h->items[h->n]));
         h->items[h->n++].entry = *e;
@@ -1785,13 +1759,13 @@ past_row(struct table *t, const struct past *p)
     FILE *f = open_memstream(&changes, &len);
 
     if (!f)
-        oom();
+        util_oom();
     if (p->has_previous)
         print_changes(f, &p->previous.policy, &p->entry.policy);
     else
         fputs("first in scope", f);
     if (fclose(f) != 0)
-        oom();
+        util_oom();
     table_add(t, "v%" PRIu64, p->entry.version);
     table_add(t, "%s", p->entry.scope);
     table_add(t, "%s", fmt_wall(when, sizeof(when), p->entry.created_at_ms));
@@ -1833,7 +1807,7 @@ static enum control_status
 cmd_policy_history(struct call *c)
 {
     struct history h = {0};
-    struct fleet_scope scope;
+    struct scope scope;
     const char *text = opt(c, "scope");
     char err[STORE_ERR_MAX] = "";
     uint64_t limit;
@@ -1918,8 +1892,9 @@ control_handle(const struct control_context *cc,
     *body = NULL;
     c.cmd = command_find(req->command);
     if (!c.cmd) {
-        *body = xstrdup("unknown command: the coordinator answers status, hosts, hosts-forget, "
-                        "vms, events, policy-show, policy-set and policy-history");
+        *body =
+            util_xstrdup("unknown command: the coordinator answers status, hosts, hosts-forget, "
+                         "vms, events, policy-show, policy-set and policy-history");
         return CONTROL_USAGE;
     }
     st = parse_args(&c);
@@ -1929,6 +1904,6 @@ control_handle(const struct control_context *cc,
     if (st == CONTROL_OK)
         st = c.cmd->run(&c);
     if (!*body)
-        *body = xstrdup("");
+        *body = util_xstrdup("");
     return check_size(&c, st);
 }

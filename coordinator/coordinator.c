@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "scope.h"
 #include "util.h"
 #include "wire.h"
 
@@ -66,9 +67,7 @@ session_find(struct coordinator *c, const char *host_id, bool create)
     }
     if (!create)
         return NULL;
-    struct session *s = calloc(1, sizeof(*s));
-    if (!s)
-        abort();
+    struct session *s = util_xcalloc(1, sizeof(*s));
     snprintf(s->host_id, sizeof(s->host_id), "%s", host_id);
     s->next = *slot;
     *slot = s;
@@ -93,10 +92,8 @@ session_remove(struct coordinator *c, const char *host_id)
 struct coordinator *
 coordinator_new(struct fleet *fleet, struct store *store, struct transport_server *server)
 {
-    struct coordinator *c = calloc(1, sizeof(*c));
+    struct coordinator *c = util_xcalloc(1, sizeof(*c));
 
-    if (!c)
-        abort();
     c->fleet = fleet;
     c->store = store;
     c->server = server;
@@ -520,9 +517,7 @@ forget_expired(struct coordinator *c, uint64_t now_ms)
     if (!c->host_retention_ms || now_ms < c->next_forget_ms)
         return;
     c->next_forget_ms = now_ms + FORGET_EVERY_MS;
-    e = calloc(1, sizeof(*e));
-    if (!e)
-        abort();
+    e = util_xcalloc(1, sizeof(*e));
     e->now_ms = now_ms;
     e->retention_ms = c->host_retention_ms;
     fleet_hosts_each(c->fleet, collect_expired, e);
@@ -546,7 +541,7 @@ coordinator_tick(struct coordinator *c, uint64_t now_ms, uint64_t now_wall)
 
 struct push_scope {
     struct coordinator *c;
-    struct fleet_scope scope;
+    struct scope scope;
     uint64_t version;
 };
 
@@ -556,8 +551,7 @@ push_if_in_scope(const struct fleet_host_info *host, void *ctx)
     struct push_scope *p = ctx;
     struct session *s = session_find(p->c, host->host_id, false);
 
-    if (s && s->greeted &&
-        fleet_scope_matches(&p->scope, host->host_id, host->labels, host->n_labels))
+    if (s && s->greeted && scope_matches(&p->scope, host->host_id, host->labels, host->n_labels))
         offer_policy(p->c, s, host->policy_version);
     return 0;
 }
@@ -568,7 +562,7 @@ coordinator_policy_added(struct coordinator *c, uint64_t version, const char *sc
     struct push_scope p = {.c = c, .version = version};
 
     c->policy_generation++; /* every host's policy must be looked up again */
-    if (fleet_scope_parse(scope, &p.scope) < 0)
+    if (scope_parse(scope, &p.scope) < 0)
         return;
     log_info(MODULE, "event=policy_added version=%" PRIu64 " scope=%s", version, scope);
     fleet_hosts_each(c->fleet, push_if_in_scope, &p);

@@ -86,18 +86,6 @@ struct fleet {
 
 static const char empty_name[] = "";
 
-static void *
-xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-
-    if (!q) {
-        fputs("fleet: out of memory\n", stderr); /* the daemon is restarted by systemd */
-        abort();
-    }
-    return q;
-}
-
 /* ---- names, uuids and scopes ---- */
 
 static int
@@ -155,61 +143,6 @@ fleet_uuid_format(const uint8_t uuid[FLEET_UUID_BYTES], char out[WIRE_UUID_LEN])
         out[o++] = digits[uuid[i] & 0xf];
     }
     out[o] = '\0';
-}
-
-int
-fleet_scope_parse(const char *text, struct fleet_scope *scope)
-{
-    struct fleet_scope s;
-
-    memset(&s, 0, sizeof(s));
-    if (!text || strnlen(text, WIRE_SCOPE_MAX) >= WIRE_SCOPE_MAX)
-        return -EINVAL;
-    if (strcmp(text, "fleet") == 0) {
-        s.kind = FLEET_SCOPE_FLEET;
-    } else if (strncmp(text, "host:", 5) == 0) {
-        if (!wire_host_id_valid(text + 5))
-            return -EINVAL;
-        s.kind = FLEET_SCOPE_HOST;
-        strcpy(s.host_id, text + 5);
-    } else if (strncmp(text, "label:", 6) == 0) {
-        const char *key = text + 6, *eq = strchr(key, '=');
-        char k[WIRE_LABEL_KEY_MAX];
-        if (!eq || (size_t)(eq - key) >= sizeof(k))
-            return -EINVAL;
-        memcpy(k, key, (size_t)(eq - key));
-        k[eq - key] = '\0';
-        if (!wire_token_valid(k, sizeof(k)) ||
-            !wire_text_valid(eq + 1, WIRE_LABEL_VALUE_MAX, false))
-            return -EINVAL;
-        s.kind = FLEET_SCOPE_LABEL;
-        strcpy(s.label, key); /* fits: key < 64 and value < 128 make it < FLEET_LABEL_MAX */
-    } else {
-        return -EINVAL;
-    }
-    *scope = s;
-    return 0;
-}
-
-bool
-fleet_scope_matches(const struct fleet_scope *scope,
-                    const char *host_id,
-                    const char *const *labels,
-                    size_t n_labels)
-{
-    switch (scope->kind) {
-    case FLEET_SCOPE_FLEET:
-        return true;
-    case FLEET_SCOPE_HOST:
-        return strcmp(scope->host_id, host_id) == 0;
-    case FLEET_SCOPE_LABEL:
-        for (size_t i = 0; i < n_labels; i++) {
-            if (strcmp(scope->label, labels[i]) == 0)
-                return true;
-        }
-        return false;
-    }
-    return false;
 }
 
 const char *
@@ -428,7 +361,7 @@ labels_make(const struct wire_label *labels, size_t n)
             return NULL;
         bytes += strlen(labels[i].key) + 1 + strlen(labels[i].value) + 1;
     }
-    block = xrealloc(NULL, bytes);
+    block = util_xrealloc(NULL, bytes, 1);
     p = (char *)(block + n);
     for (size_t i = 0; i < n; i++) {
         block[i] = p;
@@ -490,12 +423,13 @@ static void
 scratch_reserve(struct fleet *f, size_t n, size_t name_bytes)
 {
     if (n > f->scratch_cap) {
-        f->scratch_vms = xrealloc(f->scratch_vms, n * sizeof(*f->scratch_vms));
-        f->scratch_decisions = xrealloc(f->scratch_decisions, n * sizeof(*f->scratch_decisions));
+        f->scratch_vms = util_xrealloc(f->scratch_vms, n, sizeof(*f->scratch_vms));
+        f->scratch_decisions =
+            util_xrealloc(f->scratch_decisions, n, sizeof(*f->scratch_decisions));
         f->scratch_cap = n;
     }
     if (name_bytes > f->scratch_names_cap) {
-        f->scratch_names = xrealloc(f->scratch_names, name_bytes);
+        f->scratch_names = util_xrealloc(f->scratch_names, name_bytes, 1);
         f->scratch_names_cap = name_bytes;
     }
 }
@@ -605,7 +539,7 @@ static void *
 fit(void *p, size_t *cap, size_t need, size_t size)
 {
     if (need > *cap || need * 2 < *cap) {
-        p = xrealloc(p, need * size);
+        p = util_xrealloc(p, need, size);
         *cap = need;
     }
     return p;

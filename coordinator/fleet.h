@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "scope.h"
 #include "wire.h"
 
 #define FLEET_STALE_AFTER_MS_DEFAULT     3000
@@ -34,7 +35,7 @@
 #define FLEET_EVENTS_MAX_DEFAULT         1024
 #define FLEET_HOSTS_MAX_DEFAULT          100000
 #define FLEET_UUID_BYTES                 16
-#define FLEET_LABEL_MAX                  (WIRE_LABEL_KEY_MAX + WIRE_LABEL_VALUE_MAX) /* "K=V" */
+#define FLEET_LABEL_MAX                  SCOPE_LABEL_MAX /* a host label, "K=V" */
 #define FLEET_REASON_NONE                0xff /* fleet_vm.last_reason: no decision seen yet */
 
 enum fleet_liveness {
@@ -53,12 +54,6 @@ enum fleet_event_kind {
     FLEET_EVENT_POLICY_APPLIED, /* the agent acked a policy version as applied */
     FLEET_EVENT_POLICY_REFUSED, /* the agent refused it; detail says why */
     FLEET_EVENT_REMOVED,        /* fleet_remove() */
-};
-
-enum fleet_scope_kind {
-    FLEET_SCOPE_FLEET = 0,
-    FLEET_SCOPE_LABEL,
-    FLEET_SCOPE_HOST,
 };
 
 enum fleet_vm_key {
@@ -163,13 +158,6 @@ struct fleet_totals {
     uint64_t decisions_last_minute;
 };
 
-/* A parsed policy scope: "fleet", "label:KEY=VALUE" or "host:ID". */
-struct fleet_scope {
-    enum fleet_scope_kind kind;
-    char host_id[WIRE_HOST_ID_MAX]; /* FLEET_SCOPE_HOST */
-    char label[FLEET_LABEL_MAX];    /* FLEET_SCOPE_LABEL: "KEY=VALUE", as a host carries it */
-};
-
 struct fleet;
 
 /* Callbacks return 0 to go on; a positive value stops the walk (the walk returns 0), a negative
@@ -264,15 +252,6 @@ void fleet_totals(const struct fleet *fleet,
                   uint64_t pressure_unused_kib,
                   struct fleet_totals *totals);
 
-/* Parse a policy scope. Returns 0 or -EINVAL. The rules are wire.h's: a host id as
- * wire_host_id_valid(), a label key of [A-Za-z0-9._-], a value of printable text. */
-int fleet_scope_parse(const char *text, struct fleet_scope *scope);
-
-/* True when a host with this id and these labels ("KEY=VALUE") falls in scope. */
-bool fleet_scope_matches(const struct fleet_scope *scope,
-                         const char *host_id,
-                         const char *const *labels,
-                         size_t n_labels);
 
 /* Text of a uuid (lower-case, 36 characters and the NUL) into out. */
 void fleet_uuid_format(const uint8_t uuid[FLEET_UUID_BYTES], char out[WIRE_UUID_LEN]);

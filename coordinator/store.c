@@ -26,10 +26,11 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "fleet.h"
+#include "scope.h"
+#include "util.h"
 
 #define POLICY_TEXT_MAX 2048
-#define LABELS_TEXT_MAX (WIRE_LABELS_MAX * FLEET_LABEL_MAX)
+#define LABELS_TEXT_MAX (WIRE_LABELS_MAX * SCOPE_LABEL_MAX)
 #define BUSY_TIMEOUT_MS 5000
 
 enum stmt {
@@ -339,11 +340,8 @@ store_open(const char *path, struct store **store, char *err, size_t err_len)
 
     if (!path || !*path)
         return fail(err, err_len, "store: no database path");
-    s = calloc(1, sizeof(*s));
-    if (!s || !(s->path = strdup(path))) {
-        fputs("store: out of memory\n", stderr); /* the daemon is restarted by systemd */
-        abort();
-    }
+    s = util_xcalloc(1, sizeof(*s));
+    s->path = util_xstrdup(path);
     /* Created 0600 from the start: SQLite would make it 0644 (umask), and makes the WAL and
      * shared-memory files with the database file's mode. An existing file keeps its mode. */
     if (strcmp(path, ":memory:") != 0 && strncmp(path, "file:", 5) != 0) {
@@ -463,14 +461,14 @@ store_policy_add(struct store *s,
                  size_t err_len)
 {
     sqlite3_stmt *st = stmt_begin(s, STMT_POLICY_INSERT);
-    struct fleet_scope parsed;
+    struct scope parsed;
     char text[POLICY_TEXT_MAX];
     int rc;
 
     /* Its version must be durable before anyone pushes it: a rolled-back batch could hand the
      * same number to another policy. */
     assert(!s->in_batch);
-    if (fleet_scope_parse(scope, &parsed) < 0)
+    if (scope_parse(scope, &parsed) < 0)
         return fail(err, err_len, "store: scope '%s' is not fleet, label:KEY=VALUE or host:ID",
                     scope ? scope : "");
     rc = policy_validate(p, err, err_len);
@@ -744,7 +742,7 @@ store_host_upsert(struct store *s,
 {
     sqlite3_stmt *st = stmt_begin(s, STMT_HOST_UPSERT);
     char text[LABELS_TEXT_MAX], scope[WIRE_SCOPE_MAX];
-    struct fleet_scope parsed;
+    struct scope parsed;
     size_t used = 0;
     int rc = 0;
 
@@ -758,7 +756,7 @@ store_host_upsert(struct store *s,
          * control characters, so one per line is unambiguous. */
         if ((size_t)snprintf(scope, sizeof(scope), "label:%s", labels[i] ? labels[i] : "") >=
                 sizeof(scope) ||
-            fleet_scope_parse(scope, &parsed) < 0)
+            scope_parse(scope, &parsed) < 0)
             return fail(err, err_len, "store: host %s: bad label '%s'", host_id,
                         labels[i] ? labels[i] : "");
         used +=

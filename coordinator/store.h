@@ -4,7 +4,7 @@
  * ever seen. The only module that touches SQLite; none of its types leave store.c.
  *
  * Invariants:
- *  - a policy is stored only after policy_validate() and fleet_scope_parse() accept it; its
+ *  - a policy is stored only after policy_validate() and scope_parse() accept it; its
  *    version is global across scopes, starts at 1, only grows and is never reused within one
  *    database file: its insert is synced to disk (synchronous=FULL for that commit) before
  *    anyone can push it. A database restored from a copy or replaced hands numbers out again, so

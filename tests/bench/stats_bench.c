@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "hv.h"
+#include "hv_backends.h"
 #include "hv_libvirt.h"
 #include "log.h"
 

@@ -28,6 +28,7 @@
 #include <cmocka.h>
 
 #include "hv.h"
+#include "hv_backends.h"
 #include "hv_libvirt.h"
 #include "hv_sim.h"
 

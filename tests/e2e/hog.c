@@ -52,12 +52,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -99,21 +99,21 @@ struct hog {
     uint32_t rate_mib_s;
     uint32_t limit_mib;
     uint32_t reserve_mib; /* MemAvailable kept after an allocation; 0: not checked */
-    double budget_mib; /* allocation allowed by the rate, not yet used */
+    double budget_mib;    /* allocation allowed by the rate, not yet used */
     enum hog_state state;
     uint64_t start_ms;
     uint64_t last_tick_ms;
     uint64_t last_log_ms;
     uint32_t logged_held_mib;
     enum hog_state logged_state;
-    uint64_t cmd_ms;          /* when the last hog command arrived */
-    uint32_t waited_s;        /* seconds since then with an allocation postponed (any reason) */
-    uint32_t failed_s;        /* ... with an allocation failed (MemAvailable below the reserve) */
-    int64_t waited_bucket;    /* the last second counted in waited_s (-1: none) */
-    int64_t failed_bucket;    /* ... in failed_s */
+    uint64_t cmd_ms;       /* when the last hog command arrived */
+    uint32_t waited_s;     /* seconds since then with an allocation postponed (any reason) */
+    uint32_t failed_s;     /* ... with an allocation failed (MemAvailable below the reserve) */
+    int64_t waited_bucket; /* the last second counted in waited_s (-1: none) */
+    int64_t failed_bucket; /* ... in failed_s */
     uint32_t logged_waited_s;
     uint32_t logged_failed_s;
-    pid_t reader;             /* the page-cache reader (cache PATH), 0 when none */
+    pid_t reader; /* the page-cache reader (cache PATH), 0 when none */
     int port_fd;
     uint64_t last_scan_ms;
     char line[LINE_MAX_BYTES];
@@ -175,8 +175,8 @@ log_state(struct hog *h, const char *why)
     read_meminfo(&free_mib, &avail_mib);
     uint64_t now = now_ms();
     printf("hog: t_ms=%" PRIu64 " state=%s held_mib=%" PRIu32 " limit_mib=%" PRIu32
-           " rate_mib_s=%" PRIu32 " memfree_mib=%" PRIu32 " avail_mib=%" PRIu32
-           " cmd_ms=%" PRIu64 " waited_s=%" PRIu32 " failed_s=%" PRIu32 "%s%s\n",
+           " rate_mib_s=%" PRIu32 " memfree_mib=%" PRIu32 " avail_mib=%" PRIu32 " cmd_ms=%" PRIu64
+           " waited_s=%" PRIu32 " failed_s=%" PRIu32 "%s%s\n",
            now - h->start_ms, state_names[h->state], held_mib(h), h->limit_mib, h->rate_mib_s,
            free_mib, avail_mib, now - h->cmd_ms, h->waited_s, h->failed_s, why ? " event=" : "",
            why ? why : "");

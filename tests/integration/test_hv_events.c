@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "hv.h"
+#include "hv_backends.h"
 
 #define VMS_ROOM    16
 #define WAIT_MAX_MS 5000u /* events arrive in milliseconds; this is for a loaded machine */

@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "hv.h"
+#include "hv_backends.h"
 
 #define MIB            1024u
 #define VMS_ROOM       16

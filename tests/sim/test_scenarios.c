@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "hv_backends.h"
 #include "hv_sim.h"
 #include "log.h"
 #include "round.h"

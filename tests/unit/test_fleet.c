@@ -4,8 +4,8 @@
  * Hello, report, heartbeat and ack; unknown hosts; duplicate and reordered reports (nothing
  * changes); liveness transitions exactly once at the thresholds; the VM set replaced by each
  * report; the decision ring bounded; totals; sorting; 10,000 hosts found by id, also after
- * removals; scopes agree with wire.c's; and a seeded random replay of shuffled, duplicated
- * reports that must end in the newest one's state.
+ * removals; and a seeded random replay of shuffled, duplicated reports that must end in the
+ * newest one's state. The scope grammar is test_scope.c's.
  *
  *   test_fleet [--seed N]
  */
@@ -853,78 +853,6 @@ test_ten_thousand_hosts(void **state)
 }
 
 static void
-test_scopes(void **state)
-{
-    static const struct {
-        const char *text;
-        bool valid;
-    } cases[] = {
-        {"fleet", true},
-        {"host:hv-01.rack3", true},
-        {"label:rack=r1", true},
-        {"label:zone=eu west 1", true},
-        {"label:a.b_c-d=x=y", true}, /* the value runs to the end, '=' included */
-        {"", false},
-        {"Fleet", false},
-        {"fleet ", false},
-        {"host:", false},
-        {"host:bad id", false},
-        {"label:", false},
-        {"label:rack", false},
-        {"label:=v", false},
-        {"label:rack=", false},
-        {"label:ra ck=v", false},
-        {"label:rack=a\tb", false},
-        {"cluster:x", false},
-    };
-    struct fleet_scope s;
-    const char *labels[] = {"rack=r1", "zone=eu west 1"};
-    (void)state;
-
-    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-        int want = cases[i].valid ? 0 : -EINVAL;
-        if (fleet_scope_parse(cases[i].text, &s) != want)
-            fail_msg("scope '%s': want %s", cases[i].text, cases[i].valid ? "valid" : "invalid");
-        /* wire.c, which sends the scope, must agree. */
-        struct wire_msg m;
-        uint8_t *buf = NULL;
-        size_t len = 0;
-        char err[WIRE_ERR_MAX];
-        memset(&m, 0, sizeof(m));
-        m.protocol_version = WIRE_PROTOCOL_VERSION;
-        strcpy(m.host_id, "coordinator");
-        m.body = WIRE_BODY_POLICY_PUSH;
-        m.u.push.version = 1;
-        snprintf(m.u.push.scope, sizeof(m.u.push.scope), "%s", cases[i].text);
-        policy_init_defaults(&m.u.push.policy);
-        int rc = wire_encode(&m, &buf, &len, err, sizeof(err));
-        if ((rc == 0) != cases[i].valid)
-            fail_msg("scope '%s': wire_encode says %d (%s)", cases[i].text, rc, rc ? err : "");
-        free(buf);
-    }
-    char long_value[WIRE_SCOPE_MAX + 8];
-    memset(long_value, 'v', sizeof(long_value));
-    memcpy(long_value, "label:k=", 8);
-    long_value[sizeof(long_value) - 1] = '\0';
-    assert_int_equal(fleet_scope_parse(long_value, &s), -EINVAL);
-    assert_int_equal(fleet_scope_parse(NULL, &s), -EINVAL);
-
-    assert_int_equal(fleet_scope_parse("fleet", &s), 0);
-    assert_true(fleet_scope_matches(&s, "any", NULL, 0));
-    assert_int_equal(fleet_scope_parse("host:hv-01", &s), 0);
-    assert_int_equal(s.kind, FLEET_SCOPE_HOST);
-    assert_true(fleet_scope_matches(&s, "hv-01", labels, 2));
-    assert_false(fleet_scope_matches(&s, "hv-011", labels, 2));
-    assert_int_equal(fleet_scope_parse("label:zone=eu west 1", &s), 0);
-    assert_int_equal(s.kind, FLEET_SCOPE_LABEL);
-    assert_string_equal(s.label, "zone=eu west 1");
-    assert_true(fleet_scope_matches(&s, "hv-01", labels, 2));
-    assert_false(fleet_scope_matches(&s, "hv-01", labels, 1));
-    assert_int_equal(fleet_scope_parse("label:rack=r", &s), 0);
-    assert_false(fleet_scope_matches(&s, "hv-01", labels, 2));
-}
-
-static void
 test_uuids(void **state)
 {
     uint8_t u[FLEET_UUID_BYTES];
@@ -998,7 +926,6 @@ main(int argc, char **argv)
         cmocka_unit_test(test_sorting),
         cmocka_unit_test(test_limit_is_head_of_full_sort),
         cmocka_unit_test(test_ten_thousand_hosts),
-        cmocka_unit_test(test_scopes),
         cmocka_unit_test(test_totals_saturate),
         cmocka_unit_test(test_uuids),
         cmocka_unit_test(test_random_arrival_order),

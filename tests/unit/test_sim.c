@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "hv.h"
+#include "hv_backends.h"
 #include "hv_sim.h"
 #include "log.h"
 
