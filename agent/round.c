@@ -248,7 +248,7 @@ track(struct round *r, const struct policy *policy, uint64_t now_ms)
 
         log_tracker_change(vm, t, change);
         if (vm->has_rss)
-            tracker_note_memory(t, vm->actual_kib, vm->rss_kib);
+            tracker_note_memory(t, vm->actual_kib, vm->rss_kib, now_ms);
         if (signal_of(policy, vm, &signal)) {
             uint64_t total = vm->guest_total_kib ? vm->guest_total_kib : vm->actual_kib;
             tracker_note_stats(t, vm->stats_stamp_ms, util_sub_sat(total, signal), now_ms);

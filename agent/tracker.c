@@ -214,11 +214,16 @@ tracker_set_target(struct tracker_vm *vm, uint64_t target_kib, uint64_t actual_k
 }
 
 void
-tracker_note_memory(struct tracker_vm *vm, uint64_t actual_kib, uint64_t rss_kib)
+tracker_note_memory(struct tracker_vm *vm, uint64_t actual_kib, uint64_t rss_kib, uint64_t now_ms)
 {
+    if (actual_kib != vm->last_actual_kib)
+        vm->moved_ms = now_ms;
+    vm->last_actual_kib = actual_kib;
     if (!vm->has_memory_ref) {
         vm->untouched_kib = util_sub_sat(actual_kib, rss_kib);
         vm->has_memory_ref = true;
+    } else if (actual_kib < vm->ref_actual_kib && now_ms - vm->moved_ms < TRACKER_SETTLE_MS) {
+        return; /* a shrink: wait for the process's RSS to follow the balloon */
     } else {
         /* Signed: the balloon and the process both move either way. Values < 2^62. */
         int64_t debt = (int64_t)vm->untouched_kib +

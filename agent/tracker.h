@@ -13,7 +13,11 @@
  *    backed it yet (a grant is a debt until the guest uses it). From the VM process's RSS:
  *    untouched = max(0, untouched + (actual - last actual) - (rss - last rss)), seeded with
  *    max(0, actual - rss) at first sight. A grant that arrives raises it, the guest touching
- *    pages lowers it, a shrink lowers it by what was given back untouched.
+ *    pages lowers it, a shrink lowers it by what was given back untouched. The process's RSS
+ *    can lag the balloon's size by a second or so, and a shrink read before its RSS drop would
+ *    later count as a phantom debt that never goes away: so a shrink is accounted only once
+ *    the balloon has held still for TRACKER_SETTLE_MS (the debt meanwhile stays as it was,
+ *    which errs on the host's side).
  *  - rate: how fast the guest's used memory grows, from successive guest stats samples (a new
  *    sample is a new stamp), fast up and halving per sample when it stops; and the horizon,
  *    the measured time from the sample a grow was decided on to the balloon's arrival.
@@ -44,6 +48,8 @@ struct tracker_vm {
     uint64_t untouched_kib;
     uint64_t ref_actual_kib;
     uint64_t ref_rss_kib;
+    uint64_t last_actual_kib; /* the balloon at the last observation */
+    uint64_t moved_ms;        /* when it last moved */
     bool has_memory_ref;
     /* guest stats samples and the consumption rate they show */
     uint64_t stats_stamp_ms; /* the last sample's stamp; 0 = none yet */
@@ -92,8 +98,12 @@ void tracker_set_target(struct tracker_vm *vm,
                         uint64_t actual_kib,
                         uint64_t now_ms);
 
-/* Account the host's debt to the VM from its balloon size and its process's resident memory. */
-void tracker_note_memory(struct tracker_vm *vm, uint64_t actual_kib, uint64_t rss_kib);
+#define TRACKER_SETTLE_MS 3000
+
+/* Account the host's debt to the VM from its balloon size and its process's resident memory,
+ * observed at now_ms. */
+void
+tracker_note_memory(struct tracker_vm *vm, uint64_t actual_kib, uint64_t rss_kib, uint64_t now_ms);
 
 /* A guest stats sample stamped stamp_ms (0 = none) showing used_kib in use, observed at now_ms.
  * A new stamp updates the rate and returns true; the same stamp again returns false. */

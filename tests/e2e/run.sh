@@ -304,7 +304,7 @@ grep_log() { grep -q -- "$1" "$SCEN_DIR/agent.log" 2>/dev/null; }
 # rounds_after MS N: at least N complete rounds recorded at or after agent time MS.
 rounds_after() { [ "$(mget rounds "$(metrics "" "$1")")" -ge "$2" ]; }
 
-# The host has nothing left to give: its budget (available - in flight - floor) in the last
+# The host has nothing left to give: its budget (available - in flight - untouched - floor) in the last
 # round is under 32 MiB and every guest named needed memory in each of the last 2 rounds.
 host_spent() {
     local g
@@ -314,6 +314,7 @@ host_spent() {
     rawk -v n="${#E2E_GUESTS[@]}" 'FNR == 1 || NF != HNF { next }
         { r = $C["round"]; c[r]++; o = $C["old_target_kib"] + 0; a = $C["actual_kib"] + 0
           if (o > a) inf[r] += o - a
+          inf[r] += col("untouched_kib") + 0 # granted, not yet touched: the host still owes it
           b[r] = $C["host_available_kib"] - $C["host_min_unused_kib"]; if (r + 0 > last) last = r + 0 }
         END { for (r = last; r > 0; r--) if (c[r] == n) { exit !(b[r] - inf[r] < 32 * 1024) } exit 1 }' \
         "$(csv)"
@@ -496,7 +497,8 @@ if want demand_moves; then
     held1=$(console_max_held g1 "$mark1")
     t_b=$(agent_ms)
     spare_b=$(rawk 'FNR > 1 && NF == HNF { r = $C["round"]; o = $C["old_target_kib"] + 0; a = $C["actual_kib"] + 0
-            if (o > a) inf[r] += o - a; b[r] = $C["host_available_kib"] - $C["host_min_unused_kib"]; last = r }
+            if (o > a) inf[r] += o - a; inf[r] += col("untouched_kib") + 0
+            b[r] = $C["host_available_kib"] - $C["host_min_unused_kib"]; last = r }
         END { print b[last] - inf[last] }' "$(csv)")
     hog_free g1 && event "g1 frees"
     wait_for "g1 drained and g2 fed" 90 eval 'rounds_after "$t_b" 4 && reason_streak g1 in_band 2 && fed_all g2'

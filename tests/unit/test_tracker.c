@@ -134,23 +134,29 @@ test_untouched_follows_balloon_and_rss(void **state)
     (void)state;
 
     observe(t, "a", MIB(512), 0, &vm);
-    tracker_note_memory(vm, MIB(512), MIB(300)); /* first sight: 212 never touched */
+    tracker_note_memory(vm, MIB(512), MIB(300), 0); /* first sight: 212 never touched */
     assert_int_equal(vm->untouched_kib, MIB(212));
-    tracker_note_memory(vm, MIB(512), MIB(562)); /* touched all, and 50 of QEMU's own */
+    tracker_note_memory(vm, MIB(512), MIB(562), 1000); /* touched all, and 50 of QEMU's own */
     assert_int_equal(vm->untouched_kib, 0);
-    tracker_note_memory(vm, MIB(612), MIB(562)); /* a grant of 100 arrived */
+    tracker_note_memory(vm, MIB(612), MIB(562), 2000); /* a grant of 100 arrived */
     assert_int_equal(vm->untouched_kib, MIB(100));
-    tracker_note_memory(vm, MIB(612), MIB(602)); /* the guest touched 40 of it */
+    tracker_note_memory(vm, MIB(612), MIB(602), 3000); /* the guest touched 40 of it */
     assert_int_equal(vm->untouched_kib, MIB(60));
-    tracker_note_memory(vm, MIB(572), MIB(602)); /* gave back 40 it had not touched */
+    /* Gave back 40 it had not touched: counted once the balloon held still for a while. */
+    tracker_note_memory(vm, MIB(572), MIB(602), 4000);
+    assert_int_equal(vm->untouched_kib, MIB(60));
+    tracker_note_memory(vm, MIB(572), MIB(602), 4000 + TRACKER_SETTLE_MS);
     assert_int_equal(vm->untouched_kib, MIB(20));
-    tracker_note_memory(vm, MIB(540), MIB(570)); /* gave back 32 it had touched */
+    /* Gave back 32 it had touched, the balloon read before the process shrank: no phantom. */
+    tracker_note_memory(vm, MIB(540), MIB(602), 10000);
     assert_int_equal(vm->untouched_kib, MIB(20));
-    /* The balloon reported before the process shrank: clamped, then restored. */
-    tracker_note_memory(vm, MIB(440), MIB(570));
-    assert_int_equal(vm->untouched_kib, 0);
-    tracker_note_memory(vm, MIB(440), MIB(470));
-    assert_int_equal(vm->untouched_kib, MIB(100));
+    tracker_note_memory(vm, MIB(540), MIB(570), 11000);
+    assert_int_equal(vm->untouched_kib, MIB(20));
+    tracker_note_memory(vm, MIB(540), MIB(570), 10000 + TRACKER_SETTLE_MS);
+    assert_int_equal(vm->untouched_kib, MIB(20));
+    /* Growing is counted at once (the host's side), whatever happened before. */
+    tracker_note_memory(vm, MIB(640), MIB(570), 14000);
+    assert_int_equal(vm->untouched_kib, MIB(120));
     tracker_destroy(&t);
 }
 
