@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The single-agent demo: installs what is needed, builds, and runs one agent on a modelled host.
 # Each round prints a per-VM table (balloon, unused, decision); the end prints a summary.
-#   sudo bash deploy/demo-agent.sh [SCENARIO.json]      (default tests/scenarios/demo.json)
+#   bash deploy/demo-agent.sh (as root) [SCENARIO.json]      (default tests/scenarios/demo.json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

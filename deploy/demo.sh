@@ -3,7 +3,7 @@
 # starts a coordinator and three agents on modelled hosts (different scenarios, running 4x real
 # time), shows the fleet live through memschedctl, steers it with a fleet policy half-way, and
 # ends with a fleet summary. It stops everything it started.
-#   sudo bash deploy/demo.sh
+#   bash deploy/demo.sh (as root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
