@@ -457,11 +457,12 @@ save_targets(struct agent *a)
     char err[CONFIG_ERR_MAX];
     size_t n = round_targets_in_flight(a->round, NULL, 0);
     struct state_target *targets = util_xcalloc(n ? n : 1, sizeof(*targets));
-    uint64_t hash = 1469598103934665603u;
+    uint64_t hash = UTIL_HASH_SEED;
 
     round_targets_in_flight(a->round, targets, n);
     for (size_t i = 0; i < n; i++)
-        hash = (hash ^ util_hash_str(targets[i].uuid) ^ targets[i].target_kib) * 1099511628211u;
+        hash = util_hash_mix(util_hash_mix(hash, util_hash_str(targets[i].uuid)),
+                             targets[i].target_kib);
     if (hash != a->targets_hash &&
         state_save_targets(a->config.state_dir, targets, n, util_clock_ms(CLOCK_REALTIME), err,
                            sizeof(err)) == 0)

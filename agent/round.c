@@ -22,16 +22,15 @@
 #include "tracker.h"
 #include "util.h"
 
-#define MODULE            "round"
-#define FIRST_CAPACITY    64
-#define STUCK_MIN_MS      10000 /* real balloons move within 1-3 s (FACTS.md) */
-#define STUCK_ROUNDS      5
-#define RETRY_MIN_MS      60000
-#define RETRY_ROUNDS      30
-#define OUTAGE_MAX_MS     60000
-#define CHECK_MSG_LEN     512
-#define IN_FLIGHT_MIN_KIB 1024 /* closer than this, a balloon has reached its target */
-#define KIB_TO_MIB(kib)   ((double)(kib) / 1024.0)
+#define MODULE          "round"
+#define FIRST_CAPACITY  64
+#define STUCK_MIN_MS    10000 /* real balloons move within 1-3 s (FACTS.md) */
+#define STUCK_ROUNDS    5
+#define RETRY_MIN_MS    60000
+#define RETRY_ROUNDS    30
+#define OUTAGE_MAX_MS   60000
+#define CHECK_MSG_LEN   512
+#define KIB_TO_MIB(kib) ((double)(kib) / 1024.0)
 
 struct round {
     struct hv *hv;
@@ -545,9 +544,7 @@ round_targets_in_flight(const struct round *r, struct state_target *out, size_t 
 
     for (size_t i = 0; i < r->n_vms; i++) {
         const struct tracker_vm *t = r->tracked[i];
-        uint64_t actual = r->vms[i].actual_kib;
-        uint64_t gap = t->target_kib > actual ? t->target_kib - actual : actual - t->target_kib;
-        if (t->target_kib == 0 || gap <= IN_FLIGHT_MIN_KIB)
+        if (!tracker_heading(t, r->vms[i].actual_kib))
             continue;
         if (n < cap) {
             snprintf(out[n].uuid, sizeof(out[n].uuid), "%s", r->vms[i].uuid);

@@ -185,6 +185,12 @@ tracker_observe(struct tracker *t,
     return follow_balloon(t, vm, actual_kib, now_ms);
 }
 
+bool
+tracker_heading(const struct tracker_vm *vm, uint64_t actual_kib)
+{
+    return vm->target_kib != 0 && distance(vm->target_kib, actual_kib) > REACHED_KIB;
+}
+
 void
 tracker_seed(struct tracker *t, const char *uuid, uint64_t target_kib, uint64_t now_ms)
 {

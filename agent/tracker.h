@@ -88,6 +88,9 @@ enum tracker_change tracker_observe(struct tracker *tracker,
                                     uint64_t now_ms,
                                     struct tracker_vm **vm);
 
+/* The balloon is still on its way to the target last set (not within a page-rounding of it). */
+bool tracker_heading(const struct tracker_vm *vm, uint64_t actual_kib);
+
 /* Take up a target set before the agent restarted: uuid's balloon is heading to target_kib,
  * as if set at now_ms. */
 void tracker_seed(struct tracker *tracker, const char *uuid, uint64_t target_kib, uint64_t now_ms);

@@ -83,13 +83,22 @@ util_add_sat(uint64_t a, uint64_t b)
     return a + b < a ? UINT64_MAX : a + b;
 }
 
+#define UTIL_HASH_SEED UINT64_C(14695981039346656037) /* FNV-1a's offset basis */
+
+/* One FNV-1a step: fold value into hash. */
+static inline uint64_t
+util_hash_mix(uint64_t hash, uint64_t value)
+{
+    return (hash ^ value) * UINT64_C(1099511628211);
+}
+
 /* FNV-1a of a NUL-terminated string: the hash of every id-keyed table. */
 static inline uint64_t
 util_hash_str(const char *s)
 {
-    uint64_t h = UINT64_C(14695981039346656037);
+    uint64_t h = UTIL_HASH_SEED;
     for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
+        h = util_hash_mix(h, (unsigned char)*s);
     return h;
 }
 

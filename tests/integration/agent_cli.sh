@@ -92,20 +92,27 @@ eventually 10 grep -q "event=policy source=config reloaded=yes" "$work/agent.log
 eventually 5 grep -q "^vm_excess_unused_mib = 500$" "$work/state/policy.conf" ||
     fail "reloaded policy not persisted"
 # SIGHUP can turn a dry run on and off: decisions after it say so.
-printf 'uri = sim:%s/one_hog.json?speed=20\ninterval_ms = 200\nvm_excess_unused_mib = 500\ndry_run = true\n' \
-    "$scenarios" >"$work/good.conf"
-kill -HUP "$pid"
-eventually 10 grep -q "event=reload dry_run=yes" "$work/agent.log" || fail "reload to dry run not logged"
-mark=$(wc -l <"$work/agent.log")
-eventually 10 eval 'tail -n +$((mark + 1)) "$work/agent.log" | grep -q " decision=.* dry_run=yes$"' ||
-    fail "no dry decision after the reload to dry run"
-printf 'uri = sim:%s/one_hog.json?speed=20\ninterval_ms = 200\nvm_excess_unused_mib = 500\n' \
-    "$scenarios" >"$work/good.conf"
-kill -HUP "$pid"
-eventually 10 grep -q "event=reload dry_run=no" "$work/agent.log" || fail "reload out of dry run not logged"
-mark=$(wc -l <"$work/agent.log")
-eventually 10 eval 'tail -n +$((mark + 1)) "$work/agent.log" | grep " decision=" | grep -qv "dry_run=yes"' ||
-    fail "decisions still dry after the reload out of dry run"
+# reload_dry_run true|false: reload with that dry_run; the reload is logged, and the decisions
+# made after it are all dry (true) or include one that is not (false).
+reload_dry_run() {
+    local yes=no
+    [ "$1" = true ] && yes=yes
+    printf 'uri = sim:%s/one_hog.json?speed=20\ninterval_ms = 200\nvm_excess_unused_mib = 500\ndry_run = %s\n' \
+        "$scenarios" "$1" >"$work/good.conf"
+    kill -HUP "$pid"
+    eventually 10 grep -q "event=reload dry_run=$yes" "$work/agent.log" ||
+        fail "reload to dry_run=$1 not logged"
+    mark=$(wc -l <"$work/agent.log")
+    if [ "$1" = true ]; then
+        eventually 10 eval 'tail -n +$((mark + 1)) "$work/agent.log" | grep -q " decision=.* dry_run=yes$"' ||
+            fail "no dry decision after the reload to dry run"
+    else
+        eventually 10 eval 'tail -n +$((mark + 1)) "$work/agent.log" | grep " decision=" | grep -qv "dry_run=yes"' ||
+            fail "decisions still dry after the reload out of dry run"
+    fi
+}
+reload_dry_run true
+reload_dry_run false
 start=$(date +%s%N)
 kill -TERM "$pid"
 wait "$pid" || fail "SIGTERM: non-zero exit"
