@@ -1,11 +1,12 @@
 /*
  * util.h - the few helpers every module needs: allocation that aborts on out-of-memory (the
- * daemons are restarted by systemd; STYLE.md), saturating 64-bit arithmetic, a string hash and
- * clocks in ms.
+ * daemons are restarted by systemd; STYLE.md), saturating 64-bit arithmetic, a string hash,
+ * clocks in ms and the one way to write an error message for the caller.
  */
 #ifndef MEMSCHED_COMMON_UTIL_H
 #define MEMSCHED_COMMON_UTIL_H
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +110,21 @@ util_clock_ms(clockid_t id)
     struct timespec ts;
     clock_gettime(id, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Writes the message into err (unless err_len is 0) and returns rc, so that a failure reads
+ * `return util_fail(-EINVAL, err, err_len, "...", ...);`. */
+__attribute__((format(printf, 4, 5))) static inline int
+util_fail(int rc, char *err, size_t err_len, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err && err_len > 0) {
+        va_start(ap, fmt);
+        vsnprintf(err, err_len, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
 }
 
 #endif /* MEMSCHED_COMMON_UTIL_H */
