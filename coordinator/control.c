@@ -154,6 +154,19 @@ struct table {
     size_t cap_cells;
 };
 
+static void table_vadd(struct table *t, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void
+table_vadd(struct table *t, const char *fmt, va_list ap)
+{
+    if (t->n_cells == t->cap_cells) {
+        t->cap_cells = t->cap_cells ? 2 * t->cap_cells : 64;
+        t->cells = util_xrealloc(t->cells, t->cap_cells, sizeof(*t->cells));
+    }
+    t->cells[t->n_cells++] = xvasprintf(fmt, ap);
+}
+
 static void table_add(struct table *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
@@ -161,12 +174,8 @@ table_add(struct table *t, const char *fmt, ...)
 {
     va_list ap;
 
-    if (t->n_cells == t->cap_cells) {
-        t->cap_cells = t->cap_cells ? 2 * t->cap_cells : 64;
-        t->cells = util_xrealloc(t->cells, t->cap_cells, sizeof(*t->cells));
-    }
     va_start(ap, fmt);
-    t->cells[t->n_cells++] = xvasprintf(fmt, ap);
+    table_vadd(t, fmt, ap);
     va_end(ap);
 }
 
@@ -698,15 +707,117 @@ cmd_status(struct call *c)
     return status_table(c, &t, found ? &fp : NULL);
 }
 
-/* ---- hosts ---- */
+/* ---- rows: one model, two renderings ---- */
 
+/* A listing (hosts, VMs, events) is built row by row with the put_*() calls below, each naming a
+ * value once: as a JSON member (key) and as a table cell. So the table and the JSON document
+ * cannot drift apart; only one of the two is being built per request. */
 struct rows {
     const struct control_context *cc;
     struct table table;
     json_t *array; /* JSON when not NULL */
+    json_t *obj;   /* the JSON row being built */
     size_t count;
     size_t limit; /* 0 = all */
 };
+
+static void
+row_begin(struct rows *r)
+{
+    if (r->array)
+        r->obj = jobj();
+}
+
+static void
+row_end(struct rows *r)
+{
+    if (r->array)
+        jpush(r->array, r->obj);
+    r->obj = NULL;
+    r->count++;
+}
+
+/* A JSON member only (value consumed). */
+static void
+put_json(struct rows *r, const char *key, json_t *value)
+{
+    if (r->obj)
+        jset(r->obj, key, value);
+    else
+        json_decref(value);
+}
+
+static void put_cell(struct rows *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A table cell only. */
+static void
+put_cell(struct rows *r, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (r->array)
+        return;
+    va_start(ap, fmt);
+    table_vadd(&r->table, fmt, ap);
+    va_end(ap);
+}
+
+/* A string, both ways ("-" in the table when empty). */
+static void
+put_str(struct rows *r, const char *key, const char *value)
+{
+    if (r->array)
+        put_json(r, key, jstr(value));
+    else
+        put_cell(r, "%s", value[0] ? value : "-");
+}
+
+/* Memory: KiB in JSON (null when unknown), MiB in the table ("-"). */
+static void
+put_kib(struct rows *r, const char *key, bool known, uint64_t kib)
+{
+    char a[32];
+
+    if (r->array)
+        put_json(r, key, known ? ju64(kib) : json_null());
+    else
+        put_cell(r, "%s", known ? fmt_mib(a, sizeof(a), kib) : "-");
+}
+
+/* An age: milliseconds in JSON, "3s ago" in the table. */
+static void
+put_age(struct rows *r, const char *key, uint64_t then_ms)
+{
+    char a[32];
+    uint64_t now_ms = r->cc->now_ms;
+
+    if (r->array)
+        put_json(r, key, ju64(now_ms > then_ms ? now_ms - then_ms : 0));
+    else
+        put_cell(r, "%s", fmt_age(a, sizeof(a), now_ms, then_ms));
+}
+
+/* Render the listing: the JSON document under key, or the table (or none_text when empty). */
+static enum control_status
+rows_reply(struct call *c, struct rows *r, const char *key, const char *none_text)
+{
+    struct text out;
+
+    if (r->array) {
+        json_t *root = jobj();
+        jset(root, key, r->array);
+        return json_reply(c, root);
+    }
+    FILE *f = text_open(&out);
+    if (r->count)
+        table_print(f, &r->table);
+    else
+        fprintf(f, "%s\n", none_text);
+    table_free(&r->table);
+    return text_reply(c, &out);
+}
+
+/* ---- hosts ---- */
 
 static json_t *
 labels_json(const char *const *labels, size_t n)
@@ -718,72 +829,57 @@ labels_json(const char *const *labels, size_t n)
     return a;
 }
 
-static json_t *
-host_json(const struct control_context *cc, const struct fleet_host_info *h)
+/* Numbers from a stale or down host are its last report, not the present: every row that shows
+ * them says so. */
+static bool
+liveness_stale(enum fleet_liveness liveness)
 {
-    json_t *o = jobj(), *ack = jobj();
-
-    jset(o, "host_id", jstr(h->host_id));
-    jset(o, "liveness", jstr(fleet_liveness_name(h->liveness)));
-    jset(o, "last_seen_age_ms",
-         ju64(cc->now_ms > h->last_seen_ms ? cc->now_ms - h->last_seen_ms : 0));
-    jset(o, "agent_version", jstr(h->agent_version));
-    jset(o, "labels", labels_json(h->labels, h->n_labels));
-    jset(o, "has_report", jcheck(json_boolean(h->has_report)));
-    jset(o, "vm_count", ju64(h->n_vms));
-    jset(o, "host_total_kib", h->has_report ? ju64(h->host_total_kib) : json_null());
-    jset(o, "host_available_kib", h->has_report ? ju64(h->host_available_kib) : json_null());
-    jset(o, "vm_actual_kib", ju64(h->vm_actual_kib));
-    jset(o, "vm_max_kib", ju64(h->vm_max_kib));
-    jset(o, "policy_version", ju64(h->policy_version));
-    jset(o, "decisions_total", ju64(h->decisions_total));
-    if (h->last_ack_version) {
-        jset(ack, "version", ju64(h->last_ack_version));
-        jset(ack, "applied", jcheck(json_boolean(h->last_ack_applied)));
-        jset(o, "last_ack", ack);
-    } else {
-        json_decref(ack);
-        jset(o, "last_ack", json_null());
-    }
-    return o;
+    return liveness != FLEET_LIVENESS_FRESH;
 }
 
 static void
-host_row(struct rows *r, const struct fleet_host_info *h)
+host_put(struct rows *r, const struct fleet_host_info *h)
 {
-    char a[32], b[32];
+    char a[32];
 
-    table_add(&r->table, "%s", h->host_id);
-    table_add(&r->table, "%s", fleet_liveness_name(h->liveness));
-    table_add(&r->table, "%s", fmt_age(a, sizeof(a), r->cc->now_ms, h->last_seen_ms));
-    table_add(&r->table, "%s", h->agent_version[0] ? h->agent_version : "-");
-    if (h->has_report) {
-        table_add(&r->table, "%zu", h->n_vms);
-        table_add(&r->table, "%s", fmt_mib(a, sizeof(a), h->host_total_kib));
-        table_add(&r->table, "%s", fmt_mib(b, sizeof(b), h->host_available_kib));
-    } else {
-        table_add(&r->table, "-");
-        table_add(&r->table, "-");
-        table_add(&r->table, "-");
-    }
-    table_add(&r->table, "%s", fmt_version(a, sizeof(a), h->policy_version));
-    if (h->last_ack_version)
-        table_add(&r->table, "v%" PRIu64 " %s", h->last_ack_version,
-                  h->last_ack_applied ? "applied" : "refused");
+    row_begin(r);
+    put_str(r, "host_id", h->host_id);
+    put_str(r, "liveness", fleet_liveness_name(h->liveness));
+    put_json(r, "stale", jcheck(json_boolean(liveness_stale(h->liveness))));
+    put_age(r, "last_seen_age_ms", h->last_seen_ms);
+    put_str(r, "agent_version", h->agent_version);
+    put_json(r, "labels", labels_json(h->labels, h->n_labels));
+    put_json(r, "has_report", jcheck(json_boolean(h->has_report)));
+    if (h->has_report)
+        put_cell(r, "%zu", h->n_vms);
     else
-        table_add(&r->table, "-");
+        put_cell(r, "-");
+    put_json(r, "vm_count", ju64(h->n_vms));
+    put_kib(r, "host_total_kib", h->has_report, h->host_total_kib);
+    put_kib(r, "host_available_kib", h->has_report, h->host_available_kib);
+    put_json(r, "vm_actual_kib", ju64(h->vm_actual_kib));
+    put_json(r, "vm_max_kib", ju64(h->vm_max_kib));
+    put_json(r, "policy_version", ju64(h->policy_version));
+    put_cell(r, "%s", fmt_version(a, sizeof(a), h->policy_version));
+    put_json(r, "decisions_total", ju64(h->decisions_total));
+    if (!h->last_ack_version) {
+        put_json(r, "last_ack", json_null());
+        put_cell(r, "-");
+    } else {
+        json_t *ack = jobj();
+        jset(ack, "version", ju64(h->last_ack_version));
+        jset(ack, "applied", jcheck(json_boolean(h->last_ack_applied)));
+        put_json(r, "last_ack", ack);
+        put_cell(r, "v%" PRIu64 " %s", h->last_ack_version,
+                 h->last_ack_applied ? "applied" : "refused");
+    }
+    row_end(r);
 }
 
 static int
 each_host(const struct fleet_host_info *h, void *ctx)
 {
-    struct rows *r = ctx;
-
-    if (r->array)
-        jpush(r->array, host_json(r->cc, h));
-    else
-        host_row(r, h);
-    r->count++;
+    host_put(ctx, h);
     return 0;
 }
 
@@ -796,23 +892,10 @@ cmd_hosts(struct call *c)
         {"AVAIL MiB", true}, {"POLICY", false},   {"ACK", false},
     };
     struct rows r = {.cc = c->cc, .table = {.cols = cols, .n_cols = 9}};
-    struct text out;
 
-    if (c->req->json) {
-        json_t *root = jobj();
-        r.array = jarr();
-        fleet_hosts_each(c->cc->fleet, each_host, &r);
-        jset(root, "hosts", r.array);
-        return json_reply(c, root);
-    }
+    r.array = c->req->json ? jarr() : NULL;
     fleet_hosts_each(c->cc->fleet, each_host, &r);
-    FILE *f = text_open(&out);
-    if (r.count)
-        table_print(f, &r.table);
-    else
-        fputs("no hosts yet\n", f);
-    table_free(&r.table);
-    return text_reply(c, &out);
+    return rows_reply(c, &r, "hosts", "no hosts yet");
 }
 
 /* ---- hosts forget ---- */
@@ -860,73 +943,67 @@ static const struct sort_choice sorts[] = {
     {"unused", FLEET_VM_KEY_UNUSED, false},
 };
 
-static json_t *
-vm_json(const char *host_id, const struct fleet_vm *vm)
-{
-    json_t *o = jobj();
-    char uuid[WIRE_UUID_LEN];
-
-    fleet_uuid_format(vm->uuid, uuid);
-    jset(o, "host_id", jstr(host_id));
-    jset(o, "uuid", jstr(uuid));
-    jset(o, "name", jstr(vm->name));
-    jset(o, "state", jstr(vm_state_name(vm->state)));
-    jset(o, "managed", jcheck(json_boolean(vm->managed)));
-    jset(o, "stuck", jcheck(json_boolean(vm->stuck)));
-    jset(o, "max_kib", ju64(vm->max_kib));
-    jset(o, "actual_kib", ju64(vm->actual_kib));
-    jset(o, "target_kib", vm->target_kib ? ju64(vm->target_kib) : json_null());
-    jset(o, "unused_kib", vm->has_unused ? ju64(vm->unused_kib) : json_null());
-    jset(o, "usable_kib", vm->has_usable ? ju64(vm->usable_kib) : json_null());
-    jset(o, "stats_age_ms", ju64(vm->stats_age_ms));
-    jset(o, "last_decision",
-         vm->last_reason == FLEET_REASON_NONE
-             ? json_null()
-             : jstr(sched_reason_name((enum sched_reason)vm->last_reason)));
-    return o;
-}
-
+/* "-", or the words that qualify a VM's row: "down,unmanaged,stuck". */
 static const char *
-vm_flags(const struct fleet_vm *vm)
+vm_flags(enum fleet_liveness host_liveness, const struct fleet_vm *vm, char *buf, size_t len)
 {
-    if (!vm->managed)
-        return vm->stuck ? "unmanaged,stuck" : "unmanaged";
-    return vm->stuck ? "stuck" : "-";
+    snprintf(buf, len, "%s%s%s%s%s",
+             liveness_stale(host_liveness) ? fleet_liveness_name(host_liveness) : "",
+             liveness_stale(host_liveness) && (!vm->managed || vm->stuck) ? "," : "",
+             vm->managed ? "" : "unmanaged", !vm->managed && vm->stuck ? "," : "",
+             vm->stuck ? "stuck" : "");
+    return buf[0] ? buf : "-";
 }
 
 static void
-vm_row(struct table *t, const char *host_id, const struct fleet_vm *vm)
+vm_put(struct rows *r, const struct fleet_host_info *host, const struct fleet_vm *vm)
 {
-    char a[32], uuid[WIRE_UUID_LEN];
+    char uuid[WIRE_UUID_LEN], flags[48];
+    const char *decision = vm->last_reason == FLEET_REASON_NONE
+                               ? ""
+                               : sched_reason_name((enum sched_reason)vm->last_reason);
 
     fleet_uuid_format(vm->uuid, uuid);
-    table_add(t, "%s", host_id);
-    table_add(t, "%s", vm->name[0] ? vm->name : "-");
-    table_add(t, "%s", vm_state_name(vm->state));
-    table_add(t, "%s", fmt_mib(a, sizeof(a), vm->actual_kib));
-    table_add(t, "%s", fmt_mib(a, sizeof(a), vm->max_kib));
-    table_add(t, "%s", vm->target_kib ? fmt_mib(a, sizeof(a), vm->target_kib) : "-");
-    table_add(t, "%s", vm->has_unused ? fmt_mib(a, sizeof(a), vm->unused_kib) : "-");
-    table_add(t, "%s",
-              vm->last_reason == FLEET_REASON_NONE
-                  ? "-"
-                  : sched_reason_name((enum sched_reason)vm->last_reason));
-    table_add(t, "%s", vm_flags(vm));
-    table_add(t, "%s", uuid);
+    row_begin(r);
+    put_str(r, "host_id", host->host_id);
+    put_json(r, "uuid", jstr(uuid));
+    put_str(r, "name", vm->name);
+    put_str(r, "state", vm_state_name(vm->state));
+    put_json(r, "managed", jcheck(json_boolean(vm->managed)));
+    put_json(r, "stuck", jcheck(json_boolean(vm->stuck)));
+    put_json(r, "stale", jcheck(json_boolean(liveness_stale(host->liveness))));
+    put_json(r, "host_liveness", jstr(fleet_liveness_name(host->liveness)));
+    put_json(r, "host_last_seen_age_ms", ju64(util_sub_sat(r->cc->now_ms, host->last_seen_ms)));
+    put_kib(r, "actual_kib", true, vm->actual_kib);
+    put_kib(r, "max_kib", true, vm->max_kib);
+    put_kib(r, "target_kib", vm->target_kib != 0, vm->target_kib);
+    put_kib(r, "unused_kib", vm->has_unused, vm->unused_kib);
+    put_json(r, "usable_kib", vm->has_usable ? ju64(vm->usable_kib) : json_null());
+    put_json(r, "stats_age_ms", ju64(vm->stats_age_ms));
+    if (r->array)
+        put_json(r, "last_decision", decision[0] ? jstr(decision) : json_null());
+    else
+        put_cell(r, "%s", decision[0] ? decision : "-");
+    put_cell(r, "%s", vm_flags(host->liveness, vm, flags, sizeof(flags)));
+    put_cell(r, "%s", uuid);
+    row_end(r);
 }
+
+struct vm_rows {
+    struct rows rows;
+    struct fleet_host_info host; /* the host of the last VM put */
+};
 
 static int
 each_vm(const char *host_id, const struct fleet_vm *vm, void *ctx)
 {
-    struct rows *r = ctx;
+    struct vm_rows *v = ctx;
 
-    if (r->limit && r->count >= r->limit)
+    if (v->rows.limit && v->rows.count >= v->rows.limit)
         return 1;
-    if (r->array)
-        jpush(r->array, vm_json(host_id, vm));
-    else
-        vm_row(&r->table, host_id, vm);
-    r->count++;
+    if (v->host.host_id != host_id && fleet_host_get(v->rows.cc->fleet, host_id, &v->host) < 0)
+        return -ENOENT; /* cannot happen: the walk holds the fleet still */
+    vm_put(&v->rows, &v->host, vm);
     return 0;
 }
 
@@ -959,14 +1036,15 @@ compare_vms(const void *pa, const void *pb, void *pchoice)
 }
 
 static void
-host_vms_each(const struct fleet_host_info *h, const struct sort_choice *s, struct rows *r)
+host_vms_each(const struct fleet_host_info *h, const struct sort_choice *s, struct vm_rows *v)
 {
     const struct fleet_vm **refs = util_xrealloc(NULL, h->n_vms, sizeof(*refs));
 
+    v->host = *h;
     for (size_t i = 0; i < h->n_vms; i++)
         refs[i] = &h->vms[i];
     qsort_r(refs, h->n_vms, sizeof(*refs), compare_vms, (void *)s);
-    for (size_t i = 0; i < h->n_vms && each_vm(h->host_id, refs[i], r) == 0; i++)
+    for (size_t i = 0; i < h->n_vms && each_vm(h->host_id, refs[i], v) == 0; i++)
         ;
     free(refs);
 }
@@ -1007,6 +1085,7 @@ vms_render(struct call *c, struct rows *r, size_t total)
     if (r->count < total)
         fprintf(f, "(%zu of %zu VMs shown: --limit N up to %d, or --host H)\n", r->count, total,
                 VMS_LIMIT_MAX);
+    table_free(&r->table);
     return text_reply(c, &out);
 }
 
@@ -1018,7 +1097,7 @@ cmd_vms(struct call *c)
         {"MAX MiB", true}, {"TARGET MiB", true}, {"UNUSED MiB", true}, {"DECISION", false},
         {"FLAGS", false},  {"UUID", false},
     };
-    struct rows r = {.cc = c->cc, .table = {.cols = cols, .n_cols = 10}};
+    struct vm_rows v = {.rows = {.cc = c->cc, .table = {.cols = cols, .n_cols = 10}}};
     const struct sort_choice *s;
     const char *host = opt(c, "host");
     struct fleet_host_info info;
@@ -1032,20 +1111,16 @@ cmd_vms(struct call *c)
         return st;
     if (host && fleet_host_get(c->cc->fleet, host, &info) < 0)
         return fail(c, CONTROL_NOT_FOUND, "vms: no host '%s' in the fleet", host);
-    r.limit = limit;
-    r.array = c->req->json ? jarr() : NULL;
+    v.rows.limit = limit;
+    v.rows.array = c->req->json ? jarr() : NULL;
     if (host) {
         total = info.n_vms;
-        host_vms_each(&info, s, &r);
+        host_vms_each(&info, s, &v);
     } else {
-        struct fleet_totals t;
-        fleet_totals(c->cc->fleet, c->cc->now_ms, 0, &t);
-        total = t.vms;
-        fleet_vms_each(c->cc->fleet, s->key, s->descending, limit, each_vm, &r);
+        total = fleet_vm_count(c->cc->fleet);
+        fleet_vms_each(c->cc->fleet, s->key, s->descending, limit, each_vm, &v);
     }
-    st = vms_render(c, &r, total);
-    table_free(&r.table);
-    return st;
+    return vms_render(c, &v.rows, total);
 }
 
 /* ---- events ---- */
@@ -1083,44 +1158,41 @@ event_is_liveness(enum fleet_event_kind kind)
     return kind == FLEET_EVENT_STALE || kind == FLEET_EVENT_DOWN || kind == FLEET_EVENT_BACK;
 }
 
-static json_t *
-event_json(const struct control_context *cc, const struct fleet_event *e)
+static void
+event_put(struct rows *r, const struct fleet_event *e)
 {
-    json_t *o = jobj();
-    uint64_t age_ms = cc->now_ms > e->at_ms ? cc->now_ms - e->at_ms : 0;
+    char detail[WIRE_REASON_MAX + 64];
+    uint64_t age_ms = util_sub_sat(r->cc->now_ms, e->at_ms);
 
-    jset(o, "seq", ju64(e->seq));
-    jset(o, "kind", jstr(fleet_event_kind_name(e->kind)));
-    jset(o, "host_id", jstr(e->host_id));
-    jset(o, "age_ms", ju64(age_ms));
-    jset(o, "at_wall_ms", ju64(cc->now_wall_ms > age_ms ? cc->now_wall_ms - age_ms : 0));
-    if (event_is_liveness(e->kind))
-        jset(o, "from", jstr(fleet_liveness_name(e->from)));
-    if (e->kind != FLEET_EVENT_REMOVED && !event_is_liveness(e->kind))
-        jset(o, "policy_version", ju64(e->policy_version));
-    jset(o, "detail", jstr(e->detail));
-    return o;
+    row_begin(r);
+    put_json(r, "seq", ju64(e->seq));
+    put_cell(r, "%" PRIu64, e->seq);
+    put_json(r, "kind", jstr(fleet_event_kind_name(e->kind)));
+    put_age(r, "age_ms", e->at_ms);
+    put_cell(r, "%s", fleet_event_kind_name(e->kind));
+    put_str(r, "host_id", e->host_id);
+    put_json(r, "at_wall_ms", ju64(util_sub_sat(r->cc->now_wall_ms, age_ms)));
+    if (r->array && event_is_liveness(e->kind))
+        put_json(r, "from", jstr(fleet_liveness_name(e->from)));
+    if (r->array && e->kind != FLEET_EVENT_REMOVED && !event_is_liveness(e->kind))
+        put_json(r, "policy_version", ju64(e->policy_version));
+    if (r->array) {
+        put_json(r, "detail", jstr(e->detail));
+    } else {
+        event_detail(e, detail, sizeof(detail));
+        put_cell(r, "%s", detail);
+    }
+    row_end(r);
 }
 
 static int
 each_event(const struct fleet_event *e, void *ctx)
 {
     struct rows *r = ctx;
-    char a[32], detail[WIRE_REASON_MAX + 64];
 
     if (r->count >= r->limit)
         return 1;
-    r->count++;
-    if (r->array) {
-        jpush(r->array, event_json(r->cc, e));
-        return 0;
-    }
-    event_detail(e, detail, sizeof(detail));
-    table_add(&r->table, "%" PRIu64, e->seq);
-    table_add(&r->table, "%s", fmt_age(a, sizeof(a), r->cc->now_ms, e->at_ms));
-    table_add(&r->table, "%s", fleet_event_kind_name(e->kind));
-    table_add(&r->table, "%s", e->host_id);
-    table_add(&r->table, "%s", detail);
+    event_put(r, e);
     return 0;
 }
 
@@ -1132,7 +1204,6 @@ cmd_events(struct call *c)
     };
     struct rows r = {.cc = c->cc, .table = {.cols = cols, .n_cols = 5}};
     uint64_t since, limit, last = fleet_last_event_seq(c->cc->fleet);
-    struct text out;
     enum control_status st = count_option(c, "since", 0, UINT64_MAX, 0, &since);
 
     if (st == CONTROL_OK)
@@ -1143,22 +1214,14 @@ cmd_events(struct call *c)
     /* Without --since, the newest: sequence numbers are 1, 2, ... with no gap. */
     if (!opt(c, "since"))
         since = last > limit ? last - limit : 0;
-    if (c->req->json) {
-        json_t *root = jobj();
-        r.array = jarr();
-        fleet_events(c->cc->fleet, since, each_event, &r);
-        jset(root, "events", r.array);
-        jset(root, "last_seq", ju64(last));
-        return json_reply(c, root);
-    }
+    r.array = c->req->json ? jarr() : NULL;
     fleet_events(c->cc->fleet, since, each_event, &r);
-    FILE *f = text_open(&out);
-    if (r.count)
-        table_print(f, &r.table);
-    else
-        fputs("no events\n", f);
-    table_free(&r.table);
-    return text_reply(c, &out);
+    if (!r.array)
+        return rows_reply(c, &r, "events", "no events");
+    json_t *root = jobj();
+    jset(root, "events", r.array);
+    jset(root, "last_seq", ju64(last));
+    return json_reply(c, root);
 }
 
 /* ---- policy-show ---- */

@@ -954,6 +954,17 @@ fleet_vms_each(const struct fleet *f,
     return rc < 0 ? rc : 0;
 }
 
+size_t
+fleet_vm_count(const struct fleet *f)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < f->n_slots; i++)
+        if (f->slots[i])
+            n += f->slots[i]->n_vms;
+    return n;
+}
+
 void
 fleet_totals(const struct fleet *f,
              uint64_t now_ms,
@@ -969,7 +980,8 @@ fleet_totals(const struct fleet *f,
             continue;
         t->hosts++;
         t->hosts_by_liveness[h->liveness]++;
-        if (!h->has_report)
+        /* A down host's numbers are its past, not the fleet's present. */
+        if (!h->has_report || h->liveness == FLEET_LIVENESS_DOWN)
             continue;
         t->hosts_reporting++;
         /* Saturating: 10^5 hosts of legal sizes can sum past 2^64. */

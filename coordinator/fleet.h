@@ -147,7 +147,7 @@ struct fleet_event {
 struct fleet_totals {
     size_t hosts;
     size_t hosts_by_liveness[FLEET_LIVENESS_STATES]; /* indexed by enum fleet_liveness */
-    size_t hosts_reporting; /* hosts with a report; the memory sums cover these */
+    size_t hosts_reporting; /* hosts with a report that are not down: the sums cover these */
     size_t vms;
     size_t vms_under_pressure; /* unused below the threshold given, or last decision need_unmet */
     uint64_t vm_actual_kib;
@@ -221,6 +221,9 @@ int fleet_events(const struct fleet *fleet, uint64_t after_seq, fleet_event_cb c
 uint64_t fleet_last_event_seq(const struct fleet *fleet);
 
 size_t fleet_host_count(const struct fleet *fleet);
+
+/* VMs of every host, down ones included (fleet_vms_each() lists them all). */
+size_t fleet_vm_count(const struct fleet *fleet);
 
 /* Fill *info for host_id. Returns 0 or -ENOENT. */
 int fleet_host_get(const struct fleet *fleet, const char *host_id, struct fleet_host_info *info);

@@ -44,6 +44,7 @@ struct fx {
     uint64_t added[ADDED_MAX]; /* versions given to on_policy_added */
     char added_scope[ADDED_MAX][WIRE_SCOPE_MAX];
     size_t n_added;
+    uint64_t report_seq; /* reports' sequence numbers: each one newer */
     char author[WIRE_AUTHOR_MAX];
     char *body;
     json_t *json;
@@ -100,7 +101,7 @@ report(struct fx *fx, const char *id, struct rep *rep, uint64_t now_ms)
 {
     rep->r.vms = rep->vms;
     rep->r.decisions = rep->decisions;
-    assert_int_equal(fleet_report(fx->fleet, id, 1, &rep->r, now_ms), 0);
+    assert_int_equal(fleet_report(fx->fleet, id, ++fx->report_seq, &rep->r, now_ms), 0);
 }
 
 /* h1 (rack r1): web (2 GiB, 50 MiB unused: under pressure) and db (4 GiB, 500 MiB unused);
@@ -517,6 +518,43 @@ test_events(void **state)
     want_status(fx, CONTROL_USAGE, run(fx, "events", "--since", "-1", END));
 }
 
+/* Rows from a stale or down host say so, and a down host's numbers leave the fleet's sums. */
+static void
+test_stale_rows(void **state)
+{
+    struct fx *fx = *state;
+    struct rep r1;
+
+    fx->cc.now_ms = 60000;
+    fleet_tick(fx->fleet, fx->cc.now_ms, NULL, NULL); /* every host down */
+    want_status(fx, CONTROL_OK, run(fx, "status", END));
+    want_text(fx, "3: 0 fresh, 0 stale, 3 down (0 reporting)");
+    want_text(fx, "0.0 MiB total");
+    want_status(fx, CONTROL_OK, run(fx, "vms", END));
+    want_cell(fx, "h2", "FLAGS", "down");
+    json_t *web = json_array_get(get_array(run_json(fx, "vms", END), "vms", 3), 0);
+    assert_true(json_is_true(get(web, "stale")));
+    assert_string_equal(get_str(web, "host_liveness"), "down");
+    assert_int_equal(get_int(web, "host_last_seen_age_ms"), 55000);
+    json_t *h1 = json_array_get(get_array(run_json(fx, "hosts", END), "hosts", 3), 0);
+    assert_true(json_is_true(get(h1, "stale")));
+
+    memset(&r1, 0, sizeof(r1));
+    r1.r.host_total_kib = MIB(16384);
+    r1.r.host_available_kib = MIB(8192);
+    rep_vm(&r1, 1, "web", MIB(2048));
+    report(fx, "h1", &r1, fx->cc.now_ms);
+    fleet_tick(fx->fleet, fx->cc.now_ms, NULL, NULL); /* h1 back */
+    want_status(fx, CONTROL_OK, run(fx, "status", END));
+    want_text(fx, "3: 1 fresh, 0 stale, 2 down (1 reporting)");
+    want_text(fx, "16384.0 MiB total");
+    want_status(fx, CONTROL_OK, run(fx, "vms", END));
+    want_cell(fx, "h1", "FLAGS", "-");
+    want_cell(fx, "h2", "FLAGS", "down");
+    web = json_array_get(get_array(run_json(fx, "vms", END), "vms", 2), 0);
+    assert_true(json_is_false(get(web, "stale")));
+}
+
 /* ---- policy ---- */
 
 static void
@@ -790,6 +828,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_hosts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_set_valid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_set_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_set_usage, setup, teardown),
