@@ -1421,57 +1421,45 @@ standing_get(struct call *c,
     return 0;
 }
 
-static json_t *
-standing_json(const struct standing *s)
+static void
+standing_put(struct rows *r, const struct standing *s)
 {
-    json_t *o = jobj();
+    char a[32];
 
-    jset(o, "host_id", jstr(s->id));
-    jset(o, "liveness", jstr(s->in_fleet ? fleet_liveness_name(s->liveness) : "absent"));
-    jset(o, "holds_version", ju64(s->holds));
-    jset(o, "should_hold_version", s->has_should ? ju64(s->should.version) : json_null());
-    jset(o, "should_hold_scope", s->has_should ? jstr(s->should.scope) : json_null());
-    jset(o, "state", jstr(standing_state(s)));
-    if (s->has_ack) {
+    row_begin(r);
+    put_str(r, "host_id", s->id);
+    put_str(r, "liveness", s->in_fleet ? fleet_liveness_name(s->liveness) : "absent");
+    put_json(r, "holds_version", ju64(s->holds));
+    put_cell(r, "%s", fmt_version(a, sizeof(a), s->holds));
+    put_json(r, "should_hold_version", s->has_should ? ju64(s->should.version) : json_null());
+    put_json(r, "should_hold_scope", s->has_should ? jstr(s->should.scope) : json_null());
+    if (s->has_should)
+        put_cell(r, "v%" PRIu64 " (%s)", s->should.version, s->should.scope);
+    else
+        put_cell(r, "-");
+    put_str(r, "state", standing_state(s));
+    if (!s->has_ack) {
+        put_json(r, "last_ack", json_null());
+        put_cell(r, "-");
+    } else {
         json_t *ack = jobj();
         jset(ack, "version", ju64(s->ack.version));
         jset(ack, "applied", jcheck(json_boolean(s->ack.applied)));
         jset(ack, "reason", jstr(s->ack.reason));
         jset(ack, "at_ms", ju64(s->ack.at_ms));
-        jset(o, "last_ack", ack);
-    } else {
-        jset(o, "last_ack", json_null());
+        put_json(r, "last_ack", ack);
+        if (s->ack.applied)
+            put_cell(r, "v%" PRIu64 " applied", s->ack.version);
+        else
+            put_cell(r, "v%" PRIu64 " refused: %s", s->ack.version, s->ack.reason);
     }
-    return o;
-}
-
-static void
-standing_row(struct table *t, const struct standing *s)
-{
-    char a[32];
-
-    table_add(t, "%s", s->id);
-    table_add(t, "%s", s->in_fleet ? fleet_liveness_name(s->liveness) : "absent");
-    table_add(t, "%s", fmt_version(a, sizeof(a), s->holds));
-    if (s->has_should)
-        table_add(t, "v%" PRIu64 " (%s)", s->should.version, s->should.scope);
-    else
-        table_add(t, "-");
-    table_add(t, "%s", standing_state(s));
-    if (!s->has_ack)
-        table_add(t, "-");
-    else if (s->ack.applied)
-        table_add(t, "v%" PRIu64 " applied", s->ack.version);
-    else
-        table_add(t, "v%" PRIu64 " refused: %s", s->ack.version, s->ack.reason);
+    row_end(r);
 }
 
 struct show {
     struct scopes scopes;
     struct known_hosts known;
-    struct table table;
-    json_t *hosts; /* JSON when not NULL */
-    size_t n_hosts;
+    struct rows hosts;
 };
 
 static enum control_status
@@ -1486,13 +1474,8 @@ show_collect(struct call *c, struct show *sh, const struct scope *only)
         rc = known_collect(c, &sh->known, err, sizeof(err));
     for (size_t i = 0; rc >= 0 && i < sh->known.n; i++) {
         rc = standing_get(c, &sh->known.hosts[i], only, &s, err, sizeof(err));
-        if (rc != 0)
-            continue; /* outside the scope, or an error that ends the loop */
-        sh->n_hosts++;
-        if (sh->hosts)
-            jpush(sh->hosts, standing_json(&s));
-        else
-            standing_row(&sh->table, &s);
+        if (rc == 0) /* else outside the scope, or an error that ends the loop */
+            standing_put(&sh->hosts, &s);
     }
     if (rc < 0)
         return store_failed(c, rc, err);
@@ -1507,12 +1490,12 @@ show_render(struct call *c, struct show *sh)
     char line[WIRE_SCOPE_MAX + WIRE_REASON_MAX + STORE_AUTHOR_MAX + 64];
     struct text out;
 
-    if (sh->hosts) {
+    if (sh->hosts.array) {
         json_t *root = jobj(), *policies = jarr();
         for (size_t i = 0; i < sh->scopes.n; i++)
             jpush(policies, entry_json(&sh->scopes.entries[i]));
         jset(root, "policies", policies);
-        jset(root, "hosts", json_incref(sh->hosts));
+        jset(root, "hosts", json_incref(sh->hosts.array));
         return json_reply(c, root);
     }
     FILE *f = text_open(&out);
@@ -1524,8 +1507,8 @@ show_render(struct call *c, struct show *sh)
         print_policy_values(f, &sh->scopes.entries[i].policy);
         fputc('\n', f);
     }
-    if (sh->n_hosts)
-        table_print(f, &sh->table);
+    if (sh->hosts.count)
+        table_print(f, &sh->hosts.table);
     else
         fputs("no hosts\n", f);
     return text_reply(c, &out);
@@ -1538,7 +1521,7 @@ cmd_policy_show(struct call *c)
         {"HOST", false},        {"LIVENESS", false}, {"HOLDS", false},
         {"SHOULD HOLD", false}, {"STATE", false},    {"LAST ACK", false},
     };
-    struct show sh = {.table = {.cols = cols, .n_cols = 6}};
+    struct show sh = {.hosts = {.cc = c->cc, .table = {.cols = cols, .n_cols = 6}}};
     struct scope scope;
     const char *text = opt(c, "scope");
     enum control_status st = text ? scope_option(c, text, &scope) : CONTROL_OK;
@@ -1547,18 +1530,18 @@ cmd_policy_show(struct call *c)
         return st;
     sh.scopes.seen = jobj();
     sh.scopes.only = text;
-    sh.hosts = c->req->json ? jarr() : NULL;
+    sh.hosts.array = c->req->json ? jarr() : NULL;
     st = show_collect(c, &sh, text ? &scope : NULL);
-    if (st == CONTROL_OK && text && !sh.scopes.n && !sh.n_hosts)
+    if (st == CONTROL_OK && text && !sh.scopes.n && !sh.hosts.count)
         st = fail(c, CONTROL_NOT_FOUND, "policy-show: no policy stored under %s and no host in it",
                   text);
     if (st == CONTROL_OK)
         st = show_render(c, &sh);
     json_decref(sh.scopes.seen);
-    json_decref(sh.hosts);
+    json_decref(sh.hosts.array);
     free(sh.scopes.entries);
     known_free(&sh.known);
-    table_free(&sh.table);
+    table_free(&sh.hosts.table);
     return st;
 }
 
