@@ -26,9 +26,9 @@
 #include "control.h"
 #include "fleet.h"
 #include "store.h"
+#include "test_util.h"
 #include "wire.h"
 
-#define MIB(x)      ((uint64_t)(x)*1024)
 #define NOW_MS      6000
 #define NOW_WALL_MS UINT64_C(1700000000000) /* 2023-11-14 22:13:20Z */
 #define ADDED_MAX   8

@@ -24,10 +24,9 @@
 #include <time.h>
 
 #include "fleet.h"
+#include "test_util.h"
 #include "wire.h"
 
-#define MIB(x)        ((uint64_t)(x)*1024)
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 static uint64_t opt_seed;
 

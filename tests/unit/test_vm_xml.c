@@ -10,10 +10,9 @@
 
 #include <cmocka.h>
 
+#include "test_util.h"
 #include "vm_xml.h"
 
-#define MIB(x)        ((uint64_t)(x)*1024)
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 static void
 test_balloon_device(void **state)
