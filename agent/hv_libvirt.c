@@ -67,7 +67,6 @@
 #define KEEPALIVE_INTERVAL_S 5
 #define KEEPALIVE_COUNT      3u
 #define EVENT_QUEUE_MAX      1024u /* beyond this, the cache is dropped as a whole */
-#define MIB                  1024u
 
 _Static_assert(HV_UUID_LEN == VIR_UUID_STRING_BUFLEN, "UUID string lengths must agree");
 

@@ -72,7 +72,7 @@ vm_start(struct sim_vm *vm)
     vm->has_stats = false;
     vm->next_pub_ms = vm->start_ms + vm->stats_delay_ms;
     log_debug(LOG_MODULE, "event=start vm=%s uuid=%s actual_mib=%" PRIu64, vm->name, vm->uuid,
-              vm->actual_kib / KIB_PER_MIB);
+              vm->actual_kib / UTIL_KIB_PER_MIB);
 }
 
 static void
@@ -200,7 +200,7 @@ vm_settle(struct sim_vm *vm, uint64_t vm_ms)
             vm->mode = MODE_HOG_HOLD;
             vm->hold_until_ms = vm_ms + vm->active->hold_ms;
             log_debug(LOG_MODULE, "event=hog_refused vm=%s used_mib=%" PRIu64, vm->name,
-                      fits_kib / KIB_PER_MIB);
+                      fits_kib / UTIL_KIB_PER_MIB);
         }
     }
     vm->used_kib = util_min_u64(vm->wanted_kib, fits_kib);

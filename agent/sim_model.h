@@ -52,19 +52,19 @@
 #include <stdint.h>
 
 #include "hv.h"
+#include "util.h"
 
-#define KIB_PER_MIB        1024u
 #define MS_PER_S           1000u
 #define STEP_MAX_MS        100u
-#define GUEST_OVERHEAD_KIB (40u * KIB_PER_MIB)
-#define GUEST_RESERVE_KIB  (32u * KIB_PER_MIB)
+#define GUEST_OVERHEAD_KIB (40u * UTIL_KIB_PER_MIB)
+#define GUEST_RESERVE_KIB  (32u * UTIL_KIB_PER_MIB)
 #define CACHE_DIVISOR      8u /* page cache is 1/8 of used, while there is room for it */
 /* MemAvailable leaves out what the guest kernel keeps back (zone watermarks, lowmem reserves):
  * an idle 300 MiB guest shows MemAvailable ~65 MiB below MemFree (FACTS.md). */
-#define GUEST_WATERMARK_KIB (64u * KIB_PER_MIB)
+#define GUEST_WATERMARK_KIB (64u * UTIL_KIB_PER_MIB)
 /* A guest whose page cache fills its free memory keeps MemFree at about kswapd's high
  * watermark: tens of MiB on a 0.3-4 GiB guest. */
-#define FILL_FREE_KIB (20u * KIB_PER_MIB)
+#define FILL_FREE_KIB (20u * UTIL_KIB_PER_MIB)
 
 enum step_kind {
     STEP_SET,  /* wanted = used_kib */

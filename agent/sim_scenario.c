@@ -116,7 +116,7 @@ get_mib(struct loader *ld,
     if (!v) {
         if (required)
             return fail(ld, key, "required key missing");
-        *out_kib = def_mib * KIB_PER_MIB;
+        *out_kib = def_mib * UTIL_KIB_PER_MIB;
         return 0;
     }
     if (!json_is_integer(v))
@@ -125,7 +125,7 @@ get_mib(struct loader *ld,
     if (n < 0 || (uint64_t)n < min_mib || (uint64_t)n > max_mib)
         return fail(ld, key, "%" JSON_INTEGER_FORMAT " out of range [%" PRIu64 ", %" PRIu64 "]", n,
                     min_mib, max_mib);
-    *out_kib = (uint64_t)n * KIB_PER_MIB;
+    *out_kib = (uint64_t)n * UTIL_KIB_PER_MIB;
     return 0;
 }
 
@@ -194,12 +194,12 @@ get_rate_kib(struct loader *ld,
              uint64_t *out_kib_per_s)
 {
     double r;
-    int rc = get_number(ld, obj, key, required, false, 1.0 / KIB_PER_MIB, RATE_MIB_MAX, def_mib, &r,
-                        NULL);
+    int rc = get_number(ld, obj, key, required, false, 1.0 / UTIL_KIB_PER_MIB, RATE_MIB_MAX,
+                        def_mib, &r, NULL);
 
     if (rc < 0)
         return rc;
-    *out_kib_per_s = (uint64_t)llround(r * KIB_PER_MIB);
+    *out_kib_per_s = (uint64_t)llround(r * UTIL_KIB_PER_MIB);
     return 0;
 }
 
@@ -264,7 +264,7 @@ load_step(
     static const char *const keys[] = {"at_s",      "used_mib",      "ramp_to_mib",
                                        "over_s",    "hog_mib_per_s", "hold_s",
                                        "limit_mib", "wait",          NULL};
-    uint64_t max_mib = vm->max_kib / KIB_PER_MIB;
+    uint64_t max_mib = vm->max_kib / UTIL_KIB_PER_MIB;
     bool has_used = json_object_get(obj, "used_mib") != NULL;
     bool has_ramp = json_object_get(obj, "ramp_to_mib") != NULL;
     bool has_hog = json_object_get(obj, "hog_mib_per_s") != NULL;
@@ -366,16 +366,16 @@ load_vm(struct loader *ld, json_t *obj, size_t index, struct sim_vm *vm)
     rc = get_mib(ld, obj, "max_mib", true, VM_MIB_MIN, VM_MIB_MAX, 0, &vm->max_kib);
     if (rc < 0)
         return rc;
-    rc = get_mib(ld, obj, "initial_mib", false, VM_MIB_MIN, vm->max_kib / KIB_PER_MIB,
-                 vm->max_kib / KIB_PER_MIB, &vm->initial_kib);
+    rc = get_mib(ld, obj, "initial_mib", false, VM_MIB_MIN, vm->max_kib / UTIL_KIB_PER_MIB,
+                 vm->max_kib / UTIL_KIB_PER_MIB, &vm->initial_kib);
     if (rc < 0)
         return rc;
     rc = get_rate_kib(ld, obj, "balloon_mib_per_s", false, DEFAULT_SPEED_MIB_PER_S,
                       &vm->speed_kib_per_s);
     if (rc < 0)
         return rc;
-    rc = get_mib(ld, obj, "touched_mib", false, 0, vm->initial_kib / KIB_PER_MIB,
-                 vm->initial_kib / KIB_PER_MIB, &vm->touched_init_kib);
+    rc = get_mib(ld, obj, "touched_mib", false, 0, vm->initial_kib / UTIL_KIB_PER_MIB,
+                 vm->initial_kib / UTIL_KIB_PER_MIB, &vm->touched_init_kib);
     if (rc < 0)
         return rc;
     rc = get_bool(ld, obj, "touch_on_deflate", false, &vm->touch_on_deflate, NULL);
@@ -430,10 +430,10 @@ load_vm(struct loader *ld, json_t *obj, size_t index, struct sim_vm *vm)
     rc = get_bool(ld, obj, "managed", true, &vm->managed, NULL);
     if (rc < 0)
         return rc;
-    rc = get_mib(ld, obj, "min_mib", false, 0, vm->max_kib / KIB_PER_MIB, 0, &vm->min_kib);
+    rc = get_mib(ld, obj, "min_mib", false, 0, vm->max_kib / UTIL_KIB_PER_MIB, 0, &vm->min_kib);
     if (rc < 0)
         return rc;
-    rc = get_mib(ld, obj, "cap_mib", false, 0, vm->max_kib / KIB_PER_MIB, 0, &vm->cap_kib);
+    rc = get_mib(ld, obj, "cap_mib", false, 0, vm->max_kib / UTIL_KIB_PER_MIB, 0, &vm->cap_kib);
     if (rc < 0)
         return rc;
     if (vm->cap_kib && vm->min_kib > vm->cap_kib)
@@ -521,7 +521,7 @@ load_scenario(struct loader *ld, json_t *root, struct sim *sim)
     rc = get_mib(ld, host, "total_mib", true, 1, HOST_MIB_MAX, 0, &sim->total_kib);
     if (rc < 0)
         return rc;
-    rc = get_mib(ld, host, "reserved_mib", false, 0, sim->total_kib / KIB_PER_MIB - 1, 0,
+    rc = get_mib(ld, host, "reserved_mib", false, 0, sim->total_kib / UTIL_KIB_PER_MIB - 1, 0,
                  &sim->reserved_kib);
     if (rc < 0)
         return rc;

@@ -12,8 +12,8 @@
 #include <libxml/tree.h>
 
 #include "sched.h"
+#include "util.h"
 
-#define MIB 1024u
 
 static xmlDocPtr
 xml_read(const char *text)
@@ -99,11 +99,11 @@ vm_xml_overrides(const char *xml, struct vm_overrides *ov, char *bad, size_t bad
             ok = strcmp(v, "yes") == 0 || strcmp(v, "no") == 0;
             ov->managed = strcmp(v, "no") != 0;
         } else if (strcmp(name, "min_mib") == 0) {
-            ok = parse_uint(v, 1, SCHED_KIB_MAX / MIB, &n);
-            ov->min_kib = n * MIB;
+            ok = parse_uint(v, 1, SCHED_KIB_MAX / UTIL_KIB_PER_MIB, &n);
+            ov->min_kib = n * UTIL_KIB_PER_MIB;
         } else if (strcmp(name, "max_mib") == 0) {
-            ok = parse_uint(v, 1, SCHED_KIB_MAX / MIB, &n);
-            ov->cap_kib = n * MIB;
+            ok = parse_uint(v, 1, SCHED_KIB_MAX / UTIL_KIB_PER_MIB, &n);
+            ov->cap_kib = n * UTIL_KIB_PER_MIB;
         } else if (strcmp(name, "weight") == 0) {
             ok = parse_uint(v, 1, SCHED_WEIGHT_MAX, &n);
             ov->weight = (uint32_t)n;

@@ -84,6 +84,15 @@ util_add_sat(uint64_t a, uint64_t b)
     return a + b < a ? UINT64_MAX : a + b;
 }
 
+#define UTIL_KIB_PER_MIB 1024u /* every memory field is KiB; people read MiB */
+
+/* KiB as MiB, for tables and log lines. */
+static inline double
+util_kib_to_mib(uint64_t kib)
+{
+    return (double)kib / UTIL_KIB_PER_MIB;
+}
+
 #define UTIL_HASH_SEED UINT64_C(14695981039346656037) /* FNV-1a's offset basis */
 
 /* One FNV-1a step: fold value into hash. */

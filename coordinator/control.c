@@ -251,7 +251,7 @@ table_free(struct table *t)
 static const char *
 fmt_mib(char *buf, size_t len, uint64_t kib)
 {
-    snprintf(buf, len, "%.1f", (double)kib / POLICY_KIB_PER_MIB);
+    snprintf(buf, len, "%.1f", util_kib_to_mib(kib));
     return buf;
 }
 
