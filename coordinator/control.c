@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "policy.h"
@@ -41,6 +42,7 @@
 #define HISTORY_LIMIT_DEFAULT 50
 #define HISTORY_LIMIT_MAX     10000
 #define TABLE_COLS_MAX        16
+#define ARRAY_SIZE(a)         (sizeof(a) / sizeof((a)[0]))
 
 /* ---- memory: out of memory aborts (util.h; systemd restarts the daemon) ---- */
 
@@ -718,7 +720,8 @@ struct rows {
     json_t *array; /* JSON when not NULL */
     json_t *obj;   /* the JSON row being built */
     size_t count;
-    size_t limit; /* 0 = all */
+    size_t limit;      /* 0 = all */
+    uint64_t unit_kib; /* the table's memory unit: MiB (0 too) or GiB */
 };
 
 static void
@@ -772,16 +775,55 @@ put_str(struct rows *r, const char *key, const char *value)
         put_cell(r, "%s", value[0] ? value : "-");
 }
 
-/* Memory: KiB in JSON (null when unknown), MiB in the table ("-"). */
+/* Memory: KiB in JSON (null when unknown), MiB or GiB in the table ("-"). */
 static void
 put_kib(struct rows *r, const char *key, bool known, uint64_t kib)
 {
-    char a[32];
+    uint64_t unit = r->unit_kib ? r->unit_kib : UTIL_KIB_PER_MIB;
 
     if (r->array)
         put_json(r, key, known ? ju64(kib) : json_null());
+    else if (known)
+        put_cell(r, "%.1f", (double)kib / (double)unit);
     else
-        put_cell(r, "%s", known ? fmt_mib(a, sizeof(a), kib) : "-");
+        put_cell(r, "-");
+}
+
+struct unit_choice {
+    const char *name;
+    uint64_t kib;
+};
+
+static const struct unit_choice units[] = {{"MiB", UTIL_KIB_PER_MIB},
+                                           {"GiB", UTIL_KIB_PER_MIB * 1024}};
+
+/* --unit MiB|GiB: the table's memory unit, and its columns' headers ("TOTAL GiB") in names. */
+static enum control_status
+unit_option(struct call *c,
+            struct rows *r,
+            const struct column *cols,
+            struct column *out,
+            char (*names)[32])
+{
+    const char *text = opt(c, "unit");
+    const struct unit_choice *u = &units[0];
+
+    for (size_t i = 0; text && i < ARRAY_SIZE(units) && u == &units[0]; i++)
+        if (strcasecmp(text, units[i].name) == 0)
+            u = &units[i];
+    if (text && strcasecmp(text, u->name) != 0)
+        return fail(c, CONTROL_USAGE, "%s: --unit wants MiB or GiB, not '%s'", c->cmd->name, text);
+    r->unit_kib = u->kib;
+    for (size_t i = 0; i < r->table.n_cols; i++) {
+        const char *h = cols[i].header, *mib = strstr(h, "MiB");
+        out[i] = cols[i];
+        if (!mib)
+            continue;
+        snprintf(names[i], sizeof(names[i]), "%.*s%s", (int)(mib - h), h, u->name);
+        out[i].header = names[i];
+    }
+    r->table.cols = out;
+    return CONTROL_OK;
 }
 
 /* An age: milliseconds in JSON, "3s ago" in the table. */
@@ -829,6 +871,18 @@ labels_json(const char *const *labels, size_t n)
     return a;
 }
 
+/* "rack=r1,zone=a", or "-". */
+static void
+put_labels_cell(struct rows *r, const char *const *labels, size_t n)
+{
+    char buf[WIRE_LABELS_MAX * (WIRE_LABEL_KEY_MAX + WIRE_LABEL_VALUE_MAX + 2) + 2] = "-";
+    size_t used = 0;
+
+    for (size_t i = 0; i < n && used < sizeof(buf); i++)
+        used += (size_t)snprintf(buf + used, sizeof(buf) - used, "%s%s", i ? "," : "", labels[i]);
+    put_cell(r, "%s", buf);
+}
+
 /* Numbers from a stale or down host are its last report, not the present: every row that shows
  * them says so. */
 static bool
@@ -873,29 +927,112 @@ host_put(struct rows *r, const struct fleet_host_info *h)
         put_cell(r, "v%" PRIu64 " %s", h->last_ack_version,
                  h->last_ack_applied ? "applied" : "refused");
     }
+    if (!r->array)
+        put_labels_cell(r, h->labels, h->n_labels);
     row_end(r);
 }
 
+/* The hosts asked for (--filter), to be sorted (--sort) before they are put. */
+struct host_list {
+    struct fleet_host_info *hosts;
+    size_t n, cap;
+    const struct scope *filter; /* NULL: all */
+};
+
 static int
-each_host(const struct fleet_host_info *h, void *ctx)
+collect_host(const struct fleet_host_info *h, void *ctx)
 {
-    host_put(ctx, h);
+    struct host_list *l = ctx;
+
+    if (l->filter && !scope_matches(l->filter, h->host_id, h->labels, h->n_labels))
+        return 0;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->hosts = util_xrealloc(l->hosts, l->cap, sizeof(*l->hosts));
+    }
+    l->hosts[l->n++] = *h; /* its pointers stay valid: the fleet holds still during a call */
     return 0;
+}
+
+enum host_sort { HOST_SORT_ID, HOST_SORT_LIVENESS, HOST_SORT_SEEN, HOST_SORT_VMS, HOST_SORT_AVAIL };
+
+/* What an operator looks for first: the least live, the longest silent, the most VMs, the
+ * least memory left. Ties by id. */
+static int
+compare_hosts(const void *pa, const void *pb, void *psort)
+{
+    const struct fleet_host_info *a = pa, *b = pb;
+    enum host_sort sort = *(const enum host_sort *)psort;
+    int rc = 0;
+
+    if (sort == HOST_SORT_LIVENESS)
+        rc = (int)b->liveness - (int)a->liveness;
+    else if (sort == HOST_SORT_SEEN)
+        rc = (a->last_seen_ms > b->last_seen_ms) - (a->last_seen_ms < b->last_seen_ms);
+    else if (sort == HOST_SORT_VMS)
+        rc = (b->n_vms > a->n_vms) - (b->n_vms < a->n_vms);
+    else if (sort == HOST_SORT_AVAIL && a->has_report != b->has_report)
+        return a->has_report ? -1 : 1; /* unknown last */
+    else if (sort == HOST_SORT_AVAIL)
+        rc = (a->host_available_kib > b->host_available_kib) -
+             (a->host_available_kib < b->host_available_kib);
+    return rc ? rc : strcmp(a->host_id, b->host_id);
+}
+
+static enum control_status
+hosts_sort(struct call *c, enum host_sort *sort)
+{
+    static const char *const names[] = {
+        [HOST_SORT_ID] = "host", [HOST_SORT_LIVENESS] = "liveness", [HOST_SORT_SEEN] = "seen",
+        [HOST_SORT_VMS] = "vms", [HOST_SORT_AVAIL] = "available",
+    };
+    const char *name = opt(c, "sort");
+
+    *sort = HOST_SORT_ID;
+    for (size_t i = 0; name && i < ARRAY_SIZE(names); i++) {
+        if (strcmp(name, names[i]) == 0) {
+            *sort = (enum host_sort)i;
+            return CONTROL_OK;
+        }
+    }
+    if (!name)
+        return CONTROL_OK;
+    return fail(c, CONTROL_USAGE,
+                "hosts: --sort wants host, liveness, seen, vms or available, not '%s'", name);
 }
 
 static enum control_status
 cmd_hosts(struct call *c)
 {
     static const struct column cols[] = {
-        {"HOST", false},     {"LIVENESS", false}, {"LAST SEEN", false},
-        {"AGENT", false},    {"VMS", true},       {"TOTAL MiB", true},
-        {"AVAIL MiB", true}, {"POLICY", false},   {"ACK", false},
+        {"HOST", false}, {"LIVENESS", false}, {"LAST SEEN", false}, {"AGENT", false},
+        {"VMS", true},   {"TOTAL MiB", true}, {"AVAIL MiB", true},  {"POLICY", false},
+        {"ACK", false},  {"LABELS", false},
     };
-    struct rows r = {.cc = c->cc, .table = {.cols = cols, .n_cols = 9}};
+    struct column shown[ARRAY_SIZE(cols)];
+    char names[ARRAY_SIZE(cols)][32];
+    struct rows r = {.cc = c->cc, .table = {.cols = cols, .n_cols = ARRAY_SIZE(cols)}};
+    struct host_list l = {0};
+    struct scope filter;
+    const char *filter_text = opt(c, "filter");
+    enum host_sort sort;
+    enum control_status st = hosts_sort(c, &sort);
 
+    if (st == CONTROL_OK && filter_text)
+        st = scope_option(c, filter_text, &filter);
+    if (st == CONTROL_OK)
+        st = unit_option(c, &r, cols, shown, names);
+    if (st != CONTROL_OK)
+        return st;
+    l.filter = filter_text ? &filter : NULL;
+    fleet_hosts_each(c->cc->fleet, collect_host, &l);
+    if (l.n > 1)
+        qsort_r(l.hosts, l.n, sizeof(*l.hosts), compare_hosts, &sort);
     r.array = c->req->json ? jarr() : NULL;
-    fleet_hosts_each(c->cc->fleet, each_host, &r);
-    return rows_reply(c, &r, "hosts", "no hosts yet");
+    for (size_t i = 0; i < l.n; i++)
+        host_put(&r, &l.hosts[i]);
+    free(l.hosts);
+    return rows_reply(c, &r, "hosts", filter_text ? "no host matches" : "no hosts yet");
 }
 
 /* ---- hosts forget ---- */
@@ -1097,7 +1234,9 @@ cmd_vms(struct call *c)
         {"MAX MiB", true}, {"TARGET MiB", true}, {"UNUSED MiB", true}, {"DECISION", false},
         {"FLAGS", false},  {"UUID", false},
     };
-    struct vm_rows v = {.rows = {.cc = c->cc, .table = {.cols = cols, .n_cols = 10}}};
+    struct column shown[ARRAY_SIZE(cols)];
+    char names[ARRAY_SIZE(cols)][32];
+    struct vm_rows v = {.rows = {.cc = c->cc, .table = {.cols = cols, .n_cols = ARRAY_SIZE(cols)}}};
     const struct sort_choice *s;
     const char *host = opt(c, "host");
     struct fleet_host_info info;
@@ -1107,6 +1246,8 @@ cmd_vms(struct call *c)
 
     if (st == CONTROL_OK)
         st = count_option(c, "limit", 1, VMS_LIMIT_MAX, VMS_LIMIT_DEFAULT, &limit);
+    if (st == CONTROL_OK)
+        st = unit_option(c, &v.rows, cols, shown, names);
     if (st != CONTROL_OK)
         return st;
     if (host && fleet_host_get(c->cc->fleet, host, &info) < 0)
@@ -1879,11 +2020,16 @@ cmd_policy_history(struct call *c)
 
 static const struct command commands[] = {
     {"status", "status", {NULL}, false, false, cmd_status},
-    {"hosts", "hosts", {NULL}, false, false, cmd_hosts},
+    {"hosts",
+     "hosts [--sort host|liveness|seen|vms|available] [--filter SCOPE] [--unit MiB|GiB]",
+     {"sort", "filter", "unit"},
+     false,
+     false,
+     cmd_hosts},
     {"hosts-forget", "hosts forget HOST", {"host"}, false, true, cmd_hosts_forget},
     {"vms",
-     "vms [--host H] [--sort host|name|actual|unused] [--limit N]",
-     {"host", "sort", "limit"},
+     "vms [--host H] [--sort host|name|actual|unused] [--limit N] [--unit MiB|GiB]",
+     {"host", "sort", "limit", "unit"},
      false,
      false,
      cmd_vms},

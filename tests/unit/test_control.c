@@ -438,6 +438,34 @@ test_hosts(void **state)
 }
 
 static void
+test_hosts_sort_filter_unit(void **state)
+{
+    struct fx *fx = *state;
+    json_t *hosts;
+
+    want_status(fx, CONTROL_OK, run(fx, "hosts", END));
+    want_cell(fx, "h2", "LABELS", "rack=r2");
+    hosts = get_array(run_json(fx, "hosts", "--sort", "liveness", END), "hosts", 3);
+    assert_string_equal(get_str(json_array_get(hosts, 0), "host_id"), "h3"); /* stale first */
+    hosts = get_array(run_json(fx, "hosts", "--sort", "available", END), "hosts", 3);
+    assert_string_equal(get_str(json_array_get(hosts, 0), "host_id"), "h1"); /* 8 GiB < 20 */
+    assert_string_equal(get_str(json_array_get(hosts, 2), "host_id"), "h3"); /* unknown last */
+    hosts = get_array(run_json(fx, "hosts", "--filter", "label:rack=r1", END), "hosts", 2);
+    assert_string_equal(get_str(json_array_get(hosts, 1), "host_id"), "h3");
+    want_status(fx, CONTROL_OK, run(fx, "hosts", "--filter", "label:rack=r9", END));
+    want_text(fx, "no host matches");
+    want_status(fx, CONTROL_OK, run(fx, "hosts", "--unit", "GiB", END));
+    want_cell_right(fx, "h2", "TOTAL GiB", "32.0");
+    want_no_text(fx, "MiB");
+    want_status(fx, CONTROL_OK, run(fx, "vms", "--unit", "gib", END));
+    want_cell_right(fx, "h1", "ACTUAL GiB", "2.0");
+    want_status(fx, CONTROL_USAGE, run(fx, "hosts", "--unit", "TiB", END));
+    want_text(fx, "--unit wants MiB or GiB");
+    want_status(fx, CONTROL_USAGE, run(fx, "hosts", "--sort", "age", END));
+    want_status(fx, CONTROL_USAGE, run(fx, "hosts", "--filter", "rack", END));
+}
+
+static void
 test_vms(void **state)
 {
     struct fx *fx = *state;
@@ -829,6 +857,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_vms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hosts_sort_filter_unit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_set_valid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_set_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_set_usage, setup, teardown),
