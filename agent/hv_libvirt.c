@@ -858,7 +858,7 @@ add_cached(struct lv *lv, virDomainPtr dom, struct hv_vm *vm)
 
     if (!d->meta_valid) {
         struct vm_overrides ov = {.managed = true};
-        char bad[64];
+        char bad[VM_XML_BAD_LEN];
         char *xml = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, META_URI,
                                          VIR_DOMAIN_AFFECT_LIVE);
         if (!xml) {
