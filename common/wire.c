@@ -235,6 +235,12 @@ take_vm(const Memsched__VmStats *m, struct wire_vm *vm, char *err, size_t err_le
     vm->stats_age_ms = m->has_stats_age_ms ? m->stats_age_ms : 0;
     vm->managed = m->has_managed ? m->managed : true;
     vm->stuck = m->has_stuck && m->stuck;
+    rc = rc ?: take_kib("min_kib", m->has_min_kib, m->min_kib, &vm->min_kib, err, err_len);
+    rc = rc ?: take_kib("cap_kib", m->has_cap_kib, m->cap_kib, &vm->cap_kib, err, err_len);
+    if (rc == 0 && m->has_weight && m->weight > SCHED_WEIGHT_MAX)
+        return util_fail(-EINVAL, err, err_len, "report: vm %s: weight=%u above %u", m->uuid,
+                         (unsigned)m->weight, (unsigned)SCHED_WEIGHT_MAX);
+    vm->weight = m->has_weight ? m->weight : 0;
     return rc;
 }
 
@@ -535,6 +541,12 @@ frame_vm(const struct wire_vm *vm, Memsched__VmStats *m)
     m->has_managed = m->has_stuck = true;
     m->managed = vm->managed;
     m->stuck = vm->stuck;
+    m->has_min_kib = vm->min_kib != 0;
+    m->min_kib = vm->min_kib;
+    m->has_cap_kib = vm->cap_kib != 0;
+    m->cap_kib = vm->cap_kib;
+    m->has_weight = vm->weight != 0;
+    m->weight = vm->weight;
 }
 
 static void

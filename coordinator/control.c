@@ -1092,10 +1092,26 @@ vm_flags(enum fleet_liveness host_liveness, const struct fleet_vm *vm, char *buf
     return buf[0] ? buf : "-";
 }
 
+/* The operator's overrides, as set in the VM's metadata: "min 512 max 4096 w 200", or "-". */
+static const char *
+vm_overrides(const struct fleet_vm *vm, char *buf, size_t len)
+{
+    size_t n = 0;
+
+    buf[0] = '\0';
+    if (vm->min_mib)
+        n += (size_t)snprintf(buf + n, len - n, " min %" PRIu32, vm->min_mib);
+    if (vm->cap_mib && n < len)
+        n += (size_t)snprintf(buf + n, len - n, " max %" PRIu32, vm->cap_mib);
+    if (vm->weight && n < len)
+        snprintf(buf + n, len - n, " w %u", (unsigned)vm->weight);
+    return buf[0] ? buf + 1 : "-";
+}
+
 static void
 vm_put(struct rows *r, const struct fleet_host_info *host, const struct fleet_vm *vm)
 {
-    char uuid[WIRE_UUID_LEN], flags[48];
+    char uuid[WIRE_UUID_LEN], flags[48], overrides[64];
     const char *decision = vm->last_reason == FLEET_REASON_NONE
                                ? ""
                                : sched_reason_name((enum sched_reason)vm->last_reason);
@@ -1117,10 +1133,16 @@ vm_put(struct rows *r, const struct fleet_host_info *host, const struct fleet_vm
     put_kib(r, "unused_kib", vm->has_unused, vm->unused_kib);
     put_json(r, "usable_kib", vm->has_usable ? ju64(vm->usable_kib) : json_null());
     put_json(r, "stats_age_ms", ju64(vm->stats_age_ms));
+    put_json(r, "min_kib",
+             vm->min_mib ? ju64((uint64_t)vm->min_mib * UTIL_KIB_PER_MIB) : json_null());
+    put_json(r, "cap_kib",
+             vm->cap_mib ? ju64((uint64_t)vm->cap_mib * UTIL_KIB_PER_MIB) : json_null());
+    put_json(r, "weight", vm->weight ? ju64(vm->weight) : json_null());
     if (r->array)
         put_json(r, "last_decision", decision[0] ? jstr(decision) : json_null());
     else
         put_cell(r, "%s", decision[0] ? decision : "-");
+    put_cell(r, "%s", vm_overrides(vm, overrides, sizeof(overrides)));
     put_cell(r, "%s", vm_flags(host->liveness, vm, flags, sizeof(flags)));
     put_cell(r, "%s", uuid);
     row_end(r);
@@ -1230,9 +1252,9 @@ static enum control_status
 cmd_vms(struct call *c)
 {
     static const struct column cols[] = {
-        {"HOST", false},   {"NAME", false},      {"STATE", false},     {"ACTUAL MiB", true},
-        {"MAX MiB", true}, {"TARGET MiB", true}, {"UNUSED MiB", true}, {"DECISION", false},
-        {"FLAGS", false},  {"UUID", false},
+        {"HOST", false},      {"NAME", false},      {"STATE", false},     {"ACTUAL MiB", true},
+        {"MAX MiB", true},    {"TARGET MiB", true}, {"UNUSED MiB", true}, {"DECISION", false},
+        {"OVERRIDES", false}, {"FLAGS", false},     {"UUID", false},
     };
     struct column shown[ARRAY_SIZE(cols)];
     char names[ARRAY_SIZE(cols)][32];

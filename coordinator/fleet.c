@@ -482,6 +482,9 @@ decode_vms(struct fleet *f, const struct wire_report *r, size_t *n_out, size_t *
         s->vm.has_usable = w->has_usable;
         s->vm.managed = w->managed;
         s->vm.stuck = w->stuck;
+        s->vm.weight = (uint16_t)w->weight; /* the wire allows at most SCHED_WEIGHT_MAX */
+        s->vm.min_mib = (uint32_t)(w->min_kib / UTIL_KIB_PER_MIB);
+        s->vm.cap_mib = (uint32_t)(w->cap_kib / UTIL_KIB_PER_MIB);
         s->name_off = NO_NAME;
         if (len) {
             memcpy(f->scratch_names + used, w->name, len + 1);

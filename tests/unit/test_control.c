@@ -124,6 +124,8 @@ build_fleet(struct fx *fx)
     vm = rep_vm(&r1, 2, "db", MIB(4096));
     vm->has_unused = true;
     vm->unused_kib = MIB(500);
+    vm->min_kib = MIB(1024); /* the operator's overrides */
+    vm->weight = 300;
     strcpy(r1.decisions[0].uuid, r1.vms[0].uuid);
     r1.decisions[0].reason = SCHED_REASON_GROW;
     r1.decisions[0].old_target_kib = MIB(1024);
@@ -474,6 +476,7 @@ test_vms(void **state)
     want_cell(fx, "h1", "NAME", "web"); /* the first h1 row: web has the smaller uuid */
     want_cell_right(fx, "h2", "ACTUAL MiB", "1024.0");
     want_cell_right(fx, "h2", "UNUSED MiB", "-");
+    want_text(fx, "min 1024 w 300");
     want_text(fx, "grow");
     want_text(fx, "00000000-0000-4000-8000-000000000003");
     want_no_text(fx, "shown");
@@ -487,6 +490,12 @@ test_vms(void **state)
     assert_int_equal(get_int(web, "unused_kib"), MIB(50));
     assert_string_equal(get_str(web, "last_decision"), "grow");
     assert_true(json_is_null(get(json_array_get(vms, 2), "unused_kib")));
+    assert_true(json_is_null(get(web, "min_kib")));
+    json_t *db = json_array_get(vms, 1);
+    assert_string_equal(get_str(db, "name"), "db");
+    assert_int_equal(get_int(db, "min_kib"), MIB(1024));
+    assert_true(json_is_null(get(db, "cap_kib")));
+    assert_int_equal(get_int(db, "weight"), 300);
 
     vms = get_array(run_json(fx, "vms", "--sort", "unused", END), "vms", 3);
     assert_string_equal(get_str(json_array_get(vms, 0), "name"), "web");
