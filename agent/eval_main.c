@@ -1,0 +1,237 @@
+/*
+ * eval_main.c - memsched-eval: run sim scenarios under memsched and the baselines on the fake
+ * clock and print what each did to the guests and the host (a table, or --json).
+ *
+ *   memsched-eval [--planner SPEC]... [--set KEY=VALUE]... [--duration S] [--json]
+ *                 [--record FILE] SCENARIO...
+ *
+ * SPEC is a planner (memsched, seed, proxmox, mom), optionally with policy changes of its own:
+ * "memsched:predictive=false,demand_signal=unused". --set changes the policy of every run (the
+ * thresholds the figures are measured against included). Without --planner, the standard set.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "eval.h"
+#include "log.h"
+#include "policy.h"
+#include "util.h"
+
+#define SPECS_MAX 16
+#define SETS_MAX  32
+
+static const char *const standard_specs[] = {
+    "memsched", "memsched:predictive=false", "memsched:demand_signal=unused", "seed", "proxmox",
+    "mom",
+};
+
+struct options {
+    const char *specs[SPECS_MAX];
+    size_t n_specs;
+    const char *sets[SETS_MAX];
+    size_t n_sets;
+    uint64_t duration_ms;
+    bool json;
+    const char *record;
+};
+
+static void
+usage(FILE *f)
+{
+    fputs("usage: memsched-eval [--planner SPEC]... [--set KEY=VALUE]... [--duration S] [--json]\n"
+          "                     [--record FILE] SCENARIO...\n"
+          "SPEC: memsched, seed, proxmox or mom, with its own policy changes after a colon\n"
+          "(memsched:predictive=false,demand_signal=unused). Default: memsched, memsched without\n"
+          "prediction, memsched on MemFree, seed, proxmox, mom.\n",
+          f);
+}
+
+/* key=value into the policy; err names what is wrong. */
+static int
+apply_set(struct policy *p, const char *kv, char *err, size_t err_len)
+{
+    char key[64];
+    const char *eq = strchr(kv, '=');
+
+    if (!eq || (size_t)(eq - kv) >= sizeof(key))
+        return util_fail(-EINVAL, err, err_len, "'%s': want KEY=VALUE", kv);
+    snprintf(key, sizeof(key), "%.*s", (int)(eq - kv), kv);
+    return policy_set(p, key, eq + 1, err, err_len);
+}
+
+/* A planner spec into its planner and policy (the common policy plus its own changes). */
+static int
+parse_spec(const char *spec,
+           const struct policy *common,
+           struct eval_options *o,
+           char *err,
+           size_t err_len)
+{
+    char name[32], changes[512];
+    const char *colon = strchr(spec, ':');
+    int rc;
+
+    snprintf(name, sizeof(name), "%.*s", colon ? (int)(colon - spec) : (int)strlen(spec), spec);
+    if (eval_planner_parse(name, &o->planner) < 0)
+        return util_fail(-EINVAL, err, err_len,
+                         "unknown planner '%s' (memsched, seed, proxmox, mom)", name);
+    o->policy = *common;
+    snprintf(changes, sizeof(changes), "%s", colon ? colon + 1 : "");
+    for (char *save = NULL, *kv = strtok_r(changes, ",", &save); kv;
+         kv = strtok_r(NULL, ",", &save)) {
+        rc = apply_set(&o->policy, kv, err, err_len);
+        if (rc < 0)
+            return rc;
+    }
+    return policy_validate(&o->policy, err, err_len);
+}
+
+static int
+parse_args(int argc, char **argv, struct options *o)
+{
+    static const struct option longs[] = {
+        {"planner", required_argument, NULL, 'p'},
+        {"set", required_argument, NULL, 's'},
+        {"duration", required_argument, NULL, 'd'},
+        {"json", no_argument, NULL, 'j'},
+        {"record", required_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    char *end;
+
+    while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+        if (c == 'p' && o->n_specs < SPECS_MAX) {
+            o->specs[o->n_specs++] = optarg;
+        } else if (c == 's' && o->n_sets < SETS_MAX) {
+            o->sets[o->n_sets++] = optarg;
+        } else if (c == 'd') {
+            unsigned long s = strtoul(optarg, &end, 10);
+            if (*end || s == 0 || s > 86400) {
+                fprintf(stderr, "memsched-eval: --duration wants seconds 1-86400\n");
+                return 2;
+            }
+            o->duration_ms = (uint64_t)s * 1000;
+        } else if (c == 'j') {
+            o->json = true;
+        } else if (c == 'r') {
+            o->record = optarg;
+        } else if (c == 'h') {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
+static const char *
+basename_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+static void
+print_header(void)
+{
+    printf("%-18s %-30s %9s %9s %8s %14s %13s %6s %9s %9s\n", "SCENARIO", "PLANNER", "PRESSURE",
+           "STARVED", "REFUSED", "FLOOR n/s/MiB", "RELIEF med/max", "OPS", "MOVED", "IDLE MOVED");
+    printf("%-18s %-30s %9s %9s %8s %14s %13s %6s %9s %9s\n", "", "", "VM-s", "VM-s", "MiB", "",
+           "s", "", "MiB", "MiB");
+}
+
+static void
+print_row(const char *scenario, const char *spec, const struct eval_result *r)
+{
+    char floor[32], relief[32];
+
+    snprintf(floor, sizeof(floor), "%" PRIu64 "/%.1f/%.0f", r->floor_breaches, r->floor_below_s,
+             r->floor_worst_mib);
+    snprintf(relief, sizeof(relief), "%.1f/%.1f", r->relief_median_s, r->relief_worst_s);
+    printf("%-18s %-30s %9.1f %9.1f %8.0f %14s %13s %6" PRIu64 " %9.0f %9.0f\n", scenario, spec,
+           r->pressure_vm_s, r->starvation_vm_s, r->refused_mib, floor, relief, r->balloon_ops,
+           r->moved_mib, r->idle_moved_mib);
+}
+
+static json_t *
+row_json(const char *scenario, const char *spec, const struct eval_result *r)
+{
+    return json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:f, s:I, s:f, s:f, s:I, s:f, s:f, s:I, s:f, "
+                     "s:f, s:I}",
+                     "scenario", scenario, "planner", spec, "duration_ms",
+                     (json_int_t)r->duration_ms, "vms", (json_int_t)r->vms, "pressure_vm_s",
+                     r->pressure_vm_s, "starvation_vm_s", r->starvation_vm_s, "refused_mib",
+                     r->refused_mib, "floor_breaches", (json_int_t)r->floor_breaches,
+                     "floor_below_s", r->floor_below_s, "floor_worst_mib", r->floor_worst_mib,
+                     "episodes", (json_int_t)r->episodes, "relief_median_s", r->relief_median_s,
+                     "relief_worst_s", r->relief_worst_s, "balloon_ops", (json_int_t)r->balloon_ops,
+                     "moved_mib", r->moved_mib, "idle_moved_mib", r->idle_moved_mib, "idle_ops",
+                     (json_int_t)r->idle_ops);
+}
+
+int
+main(int argc, char **argv)
+{
+    struct options o = {0};
+    struct policy common;
+    char err[EVAL_ERR_MAX];
+    json_t *runs = json_array();
+    int rc = parse_args(argc, argv, &o);
+
+    if (rc >= 0)
+        return rc;
+    log_set_level(LOG_LEVEL_ERR); /* the agent's round logs every decision: not here */
+    policy_init_defaults(&common);
+    for (size_t i = 0; i < o.n_sets; i++) {
+        if (apply_set(&common, o.sets[i], err, sizeof(err)) < 0) {
+            fprintf(stderr, "memsched-eval: --set %s\n", err);
+            return 2;
+        }
+    }
+    if (o.n_specs == 0) {
+        for (size_t i = 0; i < sizeof(standard_specs) / sizeof(standard_specs[0]); i++)
+            o.specs[o.n_specs++] = standard_specs[i];
+    }
+    if (!o.json)
+        print_header();
+    for (int a = optind; a < argc; a++) {
+        for (size_t s = 0; s < o.n_specs; s++) {
+            struct eval_options eo = {
+                .scenario = argv[a], .duration_ms = o.duration_ms, .record = o.record};
+            struct eval_result r;
+            if (parse_spec(o.specs[s], &common, &eo, err, sizeof(err)) < 0 ||
+                eval_run(&eo, &r, err, sizeof(err)) < 0) {
+                fprintf(stderr, "memsched-eval: %s: %s: %s\n", argv[a], o.specs[s], err);
+                json_decref(runs);
+                return 1;
+            }
+            if (o.json)
+                json_array_append_new(runs, row_json(basename_of(argv[a]), o.specs[s], &r));
+            else
+                print_row(basename_of(argv[a]), o.specs[s], &r);
+        }
+    }
+    if (o.json) {
+        json_t *root = json_pack("{s:o}", "runs", runs);
+        json_dumpf(root, stdout, JSON_INDENT(1));
+        putchar('\n');
+        json_decref(root);
+    } else {
+        json_decref(runs);
+    }
+    return 0;
+}
