@@ -38,14 +38,108 @@ struct options {
     size_t n_sets;
     uint64_t duration_ms;
     bool json;
+    bool markdown;
     const char *record;
 };
+
+/* The figures of the markdown table: lower is better in every one. */
+struct figure {
+    const char *header;
+    int decimals;
+    double (*get)(const struct eval_result *r);
+};
+
+static double
+get_pressure(const struct eval_result *r)
+{
+    return r->pressure_vm_s;
+}
+static double
+get_starved(const struct eval_result *r)
+{
+    return r->starvation_vm_s;
+}
+static double
+get_refused(const struct eval_result *r)
+{
+    return r->refused_mib;
+}
+static double
+get_floor_s(const struct eval_result *r)
+{
+    return r->floor_below_s;
+}
+static double
+get_floor_worst(const struct eval_result *r)
+{
+    return r->floor_worst_mib;
+}
+static double
+get_relief(const struct eval_result *r)
+{
+    return r->relief_worst_s;
+}
+static double
+get_ops(const struct eval_result *r)
+{
+    return (double)r->balloon_ops;
+}
+static double
+get_moved(const struct eval_result *r)
+{
+    return r->moved_mib;
+}
+static double
+get_idle(const struct eval_result *r)
+{
+    return r->idle_moved_mib;
+}
+
+static const struct figure figures[] = {
+    {"pressure VM-s", 1, get_pressure},
+    {"starved VM-s", 1, get_starved},
+    {"refused MiB", 0, get_refused},
+    {"below floor s", 1, get_floor_s},
+    {"floor worst MiB", 0, get_floor_worst},
+    {"worst relief s", 1, get_relief},
+    {"balloon ops", 0, get_ops},
+    {"moved MiB", 0, get_moved},
+    {"idle moved MiB", 0, get_idle},
+};
+
+/* One scenario's runs as a markdown table, the best value of each figure in bold. */
+static void
+print_markdown(const char *scenario,
+               const char *const *specs,
+               const struct eval_result *rs,
+               size_t n)
+{
+    printf("\n### %s\n\n| planner |", scenario);
+    for (size_t f = 0; f < sizeof(figures) / sizeof(figures[0]); f++)
+        printf(" %s |", figures[f].header);
+    printf("\n|---|");
+    for (size_t f = 0; f < sizeof(figures) / sizeof(figures[0]); f++)
+        printf("---:|");
+    putchar('\n');
+    for (size_t i = 0; i < n; i++) {
+        printf("| %s |", specs[i]);
+        for (size_t f = 0; f < sizeof(figures) / sizeof(figures[0]); f++) {
+            double best = figures[f].get(&rs[0]), v = figures[f].get(&rs[i]);
+            char cell[32];
+            for (size_t j = 1; j < n; j++)
+                best = figures[f].get(&rs[j]) < best ? figures[f].get(&rs[j]) : best;
+            snprintf(cell, sizeof(cell), "%.*f", figures[f].decimals, v);
+            printf(v <= best ? " **%s** |" : " %s |", cell);
+        }
+        putchar('\n');
+    }
+}
 
 static void
 usage(FILE *f)
 {
-    fputs("usage: memsched-eval [--planner SPEC]... [--set KEY=VALUE]... [--duration S] [--json]\n"
-          "                     [--record FILE] SCENARIO...\n"
+    fputs("usage: memsched-eval [--planner SPEC]... [--set KEY=VALUE]... [--duration S]\n"
+          "                     [--json | --markdown] [--record FILE] SCENARIO...\n"
           "SPEC: memsched, seed, proxmox or mom, with its own policy changes after a colon\n"
           "(memsched:predictive=false,demand_signal=unused). Default: memsched, memsched without\n"
           "prediction, memsched on MemFree, seed, proxmox, mom.\n",
@@ -96,13 +190,10 @@ static int
 parse_args(int argc, char **argv, struct options *o)
 {
     static const struct option longs[] = {
-        {"planner", required_argument, NULL, 'p'},
-        {"set", required_argument, NULL, 's'},
-        {"duration", required_argument, NULL, 'd'},
-        {"json", no_argument, NULL, 'j'},
-        {"record", required_argument, NULL, 'r'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"planner", required_argument, NULL, 'p'},  {"set", required_argument, NULL, 's'},
+        {"duration", required_argument, NULL, 'd'}, {"json", no_argument, NULL, 'j'},
+        {"record", required_argument, NULL, 'r'},   {"help", no_argument, NULL, 'h'},
+        {"markdown", no_argument, NULL, 'm'},       {NULL, 0, NULL, 0},
     };
     int c;
     char *end;
@@ -121,6 +212,8 @@ parse_args(int argc, char **argv, struct options *o)
             o->duration_ms = (uint64_t)s * 1000;
         } else if (c == 'j') {
             o->json = true;
+        } else if (c == 'm') {
+            o->markdown = true;
         } else if (c == 'r') {
             o->record = optarg;
         } else if (c == 'h') {
@@ -206,24 +299,27 @@ main(int argc, char **argv)
         for (size_t i = 0; i < sizeof(standard_specs) / sizeof(standard_specs[0]); i++)
             o.specs[o.n_specs++] = standard_specs[i];
     }
-    if (!o.json)
+    if (!o.json && !o.markdown)
         print_header();
     for (int a = optind; a < argc; a++) {
+        struct eval_result results[SPECS_MAX];
         for (size_t s = 0; s < o.n_specs; s++) {
             struct eval_options eo = {
                 .scenario = argv[a], .duration_ms = o.duration_ms, .record = o.record};
-            struct eval_result r;
+            struct eval_result *r = &results[s];
             if (parse_spec(o.specs[s], &common, &eo, err, sizeof(err)) < 0 ||
-                eval_run(&eo, &r, err, sizeof(err)) < 0) {
+                eval_run(&eo, r, err, sizeof(err)) < 0) {
                 fprintf(stderr, "memsched-eval: %s: %s: %s\n", argv[a], o.specs[s], err);
                 json_decref(runs);
                 return 1;
             }
             if (o.json)
-                json_array_append_new(runs, row_json(basename_of(argv[a]), o.specs[s], &r));
-            else
-                print_row(basename_of(argv[a]), o.specs[s], &r);
+                json_array_append_new(runs, row_json(basename_of(argv[a]), o.specs[s], r));
+            else if (!o.markdown)
+                print_row(basename_of(argv[a]), o.specs[s], r);
         }
+        if (o.markdown)
+            print_markdown(basename_of(argv[a]), o.specs, results, o.n_specs);
     }
     if (o.json) {
         json_t *root = json_pack("{s:o}", "runs", runs);
