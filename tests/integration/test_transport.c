@@ -431,7 +431,8 @@ test_ipc_in_use_refused_stale_taken(void **state)
 
     /* What a killed daemon leaves: a socket file nobody listens on. */
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", endpoint + 6);
+    assert_true(snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", endpoint + 6) <
+                (int)sizeof(addr.sun_path));
     unlink(addr.sun_path);
     fd = socket(AF_UNIX, SOCK_STREAM, 0);
     assert_int_equal(bind(fd, (const struct sockaddr *)&addr, sizeof(addr)), 0);
