@@ -30,7 +30,7 @@ static size_t
 format_state(const struct agent_state *state, char *text, size_t len)
 {
     size_t n_params, used;
-    const struct policy_param *params = policy_params(&n_params);
+    const struct config_key *params = policy_params(&n_params);
     char value[64];
 
     used = (size_t)snprintf(text, len,

@@ -49,7 +49,7 @@ static void
 print_policy_keys(FILE *f)
 {
     size_t n, col = 0;
-    const struct policy_param *params = policy_params(&n);
+    const struct config_key *params = policy_params(&n);
 
     fputs("Policy keys (KEY=VALUE, memory in MiB):\n ", f);
     for (size_t i = 0; i < n; i++) {
