@@ -9,8 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "config.h"
+#include "transport.h"
 
 #define LIMIT_MIB_MAX UINT64_C(1048576) /* 1 TiB */
 #define LIMIT_MS_MAX  UINT64_C(3600000) /* 1 hour */
@@ -199,6 +201,94 @@ agent_config_print(const struct agent_config *config, FILE *out)
     config_print(&table, config, true, out);
     fprintf(out, "\n# policy: the local thresholds, in force until a coordinator pushes others\n");
     config_print(policy_table(), &config->policy, false, out);
+}
+
+/* A sim:FILE[?options] scenario must be readable; other URIs are libvirt's to judge at start. */
+static int
+check_uri(const char *uri, char *err, size_t err_len)
+{
+    char path[AGENT_CONFIG_STR_MAX];
+
+    if (strncmp(uri, "sim:", 4) != 0)
+        return 0;
+    snprintf(path, sizeof(path), "%.*s", (int)strcspn(uri + 4, "?"), uri + 4);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        int rc = -errno;
+        snprintf(err, err_len, "uri: %.900s: %s", path, strerror(errno));
+        return rc;
+    }
+    fclose(f);
+    return 0;
+}
+
+/* The state directory is made (one level) at start when missing. */
+static int
+check_state_dir(const char *dir, char *err, size_t err_len)
+{
+    char parent[AGENT_CONFIG_STR_MAX];
+    struct stat st;
+
+    if (stat(dir, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return 0;
+        snprintf(err, err_len, "state_dir: %.900s: not a directory", dir);
+        return -ENOTDIR;
+    }
+    const char *slash = strrchr(dir, '/');
+    snprintf(parent, sizeof(parent), "%.*s", slash ? (int)(slash - dir) : 0, dir);
+    if (!parent[0])
+        snprintf(parent, sizeof(parent), "%s", slash ? "/" : ".");
+    if (stat(parent, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0;
+    snprintf(err, err_len, "state_dir: %.900s: neither it nor its parent exists", dir);
+    return -ENOENT;
+}
+
+static int
+check_link(const struct agent_config *config, char *err, size_t err_len)
+{
+    char endpoints[AGENT_CONFIG_STR_MAX], msg[512], *save = NULL;
+    struct transport_keys pair;
+    int rc;
+
+    if (!config->coordinator[0])
+        return 0;
+    if (!config->insecure) {
+        rc = transport_keys_load(config->coordinator_key, &pair, false, msg, sizeof(msg));
+        if (rc < 0) {
+            snprintf(err, err_len, "coordinator_key: %s", msg);
+            return rc;
+        }
+        rc = transport_keys_load(config->key_file, &pair, true, msg, sizeof(msg));
+        if (rc < 0) {
+            snprintf(err, err_len, "key_file: %s", msg);
+            return rc;
+        }
+        return 0;
+    }
+    snprintf(endpoints, sizeof(endpoints), "%s", config->coordinator);
+    for (char *tok = strtok_r(endpoints, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        if (!transport_endpoint_is_local(tok)) {
+            snprintf(err, err_len,
+                     "coordinator: %.900s: insecure=true is only allowed on loopback or ipc://",
+                     tok);
+            return -EPERM;
+        }
+    }
+    return 0;
+}
+
+int
+agent_config_check_files(const struct agent_config *config, char *err, size_t err_len)
+{
+    int rc = check_uri(config->uri, err, err_len);
+
+    if (rc == 0)
+        rc = check_state_dir(config->state_dir, err, err_len);
+    if (rc == 0)
+        rc = check_link(config, err, err_len);
+    return rc;
 }
 
 /* One limit: the policy's value (edge units) against the config's, as a floor or a ceiling. */

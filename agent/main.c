@@ -78,7 +78,7 @@ usage(FILE *out)
             "  -t, --table           print a per-VM table each round and a summary at the end\n"
             "  -R, --record FILE     append one CSV line per VM per round to FILE\n"
             "  -l, --log-level L     err, warn, info or debug\n"
-            "      --check-config    validate the configuration and exit\n"
+            "      --check-config    validate the configuration and the files it names, and exit\n"
             "      --print-config    print the effective configuration and exit\n"
             "  -h, --help\n");
 }
@@ -566,10 +566,14 @@ main(int argc, char **argv)
         return 1;
     }
     if (a.opts.check_config || a.opts.print_config) {
-        if (a.opts.print_config)
+        if (a.opts.print_config) {
             agent_config_print(&a.config, stdout);
-        else
+        } else if (agent_config_check_files(&a.config, err, sizeof(err)) < 0) {
+            fprintf(stderr, "memsched-agent: %s\n", err);
+            return 1;
+        } else {
             printf("%s: ok\n", a.opts.config_path ? a.opts.config_path : "(defaults)");
+        }
         return 0;
     }
     log_set_level(a.config.log_level);

@@ -361,6 +361,19 @@ allowlist_load(
     return 0;
 }
 
+int
+transport_allowlist_check(
+    const char *dir, const char *read_only_dir, size_t *n_keys, char *err, size_t err_len)
+{
+    struct allowlist list = {NULL, 0};
+    int rc = allowlist_load(dir, read_only_dir, &list, err, err_len);
+
+    if (rc == 0 && n_keys)
+        *n_keys = list.n;
+    free(list.entries);
+    return rc;
+}
+
 /* ---- server ---- */
 
 struct transport_server {

@@ -46,7 +46,7 @@ usage(FILE *out)
                  "[key=value ...]\n"
                  "  -c, --config FILE   read FILE (key = value lines); key=value arguments "
                  "override it\n"
-                 "      --check-config  validate and exit\n"
+                 "      --check-config  validate, open the files the settings name, and exit\n"
                  "      --print-config  print the effective configuration and exit\n"
                  "keys (default):\n");
     for (size_t i = 0; i < t->n_keys; i++) {
@@ -315,6 +315,10 @@ main(int argc, char **argv)
         return 0;
     }
     if (opts.check_only) {
+        if (settings_check_files(&d.settings, err, sizeof(err)) < 0) {
+            fprintf(stderr, "memsched-coordinator: %s\n", err);
+            return 1;
+        }
         printf("configuration ok\n");
         return 0;
     }

@@ -7,9 +7,12 @@
 #include "settings.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "coordinator.h"
@@ -149,6 +152,113 @@ settings_check(const struct settings *s, char *err, size_t err_len)
         return -EINVAL;
     }
     return 0;
+}
+
+/* path's directory ("." for a bare name) into dir. */
+static void
+dir_of(const char *path, char *dir, size_t len)
+{
+    const char *slash = strrchr(path, '/');
+
+    if (!slash)
+        snprintf(dir, len, ".");
+    else if (slash == path)
+        snprintf(dir, len, "/");
+    else
+        snprintf(dir, len, "%.*s", (int)(slash - path), path);
+}
+
+/* A file the daemon opens read-write, creating it when missing: it opens so now, or its
+ * directory lets it be created. */
+static int
+check_writable_file(const char *key, const char *path, char *err, size_t err_len)
+{
+    char dir[SETTINGS_STR_MAX];
+    struct stat st;
+
+    if (stat(path, &st) == 0) {
+        int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) {
+            int rc = -errno;
+            snprintf(err, err_len, "%s: %.900s: %s", key, path, strerror(errno));
+            return rc;
+        }
+        close(fd);
+        return 0;
+    }
+    if (errno != ENOENT) {
+        int rc = -errno;
+        snprintf(err, err_len, "%s: %.900s: %s", key, path, strerror(errno));
+        return rc;
+    }
+    dir_of(path, dir, sizeof(dir));
+    if (access(dir, W_OK | X_OK) != 0) {
+        int rc = -errno;
+        snprintf(err, err_len, "%s: %.900s cannot be created: %s: %s", key, path, dir,
+                 strerror(errno));
+        return rc;
+    }
+    return 0;
+}
+
+/* The directory of an ipc:// socket: there, or its parent is (the daemon makes one level). */
+static int
+check_ipc_dir(const char *key, const char *endpoint, char *err, size_t err_len)
+{
+    char dir[SETTINGS_STR_MAX], parent[SETTINGS_STR_MAX];
+    struct stat st;
+
+    if (strncmp(endpoint, "ipc://", 6) != 0)
+        return 0;
+    dir_of(endpoint + 6, dir, sizeof(dir));
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0;
+    dir_of(dir, parent, sizeof(parent));
+    if (stat(parent, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0;
+    snprintf(err, err_len, "%s: %.900s: neither its directory nor that one's parent exists", key,
+             endpoint);
+    return -ENOENT;
+}
+
+static int
+check_allowlist(
+    const char *key, const char *dir, const char *read_only_dir, char *err, size_t err_len)
+{
+    char msg[512];
+    int rc = transport_allowlist_check(dir, read_only_dir, NULL, msg, sizeof(msg));
+
+    if (rc < 0)
+        snprintf(err, err_len, "%s: %s", key, msg);
+    return rc;
+}
+
+int
+settings_check_files(const struct settings *s, char *err, size_t err_len)
+{
+    bool agents_curve = !s->insecure;
+    bool control_curve = strncmp(s->control, "tcp://", 6) == 0;
+    struct transport_keys pair;
+    char msg[512];
+    int rc = 0;
+
+    if (agents_curve || control_curve) {
+        rc = transport_keys_load(s->key_file, &pair, true, msg, sizeof(msg));
+        if (rc < 0) {
+            snprintf(err, err_len, "key_file: %s", msg);
+            return rc;
+        }
+    }
+    if (agents_curve)
+        rc = check_allowlist("allow_dir", s->allow_dir, NULL, err, err_len);
+    if (rc == 0 && control_curve)
+        rc =
+            check_allowlist("admin_allow_dir", s->admin_allow_dir, s->admin_read_dir, err, err_len);
+    if (rc == 0 && strcmp(s->db, ":memory:") != 0 && strncmp(s->db, "file:", 5) != 0)
+        rc = check_writable_file("db", s->db, err, err_len);
+    if (rc == 0)
+        rc = check_ipc_dir("control", s->control, err, err_len);
+    return rc;
 }
 
 void

@@ -4,7 +4,8 @@
  *
  * Sources apply in order over the defaults: config files (-c), then key=value arguments; then
  * settings_check() applies the rules between keys. Unknown keys and bad values are errors with
- * FILE:LINE (or "argument:1").
+ * FILE:LINE (or "argument:1"). settings_check_files() opens what the settings name, so
+ * --check-config fails where the daemon would at start.
  */
 #ifndef MEMSCHED_COORDINATOR_SETTINGS_H
 #define MEMSCHED_COORDINATOR_SETTINGS_H
@@ -53,6 +54,13 @@ int settings_load_arg(struct settings *s, const char *arg, char *err, size_t err
 /* The rules between keys (stale before down, retention, a tcp:// control needs operators' keys,
  * insecure only on loopback). Returns 0 or -EINVAL with err. */
 int settings_check(const struct settings *s, char *err, size_t err_len);
+
+/* Open what the settings name, as the daemon will at start, without binding or creating
+ * anything: the key pair (parsed; refused when group or others may read it) and the allowlist
+ * directories (every key parsed) where CURVE is used, the database (or the directory it will be
+ * made in) and the directory of an ipc:// control socket. Returns 0 or the first failure, with
+ * err naming the key and the file. */
+int settings_check_files(const struct settings *s, char *err, size_t err_len);
 
 /* Every key with its value in file syntax, with help and default comments. */
 void settings_print(const struct settings *s, FILE *out);
