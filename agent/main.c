@@ -80,13 +80,14 @@ usage(FILE *out)
             "  -l, --log-level L     err, warn, info or debug\n"
             "      --check-config    validate the configuration and the files it names, and exit\n"
             "      --print-config    print the effective configuration and exit\n"
+            "      --version         print the version and exit\n"
             "  -h, --help\n");
 }
 
 static int
 parse_args(int argc, char **argv, struct options *o)
 {
-    enum { OPT_CHECK = 256, OPT_PRINT };
+    enum { OPT_CHECK = 256, OPT_PRINT, OPT_VERSION };
     static const struct option long_opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"uri", required_argument, NULL, 'u'},
@@ -99,6 +100,7 @@ parse_args(int argc, char **argv, struct options *o)
         {"log-level", required_argument, NULL, 'l'},
         {"check-config", no_argument, NULL, OPT_CHECK},
         {"print-config", no_argument, NULL, OPT_PRINT},
+        {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -144,6 +146,9 @@ parse_args(int argc, char **argv, struct options *o)
         case OPT_PRINT:
             o->print_config = true;
             break;
+        case OPT_VERSION:
+            printf("memsched-agent %s\n", MEMSCHED_VERSION);
+            exit(0);
         case 'h':
             usage(stdout);
             exit(0);

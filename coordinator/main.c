@@ -48,6 +48,7 @@ usage(FILE *out)
                  "override it\n"
                  "      --check-config  validate, open the files the settings name, and exit\n"
                  "      --print-config  print the effective configuration and exit\n"
+                 "      --version       print the version and exit\n"
                  "keys (default):\n");
     for (size_t i = 0; i < t->n_keys; i++) {
         config_format_default(&t->keys[i], def, sizeof(def));
@@ -64,10 +65,11 @@ struct options {
 static int
 load_settings(int argc, char **argv, struct settings *s, struct options *o)
 {
-    enum { OPT_CHECK = 256, OPT_PRINT };
+    enum { OPT_CHECK = 256, OPT_PRINT, OPT_VERSION };
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"check-config", no_argument, NULL, OPT_CHECK},
                                          {"print-config", no_argument, NULL, OPT_PRINT},
+                                         {"version", no_argument, NULL, OPT_VERSION},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     char err[ERR_LEN];
@@ -82,6 +84,9 @@ load_settings(int argc, char **argv, struct settings *s, struct options *o)
             o->check_only = true;
         } else if (c == OPT_PRINT) {
             o->print_config = true;
+        } else if (c == OPT_VERSION) {
+            printf("memsched-coordinator %s\n", MEMSCHED_VERSION);
+            exit(0);
         } else if (c == 'h') {
             usage(stdout);
             exit(0);
