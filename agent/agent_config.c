@@ -1,5 +1,6 @@
 /*
- * agent_config.c - the agent's key table (config_table.h rows) bound to struct agent_config.
+ * agent_config.c - the agent's key table (config_table.h rows) bound to struct agent_config,
+ * the local hard limits, and --check-config's look at the files the config names.
  */
 #include "agent_config.h"
 
@@ -7,7 +8,6 @@
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 

@@ -82,13 +82,11 @@ store_value(const struct config_key *key, void *obj, uint64_t value)
     }
 }
 
+/* Callers checked the length (set) or wrote the table (defaults): the bound is a backstop. */
 static void
 store_text(const struct config_key *key, void *obj, const char *text)
 {
-    char *field = (char *)obj + key->offset;
-    size_t len = strlen(text);
-
-    memcpy(field, text, len + 1);
+    snprintf((char *)obj + key->offset, key->size, "%s", text);
 }
 
 /* A string row's longest value: max_value, or what the field holds when that is 0 or more. */
