@@ -1,5 +1,6 @@
 /*
- * agent_config.c - the agent's key table and its binding to struct agent_config.
+ * agent_config.c - the agent's key table (config_table.h rows) bound to struct agent_config,
+ * the local hard limits, and --check-config's look at the files the config names.
  */
 #include "agent_config.h"
 
@@ -7,206 +8,150 @@
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "config.h"
+#include "transport.h"
 
-enum key_kind {
-    KEY_STRING,
-    KEY_BOOL,
-    KEY_LOG_LEVEL,
-    KEY_MIB, /* uint64_t MiB, 0 .. 1 TiB */
-    KEY_MS,  /* uint64_t ms, 0 .. 1 hour */
-};
+#define LIMIT_MIB_MAX UINT64_C(1048576) /* 1 TiB */
+#define LIMIT_MS_MAX  UINT64_C(3600000) /* 1 hour */
 
-#define KEY_MIB_MAX UINT64_C(1048576)
-#define KEY_MS_MAX  UINT64_C(3600000)
-
-struct agent_key {
-    const char *name;
-    enum key_kind kind;
-    size_t offset;
-    const char *default_value;
-    const char *help;
-};
-
-static const struct agent_key keys[] = {
+/* The agent's own keys; the policy's parameters are policy_table()'s. */
+static const struct config_key keys[] = {
     {
         .name = "uri",
-        .kind = KEY_STRING,
+        .kind = CONFIG_KIND_STRING,
         .offset = offsetof(struct agent_config, uri),
-        .default_value = "qemu:///system",
+        .size = AGENT_CONFIG_STR_MAX,
+        .default_text = "qemu:///system",
         .help = "hypervisor: a libvirt URI, or sim:FILE for a modelled host",
     },
     {
         .name = "state_dir",
-        .kind = KEY_STRING,
+        .kind = CONFIG_KIND_STRING,
         .offset = offsetof(struct agent_config, state_dir),
-        .default_value = "/var/lib/memsched",
+        .size = AGENT_CONFIG_STR_MAX,
+        .default_text = "/var/lib/memsched",
         .help = "where the policy in force is kept across restarts",
     },
     {
         .name = "log_level",
-        .kind = KEY_LOG_LEVEL,
+        .kind = CONFIG_KIND_ENUM,
         .offset = offsetof(struct agent_config, log_level),
-        .default_value = "info",
+        .default_value = LOG_LEVEL_INFO,
+        .min_value = LOG_LEVEL_ERR,
+        .max_value = LOG_LEVEL_DEBUG,
+        .names = log_level_names,
         .help = "err, warn, info or debug",
     },
     {
         .name = "dry_run",
-        .kind = KEY_BOOL,
+        .kind = CONFIG_KIND_BOOL,
         .offset = offsetof(struct agent_config, dry_run),
-        .default_value = "false",
+        .default_value = 0,
+        .max_value = 1,
         .help = "plan and log, but set no balloon target",
     },
     {
         .name = "coordinator",
-        .kind = KEY_STRING,
+        .kind = CONFIG_KIND_STRING,
         .offset = offsetof(struct agent_config, coordinator),
-        .default_value = "",
+        .size = AGENT_CONFIG_STR_MAX,
+        .default_text = "",
         .help = "coordinator endpoints, comma-separated (tcp://HOST:7400); empty: none",
     },
     {
         .name = "coordinator_key",
-        .kind = KEY_STRING,
+        .kind = CONFIG_KIND_STRING,
         .offset = offsetof(struct agent_config, coordinator_key),
-        .default_value = "/etc/memsched/coordinator.key",
+        .size = AGENT_CONFIG_STR_MAX,
+        .default_text = "/etc/memsched/coordinator.key",
         .help = "the coordinator's public key file: the only server this agent talks to",
     },
     {
         .name = "key_file",
-        .kind = KEY_STRING,
+        .kind = CONFIG_KIND_STRING,
         .offset = offsetof(struct agent_config, key_file),
-        .default_value = "/etc/memsched/agent.secret",
+        .size = AGENT_CONFIG_STR_MAX,
+        .default_text = "/etc/memsched/agent.secret",
         .help = "this agent's CURVE key pair (memschedctl keygen)",
     },
     {
         .name = "insecure",
-        .kind = KEY_BOOL,
+        .kind = CONFIG_KIND_BOOL,
         .offset = offsetof(struct agent_config, insecure),
-        .default_value = "false",
+        .default_value = 0,
+        .max_value = 1,
         .help = "plain TCP to the coordinator: refused unless it is on loopback",
     },
     {
         .name = "host_id",
-        .kind = KEY_STRING,
+        .kind = CONFIG_KIND_STRING,
         .offset = offsetof(struct agent_config, host_id),
-        .default_value = "",
+        .size = AGENT_CONFIG_STR_MAX,
+        .default_text = "",
         .help = "this host's id in the fleet; empty: the host name",
     },
     {
         .name = "labels",
-        .kind = KEY_STRING,
+        .kind = CONFIG_KIND_STRING,
         .offset = offsetof(struct agent_config, labels),
-        .default_value = "",
+        .size = AGENT_CONFIG_STR_MAX,
+        .default_text = "",
         .help = "KEY=VALUE,... for label-scoped policies",
     },
     {
         .name = "limit_vm_min_unused_mib",
-        .kind = KEY_MIB,
+        .kind = CONFIG_KIND_U64,
         .offset = offsetof(struct agent_config, limit_vm_min_unused_mib),
-        .default_value = "50",
+        .default_value = 50,
+        .max_value = LIMIT_MIB_MAX,
         .help = "refuse pushed or persisted policies with vm_min_unused_mib below this",
     },
     {
         .name = "limit_vm_floor_mib",
-        .kind = KEY_MIB,
+        .kind = CONFIG_KIND_U64,
         .offset = offsetof(struct agent_config, limit_vm_floor_mib),
-        .default_value = "128",
+        .default_value = 128,
+        .max_value = LIMIT_MIB_MAX,
         .help = "refuse pushed or persisted policies with vm_floor_mib below this",
     },
     {
         .name = "limit_host_min_unused_mib",
-        .kind = KEY_MIB,
+        .kind = CONFIG_KIND_U64,
         .offset = offsetof(struct agent_config, limit_host_min_unused_mib),
-        .default_value = "100",
+        .default_value = 100,
+        .max_value = LIMIT_MIB_MAX,
         .help = "refuse pushed or persisted policies with host_min_unused_mib below this",
     },
     {
         .name = "limit_max_release_step_mib",
-        .kind = KEY_MIB,
+        .kind = CONFIG_KIND_U64,
         .offset = offsetof(struct agent_config, limit_max_release_step_mib),
-        .default_value = "512",
+        .default_value = 512,
+        .max_value = LIMIT_MIB_MAX,
         .help = "refuse pushed or persisted policies with max_release_step_mib above this",
     },
     {
         .name = "limit_interval_ms",
-        .kind = KEY_MS,
+        .kind = CONFIG_KIND_U64,
         .offset = offsetof(struct agent_config, limit_interval_ms),
-        .default_value = "10000",
+        .default_value = 10000,
+        .max_value = LIMIT_MS_MAX,
         .help = "refuse pushed or persisted policies with interval_ms above this",
     },
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
-static const struct agent_key *
-find_key(const char *name)
-{
-    for (size_t i = 0; i < N_KEYS; i++) {
-        if (strcmp(keys[i].name, name) == 0)
-            return &keys[i];
-    }
-    return NULL;
-}
-
-static int
-set_key(struct agent_config *config,
-        const struct agent_key *key,
-        const char *value,
-        char *err,
-        size_t err_len)
-{
-    char *field = (char *)config + key->offset;
-
-    switch (key->kind) {
-    case KEY_STRING:
-        if (strlen(value) >= AGENT_CONFIG_STR_MAX) {
-            snprintf(err, err_len, "%s: longer than %d characters", key->name,
-                     AGENT_CONFIG_STR_MAX - 1);
-            return -EINVAL;
-        }
-        strcpy(field, value);
-        return 0;
-    case KEY_MIB:
-    case KEY_MS: {
-        char *end;
-        uint64_t max = key->kind == KEY_MIB ? KEY_MIB_MAX : KEY_MS_MAX;
-        errno = 0;
-        unsigned long long v = strtoull(value, &end, 10);
-        if (errno || *end || value[0] < '0' || value[0] > '9' || v > max) {
-            snprintf(err, err_len, "%s='%s' must be a whole number of %s up to %" PRIu64, key->name,
-                     value, key->kind == KEY_MIB ? "MiB" : "ms", max);
-            return -EINVAL;
-        }
-        *(uint64_t *)(void *)field = v;
-        return 0;
-    }
-    case KEY_BOOL:
-        if (policy_parse_bool(value, (bool *)(void *)field) < 0) {
-            snprintf(err, err_len, "%s='%s' is not a valid boolean", key->name, value);
-            return -EINVAL;
-        }
-        return 0;
-    case KEY_LOG_LEVEL:
-        if (log_parse_level(value, (enum log_level *)(void *)field) < 0) {
-            snprintf(err, err_len, "%s='%s' must be err, warn, info or debug", key->name, value);
-            return -EINVAL;
-        }
-        return 0;
-    }
-    return -EINVAL;
-}
+static const struct config_table table = {keys, N_KEYS, NULL};
 
 void
 agent_config_init_defaults(struct agent_config *config)
 {
-    char err[CONFIG_ERR_MAX];
-
     memset(config, 0, sizeof(*config));
-    for (size_t i = 0; i < N_KEYS; i++)
-        set_key(config, &keys[i], keys[i].default_value, err, sizeof(err));
+    config_defaults(&table, config);
     policy_init_defaults(&config->policy);
 }
 
@@ -214,10 +159,10 @@ int
 agent_config_set(
     struct agent_config *config, const char *key, const char *value, char *err, size_t err_len)
 {
-    const struct agent_key *k = find_key(key);
+    const struct config_key *k = config_key_find(&table, key);
 
     if (k)
-        return set_key(config, k, value, err, err_len);
+        return config_set_key(&table, k, config, value, err, err_len);
     if (policy_param_find(key))
         return policy_set(&config->policy, key, value, err, err_len);
     snprintf(err, err_len, "unknown key '%s'", key);
@@ -252,29 +197,98 @@ agent_config_load(const char *path, struct agent_config *config, char *err, size
 void
 agent_config_print(const struct agent_config *config, FILE *out)
 {
-    char value[64];
-    size_t n_params;
-    const struct policy_param *params = policy_params(&n_params);
-
     fprintf(out, "# memsched-agent configuration (effective values)\n");
-    for (size_t i = 0; i < N_KEYS; i++) {
-        const char *field = (const char *)config + keys[i].offset;
-        fprintf(out, "\n# %s (default %s)\n%s = ", keys[i].help, keys[i].default_value,
-                keys[i].name);
-        if (keys[i].kind == KEY_STRING)
-            fprintf(out, "%s\n", field);
-        else if (keys[i].kind == KEY_BOOL)
-            fprintf(out, "%s\n", *(const bool *)(const void *)field ? "true" : "false");
-        else if (keys[i].kind == KEY_MIB || keys[i].kind == KEY_MS)
-            fprintf(out, "%" PRIu64 "\n", *(const uint64_t *)(const void *)field);
-        else
-            fprintf(out, "%s\n", log_level_name(config->log_level));
-    }
+    config_print(&table, config, true, out);
     fprintf(out, "\n# policy: the local thresholds, in force until a coordinator pushes others\n");
-    for (size_t i = 0; i < n_params; i++) {
-        policy_get(&config->policy, params[i].name, value, sizeof(value));
-        fprintf(out, "\n# %s\n%s = %s\n", params[i].help, params[i].name, value);
+    config_print(policy_table(), &config->policy, false, out);
+}
+
+/* A sim:FILE[?options] scenario must be readable; other URIs are libvirt's to judge at start. */
+static int
+check_uri(const char *uri, char *err, size_t err_len)
+{
+    char path[AGENT_CONFIG_STR_MAX];
+
+    if (strncmp(uri, "sim:", 4) != 0)
+        return 0;
+    snprintf(path, sizeof(path), "%.*s", (int)strcspn(uri + 4, "?"), uri + 4);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        int rc = -errno;
+        snprintf(err, err_len, "uri: %.900s: %s", path, strerror(errno));
+        return rc;
     }
+    fclose(f);
+    return 0;
+}
+
+/* The state directory is made (one level) at start when missing. */
+static int
+check_state_dir(const char *dir, char *err, size_t err_len)
+{
+    char parent[AGENT_CONFIG_STR_MAX];
+    struct stat st;
+
+    if (stat(dir, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return 0;
+        snprintf(err, err_len, "state_dir: %.900s: not a directory", dir);
+        return -ENOTDIR;
+    }
+    const char *slash = strrchr(dir, '/');
+    snprintf(parent, sizeof(parent), "%.*s", slash ? (int)(slash - dir) : 0, dir);
+    if (!parent[0])
+        snprintf(parent, sizeof(parent), "%s", slash ? "/" : ".");
+    if (stat(parent, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0;
+    snprintf(err, err_len, "state_dir: %.900s: neither it nor its parent exists", dir);
+    return -ENOENT;
+}
+
+static int
+check_link(const struct agent_config *config, char *err, size_t err_len)
+{
+    char endpoints[AGENT_CONFIG_STR_MAX], msg[512], *save = NULL;
+    struct transport_keys pair;
+    int rc;
+
+    if (!config->coordinator[0])
+        return 0;
+    if (!config->insecure) {
+        rc = transport_keys_load(config->coordinator_key, &pair, false, msg, sizeof(msg));
+        if (rc < 0) {
+            snprintf(err, err_len, "coordinator_key: %s", msg);
+            return rc;
+        }
+        rc = transport_keys_load(config->key_file, &pair, true, msg, sizeof(msg));
+        if (rc < 0) {
+            snprintf(err, err_len, "key_file: %s", msg);
+            return rc;
+        }
+        return 0;
+    }
+    snprintf(endpoints, sizeof(endpoints), "%s", config->coordinator);
+    for (char *tok = strtok_r(endpoints, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        if (!transport_endpoint_is_local(tok)) {
+            snprintf(err, err_len,
+                     "coordinator: %.900s: insecure=true is only allowed on loopback or ipc://",
+                     tok);
+            return -EPERM;
+        }
+    }
+    return 0;
+}
+
+int
+agent_config_check_files(const struct agent_config *config, char *err, size_t err_len)
+{
+    int rc = check_uri(config->uri, err, err_len);
+
+    if (rc == 0)
+        rc = check_state_dir(config->state_dir, err, err_len);
+    if (rc == 0)
+        rc = check_link(config, err, err_len);
+    return rc;
 }
 
 /* One limit: the policy's value (edge units) against the config's, as a floor or a ceiling. */

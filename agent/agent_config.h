@@ -58,6 +58,13 @@ int agent_config_set(
 /* Load defaults then the file at path; validate the policy. On failure *config is untouched. */
 int agent_config_load(const char *path, struct agent_config *config, char *err, size_t err_len);
 
+/* Open what the config names, as the daemon will at start, without connecting or creating
+ * anything: a sim:FILE scenario, the state directory (or its parent), and with a coordinator its
+ * public key (parsed) and this agent's key pair (parsed; refused when group or others may read
+ * it), or, when insecure, that every endpoint is local. Returns 0 or the first failure, with err
+ * naming the key and the file. --check-config. */
+int agent_config_check_files(const struct agent_config *config, char *err, size_t err_len);
+
 /* Write every key with its value in file syntax, with help comments. */
 void agent_config_print(const struct agent_config *config, FILE *out);
 

@@ -78,15 +78,16 @@ usage(FILE *out)
             "  -t, --table           print a per-VM table each round and a summary at the end\n"
             "  -R, --record FILE     append one CSV line per VM per round to FILE\n"
             "  -l, --log-level L     err, warn, info or debug\n"
-            "      --check-config    validate the configuration and exit\n"
+            "      --check-config    validate the configuration and the files it names, and exit\n"
             "      --print-config    print the effective configuration and exit\n"
+            "      --version         print the version and exit\n"
             "  -h, --help\n");
 }
 
 static int
 parse_args(int argc, char **argv, struct options *o)
 {
-    enum { OPT_CHECK = 256, OPT_PRINT };
+    enum { OPT_CHECK = 256, OPT_PRINT, OPT_VERSION };
     static const struct option long_opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"uri", required_argument, NULL, 'u'},
@@ -99,6 +100,7 @@ parse_args(int argc, char **argv, struct options *o)
         {"log-level", required_argument, NULL, 'l'},
         {"check-config", no_argument, NULL, OPT_CHECK},
         {"print-config", no_argument, NULL, OPT_PRINT},
+        {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -144,6 +146,9 @@ parse_args(int argc, char **argv, struct options *o)
         case OPT_PRINT:
             o->print_config = true;
             break;
+        case OPT_VERSION:
+            printf("memsched-agent %s\n", MEMSCHED_VERSION);
+            exit(0);
         case 'h':
             usage(stdout);
             exit(0);
@@ -566,10 +571,14 @@ main(int argc, char **argv)
         return 1;
     }
     if (a.opts.check_config || a.opts.print_config) {
-        if (a.opts.print_config)
+        if (a.opts.print_config) {
             agent_config_print(&a.config, stdout);
-        else
+        } else if (agent_config_check_files(&a.config, err, sizeof(err)) < 0) {
+            fprintf(stderr, "memsched-agent: %s\n", err);
+            return 1;
+        } else {
             printf("%s: ok\n", a.opts.config_path ? a.opts.config_path : "(defaults)");
+        }
         return 0;
     }
     log_set_level(a.config.log_level);

@@ -30,7 +30,7 @@ static size_t
 format_state(const struct agent_state *state, char *text, size_t len)
 {
     size_t n_params, used;
-    const struct policy_param *params = policy_params(&n_params);
+    const struct config_key *params = policy_params(&n_params);
     char value[64];
 
     used = (size_t)snprintf(text, len,
@@ -126,10 +126,8 @@ set_state(void *ctx, const char *key, const char *value, char *err, size_t err_l
         return -EINVAL;
     }
     if (strcmp(key, "version") == 0 || strcmp(key, "epoch") == 0) {
-        char *end;
-        errno = 0;
-        uint64_t v = strtoull(value, &end, 10);
-        if (errno || *end || value[0] < '0' || value[0] > '9') {
+        uint64_t v;
+        if (config_parse_u64(value, &v) < 0) {
             snprintf(err, err_len, "%s='%s' is not a whole number", key, value);
             return -EINVAL;
         }
@@ -196,12 +194,9 @@ static int
 set_target(void *ctx, const char *key, const char *value, char *err, size_t err_len)
 {
     struct targets_load *l = ctx;
-    char *end;
     uint64_t v;
 
-    errno = 0;
-    v = strtoull(value, &end, 10);
-    if (errno || *end || value[0] < '0' || value[0] > '9') {
+    if (config_parse_u64(value, &v) < 0) {
         snprintf(err, err_len, "%s='%s' is not a whole number", key, value);
         return -EINVAL;
     }

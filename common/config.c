@@ -1,5 +1,5 @@
 /*
- * config.c - the "key = value" line format; the keys themselves are the caller's.
+ * config.c - the "key = value" line format, and a table of keys printed in it.
  */
 #include "config.h"
 
@@ -118,4 +118,30 @@ out:
     free(text);
     fclose(f);
     return rc;
+}
+
+void
+config_print(const struct config_table *table, const void *obj, bool with_defaults, FILE *out)
+{
+    char value[4096], def[256];
+
+    for (size_t i = 0; i < table->n_keys; i++) {
+        const struct config_key *key = &table->keys[i];
+        config_format(key, obj, value, sizeof(value));
+        if (with_defaults) {
+            config_format_default(key, def, sizeof(def));
+            fprintf(out, "\n# %s (default %s)\n", key->help, def);
+        } else {
+            fprintf(out, "\n# %s\n", key->help);
+        }
+        fprintf(out, "%s = %s\n", key->name, value);
+    }
+}
+
+int
+config_bound_set(void *ctx, const char *key, const char *value, char *err, size_t err_len)
+{
+    const struct config_binding *b = ctx;
+
+    return config_set(b->table, b->obj, key, value, err, err_len);
 }

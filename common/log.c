@@ -29,7 +29,7 @@ static const int level_priorities[] = {
     [LOG_LEVEL_DEBUG] = 7,
 };
 
-static const char *const level_names[] = {
+const char *const log_level_names[LOG_LEVEL_DEBUG + 1] = {
     [LOG_LEVEL_ERR] = "err",
     [LOG_LEVEL_WARN] = "warn",
     [LOG_LEVEL_INFO] = "info",
@@ -45,8 +45,8 @@ log_set_level(enum log_level level)
 int
 log_parse_level(const char *name, enum log_level *level)
 {
-    for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
-        if (strcmp(name, level_names[i]) == 0) {
+    for (size_t i = 0; i < sizeof(log_level_names) / sizeof(log_level_names[0]); i++) {
+        if (strcmp(name, log_level_names[i]) == 0) {
             *level = (enum log_level)i;
             return 0;
         }
@@ -57,8 +57,8 @@ log_parse_level(const char *name, enum log_level *level)
 const char *
 log_level_name(enum log_level level)
 {
-    if ((unsigned)level < sizeof(level_names) / sizeof(level_names[0]))
-        return level_names[level];
+    if ((unsigned)level < sizeof(log_level_names) / sizeof(log_level_names[0]))
+        return log_level_names[level];
     return "invalid";
 }
 
@@ -111,7 +111,7 @@ log_write(enum log_level level, const char *module, const char *fmt, ...)
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
     /* One write per line keeps lines whole when several threads log. */
-    fprintf(stderr, "%s%s %s: %s\n", head, level_names[level], module, line);
+    fprintf(stderr, "%s%s %s: %s\n", head, log_level_names[level], module, line);
 }
 
 bool

@@ -23,6 +23,9 @@ enum log_level {
 
 void log_set_level(enum log_level level);
 
+/* The levels' names, indexed by level ("err", "warn", "info", "debug"): config tables use it. */
+extern const char *const log_level_names[LOG_LEVEL_DEBUG + 1];
+
 /* Parses "err", "warn", "info", "debug". Returns 0 or -EINVAL. */
 int log_parse_level(const char *name, enum log_level *level);
 

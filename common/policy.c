@@ -2,25 +2,29 @@
  * policy.c - the parameter table, defaults, validation and edge-unit conversion of a policy.
  *
  * The table is the single description of every parameter: its edge name, where it lives in
- * struct policy, its default (the seed's constants) and bounds. Validation, key=value parsing,
- * printing and the docs all read it, so adding a parameter is one row here.
+ * struct policy, its default (the seed's constants) and bounds. The config-table engine
+ * (config_table.h) does the parsing, printing, defaults, bounds and equality from it, so adding
+ * a parameter is one row here; this file adds only the rules between parameters.
  */
 #include "policy.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #define MIB_1T  UINT64_C(1048576)  /* 1 TiB in MiB */
 #define MIB_16T UINT64_C(16777216) /* 16 TiB in MiB */
 
-static const struct policy_param params[] = {
+static const char *const demand_signal_names[] = {
+    [POLICY_DEMAND_UNUSED] = "unused",
+    [POLICY_DEMAND_USABLE] = "usable",
+};
+
+static const struct config_key params[] = {
     {
         .name = "vm_min_unused_mib",
-        .kind = POLICY_PARAM_MIB,
+        .kind = CONFIG_KIND_MIB,
         .offset = offsetof(struct policy, vm_min_unused_kib),
         .default_value = 100,
         .min_value = 1,
@@ -29,7 +33,7 @@ static const struct policy_param params[] = {
     },
     {
         .name = "vm_grow_target_unused_mib",
-        .kind = POLICY_PARAM_MIB,
+        .kind = CONFIG_KIND_MIB,
         .offset = offsetof(struct policy, vm_grow_target_unused_kib),
         .default_value = 200,
         .min_value = 1,
@@ -38,7 +42,7 @@ static const struct policy_param params[] = {
     },
     {
         .name = "vm_excess_unused_mib",
-        .kind = POLICY_PARAM_MIB,
+        .kind = CONFIG_KIND_MIB,
         .offset = offsetof(struct policy, vm_excess_unused_kib),
         .default_value = 300,
         .min_value = 1,
@@ -47,7 +51,7 @@ static const struct policy_param params[] = {
     },
     {
         .name = "max_release_step_mib",
-        .kind = POLICY_PARAM_MIB,
+        .kind = CONFIG_KIND_MIB,
         .offset = offsetof(struct policy, max_release_step_kib),
         .default_value = 64,
         .min_value = 1,
@@ -56,7 +60,7 @@ static const struct policy_param params[] = {
     },
     {
         .name = "host_min_unused_mib",
-        .kind = POLICY_PARAM_MIB,
+        .kind = CONFIG_KIND_MIB,
         .offset = offsetof(struct policy, host_min_unused_kib),
         .default_value = 200,
         .min_value = 0,
@@ -65,7 +69,7 @@ static const struct policy_param params[] = {
     },
     {
         .name = "vm_floor_mib",
-        .kind = POLICY_PARAM_MIB,
+        .kind = CONFIG_KIND_MIB,
         .offset = offsetof(struct policy, vm_floor_kib),
         .default_value = 256,
         .min_value = 0,
@@ -74,7 +78,7 @@ static const struct policy_param params[] = {
     },
     {
         .name = "interval_ms",
-        .kind = POLICY_PARAM_U32,
+        .kind = CONFIG_KIND_U32,
         .offset = offsetof(struct policy, interval_ms),
         .default_value = 1000,
         .min_value = 100,
@@ -83,16 +87,17 @@ static const struct policy_param params[] = {
     },
     {
         .name = "demand_signal",
-        .kind = POLICY_PARAM_DEMAND_SIGNAL,
+        .kind = CONFIG_KIND_ENUM,
         .offset = offsetof(struct policy, demand_signal),
         .default_value = POLICY_DEMAND_USABLE,
         .min_value = POLICY_DEMAND_UNUSED,
         .max_value = POLICY_DEMAND_USABLE,
+        .names = demand_signal_names,
         .help = "unused (guest MemFree, the seed) or usable (guest MemAvailable)",
     },
     {
         .name = "stale_stats_s",
-        .kind = POLICY_PARAM_U32,
+        .kind = CONFIG_KIND_U32,
         .offset = offsetof(struct policy, stale_stats_s),
         .default_value = 5,
         .min_value = 1,
@@ -101,7 +106,7 @@ static const struct policy_param params[] = {
     },
     {
         .name = "reclaim_idle",
-        .kind = POLICY_PARAM_BOOL,
+        .kind = CONFIG_KIND_BOOL,
         .offset = offsetof(struct policy, reclaim_idle),
         .default_value = 1,
         .min_value = 0,
@@ -111,7 +116,7 @@ static const struct policy_param params[] = {
     },
     {
         .name = "predictive",
-        .kind = POLICY_PARAM_BOOL,
+        .kind = CONFIG_KIND_BOOL,
         .offset = offsetof(struct policy, predictive),
         .default_value = 1,
         .min_value = 0,
@@ -123,26 +128,25 @@ static const struct policy_param params[] = {
 
 #define N_PARAMS (sizeof(params) / sizeof(params[0]))
 
-static const char *const demand_signal_names[] = {
-    [POLICY_DEMAND_UNUSED] = "unused",
-    [POLICY_DEMAND_USABLE] = "usable",
-};
+static const struct config_table table = {params, N_PARAMS, "policy"};
 
-const struct policy_param *
+const struct config_table *
+policy_table(void)
+{
+    return &table;
+}
+
+const struct config_key *
 policy_params(size_t *count)
 {
     *count = N_PARAMS;
     return params;
 }
 
-const struct policy_param *
+const struct config_key *
 policy_param_find(const char *name)
 {
-    for (size_t i = 0; i < N_PARAMS; i++) {
-        if (strcmp(params[i].name, name) == 0)
-            return &params[i];
-    }
-    return NULL;
+    return config_key_find(&table, name);
 }
 
 const char *
@@ -153,103 +157,31 @@ policy_demand_signal_name(enum policy_demand_signal signal)
     return "invalid";
 }
 
-/* The parameter's value in edge units (KiB shown as whole MiB). */
-static uint64_t
-param_load(const struct policy *p, const struct policy_param *param)
-{
-    const char *field = (const char *)p + param->offset;
-
-    switch (param->kind) {
-    case POLICY_PARAM_MIB:
-        return *(const uint64_t *)(const void *)field / POLICY_KIB_PER_MIB;
-    case POLICY_PARAM_U32:
-        return *(const uint32_t *)(const void *)field;
-    case POLICY_PARAM_BOOL:
-        return *(const bool *)(const void *)field;
-    case POLICY_PARAM_DEMAND_SIGNAL:
-        return (uint64_t) * (const enum policy_demand_signal *)(const void *)field;
-    }
-    return 0;
-}
-
-static void
-param_store(struct policy *p, const struct policy_param *param, uint64_t value)
-{
-    char *field = (char *)p + param->offset;
-
-    switch (param->kind) {
-    case POLICY_PARAM_MIB:
-        *(uint64_t *)(void *)field = value * POLICY_KIB_PER_MIB;
-        break;
-    case POLICY_PARAM_U32:
-        *(uint32_t *)(void *)field = (uint32_t)value;
-        break;
-    case POLICY_PARAM_BOOL:
-        *(bool *)(void *)field = value != 0;
-        break;
-    case POLICY_PARAM_DEMAND_SIGNAL:
-        *(enum policy_demand_signal *)(void *)field = (enum policy_demand_signal)value;
-        break;
-    }
-}
-
 void
 policy_init_defaults(struct policy *p)
 {
     memset(p, 0, sizeof(*p));
-    for (size_t i = 0; i < N_PARAMS; i++)
-        param_store(p, &params[i], params[i].default_value);
-}
-
-static bool
-param_in_bounds(const struct policy *p, const struct policy_param *param)
-{
-    const char *field = (const char *)p + param->offset;
-
-    if (param->kind == POLICY_PARAM_MIB) {
-        /* Whole MiB only: the edges speak MiB, so anything else would not survive a trip. */
-        uint64_t kib = *(const uint64_t *)(const void *)field;
-        return kib % POLICY_KIB_PER_MIB == 0 && kib >= param->min_value * POLICY_KIB_PER_MIB &&
-               kib <= param->max_value * POLICY_KIB_PER_MIB;
-    }
-    uint64_t value = param_load(p, param);
-    return value >= param->min_value && value <= param->max_value;
-}
-
-/* Format a KiB value as MiB, with the KiB remainder when it is not a whole MiB. */
-static void
-format_mib(char *buf, size_t len, uint64_t kib)
-{
-    if (kib % POLICY_KIB_PER_MIB == 0)
-        snprintf(buf, len, "%" PRIu64, kib / POLICY_KIB_PER_MIB);
-    else
-        snprintf(buf, len, "%" PRIu64 " KiB", kib);
+    config_defaults(&table, p);
 }
 
 int
 policy_validate(const struct policy *p, char *err, size_t err_len)
 {
     char a[32], b[32];
+    int rc = config_check_bounds(&table, p, err, err_len);
 
-    for (size_t i = 0; i < N_PARAMS; i++) {
-        if (param_in_bounds(p, &params[i]))
-            continue;
-        policy_get(p, params[i].name, a, sizeof(a));
-        snprintf(err, err_len, "policy: %s=%s out of range [%" PRIu64 ", %" PRIu64 "]%s",
-                 params[i].name, a, params[i].min_value, params[i].max_value,
-                 params[i].kind == POLICY_PARAM_MIB ? " (whole MiB)" : "");
-        return -EINVAL;
-    }
+    if (rc < 0)
+        return rc;
     if (p->vm_min_unused_kib >= p->vm_grow_target_unused_kib) {
-        format_mib(a, sizeof(a), p->vm_min_unused_kib);
-        format_mib(b, sizeof(b), p->vm_grow_target_unused_kib);
+        policy_get(p, "vm_min_unused_mib", a, sizeof(a));
+        policy_get(p, "vm_grow_target_unused_mib", b, sizeof(b));
         snprintf(err, err_len,
                  "policy: vm_min_unused_mib=%s must be below vm_grow_target_unused_mib=%s", a, b);
         return -EINVAL;
     }
     if (p->vm_grow_target_unused_kib > p->vm_excess_unused_kib) {
-        format_mib(a, sizeof(a), p->vm_grow_target_unused_kib);
-        format_mib(b, sizeof(b), p->vm_excess_unused_kib);
+        policy_get(p, "vm_grow_target_unused_mib", a, sizeof(a));
+        policy_get(p, "vm_excess_unused_mib", b, sizeof(b));
         snprintf(err, err_len,
                  "policy: vm_grow_target_unused_mib=%s must not exceed vm_excess_unused_mib=%s", a,
                  b);
@@ -269,130 +201,24 @@ policy_validate(const struct policy *p, char *err, size_t err_len)
 }
 
 int
-policy_parse_bool(const char *text, bool *out)
-{
-    static const char *const yes[] = {"true", "yes", "on", "1"};
-    static const char *const no[] = {"false", "no", "off", "0"};
-
-    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-        if (strcasecmp(text, yes[i]) == 0) {
-            *out = true;
-            return 0;
-        }
-        if (strcasecmp(text, no[i]) == 0) {
-            *out = false;
-            return 0;
-        }
-    }
-    return -EINVAL;
-}
-
-static int
-parse_demand_signal(const char *value, uint64_t *out)
-{
-    for (size_t i = 0; i < sizeof(demand_signal_names) / sizeof(demand_signal_names[0]); i++) {
-        if (strcmp(value, demand_signal_names[i]) == 0) {
-            *out = i;
-            return 0;
-        }
-    }
-    return -EINVAL;
-}
-
-/* A plain decimal number: digits only, no sign, no suffix, no overflow. */
-static int
-parse_u64(const char *value, uint64_t *out)
-{
-    char *end;
-
-    if (value[0] < '0' || value[0] > '9')
-        return -EINVAL;
-    errno = 0;
-    unsigned long long v = strtoull(value, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return -EINVAL;
-    *out = v;
-    return 0;
-}
-
-int
 policy_set(struct policy *p, const char *key, const char *value, char *err, size_t err_len)
 {
-    const struct policy_param *param = policy_param_find(key);
-    uint64_t v;
-    int rc;
-
-    if (!param) {
-        snprintf(err, err_len, "policy: unknown parameter '%s'", key);
-        return -ENOENT;
-    }
-    switch (param->kind) {
-    case POLICY_PARAM_BOOL: {
-        bool b = false;
-        rc = policy_parse_bool(value, &b);
-        v = b;
-        break;
-    }
-    case POLICY_PARAM_DEMAND_SIGNAL:
-        rc = parse_demand_signal(value, &v);
-        break;
-    default:
-        rc = parse_u64(value, &v);
-        break;
-    }
-    if (rc < 0) {
-        snprintf(err, err_len, "policy: %s='%s' is not a valid %s", key, value,
-                 param->kind == POLICY_PARAM_BOOL            ? "boolean"
-                 : param->kind == POLICY_PARAM_DEMAND_SIGNAL ? "demand signal (unused|usable)"
-                                                             : "whole number");
-        return rc;
-    }
-    if (v < param->min_value || v > param->max_value) {
-        snprintf(err, err_len, "policy: %s=%s out of range [%" PRIu64 ", %" PRIu64 "]", key, value,
-                 param->min_value, param->max_value);
-        return -EINVAL;
-    }
-    param_store(p, param, v);
-    return 0;
+    return config_set(&table, p, key, value, err, err_len);
 }
 
 int
 policy_get(const struct policy *p, const char *key, char *buf, size_t buf_len)
 {
-    const struct policy_param *param = policy_param_find(key);
+    const struct config_key *param = policy_param_find(key);
 
     if (!param)
         return -ENOENT;
-    const char *field = (const char *)p + param->offset;
-    switch (param->kind) {
-    case POLICY_PARAM_MIB:
-        format_mib(buf, buf_len, *(const uint64_t *)(const void *)field);
-        break;
-    case POLICY_PARAM_BOOL:
-        snprintf(buf, buf_len, "%s", param_load(p, param) ? "true" : "false");
-        break;
-    case POLICY_PARAM_DEMAND_SIGNAL:
-        if (p->demand_signal <= POLICY_DEMAND_USABLE)
-            snprintf(buf, buf_len, "%s", policy_demand_signal_name(p->demand_signal));
-        else
-            snprintf(buf, buf_len, "%d", (int)p->demand_signal);
-        break;
-    case POLICY_PARAM_U32:
-        snprintf(buf, buf_len, "%" PRIu64, param_load(p, param));
-        break;
-    }
+    config_format(param, p, buf, buf_len);
     return 0;
 }
 
 bool
 policy_equal(const struct policy *a, const struct policy *b)
 {
-    return a->vm_min_unused_kib == b->vm_min_unused_kib &&
-           a->vm_grow_target_unused_kib == b->vm_grow_target_unused_kib &&
-           a->vm_excess_unused_kib == b->vm_excess_unused_kib &&
-           a->max_release_step_kib == b->max_release_step_kib &&
-           a->host_min_unused_kib == b->host_min_unused_kib && a->vm_floor_kib == b->vm_floor_kib &&
-           a->interval_ms == b->interval_ms && a->stale_stats_s == b->stale_stats_s &&
-           a->demand_signal == b->demand_signal && a->reclaim_idle == b->reclaim_idle &&
-           a->predictive == b->predictive;
+    return config_equal(&table, a, b);
 }

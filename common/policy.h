@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config_table.h"
 #include "util.h"
 
 #define POLICY_KIB_PER_MIB UTIL_KIB_PER_MIB
@@ -38,30 +39,16 @@ struct policy {
     bool predictive;   /* feed a VM by its consumption rate before it crosses vm_min_unused */
 };
 
-enum policy_param_kind {
-    POLICY_PARAM_MIB,  /* uint64_t KiB inside, MiB outside */
-    POLICY_PARAM_U32,  /* uint32_t, same unit inside and out (the name carries it) */
-    POLICY_PARAM_BOOL, /* bool: true/false, yes/no, on/off, 1/0 */
-    POLICY_PARAM_DEMAND_SIGNAL,
-};
-
-/* One row of the parameter table: the edge name, where it lives, its default and bounds (in
- * edge units, inclusive), and a line of help. Config, CLI and docs are driven by this table. */
-struct policy_param {
-    const char *name;
-    enum policy_param_kind kind;
-    size_t offset;
-    uint64_t default_value;
-    uint64_t min_value;
-    uint64_t max_value;
-    const char *help;
-};
+/* The parameter table: one config_table.h row per parameter (edge name, where it lives in
+ * struct policy, its default and bounds in edge units, a line of help). MiB parameters are
+ * CONFIG_KIND_MIB, demand_signal a CONFIG_KIND_ENUM. Config, CLI, wire and docs read it. */
+const struct config_table *policy_table(void);
 
 /* The table, in documentation order; *count receives its length. */
-const struct policy_param *policy_params(size_t *count);
+const struct config_key *policy_params(size_t *count);
 
 /* The row named name, or NULL. */
-const struct policy_param *policy_param_find(const char *name);
+const struct config_key *policy_param_find(const char *name);
 
 /* Fill p with the defaults (the seed's constants). */
 void policy_init_defaults(struct policy *p);
@@ -79,14 +66,10 @@ int policy_set(struct policy *p, const char *key, const char *value, char *err, 
  * Returns 0, or -ENOENT for an unknown key. */
 int policy_get(const struct policy *p, const char *key, char *buf, size_t buf_len);
 
-/* Parse a boolean the way every memsched file does: true/false, yes/no, on/off, 1/0
- * (any case). Returns 0 or -EINVAL. */
-int policy_parse_bool(const char *text, bool *out);
-
 /* Name of a demand signal ("unused" / "usable"). */
 const char *policy_demand_signal_name(enum policy_demand_signal signal);
 
-/* True when both policies hold the same values. */
+/* True when both policies hold the same values (the table's fields, compared by the engine). */
 bool policy_equal(const struct policy *a, const struct policy *b);
 
 #endif /* MEMSCHED_COMMON_POLICY_H */

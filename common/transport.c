@@ -363,6 +363,19 @@ allowlist_load(
     return 0;
 }
 
+int
+transport_allowlist_check(
+    const char *dir, const char *read_only_dir, size_t *n_keys, char *err, size_t err_len)
+{
+    struct allowlist list = {NULL, 0};
+    int rc = allowlist_load(dir, read_only_dir, &list, err, err_len);
+
+    if (rc == 0 && n_keys)
+        *n_keys = list.n;
+    free(list.entries);
+    return rc;
+}
+
 /* ---- server ---- */
 
 struct transport_server {
@@ -384,8 +397,12 @@ zap_start(char *err, size_t err_len)
         return 0;
     zap_socket = zmq_socket(get_context(), ZMQ_REP);
     if (!zap_socket || zmq_bind(zap_socket, ZAP_ENDPOINT) != 0) {
+        int rc = zmq_error(err, err_len, "zap handler");
+        if (zap_socket)
+            zmq_close(zap_socket);
+        zap_socket = NULL;
         zap_users = 0;
-        return zmq_error(err, err_len, "zap handler");
+        return rc;
     }
     return 0;
 }
@@ -395,6 +412,10 @@ zap_stop(void)
 {
     if (zap_users == 0 || --zap_users > 0)
         return;
+    /* Unbinding an inproc endpoint frees its name at once; a close alone frees it only when
+     * libzmq's reaper gets to the socket, and a server opened right after (a restart, the next
+     * test) would find the ZAP endpoint still taken (EADDRINUSE under load). */
+    zmq_unbind(zap_socket, ZAP_ENDPOINT);
     zmq_close(zap_socket);
     zap_socket = NULL;
 }

@@ -57,6 +57,12 @@ int transport_keys_save(const char *path,
 int transport_keys_load(
     const char *path, struct transport_keys *keys, bool need_secret, char *err, size_t err_len);
 
+/* Load the allowlist a server would from dir (and read_only_dir when not NULL or ""), every key
+ * file parsed and every name checked, then drop it: --check-config. *n_keys (may be NULL) gets
+ * the number of keys. Returns 0 or the first error, naming the file. */
+int transport_allowlist_check(
+    const char *dir, const char *read_only_dir, size_t *n_keys, char *err, size_t err_len);
+
 /* True for tcp:// on a literal loopback address (127.0.0.0/8, [::1]), and for ipc:// and
  * inproc://. Host names, localhost included, are not literal and are refused. */
 bool transport_endpoint_is_local(const char *endpoint);

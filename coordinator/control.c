@@ -386,18 +386,18 @@ json_reply(struct call *c, json_t *root)
 /* ---- policies ---- */
 
 static const void *
-param_field(const struct policy *p, const struct policy_param *param)
+param_field(const struct policy *p, const struct config_key *param)
 {
     return (const char *)p + param->offset;
 }
 
 /* The JSON key of a parameter: MiB at the edge, KiB in JSON ("vm_floor_mib" -> "vm_floor_kib"). */
 static const char *
-param_json_key(const struct policy_param *param, char *buf, size_t len)
+param_json_key(const struct config_key *param, char *buf, size_t len)
 {
     size_t n = strlen(param->name);
 
-    if (param->kind == POLICY_PARAM_MIB && n > 4 && strcmp(param->name + n - 4, "_mib") == 0)
+    if (param->kind == CONFIG_KIND_MIB && n > 4 && strcmp(param->name + n - 4, "_mib") == 0)
         snprintf(buf, len, "%.*s_kib", (int)(n - 4), param->name);
     else
         snprintf(buf, len, "%s", param->name);
@@ -405,19 +405,22 @@ param_json_key(const struct policy_param *param, char *buf, size_t len)
 }
 
 static json_t *
-param_json_value(const struct policy *p, const struct policy_param *param)
+param_json_value(const struct policy *p, const struct config_key *param)
 {
     const void *field = param_field(p, param);
 
     switch (param->kind) {
-    case POLICY_PARAM_MIB:
+    case CONFIG_KIND_MIB:
         return ju64(*(const uint64_t *)field);
-    case POLICY_PARAM_U32:
+    case CONFIG_KIND_U32:
         return ju64(*(const uint32_t *)field);
-    case POLICY_PARAM_BOOL:
+    case CONFIG_KIND_BOOL:
         return jcheck(json_boolean(*(const bool *)field));
-    case POLICY_PARAM_DEMAND_SIGNAL:
+    case CONFIG_KIND_ENUM:
         return jstr(policy_demand_signal_name(*(const enum policy_demand_signal *)field));
+    case CONFIG_KIND_U64:
+    case CONFIG_KIND_STRING:
+        break; /* no policy parameter has these kinds */
     }
     return jcheck(json_null());
 }
@@ -426,7 +429,7 @@ static json_t *
 policy_json(const struct policy *p)
 {
     size_t n;
-    const struct policy_param *params = policy_params(&n);
+    const struct config_key *params = policy_params(&n);
     json_t *o = jobj();
     char key[64];
 
@@ -455,7 +458,7 @@ static json_t *
 changes_json(const struct policy *from, const struct policy *to)
 {
     size_t n;
-    const struct policy_param *params = policy_params(&n);
+    const struct config_key *params = policy_params(&n);
     json_t *a = jarr();
     char key[64], x[64], y[64];
 
@@ -478,7 +481,7 @@ static void
 print_changes(FILE *f, const struct policy *from, const struct policy *to)
 {
     size_t n, shown = 0;
-    const struct policy_param *params = policy_params(&n);
+    const struct config_key *params = policy_params(&n);
     char x[64], y[64];
 
     for (size_t i = 0; i < n; i++) {
@@ -498,7 +501,7 @@ print_policy_values(FILE *f, const struct policy *p)
     static const struct column cols[] = {{NULL, false}, {NULL, false}, {NULL, false}};
     struct table t = {.cols = cols, .n_cols = 3};
     size_t n;
-    const struct policy_param *params = policy_params(&n);
+    const struct config_key *params = policy_params(&n);
     char v[64];
 
     for (size_t i = 0; i < n; i++) {
@@ -1750,7 +1753,7 @@ static enum control_status
 unknown_key(struct call *c, const char *key)
 {
     size_t n;
-    const struct policy_param *params = policy_params(&n);
+    const struct config_key *params = policy_params(&n);
     struct text known;
     FILE *f = text_open(&known);
 

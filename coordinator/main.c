@@ -19,181 +19,57 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "config_table.h"
 #include "control.h"
 #include "coordinator.h"
 #include "fleet.h"
 #include "log.h"
-#include "policy.h"
+#include "settings.h"
 #include "store.h"
 #include "transport.h"
 #include "util.h"
 #include "wire.h"
 
 #define MODULE      "coordinator"
-#define STR_MAX     1024
 #define TICK_MS     250
 #define ERR_LEN     512
 #define SERVER_MAIN 0
 #define SERVER_CTL  1
 
-struct settings {
-    char listen[STR_MAX];          /* agents' endpoint */
-    char control[STR_MAX];         /* memschedctl's endpoint */
-    char key_file[STR_MAX];        /* the coordinator's key pair */
-    char allow_dir[STR_MAX];       /* agents' public keys */
-    char admin_allow_dir[STR_MAX]; /* operators' public keys, for a tcp:// control endpoint */
-    char admin_read_dir[STR_MAX];  /* read-only operators' keys (dashboards, scripts) */
-    char db[STR_MAX];
-    bool insecure;
-    uint64_t stale_after_ms;
-    uint64_t down_after_ms;
-    uint64_t pressure_unused_mib;
-    uint64_t host_retention_ms;
-    enum log_level log_level;
-};
-
-static void
-settings_defaults(struct settings *s)
-{
-    memset(s, 0, sizeof(*s));
-    snprintf(s->listen, sizeof(s->listen), "tcp://0.0.0.0:7400");
-    snprintf(s->control, sizeof(s->control), "ipc:///run/memsched/control.sock");
-    snprintf(s->key_file, sizeof(s->key_file), "/etc/memsched/coordinator.secret");
-    snprintf(s->allow_dir, sizeof(s->allow_dir), "/etc/memsched/agents");
-    snprintf(s->db, sizeof(s->db), "/var/lib/memsched/coordinator.db");
-    s->stale_after_ms = FLEET_STALE_AFTER_MS_DEFAULT;
-    s->down_after_ms = FLEET_DOWN_AFTER_MS_DEFAULT;
-    s->pressure_unused_mib = 100;
-    s->host_retention_ms = COORDINATOR_HOST_RETENTION_MS;
-    s->log_level = LOG_LEVEL_INFO;
-}
-
-static int
-set_string(char *field, const char *key, const char *value, char *err, size_t err_len)
-{
-    if (!*value || strlen(value) >= STR_MAX) {
-        snprintf(err, err_len, "%s: must be 1 to %d characters", key, STR_MAX - 1);
-        return -EINVAL;
-    }
-    strcpy(field, value);
-    return 0;
-}
-
-static int
-set_number(uint64_t *field,
-           const char *key,
-           const char *value,
-           uint64_t min,
-           uint64_t max,
-           char *err,
-           size_t err_len)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(value, &end, 10);
-    if (errno || *end || value[0] < '0' || value[0] > '9' || v < min || v > max) {
-        snprintf(err, err_len, "%s='%s' must be a whole number in [%" PRIu64 ", %" PRIu64 "]", key,
-                 value, min, max);
-        return -EINVAL;
-    }
-    *field = v;
-    return 0;
-}
-
-/* The coordinator's key table: every key is a line of `memsched-coordinator --help`. */
-static int
-settings_set(void *ctx, const char *key, const char *value, char *err, size_t err_len)
-{
-    struct settings *s = ctx;
-
-    if (strcmp(key, "listen") == 0)
-        return set_string(s->listen, key, value, err, err_len);
-    if (strcmp(key, "control") == 0)
-        return set_string(s->control, key, value, err, err_len);
-    if (strcmp(key, "key_file") == 0)
-        return set_string(s->key_file, key, value, err, err_len);
-    if (strcmp(key, "allow_dir") == 0)
-        return set_string(s->allow_dir, key, value, err, err_len);
-    if (strcmp(key, "admin_allow_dir") == 0)
-        return set_string(s->admin_allow_dir, key, value, err, err_len);
-    if (strcmp(key, "admin_read_dir") == 0)
-        return set_string(s->admin_read_dir, key, value, err, err_len);
-    if (strcmp(key, "db") == 0)
-        return set_string(s->db, key, value, err, err_len);
-    if (strcmp(key, "insecure") == 0) {
-        if (policy_parse_bool(value, &s->insecure) == 0)
-            return 0;
-        snprintf(err, err_len, "insecure='%s' is not a boolean", value);
-        return -EINVAL;
-    }
-    if (strcmp(key, "stale_after_ms") == 0)
-        return set_number(&s->stale_after_ms, key, value, 500, 3600000, err, err_len);
-    if (strcmp(key, "down_after_ms") == 0)
-        return set_number(&s->down_after_ms, key, value, 1000, 86400000, err, err_len);
-    if (strcmp(key, "host_retention_ms") == 0)
-        return set_number(&s->host_retention_ms, key, value, 0, UINT64_C(31536000000), err,
-                          err_len);
-    if (strcmp(key, "pressure_unused_mib") == 0)
-        return set_number(&s->pressure_unused_mib, key, value, 0, 1048576, err, err_len);
-    if (strcmp(key, "log_level") == 0) {
-        if (log_parse_level(value, &s->log_level) == 0)
-            return 0;
-        snprintf(err, err_len, "log_level='%s' must be err, warn, info or debug", value);
-        return -EINVAL;
-    }
-    snprintf(err, err_len, "unknown key '%s'", key);
-    return -ENOENT;
-}
-
-static int
-settings_check(const struct settings *s, char *err, size_t err_len)
-{
-    if (s->stale_after_ms >= s->down_after_ms) {
-        snprintf(err, err_len, "stale_after_ms=%" PRIu64 " must be below down_after_ms=%" PRIu64,
-                 s->stale_after_ms, s->down_after_ms);
-        return -EINVAL;
-    }
-    if (s->host_retention_ms && s->host_retention_ms < s->down_after_ms) {
-        snprintf(err, err_len,
-                 "host_retention_ms=%" PRIu64 " must be 0 or at least down_after_ms=%" PRIu64,
-                 s->host_retention_ms, s->down_after_ms);
-        return -EINVAL;
-    }
-    if (strncmp(s->control, "tcp://", 6) == 0 && !s->admin_allow_dir[0]) {
-        snprintf(err, err_len, "a tcp:// control endpoint needs admin_allow_dir (CURVE)");
-        return -EINVAL;
-    }
-    if (s->insecure && !transport_endpoint_is_local(s->listen)) {
-        snprintf(err, err_len, "insecure=true is only allowed on loopback, not %.200s", s->listen);
-        return -EINVAL;
-    }
-    return 0;
-}
-
 static void
 usage(FILE *out)
 {
-    fprintf(out,
-            "usage: memsched-coordinator [-c FILE] [--check-config] [key=value ...]\n"
-            "  -c, --config FILE   read FILE (key = value lines); key=value arguments override it\n"
-            "      --check-config  validate and exit\n"
-            "keys: listen (tcp://0.0.0.0:7400), control (ipc:///run/memsched/control.sock),\n"
-            "      key_file (/etc/memsched/coordinator.secret), allow_dir (/etc/memsched/agents),\n"
-            "      admin_allow_dir (operators' keys when control is tcp://, CURVE),\n"
-            "      admin_read_dir (read-only operators' keys: status, hosts, vms, events,\n"
-            "      policy show/history; no policy set, no hosts forget),\n"
-            "      db (/var/lib/memsched/coordinator.db), insecure (false: loopback only),\n"
-            "      stale_after_ms (3000), down_after_ms (10000), pressure_unused_mib (100),\n"
-            "      host_retention_ms (604800000: hosts down a week are forgotten; 0 never),\n"
-            "      log_level (info)\n");
+    const struct config_table *t = settings_table();
+    char def[256];
+
+    fprintf(out, "usage: memsched-coordinator [-c FILE] [--check-config] [--print-config] "
+                 "[key=value ...]\n"
+                 "  -c, --config FILE   read FILE (key = value lines); key=value arguments "
+                 "override it\n"
+                 "      --check-config  validate, open the files the settings name, and exit\n"
+                 "      --print-config  print the effective configuration and exit\n"
+                 "      --version       print the version and exit\n"
+                 "keys (default):\n");
+    for (size_t i = 0; i < t->n_keys; i++) {
+        config_format_default(&t->keys[i], def, sizeof(def));
+        fprintf(out, "  %-20s %s (%s)\n", t->keys[i].name, t->keys[i].help, def);
+    }
 }
 
+struct options {
+    bool check_only;
+    bool print_config;
+};
+
+/* The arguments: config files and key=value overrides, in order, over the defaults. */
 static int
-load_settings(int argc, char **argv, struct settings *s, bool *check_only)
+load_settings(int argc, char **argv, struct settings *s, struct options *o)
 {
+    enum { OPT_CHECK = 256, OPT_PRINT, OPT_VERSION };
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"check-config", no_argument, NULL, 'k'},
+                                         {"check-config", no_argument, NULL, OPT_CHECK},
+                                         {"print-config", no_argument, NULL, OPT_PRINT},
+                                         {"version", no_argument, NULL, OPT_VERSION},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     char err[ERR_LEN];
@@ -201,11 +77,16 @@ load_settings(int argc, char **argv, struct settings *s, bool *check_only)
 
     settings_defaults(s);
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-        if (c == 'c' && config_parse_file(optarg, settings_set, s, err, sizeof(err)) < 0) {
+        if (c == 'c' && settings_load_file(s, optarg, err, sizeof(err)) < 0) {
             fprintf(stderr, "memsched-coordinator: %s\n", err);
             return -EINVAL;
-        } else if (c == 'k') {
-            *check_only = true;
+        } else if (c == OPT_CHECK) {
+            o->check_only = true;
+        } else if (c == OPT_PRINT) {
+            o->print_config = true;
+        } else if (c == OPT_VERSION) {
+            printf("memsched-coordinator %s\n", MEMSCHED_VERSION);
+            exit(0);
         } else if (c == 'h') {
             usage(stdout);
             exit(0);
@@ -215,7 +96,7 @@ load_settings(int argc, char **argv, struct settings *s, bool *check_only)
         }
     }
     for (int i = optind; i < argc; i++) {
-        if (config_parse_text(argv[i], "argument", settings_set, s, err, sizeof(err)) < 0) {
+        if (settings_load_arg(s, argv[i], err, sizeof(err)) < 0) {
             fprintf(stderr, "memsched-coordinator: %s\n", err);
             return -EINVAL;
         }
@@ -411,7 +292,7 @@ open_sockets(struct daemon *d, char *err, size_t err_len)
 
     if (rc == 0 && strncmp(d->settings.control, "ipc://", 6) == 0) {
         /* The socket's directory, e.g. /run/memsched, may not exist yet. */
-        char dir[STR_MAX];
+        char dir[SETTINGS_STR_MAX];
         snprintf(dir, sizeof(dir), "%s", d->settings.control + 6);
         char *slash = strrchr(dir, '/');
         if (slash && slash != dir) {
@@ -429,12 +310,20 @@ main(int argc, char **argv)
 {
     struct daemon d = {0};
     char err[ERR_LEN];
-    bool check_only = false;
+    struct options opts = {0};
     int status = 1;
 
-    if (load_settings(argc, argv, &d.settings, &check_only) < 0)
+    if (load_settings(argc, argv, &d.settings, &opts) < 0)
         return 2;
-    if (check_only) {
+    if (opts.print_config) {
+        settings_print(&d.settings, stdout);
+        return 0;
+    }
+    if (opts.check_only) {
+        if (settings_check_files(&d.settings, err, sizeof(err)) < 0) {
+            fprintf(stderr, "memsched-coordinator: %s\n", err);
+            return 1;
+        }
         printf("configuration ok\n");
         return 0;
     }

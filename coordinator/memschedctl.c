@@ -49,7 +49,7 @@ static void
 print_policy_keys(FILE *f)
 {
     size_t n, col = 0;
-    const struct policy_param *params = policy_params(&n);
+    const struct config_key *params = policy_params(&n);
 
     fputs("Policy keys (KEY=VALUE, memory in MiB):\n ", f);
     for (size_t i = 0; i < n; i++) {
@@ -98,6 +98,7 @@ usage(FILE *f)
           "  --key FILE         your key pair (its public half in the coordinator's "
           "admin_allow_dir)\n"
           "  --help             this text\n"
+          "  --version          print the version\n"
           "\n"
           "Scopes: fleet, label:KEY=VALUE, host:ID.\n",
           f);
@@ -177,6 +178,10 @@ parse_globals(int argc, char **argv, struct options *o, int *next)
     for (i = 1; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("memschedctl %s\n", MEMSCHED_VERSION);
             return 0;
         }
         if (strcmp(argv[i], "--json") == 0) {

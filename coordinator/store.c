@@ -174,7 +174,7 @@ static void
 policy_to_text(const struct policy *p, char *buf, size_t len)
 {
     size_t n_params, used = 0;
-    const struct policy_param *params = policy_params(&n_params);
+    const struct config_key *params = policy_params(&n_params);
     char value[64];
 
     buf[0] = '\0';

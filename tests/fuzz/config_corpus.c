@@ -1,6 +1,6 @@
 /*
- * config_corpus.c - seeds for fuzz_config: an agent config (first byte 0) and every scenario
- * of tests/scenarios (first byte 1).
+ * config_corpus.c - seeds for fuzz_config: an agent config (first byte 0), every scenario
+ * of tests/scenarios (first byte 1) and coordinator settings (first byte 2).
  *
  *   config_corpus DIR
  */
@@ -39,7 +39,14 @@ main(int argc, char **argv)
         fputs("usage: config_corpus DIR\n", stderr);
         return 2;
     }
+    static const char settings[] =
+        "listen = tcp://127.0.0.1:7400\ncontrol = ipc:///tmp/ctl.sock\nkey_file = /tmp/c.secret\n"
+        "allow_dir = /tmp/allow\nadmin_read_dir = /tmp/readers\ndb = /tmp/fleet.db\n"
+        "insecure = yes\nstale_after_ms = 1500\ndown_after_ms = 4000\n"
+        "pressure_unused_mib = 100\nhost_retention_ms = 0\nlog_level = debug\n";
+
     save(argv[1], "agent.conf", 0, config, strlen(config));
+    save(argv[1], "coordinator.conf", 2, settings, strlen(settings));
     d = opendir(SCENARIO_DIR);
     if (!d)
         return 1;

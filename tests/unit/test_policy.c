@@ -30,25 +30,25 @@
 /* The parameter table of DESIGN.md, in edge units. */
 struct param_row {
     const char *name;
-    enum policy_param_kind kind;
+    enum config_kind kind;
     uint64_t default_value;
     uint64_t min_value;
     uint64_t max_value;
 };
 
 static const struct param_row expected_rows[] = {
-    {"vm_min_unused_mib", POLICY_PARAM_MIB, 100, 1, MIB_1T},
-    {"vm_grow_target_unused_mib", POLICY_PARAM_MIB, 200, 1, MIB_1T},
-    {"vm_excess_unused_mib", POLICY_PARAM_MIB, 300, 1, MIB_1T},
-    {"max_release_step_mib", POLICY_PARAM_MIB, 64, 1, MIB_1T},
-    {"host_min_unused_mib", POLICY_PARAM_MIB, 200, 0, MIB_16T},
-    {"vm_floor_mib", POLICY_PARAM_MIB, 256, 0, MIB_1T},
-    {"interval_ms", POLICY_PARAM_U32, 1000, 100, 3600000},
-    {"stale_stats_s", POLICY_PARAM_U32, 5, 1, 3600},
-    {"demand_signal", POLICY_PARAM_DEMAND_SIGNAL, POLICY_DEMAND_USABLE, POLICY_DEMAND_UNUSED,
+    {"vm_min_unused_mib", CONFIG_KIND_MIB, 100, 1, MIB_1T},
+    {"vm_grow_target_unused_mib", CONFIG_KIND_MIB, 200, 1, MIB_1T},
+    {"vm_excess_unused_mib", CONFIG_KIND_MIB, 300, 1, MIB_1T},
+    {"max_release_step_mib", CONFIG_KIND_MIB, 64, 1, MIB_1T},
+    {"host_min_unused_mib", CONFIG_KIND_MIB, 200, 0, MIB_16T},
+    {"vm_floor_mib", CONFIG_KIND_MIB, 256, 0, MIB_1T},
+    {"interval_ms", CONFIG_KIND_U32, 1000, 100, 3600000},
+    {"stale_stats_s", CONFIG_KIND_U32, 5, 1, 3600},
+    {"demand_signal", CONFIG_KIND_ENUM, POLICY_DEMAND_USABLE, POLICY_DEMAND_UNUSED,
      POLICY_DEMAND_USABLE},
-    {"reclaim_idle", POLICY_PARAM_BOOL, 1, 0, 1},
-    {"predictive", POLICY_PARAM_BOOL, 1, 0, 1},
+    {"reclaim_idle", CONFIG_KIND_BOOL, 1, 0, 1},
+    {"predictive", CONFIG_KIND_BOOL, 1, 0, 1},
 };
 
 static struct policy
@@ -87,14 +87,14 @@ test_table_matches_design(void **state)
 {
     (void)state;
     size_t count = 0;
-    const struct policy_param *params = policy_params(&count);
+    const struct config_key *params = policy_params(&count);
 
     assert_non_null(params);
     assert_int_equal(count, N_PARAMS_EXPECTED);
     assert_int_equal(ARRAY_SIZE(expected_rows), N_PARAMS_EXPECTED);
     for (size_t i = 0; i < ARRAY_SIZE(expected_rows); i++) {
         const struct param_row *want = &expected_rows[i];
-        const struct policy_param *got = policy_param_find(want->name);
+        const struct config_key *got = policy_param_find(want->name);
 
         if (got == NULL)
             fail_msg("param %s: want a table row, got none", want->name);
@@ -121,7 +121,7 @@ static void
 test_param_find(void **state)
 {
     (void)state;
-    const struct policy_param *row = policy_param_find("max_release_step_mib");
+    const struct config_key *row = policy_param_find("max_release_step_mib");
 
     assert_non_null(row);
     assert_string_equal(row->name, "max_release_step_mib");
@@ -139,7 +139,7 @@ test_table_defaults_fill_the_struct(void **state)
 {
     (void)state;
     size_t count = 0;
-    const struct policy_param *params = policy_params(&count);
+    const struct config_key *params = policy_params(&count);
     struct policy want = defaults();
     struct policy got;
 
@@ -148,26 +148,30 @@ test_table_defaults_fill_the_struct(void **state)
         char *field = (char *)&got + params[i].offset;
 
         switch (params[i].kind) {
-        case POLICY_PARAM_MIB: {
+        case CONFIG_KIND_MIB: {
             uint64_t v = params[i].default_value * POLICY_KIB_PER_MIB;
             memcpy(field, &v, sizeof(v));
             break;
         }
-        case POLICY_PARAM_U32: {
+        case CONFIG_KIND_U32: {
             uint32_t v = (uint32_t)params[i].default_value;
             memcpy(field, &v, sizeof(v));
             break;
         }
-        case POLICY_PARAM_BOOL: {
+        case CONFIG_KIND_BOOL: {
             bool v = params[i].default_value != 0;
             memcpy(field, &v, sizeof(v));
             break;
         }
-        case POLICY_PARAM_DEMAND_SIGNAL: {
+        case CONFIG_KIND_ENUM: {
             enum policy_demand_signal v = (enum policy_demand_signal)params[i].default_value;
             memcpy(field, &v, sizeof(v));
             break;
         }
+        case CONFIG_KIND_U64:
+        case CONFIG_KIND_STRING:
+            fail_msg("param %s: no policy parameter has kind %d", params[i].name,
+                     (int)params[i].kind);
         }
     }
     assert_true(policy_equal(&want, &got));
@@ -586,20 +590,23 @@ test_get_prints_defaults(void **state)
 
 /* A value of each parameter's kind that is not its default and is within its bounds. */
 static void
-other_value(const struct policy_param *row, char *buf, size_t len)
+other_value(const struct config_key *row, char *buf, size_t len)
 {
     switch (row->kind) {
-    case POLICY_PARAM_MIB:
-    case POLICY_PARAM_U32:
+    case CONFIG_KIND_MIB:
+    case CONFIG_KIND_U32:
         snprintf(buf, len, "%" PRIu64,
                  row->default_value == row->max_value ? row->min_value : row->max_value);
         break;
-    case POLICY_PARAM_BOOL:
+    case CONFIG_KIND_BOOL:
         snprintf(buf, len, "%s", row->default_value ? "false" : "true");
         break;
-    case POLICY_PARAM_DEMAND_SIGNAL:
+    case CONFIG_KIND_ENUM:
         snprintf(buf, len, "%s", row->default_value == POLICY_DEMAND_UNUSED ? "usable" : "unused");
         break;
+    case CONFIG_KIND_U64:
+    case CONFIG_KIND_STRING:
+        fail_msg("param %s: no policy parameter has kind %d", row->name, (int)row->kind);
     }
 }
 
@@ -608,7 +615,7 @@ test_get_set_round_trip_every_param(void **state)
 {
     (void)state;
     size_t count = 0;
-    const struct policy_param *params = policy_params(&count);
+    const struct config_key *params = policy_params(&count);
     char err[POLICY_ERR_MAX] = "";
 
     for (size_t i = 0; i < count; i++) {

@@ -475,7 +475,7 @@ random_host(struct rng *r,
 
 /* A KiB parameter: a bound, the default, a whole MiB or any KiB inside the bounds. */
 static uint64_t
-random_param_kib(struct rng *r, const struct policy_param *param)
+random_param_kib(struct rng *r, const struct config_key *param)
 {
     uint64_t lo = param->min_value * POLICY_KIB_PER_MIB, hi = param->max_value * POLICY_KIB_PER_MIB;
 
@@ -497,7 +497,7 @@ random_param_kib(struct rng *r, const struct policy_param *param)
 }
 
 static uint64_t *
-policy_kib_field(struct policy *p, const struct policy_param *param)
+policy_kib_field(struct policy *p, const struct config_key *param)
 {
     return (uint64_t *)(void *)((char *)p + param->offset);
 }
@@ -508,7 +508,7 @@ random_policy(struct rng *r, struct policy *p)
 {
     char err[POLICY_ERR_MAX];
     size_t n_params;
-    const struct policy_param *params = policy_params(&n_params);
+    const struct config_key *params = policy_params(&n_params);
 
     policy_init_defaults(p);
     if (rng_pct(r, 20)) {
@@ -520,7 +520,7 @@ random_policy(struct rng *r, struct policy *p)
     for (unsigned tries = 0; tries < POLICY_TRIES; tries++) {
         policy_init_defaults(p);
         for (size_t i = 0; i < n_params; i++) {
-            if (params[i].kind == POLICY_PARAM_MIB && rng_pct(r, 70))
+            if (params[i].kind == CONFIG_KIND_MIB && rng_pct(r, 70))
                 *policy_kib_field(p, &params[i]) = random_param_kib(r, &params[i]);
         }
         /* order the three thresholds so most tries pass: min < grow <= excess */
