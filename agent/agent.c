@@ -268,7 +268,9 @@ open_link(struct agent *a, char *err, size_t err_len)
         return -EINVAL;
     }
     o.n_labels = (size_t)n;
-    return link_new(&o, &a->link, err, err_len);
+    if (a->opts.link_emit)
+        return link_new(&o, a->opts.link_emit, a->opts.link_emit_ctx, &a->link, err, err_len);
+    return link_open(&o, &a->link, err, err_len);
 }
 
 /* Wait until deadline_ms for a signal. Returns false when the agent should stop. */
@@ -530,6 +532,13 @@ agent_close(struct agent **ap)
         fclose(a->record);
     free(a);
     *ap = NULL;
+}
+
+void
+agent_receive(struct agent *a, size_t which, const struct wire_msg *msg)
+{
+    if (a->link)
+        link_receive(a->link, which, msg, fleet_version(a), push_gate, a);
 }
 
 const struct agent_state *

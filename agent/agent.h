@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "agent_config.h"
+#include "link.h"
 #include "state.h"
 #include "wire.h"
 
@@ -33,6 +34,9 @@ struct agent_options {
     uint64_t max_rounds; /* 0 = no limit */
     /* systemd's sd_notify, or NULL: READY, RELOADING, WATCHDOG, STOPPING. */
     void (*notify)(const char *state);
+    /* Tests: the link's messages go to link_emit instead of a transport (see link_new()). */
+    link_emit_fn link_emit;
+    void *link_emit_ctx;
 };
 
 struct agent;
@@ -69,6 +73,10 @@ int agent_reload(struct agent *a);
  * (a dry run persists nothing) — then it is in force and 0 is returned so the link acks it
  * applied. Otherwise a negative errno with why naming the reason, and the old policy stays. */
 int agent_on_push(struct agent *a, const struct wire_policy_push *push, char *why, size_t why_len);
+
+/* A decoded message from coordinator endpoint `which`, as the link takes them from the
+ * transport: a push goes through agent_on_push() and is acked. (Tests feed messages here.) */
+void agent_receive(struct agent *a, size_t which, const struct wire_msg *msg);
 
 /* The policy in force and where it came from. */
 const struct agent_state *agent_get_state(const struct agent *a);

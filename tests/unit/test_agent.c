@@ -25,32 +25,90 @@
 
 static char dir[] = "/tmp/memsched-test-agent-XXXXXX";
 
+/* What the agent's link sent; for each applied ack, what was on disk when it was sent. */
+struct outbox {
+    const char *state_dir;
+    size_t n_hellos;
+    struct wire_hello hello; /* the last one */
+    size_t n_acks;
+    struct wire_policy_ack ack; /* the last one */
+    bool ack_on_disk;           /* the acked version was in the state file as the ack left */
+};
+
 struct fixture {
     char state_dir[512];
     struct agent_config config;
     struct agent *agent;
+    struct outbox box;
 };
 
-static struct agent *
-open_agent(struct fixture *f, const char *state_sub, bool dry_run)
+static void
+emit(void *ctx, size_t which, struct wire_msg *msg)
 {
-    struct agent_options opts = {.dry_run = dry_run};
+    struct outbox *box = ctx;
+    struct agent_state saved;
+    char err[CONFIG_ERR_MAX];
+    (void)which;
+
+    if (msg->body == WIRE_BODY_HELLO) {
+        box->n_hellos++;
+        box->hello = msg->u.hello;
+    } else if (msg->body == WIRE_BODY_POLICY_ACK) {
+        box->n_acks++;
+        box->ack = msg->u.ack;
+        box->ack_on_disk = state_load(box->state_dir, &saved, err, sizeof(err)) == 0 &&
+                           saved.source == STATE_SOURCE_FLEET &&
+                           saved.version == msg->u.ack.version;
+    }
+}
+
+/* An agent on a sim scenario; with extra config lines when config_text is set (then it is
+ * read from a file, as the daemon does), and its link's messages to f->box. */
+static struct agent *
+open_agent_with(struct fixture *f, const char *state_sub, bool dry_run, const char *config_text)
+{
+    struct agent_options opts = {.dry_run = dry_run, .link_emit = emit, .link_emit_ctx = &f->box};
+    static char config_path[512];
     char err[CONFIG_ERR_MAX];
     sigset_t none;
 
     sigemptyset(&none);
     snprintf(f->state_dir, sizeof(f->state_dir), "%s/%s", dir, state_sub);
+    f->box.state_dir = f->state_dir;
     agent_config_init_defaults(&f->config);
-    assert_int_equal(
-        agent_config_set(&f->config, "uri", "sim:" SCENARIO_DIR "/one_hog.json", err, sizeof(err)),
-        0);
-    assert_int_equal(agent_config_set(&f->config, "state_dir", f->state_dir, err, sizeof(err)), 0);
-    f->config.dry_run = dry_run;
+    if (config_text) {
+        static int n_configs;
+        snprintf(config_path, sizeof(config_path), "%s/agent%d.conf", dir, ++n_configs);
+        FILE *file = fopen(config_path, "w");
+        assert_non_null(file);
+        fprintf(file, "uri = sim:%s/one_hog.json\nstate_dir = %s\n%s", SCENARIO_DIR, f->state_dir,
+                config_text);
+        fclose(file);
+        opts.config_path = config_path;
+        if (agent_load_config(&opts, &f->config, err, sizeof(err)) < 0)
+            fail_msg("agent_load_config: %s", err);
+    }
+    if (!config_text) {
+        assert_int_equal(agent_config_set(&f->config, "uri", "sim:" SCENARIO_DIR "/one_hog.json",
+                                          err, sizeof(err)),
+                         0);
+        assert_int_equal(agent_config_set(&f->config, "state_dir", f->state_dir, err, sizeof(err)),
+                         0);
+        f->config.dry_run = dry_run;
+    }
     int rc = agent_open(&opts, &f->config, &none, &f->agent, err, sizeof(err));
     if (rc < 0)
         fail_msg("agent_open: %s", err);
     return f->agent;
 }
+
+static struct agent *
+open_agent(struct fixture *f, const char *state_sub, bool dry_run)
+{
+    return open_agent_with(f, state_sub, dry_run, NULL);
+}
+
+#define WITH_COORDINATOR "coordinator = tcp://127.0.0.1:1\ninsecure = yes\nhost_id = hv1\n"
 
 static struct wire_policy_push
 push_of(const struct agent *a, uint64_t version)
@@ -185,6 +243,59 @@ test_dry_run_applies_a_push_and_persists_nothing(void **state)
     agent_close(&a);
 }
 
+static struct wire_msg
+push_msg_of(const struct agent *a, uint64_t version)
+{
+    struct wire_msg m = {.body = WIRE_BODY_POLICY_PUSH};
+    m.u.push = push_of(a, version);
+    return m;
+}
+
+/* Through the link: the ack says applied only once the policy is on disk; a push that cannot
+ * be persisted is acked refused with why; a dry run acks applied and writes nothing. */
+static void
+test_ack_applied_only_after_persisted(void **state)
+{
+    struct fixture f = {0}, g = {0}, d = {0};
+    struct stat st;
+    (void)state;
+
+    struct agent *a = open_agent_with(&f, "ack", false, WITH_COORDINATOR);
+    assert_int_equal(f.box.n_hellos, 1);
+    struct wire_msg push = push_msg_of(a, 12);
+    agent_receive(a, 0, &push);
+    assert_int_equal(f.box.n_acks, 1);
+    assert_int_equal(f.box.ack.version, 12);
+    assert_true(f.box.ack.applied);
+    if (!f.box.ack_on_disk)
+        fail_msg("the ack for v12 left before v12 was in %s/policy.conf", f.state_dir);
+    agent_close(&a);
+
+    char path[600];
+    snprintf(path, sizeof(path), "%s/blocker", dir); /* a file where a dir should be */
+    FILE *file = fopen(path, "w");
+    assert_non_null(file);
+    fclose(file);
+    a = open_agent_with(&g, "blocker/state", false, WITH_COORDINATOR);
+    push = push_msg_of(a, 13);
+    agent_receive(a, 0, &push);
+    assert_int_equal(g.box.n_acks, 1);
+    assert_false(g.box.ack.applied);
+    if (strncmp(g.box.ack.reason, "not persisted: ", 15) != 0)
+        fail_msg("want the ack's reason \"not persisted: ...\", got \"%s\"", g.box.ack.reason);
+    assert_int_equal(agent_get_state(a)->source, STATE_SOURCE_CONFIG);
+    agent_close(&a);
+
+    a = open_agent_with(&d, "dryack", true, WITH_COORDINATOR);
+    push = push_msg_of(a, 14);
+    agent_receive(a, 0, &push);
+    assert_int_equal(d.box.n_acks, 1);
+    assert_true(d.box.ack.applied);
+    if (stat(d.state_dir, &st) == 0)
+        fail_msg("a dry run created its state dir %s", d.state_dir);
+    agent_close(&a);
+}
+
 static int
 setup(void **state)
 {
@@ -210,6 +321,7 @@ main(void)
         cmocka_unit_test(test_refuses_an_invalid_push),
         cmocka_unit_test(test_refuses_a_push_it_cannot_persist),
         cmocka_unit_test(test_dry_run_applies_a_push_and_persists_nothing),
+        cmocka_unit_test(test_ack_applied_only_after_persisted),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
