@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,26 +122,134 @@ save_state(const struct agent *a, char *why, size_t why_len)
     return rc;
 }
 
+static uint64_t
+fleet_version(const struct agent *a)
+{
+    return a->state.source == STATE_SOURCE_FLEET ? a->state.version : 0;
+}
+
+/* "KEY=VALUE,KEY=VALUE" into labels; returns how many, or -EINVAL. */
+static int
+parse_labels(const char *text, struct wire_label *labels, size_t max)
+{
+    char copy[AGENT_CONFIG_STR_MAX], *save = NULL;
+    int n = 0;
+
+    snprintf(copy, sizeof(copy), "%s", text);
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq || (size_t)n == max || eq == tok || (size_t)(eq - tok) >= sizeof(labels[n].key) ||
+            strlen(eq + 1) >= sizeof(labels[n].value) || !eq[1])
+            return -EINVAL;
+        snprintf(labels[n].key, sizeof(labels[n].key), "%.*s", (int)(eq - tok), tok);
+        snprintf(labels[n].value, sizeof(labels[n].value), "%s", eq + 1);
+        n++;
+    }
+    return n;
+}
+
+static int
+count_key(void *ctx, const char *key, const char *value, char *err, size_t err_len)
+{
+    (void)key, (void)value, (void)err, (void)err_len;
+    ++*(size_t *)ctx;
+    return 0;
+}
+
+/* A reload re-reads the file: it must be one that can be read again and says something. An
+ * empty file (a pipe read twice, `-c <(...)`, or a file caught mid-write) would otherwise give
+ * the defaults: no coordinator, another host id, no labels, default limits. */
+static int
+check_reloadable(const char *path, char *err, size_t err_len)
+{
+    struct stat st;
+    size_t keys = 0;
+
+    if (stat(path, &st) < 0) {
+        int rc = -errno;
+        snprintf(err, err_len, "%.200s: %s", path, strerror(errno));
+        return rc;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, err_len, "%.200s is not a regular file (a pipe cannot be read again)", path);
+        return -EINVAL;
+    }
+    int rc = config_parse_file(path, count_key, &keys, err, err_len);
+    if (rc < 0)
+        return rc;
+    if (keys == 0) {
+        snprintf(err, err_len, "%.200s is empty: not taken for the defaults", path);
+        return -ENODATA;
+    }
+    return 0;
+}
+
+/* Keys that are read once at start: on reload a change is named and the old value kept. */
+static void
+keep_restart_keys(const struct agent_config *old, struct agent_config *fresh)
+{
+    static const struct {
+        const char *name;
+        size_t offset;
+    } strings[] = {
+        {"uri", offsetof(struct agent_config, uri)},
+        {"state_dir", offsetof(struct agent_config, state_dir)},
+        {"coordinator", offsetof(struct agent_config, coordinator)},
+        {"coordinator_key", offsetof(struct agent_config, coordinator_key)},
+        {"key_file", offsetof(struct agent_config, key_file)},
+        {"host_id", offsetof(struct agent_config, host_id)},
+    };
+
+    for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
+        const char *was = (const char *)old + strings[i].offset;
+        char *now = (char *)fresh + strings[i].offset;
+        if (strcmp(was, now) != 0) {
+            log_warn(MODULE, "event=reload key=%s note=\"takes a restart\" keeping=old",
+                     strings[i].name);
+            snprintf(now, AGENT_CONFIG_STR_MAX, "%s", was);
+        }
+    }
+    if (old->insecure != fresh->insecure) {
+        log_warn(MODULE, "event=reload key=insecure note=\"takes a restart\" keeping=old");
+        fresh->insecure = old->insecure;
+    }
+}
+
 int
 agent_reload(struct agent *a)
 {
     char err[CONFIG_ERR_MAX];
     struct agent_config fresh;
+    struct wire_label labels[WIRE_LABELS_MAX];
+    int rc = 0, n_labels = 0;
 
     notify(a, "RELOADING=1");
-    int rc = agent_load_config(&a->opts, &fresh, err, sizeof(err));
+    if (a->opts.config_path)
+        rc = check_reloadable(a->opts.config_path, err, sizeof(err));
+    if (rc == 0)
+        rc = agent_load_config(&a->opts, &fresh, err, sizeof(err));
+    if (rc == 0 && a->link && strcmp(fresh.labels, a->config.labels) != 0) {
+        n_labels = parse_labels(fresh.labels, labels, WIRE_LABELS_MAX);
+        if (n_labels < 0) {
+            rc = n_labels;
+            snprintf(err, sizeof(err), "labels='%.200s' must be KEY=VALUE,... (at most %d)",
+                     fresh.labels, WIRE_LABELS_MAX);
+        }
+    }
     if (rc < 0) {
         log_err(MODULE, "event=reload_failed keeping=old why=\"%s\"", err);
     } else {
-        if (strcmp(fresh.uri, a->config.uri) != 0)
-            log_warn(MODULE, "event=reload note=\"uri changes take a restart\"");
-        if (strcmp(fresh.state_dir, a->config.state_dir) != 0)
-            log_warn(MODULE, "event=reload note=\"state_dir changes take a restart\"");
-        snprintf(fresh.uri, sizeof(fresh.uri), "%s", a->config.uri);
-        snprintf(fresh.state_dir, sizeof(fresh.state_dir), "%s", a->config.state_dir);
+        keep_restart_keys(&a->config, &fresh);
         if (fresh.dry_run != a->config.dry_run) {
             round_set_dry_run(a->round, fresh.dry_run);
             log_info(MODULE, "event=reload dry_run=%s", fresh.dry_run ? "yes" : "no");
+        }
+        if (strcmp(fresh.labels, a->config.labels) != 0) {
+            /* The coordinators place hosts in label scopes by their hello: say it again. */
+            log_info(MODULE, "event=reload labels=\"%s\" hello=%s", fresh.labels,
+                     a->link ? "yes" : "no");
+            if (a->link)
+                link_set_labels(a->link, labels, (size_t)n_labels, fleet_version(a));
         }
         a->config = fresh;
         log_set_level(a->config.log_level);
@@ -210,32 +319,6 @@ static int
 push_gate(void *ctx, const struct wire_policy_push *push, char *why, size_t why_len)
 {
     return agent_on_push(ctx, push, why, why_len);
-}
-
-static uint64_t
-fleet_version(const struct agent *a)
-{
-    return a->state.source == STATE_SOURCE_FLEET ? a->state.version : 0;
-}
-
-/* "KEY=VALUE,KEY=VALUE" into labels; returns how many, or -EINVAL. */
-static int
-parse_labels(const char *text, struct wire_label *labels, size_t max)
-{
-    char copy[AGENT_CONFIG_STR_MAX], *save = NULL;
-    int n = 0;
-
-    snprintf(copy, sizeof(copy), "%s", text);
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(tok, '=');
-        if (!eq || (size_t)n == max || eq == tok || (size_t)(eq - tok) >= sizeof(labels[n].key) ||
-            strlen(eq + 1) >= sizeof(labels[n].value) || !eq[1])
-            return -EINVAL;
-        snprintf(labels[n].key, sizeof(labels[n].key), "%.*s", (int)(eq - tok), tok);
-        snprintf(labels[n].value, sizeof(labels[n].value), "%s", eq + 1);
-        n++;
-    }
-    return n;
 }
 
 static int

@@ -65,8 +65,12 @@ void agent_close(struct agent **a);
  * with --table. Returns the process's exit status. */
 int agent_run(struct agent *a);
 
-/* SIGHUP: re-read the config. A file that fails to load is refused and the old config kept
- * (logged with why). Returns 0 when the new config was taken, or the load's -errno. */
+/* SIGHUP: re-read the config. A file that is missing, unreadable, not a regular file (a pipe
+ * cannot be read again), empty (no keys: -ENODATA) or invalid, or bad labels, is refused and
+ * the old config kept, logged with why. Otherwise every key that can change live is applied
+ * (labels: a new hello to the coordinators; log level, dry run, limits, the local policy),
+ * and each changed key that needs a restart is logged by name and keeps its old value.
+ * Returns 0 when the new config was taken, else the -errno of the refusal. */
 int agent_reload(struct agent *a);
 
 /* The gate for a policy pushed by a coordinator: valid, within this host's limits, persisted

@@ -36,6 +36,7 @@ struct outbox {
 };
 
 struct fixture {
+    char config_path[512];
     char state_dir[512];
     struct agent_config config;
     struct agent *agent;
@@ -68,7 +69,6 @@ static struct agent *
 open_agent_with(struct fixture *f, const char *state_sub, bool dry_run, const char *config_text)
 {
     struct agent_options opts = {.dry_run = dry_run, .link_emit = emit, .link_emit_ctx = &f->box};
-    static char config_path[512];
     char err[CONFIG_ERR_MAX];
     sigset_t none;
 
@@ -78,13 +78,13 @@ open_agent_with(struct fixture *f, const char *state_sub, bool dry_run, const ch
     agent_config_init_defaults(&f->config);
     if (config_text) {
         static int n_configs;
-        snprintf(config_path, sizeof(config_path), "%s/agent%d.conf", dir, ++n_configs);
-        FILE *file = fopen(config_path, "w");
+        snprintf(f->config_path, sizeof(f->config_path), "%s/agent%d.conf", dir, ++n_configs);
+        FILE *file = fopen(f->config_path, "w");
         assert_non_null(file);
         fprintf(file, "uri = sim:%s/one_hog.json\nstate_dir = %s\n%s", SCENARIO_DIR, f->state_dir,
                 config_text);
         fclose(file);
-        opts.config_path = config_path;
+        opts.config_path = f->config_path;
         if (agent_load_config(&opts, &f->config, err, sizeof(err)) < 0)
             fail_msg("agent_load_config: %s", err);
     }
@@ -296,6 +296,102 @@ test_ack_applied_only_after_persisted(void **state)
     agent_close(&a);
 }
 
+static void
+rewrite(const char *path, const char *text)
+{
+    FILE *file = fopen(path, "w");
+    assert_non_null(file);
+    fputs(text, file);
+    fclose(file);
+}
+
+/* SIGHUP with new labels: the coordinators hear them in a new hello. */
+static void
+test_reload_sends_new_labels_in_a_hello(void **state)
+{
+    struct fixture f = {0};
+    char text[2048];
+    (void)state;
+
+    struct agent *a = open_agent_with(&f, "labels", false, WITH_COORDINATOR "labels = rack=a1\n");
+    assert_int_equal(f.box.n_hellos, 1);
+    assert_int_equal(f.box.hello.n_labels, 1);
+    assert_string_equal(f.box.hello.labels[0].value, "a1");
+
+    snprintf(text, sizeof(text), "uri = sim:%s/one_hog.json\nstate_dir = %s\n%s%s", SCENARIO_DIR,
+             f.state_dir, WITH_COORDINATOR, "labels = rack=b2,tier=gold\n");
+    rewrite(f.config_path, text);
+    assert_int_equal(agent_reload(a), 0);
+    if (f.box.n_hellos != 2)
+        fail_msg("want a second hello after a reload with new labels, got %zu hellos",
+                 f.box.n_hellos);
+    assert_int_equal(f.box.hello.n_labels, 2);
+    assert_string_equal(f.box.hello.labels[0].value, "b2");
+    assert_string_equal(f.box.hello.labels[1].key, "tier");
+    assert_string_equal(agent_get_config(a)->labels, "rack=b2,tier=gold");
+
+    /* The same labels again: no hello. Bad labels: refused, nothing sent, old kept. */
+    assert_int_equal(agent_reload(a), 0);
+    assert_int_equal(f.box.n_hellos, 2);
+    snprintf(text, sizeof(text), "uri = sim:%s/one_hog.json\nstate_dir = %s\n%s%s", SCENARIO_DIR,
+             f.state_dir, WITH_COORDINATOR, "labels = rack\n");
+    rewrite(f.config_path, text);
+    assert_true(agent_reload(a) < 0);
+    assert_int_equal(f.box.n_hellos, 2);
+    assert_string_equal(agent_get_config(a)->labels, "rack=b2,tier=gold");
+    agent_close(&a);
+}
+
+/* SIGHUP on an empty file (a pipe read twice, a truncated file) or a missing one keeps the old
+ * config: not the defaults. */
+static void
+test_reload_of_an_empty_or_missing_file_keeps_the_old_config(void **state)
+{
+    struct fixture f = {0};
+    (void)state;
+
+    struct agent *a = open_agent_with(&f, "empty", false,
+                                      WITH_COORDINATOR "labels = rack=a1\ninterval_ms = 300\n");
+    struct agent_config before = *agent_get_config(a);
+
+    rewrite(f.config_path, "");
+    assert_int_equal(agent_reload(a), -ENODATA);
+    assert_memory_equal(agent_get_config(a), &before, sizeof(before));
+    rewrite(f.config_path, "# only a comment\n\n");
+    assert_int_equal(agent_reload(a), -ENODATA);
+    assert_memory_equal(agent_get_config(a), &before, sizeof(before));
+    assert_int_equal(agent_get_state(a)->policy.interval_ms, 300);
+    unlink(f.config_path);
+    assert_int_equal(agent_reload(a), -ENOENT);
+    assert_memory_equal(agent_get_config(a), &before, sizeof(before));
+    assert_int_equal(f.box.n_hellos, 1);
+    agent_close(&a);
+}
+
+/* Keys read once at start keep their old value (and are named in the log); the rest apply. */
+static void
+test_reload_keeps_restart_keys_and_applies_the_rest(void **state)
+{
+    struct fixture f = {0};
+    char text[2048];
+    (void)state;
+
+    struct agent *a = open_agent_with(&f, "restart", false, WITH_COORDINATOR);
+    snprintf(text, sizeof(text),
+             "uri = sim:%s/all_hog.json\nstate_dir = %s/elsewhere\ncoordinator = tcp://"
+             "127.0.0.1:2\ninsecure = yes\nhost_id = hv2\ninterval_ms = 400\n",
+             SCENARIO_DIR, f.state_dir);
+    rewrite(f.config_path, text);
+    assert_int_equal(agent_reload(a), 0);
+    const struct agent_config *c = agent_get_config(a);
+    assert_non_null(strstr(c->uri, "one_hog.json"));
+    assert_string_equal(c->state_dir, f.state_dir);
+    assert_string_equal(c->coordinator, "tcp://127.0.0.1:1");
+    assert_string_equal(c->host_id, "hv1");
+    assert_int_equal(agent_get_state(a)->policy.interval_ms, 400);
+    agent_close(&a);
+}
+
 static int
 setup(void **state)
 {
@@ -322,6 +418,9 @@ main(void)
         cmocka_unit_test(test_refuses_a_push_it_cannot_persist),
         cmocka_unit_test(test_dry_run_applies_a_push_and_persists_nothing),
         cmocka_unit_test(test_ack_applied_only_after_persisted),
+        cmocka_unit_test(test_reload_sends_new_labels_in_a_hello),
+        cmocka_unit_test(test_reload_of_an_empty_or_missing_file_keeps_the_old_config),
+        cmocka_unit_test(test_reload_keeps_restart_keys_and_applies_the_rest),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
