@@ -17,6 +17,9 @@
 #define MODULE          "link"
 #define ERR_LEN         256
 #define COMPLAIN_MAX_MS 60000
+/* With no connection to any coordinator for this long, say so once, with this key's
+ * fingerprint: a key missing from the allowlist is refused silently by design. */
+#define NO_SESSION_MS 30000
 
 struct link {
     size_t n_endpoints;
@@ -28,6 +31,9 @@ struct link {
     struct transport_client *clients[LINK_ENDPOINTS_MAX];
     uint64_t connects[LINK_ENDPOINTS_MAX]; /* as last seen: a rise means a new connection */
     size_t n_clients;
+    char fingerprint[TRANSPORT_FINGERPRINT_LEN]; /* of this agent's key; "" when insecure */
+    uint64_t alone_since_ms; /* monotonic: since when no endpoint has a connection; 0 = one has */
+    bool alone_said;         /* no_session was logged for this outage */
     char host_id[WIRE_HOST_ID_MAX];
     struct wire_hello hello;
     uint64_t held_epoch; /* of the fleet policy held: the last push applied, or from the start */
@@ -103,6 +109,12 @@ link_open(const struct link_options *opts, struct link **out, char *err, size_t 
         }
         l->n_clients++;
     }
+    if (!opts->insecure && opts->key_path) {
+        struct transport_keys keys;
+        if (transport_keys_load(opts->key_path, &keys, false, err, err_len) == 0)
+            transport_key_fingerprint(keys.public_z85, l->fingerprint, sizeof(l->fingerprint));
+    }
+    l->alone_since_ms = util_clock_ms(CLOCK_MONOTONIC);
     l->emit = send_to;
     l->emit_ctx = l;
     say_hello(l, LINK_ALL, opts->policy_version); /* queued until each client connects */
@@ -232,10 +244,48 @@ link_state_name(enum link_state state)
     return "?";
 }
 
+/* No connection to any coordinator for NO_SESSION_MS: said once per outage, and its end. A
+ * coordinator refuses a key outside its allowlist without a word, so the likely cause is named
+ * with the key's fingerprint. */
+static void
+watch_sessions(struct link *l, bool any_connected, uint64_t handshake_failures)
+{
+    uint64_t now = util_clock_ms(CLOCK_MONOTONIC);
+
+    if (any_connected) {
+        if (l->alone_said)
+            log_info(MODULE, "event=session_up after_s=%" PRIu64, (now - l->alone_since_ms) / 1000);
+        l->alone_since_ms = 0;
+        l->alone_said = false;
+        return;
+    }
+    if (l->alone_since_ms == 0)
+        l->alone_since_ms = now;
+    if (l->alone_said || now - l->alone_since_ms < NO_SESSION_MS)
+        return;
+    l->alone_said = true;
+    if (l->fingerprint[0])
+        log_warn(MODULE,
+                 "event=no_session after_s=%" PRIu64 " endpoints=%zu handshake_failures=%" PRIu64
+                 " why=\"no session after %" PRIu64
+                 " s: is this key (fingerprint %s) in the coordinator's allowlist?\"",
+                 (now - l->alone_since_ms) / 1000, l->n_clients, handshake_failures,
+                 (now - l->alone_since_ms) / 1000, l->fingerprint);
+    else
+        log_warn(MODULE,
+                 "event=no_session after_s=%" PRIu64 " endpoints=%zu handshake_failures=%" PRIu64
+                 " why=\"no session after %" PRIu64 " s: is a coordinator listening there?\"",
+                 (now - l->alone_since_ms) / 1000, l->n_clients, handshake_failures,
+                 (now - l->alone_since_ms) / 1000);
+}
+
 /* A connection that came (back) up, as the transport counts them. */
 static void
 greet_new_connections(struct link *l, uint64_t policy_version)
 {
+    bool any_connected = false;
+    uint64_t handshake_failures = 0;
+
     for (size_t i = 0; i < l->n_clients; i++) {
         struct transport_client_stats st;
         transport_client_get_stats(l->clients[i], &st);
@@ -243,7 +293,11 @@ greet_new_connections(struct link *l, uint64_t policy_version)
             link_connected(l, i, policy_version);
             l->connects[i] = st.connects;
         }
+        any_connected |= st.connected;
+        handshake_failures += st.handshake_failures;
     }
+    if (l->n_clients)
+        watch_sessions(l, any_connected, handshake_failures);
 }
 
 static void

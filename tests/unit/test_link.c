@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "link.h"
+#include "transport.h"
 #include "wire.h"
 
 #define SENT_MAX 32
@@ -324,6 +325,29 @@ test_a_bad_host_id_is_refused(void **state)
     assert_non_null(strstr(err, "host_id"));
 }
 
+/* The fingerprint the agent logs when it has no session (and memschedctl keygen can print). */
+static void
+test_key_fingerprint(void **state)
+{
+    struct transport_keys a, b;
+    char fa[TRANSPORT_FINGERPRINT_LEN], fa2[TRANSPORT_FINGERPRINT_LEN],
+        fb[TRANSPORT_FINGERPRINT_LEN];
+    (void)state;
+
+    assert_int_equal(transport_keygen(&a), 0);
+    assert_int_equal(transport_keygen(&b), 0);
+    assert_int_equal(transport_key_fingerprint(a.public_z85, fa, sizeof(fa)), 0);
+    assert_int_equal(transport_key_fingerprint(a.public_z85, fa2, sizeof(fa2)), 0);
+    assert_int_equal(transport_key_fingerprint(b.public_z85, fb, sizeof(fb)), 0);
+    assert_string_equal(fa, fa2);
+    assert_string_not_equal(fa, fb);
+    assert_int_equal(strlen(fa), 19);
+    for (size_t i = 0; i < 19; i++)
+        assert_true(i % 5 == 4 ? fa[i] == ':' : strchr("0123456789abcdef", fa[i]) != NULL);
+    assert_int_equal(transport_key_fingerprint("not a key", fa, sizeof(fa)), -EINVAL);
+    assert_int_equal(transport_key_fingerprint(a.public_z85, fa, 8), -EINVAL);
+}
+
 int
 main(void)
 {
@@ -336,6 +360,7 @@ main(void)
         cmocka_unit_test(test_sessions_are_per_endpoint),
         cmocka_unit_test(test_new_labels_go_out_in_a_hello_to_every_endpoint),
         cmocka_unit_test(test_a_bad_host_id_is_refused),
+        cmocka_unit_test(test_key_fingerprint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
