@@ -2,6 +2,8 @@
 # agent_join.sh AGENT COORDINATOR MEMSCHEDCTL SCENARIO_DIR - joining is visible on the agent: an
 # agent whose key is not in the coordinator's allowlist says, after 30 s without a session, that
 # it has none and names its key's fingerprint; an admitted agent says nothing of the kind.
+# Meanwhile the admitted agent's labels changed by SIGHUP reach the coordinator (a new hello),
+# and a SIGHUP on an emptied config file keeps the old config.
 # (Takes ~35 s: the agent waits 30 s before it complains.)
 set -euo pipefail
 agent_bin=$1 coordinator_bin=$2 ctl_bin=$3 scenarios=$4
@@ -41,7 +43,22 @@ for name in host1 rogue; do
         "host_id = $name" "state_dir = $work/state-$name" "interval_ms = 500" >"$work/$name.conf"
     "$agent_bin" --config "$work/$name.conf" >"$work/$name.log" 2>&1 &
     pids+=("$!")
+    eval "${name}_pid=$!"
 done
+
+ctl() { "$ctl_bin" --socket "ipc://$work/control.sock" "$@"; }
+eventually 20 sh -c "'$ctl_bin' --socket 'ipc://$work/control.sock' hosts | grep -q '^host1 '" ||
+    fail "host1 never registered"
+echo "labels = rack=r9" >>"$work/host1.conf"
+kill -HUP "$host1_pid"
+eventually 10 sh -c "'$ctl_bin' --socket 'ipc://$work/control.sock' --json hosts | grep -q 'rack=r9'" ||
+    fail "host1's new labels never reached the coordinator"
+cp "$work/host1.conf" "$work/host1.conf.good"
+: >"$work/host1.conf"
+kill -HUP "$host1_pid"
+eventually 10 grep -q 'event=reload_failed keeping=old why=".*host1.conf is empty' "$work/host1.log" ||
+    fail "an emptied config file was not refused"
+grep -q "event=no_session" "$work/host1.log" && fail "host1 lost its session after the reloads"
 
 want='event=no_session .*no session after [0-9]+ s: is this key \(fingerprint [0-9a-f]{4}(:[0-9a-f]{4}){3}\) in the coordinator.s allowlist\?'
 eventually 45 grep -Eq "$want" "$work/rogue.log" || fail "the refused agent never said it had no session"
