@@ -67,7 +67,6 @@
 #define KEEPALIVE_INTERVAL_S 5
 #define KEEPALIVE_COUNT      3u
 #define EVENT_QUEUE_MAX      1024u /* beyond this, the cache is dropped as a whole */
-#define MIB                  1024u
 
 _Static_assert(HV_UUID_LEN == VIR_UUID_STRING_BUFLEN, "UUID string lengths must agree");
 
@@ -863,7 +862,7 @@ add_cached(struct lv *lv, virDomainPtr dom, struct hv_vm *vm)
 
     if (!d->meta_valid) {
         struct vm_overrides ov = {.managed = true};
-        char bad[64];
+        char bad[VM_XML_BAD_LEN];
         char *xml = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, META_URI,
                                          VIR_DOMAIN_AFFECT_LIVE);
         if (!xml) {

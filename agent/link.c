@@ -327,6 +327,9 @@ copy_vm(const struct hv_vm *vm, const struct sched_vm *s, struct wire_vm *w)
     w->has_usable = vm->has_usable;
     w->managed = vm->managed;
     w->stuck = s->stuck;
+    w->min_kib = vm->min_kib;
+    w->cap_kib = vm->cap_kib;
+    w->weight = vm->weight;
 }
 
 static size_t

@@ -5,7 +5,7 @@
 
 #include <inttypes.h>
 
-#define MIB(kib) ((double)(kib) / 1024.0)
+#include "util.h"
 
 static void
 describe(char *buf, size_t len, const struct round_view *view, const struct sched_entry *e)
@@ -15,12 +15,13 @@ describe(char *buf, size_t len, const struct round_view *view, const struct sche
                                                     : "-";
 
     if (e->reason == SCHED_REASON_GROW)
-        snprintf(buf, len, "grow +%.0f (vms %.0f, host %.0f) from %s", MIB(e->vm_kib + e->host_kib),
-                 MIB(e->vm_kib), MIB(e->host_kib), peer);
+        snprintf(buf, len, "grow +%.0f (vms %.0f, host %.0f) from %s",
+                 util_kib_to_mib(e->vm_kib + e->host_kib), util_kib_to_mib(e->vm_kib),
+                 util_kib_to_mib(e->host_kib), peer);
     else if (e->reason == SCHED_REASON_SHRINK)
-        snprintf(buf, len, "shrink -%.0f to %s", MIB(e->vm_kib + e->host_kib), peer);
+        snprintf(buf, len, "shrink -%.0f to %s", util_kib_to_mib(e->vm_kib + e->host_kib), peer);
     else if (e->reason == SCHED_REASON_NEED_UNMET)
-        snprintf(buf, len, "need_unmet %.0f", MIB(e->need_kib));
+        snprintf(buf, len, "need_unmet %.0f", util_kib_to_mib(e->need_kib));
     else
         snprintf(buf, len, "%s", sched_reason_name(e->reason));
 }
@@ -38,20 +39,21 @@ report_round(FILE *out,
     fprintf(out,
             "round %" PRIu64 "  t=%.1fs  host available %.0f MiB (floor %.0f)%s  granted %.0f"
             "  reclaimed %.0f%s\n",
-            round_no, (double)elapsed_ms / 1000.0, MIB(view->host->available_kib),
-            MIB(policy->host_min_unused_kib), s->host_pressure ? " PRESSURE" : "",
-            MIB(s->granted_kib), MIB(s->reclaimed_kib), view->applied ? "" : "  (not applied)");
+            round_no, (double)elapsed_ms / 1000.0, util_kib_to_mib(view->host->available_kib),
+            util_kib_to_mib(policy->host_min_unused_kib), s->host_pressure ? " PRESSURE" : "",
+            util_kib_to_mib(s->granted_kib), util_kib_to_mib(s->reclaimed_kib),
+            view->applied ? "" : "  (not applied)");
     fprintf(out, "  %-16s %9s %9s %9s  %s\n", "vm", "balloon", "unused", "max", "decision");
     for (size_t i = 0; i < view->n_vms; i++) {
         const struct hv_vm *vm = &view->vms[i];
         const struct sched_entry *e = view->entry_of[i];
         if (vm->has_unused)
-            snprintf(unused, sizeof(unused), "%.1f", MIB(vm->unused_kib));
+            snprintf(unused, sizeof(unused), "%.1f", util_kib_to_mib(vm->unused_kib));
         else
             snprintf(unused, sizeof(unused), "-");
         describe(decision, sizeof(decision), view, e);
-        fprintf(out, "  %-16.16s %9.1f %9s %9.0f  %s\n", vm->name, MIB(vm->actual_kib), unused,
-                MIB(vm->max_kib), decision);
+        fprintf(out, "  %-16.16s %9.1f %9s %9.0f  %s\n", vm->name, util_kib_to_mib(vm->actual_kib),
+                unused, util_kib_to_mib(vm->max_kib), decision);
     }
     fflush(out);
 }
@@ -118,10 +120,10 @@ report_summary(FILE *out, const struct round_counters *c, uint64_t elapsed_ms)
     fprintf(out,
             "  granted %.0f MiB in %" PRIu64
             " grows (%.0f from VMs, %.0f from the host) to %" PRIu64 " VMs\n",
-            MIB(c->granted_kib), c->grows, MIB(c->transferred_kib), MIB(c->host_granted_kib),
-            c->vms_fed);
+            util_kib_to_mib(c->granted_kib), c->grows, util_kib_to_mib(c->transferred_kib),
+            util_kib_to_mib(c->host_granted_kib), c->vms_fed);
     fprintf(out, "  reclaimed %.0f MiB to the host; %" PRIu64 " shrinks in all\n",
-            MIB(c->reclaimed_kib), c->shrinks);
+            util_kib_to_mib(c->reclaimed_kib), c->shrinks);
     fprintf(out, "  apply failures %" PRIu64 ", plans refused %" PRIu64 "\n", c->apply_failures,
             c->plans_refused);
 }

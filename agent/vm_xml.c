@@ -4,6 +4,7 @@
 #include "vm_xml.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,8 +14,8 @@
 #include <libxml/tree.h>
 
 #include "sched.h"
+#include "util.h"
 
-#define MIB 1024u
 
 static xmlDocPtr
 xml_read(const char *text)
@@ -116,6 +117,63 @@ parse_uint(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
     return true;
 }
 
+/* What each attribute may hold, for the message that refuses it. */
+#define ALLOWED_MANAGED "yes or no"
+#define ALLOWED_ATTRS   "managed, min_mib, max_mib, weight"
+
+/* bad = 'NAME value="V" allowed="A"': the log line's key=value tail. A value is an operator's
+ * text: at most 40 bytes of it, quotes and control characters shown as '?'. */
+static void
+refuse(char *bad, size_t bad_len, const char *name, const char *value, const char *allowed)
+{
+    char shown[41];
+    size_t n = 0;
+
+    for (; value && value[n] && n < sizeof(shown) - 1; n++)
+        shown[n] = value[n] == '"' || (unsigned char)value[n] < 0x20 ? '?' : value[n];
+    shown[n] = '\0';
+    if (value)
+        snprintf(bad, bad_len, "%s value=\"%s\" allowed=\"%s\"", name, shown, allowed);
+    else
+        snprintf(bad, bad_len, "%s allowed=\"%s\"", name, allowed);
+}
+
+/* One attribute into *ov; false when its value is not one it may hold. */
+static bool
+set_override(const char *name, const char *v, struct vm_overrides *ov, char *bad, size_t bad_len)
+{
+    char allowed[48];
+    uint64_t n = 0, mib_max = SCHED_KIB_MAX / UTIL_KIB_PER_MIB;
+
+    if (strcmp(name, "managed") == 0) {
+        ov->managed = strcmp(v, "no") != 0;
+        if (strcmp(v, "yes") == 0 || strcmp(v, "no") == 0)
+            return true;
+        refuse(bad, bad_len, name, v, ALLOWED_MANAGED);
+        return false;
+    }
+    if (strcmp(name, "min_mib") == 0 || strcmp(name, "max_mib") == 0) {
+        snprintf(allowed, sizeof(allowed), "an integer 1-%" PRIu64, mib_max);
+        if (!parse_uint(v, 1, mib_max, &n)) {
+            refuse(bad, bad_len, name, v, allowed);
+            return false;
+        }
+        *(name[1] == 'i' ? &ov->min_kib : &ov->cap_kib) = n * UTIL_KIB_PER_MIB;
+        return true;
+    }
+    if (strcmp(name, "weight") == 0) {
+        snprintf(allowed, sizeof(allowed), "an integer 1-%u", (unsigned)SCHED_WEIGHT_MAX);
+        if (!parse_uint(v, 1, SCHED_WEIGHT_MAX, &n)) {
+            refuse(bad, bad_len, name, v, allowed);
+            return false;
+        }
+        ov->weight = (uint32_t)n;
+        return true;
+    }
+    refuse(bad, bad_len, name, NULL, ALLOWED_ATTRS);
+    return false;
+}
+
 int
 vm_xml_overrides(const char *xml, struct vm_overrides *ov, char *bad, size_t bad_len)
 {
@@ -124,40 +182,27 @@ vm_xml_overrides(const char *xml, struct vm_overrides *ov, char *bad, size_t bad
     int rc = -EINVAL;
 
     *ov = (struct vm_overrides){.managed = true};
-    snprintf(bad, bad_len, "element");
-    if (!root || !node_is(root, "vm"))
+    if (!root || !node_is(root, "vm")) {
+        refuse(bad, bad_len, "element", NULL, "<vm/> in " VM_XML_META_URI);
         goto out;
+    }
     for (xmlAttrPtr a = root->properties; a; a = a->next) {
-        const char *name = (const char *)a->name;
         xmlChar *value = xmlNodeListGetString(doc, a->children, 1);
-        const char *v = value ? (const char *)value : "";
-        uint64_t n = 0;
-        bool ok;
+        bool ok =
+            set_override((const char *)a->name, value ? (const char *)value : "", ov, bad, bad_len);
 
-        if (strcmp(name, "managed") == 0) {
-            ok = strcmp(v, "yes") == 0 || strcmp(v, "no") == 0;
-            ov->managed = strcmp(v, "no") != 0;
-        } else if (strcmp(name, "min_mib") == 0) {
-            ok = parse_uint(v, 1, SCHED_KIB_MAX / MIB, &n);
-            ov->min_kib = n * MIB;
-        } else if (strcmp(name, "max_mib") == 0) {
-            ok = parse_uint(v, 1, SCHED_KIB_MAX / MIB, &n);
-            ov->cap_kib = n * MIB;
-        } else if (strcmp(name, "weight") == 0) {
-            ok = parse_uint(v, 1, SCHED_WEIGHT_MAX, &n);
-            ov->weight = (uint32_t)n;
-        } else {
-            ok = false;
-        }
         xmlFree(value);
         if (!ok) {
-            snprintf(bad, bad_len, "%s", name);
             *ov = (struct vm_overrides){.managed = true};
             goto out;
         }
     }
     if (ov->min_kib && ov->cap_kib && ov->min_kib > ov->cap_kib) {
-        snprintf(bad, bad_len, "min_mib");
+        char value[24], allowed[40];
+        snprintf(value, sizeof(value), "%" PRIu64, ov->min_kib / UTIL_KIB_PER_MIB);
+        snprintf(allowed, sizeof(allowed), "at most max_mib (%" PRIu64 ")",
+                 ov->cap_kib / UTIL_KIB_PER_MIB);
+        refuse(bad, bad_len, "min_mib", value, allowed);
         *ov = (struct vm_overrides){.managed = true};
         goto out;
     }

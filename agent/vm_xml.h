@@ -32,9 +32,11 @@ int vm_xml_has_balloon(const char *xml, bool *has_balloon);
 int vm_xml_stats_period(const char *xml, unsigned *period_s);
 
 /* memsched's metadata element: <vm managed="yes|no" min_mib="N" max_mib="N" weight="N"/>, every
- * attribute optional. Returns 0, or -EINVAL with the offending attribute's name in bad (the
- * element itself for a wrong element, an unknown attribute by its name: a typo must not pass).
- * *ov holds the defaults (managed, no overrides) on failure. */
+ * attribute optional. Returns 0, or -EINVAL with what is wrong in bad, as the log line's
+ * key=value tail: the offending attribute's name first ("element" for a wrong element, an
+ * unknown attribute by its name: a typo must not pass), then value="..." and allowed="...".
+ * VM_XML_BAD_LEN holds any of them. *ov holds the defaults (managed, no overrides) on failure. */
+#define VM_XML_BAD_LEN 192
 int vm_xml_overrides(const char *xml, struct vm_overrides *ov, char *bad, size_t bad_len);
 
 #endif /* MEMSCHED_AGENT_VM_XML_H */

@@ -1,16 +1,33 @@
 /*
  * log.c - leveled key=value lines on stderr, and the rate limit for recurring failures.
+ *
+ * Where stderr goes decides the line's head. Into the journal (systemd sets JOURNAL_STREAM to
+ * stderr's device:inode), a syslog priority "<3>".."<7>" (sd-daemon(3)'s SD_ERR..SD_DEBUG), so
+ * `journalctl -p warning` selects by level; the journal stamps the time itself. Anywhere else
+ * (a terminal, a file, a test's log), an RFC 3339 UTC time with milliseconds.
  */
 #include "log.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #define BACKOFF_FIRST_MS 1000
 
 static enum log_level max_level = LOG_LEVEL_INFO;
+
+/* syslog(3) priorities: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG. */
+static const int level_priorities[] = {
+    [LOG_LEVEL_ERR] = 3,
+    [LOG_LEVEL_WARN] = 4,
+    [LOG_LEVEL_INFO] = 6,
+    [LOG_LEVEL_DEBUG] = 7,
+};
 
 static const char *const level_names[] = {
     [LOG_LEVEL_ERR] = "err",
@@ -51,19 +68,50 @@ log_enabled(enum log_level level)
     return level <= max_level;
 }
 
+bool
+log_to_journal(void)
+{
+    const char *stream = getenv("JOURNAL_STREAM");
+    uintmax_t dev, ino;
+    struct stat st;
+
+    if (!stream || sscanf(stream, "%ju:%ju", &dev, &ino) != 2 || fstat(2, &st) < 0)
+        return false;
+    return (uintmax_t)st.st_dev == dev && (uintmax_t)st.st_ino == ino;
+}
+
+/* "<3>" into the journal, "2026-12-02T07:30:01.123Z " elsewhere. */
+static void
+line_head(enum log_level level, char *out, size_t len)
+{
+    struct timespec ts;
+    struct tm tm;
+
+    if (log_to_journal()) {
+        snprintf(out, len, "<%d>", level_priorities[level]);
+        return;
+    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, len - n, ".%03ldZ ", ts.tv_nsec / 1000000);
+}
+
 void
 log_write(enum log_level level, const char *module, const char *fmt, ...)
 {
+    char head[40];
     char line[1024];
     va_list ap;
 
     if (!log_enabled(level))
         return;
+    line_head(level, head, sizeof(head));
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
     /* One write per line keeps lines whole when several threads log. */
-    fprintf(stderr, "%s %s: %s\n", level_names[level], module, line);
+    fprintf(stderr, "%s%s %s: %s\n", head, level_names[level], module, line);
 }
 
 bool

@@ -1,9 +1,10 @@
 /*
  * log.h - one line per event, to stderr (journald picks it up under systemd).
  *
- * Lines read "<level> <module>: key=value key=value ...". Recurring failures use a struct
- * log_limit so an outage is logged once, with back-off while it lasts, and its recovery once.
- * Cores never log: they return reason codes and their callers log them.
+ * Lines read "<head><level> <module>: key=value key=value ...", where the head is a syslog
+ * priority ("<4>") when stderr is the journal and a UTC timestamp otherwise (log.c). Recurring
+ * failures use a struct log_limit so an outage is logged once, with back-off while it lasts, and
+ * its recovery once. Cores never log: they return reason codes and their callers log them.
  */
 #ifndef MEMSCHED_COMMON_LOG_H
 #define MEMSCHED_COMMON_LOG_H
@@ -29,12 +30,21 @@ const char *log_level_name(enum log_level level);
 
 bool log_enabled(enum log_level level);
 
+/* True when stderr is the systemd journal (JOURNAL_STREAM names it). */
+bool log_to_journal(void);
+
 void log_write(enum log_level level, const char *module, const char *fmt, ...) LOG_PRINTF(3);
 
-#define log_err(module, ...)   log_write(LOG_LEVEL_ERR, module, __VA_ARGS__)
-#define log_warn(module, ...)  log_write(LOG_LEVEL_WARN, module, __VA_ARGS__)
-#define log_info(module, ...)  log_write(LOG_LEVEL_INFO, module, __VA_ARGS__)
-#define log_debug(module, ...) log_write(LOG_LEVEL_DEBUG, module, __VA_ARGS__)
+#define log_err(module, ...)  log_write(LOG_LEVEL_ERR, module, __VA_ARGS__)
+#define log_warn(module, ...) log_write(LOG_LEVEL_WARN, module, __VA_ARGS__)
+#define log_info(module, ...) log_write(LOG_LEVEL_INFO, module, __VA_ARGS__)
+/* Debug lines are the most frequent and the most often off: their arguments are not even
+ * evaluated unless the level is on. */
+#define log_debug(module, ...)                                                                     \
+    do {                                                                                           \
+        if (log_enabled(LOG_LEVEL_DEBUG))                                                          \
+            log_write(LOG_LEVEL_DEBUG, module, __VA_ARGS__);                                       \
+    } while (0)
 
 /* Rate limit for a recurring complaint: the first failure is logged, repeats only after the
  * back-off (doubling up to max_ms), and the first success after a failure once. */

@@ -14,7 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define POLICY_KIB_PER_MIB 1024u
+#include "util.h"
+
+#define POLICY_KIB_PER_MIB UTIL_KIB_PER_MIB
 #define POLICY_ERR_MAX     256
 
 enum policy_demand_signal {

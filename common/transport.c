@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -450,6 +452,31 @@ server_secure(struct transport_server *s,
     return 0;
 }
 
+/* libzmq unlinks whatever file sits at an ipc:// path before it binds: right for a socket left
+ * by a daemon that died, wrong for one a running daemon still listens on (a second coordinator
+ * would silently take its control socket). So a path someone answers on is refused. */
+static int
+refuse_ipc_in_use(const char *endpoint, char *err, size_t err_len)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    const char *path = endpoint + 6;
+    int fd, rc;
+
+    if (strncmp(endpoint, "ipc://", 6) != 0 || strlen(path) >= sizeof(addr.sun_path))
+        return 0;
+    memcpy(addr.sun_path, path, strlen(path) + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    rc = connect(fd, (const struct sockaddr *)&addr, sizeof(addr));
+    close(fd);
+    if (rc != 0)
+        return 0; /* nobody there (or no file): a stale file is libzmq's to remove */
+    return util_fail(-EADDRINUSE, err, err_len,
+                     "%s: another process is listening on it (is a coordinator already running?)",
+                     endpoint);
+}
+
 int
 transport_server_open(const struct transport_server_options *opts,
                       struct transport_server **out,
@@ -458,6 +485,9 @@ transport_server_open(const struct transport_server_options *opts,
 {
     struct transport_server *s = util_xcalloc(1, sizeof(*s));
     int rc = refuse_insecure(opts->endpoint, opts->insecure, err, err_len);
+
+    if (rc == 0)
+        rc = refuse_ipc_in_use(opts->endpoint, err, err_len);
 
     s->socket = zmq_socket(get_context(), ZMQ_ROUTER);
     if (!s->socket)

@@ -1,11 +1,12 @@
 /*
  * util.h - the few helpers every module needs: allocation that aborts on out-of-memory (the
- * daemons are restarted by systemd; STYLE.md), saturating 64-bit arithmetic, a string hash and
- * clocks in ms.
+ * daemons are restarted by systemd; STYLE.md), saturating 64-bit arithmetic, a string hash,
+ * clocks in ms and the one way to write an error message for the caller.
  */
 #ifndef MEMSCHED_COMMON_UTIL_H
 #define MEMSCHED_COMMON_UTIL_H
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,15 @@ util_add_sat(uint64_t a, uint64_t b)
     return a + b < a ? UINT64_MAX : a + b;
 }
 
+#define UTIL_KIB_PER_MIB 1024u /* every memory field is KiB; people read MiB */
+
+/* KiB as MiB, for tables and log lines. */
+static inline double
+util_kib_to_mib(uint64_t kib)
+{
+    return (double)kib / UTIL_KIB_PER_MIB;
+}
+
 #define UTIL_HASH_SEED UINT64_C(14695981039346656037) /* FNV-1a's offset basis */
 
 /* One FNV-1a step: fold value into hash. */
@@ -109,6 +119,21 @@ util_clock_ms(clockid_t id)
     struct timespec ts;
     clock_gettime(id, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Writes the message into err (unless err_len is 0) and returns rc, so that a failure reads
+ * `return util_fail(-EINVAL, err, err_len, "...", ...);`. */
+__attribute__((format(printf, 4, 5))) static inline int
+util_fail(int rc, char *err, size_t err_len, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err && err_len > 0) {
+        va_start(ap, fmt);
+        vsnprintf(err, err_len, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
 }
 
 #endif /* MEMSCHED_COMMON_UTIL_H */

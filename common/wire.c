@@ -11,7 +11,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,24 +165,13 @@ valid_scope(const char *s)
     return scope_parse(s, &parsed) == 0;
 }
 
-__attribute__((format(printf, 3, 4))) static int
-refuse(char *err, size_t err_len, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-    return -EINVAL;
-}
-
 /* A KiB value: present or zero, never beyond what any host could hold. */
 static int
 take_kib(
     const char *what, protobuf_c_boolean has, uint64_t v, uint64_t *out, char *err, size_t err_len)
 {
     if (has && v > SCHED_KIB_MAX)
-        return refuse(err, err_len, "%s=%" PRIu64 " KiB out of range", what, v);
+        return util_fail(-EINVAL, err, err_len, "%s=%" PRIu64 " KiB out of range", what, v);
     *out = has ? v : 0;
     return 0;
 }
@@ -194,15 +182,16 @@ static int
 take_hello(const Memsched__Hello *m, struct wire_hello *h, char *err, size_t err_len)
 {
     if (!wire_text_valid(m->agent_version, WIRE_VERSION_MAX, false))
-        return refuse(err, err_len, "hello: bad agent_version");
+        return util_fail(-EINVAL, err, err_len, "hello: bad agent_version");
     if (m->n_labels > WIRE_LABELS_MAX)
-        return refuse(err, err_len, "hello: %zu labels, at most %d", m->n_labels, WIRE_LABELS_MAX);
+        return util_fail(-EINVAL, err, err_len, "hello: %zu labels, at most %d", m->n_labels,
+                         WIRE_LABELS_MAX);
     strcpy(h->agent_version, m->agent_version);
     for (size_t i = 0; i < m->n_labels; i++) {
         const Memsched__Label *l = m->labels[i];
         if (!wire_token_valid(l->key, WIRE_LABEL_KEY_MAX) ||
             !wire_text_valid(l->value, WIRE_LABEL_VALUE_MAX, false))
-            return refuse(err, err_len, "hello: bad label %zu", i);
+            return util_fail(-EINVAL, err, err_len, "hello: bad label %zu", i);
         strcpy(h->labels[i].key, l->key);
         strcpy(h->labels[i].value, l->value);
     }
@@ -218,12 +207,13 @@ take_vm(const Memsched__VmStats *m, struct wire_vm *vm, char *err, size_t err_le
     int rc = 0;
 
     if (!valid_uuid(m->uuid))
-        return refuse(err, err_len, "report: bad vm uuid");
+        return util_fail(-EINVAL, err, err_len, "report: bad vm uuid");
     if (!wire_text_valid(m->name, WIRE_NAME_MAX, true))
-        return refuse(err, err_len, "report: vm %s: bad name", m->uuid);
+        return util_fail(-EINVAL, err, err_len, "report: vm %s: bad name", m->uuid);
     if (m->has_state && (m->state < MEMSCHED__VM_STATS__STATE__RUNNING ||
                          m->state > MEMSCHED__VM_STATS__STATE__OTHER))
-        return refuse(err, err_len, "report: vm %s: state=%d unknown", m->uuid, (int)m->state);
+        return util_fail(-EINVAL, err, err_len, "report: vm %s: state=%d unknown", m->uuid,
+                         (int)m->state);
     strcpy(vm->uuid, m->uuid);
     snprintf(vm->name, sizeof(vm->name), "%s", m->name ? m->name : "");
     vm->state = m->has_state ? (enum sched_vm_state)m->state : SCHED_VM_OTHER;
@@ -245,6 +235,12 @@ take_vm(const Memsched__VmStats *m, struct wire_vm *vm, char *err, size_t err_le
     vm->stats_age_ms = m->has_stats_age_ms ? m->stats_age_ms : 0;
     vm->managed = m->has_managed ? m->managed : true;
     vm->stuck = m->has_stuck && m->stuck;
+    rc = rc ?: take_kib("min_kib", m->has_min_kib, m->min_kib, &vm->min_kib, err, err_len);
+    rc = rc ?: take_kib("cap_kib", m->has_cap_kib, m->cap_kib, &vm->cap_kib, err, err_len);
+    if (rc == 0 && m->has_weight && m->weight > SCHED_WEIGHT_MAX)
+        return util_fail(-EINVAL, err, err_len, "report: vm %s: weight=%u above %u", m->uuid,
+                         (unsigned)m->weight, (unsigned)SCHED_WEIGHT_MAX);
+    vm->weight = m->has_weight ? m->weight : 0;
     return rc;
 }
 
@@ -266,12 +262,13 @@ take_decision(const Memsched__Decision *m, struct wire_decision *d, char *err, s
     int rc = 0;
 
     if (!valid_uuid(m->uuid))
-        return refuse(err, err_len, "report: decision with a bad uuid");
+        return util_fail(-EINVAL, err, err_len, "report: decision with a bad uuid");
     if (reason_from_name(m->reason, &d->reason) < 0)
-        return refuse(err, err_len, "report: decision for %s: unknown reason", m->uuid);
+        return util_fail(-EINVAL, err, err_len, "report: decision for %s: unknown reason", m->uuid);
     if (m->counterpart && m->counterpart[0] && strcmp(m->counterpart, WIRE_COUNTERPART_HOST) &&
         !valid_uuid(m->counterpart))
-        return refuse(err, err_len, "report: decision for %s: bad counterpart", m->uuid);
+        return util_fail(-EINVAL, err, err_len, "report: decision for %s: bad counterpart",
+                         m->uuid);
     strcpy(d->uuid, m->uuid);
     snprintf(d->counterpart, sizeof(d->counterpart), "%s", m->counterpart ? m->counterpart : "");
     rc = rc
@@ -302,7 +299,7 @@ refuse_duplicates(const struct wire_report *r, char *err, size_t err_len)
     qsort(sorted, r->n_vms, sizeof(*sorted), compare_vm_uuid);
     for (size_t i = 1; i < r->n_vms && rc == 0; i++) {
         if (strcmp(sorted[i - 1]->uuid, sorted[i]->uuid) == 0)
-            rc = refuse(err, err_len, "report: vm %s listed twice", sorted[i]->uuid);
+            rc = util_fail(-EINVAL, err, err_len, "report: vm %s listed twice", sorted[i]->uuid);
     }
     free(sorted);
     return rc;
@@ -327,10 +324,10 @@ take_report(const Memsched__Report *m, struct wire_report *r, char *err, size_t 
     int rc = 0;
 
     if (m->n_vms > WIRE_VMS_MAX || m->n_decisions > m->n_vms)
-        return refuse(err, err_len,
-                      "report: %zu vms and %zu decisions (at most %d, and no more "
-                      "decisions than vms)",
-                      m->n_vms, m->n_decisions, WIRE_VMS_MAX);
+        return util_fail(-EINVAL, err, err_len,
+                         "report: %zu vms and %zu decisions (at most %d, and no more "
+                         "decisions than vms)",
+                         m->n_vms, m->n_decisions, WIRE_VMS_MAX);
     rc = rc
              ?: take_kib("host_total_kib", m->has_host_total_kib, m->host_total_kib,
                          &r->host_total_kib, err, err_len);
@@ -356,14 +353,14 @@ take_push(const Memsched__PolicyPush *m, struct wire_policy_push *p, char *err, 
     char msg[POLICY_ERR_MAX];
 
     if (!valid_scope(m->scope))
-        return refuse(err, err_len, "policy_push: bad scope");
+        return util_fail(-EINVAL, err, err_len, "policy_push: bad scope");
     if (m->version == 0)
-        return refuse(err, err_len, "policy_push: version 0 is reserved for 'none'");
+        return util_fail(-EINVAL, err, err_len, "policy_push: version 0 is reserved for 'none'");
     policy_init_defaults(&p->policy);
     if (!m->policy)
-        return refuse(err, err_len, "policy_push: no policy");
+        return util_fail(-EINVAL, err, err_len, "policy_push: no policy");
     if (take_policy(m->policy, &p->policy, msg, sizeof(msg)) < 0)
-        return refuse(err, err_len, "policy_push v%" PRIu64 ": %s", m->version, msg);
+        return util_fail(-EINVAL, err, err_len, "policy_push v%" PRIu64 ": %s", m->version, msg);
     p->version = m->version;
     p->epoch = m->has_epoch ? m->epoch : 0;
     strcpy(p->scope, m->scope);
@@ -374,7 +371,7 @@ static int
 take_ack(const Memsched__PolicyAck *m, struct wire_policy_ack *a, char *err, size_t err_len)
 {
     if (!wire_text_valid(m->reason, WIRE_REASON_MAX, true))
-        return refuse(err, err_len, "policy_ack: bad reason");
+        return util_fail(-EINVAL, err, err_len, "policy_ack: bad reason");
     a->version = m->version;
     a->applied = m->applied;
     snprintf(a->reason, sizeof(a->reason), "%s", m->reason ? m->reason : "");
@@ -406,7 +403,7 @@ take_body(const Memsched__Envelope *env, struct wire_msg *msg, char *err, size_t
         msg->body = WIRE_BODY_SAY_HELLO;
         return 0;
     default:
-        return refuse(err, err_len, "envelope without a body");
+        return util_fail(-EINVAL, err, err_len, "envelope without a body");
     }
 }
 
@@ -464,10 +461,10 @@ wire_decode(const uint8_t *buf, size_t len, struct wire_msg *msg, char *err, siz
     }
     int rc;
     if (env->protocol_version != WIRE_PROTOCOL_VERSION)
-        rc = refuse(err, err_len, "protocol_version=%" PRIu32 " unsupported (want %d)",
-                    env->protocol_version, WIRE_PROTOCOL_VERSION);
+        rc = util_fail(-EINVAL, err, err_len, "protocol_version=%" PRIu32 " unsupported (want %d)",
+                       env->protocol_version, WIRE_PROTOCOL_VERSION);
     else if (!wire_host_id_valid(env->host_id))
-        rc = refuse(err, err_len, "bad host_id");
+        rc = util_fail(-EINVAL, err, err_len, "bad host_id");
     else
         rc = take_body(env, msg, err, err_len);
     if (rc == 0) {
@@ -544,6 +541,12 @@ frame_vm(const struct wire_vm *vm, Memsched__VmStats *m)
     m->has_managed = m->has_stuck = true;
     m->managed = vm->managed;
     m->stuck = vm->stuck;
+    m->has_min_kib = vm->min_kib != 0;
+    m->min_kib = vm->min_kib;
+    m->has_cap_kib = vm->cap_kib != 0;
+    m->cap_kib = vm->cap_kib;
+    m->has_weight = vm->weight != 0;
+    m->weight = vm->weight;
 }
 
 static void
@@ -726,16 +729,18 @@ take_request(const Memsched__ControlRequest *m,
              size_t err_len)
 {
     if (!wire_token_valid(m->command, WIRE_COMMAND_MAX))
-        return refuse(err, err_len, "control: bad command");
+        return util_fail(-EINVAL, err, err_len, "control: bad command");
     if (m->n_args > WIRE_ARGS_MAX)
-        return refuse(err, err_len, "control: %zu arguments, at most %d", m->n_args, WIRE_ARGS_MAX);
+        return util_fail(-EINVAL, err, err_len, "control: %zu arguments, at most %d", m->n_args,
+                         WIRE_ARGS_MAX);
     for (size_t i = 0; i < m->n_args; i++) {
         if (!wire_text_valid(m->args[i], WIRE_ARG_MAX, true))
-            return refuse(err, err_len, "control: argument %zu too long or not text", i + 1);
+            return util_fail(-EINVAL, err, err_len, "control: argument %zu too long or not text",
+                             i + 1);
         strcpy(req->args[i], m->args[i]);
     }
     if (!wire_text_valid(m->author, WIRE_AUTHOR_MAX, true))
-        return refuse(err, err_len, "control: bad author");
+        return util_fail(-EINVAL, err, err_len, "control: bad author");
     strcpy(req->command, m->command);
     req->n_args = m->n_args;
     req->json = m->has_json && m->json;
@@ -773,8 +778,8 @@ wire_encode_control_request(
     struct wire_control_request check;
 
     if (req->n_args > WIRE_ARGS_MAX)
-        return refuse(err, err_len, "control: %zu arguments, at most %d", req->n_args,
-                      WIRE_ARGS_MAX);
+        return util_fail(-EINVAL, err, err_len, "control: %zu arguments, at most %d", req->n_args,
+                         WIRE_ARGS_MAX);
     for (size_t i = 0; i < req->n_args; i++)
         args[i] = (char *)req->args[i];
     m.command = (char *)req->command;

@@ -69,6 +69,9 @@ struct wire_vm {
     bool has_usable;
     bool managed;
     bool stuck;
+    uint64_t min_kib; /* the operator's overrides: 0 = none */
+    uint64_t cap_kib;
+    uint32_t weight;
 };
 
 struct wire_decision {

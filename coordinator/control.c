@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "policy.h"
@@ -41,6 +42,7 @@
 #define HISTORY_LIMIT_DEFAULT 50
 #define HISTORY_LIMIT_MAX     10000
 #define TABLE_COLS_MAX        16
+#define ARRAY_SIZE(a)         (sizeof(a) / sizeof((a)[0]))
 
 /* ---- memory: out of memory aborts (util.h; systemd restarts the daemon) ---- */
 
@@ -154,6 +156,19 @@ struct table {
     size_t cap_cells;
 };
 
+static void table_vadd(struct table *t, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void
+table_vadd(struct table *t, const char *fmt, va_list ap)
+{
+    if (t->n_cells == t->cap_cells) {
+        t->cap_cells = t->cap_cells ? 2 * t->cap_cells : 64;
+        t->cells = util_xrealloc(t->cells, t->cap_cells, sizeof(*t->cells));
+    }
+    t->cells[t->n_cells++] = xvasprintf(fmt, ap);
+}
+
 static void table_add(struct table *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
@@ -161,12 +176,8 @@ table_add(struct table *t, const char *fmt, ...)
 {
     va_list ap;
 
-    if (t->n_cells == t->cap_cells) {
-        t->cap_cells = t->cap_cells ? 2 * t->cap_cells : 64;
-        t->cells = util_xrealloc(t->cells, t->cap_cells, sizeof(*t->cells));
-    }
     va_start(ap, fmt);
-    t->cells[t->n_cells++] = xvasprintf(fmt, ap);
+    table_vadd(t, fmt, ap);
     va_end(ap);
 }
 
@@ -242,7 +253,7 @@ table_free(struct table *t)
 static const char *
 fmt_mib(char *buf, size_t len, uint64_t kib)
 {
-    snprintf(buf, len, "%.1f", (double)kib / POLICY_KIB_PER_MIB);
+    snprintf(buf, len, "%.1f", util_kib_to_mib(kib));
     return buf;
 }
 
@@ -698,15 +709,157 @@ cmd_status(struct call *c)
     return status_table(c, &t, found ? &fp : NULL);
 }
 
-/* ---- hosts ---- */
+/* ---- rows: one model, two renderings ---- */
 
+/* A listing (hosts, VMs, events) is built row by row with the put_*() calls below, each naming a
+ * value once: as a JSON member (key) and as a table cell. So the table and the JSON document
+ * cannot drift apart; only one of the two is being built per request. */
 struct rows {
     const struct control_context *cc;
     struct table table;
     json_t *array; /* JSON when not NULL */
+    json_t *obj;   /* the JSON row being built */
     size_t count;
-    size_t limit; /* 0 = all */
+    size_t limit;      /* 0 = all */
+    uint64_t unit_kib; /* the table's memory unit: MiB (0 too) or GiB */
 };
+
+static void
+row_begin(struct rows *r)
+{
+    if (r->array)
+        r->obj = jobj();
+}
+
+static void
+row_end(struct rows *r)
+{
+    if (r->array)
+        jpush(r->array, r->obj);
+    r->obj = NULL;
+    r->count++;
+}
+
+/* A JSON member only (value consumed). */
+static void
+put_json(struct rows *r, const char *key, json_t *value)
+{
+    if (r->obj)
+        jset(r->obj, key, value);
+    else
+        json_decref(value);
+}
+
+static void put_cell(struct rows *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A table cell only. */
+static void
+put_cell(struct rows *r, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (r->array)
+        return;
+    va_start(ap, fmt);
+    table_vadd(&r->table, fmt, ap);
+    va_end(ap);
+}
+
+/* A string, both ways ("-" in the table when empty). */
+static void
+put_str(struct rows *r, const char *key, const char *value)
+{
+    if (r->array)
+        put_json(r, key, jstr(value));
+    else
+        put_cell(r, "%s", value[0] ? value : "-");
+}
+
+/* Memory: KiB in JSON (null when unknown), MiB or GiB in the table ("-"). */
+static void
+put_kib(struct rows *r, const char *key, bool known, uint64_t kib)
+{
+    uint64_t unit = r->unit_kib ? r->unit_kib : UTIL_KIB_PER_MIB;
+
+    if (r->array)
+        put_json(r, key, known ? ju64(kib) : json_null());
+    else if (known)
+        put_cell(r, "%.1f", (double)kib / (double)unit);
+    else
+        put_cell(r, "-");
+}
+
+struct unit_choice {
+    const char *name;
+    uint64_t kib;
+};
+
+static const struct unit_choice units[] = {{"MiB", UTIL_KIB_PER_MIB},
+                                           {"GiB", UTIL_KIB_PER_MIB * 1024}};
+
+/* --unit MiB|GiB: the table's memory unit, and its columns' headers ("TOTAL GiB") in names. */
+static enum control_status
+unit_option(struct call *c,
+            struct rows *r,
+            const struct column *cols,
+            struct column *out,
+            char (*names)[32])
+{
+    const char *text = opt(c, "unit");
+    const struct unit_choice *u = &units[0];
+
+    for (size_t i = 0; text && i < ARRAY_SIZE(units) && u == &units[0]; i++)
+        if (strcasecmp(text, units[i].name) == 0)
+            u = &units[i];
+    if (text && strcasecmp(text, u->name) != 0)
+        return fail(c, CONTROL_USAGE, "%s: --unit wants MiB or GiB, not '%s'", c->cmd->name, text);
+    r->unit_kib = u->kib;
+    for (size_t i = 0; i < r->table.n_cols; i++) {
+        const char *h = cols[i].header, *mib = strstr(h, "MiB");
+        out[i] = cols[i];
+        if (!mib)
+            continue;
+        snprintf(names[i], sizeof(names[i]), "%.*s%s", (int)(mib - h), h, u->name);
+        out[i].header = names[i];
+    }
+    r->table.cols = out;
+    return CONTROL_OK;
+}
+
+/* An age: milliseconds in JSON, "3s ago" in the table. */
+static void
+put_age(struct rows *r, const char *key, uint64_t then_ms)
+{
+    char a[32];
+    uint64_t now_ms = r->cc->now_ms;
+
+    if (r->array)
+        put_json(r, key, ju64(now_ms > then_ms ? now_ms - then_ms : 0));
+    else
+        put_cell(r, "%s", fmt_age(a, sizeof(a), now_ms, then_ms));
+}
+
+/* Render the listing: the JSON document under key, or the table (or none_text when empty). */
+static enum control_status
+rows_reply(struct call *c, struct rows *r, const char *key, const char *none_text)
+{
+    struct text out;
+
+    if (r->array) {
+        json_t *root = jobj();
+        jset(root, key, r->array);
+        return json_reply(c, root);
+    }
+    FILE *f = text_open(&out);
+    if (r->count)
+        table_print(f, &r->table);
+    else
+        fprintf(f, "%s\n", none_text);
+    table_free(&r->table);
+    return text_reply(c, &out);
+}
+
+/* ---- hosts ---- */
 
 static json_t *
 labels_json(const char *const *labels, size_t n)
@@ -718,101 +871,168 @@ labels_json(const char *const *labels, size_t n)
     return a;
 }
 
-static json_t *
-host_json(const struct control_context *cc, const struct fleet_host_info *h)
+/* "rack=r1,zone=a", or "-". */
+static void
+put_labels_cell(struct rows *r, const char *const *labels, size_t n)
 {
-    json_t *o = jobj(), *ack = jobj();
+    char buf[WIRE_LABELS_MAX * (WIRE_LABEL_KEY_MAX + WIRE_LABEL_VALUE_MAX + 2) + 2] = "-";
+    size_t used = 0;
 
-    jset(o, "host_id", jstr(h->host_id));
-    jset(o, "liveness", jstr(fleet_liveness_name(h->liveness)));
-    jset(o, "last_seen_age_ms",
-         ju64(cc->now_ms > h->last_seen_ms ? cc->now_ms - h->last_seen_ms : 0));
-    jset(o, "agent_version", jstr(h->agent_version));
-    jset(o, "labels", labels_json(h->labels, h->n_labels));
-    jset(o, "has_report", jcheck(json_boolean(h->has_report)));
-    jset(o, "vm_count", ju64(h->n_vms));
-    jset(o, "host_total_kib", h->has_report ? ju64(h->host_total_kib) : json_null());
-    jset(o, "host_available_kib", h->has_report ? ju64(h->host_available_kib) : json_null());
-    jset(o, "vm_actual_kib", ju64(h->vm_actual_kib));
-    jset(o, "vm_max_kib", ju64(h->vm_max_kib));
-    jset(o, "policy_version", ju64(h->policy_version));
-    jset(o, "decisions_total", ju64(h->decisions_total));
-    if (h->last_ack_version) {
-        jset(ack, "version", ju64(h->last_ack_version));
-        jset(ack, "applied", jcheck(json_boolean(h->last_ack_applied)));
-        jset(o, "last_ack", ack);
-    } else {
-        json_decref(ack);
-        jset(o, "last_ack", json_null());
-    }
-    return o;
+    for (size_t i = 0; i < n && used < sizeof(buf); i++)
+        used += (size_t)snprintf(buf + used, sizeof(buf) - used, "%s%s", i ? "," : "", labels[i]);
+    put_cell(r, "%s", buf);
+}
+
+/* Numbers from a stale or down host are its last report, not the present: every row that shows
+ * them says so. */
+static bool
+liveness_stale(enum fleet_liveness liveness)
+{
+    return liveness != FLEET_LIVENESS_FRESH;
 }
 
 static void
-host_row(struct rows *r, const struct fleet_host_info *h)
+host_put(struct rows *r, const struct fleet_host_info *h)
 {
-    char a[32], b[32];
+    char a[32];
 
-    table_add(&r->table, "%s", h->host_id);
-    table_add(&r->table, "%s", fleet_liveness_name(h->liveness));
-    table_add(&r->table, "%s", fmt_age(a, sizeof(a), r->cc->now_ms, h->last_seen_ms));
-    table_add(&r->table, "%s", h->agent_version[0] ? h->agent_version : "-");
-    if (h->has_report) {
-        table_add(&r->table, "%zu", h->n_vms);
-        table_add(&r->table, "%s", fmt_mib(a, sizeof(a), h->host_total_kib));
-        table_add(&r->table, "%s", fmt_mib(b, sizeof(b), h->host_available_kib));
-    } else {
-        table_add(&r->table, "-");
-        table_add(&r->table, "-");
-        table_add(&r->table, "-");
-    }
-    table_add(&r->table, "%s", fmt_version(a, sizeof(a), h->policy_version));
-    if (h->last_ack_version)
-        table_add(&r->table, "v%" PRIu64 " %s", h->last_ack_version,
-                  h->last_ack_applied ? "applied" : "refused");
+    row_begin(r);
+    put_str(r, "host_id", h->host_id);
+    put_str(r, "liveness", fleet_liveness_name(h->liveness));
+    put_json(r, "stale", jcheck(json_boolean(liveness_stale(h->liveness))));
+    put_age(r, "last_seen_age_ms", h->last_seen_ms);
+    put_str(r, "agent_version", h->agent_version);
+    put_json(r, "labels", labels_json(h->labels, h->n_labels));
+    put_json(r, "has_report", jcheck(json_boolean(h->has_report)));
+    if (h->has_report)
+        put_cell(r, "%zu", h->n_vms);
     else
-        table_add(&r->table, "-");
+        put_cell(r, "-");
+    put_json(r, "vm_count", ju64(h->n_vms));
+    put_kib(r, "host_total_kib", h->has_report, h->host_total_kib);
+    put_kib(r, "host_available_kib", h->has_report, h->host_available_kib);
+    put_json(r, "vm_actual_kib", ju64(h->vm_actual_kib));
+    put_json(r, "vm_max_kib", ju64(h->vm_max_kib));
+    put_json(r, "policy_version", ju64(h->policy_version));
+    put_cell(r, "%s", fmt_version(a, sizeof(a), h->policy_version));
+    put_json(r, "decisions_total", ju64(h->decisions_total));
+    if (!h->last_ack_version) {
+        put_json(r, "last_ack", json_null());
+        put_cell(r, "-");
+    } else {
+        json_t *ack = jobj();
+        jset(ack, "version", ju64(h->last_ack_version));
+        jset(ack, "applied", jcheck(json_boolean(h->last_ack_applied)));
+        put_json(r, "last_ack", ack);
+        put_cell(r, "v%" PRIu64 " %s", h->last_ack_version,
+                 h->last_ack_applied ? "applied" : "refused");
+    }
+    if (!r->array)
+        put_labels_cell(r, h->labels, h->n_labels);
+    row_end(r);
 }
 
-static int
-each_host(const struct fleet_host_info *h, void *ctx)
-{
-    struct rows *r = ctx;
+/* The hosts asked for (--filter), to be sorted (--sort) before they are put. */
+struct host_list {
+    struct fleet_host_info *hosts;
+    size_t n, cap;
+    const struct scope *filter; /* NULL: all */
+};
 
-    if (r->array)
-        jpush(r->array, host_json(r->cc, h));
-    else
-        host_row(r, h);
-    r->count++;
+static int
+collect_host(const struct fleet_host_info *h, void *ctx)
+{
+    struct host_list *l = ctx;
+
+    if (l->filter && !scope_matches(l->filter, h->host_id, h->labels, h->n_labels))
+        return 0;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->hosts = util_xrealloc(l->hosts, l->cap, sizeof(*l->hosts));
+    }
+    l->hosts[l->n++] = *h; /* its pointers stay valid: the fleet holds still during a call */
     return 0;
+}
+
+enum host_sort { HOST_SORT_ID, HOST_SORT_LIVENESS, HOST_SORT_SEEN, HOST_SORT_VMS, HOST_SORT_AVAIL };
+
+/* What an operator looks for first: the least live, the longest silent, the most VMs, the
+ * least memory left. Ties by id. */
+static int
+compare_hosts(const void *pa, const void *pb, void *psort)
+{
+    const struct fleet_host_info *a = pa, *b = pb;
+    enum host_sort sort = *(const enum host_sort *)psort;
+    int rc = 0;
+
+    if (sort == HOST_SORT_LIVENESS)
+        rc = (int)b->liveness - (int)a->liveness;
+    else if (sort == HOST_SORT_SEEN)
+        rc = (a->last_seen_ms > b->last_seen_ms) - (a->last_seen_ms < b->last_seen_ms);
+    else if (sort == HOST_SORT_VMS)
+        rc = (b->n_vms > a->n_vms) - (b->n_vms < a->n_vms);
+    else if (sort == HOST_SORT_AVAIL && a->has_report != b->has_report)
+        return a->has_report ? -1 : 1; /* unknown last */
+    else if (sort == HOST_SORT_AVAIL)
+        rc = (a->host_available_kib > b->host_available_kib) -
+             (a->host_available_kib < b->host_available_kib);
+    return rc ? rc : strcmp(a->host_id, b->host_id);
+}
+
+static enum control_status
+hosts_sort(struct call *c, enum host_sort *sort)
+{
+    static const char *const names[] = {
+        [HOST_SORT_ID] = "host", [HOST_SORT_LIVENESS] = "liveness", [HOST_SORT_SEEN] = "seen",
+        [HOST_SORT_VMS] = "vms", [HOST_SORT_AVAIL] = "available",
+    };
+    const char *name = opt(c, "sort");
+
+    *sort = HOST_SORT_ID;
+    for (size_t i = 0; name && i < ARRAY_SIZE(names); i++) {
+        if (strcmp(name, names[i]) == 0) {
+            *sort = (enum host_sort)i;
+            return CONTROL_OK;
+        }
+    }
+    if (!name)
+        return CONTROL_OK;
+    return fail(c, CONTROL_USAGE,
+                "hosts: --sort wants host, liveness, seen, vms or available, not '%s'", name);
 }
 
 static enum control_status
 cmd_hosts(struct call *c)
 {
     static const struct column cols[] = {
-        {"HOST", false},     {"LIVENESS", false}, {"LAST SEEN", false},
-        {"AGENT", false},    {"VMS", true},       {"TOTAL MiB", true},
-        {"AVAIL MiB", true}, {"POLICY", false},   {"ACK", false},
+        {"HOST", false}, {"LIVENESS", false}, {"LAST SEEN", false}, {"AGENT", false},
+        {"VMS", true},   {"TOTAL MiB", true}, {"AVAIL MiB", true},  {"POLICY", false},
+        {"ACK", false},  {"LABELS", false},
     };
-    struct rows r = {.cc = c->cc, .table = {.cols = cols, .n_cols = 9}};
-    struct text out;
+    struct column shown[ARRAY_SIZE(cols)];
+    char names[ARRAY_SIZE(cols)][32];
+    struct rows r = {.cc = c->cc, .table = {.cols = cols, .n_cols = ARRAY_SIZE(cols)}};
+    struct host_list l = {0};
+    struct scope filter;
+    const char *filter_text = opt(c, "filter");
+    enum host_sort sort;
+    enum control_status st = hosts_sort(c, &sort);
 
-    if (c->req->json) {
-        json_t *root = jobj();
-        r.array = jarr();
-        fleet_hosts_each(c->cc->fleet, each_host, &r);
-        jset(root, "hosts", r.array);
-        return json_reply(c, root);
-    }
-    fleet_hosts_each(c->cc->fleet, each_host, &r);
-    FILE *f = text_open(&out);
-    if (r.count)
-        table_print(f, &r.table);
-    else
-        fputs("no hosts yet\n", f);
-    table_free(&r.table);
-    return text_reply(c, &out);
+    if (st == CONTROL_OK && filter_text)
+        st = scope_option(c, filter_text, &filter);
+    if (st == CONTROL_OK)
+        st = unit_option(c, &r, cols, shown, names);
+    if (st != CONTROL_OK)
+        return st;
+    l.filter = filter_text ? &filter : NULL;
+    fleet_hosts_each(c->cc->fleet, collect_host, &l);
+    if (l.n > 1)
+        qsort_r(l.hosts, l.n, sizeof(*l.hosts), compare_hosts, &sort);
+    r.array = c->req->json ? jarr() : NULL;
+    for (size_t i = 0; i < l.n; i++)
+        host_put(&r, &l.hosts[i]);
+    free(l.hosts);
+    return rows_reply(c, &r, "hosts", filter_text ? "no host matches" : "no hosts yet");
 }
 
 /* ---- hosts forget ---- */
@@ -860,73 +1080,89 @@ static const struct sort_choice sorts[] = {
     {"unused", FLEET_VM_KEY_UNUSED, false},
 };
 
-static json_t *
-vm_json(const char *host_id, const struct fleet_vm *vm)
+/* "-", or the words that qualify a VM's row: "down,unmanaged,stuck". */
+static const char *
+vm_flags(enum fleet_liveness host_liveness, const struct fleet_vm *vm, char *buf, size_t len)
 {
-    json_t *o = jobj();
-    char uuid[WIRE_UUID_LEN];
-
-    fleet_uuid_format(vm->uuid, uuid);
-    jset(o, "host_id", jstr(host_id));
-    jset(o, "uuid", jstr(uuid));
-    jset(o, "name", jstr(vm->name));
-    jset(o, "state", jstr(vm_state_name(vm->state)));
-    jset(o, "managed", jcheck(json_boolean(vm->managed)));
-    jset(o, "stuck", jcheck(json_boolean(vm->stuck)));
-    jset(o, "max_kib", ju64(vm->max_kib));
-    jset(o, "actual_kib", ju64(vm->actual_kib));
-    jset(o, "target_kib", vm->target_kib ? ju64(vm->target_kib) : json_null());
-    jset(o, "unused_kib", vm->has_unused ? ju64(vm->unused_kib) : json_null());
-    jset(o, "usable_kib", vm->has_usable ? ju64(vm->usable_kib) : json_null());
-    jset(o, "stats_age_ms", ju64(vm->stats_age_ms));
-    jset(o, "last_decision",
-         vm->last_reason == FLEET_REASON_NONE
-             ? json_null()
-             : jstr(sched_reason_name((enum sched_reason)vm->last_reason)));
-    return o;
+    snprintf(buf, len, "%s%s%s%s%s",
+             liveness_stale(host_liveness) ? fleet_liveness_name(host_liveness) : "",
+             liveness_stale(host_liveness) && (!vm->managed || vm->stuck) ? "," : "",
+             vm->managed ? "" : "unmanaged", !vm->managed && vm->stuck ? "," : "",
+             vm->stuck ? "stuck" : "");
+    return buf[0] ? buf : "-";
 }
 
+/* The operator's overrides, as set in the VM's metadata: "min 512 max 4096 w 200", or "-". */
 static const char *
-vm_flags(const struct fleet_vm *vm)
+vm_overrides(const struct fleet_vm *vm, char *buf, size_t len)
 {
-    if (!vm->managed)
-        return vm->stuck ? "unmanaged,stuck" : "unmanaged";
-    return vm->stuck ? "stuck" : "-";
+    size_t n = 0;
+
+    buf[0] = '\0';
+    if (vm->min_mib)
+        n += (size_t)snprintf(buf + n, len - n, " min %" PRIu32, vm->min_mib);
+    if (vm->cap_mib && n < len)
+        n += (size_t)snprintf(buf + n, len - n, " max %" PRIu32, vm->cap_mib);
+    if (vm->weight && n < len)
+        snprintf(buf + n, len - n, " w %u", (unsigned)vm->weight);
+    return buf[0] ? buf + 1 : "-";
 }
 
 static void
-vm_row(struct table *t, const char *host_id, const struct fleet_vm *vm)
+vm_put(struct rows *r, const struct fleet_host_info *host, const struct fleet_vm *vm)
 {
-    char a[32], uuid[WIRE_UUID_LEN];
+    char uuid[WIRE_UUID_LEN], flags[48], overrides[64];
+    const char *decision = vm->last_reason == FLEET_REASON_NONE
+                               ? ""
+                               : sched_reason_name((enum sched_reason)vm->last_reason);
 
     fleet_uuid_format(vm->uuid, uuid);
-    table_add(t, "%s", host_id);
-    table_add(t, "%s", vm->name[0] ? vm->name : "-");
-    table_add(t, "%s", vm_state_name(vm->state));
-    table_add(t, "%s", fmt_mib(a, sizeof(a), vm->actual_kib));
-    table_add(t, "%s", fmt_mib(a, sizeof(a), vm->max_kib));
-    table_add(t, "%s", vm->target_kib ? fmt_mib(a, sizeof(a), vm->target_kib) : "-");
-    table_add(t, "%s", vm->has_unused ? fmt_mib(a, sizeof(a), vm->unused_kib) : "-");
-    table_add(t, "%s",
-              vm->last_reason == FLEET_REASON_NONE
-                  ? "-"
-                  : sched_reason_name((enum sched_reason)vm->last_reason));
-    table_add(t, "%s", vm_flags(vm));
-    table_add(t, "%s", uuid);
+    row_begin(r);
+    put_str(r, "host_id", host->host_id);
+    put_json(r, "uuid", jstr(uuid));
+    put_str(r, "name", vm->name);
+    put_str(r, "state", vm_state_name(vm->state));
+    put_json(r, "managed", jcheck(json_boolean(vm->managed)));
+    put_json(r, "stuck", jcheck(json_boolean(vm->stuck)));
+    put_json(r, "stale", jcheck(json_boolean(liveness_stale(host->liveness))));
+    put_json(r, "host_liveness", jstr(fleet_liveness_name(host->liveness)));
+    put_json(r, "host_last_seen_age_ms", ju64(util_sub_sat(r->cc->now_ms, host->last_seen_ms)));
+    put_kib(r, "actual_kib", true, vm->actual_kib);
+    put_kib(r, "max_kib", true, vm->max_kib);
+    put_kib(r, "target_kib", vm->target_kib != 0, vm->target_kib);
+    put_kib(r, "unused_kib", vm->has_unused, vm->unused_kib);
+    put_json(r, "usable_kib", vm->has_usable ? ju64(vm->usable_kib) : json_null());
+    put_json(r, "stats_age_ms", ju64(vm->stats_age_ms));
+    put_json(r, "min_kib",
+             vm->min_mib ? ju64((uint64_t)vm->min_mib * UTIL_KIB_PER_MIB) : json_null());
+    put_json(r, "cap_kib",
+             vm->cap_mib ? ju64((uint64_t)vm->cap_mib * UTIL_KIB_PER_MIB) : json_null());
+    put_json(r, "weight", vm->weight ? ju64(vm->weight) : json_null());
+    if (r->array)
+        put_json(r, "last_decision", decision[0] ? jstr(decision) : json_null());
+    else
+        put_cell(r, "%s", decision[0] ? decision : "-");
+    put_cell(r, "%s", vm_overrides(vm, overrides, sizeof(overrides)));
+    put_cell(r, "%s", vm_flags(host->liveness, vm, flags, sizeof(flags)));
+    put_cell(r, "%s", uuid);
+    row_end(r);
 }
+
+struct vm_rows {
+    struct rows rows;
+    struct fleet_host_info host; /* the host of the last VM put */
+};
 
 static int
 each_vm(const char *host_id, const struct fleet_vm *vm, void *ctx)
 {
-    struct rows *r = ctx;
+    struct vm_rows *v = ctx;
 
-    if (r->limit && r->count >= r->limit)
+    if (v->rows.limit && v->rows.count >= v->rows.limit)
         return 1;
-    if (r->array)
-        jpush(r->array, vm_json(host_id, vm));
-    else
-        vm_row(&r->table, host_id, vm);
-    r->count++;
+    if (v->host.host_id != host_id && fleet_host_get(v->rows.cc->fleet, host_id, &v->host) < 0)
+        return -ENOENT; /* cannot happen: the walk holds the fleet still */
+    vm_put(&v->rows, &v->host, vm);
     return 0;
 }
 
@@ -959,14 +1195,15 @@ compare_vms(const void *pa, const void *pb, void *pchoice)
 }
 
 static void
-host_vms_each(const struct fleet_host_info *h, const struct sort_choice *s, struct rows *r)
+host_vms_each(const struct fleet_host_info *h, const struct sort_choice *s, struct vm_rows *v)
 {
     const struct fleet_vm **refs = util_xrealloc(NULL, h->n_vms, sizeof(*refs));
 
+    v->host = *h;
     for (size_t i = 0; i < h->n_vms; i++)
         refs[i] = &h->vms[i];
     qsort_r(refs, h->n_vms, sizeof(*refs), compare_vms, (void *)s);
-    for (size_t i = 0; i < h->n_vms && each_vm(h->host_id, refs[i], r) == 0; i++)
+    for (size_t i = 0; i < h->n_vms && each_vm(h->host_id, refs[i], v) == 0; i++)
         ;
     free(refs);
 }
@@ -1007,6 +1244,7 @@ vms_render(struct call *c, struct rows *r, size_t total)
     if (r->count < total)
         fprintf(f, "(%zu of %zu VMs shown: --limit N up to %d, or --host H)\n", r->count, total,
                 VMS_LIMIT_MAX);
+    table_free(&r->table);
     return text_reply(c, &out);
 }
 
@@ -1014,11 +1252,13 @@ static enum control_status
 cmd_vms(struct call *c)
 {
     static const struct column cols[] = {
-        {"HOST", false},   {"NAME", false},      {"STATE", false},     {"ACTUAL MiB", true},
-        {"MAX MiB", true}, {"TARGET MiB", true}, {"UNUSED MiB", true}, {"DECISION", false},
-        {"FLAGS", false},  {"UUID", false},
+        {"HOST", false},      {"NAME", false},      {"STATE", false},     {"ACTUAL MiB", true},
+        {"MAX MiB", true},    {"TARGET MiB", true}, {"UNUSED MiB", true}, {"DECISION", false},
+        {"OVERRIDES", false}, {"FLAGS", false},     {"UUID", false},
     };
-    struct rows r = {.cc = c->cc, .table = {.cols = cols, .n_cols = 10}};
+    struct column shown[ARRAY_SIZE(cols)];
+    char names[ARRAY_SIZE(cols)][32];
+    struct vm_rows v = {.rows = {.cc = c->cc, .table = {.cols = cols, .n_cols = ARRAY_SIZE(cols)}}};
     const struct sort_choice *s;
     const char *host = opt(c, "host");
     struct fleet_host_info info;
@@ -1028,24 +1268,22 @@ cmd_vms(struct call *c)
 
     if (st == CONTROL_OK)
         st = count_option(c, "limit", 1, VMS_LIMIT_MAX, VMS_LIMIT_DEFAULT, &limit);
+    if (st == CONTROL_OK)
+        st = unit_option(c, &v.rows, cols, shown, names);
     if (st != CONTROL_OK)
         return st;
     if (host && fleet_host_get(c->cc->fleet, host, &info) < 0)
         return fail(c, CONTROL_NOT_FOUND, "vms: no host '%s' in the fleet", host);
-    r.limit = limit;
-    r.array = c->req->json ? jarr() : NULL;
+    v.rows.limit = limit;
+    v.rows.array = c->req->json ? jarr() : NULL;
     if (host) {
         total = info.n_vms;
-        host_vms_each(&info, s, &r);
+        host_vms_each(&info, s, &v);
     } else {
-        struct fleet_totals t;
-        fleet_totals(c->cc->fleet, c->cc->now_ms, 0, &t);
-        total = t.vms;
-        fleet_vms_each(c->cc->fleet, s->key, s->descending, limit, each_vm, &r);
+        total = fleet_vm_count(c->cc->fleet);
+        fleet_vms_each(c->cc->fleet, s->key, s->descending, limit, each_vm, &v);
     }
-    st = vms_render(c, &r, total);
-    table_free(&r.table);
-    return st;
+    return vms_render(c, &v.rows, total);
 }
 
 /* ---- events ---- */
@@ -1083,44 +1321,41 @@ event_is_liveness(enum fleet_event_kind kind)
     return kind == FLEET_EVENT_STALE || kind == FLEET_EVENT_DOWN || kind == FLEET_EVENT_BACK;
 }
 
-static json_t *
-event_json(const struct control_context *cc, const struct fleet_event *e)
+static void
+event_put(struct rows *r, const struct fleet_event *e)
 {
-    json_t *o = jobj();
-    uint64_t age_ms = cc->now_ms > e->at_ms ? cc->now_ms - e->at_ms : 0;
+    char detail[WIRE_REASON_MAX + 64];
+    uint64_t age_ms = util_sub_sat(r->cc->now_ms, e->at_ms);
 
-    jset(o, "seq", ju64(e->seq));
-    jset(o, "kind", jstr(fleet_event_kind_name(e->kind)));
-    jset(o, "host_id", jstr(e->host_id));
-    jset(o, "age_ms", ju64(age_ms));
-    jset(o, "at_wall_ms", ju64(cc->now_wall_ms > age_ms ? cc->now_wall_ms - age_ms : 0));
-    if (event_is_liveness(e->kind))
-        jset(o, "from", jstr(fleet_liveness_name(e->from)));
-    if (e->kind != FLEET_EVENT_REMOVED && !event_is_liveness(e->kind))
-        jset(o, "policy_version", ju64(e->policy_version));
-    jset(o, "detail", jstr(e->detail));
-    return o;
+    row_begin(r);
+    put_json(r, "seq", ju64(e->seq));
+    put_cell(r, "%" PRIu64, e->seq);
+    put_json(r, "kind", jstr(fleet_event_kind_name(e->kind)));
+    put_age(r, "age_ms", e->at_ms);
+    put_cell(r, "%s", fleet_event_kind_name(e->kind));
+    put_str(r, "host_id", e->host_id);
+    put_json(r, "at_wall_ms", ju64(util_sub_sat(r->cc->now_wall_ms, age_ms)));
+    if (r->array && event_is_liveness(e->kind))
+        put_json(r, "from", jstr(fleet_liveness_name(e->from)));
+    if (r->array && e->kind != FLEET_EVENT_REMOVED && !event_is_liveness(e->kind))
+        put_json(r, "policy_version", ju64(e->policy_version));
+    if (r->array) {
+        put_json(r, "detail", jstr(e->detail));
+    } else {
+        event_detail(e, detail, sizeof(detail));
+        put_cell(r, "%s", detail);
+    }
+    row_end(r);
 }
 
 static int
 each_event(const struct fleet_event *e, void *ctx)
 {
     struct rows *r = ctx;
-    char a[32], detail[WIRE_REASON_MAX + 64];
 
     if (r->count >= r->limit)
         return 1;
-    r->count++;
-    if (r->array) {
-        jpush(r->array, event_json(r->cc, e));
-        return 0;
-    }
-    event_detail(e, detail, sizeof(detail));
-    table_add(&r->table, "%" PRIu64, e->seq);
-    table_add(&r->table, "%s", fmt_age(a, sizeof(a), r->cc->now_ms, e->at_ms));
-    table_add(&r->table, "%s", fleet_event_kind_name(e->kind));
-    table_add(&r->table, "%s", e->host_id);
-    table_add(&r->table, "%s", detail);
+    event_put(r, e);
     return 0;
 }
 
@@ -1132,7 +1367,6 @@ cmd_events(struct call *c)
     };
     struct rows r = {.cc = c->cc, .table = {.cols = cols, .n_cols = 5}};
     uint64_t since, limit, last = fleet_last_event_seq(c->cc->fleet);
-    struct text out;
     enum control_status st = count_option(c, "since", 0, UINT64_MAX, 0, &since);
 
     if (st == CONTROL_OK)
@@ -1143,22 +1377,14 @@ cmd_events(struct call *c)
     /* Without --since, the newest: sequence numbers are 1, 2, ... with no gap. */
     if (!opt(c, "since"))
         since = last > limit ? last - limit : 0;
-    if (c->req->json) {
-        json_t *root = jobj();
-        r.array = jarr();
-        fleet_events(c->cc->fleet, since, each_event, &r);
-        jset(root, "events", r.array);
-        jset(root, "last_seq", ju64(last));
-        return json_reply(c, root);
-    }
+    r.array = c->req->json ? jarr() : NULL;
     fleet_events(c->cc->fleet, since, each_event, &r);
-    FILE *f = text_open(&out);
-    if (r.count)
-        table_print(f, &r.table);
-    else
-        fputs("no events\n", f);
-    table_free(&r.table);
-    return text_reply(c, &out);
+    if (!r.array)
+        return rows_reply(c, &r, "events", "no events");
+    json_t *root = jobj();
+    jset(root, "events", r.array);
+    jset(root, "last_seq", ju64(last));
+    return json_reply(c, root);
 }
 
 /* ---- policy-show ---- */
@@ -1358,57 +1584,45 @@ standing_get(struct call *c,
     return 0;
 }
 
-static json_t *
-standing_json(const struct standing *s)
+static void
+standing_put(struct rows *r, const struct standing *s)
 {
-    json_t *o = jobj();
+    char a[32];
 
-    jset(o, "host_id", jstr(s->id));
-    jset(o, "liveness", jstr(s->in_fleet ? fleet_liveness_name(s->liveness) : "absent"));
-    jset(o, "holds_version", ju64(s->holds));
-    jset(o, "should_hold_version", s->has_should ? ju64(s->should.version) : json_null());
-    jset(o, "should_hold_scope", s->has_should ? jstr(s->should.scope) : json_null());
-    jset(o, "state", jstr(standing_state(s)));
-    if (s->has_ack) {
+    row_begin(r);
+    put_str(r, "host_id", s->id);
+    put_str(r, "liveness", s->in_fleet ? fleet_liveness_name(s->liveness) : "absent");
+    put_json(r, "holds_version", ju64(s->holds));
+    put_cell(r, "%s", fmt_version(a, sizeof(a), s->holds));
+    put_json(r, "should_hold_version", s->has_should ? ju64(s->should.version) : json_null());
+    put_json(r, "should_hold_scope", s->has_should ? jstr(s->should.scope) : json_null());
+    if (s->has_should)
+        put_cell(r, "v%" PRIu64 " (%s)", s->should.version, s->should.scope);
+    else
+        put_cell(r, "-");
+    put_str(r, "state", standing_state(s));
+    if (!s->has_ack) {
+        put_json(r, "last_ack", json_null());
+        put_cell(r, "-");
+    } else {
         json_t *ack = jobj();
         jset(ack, "version", ju64(s->ack.version));
         jset(ack, "applied", jcheck(json_boolean(s->ack.applied)));
         jset(ack, "reason", jstr(s->ack.reason));
         jset(ack, "at_ms", ju64(s->ack.at_ms));
-        jset(o, "last_ack", ack);
-    } else {
-        jset(o, "last_ack", json_null());
+        put_json(r, "last_ack", ack);
+        if (s->ack.applied)
+            put_cell(r, "v%" PRIu64 " applied", s->ack.version);
+        else
+            put_cell(r, "v%" PRIu64 " refused: %s", s->ack.version, s->ack.reason);
     }
-    return o;
-}
-
-static void
-standing_row(struct table *t, const struct standing *s)
-{
-    char a[32];
-
-    table_add(t, "%s", s->id);
-    table_add(t, "%s", s->in_fleet ? fleet_liveness_name(s->liveness) : "absent");
-    table_add(t, "%s", fmt_version(a, sizeof(a), s->holds));
-    if (s->has_should)
-        table_add(t, "v%" PRIu64 " (%s)", s->should.version, s->should.scope);
-    else
-        table_add(t, "-");
-    table_add(t, "%s", standing_state(s));
-    if (!s->has_ack)
-        table_add(t, "-");
-    else if (s->ack.applied)
-        table_add(t, "v%" PRIu64 " applied", s->ack.version);
-    else
-        table_add(t, "v%" PRIu64 " refused: %s", s->ack.version, s->ack.reason);
+    row_end(r);
 }
 
 struct show {
     struct scopes scopes;
     struct known_hosts known;
-    struct table table;
-    json_t *hosts; /* JSON when not NULL */
-    size_t n_hosts;
+    struct rows hosts;
 };
 
 static enum control_status
@@ -1423,13 +1637,8 @@ show_collect(struct call *c, struct show *sh, const struct scope *only)
         rc = known_collect(c, &sh->known, err, sizeof(err));
     for (size_t i = 0; rc >= 0 && i < sh->known.n; i++) {
         rc = standing_get(c, &sh->known.hosts[i], only, &s, err, sizeof(err));
-        if (rc != 0)
-            continue; /* outside the scope, or an error that ends the loop */
-        sh->n_hosts++;
-        if (sh->hosts)
-            jpush(sh->hosts, standing_json(&s));
-        else
-            standing_row(&sh->table, &s);
+        if (rc == 0) /* else outside the scope, or an error that ends the loop */
+            standing_put(&sh->hosts, &s);
     }
     if (rc < 0)
         return store_failed(c, rc, err);
@@ -1444,12 +1653,12 @@ show_render(struct call *c, struct show *sh)
     char line[WIRE_SCOPE_MAX + WIRE_REASON_MAX + STORE_AUTHOR_MAX + 64];
     struct text out;
 
-    if (sh->hosts) {
+    if (sh->hosts.array) {
         json_t *root = jobj(), *policies = jarr();
         for (size_t i = 0; i < sh->scopes.n; i++)
             jpush(policies, entry_json(&sh->scopes.entries[i]));
         jset(root, "policies", policies);
-        jset(root, "hosts", json_incref(sh->hosts));
+        jset(root, "hosts", json_incref(sh->hosts.array));
         return json_reply(c, root);
     }
     FILE *f = text_open(&out);
@@ -1461,8 +1670,8 @@ show_render(struct call *c, struct show *sh)
         print_policy_values(f, &sh->scopes.entries[i].policy);
         fputc('\n', f);
     }
-    if (sh->n_hosts)
-        table_print(f, &sh->table);
+    if (sh->hosts.count)
+        table_print(f, &sh->hosts.table);
     else
         fputs("no hosts\n", f);
     return text_reply(c, &out);
@@ -1475,7 +1684,7 @@ cmd_policy_show(struct call *c)
         {"HOST", false},        {"LIVENESS", false}, {"HOLDS", false},
         {"SHOULD HOLD", false}, {"STATE", false},    {"LAST ACK", false},
     };
-    struct show sh = {.table = {.cols = cols, .n_cols = 6}};
+    struct show sh = {.hosts = {.cc = c->cc, .table = {.cols = cols, .n_cols = 6}}};
     struct scope scope;
     const char *text = opt(c, "scope");
     enum control_status st = text ? scope_option(c, text, &scope) : CONTROL_OK;
@@ -1484,18 +1693,18 @@ cmd_policy_show(struct call *c)
         return st;
     sh.scopes.seen = jobj();
     sh.scopes.only = text;
-    sh.hosts = c->req->json ? jarr() : NULL;
+    sh.hosts.array = c->req->json ? jarr() : NULL;
     st = show_collect(c, &sh, text ? &scope : NULL);
-    if (st == CONTROL_OK && text && !sh.scopes.n && !sh.n_hosts)
+    if (st == CONTROL_OK && text && !sh.scopes.n && !sh.hosts.count)
         st = fail(c, CONTROL_NOT_FOUND, "policy-show: no policy stored under %s and no host in it",
                   text);
     if (st == CONTROL_OK)
         st = show_render(c, &sh);
     json_decref(sh.scopes.seen);
-    json_decref(sh.hosts);
+    json_decref(sh.hosts.array);
     free(sh.scopes.entries);
     known_free(&sh.known);
-    table_free(&sh.table);
+    table_free(&sh.hosts.table);
     return st;
 }
 
@@ -1833,11 +2042,16 @@ cmd_policy_history(struct call *c)
 
 static const struct command commands[] = {
     {"status", "status", {NULL}, false, false, cmd_status},
-    {"hosts", "hosts", {NULL}, false, false, cmd_hosts},
+    {"hosts",
+     "hosts [--sort host|liveness|seen|vms|available] [--filter SCOPE] [--unit MiB|GiB]",
+     {"sort", "filter", "unit"},
+     false,
+     false,
+     cmd_hosts},
     {"hosts-forget", "hosts forget HOST", {"host"}, false, true, cmd_hosts_forget},
     {"vms",
-     "vms [--host H] [--sort host|name|actual|unused] [--limit N]",
-     {"host", "sort", "limit"},
+     "vms [--host H] [--sort host|name|actual|unused] [--limit N] [--unit MiB|GiB]",
+     {"host", "sort", "limit", "unit"},
      false,
      false,
      cmd_vms},

@@ -482,6 +482,9 @@ decode_vms(struct fleet *f, const struct wire_report *r, size_t *n_out, size_t *
         s->vm.has_usable = w->has_usable;
         s->vm.managed = w->managed;
         s->vm.stuck = w->stuck;
+        s->vm.weight = (uint16_t)w->weight; /* the wire allows at most SCHED_WEIGHT_MAX */
+        s->vm.min_mib = (uint32_t)(w->min_kib / UTIL_KIB_PER_MIB);
+        s->vm.cap_mib = (uint32_t)(w->cap_kib / UTIL_KIB_PER_MIB);
         s->name_off = NO_NAME;
         if (len) {
             memcpy(f->scratch_names + used, w->name, len + 1);
@@ -954,6 +957,17 @@ fleet_vms_each(const struct fleet *f,
     return rc < 0 ? rc : 0;
 }
 
+size_t
+fleet_vm_count(const struct fleet *f)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < f->n_slots; i++)
+        if (f->slots[i])
+            n += f->slots[i]->n_vms;
+    return n;
+}
+
 void
 fleet_totals(const struct fleet *f,
              uint64_t now_ms,
@@ -969,7 +983,8 @@ fleet_totals(const struct fleet *f,
             continue;
         t->hosts++;
         t->hosts_by_liveness[h->liveness]++;
-        if (!h->has_report)
+        /* A down host's numbers are its past, not the fleet's present. */
+        if (!h->has_report || h->liveness == FLEET_LIVENESS_DOWN)
             continue;
         t->hosts_reporting++;
         /* Saturating: 10^5 hosts of legal sizes can sum past 2^64. */

@@ -85,6 +85,9 @@ struct fleet_vm {
     uint8_t state;       /* enum sched_vm_state */
     uint8_t last_reason; /* enum sched_reason of the newest decision about it, or FLEET_REASON_NONE;
                             carried over from report to report while the VM stays */
+    uint16_t weight;     /* the operator's overrides (0 = none); MiB keeps 50,000 x 50 VMs small */
+    uint32_t min_mib;
+    uint32_t cap_mib;
     bool has_unused : 1;
     bool has_usable : 1;
     bool managed : 1;
@@ -147,7 +150,7 @@ struct fleet_event {
 struct fleet_totals {
     size_t hosts;
     size_t hosts_by_liveness[FLEET_LIVENESS_STATES]; /* indexed by enum fleet_liveness */
-    size_t hosts_reporting; /* hosts with a report; the memory sums cover these */
+    size_t hosts_reporting; /* hosts with a report that are not down: the sums cover these */
     size_t vms;
     size_t vms_under_pressure; /* unused below the threshold given, or last decision need_unmet */
     uint64_t vm_actual_kib;
@@ -221,6 +224,9 @@ int fleet_events(const struct fleet *fleet, uint64_t after_seq, fleet_event_cb c
 uint64_t fleet_last_event_seq(const struct fleet *fleet);
 
 size_t fleet_host_count(const struct fleet *fleet);
+
+/* VMs of every host, down ones included (fleet_vms_each() lists them all). */
+size_t fleet_vm_count(const struct fleet *fleet);
 
 /* Fill *info for host_id. Returns 0 or -ENOENT. */
 int fleet_host_get(const struct fleet *fleet, const char *host_id, struct fleet_host_info *info);

@@ -70,10 +70,13 @@ usage(FILE *f)
           "\n"
           "Commands, answered by memsched-coordinator:\n"
           "  status                      fleet summary: hosts, VMs, memory, overcommit, policy\n"
-          "  hosts                       one line per host: liveness, memory, policy held\n"
+          "  hosts [--sort host|liveness|seen|vms|available] [--filter SCOPE] [--unit MiB|GiB]\n"
+          "                              one line per host: liveness, memory, policy held,\n"
+          "                              labels (liveness: down first; seen: longest silent\n"
+          "                              first; vms: most first; available: least first)\n"
           "  hosts forget HOST           forget a host (fleet, history of acks); it comes back\n"
           "                              if it says hello again\n"
-          "  vms [--host H] [--sort host|name|actual|unused] [--limit N]\n"
+          "  vms [--host H] [--sort host|name|actual|unused] [--limit N] [--unit MiB|GiB]\n"
           "                              VMs (actual: largest first; unused: least first)\n"
           "  events [--since SEQ] [--limit N]\n"
           "                              the newest N events, or the first N after SEQ\n"
@@ -87,8 +90,8 @@ usage(FILE *f)
           "                              public key to DIR/NAME.key (DIR defaults to .)\n"
           "\n"
           "Options:\n"
-          "  --socket ENDPOINT  the control endpoint (default: $" ENDPOINT_ENV ", else\n"
-          "                     " ENDPOINT_DEFAULT ")\n"
+          "  --socket ENDPOINT  the control endpoint, or the path of its ipc socket (default:\n"
+          "                     $" ENDPOINT_ENV ", else " ENDPOINT_DEFAULT ")\n"
           "  --json             answer in JSON (memory in KiB)\n"
           "  --timeout MS       how long to wait for the answer (default 5000)\n"
           "  --server-key FILE  the coordinator's public key, for a tcp:// control endpoint\n"
@@ -194,6 +197,12 @@ parse_globals(int argc, char **argv, struct options *o, int *next)
     }
     if (i >= argc)
         return usage_error("%s", "no command given");
+    /* A bare path is the ipc socket at that path. */
+    if (!strstr(o->endpoint, "://")) {
+        static char ipc[4096 + sizeof("ipc://")]; /* PATH_MAX and the scheme */
+        snprintf(ipc, sizeof(ipc), "ipc://%s", o->endpoint);
+        o->endpoint = ipc;
+    }
     *next = i;
     return -1;
 }

@@ -18,7 +18,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,17 +107,6 @@ struct store {
     bool in_batch;  /* between store_batch_begin() and store_batch_end() */
     uint64_t epoch; /* random, drawn at open: versions are unique only within one epoch */
 };
-
-__attribute__((format(printf, 3, 4))) static int
-fail(char *err, size_t err_len, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-    return -EINVAL;
-}
 
 /* SQLite said no: -EIO with its message. */
 static int
@@ -339,7 +327,7 @@ store_open(const char *path, struct store **store, char *err, size_t err_len)
     int rc = 0;
 
     if (!path || !*path)
-        return fail(err, err_len, "store: no database path");
+        return util_fail(-EINVAL, err, err_len, "store: no database path");
     s = util_xcalloc(1, sizeof(*s));
     s->path = util_xstrdup(path);
     /* Created 0600 from the start: SQLite would make it 0644 (umask), and makes the WAL and
@@ -469,19 +457,22 @@ store_policy_add(struct store *s,
      * same number to another policy. */
     assert(!s->in_batch);
     if (scope_parse(scope, &parsed) < 0)
-        return fail(err, err_len, "store: scope '%s' is not fleet, label:KEY=VALUE or host:ID",
-                    scope ? scope : "");
+        return util_fail(-EINVAL, err, err_len,
+                         "store: scope '%s' is not fleet, label:KEY=VALUE or host:ID",
+                         scope ? scope : "");
     rc = policy_validate(p, err, err_len);
     if (rc < 0)
         return rc;
     if (!valid_text(author, STORE_AUTHOR_MAX, false))
-        return fail(err, err_len, "store: author must be 1-%d printable characters",
-                    STORE_AUTHOR_MAX - 1);
+        return util_fail(-EINVAL, err, err_len, "store: author must be 1-%d printable characters",
+                         STORE_AUTHOR_MAX - 1);
     if (!valid_text(reason, WIRE_REASON_MAX, true))
-        return fail(err, err_len, "store: reason must be at most %d printable characters",
-                    WIRE_REASON_MAX - 1);
+        return util_fail(-EINVAL, err, err_len,
+                         "store: reason must be at most %d printable characters",
+                         WIRE_REASON_MAX - 1);
     if (!fits_i64(now_wall_ms))
-        return fail(err, err_len, "store: time %" PRIu64 " out of range", now_wall_ms);
+        return util_fail(-EINVAL, err, err_len, "store: time %" PRIu64 " out of range",
+                         now_wall_ms);
     policy_to_text(p, text, sizeof(text));
     /* synchronous=NORMAL in WAL mode may lose the last commits on a power cut, and AUTOINCREMENT
      * would then hand the same number out again: this one commit is synced (FULL). */
@@ -528,7 +519,7 @@ store_policy_get(
     sqlite3_stmt *st = stmt_begin(s, STMT_POLICY_GET);
 
     if (!fits_i64(version))
-        return fail(err, err_len, "store: version %" PRIu64 " out of range", version);
+        return util_fail(-EINVAL, err, err_len, "store: version %" PRIu64 " out of range", version);
     if (sqlite3_bind_int64(st, 1, (sqlite3_int64)version) != SQLITE_OK) {
         stmt_end(st);
         return db_fail(s, err, err_len, "reading a policy");
@@ -546,7 +537,7 @@ store_policy_latest(
     sqlite3_stmt *st = stmt_begin(s, STMT_POLICY_LATEST);
 
     if (!scope)
-        return fail(err, err_len, "store: no scope");
+        return util_fail(-EINVAL, err, err_len, "store: no scope");
     if (sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC) != SQLITE_OK) {
         stmt_end(st);
         return db_fail(s, err, err_len, "reading a policy");
@@ -572,7 +563,7 @@ store_policy_for_host(struct store *s,
     int rc;
 
     if (!host_id || !wire_host_id_valid(host_id))
-        return fail(err, err_len, "store: bad host id");
+        return util_fail(-EINVAL, err, err_len, "store: bad host id");
     snprintf(scope, sizeof(scope), "host:%s", host_id);
     rc = store_policy_latest(s, scope, e, err, err_len);
     if (rc != -ENOENT)
@@ -645,13 +636,15 @@ store_ack_record(struct store *s,
     int rc = 0;
 
     if (!host_id || !wire_host_id_valid(host_id))
-        return fail(err, err_len, "store: bad host id");
+        return util_fail(-EINVAL, err, err_len, "store: bad host id");
     if (version == 0 || !fits_i64(version) || !fits_i64(at_wall_ms))
-        return fail(err, err_len, "store: ack of version %" PRIu64 " at %" PRIu64 " out of range",
-                    version, at_wall_ms);
+        return util_fail(-EINVAL, err, err_len,
+                         "store: ack of version %" PRIu64 " at %" PRIu64 " out of range", version,
+                         at_wall_ms);
     if (!valid_text(reason, WIRE_REASON_MAX, true))
-        return fail(err, err_len, "store: ack reason must be at most %d printable characters",
-                    WIRE_REASON_MAX - 1);
+        return util_fail(-EINVAL, err, err_len,
+                         "store: ack reason must be at most %d printable characters",
+                         WIRE_REASON_MAX - 1);
     if (sqlite3_bind_text(st, 1, host_id, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_int64(st, 2, (sqlite3_int64)version) != SQLITE_OK ||
         sqlite3_bind_int(st, 3, applied) != SQLITE_OK ||
@@ -683,7 +676,7 @@ store_acks_for_version(
     int rc = 0, step;
 
     if (!fits_i64(version))
-        return fail(err, err_len, "store: version %" PRIu64 " out of range", version);
+        return util_fail(-EINVAL, err, err_len, "store: version %" PRIu64 " out of range", version);
     if (sqlite3_bind_int64(st, 1, (sqlite3_int64)version) != SQLITE_OK) {
         stmt_end(st);
         return db_fail(s, err, err_len, "reading acks");
@@ -710,7 +703,7 @@ store_ack_for_host(
     int rc = 0, step;
 
     if (!host_id || !wire_host_id_valid(host_id))
-        return fail(err, err_len, "store: bad host id");
+        return util_fail(-EINVAL, err, err_len, "store: bad host id");
     if (sqlite3_bind_text(st, 1, host_id, -1, SQLITE_STATIC) != SQLITE_OK) {
         stmt_end(st);
         return db_fail(s, err, err_len, "reading acks");
@@ -747,9 +740,9 @@ store_host_upsert(struct store *s,
     int rc = 0;
 
     if (!host_id || !wire_host_id_valid(host_id))
-        return fail(err, err_len, "store: bad host id");
+        return util_fail(-EINVAL, err, err_len, "store: bad host id");
     if (n_labels > WIRE_LABELS_MAX || !fits_i64(seen_at_wall_ms) || !fits_i64(policy_version))
-        return fail(err, err_len, "store: host %s: values out of range", host_id);
+        return util_fail(-EINVAL, err, err_len, "store: host %s: values out of range", host_id);
     text[0] = '\0';
     for (size_t i = 0; i < n_labels; i++) {
         /* A label is valid exactly when label:KEY=VALUE is a valid scope. Labels hold no
@@ -757,8 +750,8 @@ store_host_upsert(struct store *s,
         if ((size_t)snprintf(scope, sizeof(scope), "label:%s", labels[i] ? labels[i] : "") >=
                 sizeof(scope) ||
             scope_parse(scope, &parsed) < 0)
-            return fail(err, err_len, "store: host %s: bad label '%s'", host_id,
-                        labels[i] ? labels[i] : "");
+            return util_fail(-EINVAL, err, err_len, "store: host %s: bad label '%s'", host_id,
+                             labels[i] ? labels[i] : "");
         used +=
             (size_t)snprintf(text + used, sizeof(text) - used, "%s%s", i ? "\n" : "", labels[i]);
     }
@@ -831,7 +824,7 @@ store_host_forget(struct store *s, const char *host_id, char *err, size_t err_le
     int hosts = 0, acks = 0;
 
     if (!host_id || !wire_host_id_valid(host_id))
-        return fail(err, err_len, "store: bad host id");
+        return util_fail(-EINVAL, err, err_len, "store: bad host id");
     int rc = delete_host_rows(s, STMT_HOST_DELETE, host_id, &hosts, err, err_len);
     if (rc == 0)
         rc = delete_host_rows(s, STMT_ACKS_DELETE_HOST, host_id, &acks, err, err_len);

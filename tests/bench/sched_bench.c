@@ -15,8 +15,8 @@
 
 #include "policy.h"
 #include "sched.h"
+#include "test_util.h"
 
-#define MIB(x)       ((uint64_t)(x)*1024)
 #define N_SNAPSHOTS  8
 #define TARGET_NS    2000000.0
 #define TARGET_N_VMS 10000

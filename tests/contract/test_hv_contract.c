@@ -31,10 +31,10 @@
 #include "hv_backends.h"
 #include "hv_libvirt.h"
 #include "hv_sim.h"
+#include "test_util.h"
 
 #define MAX_NAMED    32
 #define VMS_ROOM     64
-#define MIB          1024u
 #define POLL_ROUNDS  60 /* sample polls while a balloon moves: 60 s of sim time at most */
 #define UNKNOWN_UUID "00000000-0000-4000-8000-00000000dead"
 
@@ -152,7 +152,7 @@ pick_target_vm(const struct hv_vm *vms, size_t n)
     for (size_t i = 0; i < n; i++) {
         const struct hv_vm *vm = &vms[i];
         if (vm->has_balloon && !listed(want.no_stats, want.n_no_stats, vm->name) &&
-            vm->state == SCHED_VM_RUNNING && vm->actual_kib >= 512 * MIB)
+            vm->state == SCHED_VM_RUNNING && vm->actual_kib >= MIB(512))
             return vm;
     }
     return NULL;
@@ -269,10 +269,10 @@ test_sample_overrides(void **state)
             fail_msg("vm %s: managed want %d, got %d", vm->name, managed, vm->managed);
         if (!managed)
             continue; /* an unmanaged VM's other overrides do not matter */
-        if (vm->weight != weight || vm->min_kib != min_mib * MIB || vm->cap_kib != cap_mib * MIB)
+        if (vm->weight != weight || vm->min_kib != MIB(min_mib) || vm->cap_kib != MIB(cap_mib))
             fail_msg("vm %s: want weight=%" PRIu64 " min_kib=%" PRIu64 " cap_kib=%" PRIu64
                      ", got weight=%u min_kib=%" PRIu64 " cap_kib=%" PRIu64,
-                     vm->name, weight, min_mib * MIB, cap_mib * MIB, vm->weight, vm->min_kib,
+                     vm->name, weight, MIB(min_mib), MIB(cap_mib), vm->weight, vm->min_kib,
                      vm->cap_kib);
     }
 }
@@ -319,7 +319,7 @@ test_set_target_moves_balloon(void **state)
     snprintf(name, sizeof(name), "%s", vm->name);
     old_kib = vm->actual_kib;
     /* Grow when there is room (a grow always arrives), else shrink a little. */
-    target_kib = old_kib + 128 * MIB <= vm->max_kib ? old_kib + 128 * MIB : old_kib - 64 * MIB;
+    target_kib = old_kib + MIB(128) <= vm->max_kib ? old_kib + MIB(128) : old_kib - MIB(64);
 
     rc = hv->ops->set_target(hv->ctx, uuid, target_kib);
     if (rc != 0)
@@ -352,12 +352,12 @@ test_set_target_errors(void **state)
 
     sample_ok(hv, &host, vms, &n);
 
-    rc = hv->ops->set_target(hv->ctx, UNKNOWN_UUID, 512 * MIB);
+    rc = hv->ops->set_target(hv->ctx, UNKNOWN_UUID, MIB(512));
     if (rc != -ENOENT)
         fail_msg("set_target(unknown UUID): want -ENOENT (%d), got %d", -ENOENT, rc);
 
     for (size_t i = 0; i < want.n_stopped; i++) {
-        rc = hv->ops->set_target(hv->ctx, want.stopped[i], 512 * MIB);
+        rc = hv->ops->set_target(hv->ctx, want.stopped[i], MIB(512));
         if (rc != -ENOENT)
             fail_msg("set_target(stopped %s): want -ENOENT (%d), got %d", want.stopped[i], -ENOENT,
                      rc);
@@ -374,7 +374,7 @@ test_set_target_errors(void **state)
 
     vm = pick_target_vm(vms, n);
     assert_non_null(vm);
-    rc = hv->ops->set_target(hv->ctx, vm->uuid, vm->max_kib + 1024 * MIB);
+    rc = hv->ops->set_target(hv->ctx, vm->uuid, vm->max_kib + MIB(1024));
     if (rc != -EINVAL)
         fail_msg("set_target(%s, above max): want -EINVAL (%d), got %d", vm->name, -EINVAL, rc);
     rc = hv->ops->set_target(hv->ctx, vm->uuid, 0);
@@ -473,7 +473,7 @@ test_open_errors(void **state)
     rc = sample(hv, &host, vms, 4, &n);
     if (rc != -ENOTCONN || n != 0)
         fail_msg("sample(daemon down): want -ENOTCONN and n=0, got %d and n=%zu", rc, n);
-    assert_int_equal(hv->ops->set_target(hv->ctx, UNKNOWN_UUID, 512 * MIB), -ENOTCONN);
+    assert_int_equal(hv->ops->set_target(hv->ctx, UNKNOWN_UUID, MIB(512)), -ENOTCONN);
     assert_int_equal(hv->ops->set_stats_period(hv->ctx, 1), -ENOTCONN);
     assert_int_equal(hv->ops->set_stats_period(hv->ctx, 0), -EINVAL);
     hv_close(&hv);

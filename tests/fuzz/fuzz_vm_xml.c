@@ -15,7 +15,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *text = malloc(size + 1);
     struct vm_overrides ov;
-    char bad[64];
+    char bad[VM_XML_BAD_LEN];
     bool has;
 
     if (!text)

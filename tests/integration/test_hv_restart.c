@@ -26,14 +26,14 @@
 
 #include "hv.h"
 #include "hv_backends.h"
+#include "test_util.h"
 
-#define MIB            1024u
 #define VMS_ROOM       16
 #define CALL_MAX_MS    3000u  /* no op may block longer while libvirtd is away */
 #define LOSS_MAX_MS    10000u /* the loss is seen within this */
 #define RECOVER_MAX_MS 45000u /* back-off tops out at 30 s; this leaves room */
 #define POLL_MS        100u
-#define TARGET_KIB     (1536u * MIB)
+#define TARGET_KIB     (MIB(1536u))
 
 static const char *uri;
 static const char *libvirtd_sh;

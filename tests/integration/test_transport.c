@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -410,6 +412,34 @@ test_ipc_peer_uid(void **state)
     transport_server_close(&s);
 }
 
+/* An ipc path left by a dead server is taken over; one a live server listens on is refused. */
+static void
+test_ipc_in_use_refused_stale_taken(void **state)
+{
+    struct transport_server *s, *second = NULL;
+    char err[TRANSPORT_ERR_MAX] = "", endpoint[700];
+    int fd;
+    (void)state;
+
+    snprintf(endpoint, sizeof(endpoint), "ipc://%s/ctl.sock", dir);
+    struct transport_server_options so = {.endpoint = endpoint, .insecure = true, .ipc_mode = 0600};
+    assert_int_equal(transport_server_open(&so, &s, err, sizeof(err)), 0);
+    assert_int_equal(transport_server_open(&so, &second, err, sizeof(err)), -EADDRINUSE);
+    assert_null(second);
+    assert_non_null(strstr(err, "another process is listening"));
+    transport_server_close(&s);
+
+    /* What a killed daemon leaves: a socket file nobody listens on. */
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", endpoint + 6);
+    unlink(addr.sun_path);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_int_equal(bind(fd, (const struct sockaddr *)&addr, sizeof(addr)), 0);
+    close(fd);
+    assert_int_equal(transport_server_open(&so, &s, err, sizeof(err)), 0);
+    transport_server_close(&s);
+}
+
 /* A server takes at most WIRE_REQUEST_MAX_BYTES in one message: a larger one is never handed
  * over (libzmq drops the connection), and the client gets through again afterwards. */
 static void
@@ -510,6 +540,7 @@ main(void)
         cmocka_unit_test(test_bad_key_files),
         cmocka_unit_test(test_key_bound_to_one_name),
         cmocka_unit_test(test_ipc_peer_uid),
+        cmocka_unit_test(test_ipc_in_use_refused_stale_taken),
         cmocka_unit_test(test_server_message_limit),
         cmocka_unit_test(test_handshakes_per_key_throttled),
     };

@@ -22,8 +22,8 @@
 #include "log.h"
 #include "round.h"
 #include "sched_check.h"
+#include "test_util.h"
 
-#define MIB(x) ((uint64_t)(x)*1024)
 
 /* needy is short (unused ~40 MiB); donor has ~1.6 GiB spare; the host has plenty. The donor
  * gives its 64 MiB step to needy, the host the rest of needy's need. */

@@ -22,8 +22,8 @@
 #include "log.h"
 #include "round.h"
 #include "sched_check.h"
+#include "test_util.h"
 
-#define MIB(x)      ((uint64_t)(x)*1024)
 #define TO_MIB(kib) ((double)(kib) / 1024.0)
 #define ROUND_MS    1000
 #define MAX_VMS     16

@@ -26,9 +26,9 @@
 #include "control.h"
 #include "fleet.h"
 #include "store.h"
+#include "test_util.h"
 #include "wire.h"
 
-#define MIB(x)      ((uint64_t)(x)*1024)
 #define NOW_MS      6000
 #define NOW_WALL_MS UINT64_C(1700000000000) /* 2023-11-14 22:13:20Z */
 #define ADDED_MAX   8
@@ -44,6 +44,7 @@ struct fx {
     uint64_t added[ADDED_MAX]; /* versions given to on_policy_added */
     char added_scope[ADDED_MAX][WIRE_SCOPE_MAX];
     size_t n_added;
+    uint64_t report_seq; /* reports' sequence numbers: each one newer */
     char author[WIRE_AUTHOR_MAX];
     char *body;
     json_t *json;
@@ -100,7 +101,7 @@ report(struct fx *fx, const char *id, struct rep *rep, uint64_t now_ms)
 {
     rep->r.vms = rep->vms;
     rep->r.decisions = rep->decisions;
-    assert_int_equal(fleet_report(fx->fleet, id, 1, &rep->r, now_ms), 0);
+    assert_int_equal(fleet_report(fx->fleet, id, ++fx->report_seq, &rep->r, now_ms), 0);
 }
 
 /* h1 (rack r1): web (2 GiB, 50 MiB unused: under pressure) and db (4 GiB, 500 MiB unused);
@@ -123,6 +124,8 @@ build_fleet(struct fx *fx)
     vm = rep_vm(&r1, 2, "db", MIB(4096));
     vm->has_unused = true;
     vm->unused_kib = MIB(500);
+    vm->min_kib = MIB(1024); /* the operator's overrides */
+    vm->weight = 300;
     strcpy(r1.decisions[0].uuid, r1.vms[0].uuid);
     r1.decisions[0].reason = SCHED_REASON_GROW;
     r1.decisions[0].old_target_kib = MIB(1024);
@@ -437,6 +440,34 @@ test_hosts(void **state)
 }
 
 static void
+test_hosts_sort_filter_unit(void **state)
+{
+    struct fx *fx = *state;
+    json_t *hosts;
+
+    want_status(fx, CONTROL_OK, run(fx, "hosts", END));
+    want_cell(fx, "h2", "LABELS", "rack=r2");
+    hosts = get_array(run_json(fx, "hosts", "--sort", "liveness", END), "hosts", 3);
+    assert_string_equal(get_str(json_array_get(hosts, 0), "host_id"), "h3"); /* stale first */
+    hosts = get_array(run_json(fx, "hosts", "--sort", "available", END), "hosts", 3);
+    assert_string_equal(get_str(json_array_get(hosts, 0), "host_id"), "h1"); /* 8 GiB < 20 */
+    assert_string_equal(get_str(json_array_get(hosts, 2), "host_id"), "h3"); /* unknown last */
+    hosts = get_array(run_json(fx, "hosts", "--filter", "label:rack=r1", END), "hosts", 2);
+    assert_string_equal(get_str(json_array_get(hosts, 1), "host_id"), "h3");
+    want_status(fx, CONTROL_OK, run(fx, "hosts", "--filter", "label:rack=r9", END));
+    want_text(fx, "no host matches");
+    want_status(fx, CONTROL_OK, run(fx, "hosts", "--unit", "GiB", END));
+    want_cell_right(fx, "h2", "TOTAL GiB", "32.0");
+    want_no_text(fx, "MiB");
+    want_status(fx, CONTROL_OK, run(fx, "vms", "--unit", "gib", END));
+    want_cell_right(fx, "h1", "ACTUAL GiB", "2.0");
+    want_status(fx, CONTROL_USAGE, run(fx, "hosts", "--unit", "TiB", END));
+    want_text(fx, "--unit wants MiB or GiB");
+    want_status(fx, CONTROL_USAGE, run(fx, "hosts", "--sort", "age", END));
+    want_status(fx, CONTROL_USAGE, run(fx, "hosts", "--filter", "rack", END));
+}
+
+static void
 test_vms(void **state)
 {
     struct fx *fx = *state;
@@ -445,6 +476,7 @@ test_vms(void **state)
     want_cell(fx, "h1", "NAME", "web"); /* the first h1 row: web has the smaller uuid */
     want_cell_right(fx, "h2", "ACTUAL MiB", "1024.0");
     want_cell_right(fx, "h2", "UNUSED MiB", "-");
+    want_text(fx, "min 1024 w 300");
     want_text(fx, "grow");
     want_text(fx, "00000000-0000-4000-8000-000000000003");
     want_no_text(fx, "shown");
@@ -458,6 +490,12 @@ test_vms(void **state)
     assert_int_equal(get_int(web, "unused_kib"), MIB(50));
     assert_string_equal(get_str(web, "last_decision"), "grow");
     assert_true(json_is_null(get(json_array_get(vms, 2), "unused_kib")));
+    assert_true(json_is_null(get(web, "min_kib")));
+    json_t *db = json_array_get(vms, 1);
+    assert_string_equal(get_str(db, "name"), "db");
+    assert_int_equal(get_int(db, "min_kib"), MIB(1024));
+    assert_true(json_is_null(get(db, "cap_kib")));
+    assert_int_equal(get_int(db, "weight"), 300);
 
     vms = get_array(run_json(fx, "vms", "--sort", "unused", END), "vms", 3);
     assert_string_equal(get_str(json_array_get(vms, 0), "name"), "web");
@@ -515,6 +553,43 @@ test_events(void **state)
     assert_int_equal(get_int(json_array_get(events, 0), "seq"), 1); /* the first two after 0 */
     get_array(run_json(fx, "events", "--since", "4", END), "events", 0);
     want_status(fx, CONTROL_USAGE, run(fx, "events", "--since", "-1", END));
+}
+
+/* Rows from a stale or down host say so, and a down host's numbers leave the fleet's sums. */
+static void
+test_stale_rows(void **state)
+{
+    struct fx *fx = *state;
+    struct rep r1;
+
+    fx->cc.now_ms = 60000;
+    fleet_tick(fx->fleet, fx->cc.now_ms, NULL, NULL); /* every host down */
+    want_status(fx, CONTROL_OK, run(fx, "status", END));
+    want_text(fx, "3: 0 fresh, 0 stale, 3 down (0 reporting)");
+    want_text(fx, "0.0 MiB total");
+    want_status(fx, CONTROL_OK, run(fx, "vms", END));
+    want_cell(fx, "h2", "FLAGS", "down");
+    json_t *web = json_array_get(get_array(run_json(fx, "vms", END), "vms", 3), 0);
+    assert_true(json_is_true(get(web, "stale")));
+    assert_string_equal(get_str(web, "host_liveness"), "down");
+    assert_int_equal(get_int(web, "host_last_seen_age_ms"), 55000);
+    json_t *h1 = json_array_get(get_array(run_json(fx, "hosts", END), "hosts", 3), 0);
+    assert_true(json_is_true(get(h1, "stale")));
+
+    memset(&r1, 0, sizeof(r1));
+    r1.r.host_total_kib = MIB(16384);
+    r1.r.host_available_kib = MIB(8192);
+    rep_vm(&r1, 1, "web", MIB(2048));
+    report(fx, "h1", &r1, fx->cc.now_ms);
+    fleet_tick(fx->fleet, fx->cc.now_ms, NULL, NULL); /* h1 back */
+    want_status(fx, CONTROL_OK, run(fx, "status", END));
+    want_text(fx, "3: 1 fresh, 0 stale, 2 down (1 reporting)");
+    want_text(fx, "16384.0 MiB total");
+    want_status(fx, CONTROL_OK, run(fx, "vms", END));
+    want_cell(fx, "h1", "FLAGS", "-");
+    want_cell(fx, "h2", "FLAGS", "down");
+    web = json_array_get(get_array(run_json(fx, "vms", END), "vms", 2), 0);
+    assert_true(json_is_false(get(web, "stale")));
 }
 
 /* ---- policy ---- */
@@ -790,6 +865,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_hosts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hosts_sort_filter_unit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_set_valid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_set_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_set_usage, setup, teardown),

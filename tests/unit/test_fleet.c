@@ -24,10 +24,9 @@
 #include <time.h>
 
 #include "fleet.h"
+#include "test_util.h"
 #include "wire.h"
 
-#define MIB(x)        ((uint64_t)(x)*1024)
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 static uint64_t opt_seed;
 
@@ -583,11 +582,24 @@ test_totals(void **state)
     assert_int_equal(fleet_heartbeat(f, "b", 2, 0, 30000), 0);
     fleet_tick(f, 30000, NULL, NULL); /* a and silent down */
 
+    /* A down host's last report is history: counted as a host, kept out of every sum. */
     fleet_totals(f, 30000, MIB(100), &t);
     assert_int_equal(t.hosts, 3);
     assert_int_equal(t.hosts_by_liveness[FLEET_LIVENESS_FRESH], 1);
     assert_int_equal(t.hosts_by_liveness[FLEET_LIVENESS_STALE], 0);
     assert_int_equal(t.hosts_by_liveness[FLEET_LIVENESS_DOWN], 2);
+    assert_int_equal(t.hosts_reporting, 1);
+    assert_int_equal(t.vms, 1);
+    assert_int_equal(t.vms_under_pressure, 1);
+    assert_int_equal(t.vm_actual_kib, MIB(4096));
+    assert_int_equal(t.host_total_kib, MIB(8192));
+    assert_int_equal(t.host_available_kib, MIB(4096));
+    assert_int_equal(fleet_vm_count(f), 4); /* listings still show a's VMs, marked down */
+
+    assert_int_equal(fleet_heartbeat(f, "a", 2, 0, 30000), 0);
+    fleet_tick(f, 30000, NULL, NULL); /* a back: its report counts again */
+    fleet_totals(f, 30000, MIB(100), &t);
+    assert_int_equal(t.hosts_by_liveness[FLEET_LIVENESS_FRESH], 2);
     assert_int_equal(t.hosts_reporting, 2);
     assert_int_equal(t.vms, 4);
     assert_int_equal(t.vms_under_pressure, 2);

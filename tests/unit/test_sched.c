@@ -28,11 +28,10 @@
 
 #include "policy.h"
 #include "sched.h"
+#include "test_util.h"
 
-#define MIB(x)        ((uint64_t)(x)*1024u)
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define CASE_VMS_MAX  6
-#define TWEAKS_MAX    4
+#define CASE_VMS_MAX 6
+#define TWEAKS_MAX   4
 
 #define HOST   SCHED_HOST
 #define NOBODY SCHED_NOBODY

@@ -18,9 +18,9 @@
 
 #include "policy.h"
 #include "scope.h"
+#include "test_util.h"
 #include "wire.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* "<prefix>" followed by n copies of c, in buf. */
 static const char *

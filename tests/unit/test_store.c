@@ -28,9 +28,8 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "test_util.h"
 
-#define MIB(x)        ((uint64_t)(x)*POLICY_KIB_PER_MIB)
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 struct fixture {
     char dir[64];

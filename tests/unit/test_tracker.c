@@ -9,9 +9,9 @@
 
 #include <cmocka.h>
 
+#include "test_util.h"
 #include "tracker.h"
 
-#define MIB(x)   ((uint64_t)(x)*1024)
 #define STUCK_MS 10000
 #define RETRY_MS 60000
 

@@ -10,10 +10,9 @@
 
 #include <cmocka.h>
 
+#include "test_util.h"
 #include "vm_xml.h"
 
-#define MIB(x)        ((uint64_t)(x)*1024)
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 static void
 test_balloon_device(void **state)
@@ -42,7 +41,7 @@ static void
 test_overrides_accepted(void **state)
 {
     struct vm_overrides ov;
-    char bad[32] = "";
+    char bad[VM_XML_BAD_LEN] = "";
     (void)state;
 
     assert_int_equal(vm_xml_overrides("<vm/>", &ov, bad, sizeof(bad)), 0);
@@ -58,7 +57,8 @@ test_overrides_accepted(void **state)
     assert_int_equal(ov.weight, 200);
 }
 
-/* Every malformed element is refused, naming what is wrong, and leaves the defaults. */
+/* Every malformed element is refused, naming what is wrong (the attribute first, then its value
+ * and what it may hold), and leaves the defaults. */
 static void
 test_overrides_refused(void **state)
 {
@@ -66,7 +66,7 @@ test_overrides_refused(void **state)
         const char *xml;
         const char *bad;
     } cases[] = {
-        {"<vm managed='maybe'/>", "managed"},
+        {"<vm managed='maybe'/>", "managed value=\"maybe\" allowed=\"yes or no\""},
         {"<vm min_mib='0'/>", "min_mib"},
         {"<vm min_mib='+5'/>", "min_mib"},
         {"<vm min_mib=' 5'/>", "min_mib"},
@@ -74,11 +74,13 @@ test_overrides_refused(void **state)
         {"<vm min_mib='0x5'/>", "min_mib"},
         {"<vm min_mib='99999999999999999999999'/>", "min_mib"},
         {"<vm max_mib=''/>", "max_mib"},
-        {"<vm weight='1001'/>", "weight"},
+        {"<vm weight='1001'/>", "weight value=\"1001\" allowed=\"an integer 1-1000\""},
         {"<vm weight='0'/>", "weight"},
-        {"<vm wieght='5'/>", "wieght"},
-        {"<vm min_mib='600' max_mib='500'/>", "min_mib"},
-        {"<host/>", "element"},
+        {"<vm wieght='5'/>", "wieght allowed=\"managed, min_mib, max_mib, weight\""},
+        {"<vm min_mib='600' max_mib='500'/>",
+         "min_mib value=\"600\" allowed=\"at most max_mib (500)\""},
+        {"<vm min_mib='a\"b'/>", "min_mib value=\"a?b\""},
+        {"<host/>", "element allowed=\"<vm/> in urn:memsched:vm:1\""},
         {"<vm", "element"},
         {"not xml", "element"},
     };
@@ -86,9 +88,10 @@ test_overrides_refused(void **state)
 
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         struct vm_overrides ov;
-        char bad[32] = "";
+        char bad[VM_XML_BAD_LEN] = "";
         int rc = vm_xml_overrides(cases[i].xml, &ov, bad, sizeof(bad));
-        if (rc != -EINVAL || strcmp(bad, cases[i].bad) != 0)
+        size_t n = strlen(cases[i].bad);
+        if (rc != -EINVAL || strncmp(bad, cases[i].bad, n) != 0 || (bad[n] && bad[n] != ' '))
             fail_msg("%s: want -EINVAL naming %s, got %d naming %s", cases[i].xml, cases[i].bad, rc,
                      bad);
         if (!ov.managed || ov.min_kib || ov.cap_kib || ov.weight)

@@ -21,10 +21,9 @@
 #include <string.h>
 
 #include "policy.h"
+#include "test_util.h"
 #include "wire.h"
 
-#define MIB(x)        ((uint64_t)(x)*POLICY_KIB_PER_MIB)
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Policy field numbers of proto/memsched.proto. */
 enum {

@@ -50,6 +50,9 @@ report(struct wire_msg *m, struct wire_vm vms[2], struct wire_decision *d)
     strcpy(vms[1].name, "db");
     vms[1].has_unused = false;
     vms[1].stuck = true;
+    vms[1].min_kib = 512 * 1024;
+    vms[1].cap_kib = 4096 * 1024;
+    vms[1].weight = 200;
     memset(d, 0, sizeof(*d));
     strcpy(d->uuid, UUID_A);
     d->reason = SCHED_REASON_GROW;
@@ -98,6 +101,10 @@ test_report_round_trip(void **state)
     assert_true(out.u.report.vms[0].has_unused);
     assert_false(out.u.report.vms[1].has_unused);
     assert_true(out.u.report.vms[1].stuck);
+    assert_int_equal(out.u.report.vms[1].min_kib, 512 * 1024);
+    assert_int_equal(out.u.report.vms[1].cap_kib, 4096 * 1024);
+    assert_int_equal(out.u.report.vms[1].weight, 200);
+    assert_int_equal(out.u.report.vms[0].weight, 0); /* none: absent on the wire, 0 again */
     assert_int_equal(out.u.report.vms[0].unused_kib, 50 * 1024);
     assert_int_equal(out.u.report.n_decisions, 1);
     assert_int_equal(out.u.report.decisions[0].reason, SCHED_REASON_GROW);
