@@ -46,6 +46,9 @@ struct hv_vm {
     bool has_unused;
     bool has_usable;
     bool has_rss; /* the backend reports rss_kib (libvirt: balloon.rss) */
+    /* The guest stats period in force as the backend last read it (libvirt: the live XML's
+     * <memballoon><stats period/>, refreshed when the backend sets it); 0 = none or unknown. */
+    uint32_t stats_period_s;
     /* Per-VM overrides from the domain's metadata (memsched's XML namespace); defaults when
      * there is none: managed, no min, no cap, weight 0 (= the scheduler's default). */
     bool managed;

@@ -103,6 +103,7 @@ struct lv_dom {
     bool period_set; /* the stats period was applied since the domain started */
     bool maybe_migrating;
     bool has_balloon;
+    uint32_t period_s; /* the stats period in force: read from the XML, or as we set it */
     bool managed;
     uint64_t min_kib;
     uint64_t cap_kib;
@@ -847,10 +848,13 @@ add_cached(struct lv *lv, virDomainPtr dom, struct hv_vm *vm)
                 return rc;
             d->has_balloon = true; /* unknown: set_target will hear it from libvirt */
         } else {
+            unsigned period_s = 0;
             if (vm_xml_has_balloon(xml, &d->has_balloon) < 0) {
                 log_debug(MOD, "vm=%s event=unparsable_xml", vm->uuid);
                 d->has_balloon = true;
             }
+            vm_xml_stats_period(xml, &period_s);
+            d->period_s = period_s;
             d->xml_valid = true;
             free(xml);
         }
@@ -903,6 +907,8 @@ add_cached(struct lv *lv, virDomainPtr dom, struct hv_vm *vm)
             rc = last_errno(lv, dom, "set_stats_period");
             if (rc == -ENOTCONN || rc == -ENOENT)
                 return rc;
+        } else {
+            d->period_s = lv->period_s;
         }
         d->period_set = true; /* a refusal is not retried every round */
     }
@@ -917,6 +923,7 @@ add_cached(struct lv *lv, virDomainPtr dom, struct hv_vm *vm)
     }
 
     vm->has_balloon = d->has_balloon;
+    vm->stats_period_s = d->period_s;
     vm->managed = d->managed;
     vm->min_kib = d->min_kib;
     vm->cap_kib = d->cap_kib;
@@ -1237,6 +1244,8 @@ lv_set_stats_period(void *ctx, unsigned period_s)
                 /* A domain that stopped or cannot (no balloon) is no failure of the call. */
                 if (last_errno(lv, doms[i], "set_stats_period") == -ENOTCONN)
                     rc = -ENOTCONN;
+            } else if (d) {
+                d->period_s = period_s;
             }
             if (d)
                 d->period_set = true;

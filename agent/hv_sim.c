@@ -55,6 +55,7 @@ sim_sample(void *ctx, struct hv_host *host, struct hv_vm *vms, size_t cap, size_
         out->max_kib = vm->max_kib;
         out->actual_kib = vm->actual_kib;
         out->has_balloon = vm->has_balloon;
+        out->stats_period_s = vm->has_driver ? (uint32_t)(sim->stats_period_ms / MS_PER_S) : 0;
         out->has_unused = vm->has_stats;
         out->has_usable = vm->has_stats;
         if (vm->has_stats) {

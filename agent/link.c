@@ -17,11 +17,23 @@
 #define MODULE          "link"
 #define ERR_LEN         256
 #define COMPLAIN_MAX_MS 60000
+/* With no connection to any coordinator for this long, say so once, with this key's
+ * fingerprint: a key missing from the allowlist is refused silently by design. */
+#define NO_SESSION_MS 30000
 
 struct link {
+    size_t n_endpoints;
+    enum link_state states[LINK_ENDPOINTS_MAX]; /* one session per endpoint */
+    bool connected[LINK_ENDPOINTS_MAX];         /* a connection was seen: the next is new */
+    link_emit_fn emit;                          /* where the protocol's messages go */
+    void *emit_ctx;
+    /* The transport (link_open only): one client per endpoint. */
     struct transport_client *clients[LINK_ENDPOINTS_MAX];
     uint64_t connects[LINK_ENDPOINTS_MAX]; /* as last seen: a rise means a new connection */
     size_t n_clients;
+    char fingerprint[TRANSPORT_FINGERPRINT_LEN]; /* of this agent's key; "" when insecure */
+    uint64_t alone_since_ms; /* monotonic: since when no endpoint has a connection; 0 = one has */
+    bool alone_said;         /* no_session was logged for this outage */
     char host_id[WIRE_HOST_ID_MAX];
     struct wire_hello hello;
     uint64_t held_epoch; /* of the fleet policy held: the last push applied, or from the start */
@@ -34,23 +46,56 @@ struct link {
 };
 
 static void say_hello(struct link *l, size_t which, uint64_t policy_version);
+static void send_to(void *ctx, size_t which, struct wire_msg *msg);
 
-int
-link_new(const struct link_options *opts, struct link **out, char *err, size_t err_len)
+/* The protocol's state, before any hello: NULL with err filled for a bad host id. */
+static struct link *
+create(const struct link_options *opts, char *err, size_t err_len)
 {
-    struct link *l = util_xcalloc(1, sizeof(*l));
+    struct link *l;
 
     if (!wire_host_id_valid(opts->host_id)) {
         snprintf(err, err_len, "host_id '%s' must be 1-63 of [A-Za-z0-9._-]", opts->host_id);
-        free(l);
-        return -EINVAL;
+        return NULL;
     }
+    l = util_xcalloc(1, sizeof(*l));
+    l->n_endpoints =
+        opts->n_endpoints < LINK_ENDPOINTS_MAX ? opts->n_endpoints : LINK_ENDPOINTS_MAX;
     snprintf(l->host_id, sizeof(l->host_id), "%s", opts->host_id);
     snprintf(l->hello.agent_version, sizeof(l->hello.agent_version), "%s", MEMSCHED_VERSION);
     memcpy(l->hello.labels, opts->labels, sizeof(opts->labels));
     l->hello.n_labels = opts->n_labels;
     l->held_epoch = opts->policy_epoch;
-    for (size_t i = 0; i < opts->n_endpoints && i < LINK_ENDPOINTS_MAX; i++) {
+    return l;
+}
+
+int
+link_new(const struct link_options *opts,
+         link_emit_fn emit,
+         void *emit_ctx,
+         struct link **out,
+         char *err,
+         size_t err_len)
+{
+    struct link *l = create(opts, err, err_len);
+
+    if (!l)
+        return -EINVAL;
+    l->emit = emit;
+    l->emit_ctx = emit_ctx;
+    say_hello(l, LINK_ALL, opts->policy_version);
+    *out = l;
+    return 0;
+}
+
+int
+link_open(const struct link_options *opts, struct link **out, char *err, size_t err_len)
+{
+    struct link *l = create(opts, err, err_len);
+
+    if (!l)
+        return -EINVAL;
+    for (size_t i = 0; i < l->n_endpoints; i++) {
         struct transport_client_options o = {
             .endpoint = opts->endpoints[i],
             .server_key_path = opts->server_key_path,
@@ -64,7 +109,15 @@ link_new(const struct link_options *opts, struct link **out, char *err, size_t e
         }
         l->n_clients++;
     }
-    say_hello(l, SIZE_MAX, opts->policy_version);
+    if (!opts->insecure && opts->key_path) {
+        struct transport_keys keys;
+        if (transport_keys_load(opts->key_path, &keys, false, err, err_len) == 0)
+            transport_key_fingerprint(keys.public_z85, l->fingerprint, sizeof(l->fingerprint));
+    }
+    l->alone_since_ms = util_clock_ms(CLOCK_MONOTONIC);
+    l->emit = send_to;
+    l->emit_ctx = l;
+    say_hello(l, LINK_ALL, opts->policy_version); /* queued until each client connects */
     *out = l;
     return 0;
 }
@@ -94,9 +147,12 @@ link_dropped(struct link *l)
     return dropped;
 }
 
+/* The transport's sender, link_open's emit: stamp the envelope, encode, send to one client or
+ * all. The only place link.c touches the envelope. */
 static void
-send_to(struct link *l, size_t which, struct wire_msg *msg)
+send_to(void *ctx, size_t which, struct wire_msg *msg)
 {
+    struct link *l = ctx;
     char err[ERR_LEN];
     uint8_t *buf;
     size_t len;
@@ -109,12 +165,20 @@ send_to(struct link *l, size_t which, struct wire_msg *msg)
         return;
     }
     for (size_t i = 0; i < l->n_clients; i++) {
-        if (which == SIZE_MAX || which == i)
+        if (which == LINK_ALL || which == i)
             transport_client_send(l->clients[i], buf, len);
     }
     free(buf);
 }
 
+static void
+emit(struct link *l, size_t which, struct wire_msg *msg)
+{
+    if (l->emit)
+        l->emit(l->emit_ctx, which, msg);
+}
+
+/* A hello to one endpoint or all; each session it reaches on a live connection is greeted. */
 static void
 say_hello(struct link *l, size_t which, uint64_t policy_version)
 {
@@ -123,23 +187,117 @@ say_hello(struct link *l, size_t which, uint64_t policy_version)
     msg.u.hello = l->hello;
     msg.u.hello.policy_version = policy_version;
     msg.u.hello.policy_epoch = policy_version ? l->held_epoch : 0;
-    send_to(l, which, &msg);
+    emit(l, which, &msg);
+    for (size_t i = 0; i < l->n_endpoints; i++) {
+        if ((which == LINK_ALL || which == i) && l->states[i] != LINK_STATE_CONNECTING)
+            l->states[i] = LINK_STATE_GREETED;
+    }
 }
 
-/* A connection that came back up gets a hello: the coordinator may be a new one. The first
- * connection needs none, the hello queued by link_new() goes first. */
+void
+link_connected(struct link *l, size_t which, uint64_t policy_version)
+{
+    if (which >= l->n_endpoints)
+        return;
+    if (l->connected[which]) {
+        say_hello(l, which, policy_version); /* the coordinator may be a new one */
+        return;
+    }
+    l->connected[which] = true; /* the hello queued at start goes first */
+    if (l->states[which] == LINK_STATE_CONNECTING)
+        l->states[which] = LINK_STATE_GREETED;
+}
+
+void
+link_set_labels(struct link *l,
+                const struct wire_label *labels,
+                size_t n_labels,
+                uint64_t policy_version)
+{
+    size_t n = n_labels < WIRE_LABELS_MAX ? n_labels : WIRE_LABELS_MAX;
+
+    memset(l->hello.labels, 0, sizeof(l->hello.labels));
+    memcpy(l->hello.labels, labels, n * sizeof(*labels));
+    l->hello.n_labels = n;
+    say_hello(l, LINK_ALL, policy_version);
+}
+
+enum link_state
+link_get_state(const struct link *l, size_t which)
+{
+    return which < l->n_endpoints ? l->states[which] : LINK_STATE_CONNECTING;
+}
+
+const char *
+link_state_name(enum link_state state)
+{
+    switch (state) {
+    case LINK_STATE_CONNECTING:
+        return "connecting";
+    case LINK_STATE_GREETED:
+        return "greeted";
+    case LINK_STATE_CURRENT:
+        return "current";
+    case LINK_STATE_REFUSED:
+        return "refused";
+    }
+    return "?";
+}
+
+/* No connection to any coordinator for NO_SESSION_MS: said once per outage, and its end. A
+ * coordinator refuses a key outside its allowlist without a word, so the likely cause is named
+ * with the key's fingerprint. */
+static void
+watch_sessions(struct link *l, bool any_connected, uint64_t handshake_failures)
+{
+    uint64_t now = util_clock_ms(CLOCK_MONOTONIC);
+
+    if (any_connected) {
+        if (l->alone_said)
+            log_info(MODULE, "event=session_up after_s=%" PRIu64, (now - l->alone_since_ms) / 1000);
+        l->alone_since_ms = 0;
+        l->alone_said = false;
+        return;
+    }
+    if (l->alone_since_ms == 0)
+        l->alone_since_ms = now;
+    if (l->alone_said || now - l->alone_since_ms < NO_SESSION_MS)
+        return;
+    l->alone_said = true;
+    if (l->fingerprint[0])
+        log_warn(MODULE,
+                 "event=no_session after_s=%" PRIu64 " endpoints=%zu handshake_failures=%" PRIu64
+                 " why=\"no session after %" PRIu64
+                 " s: is this key (fingerprint %s) in the coordinator's allowlist?\"",
+                 (now - l->alone_since_ms) / 1000, l->n_clients, handshake_failures,
+                 (now - l->alone_since_ms) / 1000, l->fingerprint);
+    else
+        log_warn(MODULE,
+                 "event=no_session after_s=%" PRIu64 " endpoints=%zu handshake_failures=%" PRIu64
+                 " why=\"no session after %" PRIu64 " s: is a coordinator listening there?\"",
+                 (now - l->alone_since_ms) / 1000, l->n_clients, handshake_failures,
+                 (now - l->alone_since_ms) / 1000);
+}
+
+/* A connection that came (back) up, as the transport counts them. */
 static void
 greet_new_connections(struct link *l, uint64_t policy_version)
 {
+    bool any_connected = false;
+    uint64_t handshake_failures = 0;
+
     for (size_t i = 0; i < l->n_clients; i++) {
         struct transport_client_stats st;
         transport_client_get_stats(l->clients[i], &st);
         if (st.connects != l->connects[i]) {
-            if (l->connects[i] > 0)
-                say_hello(l, i, policy_version);
+            link_connected(l, i, policy_version);
             l->connects[i] = st.connects;
         }
+        any_connected |= st.connected;
+        handshake_failures += st.handshake_failures;
     }
+    if (l->n_clients)
+        watch_sessions(l, any_connected, handshake_failures);
 }
 
 static void
@@ -225,7 +383,7 @@ link_report(struct link *l,
         .messages_rejected = l->rejected,
     };
     r->policy_version = policy_version;
-    send_to(l, SIZE_MAX, &msg);
+    emit(l, LINK_ALL, &msg);
 }
 
 void
@@ -235,17 +393,19 @@ link_heartbeat(struct link *l, uint64_t policy_version)
 
     greet_new_connections(l, policy_version);
     msg.u.heartbeat_policy_version = policy_version;
-    send_to(l, SIZE_MAX, &msg);
+    emit(l, LINK_ALL, &msg);
 }
 
-static void
-handle(struct link *l,
-       size_t which,
-       const struct wire_msg *msg,
-       uint64_t policy_version,
-       link_push_fn on_push,
-       void *ctx)
+void
+link_receive(struct link *l,
+             size_t which,
+             const struct wire_msg *msg,
+             uint64_t policy_version,
+             link_push_fn on_push,
+             void *ctx)
 {
+    if (which >= l->n_endpoints)
+        return;
     if (msg->body == WIRE_BODY_SAY_HELLO) {
         say_hello(l, which, policy_version);
         return;
@@ -261,7 +421,8 @@ handle(struct link *l,
         ack.u.ack.reason[0] = '\0';
         l->held_epoch = msg->u.push.epoch;
     }
-    send_to(l, which, &ack);
+    l->states[which] = ack.u.ack.applied ? LINK_STATE_CURRENT : LINK_STATE_REFUSED;
+    emit(l, which, &ack);
 }
 
 void
@@ -284,7 +445,7 @@ link_poll(struct link *l, int timeout_ms, uint64_t policy_version, link_push_fn 
                 log_warn(MODULE, "event=message_rejected why=\"%s\" rejected=%" PRIu64, err,
                          l->rejected);
         } else {
-            handle(l, i, &msg, policy_version, on_push, ctx);
+            link_receive(l, i, &msg, policy_version, on_push, ctx);
             wire_msg_clear(&msg);
         }
         free(buf);

@@ -52,6 +52,7 @@ struct round {
     bool applied;
     bool watchful;           /* see round_watchful() */
     unsigned stats_period_s; /* applied to the hypervisor; 0 = not yet (or lost with it) */
+    uint64_t period_hash;    /* dry run: of the periods last reported instead of set */
     struct log_limit outage;
     struct round_counters counters;
 };
@@ -104,6 +105,7 @@ void
 round_set_dry_run(struct round *r, bool dry_run)
 {
     r->dry_run = dry_run;
+    r->period_hash = 0; /* a dry run says anew what it does not set */
 }
 
 void
@@ -147,12 +149,41 @@ sample(struct round *r, uint64_t now_ms)
     return 0;
 }
 
+/* A dry run writes nothing to the hypervisor, the stats period included: it reads the period
+ * each VM has and says where it differs from what a real run would set, once per change. */
+static void
+report_stats_period(struct round *r, unsigned want_s)
+{
+    uint64_t hash = util_hash_mix(UTIL_HASH_SEED, want_s);
+
+    for (size_t i = 0; i < r->n_vms; i++) {
+        if (r->vms[i].has_balloon)
+            hash = util_hash_mix(util_hash_mix(hash, util_hash_str(r->vms[i].uuid)),
+                                 r->vms[i].stats_period_s);
+    }
+    if (hash == r->period_hash)
+        return;
+    r->period_hash = hash;
+    for (size_t i = 0; i < r->n_vms; i++) {
+        const struct hv_vm *vm = &r->vms[i];
+        if (vm->has_balloon && vm->stats_period_s != want_s)
+            log_info(MODULE,
+                     "vm=%s name=%s event=stats_period period_s=%" PRIu32
+                     " want_s=%u dry_run=yes action=none",
+                     vm->uuid, vm->name, vm->stats_period_s, want_s);
+    }
+}
+
 /* The guest stats period follows the round interval, 1 s at least. */
 static void
 keep_stats_period(struct round *r, const struct policy *policy)
 {
     unsigned period_s = policy->interval_ms < 1000 ? 1 : (policy->interval_ms + 999) / 1000;
 
+    if (r->dry_run) {
+        report_stats_period(r, period_s);
+        return;
+    }
     if (period_s == r->stats_period_s)
         return;
     int rc = r->hv->ops->set_stats_period(r->hv->ctx, period_s);

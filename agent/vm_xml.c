@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <libxml/parser.h>
@@ -50,6 +51,44 @@ vm_xml_has_balloon(const char *xml, bool *has_balloon)
             if (!model || xmlStrcmp(model, BAD_CAST "none") != 0)
                 *has_balloon = true;
             xmlFree(model);
+        }
+    }
+    rc = 0;
+out:
+    xmlFreeDoc(doc);
+    return rc;
+}
+
+int
+vm_xml_stats_period(const char *xml, unsigned *period_s)
+{
+    xmlDocPtr doc = xml_read(xml);
+    xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
+    int rc = -EINVAL;
+
+    *period_s = 0;
+    if (!root || !node_is(root, "domain"))
+        goto out;
+    for (xmlNodePtr dev = root->children; dev; dev = dev->next) {
+        if (!node_is(dev, "devices"))
+            continue;
+        for (xmlNodePtr n = dev->children; n; n = n->next) {
+            if (!node_is(n, "memballoon"))
+                continue;
+            xmlChar *model = xmlGetProp(n, BAD_CAST "model");
+            bool none = model && xmlStrcmp(model, BAD_CAST "none") == 0;
+            xmlFree(model);
+            for (xmlNodePtr st = none ? NULL : n->children; st; st = st->next) {
+                if (!node_is(st, "stats"))
+                    continue;
+                xmlChar *text = xmlGetProp(st, BAD_CAST "period");
+                char *end = NULL;
+                errno = 0;
+                unsigned long v = text ? strtoul((const char *)text, &end, 10) : 0;
+                if (text && errno == 0 && end != (char *)text && *end == '\0' && v <= UINT_MAX)
+                    *period_s = (unsigned)v;
+                xmlFree(text);
+            }
         }
     }
     rc = 0;

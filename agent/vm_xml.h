@@ -26,6 +26,11 @@ struct vm_overrides {
 /* From a domain's XML: a <memballoon> whose model is not "none". Returns 0 or -EINVAL. */
 int vm_xml_has_balloon(const char *xml, bool *has_balloon);
 
+/* From a domain's (live) XML: the guest stats period in force, <memballoon><stats period='N'/>
+ * under a balloon whose model is not "none"; 0 when none is set. Returns 0 or -EINVAL (*period_s
+ * is 0 then). */
+int vm_xml_stats_period(const char *xml, unsigned *period_s);
+
 /* memsched's metadata element: <vm managed="yes|no" min_mib="N" max_mib="N" weight="N"/>, every
  * attribute optional. Returns 0, or -EINVAL with what is wrong in bad, as the log line's
  * key=value tail: the offending attribute's name first ("element" for a wrong element, an

@@ -87,6 +87,22 @@ z85_key_valid(const char *z85)
 }
 
 int
+transport_key_fingerprint(const char *public_z85, char *out, size_t out_len)
+{
+    uint8_t bin[KEY_BYTES];
+    uint64_t h = UTIL_HASH_SEED;
+
+    if (!z85_key_valid(public_z85) || out_len < TRANSPORT_FINGERPRINT_LEN)
+        return -EINVAL;
+    zmq_z85_decode(bin, public_z85);
+    for (size_t i = 0; i < sizeof(bin); i++)
+        h = util_hash_mix(h, bin[i]);
+    snprintf(out, out_len, "%04x:%04x:%04x:%04x", (unsigned)(h >> 48) & 0xffff,
+             (unsigned)(h >> 32) & 0xffff, (unsigned)(h >> 16) & 0xffff, (unsigned)h & 0xffff);
+    return 0;
+}
+
+int
 transport_keys_save(const char *path,
                     const struct transport_keys *keys,
                     bool with_secret,

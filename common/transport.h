@@ -41,6 +41,13 @@ struct transport_keys {
     char name[TRANSPORT_NAME_MAX];          /* the `name = ` line, "" when the file has none */
 };
 
+#define TRANSPORT_FINGERPRINT_LEN 20 /* "xxxx:xxxx:xxxx:xxxx" and the NUL */
+
+/* A short, stable name for a public key that people can compare (agent logs, memschedctl
+ * keygen): a 64-bit hash of the key's 32 bytes as 16 hex digits in groups of four. Not a
+ * security check (the allowlist holds whole keys). Returns 0, or -EINVAL for a malformed key. */
+int transport_key_fingerprint(const char *public_z85, char *out, size_t out_len);
+
 /* A new CURVE key pair. Returns 0 or -EIO. */
 int transport_keygen(struct transport_keys *keys);
 

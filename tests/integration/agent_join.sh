@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# agent_join.sh AGENT COORDINATOR MEMSCHEDCTL SCENARIO_DIR - joining is visible on the agent: an
+# agent whose key is not in the coordinator's allowlist says, after 30 s without a session, that
+# it has none and names its key's fingerprint; an admitted agent says nothing of the kind.
+# Meanwhile the admitted agent's labels changed by SIGHUP reach the coordinator (a new hello),
+# and a SIGHUP on an emptied config file keeps the old config.
+# (Takes ~35 s: the agent waits 30 s before it complains.)
+set -euo pipefail
+agent_bin=$1 coordinator_bin=$2 ctl_bin=$3 scenarios=$4
+work=$(mktemp -d /tmp/memsched-join-XXXXXX)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*" >&2; tail -n 20 "$work"/*.log >&2 || true; exit 1; }
+eventually() {
+    local seconds=$1; shift
+    for _ in $(seq $((seconds * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+    return 1
+}
+free_port() {
+    local port
+    for _ in $(seq 50); do
+        port=$((20000 + RANDOM % 20000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
+    done
+    echo 0
+}
+
+port=$(free_port)
+mkdir -p "$work/keys" "$work/allow"
+for name in coordinator host1 rogue; do
+    "$ctl_bin" keygen "$name" --dir "$work/keys" >/dev/null
+done
+cp "$work/keys/host1.key" "$work/allow/"
+"$coordinator_bin" "listen=tcp://127.0.0.1:$port" "control=ipc://$work/control.sock" \
+    "key_file=$work/keys/coordinator.secret" "allow_dir=$work/allow" "db=$work/fleet.db" \
+    >"$work/coordinator.log" 2>&1 &
+pids+=("$!")
+eventually 10 test -S "$work/control.sock" || fail "coordinator did not open its control socket"
+
+for name in host1 rogue; do
+    printf '%s\n' "uri = sim:$scenarios/one_hog.json" "coordinator = tcp://127.0.0.1:$port" \
+        "coordinator_key = $work/keys/coordinator.key" "key_file = $work/keys/$name.secret" \
+        "host_id = $name" "state_dir = $work/state-$name" "interval_ms = 500" >"$work/$name.conf"
+    "$agent_bin" --config "$work/$name.conf" >"$work/$name.log" 2>&1 &
+    pids+=("$!")
+    eval "${name}_pid=$!"
+done
+
+ctl() { "$ctl_bin" --socket "ipc://$work/control.sock" "$@"; }
+eventually 20 sh -c "'$ctl_bin' --socket 'ipc://$work/control.sock' hosts | grep -q '^host1 '" ||
+    fail "host1 never registered"
+echo "labels = rack=r9" >>"$work/host1.conf"
+kill -HUP "$host1_pid"
+eventually 10 sh -c "'$ctl_bin' --socket 'ipc://$work/control.sock' --json hosts | grep -q 'rack=r9'" ||
+    fail "host1's new labels never reached the coordinator"
+cp "$work/host1.conf" "$work/host1.conf.good"
+: >"$work/host1.conf"
+kill -HUP "$host1_pid"
+eventually 10 grep -q 'event=reload_failed keeping=old why=".*host1.conf is empty' "$work/host1.log" ||
+    fail "an emptied config file was not refused"
+grep -q "event=no_session" "$work/host1.log" && fail "host1 lost its session after the reloads"
+
+want='event=no_session .*no session after [0-9]+ s: is this key \(fingerprint [0-9a-f]{4}(:[0-9a-f]{4}){3}\) in the coordinator.s allowlist\?'
+eventually 45 grep -Eq "$want" "$work/rogue.log" || fail "the refused agent never said it had no session"
+grep -q "event=no_session" "$work/host1.log" && fail "the admitted agent said it had no session"
+# Two different keys have different fingerprints.
+fp_rogue=$(grep -Eo 'fingerprint [0-9a-f:]+' "$work/rogue.log" | head -1)
+[ -n "$fp_rogue" ] || fail "no fingerprint in the log"
+echo "ok: $fp_rogue"

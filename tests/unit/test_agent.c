@@ -1,0 +1,426 @@
+/*
+ * test_agent.c - the agent's gate for pushed policies (agent_on_push): accept, refuse below a
+ * local limit, refuse invalid, persist before acking (a dry run persists nothing).
+ *
+ * The agent runs on a sim scenario (no libvirt, no coordinator) with a state dir of its own.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "agent.h"
+#include "agent_config.h"
+#include "config.h"
+#include "state.h"
+
+static char dir[] = "/tmp/memsched-test-agent-XXXXXX";
+
+/* What the agent's link sent; for each applied ack, what was on disk when it was sent. */
+struct outbox {
+    const char *state_dir;
+    size_t n_hellos;
+    struct wire_hello hello; /* the last one */
+    size_t n_acks;
+    struct wire_policy_ack ack; /* the last one */
+    bool ack_on_disk;           /* the acked version was in the state file as the ack left */
+};
+
+struct fixture {
+    char config_path[512];
+    char state_dir[512];
+    struct agent_config config;
+    struct agent *agent;
+    struct outbox box;
+};
+
+static void
+emit(void *ctx, size_t which, struct wire_msg *msg)
+{
+    struct outbox *box = ctx;
+    struct agent_state saved;
+    char err[CONFIG_ERR_MAX];
+    (void)which;
+
+    if (msg->body == WIRE_BODY_HELLO) {
+        box->n_hellos++;
+        box->hello = msg->u.hello;
+    } else if (msg->body == WIRE_BODY_POLICY_ACK) {
+        box->n_acks++;
+        box->ack = msg->u.ack;
+        box->ack_on_disk = state_load(box->state_dir, &saved, err, sizeof(err)) == 0 &&
+                           saved.source == STATE_SOURCE_FLEET &&
+                           saved.version == msg->u.ack.version;
+    }
+}
+
+/* An agent on a sim scenario; with extra config lines when config_text is set (then it is
+ * read from a file, as the daemon does), and its link's messages to f->box. */
+static struct agent *
+open_agent_with(struct fixture *f, const char *state_sub, bool dry_run, const char *config_text)
+{
+    struct agent_options opts = {.dry_run = dry_run, .link_emit = emit, .link_emit_ctx = &f->box};
+    char err[CONFIG_ERR_MAX];
+    sigset_t none;
+
+    sigemptyset(&none);
+    snprintf(f->state_dir, sizeof(f->state_dir), "%s/%s", dir, state_sub);
+    f->box.state_dir = f->state_dir;
+    agent_config_init_defaults(&f->config);
+    if (config_text) {
+        static int n_configs;
+        snprintf(f->config_path, sizeof(f->config_path), "%s/agent%d.conf", dir, ++n_configs);
+        FILE *file = fopen(f->config_path, "w");
+        assert_non_null(file);
+        fprintf(file, "uri = sim:%s/one_hog.json\nstate_dir = %s\n%s", SCENARIO_DIR, f->state_dir,
+                config_text);
+        fclose(file);
+        opts.config_path = f->config_path;
+        if (agent_load_config(&opts, &f->config, err, sizeof(err)) < 0)
+            fail_msg("agent_load_config: %s", err);
+    }
+    if (!config_text) {
+        assert_int_equal(agent_config_set(&f->config, "uri", "sim:" SCENARIO_DIR "/one_hog.json",
+                                          err, sizeof(err)),
+                         0);
+        assert_int_equal(agent_config_set(&f->config, "state_dir", f->state_dir, err, sizeof(err)),
+                         0);
+        f->config.dry_run = dry_run;
+    }
+    int rc = agent_open(&opts, &f->config, &none, &f->agent, err, sizeof(err));
+    if (rc < 0)
+        fail_msg("agent_open: %s", err);
+    return f->agent;
+}
+
+static struct agent *
+open_agent(struct fixture *f, const char *state_sub, bool dry_run)
+{
+    return open_agent_with(f, state_sub, dry_run, NULL);
+}
+
+#define WITH_COORDINATOR "coordinator = tcp://127.0.0.1:1\ninsecure = yes\nhost_id = hv1\n"
+
+static struct wire_policy_push
+push_of(const struct agent *a, uint64_t version)
+{
+    struct wire_policy_push push = {.version = version, .epoch = 7};
+    snprintf(push.scope, sizeof(push.scope), "fleet");
+    push.policy = agent_get_config(a)->policy;
+    push.policy.max_release_step_kib /= 2; /* differs from the config's */
+    return push;
+}
+
+static void
+assert_on_disk(const char *state_dir, enum state_source source, uint64_t version)
+{
+    struct agent_state saved;
+    char err[CONFIG_ERR_MAX];
+    int rc = state_load(state_dir, &saved, err, sizeof(err));
+    if (rc < 0)
+        fail_msg("state_load(%s): %s", state_dir, err);
+    if (saved.source != source || saved.version != version)
+        fail_msg("on disk: want source=%s version=%llu, got source=%s version=%llu",
+                 state_source_name(source), (unsigned long long)version,
+                 state_source_name(saved.source), (unsigned long long)saved.version);
+}
+
+static void
+test_accepts_a_valid_push_and_persists_it(void **state)
+{
+    struct fixture f = {0};
+    char why[WIRE_REASON_MAX] = "";
+    (void)state;
+
+    struct agent *a = open_agent(&f, "accept", false);
+    assert_on_disk(f.state_dir, STATE_SOURCE_CONFIG, 0);
+    struct wire_policy_push push = push_of(a, 3);
+    assert_int_equal(agent_on_push(a, &push, why, sizeof(why)), 0);
+    assert_int_equal(agent_get_state(a)->source, STATE_SOURCE_FLEET);
+    assert_int_equal(agent_get_state(a)->version, 3);
+    assert_int_equal(agent_get_state(a)->epoch, 7);
+    assert_int_equal(agent_get_state(a)->policy.max_release_step_kib,
+                     push.policy.max_release_step_kib);
+    assert_on_disk(f.state_dir, STATE_SOURCE_FLEET, 3);
+    /* A retry of what is held is applied again, and changes nothing. */
+    assert_int_equal(agent_on_push(a, &push, why, sizeof(why)), 0);
+    assert_int_equal(agent_get_state(a)->version, 3);
+    agent_close(&a);
+}
+
+static void
+test_refuses_a_push_below_a_local_limit(void **state)
+{
+    struct fixture f = {0};
+    char why[WIRE_REASON_MAX] = "";
+    (void)state;
+
+    struct agent *a = open_agent(&f, "limit", false);
+    struct wire_policy_push push = push_of(a, 4);
+    /* Valid as a policy (validation allows it), but below this host's default floor. */
+    push.policy.vm_min_unused_kib = 10 * 1024;
+    push.policy.vm_grow_target_unused_kib = 20 * 1024;
+    push.policy.vm_excess_unused_kib = 30 * 1024;
+    int rc = agent_on_push(a, &push, why, sizeof(why));
+    assert_int_equal(rc, -EPERM);
+    if (!strstr(why, "vm_min_unused_mib=10") || !strstr(why, "limit_vm_min_unused_mib"))
+        fail_msg("want the field and the limit named in the reason, got \"%s\"", why);
+    assert_int_equal(agent_get_state(a)->source, STATE_SOURCE_CONFIG);
+    assert_on_disk(f.state_dir, STATE_SOURCE_CONFIG, 0);
+    agent_close(&a);
+}
+
+static void
+test_refuses_an_invalid_push(void **state)
+{
+    struct fixture f = {0};
+    char why[WIRE_REASON_MAX] = "";
+    (void)state;
+
+    struct agent *a = open_agent(&f, "invalid", false);
+    struct wire_policy_push push = push_of(a, 5);
+    /* Grow target below the need threshold: policy_validate refuses it. */
+    push.policy.vm_grow_target_unused_kib = push.policy.vm_min_unused_kib / 2;
+    int rc = agent_on_push(a, &push, why, sizeof(why));
+    assert_true(rc < 0);
+    if (!why[0])
+        fail_msg("want a reason for an invalid policy, got none");
+    assert_int_equal(agent_get_state(a)->source, STATE_SOURCE_CONFIG);
+    assert_on_disk(f.state_dir, STATE_SOURCE_CONFIG, 0);
+    agent_close(&a);
+}
+
+/* Applied means persisted: an agent that cannot write its state dir refuses the push (the
+ * link then acks it refused, with this reason) and keeps what it had. */
+static void
+test_refuses_a_push_it_cannot_persist(void **state)
+{
+    struct fixture f = {0};
+    char why[WIRE_REASON_MAX] = "", path[512];
+    (void)state;
+
+    /* A state dir under a regular file: mkdir fails with ENOTDIR, also for root. */
+    snprintf(path, sizeof(path), "%s/file", dir);
+    FILE *file = fopen(path, "w");
+    assert_non_null(file);
+    fclose(file);
+    struct agent *a = open_agent(&f, "file/state", false);
+    struct wire_policy_push push = push_of(a, 6);
+    int rc = agent_on_push(a, &push, why, sizeof(why));
+    assert_true(rc < 0);
+    if (strncmp(why, "not persisted: ", 15) != 0)
+        fail_msg("want \"not persisted: ...\", got \"%s\"", why);
+    assert_int_equal(agent_get_state(a)->source, STATE_SOURCE_CONFIG);
+    assert_int_equal(agent_get_state(a)->version, 0);
+    agent_close(&a);
+}
+
+/* A dry run takes the push (it plans with it) but leaves no trace a real run would pick up. */
+static void
+test_dry_run_applies_a_push_and_persists_nothing(void **state)
+{
+    struct fixture f = {0};
+    char why[WIRE_REASON_MAX] = "";
+    struct stat st;
+    (void)state;
+
+    struct agent *a = open_agent(&f, "dry", true);
+    struct wire_policy_push push = push_of(a, 8);
+    assert_int_equal(agent_on_push(a, &push, why, sizeof(why)), 0);
+    assert_int_equal(agent_get_state(a)->source, STATE_SOURCE_FLEET);
+    assert_int_equal(agent_get_state(a)->version, 8);
+    if (stat(f.state_dir, &st) == 0)
+        fail_msg("a dry run created its state dir %s", f.state_dir);
+    agent_close(&a);
+}
+
+static struct wire_msg
+push_msg_of(const struct agent *a, uint64_t version)
+{
+    struct wire_msg m = {.body = WIRE_BODY_POLICY_PUSH};
+    m.u.push = push_of(a, version);
+    return m;
+}
+
+/* Through the link: the ack says applied only once the policy is on disk; a push that cannot
+ * be persisted is acked refused with why; a dry run acks applied and writes nothing. */
+static void
+test_ack_applied_only_after_persisted(void **state)
+{
+    struct fixture f = {0}, g = {0}, d = {0};
+    struct stat st;
+    (void)state;
+
+    struct agent *a = open_agent_with(&f, "ack", false, WITH_COORDINATOR);
+    assert_int_equal(f.box.n_hellos, 1);
+    struct wire_msg push = push_msg_of(a, 12);
+    agent_receive(a, 0, &push);
+    assert_int_equal(f.box.n_acks, 1);
+    assert_int_equal(f.box.ack.version, 12);
+    assert_true(f.box.ack.applied);
+    if (!f.box.ack_on_disk)
+        fail_msg("the ack for v12 left before v12 was in %s/policy.conf", f.state_dir);
+    agent_close(&a);
+
+    char path[600];
+    snprintf(path, sizeof(path), "%s/blocker", dir); /* a file where a dir should be */
+    FILE *file = fopen(path, "w");
+    assert_non_null(file);
+    fclose(file);
+    a = open_agent_with(&g, "blocker/state", false, WITH_COORDINATOR);
+    push = push_msg_of(a, 13);
+    agent_receive(a, 0, &push);
+    assert_int_equal(g.box.n_acks, 1);
+    assert_false(g.box.ack.applied);
+    if (strncmp(g.box.ack.reason, "not persisted: ", 15) != 0)
+        fail_msg("want the ack's reason \"not persisted: ...\", got \"%s\"", g.box.ack.reason);
+    assert_int_equal(agent_get_state(a)->source, STATE_SOURCE_CONFIG);
+    agent_close(&a);
+
+    a = open_agent_with(&d, "dryack", true, WITH_COORDINATOR);
+    push = push_msg_of(a, 14);
+    agent_receive(a, 0, &push);
+    assert_int_equal(d.box.n_acks, 1);
+    assert_true(d.box.ack.applied);
+    if (stat(d.state_dir, &st) == 0)
+        fail_msg("a dry run created its state dir %s", d.state_dir);
+    agent_close(&a);
+}
+
+static void
+rewrite(const char *path, const char *text)
+{
+    FILE *file = fopen(path, "w");
+    assert_non_null(file);
+    fputs(text, file);
+    fclose(file);
+}
+
+/* SIGHUP with new labels: the coordinators hear them in a new hello. */
+static void
+test_reload_sends_new_labels_in_a_hello(void **state)
+{
+    struct fixture f = {0};
+    char text[2048];
+    (void)state;
+
+    struct agent *a = open_agent_with(&f, "labels", false, WITH_COORDINATOR "labels = rack=a1\n");
+    assert_int_equal(f.box.n_hellos, 1);
+    assert_int_equal(f.box.hello.n_labels, 1);
+    assert_string_equal(f.box.hello.labels[0].value, "a1");
+
+    snprintf(text, sizeof(text), "uri = sim:%s/one_hog.json\nstate_dir = %s\n%s%s", SCENARIO_DIR,
+             f.state_dir, WITH_COORDINATOR, "labels = rack=b2,tier=gold\n");
+    rewrite(f.config_path, text);
+    assert_int_equal(agent_reload(a), 0);
+    if (f.box.n_hellos != 2)
+        fail_msg("want a second hello after a reload with new labels, got %zu hellos",
+                 f.box.n_hellos);
+    assert_int_equal(f.box.hello.n_labels, 2);
+    assert_string_equal(f.box.hello.labels[0].value, "b2");
+    assert_string_equal(f.box.hello.labels[1].key, "tier");
+    assert_string_equal(agent_get_config(a)->labels, "rack=b2,tier=gold");
+
+    /* The same labels again: no hello. Bad labels: refused, nothing sent, old kept. */
+    assert_int_equal(agent_reload(a), 0);
+    assert_int_equal(f.box.n_hellos, 2);
+    snprintf(text, sizeof(text), "uri = sim:%s/one_hog.json\nstate_dir = %s\n%s%s", SCENARIO_DIR,
+             f.state_dir, WITH_COORDINATOR, "labels = rack\n");
+    rewrite(f.config_path, text);
+    assert_true(agent_reload(a) < 0);
+    assert_int_equal(f.box.n_hellos, 2);
+    assert_string_equal(agent_get_config(a)->labels, "rack=b2,tier=gold");
+    agent_close(&a);
+}
+
+/* SIGHUP on an empty file (a pipe read twice, a truncated file) or a missing one keeps the old
+ * config: not the defaults. */
+static void
+test_reload_of_an_empty_or_missing_file_keeps_the_old_config(void **state)
+{
+    struct fixture f = {0};
+    (void)state;
+
+    struct agent *a = open_agent_with(&f, "empty", false,
+                                      WITH_COORDINATOR "labels = rack=a1\ninterval_ms = 300\n");
+    struct agent_config before = *agent_get_config(a);
+
+    rewrite(f.config_path, "");
+    assert_int_equal(agent_reload(a), -ENODATA);
+    assert_memory_equal(agent_get_config(a), &before, sizeof(before));
+    rewrite(f.config_path, "# only a comment\n\n");
+    assert_int_equal(agent_reload(a), -ENODATA);
+    assert_memory_equal(agent_get_config(a), &before, sizeof(before));
+    assert_int_equal(agent_get_state(a)->policy.interval_ms, 300);
+    unlink(f.config_path);
+    assert_int_equal(agent_reload(a), -ENOENT);
+    assert_memory_equal(agent_get_config(a), &before, sizeof(before));
+    assert_int_equal(f.box.n_hellos, 1);
+    agent_close(&a);
+}
+
+/* Keys read once at start keep their old value (and are named in the log); the rest apply. */
+static void
+test_reload_keeps_restart_keys_and_applies_the_rest(void **state)
+{
+    struct fixture f = {0};
+    char text[2048];
+    (void)state;
+
+    struct agent *a = open_agent_with(&f, "restart", false, WITH_COORDINATOR);
+    snprintf(text, sizeof(text),
+             "uri = sim:%s/all_hog.json\nstate_dir = %s/elsewhere\ncoordinator = tcp://"
+             "127.0.0.1:2\ninsecure = yes\nhost_id = hv2\ninterval_ms = 400\n",
+             SCENARIO_DIR, f.state_dir);
+    rewrite(f.config_path, text);
+    assert_int_equal(agent_reload(a), 0);
+    const struct agent_config *c = agent_get_config(a);
+    assert_non_null(strstr(c->uri, "one_hog.json"));
+    assert_string_equal(c->state_dir, f.state_dir);
+    assert_string_equal(c->coordinator, "tcp://127.0.0.1:1");
+    assert_string_equal(c->host_id, "hv1");
+    assert_int_equal(agent_get_state(a)->policy.interval_ms, 400);
+    agent_close(&a);
+}
+
+static int
+setup(void **state)
+{
+    (void)state;
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+    char cmd[600];
+    (void)state;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_accepts_a_valid_push_and_persists_it),
+        cmocka_unit_test(test_refuses_a_push_below_a_local_limit),
+        cmocka_unit_test(test_refuses_an_invalid_push),
+        cmocka_unit_test(test_refuses_a_push_it_cannot_persist),
+        cmocka_unit_test(test_dry_run_applies_a_push_and_persists_nothing),
+        cmocka_unit_test(test_ack_applied_only_after_persisted),
+        cmocka_unit_test(test_reload_sends_new_labels_in_a_hello),
+        cmocka_unit_test(test_reload_of_an_empty_or_missing_file_keeps_the_old_config),
+        cmocka_unit_test(test_reload_keeps_restart_keys_and_applies_the_rest),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
