@@ -20,9 +20,8 @@
 #include <string.h>
 
 #include "policy.h"
+#include "test_util.h"
 
-#define MIB(x)            ((uint64_t)(x)*POLICY_KIB_PER_MIB)
-#define ARRAY_SIZE(a)     (sizeof(a) / sizeof((a)[0]))
 #define MIB_1T            UINT64_C(1048576)
 #define MIB_16T           UINT64_C(16777216)
 #define N_PARAMS_EXPECTED 11u

@@ -29,9 +29,8 @@
 #include "hv_backends.h"
 #include "hv_sim.h"
 #include "log.h"
+#include "test_util.h"
 
-#define MIB(x)        ((uint64_t)(x)*1024u)
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define VMS_MAX       16
 #define OVERHEAD_MIB  40
 #define RESERVE_MIB   32
