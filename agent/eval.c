@@ -57,6 +57,13 @@ struct vm_track {
     uint64_t wanted_kib;
     uint64_t actual_kib;
     double moved_mib;
+    /* An open give-back window: demand fell at drop_ms, the balloon stood at drop_actual_kib,
+     * and back_kib of it should come back (the drop beyond the excess band). */
+    bool giving_back;
+    uint64_t drop_ms;
+    uint64_t drop_actual_kib;
+    uint64_t back_kib;
+    uint64_t back_at_ms; /* when 90 % was back, 0 = not yet */
 };
 
 struct run {
@@ -69,6 +76,8 @@ struct run {
     struct vm_track *track;
     double *episodes_s;
     size_t n_episodes;
+    double *give_backs_s;
+    size_t n_give_backs;
     bool host_below;
     uint64_t worst_below_kib;
     struct hv_vm *samples; /* baselines' sample buffer */
@@ -131,6 +140,38 @@ episode_end(struct run *run, struct vm_track *t, uint64_t now_ms)
     t->pressured = false;
 }
 
+static void
+give_back_end(struct run *run, struct vm_track *t, uint64_t now_ms)
+{
+    if (run->n_give_backs < EVAL_EPISODES_MAX) {
+        uint64_t at = t->back_at_ms ? t->back_at_ms : now_ms;
+        run->give_backs_s[run->n_give_backs++] = (double)(at - t->drop_ms) / 1000.0;
+        run->r->never_given_back += t->back_at_ms == 0;
+    }
+    t->giving_back = false;
+}
+
+/* Give-back: when a workload's demand falls by more than the excess band (what the policy lets
+ * a VM keep), the rest should return to the host; the window runs until demand rises again. */
+static void
+follow_give_back(struct run *run, struct vm_track *t, const struct sim_vm_view *v, uint64_t now_ms)
+{
+    uint64_t band = run->o->policy.vm_excess_unused_kib;
+
+    if (t->giving_back && v->wanted_kib > t->wanted_kib)
+        give_back_end(run, t, now_ms);
+    if (!t->giving_back && v->wanted_kib + band + 64 * UTIL_KIB_PER_MIB < t->wanted_kib) {
+        t->giving_back = true;
+        t->drop_ms = now_ms - STEP_MS;
+        t->drop_actual_kib = t->actual_kib;
+        t->back_kib = t->wanted_kib - v->wanted_kib - band;
+        t->back_at_ms = 0;
+    }
+    if (t->giving_back && !t->back_at_ms &&
+        v->actual_kib + t->back_kib / 10 * 9 <= t->drop_actual_kib)
+        t->back_at_ms = now_ms;
+}
+
 /* A VM's first sight: where its balloon and workload start. */
 static void
 track_start(struct vm_track *t, const struct sim_vm_view *v)
@@ -153,10 +194,16 @@ measure_vm(struct run *run, size_t i, uint64_t now_ms)
     if (!v.running) {
         if (t->pressured)
             episode_end(run, t, now_ms);
+        if (t->giving_back) {
+            t->back_at_ms = t->back_at_ms ? t->back_at_ms : now_ms; /* a stopped VM gave it all */
+            give_back_end(run, t, now_ms);
+        }
         return;
     }
     track_start(t, &v);
     t->idle = t->idle && v.wanted_kib == t->wanted_kib;
+    follow_give_back(run, t, &v, now_ms);
+    t->wanted_kib = v.wanted_kib;
     t->moved_mib += util_kib_to_mib(v.actual_kib > t->actual_kib ? v.actual_kib - t->actual_kib
                                                                  : t->actual_kib - v.actual_kib);
     t->actual_kib = v.actual_kib;
@@ -224,6 +271,8 @@ finish(struct run *run, uint64_t end_ms)
         struct vm_track *t = &run->track[i];
         if (t->pressured)
             episode_end(run, t, end_ms);
+        if (t->giving_back)
+            give_back_end(run, t, end_ms);
         sim_vm_view(run->sim, i, &v);
         r->starvation_vm_s += (double)v.starved_ms / 1000.0;
         r->refused_mib += util_kib_to_mib(v.refused_kib);
@@ -235,6 +284,12 @@ finish(struct run *run, uint64_t end_ms)
         }
     }
     r->floor_worst_mib = util_kib_to_mib(run->worst_below_kib);
+    r->give_backs = run->n_give_backs;
+    if (run->n_give_backs) {
+        qsort(run->give_backs_s, run->n_give_backs, sizeof(double), compare_double);
+        r->give_back_median_s = run->give_backs_s[run->n_give_backs / 2];
+        r->give_back_worst_s = run->give_backs_s[run->n_give_backs - 1];
+    }
     r->episodes = run->n_episodes;
     if (run->n_episodes) {
         qsort(run->episodes_s, run->n_episodes, sizeof(double), compare_double);
@@ -257,6 +312,7 @@ run_open(struct run *run, char *err, size_t err_len)
     run->n = sim_vm_count(run->sim);
     run->track = util_xcalloc(run->n, sizeof(*run->track));
     run->episodes_s = util_xcalloc(EVAL_EPISODES_MAX, sizeof(double));
+    run->give_backs_s = util_xcalloc(EVAL_EPISODES_MAX, sizeof(double));
     run->samples = util_xcalloc(run->n, sizeof(*run->samples));
     run->targets = util_xcalloc(run->n, sizeof(*run->targets));
     if (run->o->planner == EVAL_MEMSCHED)
@@ -278,6 +334,7 @@ run_close(struct run *run)
     hv_close(&run->hv);
     free(run->track);
     free(run->episodes_s);
+    free(run->give_backs_s);
     free(run->samples);
     free(run->targets);
 }

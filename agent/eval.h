@@ -40,19 +40,23 @@ struct eval_options {
 struct eval_result {
     uint64_t duration_ms;
     size_t vms;
-    double pressure_vm_s;    /* VM-seconds with the policy's signal below vm_min_unused */
-    double starvation_vm_s;  /* VM-seconds with the workload wanting more than the guest holds */
-    double refused_mib;      /* allocations the guests refused: a hog that gave up, a step cut */
-    uint64_t floor_breaches; /* times the host went below host_min_unused */
-    double floor_below_s;    /* seconds it spent there */
-    double floor_worst_mib;  /* the deepest it went */
-    size_t episodes;         /* pressure episodes that ended (relief) or ran to the end */
-    double relief_median_s;  /* from a VM's first pressured step to its relief */
-    double relief_worst_s;   /* episodes that never ended count to the end of the run */
-    uint64_t balloon_ops;    /* targets set */
-    double moved_mib;        /* balloon movement, both ways */
-    double idle_moved_mib;   /* of which on VMs whose workload never changed */
-    uint64_t idle_ops;       /* targets set on those VMs */
+    double pressure_vm_s;      /* VM-seconds with the policy's signal below vm_min_unused */
+    double starvation_vm_s;    /* VM-seconds with the workload wanting more than the guest holds */
+    double refused_mib;        /* allocations the guests refused: a hog that gave up, a step cut */
+    uint64_t floor_breaches;   /* times the host went below host_min_unused */
+    double floor_below_s;      /* seconds it spent there */
+    double floor_worst_mib;    /* the deepest it went */
+    size_t episodes;           /* pressure episodes that ended (relief) or ran to the end */
+    double relief_median_s;    /* from a VM's first pressured step to its relief */
+    double relief_worst_s;     /* episodes that never ended count to the end of the run */
+    size_t give_backs;         /* demand drops worth giving back (beyond the excess band) */
+    size_t never_given_back;   /* of which 90 % never came back before demand rose or the end */
+    double give_back_median_s; /* from the drop until 90 % of it is back (never: to the end) */
+    double give_back_worst_s;
+    uint64_t balloon_ops;  /* targets set */
+    double moved_mib;      /* balloon movement, both ways */
+    double idle_moved_mib; /* of which on VMs whose workload never changed */
+    uint64_t idle_ops;     /* targets set on those VMs */
 };
 
 /* "memsched", "seed", "proxmox", "mom". */

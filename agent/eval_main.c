@@ -80,6 +80,11 @@ get_relief(const struct eval_result *r)
     return r->relief_worst_s;
 }
 static double
+get_give_back(const struct eval_result *r)
+{
+    return r->give_back_worst_s;
+}
+static double
 get_ops(const struct eval_result *r)
 {
     return (double)r->balloon_ops;
@@ -102,6 +107,7 @@ static const struct figure figures[] = {
     {"below floor s", 1, get_floor_s},
     {"floor worst MiB", 0, get_floor_worst},
     {"worst relief s", 1, get_relief},
+    {"worst give-back s", 1, get_give_back},
     {"balloon ops", 0, get_ops},
     {"moved MiB", 0, get_moved},
     {"idle moved MiB", 0, get_idle},
@@ -263,17 +269,30 @@ print_row(const char *scenario, const char *spec, const struct eval_result *r)
 static json_t *
 row_json(const char *scenario, const char *spec, const struct eval_result *r)
 {
-    return json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:f, s:I, s:f, s:f, s:I, s:f, s:f, s:I, s:f, "
-                     "s:f, s:I}",
-                     "scenario", scenario, "planner", spec, "duration_ms",
-                     (json_int_t)r->duration_ms, "vms", (json_int_t)r->vms, "pressure_vm_s",
-                     r->pressure_vm_s, "starvation_vm_s", r->starvation_vm_s, "refused_mib",
-                     r->refused_mib, "floor_breaches", (json_int_t)r->floor_breaches,
-                     "floor_below_s", r->floor_below_s, "floor_worst_mib", r->floor_worst_mib,
-                     "episodes", (json_int_t)r->episodes, "relief_median_s", r->relief_median_s,
-                     "relief_worst_s", r->relief_worst_s, "balloon_ops", (json_int_t)r->balloon_ops,
-                     "moved_mib", r->moved_mib, "idle_moved_mib", r->idle_moved_mib, "idle_ops",
-                     (json_int_t)r->idle_ops);
+    json_t *o = json_object();
+
+    json_object_set_new(o, "scenario", json_string(scenario));
+    json_object_set_new(o, "planner", json_string(spec));
+    json_object_set_new(o, "duration_ms", json_integer((json_int_t)r->duration_ms));
+    json_object_set_new(o, "vms", json_integer((json_int_t)r->vms));
+    json_object_set_new(o, "pressure_vm_s", json_real(r->pressure_vm_s));
+    json_object_set_new(o, "starvation_vm_s", json_real(r->starvation_vm_s));
+    json_object_set_new(o, "refused_mib", json_real(r->refused_mib));
+    json_object_set_new(o, "floor_breaches", json_integer((json_int_t)r->floor_breaches));
+    json_object_set_new(o, "floor_below_s", json_real(r->floor_below_s));
+    json_object_set_new(o, "floor_worst_mib", json_real(r->floor_worst_mib));
+    json_object_set_new(o, "episodes", json_integer((json_int_t)r->episodes));
+    json_object_set_new(o, "relief_median_s", json_real(r->relief_median_s));
+    json_object_set_new(o, "relief_worst_s", json_real(r->relief_worst_s));
+    json_object_set_new(o, "give_backs", json_integer((json_int_t)r->give_backs));
+    json_object_set_new(o, "never_given_back", json_integer((json_int_t)r->never_given_back));
+    json_object_set_new(o, "give_back_median_s", json_real(r->give_back_median_s));
+    json_object_set_new(o, "give_back_worst_s", json_real(r->give_back_worst_s));
+    json_object_set_new(o, "balloon_ops", json_integer((json_int_t)r->balloon_ops));
+    json_object_set_new(o, "moved_mib", json_real(r->moved_mib));
+    json_object_set_new(o, "idle_moved_mib", json_real(r->idle_moved_mib));
+    json_object_set_new(o, "idle_ops", json_integer((json_int_t)r->idle_ops));
+    return o;
 }
 
 int
