@@ -321,6 +321,13 @@ check_hog_fed() {
         "$held" -gt "$room"
 }
 
+# hog_beyond_mib G MARK: how much more G's hog held than its guest could give it alone
+# (HOG_AVAIL0[G] - 24; negative when less); empty when unknown.
+hog_beyond_mib() {
+    [ -n "${HOG_AVAIL0[$1]:-}" ] || return 0
+    echo $(($(console_max_held "$1" "$2") - (HOG_AVAIL0[$1] - 24)))
+}
+
 # Kernel OOM kills or a dead hog in any guest's console: printed, and status 1.
 consoles_oom() {
     ! grep -HE 'Out of memory|oom-kill|invoked oom-killer|Killed process|hog exited' \
