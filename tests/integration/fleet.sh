@@ -119,7 +119,8 @@ eventually 20 grep -q "event=policy source=fleet version=1" "$work/host2.log" ||
 # policy show --json: host1's and host2's last acks are version 1, applied (parsed, not grepped:
 # the word "applied" is also a key of every ack, refused ones included).
 acked_v1() {
-    ctl --json policy show | jq -e '[.hosts[] | select(.host_id == "host1" or .host_id == "host2")
+    # (-n with input: empty output from ctl is an error; jq 1.6 -e alone passes on it)
+    ctl --json policy show | jq -en 'input | [.hosts[] | select(.host_id == "host1" or .host_id == "host2")
         | select(.last_ack.version == 1 and .last_ack.applied == true)] | length == 2'
 }
 eventually 20 acked_v1 || fail "policy show does not show host1's and host2's acks of version 1: $(ctl --json policy show)"
