@@ -232,7 +232,9 @@ take_vm(const Memsched__VmStats *m, struct wire_vm *vm, char *err, size_t err_le
                          err_len);
     vm->has_unused = m->has_unused_kib;
     vm->has_usable = m->has_usable_kib;
-    vm->stats_age_ms = m->has_stats_age_ms ? m->stats_age_ms : 0;
+    /* An age is that of the stats: without any, there is none (the encoder sends none). */
+    vm->stats_age_ms =
+        m->has_stats_age_ms && (m->has_unused_kib || m->has_usable_kib) ? m->stats_age_ms : 0;
     vm->managed = m->has_managed ? m->managed : true;
     vm->stuck = m->has_stuck && m->stuck;
     rc = rc ?: take_kib("min_kib", m->has_min_kib, m->min_kib, &vm->min_kib, err, err_len);

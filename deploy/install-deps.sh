@@ -10,10 +10,10 @@ build=(
     libxml2-dev libjansson-dev libsystemd-dev libcmocka-dev libsqlite3-dev
 )
 # libvirt-daemon gives libvirtd for the integration tests (the test driver is in libvirt0),
-# libvirt-clients virsh;
+# libvirt-clients virsh, jq for the integration tests that read memschedctl's --json;
 # --no-install-recommends keeps QEMU out of it.
 test=(
-    clang clang-format libclang-rt-14-dev libvirt-daemon libvirt-clients
+    clang clang-format libclang-rt-14-dev libvirt-daemon libvirt-clients jq
 )
 
 packages=("${build[@]}")

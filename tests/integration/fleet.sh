@@ -15,6 +15,11 @@
 set -euo pipefail
 
 agent_bin=$1 coordinator_bin=$2 ctl_bin=$3 scenarios=$4
+if ! command -v jq >/dev/null; then
+    [ "${CI:-}" = "true" ] && { echo "FAIL: no jq (deploy/install-deps.sh --test installs it)"; exit 1; }
+    echo "SKIP: no jq to read memschedctl's --json (deploy/install-deps.sh --test installs it)"
+    exit 77
+fi
 work=$(mktemp -d /tmp/memsched-fleet-XXXXXX)
 pids=()
 
@@ -111,8 +116,14 @@ eventually 20 grep -q "event=policy source=fleet version=1" "$work/host1.log" ||
 ctl policy history | grep -q " uid:$(id -u)(" || fail "the policy's author is not the caller's uid"
 eventually 20 grep -q "event=policy source=fleet version=1" "$work/host2.log" ||
     fail "host2 did not apply version 1"
-eventually 20 sh -c "'$ctl_bin' --socket 'ipc://$work/control.sock' --json policy show | grep -q applied" ||
-    fail "policy show does not show the acks"
+# policy show --json: host1's and host2's last acks are version 1, applied (parsed, not grepped:
+# the word "applied" is also a key of every ack, refused ones included).
+acked_v1() {
+    # (-n with input: empty output from ctl is an error; jq 1.6 -e alone passes on it)
+    ctl --json policy show | jq -en 'input | [.hosts[] | select(.host_id == "host1" or .host_id == "host2")
+        | select(.last_ack.version == 1 and .last_ack.applied == true)] | length == 2'
+}
+eventually 20 acked_v1 || fail "policy show does not show host1's and host2's acks of version 1: $(ctl --json policy show)"
 # A dry-run agent takes it but persists nothing; an agent that cannot persist it refuses it.
 eventually 20 grep -q "event=policy source=fleet version=1" "$work/host3.log" ||
     fail "host3 (dry run) did not take version 1"

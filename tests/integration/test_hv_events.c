@@ -6,7 +6,9 @@
  * Run by with_libvirtd.sh against a private libvirtd (test driver, test:///default: one running
  * domain "test"). The backend caches each domain's overrides (memsched's metadata) and refreshes
  * them on METADATA_CHANGE and on start; this drives those changes with virsh, as an operator
- * would, and checks that the next samples show them. Skips (77) when virsh is not installed.
+ * would, and checks that the next samples show them - also when more events come between two
+ * samples than the backend's queue holds (an overflow must make it re-read everything). Skips (77)
+ * when virsh is not installed.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -161,12 +164,61 @@ test_lifecycle(void **state)
     assert_int_equal(hv->ops->set_stats_period(hv->ctx, 2), 0);
 }
 
+/* More events between two samples than the backend's queue holds (EVENT_QUEUE_MAX, 1024): a
+ * transient domain started and destroyed 1100 times fills it, then the domain's own metadata
+ * changes - an event that is dropped. The backend must notice the overflow and re-read what
+ * it cached (and recheck every domain's migration), so the next sample shows the new weight;
+ * without that the old one would stay until the domain's next event. The events arrive a
+ * moment after virsh returns: the pause lets them in before the first sample (were one late,
+ * it would find room in the drained queue and the test would pass without proving anything,
+ * never fail falsely). */
+static void
+test_event_overflow(void **state)
+{
+    struct hv *hv = *state;
+    char xml[] = "/tmp/memsched-hv-events-XXXXXX";
+    char cmds[] = "/tmp/memsched-hv-cmds-XXXXXX";
+    char cmd[1024];
+    int fd;
+    FILE *f;
+
+    virsh("metadata %s " META " --set '<vm weight=\"200\"/>'", DOMAIN);
+    wait_for(hv, true, true, 200, 0, "weight 200 before the flood");
+    fd = mkstemp(xml);
+    assert_true(fd >= 0);
+    f = fdopen(fd, "w");
+    assert_non_null(f);
+    fprintf(f, "<domain type='test'><name>filler</name><memory unit='MiB'>64</memory>"
+               "<vcpu>1</vcpu><os><type>hvm</type></os></domain>\n");
+    fclose(f);
+    fd = mkstemp(cmds);
+    assert_true(fd >= 0);
+    f = fdopen(fd, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 1100; i++)
+        fprintf(f, "create %s\ndestroy filler\n", xml);
+    fprintf(f, "metadata %s " META " --set '<vm weight=\"900\"/>'\n", DOMAIN);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "virsh -q -c '%s' <%s >/dev/null", uri, cmds);
+    int rc = system(cmd);
+    unlink(xml);
+    unlink(cmds);
+    if (rc != 0)
+        fail_msg("%s: want exit 0, got %d", cmd, rc);
+    struct timespec pause = {.tv_sec = 1};
+    nanosleep(&pause, NULL);
+    wait_for(hv, true, true, 900, 0, "a metadata change lost in an overflowing queue: re-read");
+    virsh("metadata %s --uri urn:memsched:vm:1 --live --remove", DOMAIN);
+    wait_for(hv, true, true, 0, 0, "metadata removed");
+}
+
 int
 main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metadata_changes),
         cmocka_unit_test(test_lifecycle),
+        cmocka_unit_test(test_event_overflow),
     };
 
     if (argc != 2) {

@@ -950,5 +950,10 @@ main(int argc, char **argv)
     if (!opt_seed)
         opt_seed = (uint64_t)time(NULL);
     print_message("test_fleet: seed %" PRIu64 " (replay with --seed)\n", opt_seed);
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    /* every failure names the seed, not only the shuffled-arrival one (the others assert) */
+    if (failed)
+        print_error("test_fleet: failed with seed %" PRIu64 ": replay with --seed %" PRIu64 "\n",
+                    opt_seed, opt_seed);
+    return failed;
 }

@@ -8,11 +8,19 @@
  * checks the plan with sched_check_plan() (written apart from the planner), and plans again on
  * another work area to check that the same input gives the same plan.
  *
- *   test_sched_props [--seed N] [--count N]
+ *   test_sched_props [--seed N] [--count N] [--only TEST_NAME_PATTERN]
  *
  * The seed comes from the clock unless --seed is given; it is printed first, so any failure can
  * be replayed. On a violation the test prints the seed, the snapshot index, the message, the
  * snapshot and a reduced snapshot (VMs dropped while the violation persists), then fails.
+ *
+ * Sequences (test_round_sequences): a well-formed host evolves round after round - each plan
+ * applied, balloons moving toward their targets at a random speed, guests' use constant - and
+ * must keep the invariants every round, never count memory twice across rounds (the host's
+ * memory once all in flight arrives stays above its floor), never turn a VM's direction (grown,
+ * then shrunk: oscillation) and settle (no moves, nothing in flight) within a bound. Reordering
+ * (test_reordering): the same VMs in another order get the same reason and target each, on
+ * snapshots without ties (distinct signals), where only the index could break one.
  *
  * One snapshot in ten is reshaped so most VMs are needy and the supply is contested (shared by
  * weight). Also here: the checker rejects corrupted plans (so a silent checker cannot pass the
@@ -883,6 +891,384 @@ test_random_snapshots(void **state)
     assert_coverage(&c, opt_count);
 }
 
+/* ---- sequences of rounds on an evolving host ---- */
+
+#define SEQ_COUNT      3000u /* sequences per run (a fraction of --count; see main) */
+#define SEQ_VMS_MAX    12u
+#define SEQ_SETTLE     3u /* rounds a converged host must stay without moves */
+#define SEQ_ROUNDS_MAX 4000u
+#define SEQ_CHANGES    4u /* most changes of a guest's use in one sequence */
+
+/* A host that evolves: each round's plan is applied, each balloon moves toward its target at
+ * speed_kib a round (the host's available memory with it: a guest touches what it is given at
+ * once), and each guest's use stays constant (a stable workload), so its signal moves only with
+ * its balloon. */
+struct seq {
+    struct snapshot s;
+    uint64_t used_kib[SEQ_VMS_MAX];
+    uint64_t speed_kib;
+    uint64_t rounds_max; /* within which it must converge after the last change */
+    /* a guest's use changes at round change_at[c] (in order): VM change_vm[c] to change_kib[c] */
+    size_t n_changes;
+    uint64_t change_at[SEQ_CHANGES];
+    uint32_t change_vm[SEQ_CHANGES];
+    uint64_t change_kib[SEQ_CHANGES];
+};
+
+static uint64_t
+min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+static uint64_t
+div_up(uint64_t a, uint64_t b)
+{
+    return a / b + (a % b != 0);
+}
+
+/* The host's available memory once everything in flight has arrived (signed: it may be short). */
+static int64_t
+eventual_kib(const struct seq *q)
+{
+    int64_t e = (int64_t)q->s.host.available_kib;
+    for (size_t i = 0; i < q->s.n_vms; i++) {
+        const struct sched_vm *v = &q->s.vms[i];
+        if (v->target_kib)
+            e -= (int64_t)v->target_kib - (int64_t)v->actual_kib;
+    }
+    return e;
+}
+
+/* A well-formed host: every VM running, managed, with fresh stats and no look-ahead (rate 0,
+ * horizon 0); a VM releases at most 64 steps' worth, so the sequence converges within
+ * rounds_max. */
+static void
+random_seq(struct rng *r, struct seq *q)
+{
+    struct policy *p = &q->s.policy;
+    random_policy(r, p);
+    uint64_t floor = p->vm_floor_kib, step = p->max_release_step_kib;
+    uint64_t scale = p->vm_excess_unused_kib + step, shrink_rounds = 0;
+
+    q->s.n_vms = (size_t)rng_range(r, 1, SEQ_VMS_MAX);
+    for (size_t i = 0; i < q->s.n_vms; i++) {
+        struct sched_vm *v = &q->s.vms[i];
+        memset(v, 0, sizeof(*v));
+        v->actual_kib = floor + rng_range(r, 0, 64 * step);
+        v->max_kib = v->actual_kib + (rng_pct(r, 20) ? 0 : rng_range(r, 0, 8 * scale));
+        v->target_kib = rng_pct(r, 50) ? v->actual_kib : 0;
+        q->used_kib[i] = rng_range(r, 0, v->actual_kib);
+        v->unused_kib = v->usable_kib = v->actual_kib - q->used_kib[i];
+        v->has_unused = v->has_usable = v->has_balloon = v->managed = true;
+        v->state = SCHED_VM_RUNNING;
+        v->weight = rng_pct(r, 60) ? 0 : (uint32_t)rng_range(r, 1, SCHED_WEIGHT_MAX);
+        uint64_t rounds = div_up(v->actual_kib - floor, step) + 1;
+        shrink_rounds = rounds > shrink_rounds ? rounds : shrink_rounds;
+    }
+    q->s.host.horizon_ms = 0;
+    q->s.host.available_kib = rng_pct(r, 20)
+                                  ? rng_range(r, 0, p->host_min_unused_kib)
+                                  : p->host_min_unused_kib + rng_log(r, 0, 4 * scale * q->s.n_vms);
+    q->s.host.total_kib = q->s.host.available_kib + (UINT64_C(1) << 40);
+    /* instant, or slow enough that grows stay in flight while others are planned */
+    /* a move is at most a release step or a grow to the grow target */
+    uint64_t span = p->vm_grow_target_unused_kib > step ? p->vm_grow_target_unused_kib : step;
+    q->speed_kib = rng_pct(r, 30) ? UINT64_MAX : rng_range(r, span / 16 + 1, span);
+    uint64_t arrive = q->speed_kib == UINT64_MAX ? 1 : div_up(span, q->speed_kib);
+    /* the donors release in parallel, a step a round once the last one arrived; the needy
+     * follow them */
+    q->rounds_max = (shrink_rounds + q->s.n_vms + 4) * (arrive + 1);
+    /* half the sequences see guests' use change in the first rounds: new demand arrives while
+     * earlier grants are still in flight */
+    q->n_changes = rng_pct(r, 50) ? (size_t)rng_range(r, 1, SEQ_CHANGES) : 0;
+    uint64_t at = 0;
+    for (size_t c = 0; c < q->n_changes; c++) {
+        at += rng_range(r, 0, 3);
+        q->change_at[c] = at;
+        q->change_vm[c] = (uint32_t)rng_below(r, q->s.n_vms);
+        q->change_kib[c] = rng_range(r, 0, q->s.vms[q->change_vm[c]].max_kib);
+    }
+    q->rounds_max += (16 + 4) * q->n_changes * (arrive + 1);
+}
+
+/* The plan's targets set, then one round of balloon movement. */
+static void
+seq_apply(struct seq *q, const struct sched_plan *plan)
+{
+    for (size_t k = 0; k < plan->n_entries; k++) {
+        const struct sched_entry *e = &plan->entries[k];
+        if (e->reason == SCHED_REASON_GROW || e->reason == SCHED_REASON_SHRINK)
+            q->s.vms[e->vm].target_kib = e->new_target_kib;
+    }
+    for (size_t i = 0; i < q->s.n_vms; i++) {
+        struct sched_vm *v = &q->s.vms[i];
+        if (v->target_kib > v->actual_kib) {
+            uint64_t d = min_u64(v->target_kib - v->actual_kib, q->speed_kib);
+            v->actual_kib += d;
+            q->s.host.available_kib = sub_sat(q->s.host.available_kib, d);
+        } else if (v->target_kib && v->target_kib < v->actual_kib) {
+            uint64_t d = min_u64(v->actual_kib - v->target_kib, q->speed_kib);
+            v->actual_kib -= d;
+            q->s.host.available_kib += d;
+        }
+        v->unused_kib = v->usable_kib = sub_sat(v->actual_kib, q->used_kib[i]);
+    }
+}
+
+static bool
+seq_settled(const struct seq *q, const struct sched_plan *plan)
+{
+    if (plan->n_grows || plan->n_shrinks)
+        return false;
+    for (size_t i = 0; i < q->s.n_vms; i++)
+        if (q->s.vms[i].target_kib && q->s.vms[i].target_kib != q->s.vms[i].actual_kib)
+            return false;
+    return true;
+}
+
+/* One sequence: every round's plan keeps the invariants; the host's eventual memory (what it
+ * will have once everything in flight arrives) never goes below its floor through a round that
+ * started above it, and never falls in a round that started below it - memory granted in one
+ * round is not counted on again in the next; no VM changes direction (a VM grown is never
+ * shrunk later, nor a shrunk one grown: the inputs do not change); and within rounds_max the
+ * host settles (no moves, nothing in flight) and stays settled. 0, or -EPROTO with msg. */
+static int
+run_seq(struct seq *q,
+        struct sched_work *work,
+        uint64_t *rounds_out,
+        uint64_t *granted_in_flight,
+        char *msg)
+{
+    struct sched_plan plan;
+    int dir[SEQ_VMS_MAX] = {0};
+    unsigned settled = 0;
+    const struct policy *p = &q->s.policy;
+
+    size_t c = 0;
+    uint64_t last_change = 0;
+
+    for (uint64_t k = 0; k < last_change + q->rounds_max + SEQ_SETTLE; k++) {
+        for (; c < q->n_changes && q->change_at[c] == k; c++) {
+            uint32_t i = q->change_vm[c];
+            /* A change serves within a few grows (a needy VM gets grow_target - min a round at
+             * least) and takes back at most 16 release steps, so the bound stays one. */
+            uint64_t up = min_u64(16 * p->max_release_step_kib,
+                                  4 * (p->vm_grow_target_unused_kib - p->vm_min_unused_kib));
+            uint64_t down = 16 * p->max_release_step_kib;
+            uint64_t used = q->used_kib[i], want = q->change_kib[c];
+            q->used_kib[i] = want > used          ? min_u64(want, used + up)
+                             : want + down < used ? used - down
+                                                  : want;
+            q->s.vms[i].unused_kib = q->s.vms[i].usable_kib =
+                sub_sat(q->s.vms[i].actual_kib, q->used_kib[i]);
+            dir[i] = 0; /* its input changed: it may turn */
+            settled = 0;
+            last_change = k;
+        }
+        int64_t before = eventual_kib(q);
+        int rc = plan_and_check(p, &q->s.host, q->s.vms, q->s.n_vms, work, &plan, msg);
+        if (rc != 0)
+            return rc;
+        if (settled && (plan.n_grows || plan.n_shrinks)) {
+            snprintf(msg, MSG_LEN, "round %" PRIu64 ": moves again after settling", k);
+            return -EPROTO;
+        }
+        for (size_t j = 0; j < plan.n_entries; j++) {
+            const struct sched_entry *e = &plan.entries[j];
+            int d = e->reason == SCHED_REASON_GROW ? 1 : e->reason == SCHED_REASON_SHRINK ? -1 : 0;
+            if (d && dir[e->vm] == -d) {
+                snprintf(msg, MSG_LEN, "round %" PRIu64 ": vm %" PRIu32 " %s after it was %s", k,
+                         e->vm, d > 0 ? "grown" : "shrunk", d > 0 ? "shrunk" : "grown");
+                return -EPROTO;
+            }
+            if (d)
+                dir[e->vm] = d;
+        }
+        *granted_in_flight += plan.summary.host_granted_kib && plan.summary.inflight_grow_kib;
+        bool was_settled = seq_settled(q, &plan);
+        seq_apply(q, &plan);
+        int64_t after = eventual_kib(q), hmin = (int64_t)p->host_min_unused_kib;
+        if ((before >= hmin && after < hmin) || (before < hmin && after < before)) {
+            snprintf(msg, MSG_LEN,
+                     "round %" PRIu64 ": the host's eventual memory %" PRId64 " -> %" PRId64
+                     " KiB, floor %" PRId64 " (memory counted twice?)",
+                     k, before, after, hmin);
+            return -EPROTO;
+        }
+        if (was_settled) {
+            if (!settled)
+                *rounds_out = k;
+            if (++settled >= SEQ_SETTLE && c == q->n_changes)
+                return 0;
+        } else if (settled) {
+            snprintf(msg, MSG_LEN, "round %" PRIu64 ": in flight again after settling", k);
+            return -EPROTO;
+        }
+    }
+    snprintf(msg, MSG_LEN,
+             "not settled within %" PRIu64 " rounds of the last change (round %" PRIu64 ")",
+             q->rounds_max, last_change);
+    return -EPROTO;
+}
+
+static void
+test_round_sequences(void **state)
+{
+    (void)state;
+    struct rng r = {opt_seed ^ UINT64_C(0x5e9)};
+    struct seq q = {.s.vms = calloc(SEQ_VMS_MAX, sizeof(struct sched_vm))};
+    struct sched_work *work = sched_work_new(SEQ_VMS_MAX);
+    struct seq start;
+    struct sched_vm start_vms[SEQ_VMS_MAX];
+    char msg[MSG_LEN];
+    uint64_t n = opt_count / 64 ? opt_count / 64 : 1, rounds_total = 0, moved = 0, pressure = 0;
+    uint64_t granted_in_flight = 0;
+
+    assert_non_null(q.s.vms);
+    assert_non_null(work);
+    if (n > SEQ_COUNT)
+        n = SEQ_COUNT;
+    for (uint64_t k = 0; k < n; k++) {
+        uint64_t rounds = 0;
+        random_seq(&r, &q);
+        if (q.rounds_max > SEQ_ROUNDS_MAX) {
+            k--; /* too slow a host for a unit test: draw another */
+            continue;
+        }
+        start = q;
+        memcpy(start_vms, q.s.vms, q.s.n_vms * sizeof(*start_vms));
+        pressure += q.s.host.available_kib < q.s.policy.host_min_unused_kib;
+        if (run_seq(&q, work, &rounds, &granted_in_flight, msg) != 0) {
+            fprintf(stderr, "seed=%" PRIu64 " sequence=%" PRIu64 ": %s\n", opt_seed, k, msg);
+            fprintf(stderr, "its start (balloons move %" PRIu64 " KiB a round; use per VM:",
+                    start.speed_kib);
+            for (size_t i = 0; i < start.s.n_vms; i++)
+                fprintf(stderr, " %" PRIu64, start.used_kib[i]);
+            fprintf(stderr, "; changes of use:");
+            for (size_t c = 0; c < start.n_changes; c++)
+                fprintf(stderr, " round %" PRIu64 " vm %" PRIu32 " to %" PRIu64, start.change_at[c],
+                        start.change_vm[c], start.change_kib[c]);
+            fprintf(stderr, "):\n");
+            dump_snapshot(stderr, &start.s.policy, &start.s.host, start_vms, start.s.n_vms);
+            fprintf(stderr, "now:\n");
+            dump_snapshot(stderr, &q.s.policy, &q.s.host, q.s.vms, q.s.n_vms);
+            sched_work_destroy(&work);
+            free(q.s.vms);
+            fail_msg("sequence %" PRIu64 " of seed %" PRIu64 ": %s", k, opt_seed, msg);
+        }
+        rounds_total += rounds;
+        moved += rounds > 0;
+    }
+    printf("sequences: %" PRIu64 " settled in %" PRIu64 " rounds in all (%" PRIu64
+           " moved before settling, %" PRIu64 " started under pressure, %" PRIu64
+           " rounds granted from the host beside grows in flight)\n",
+           n, rounds_total, moved, pressure, granted_in_flight);
+    sched_work_destroy(&work);
+    free(q.s.vms);
+    /* a generator whose hosts never move would prove nothing */
+    if (moved < n / 4 || (n >= 1000 && (pressure == 0 || granted_in_flight == 0)))
+        fail_msg("sequences: want >= %" PRIu64 " that moved, some under pressure, some granting "
+                 "beside grows in flight; got %" PRIu64 ", %" PRIu64 ", %" PRIu64,
+                 n / 4, moved, pressure, granted_in_flight);
+}
+
+/* Reordering the VMs changes nothing but the indices: on snapshots where no order is decided by
+ * a tie (every signal distinct, so every outlook; look-ahead off), each VM (by its identity)
+ * gets the same reason and target whatever its place. */
+static bool
+signals_distinct(const struct snapshot *s)
+{
+    for (size_t i = 0; i < s->n_vms; i++)
+        for (size_t j = i + 1; j < s->n_vms; j++)
+            if (s->vms[i].unused_kib == s->vms[j].unused_kib)
+                return false;
+    return true;
+}
+
+static void
+test_reordering(void **state)
+{
+    (void)state;
+    struct rng r = {opt_seed ^ UINT64_C(0x07d)};
+    struct seq q = {.s.vms = calloc(SEQ_VMS_MAX, sizeof(struct sched_vm))};
+    struct sched_vm shuffled[SEQ_VMS_MAX];
+    uint32_t perm[SEQ_VMS_MAX];
+    struct sched_work *work = sched_work_new(SEQ_VMS_MAX);
+    struct sched_work *work2 = sched_work_new(SEQ_VMS_MAX); /* a plan lives in its work area */
+    struct sched_plan a, b;
+    char msg[MSG_LEN] = "";
+    uint64_t n = opt_count / 16 ? opt_count / 16 : 1, compared = 0, moving = 0;
+
+    assert_non_null(q.s.vms);
+    assert_non_null(work);
+    assert_non_null(work2);
+    for (uint64_t k = 0; k < n; k++) {
+        random_seq(&r, &q);
+        if (!signals_distinct(&q.s))
+            continue;
+        for (size_t i = 0; i < q.s.n_vms; i++)
+            perm[i] = (uint32_t)i;
+        for (size_t i = q.s.n_vms; i-- > 1;) {
+            size_t j = (size_t)rng_below(&r, i + 1);
+            uint32_t t = perm[i];
+            perm[i] = perm[j];
+            perm[j] = t;
+        }
+        for (size_t i = 0; i < q.s.n_vms; i++)
+            shuffled[i] = q.s.vms[perm[i]];
+        int rc = plan_and_check(&q.s.policy, &q.s.host, q.s.vms, q.s.n_vms, work, &a, msg);
+        if (rc == 0)
+            rc = plan_and_check(&q.s.policy, &q.s.host, shuffled, q.s.n_vms, work2, &b, msg);
+        /* entry for VM x in a; in b, VM x sits at the place i with perm[i] == x */
+        for (size_t j = 0; rc == 0 && j < b.n_entries; j++) {
+            const struct sched_entry *f = &b.entries[j];
+            const struct sched_entry *e = NULL;
+            for (size_t m = 0; m < a.n_entries; m++)
+                if (a.entries[m].vm == perm[f->vm])
+                    e = &a.entries[m];
+            if (!e || e->reason != f->reason || e->new_target_kib != f->new_target_kib) {
+                snprintf(msg, MSG_LEN,
+                         "vm %" PRIu32 ": %s to %" PRIu64 " KiB in order, %s to %" PRIu64
+                         " KiB at place %" PRIu32 " after reordering",
+                         perm[f->vm], e ? sched_reason_name(e->reason) : "(none)",
+                         e ? e->new_target_kib : 0, sched_reason_name(f->reason), f->new_target_kib,
+                         f->vm);
+                rc = -EPROTO;
+            }
+        }
+        if (rc == 0 && a.n_entries != b.n_entries) {
+            snprintf(msg, MSG_LEN, "%zu entries in order, %zu reordered", a.n_entries, b.n_entries);
+            rc = -EPROTO;
+        }
+        if (rc != 0) {
+            fprintf(stderr, "seed=%" PRIu64 " reordering %" PRIu64 ": %s\n", opt_seed, k, msg);
+            dump_snapshot(stderr, &q.s.policy, &q.s.host, q.s.vms, q.s.n_vms);
+            fprintf(stderr, "order:");
+            for (size_t i = 0; i < q.s.n_vms; i++)
+                fprintf(stderr, " %" PRIu32, perm[i]);
+            fprintf(stderr, "\n");
+            dump_plan(stderr, &a);
+            dump_plan(stderr, &b);
+            sched_work_destroy(&work);
+            sched_work_destroy(&work2);
+            free(q.s.vms);
+            fail_msg("reordering %" PRIu64 " of seed %" PRIu64 ": %s", k, opt_seed, msg);
+        }
+        compared++;
+        moving += a.n_grows + a.n_shrinks > 1;
+    }
+    printf("reordering: %" PRIu64 " snapshots compared (%" PRIu64 " with several moves)\n",
+           compared, moving);
+    sched_work_destroy(&work);
+    sched_work_destroy(&work2);
+    free(q.s.vms);
+    if (compared < n / 4 || moving < compared / 10)
+        fail_msg("reordering: want >= %" PRIu64
+                 " compared, a tenth with several moves; got %" PRIu64 " and %" PRIu64,
+                 n / 4, compared, moving);
+}
+
 /* A corruption of a valid plan that must break an invariant. */
 enum mutation {
     MUT_TRANSFERRED,
@@ -1138,8 +1524,11 @@ main(int argc, char **argv)
             i++;
         } else if (strcmp(argv[i], "--count") == 0 && parse_u64_arg(argv[i + 1], &opt_count) == 0) {
             i++;
+        } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+            cmocka_set_test_filter(argv[++i]);
         } else {
-            fprintf(stderr, "usage: %s [--seed N] [--count N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--seed N] [--count N] [--only TEST_NAME_PATTERN]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -1152,6 +1541,8 @@ main(int argc, char **argv)
 
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_snapshots),
+        cmocka_unit_test(test_round_sequences),
+        cmocka_unit_test(test_reordering),
         cmocka_unit_test(test_checker_rejects_corrupted_plans),
         cmocka_unit_test(test_plan_refuses_more_than_capacity),
         cmocka_unit_test(test_checker_accepts_share_rounding),
