@@ -275,10 +275,13 @@ cmd_keygen(int argc, char **argv, int i)
     }
     if (save_key(secret_path, &keys, true) < 0 || save_key(public_path, &keys, false) < 0)
         return EXIT_NO_ANSWER;
-    printf("wrote %s (key pair, 0600) and %s (public key)\n"
+    char fingerprint[TRANSPORT_FINGERPRINT_LEN] = "?";
+    transport_key_fingerprint(keys.public_z85, fingerprint, sizeof(fingerprint));
+    printf("wrote %s (key pair, 0600) and %s (public key, fingerprint %s)\n"
            "An agent's public key goes into the coordinator's allow_dir; the coordinator's goes\n"
-           "to every agent (coordinator_key).\n",
-           secret_path, public_path);
+           "to every agent (coordinator_key). Agents and the coordinator name keys by this\n"
+           "fingerprint in their logs.\n",
+           secret_path, public_path, fingerprint);
     return 0;
 }
 

@@ -28,7 +28,7 @@ free_port() {
 port=$(free_port)
 mkdir -p "$work/keys" "$work/allow"
 for name in coordinator host1 rogue; do
-    "$ctl_bin" keygen "$name" --dir "$work/keys" >/dev/null
+    "$ctl_bin" keygen "$name" --dir "$work/keys" >"$work/keygen-$name.txt"
 done
 cp "$work/keys/host1.key" "$work/allow/"
 "$coordinator_bin" "listen=tcp://127.0.0.1:$port" "control=ipc://$work/control.sock" \
@@ -66,4 +66,6 @@ grep -q "event=no_session" "$work/host1.log" && fail "the admitted agent said it
 # Two different keys have different fingerprints.
 fp_rogue=$(grep -Eo 'fingerprint [0-9a-f:]+' "$work/rogue.log" | head -1)
 [ -n "$fp_rogue" ] || fail "no fingerprint in the log"
+# The operator can match the log to a key: keygen printed the same fingerprint.
+grep -q "$fp_rogue" "$work/keygen-rogue.txt" || fail "keygen did not print the rogue key's $fp_rogue"
 echo "ok: $fp_rogue"
