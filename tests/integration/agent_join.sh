@@ -7,23 +7,8 @@
 # (Takes ~35 s: the agent waits 30 s before it complains.)
 set -euo pipefail
 agent_bin=$1 coordinator_bin=$2 ctl_bin=$3 scenarios=$4
-work=$(mktemp -d /tmp/memsched-join-XXXXXX)
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*" >&2; tail -n 20 "$work"/*.log >&2 || true; exit 1; }
-eventually() {
-    local seconds=$1; shift
-    for _ in $(seq $((seconds * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
-    return 1
-}
-free_port() {
-    local port
-    for _ in $(seq 50); do
-        port=$((20000 + RANDOM % 20000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
-    done
-    echo 0
-}
+. "$(dirname "$0")/../lib/daemons.sh"
+daemons_init join
 
 port=$(free_port)
 mkdir -p "$work/keys" "$work/allow"

@@ -14,43 +14,8 @@
 set -euo pipefail
 
 agent_bin=$1 coordinator_bin=$2 ctl_bin=$3 scenarios=$4
-work=$(mktemp -d /tmp/memsched-restored-XXXXXX)
-pids=()
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [ "${KEEP:-}" != "1" ]; then rm -rf "$work"; else echo "kept $work"; fi
-}
-trap cleanup EXIT
-
-fail() {
-    echo "FAIL: $*" >&2
-    for f in coordinator.log agent.log state/policy.conf; do
-        echo "--- $f" >&2
-        tail -n 20 "$work/$f" >&2 || true
-    done
-    exit 1
-}
-
-eventually() {
-    local seconds=$1
-    shift
-    for _ in $(seq $((seconds * 5))); do
-        if "$@" >/dev/null 2>&1; then return 0; fi
-        sleep 0.2
-    done
-    return 1
-}
-
-free_port() {
-    local port
-    for _ in $(seq 50); do
-        port=$((20000 + RANDOM % 20000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
-    done
-    echo 0
-}
+. "$(dirname "$0")/../lib/daemons.sh"
+daemons_init restored
 
 ctl() { "$ctl_bin" --socket "ipc://$work/control.sock" "$@"; }
 

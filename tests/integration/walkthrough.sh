@@ -6,6 +6,7 @@
 #
 # usage: walkthrough.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
+. "$(dirname "$0")/../lib/daemons.sh" # free_port
 src=$1 build=$2
 work=$(mktemp -d /tmp/memsched-walkthrough.XXXXXX)
 log=$work/walkthrough.log
@@ -18,14 +19,6 @@ fail() {
     exit 1
 }
 
-free_port() {
-    local port
-    for _ in $(seq 100); do
-        port=$((20000 + RANDOM % 20000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
-    done
-    return 1
-}
 
 block=$(awk '/^## Running a fleet by hand/ { inside = 1; next }
              inside && /^```/ { if (fence++) exit; next }

@@ -1,0 +1,57 @@
+# daemons.sh - what the integration scripts that start real daemons share (source it):
+#   daemons_init NAME    a work dir /tmp/memsched-NAME-XXXXXX in $work, removed at exit (KEEP=1
+#                        keeps it) after every pid in the pids array is killed
+#   need_jq              jq, to read memschedctl --json: a skip (77) here, a failure under CI
+#   fail MSG             print MSG and the tail of every log in $work, exit 1
+#   eventually S CMD...  run CMD every 0.2 s until it succeeds, for at most S seconds
+#   free_port            a TCP port nothing listens on at 127.0.0.1 (0 when none was found)
+
+daemons_init() {
+    work=$(mktemp -d "/tmp/memsched-$1-XXXXXX")
+    pids=()
+    trap daemons_cleanup EXIT
+}
+
+daemons_cleanup() {
+    local pid
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if [ "${KEEP:-}" != "1" ]; then rm -rf "$work"; else echo "kept $work"; fi
+}
+
+need_jq() {
+    command -v jq >/dev/null && return 0
+    [ "${CI:-}" = "true" ] && { echo "FAIL: no jq (deploy/install-deps.sh --test installs it)"; exit 1; }
+    echo "SKIP: no jq to read memschedctl's --json (deploy/install-deps.sh --test installs it)"
+    exit 77
+}
+
+fail() {
+    local f
+    echo "FAIL: $*" >&2
+    for f in "$work"/*.log; do
+        [ -f "$f" ] || continue
+        echo "--- ${f##*/}" >&2
+        tail -n 20 "$f" >&2 || true
+    done
+    exit 1
+}
+
+eventually() {
+    local seconds=$1
+    shift
+    for _ in $(seq $((seconds * 5))); do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.2
+    done
+    return 1
+}
+
+free_port() {
+    local port
+    for _ in $(seq 50); do
+        port=$((20000 + RANDOM % 20000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
+    done
+    echo 0
+}
