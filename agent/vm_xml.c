@@ -30,46 +30,15 @@ node_is(xmlNodePtr node, const char *name)
     return node->type == XML_ELEMENT_NODE && xmlStrcmp(node->name, BAD_CAST name) == 0;
 }
 
-int
-vm_xml_has_balloon(const char *xml, bool *has_balloon)
+/* The domain's <devices><memballoon> whose model is not "none", or NULL (also for XML that is
+ * not a <domain>: then *is_domain is false). */
+static xmlNodePtr
+find_balloon(xmlDocPtr doc, bool *is_domain)
 {
-    xmlDocPtr doc = xml_read(xml);
     xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
-    int rc = -EINVAL;
 
-    *has_balloon = false;
-    if (!root || !node_is(root, "domain"))
-        goto out;
-    for (xmlNodePtr dev = root->children; dev; dev = dev->next) {
-        if (!node_is(dev, "devices"))
-            continue;
-        for (xmlNodePtr n = dev->children; n; n = n->next) {
-            xmlChar *model;
-            if (!node_is(n, "memballoon"))
-                continue;
-            model = xmlGetProp(n, BAD_CAST "model");
-            if (!model || xmlStrcmp(model, BAD_CAST "none") != 0)
-                *has_balloon = true;
-            xmlFree(model);
-        }
-    }
-    rc = 0;
-out:
-    xmlFreeDoc(doc);
-    return rc;
-}
-
-int
-vm_xml_stats_period(const char *xml, unsigned *period_s)
-{
-    xmlDocPtr doc = xml_read(xml);
-    xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
-    int rc = -EINVAL;
-
-    *period_s = 0;
-    if (!root || !node_is(root, "domain"))
-        goto out;
-    for (xmlNodePtr dev = root->children; dev; dev = dev->next) {
+    *is_domain = root && node_is(root, "domain");
+    for (xmlNodePtr dev = *is_domain ? root->children : NULL; dev; dev = dev->next) {
         if (!node_is(dev, "devices"))
             continue;
         for (xmlNodePtr n = dev->children; n; n = n->next) {
@@ -78,25 +47,46 @@ vm_xml_stats_period(const char *xml, unsigned *period_s)
             xmlChar *model = xmlGetProp(n, BAD_CAST "model");
             bool none = model && xmlStrcmp(model, BAD_CAST "none") == 0;
             xmlFree(model);
-            for (xmlNodePtr st = none ? NULL : n->children; st; st = st->next) {
-                if (!node_is(st, "stats"))
-                    continue;
-                xmlChar *text = xmlGetProp(st, BAD_CAST "period");
-                char *end = NULL;
-                errno = 0;
-                unsigned long v = text ? strtoul((const char *)text, &end, 10) : 0;
-                if (text && errno == 0 && end != (char *)text && *end == '\0' && v <= UINT_MAX)
-                    *period_s = (unsigned)v;
-                xmlFree(text);
-            }
+            if (!none)
+                return n;
         }
     }
-    rc = 0;
-out:
-    xmlFreeDoc(doc);
-    return rc;
+    return NULL;
 }
 
+int
+vm_xml_has_balloon(const char *xml, bool *has_balloon)
+{
+    xmlDocPtr doc = xml_read(xml);
+    bool is_domain;
+
+    *has_balloon = find_balloon(doc, &is_domain) != NULL;
+    xmlFreeDoc(doc);
+    return is_domain ? 0 : -EINVAL;
+}
+
+int
+vm_xml_stats_period(const char *xml, unsigned *period_s)
+{
+    xmlDocPtr doc = xml_read(xml);
+    bool is_domain;
+    xmlNodePtr balloon = find_balloon(doc, &is_domain);
+
+    *period_s = 0;
+    for (xmlNodePtr st = balloon ? balloon->children : NULL; st; st = st->next) {
+        if (!node_is(st, "stats"))
+            continue;
+        xmlChar *text = xmlGetProp(st, BAD_CAST "period");
+        char *end = NULL;
+        errno = 0;
+        unsigned long v = text ? strtoul((const char *)text, &end, 10) : 0;
+        if (text && errno == 0 && end != (char *)text && *end == '\0' && v <= UINT_MAX)
+            *period_s = (unsigned)v;
+        xmlFree(text);
+    }
+    xmlFreeDoc(doc);
+    return is_domain ? 0 : -EINVAL;
+}
 
 /* A decimal number in [lo, hi], digits only: "+5", " 5", "5k" and "0x5" are refused. */
 static bool
