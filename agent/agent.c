@@ -27,7 +27,7 @@
 #include "round.h"
 #include "util.h"
 
-#define MODULE                 "agent"
+#define LOG_MODULE             "agent"
 #define POLLS_PER_STATS_PERIOD 4
 /* Targets saved longer ago than this are not taken up after a restart: the balloon has
  * arrived, or is stuck, or the VM restarted meanwhile. */
@@ -92,14 +92,14 @@ choose_policy(struct agent *a)
         rc = agent_config_check_limits(&a->config, &saved.policy, err, sizeof(err));
     if (rc == 0 && saved.source == STATE_SOURCE_FLEET) {
         a->state = saved;
-        log_info(MODULE, "event=policy source=fleet version=%" PRIu64 " from=%s", saved.version,
+        log_info(LOG_MODULE, "event=policy source=fleet version=%" PRIu64 " from=%s", saved.version,
                  a->config.state_dir);
         return;
     }
     if (rc < 0 && rc != -ENOENT)
-        log_warn(MODULE, "event=state_ignored fallback=config why=\"%s\"", err);
+        log_warn(LOG_MODULE, "event=state_ignored fallback=config why=\"%s\"", err);
     a->state = (struct agent_state){.policy = a->config.policy, .source = STATE_SOURCE_CONFIG};
-    log_info(MODULE, "event=policy source=config");
+    log_info(LOG_MODULE, "event=policy source=config");
 }
 
 /* Persist the policy in force. A dry run persists nothing (it must leave no trace a real run
@@ -118,7 +118,7 @@ save_state(const struct agent *a, char *why, size_t why_len)
         rc = state_save(a->config.state_dir, &a->state, why, why_len);
     }
     if (rc < 0)
-        log_warn(MODULE, "event=state_not_saved why=\"%s\"", why);
+        log_warn(LOG_MODULE, "event=state_not_saved why=\"%s\"", why);
     return rc;
 }
 
@@ -204,13 +204,13 @@ keep_restart_keys(const struct agent_config *old, struct agent_config *fresh)
         const char *was = (const char *)old + strings[i].offset;
         char *now = (char *)fresh + strings[i].offset;
         if (strcmp(was, now) != 0) {
-            log_warn(MODULE, "event=reload key=%s note=\"takes a restart\" keeping=old",
+            log_warn(LOG_MODULE, "event=reload key=%s note=\"takes a restart\" keeping=old",
                      strings[i].name);
             snprintf(now, AGENT_CONFIG_STR_MAX, "%s", was);
         }
     }
     if (old->insecure != fresh->insecure) {
-        log_warn(MODULE, "event=reload key=insecure note=\"takes a restart\" keeping=old");
+        log_warn(LOG_MODULE, "event=reload key=insecure note=\"takes a restart\" keeping=old");
         fresh->insecure = old->insecure;
     }
 }
@@ -237,16 +237,16 @@ agent_reload(struct agent *a)
         }
     }
     if (rc < 0) {
-        log_err(MODULE, "event=reload_failed keeping=old why=\"%s\"", err);
+        log_err(LOG_MODULE, "event=reload_failed keeping=old why=\"%s\"", err);
     } else {
         keep_restart_keys(&a->config, &fresh);
         if (fresh.dry_run != a->config.dry_run) {
             round_set_dry_run(a->round, fresh.dry_run);
-            log_info(MODULE, "event=reload dry_run=%s", fresh.dry_run ? "yes" : "no");
+            log_info(LOG_MODULE, "event=reload dry_run=%s", fresh.dry_run ? "yes" : "no");
         }
         if (strcmp(fresh.labels, a->config.labels) != 0) {
             /* The coordinators place hosts in label scopes by their hello: say it again. */
-            log_info(MODULE, "event=reload labels=\"%s\" hello=%s", fresh.labels,
+            log_info(LOG_MODULE, "event=reload labels=\"%s\" hello=%s", fresh.labels,
                      a->link ? "yes" : "no");
             if (a->link)
                 link_set_labels(a->link, labels, (size_t)n_labels, fleet_version(a));
@@ -256,7 +256,7 @@ agent_reload(struct agent *a)
         if (a->state.source == STATE_SOURCE_FLEET &&
             agent_config_check_limits(&a->config, &a->state.policy, err, sizeof(err)) < 0) {
             /* New limits the fleet policy crosses: this host's operator has the last word. */
-            log_warn(MODULE,
+            log_warn(LOG_MODULE,
                      "event=policy_dropped source=fleet version=%" PRIu64
                      " fallback=config why=\"%s\"",
                      a->state.version, err);
@@ -268,9 +268,9 @@ agent_reload(struct agent *a)
             !policy_equal(&a->state.policy, &a->config.policy)) {
             a->state.policy = a->config.policy;
             save_state(a, err, sizeof(err));
-            log_info(MODULE, "event=policy source=config reloaded=yes");
+            log_info(LOG_MODULE, "event=policy source=config reloaded=yes");
         }
-        log_info(MODULE, "event=reloaded config=%s",
+        log_info(LOG_MODULE, "event=reloaded config=%s",
                  a->opts.config_path ? a->opts.config_path : "(none)");
     }
     notify(a, "READY=1");
@@ -288,7 +288,7 @@ agent_on_push(struct agent *a, const struct wire_policy_push *push, char *why, s
     if (rc == 0)
         rc = agent_config_check_limits(&a->config, &push->policy, why, why_len);
     if (rc < 0) {
-        log_warn(MODULE, "event=policy_refused version=%" PRIu64 " scope=%s why=\"%s\"",
+        log_warn(LOG_MODULE, "event=policy_refused version=%" PRIu64 " scope=%s why=\"%s\"",
                  push->version, push->scope, why);
         return rc;
     }
@@ -305,11 +305,11 @@ agent_on_push(struct agent *a, const struct wire_policy_push *push, char *why, s
     if (rc < 0) {
         a->state = before;
         snprintf(why, why_len, "not persisted: %s", err);
-        log_warn(MODULE, "event=policy_refused version=%" PRIu64 " scope=%s why=\"%s\"",
+        log_warn(LOG_MODULE, "event=policy_refused version=%" PRIu64 " scope=%s why=\"%s\"",
                  push->version, push->scope, why);
         return rc;
     }
-    log_info(MODULE, "event=policy source=fleet version=%" PRIu64 " scope=%s", push->version,
+    log_info(LOG_MODULE, "event=policy source=fleet version=%" PRIu64 " scope=%s", push->version,
              push->scope);
     return 0;
 }
@@ -471,11 +471,11 @@ load_targets(struct agent *a)
                            targets, sizeof(targets) / sizeof(targets[0]), &n, err, sizeof(err));
 
     if (rc < 0 && rc != -ENOENT)
-        log_warn(MODULE, "event=targets_ignored why=\"%s\"", err);
+        log_warn(LOG_MODULE, "event=targets_ignored why=\"%s\"", err);
     if (n == 0)
         return;
     round_seed_targets(a->round, targets, n, util_clock_ms(CLOCK_MONOTONIC));
-    log_info(MODULE, "event=targets_resumed count=%zu", n);
+    log_info(LOG_MODULE, "event=targets_resumed count=%zu", n);
 }
 
 /* Between rounds, while some VM is worth watching (round_watchful), the agent looks for fresh
@@ -569,7 +569,7 @@ agent_open(const struct agent_options *opts,
         if (!a->record) {
             rc = -errno;
             snprintf(err, err_len, "--record %.200s: %s", a->opts.record_path, strerror(errno));
-            log_err(MODULE, "event=record_open_failed path=%s error=%s", a->opts.record_path,
+            log_err(LOG_MODULE, "event=record_open_failed path=%s error=%s", a->opts.record_path,
                     strerror(-rc));
             goto fail;
         }
@@ -578,18 +578,18 @@ agent_open(const struct agent_options *opts,
     }
     rc = hv_open(a->config.uri, &a->hv, err, err_len);
     if (rc < 0) {
-        log_err(MODULE, "event=hypervisor_open_failed uri=%s why=\"%s\"", a->config.uri, err);
+        log_err(LOG_MODULE, "event=hypervisor_open_failed uri=%s why=\"%s\"", a->config.uri, err);
         goto fail;
     }
     rc = open_link(a, err, err_len);
     if (rc < 0) {
-        log_err(MODULE, "event=coordinator_link_failed why=\"%s\"", err);
+        log_err(LOG_MODULE, "event=coordinator_link_failed why=\"%s\"", err);
         goto fail;
     }
     a->round = round_new(a->hv, a->config.dry_run);
     if (!a->config.dry_run)
         load_targets(a);
-    log_info(MODULE, "event=started uri=%s dry_run=%s interval_ms=%" PRIu32, a->config.uri,
+    log_info(LOG_MODULE, "event=started uri=%s dry_run=%s interval_ms=%" PRIu32, a->config.uri,
              a->config.dry_run ? "yes" : "no", a->state.policy.interval_ms);
     *out = a;
     return 0;
@@ -606,7 +606,7 @@ agent_close(struct agent **ap)
     if (!a)
         return;
     if (a->round) {
-        log_info(MODULE, "event=stopped rounds=%" PRIu64, round_get_counters(a->round)->rounds);
+        log_info(LOG_MODULE, "event=stopped rounds=%" PRIu64, round_get_counters(a->round)->rounds);
         round_destroy(&a->round);
     }
     link_destroy(&a->link);

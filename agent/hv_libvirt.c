@@ -57,7 +57,7 @@
 #include "util.h"
 #include "vm_xml.h"
 
-#define MOD "libvirt"
+#define LOG_MODULE "libvirt"
 
 #define META_URI VM_XML_META_URI
 
@@ -222,7 +222,7 @@ last_errno(struct lv *lv, virDomainPtr dom, const char *op)
 
     err_take(&err);
     rc = err_errno(lv, &err, dom);
-    log_debug(MOD, "op=%s rc=%d code=%d err=\"%s\"", op, rc, err.code, err.msg);
+    log_debug(LOG_MODULE, "op=%s rc=%d code=%d err=\"%s\"", op, rc, err.code, err.msg);
     return rc;
 }
 
@@ -235,7 +235,7 @@ on_libvirt_error(void *data, virErrorPtr err)
     /* Expected failures (no metadata, a domain gone) are normal here; the callers decide what
      * deserves more than debug. Without this libvirt prints every error on stderr. */
     if (err)
-        log_debug(MOD, "libvirt_error code=%d domain=%d err=\"%s\"", err->code, err->domain,
+        log_debug(LOG_MODULE, "libvirt_error code=%d domain=%d err=\"%s\"", err->code, err->domain,
                   err->message ? err->message : "");
 }
 
@@ -255,7 +255,7 @@ static void LOG_PRINTF(2) on_xml_error(void *data, const char *fmt, ...)
     len = strlen(line);
     if (len && line[len - 1] == '\n')
         line[len - 1] = '\0';
-    log_debug(MOD, "libxml2_error err=\"%s\"", line);
+    log_debug(LOG_MODULE, "libxml2_error err=\"%s\"", line);
 }
 
 static void *
@@ -265,7 +265,7 @@ event_loop(void *arg)
     for (;;) {
         if (virEventRunDefaultImpl() < 0) {
             struct timespec pause = {.tv_sec = 1};
-            log_warn(MOD, "event=event_loop_failed");
+            log_warn(LOG_MODULE, "event=event_loop_failed");
             nanosleep(&pause, NULL);
         }
     }
@@ -371,7 +371,8 @@ queue_event(struct lv_shared *sh, virConnectPtr conn, virDomainPtr dom, enum lv_
 static int
 on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
 {
-    log_debug(MOD, "event=lifecycle name=%s type=%d detail=%d", dom_name(dom), event, detail);
+    log_debug(LOG_MODULE, "event=lifecycle name=%s type=%d detail=%d", dom_name(dom), event,
+              detail);
     if (event == VIR_DOMAIN_EVENT_STARTED)
         queue_event(opaque, conn, dom, LV_EVENT_STARTED);
     else if (event == VIR_DOMAIN_EVENT_DEFINED)
@@ -389,7 +390,8 @@ on_balloon_change(virConnectPtr conn, virDomainPtr dom, unsigned long long actua
     pthread_mutex_lock(&sh->lock);
     sh->balloon_events++;
     pthread_mutex_unlock(&sh->lock);
-    log_debug(MOD, "event=balloon_change name=%s actual_kib=%llu", dom_name(dom), actual_kib);
+    log_debug(LOG_MODULE, "event=balloon_change name=%s actual_kib=%llu", dom_name(dom),
+              actual_kib);
 }
 
 static void
@@ -397,14 +399,15 @@ on_metadata_change(virConnectPtr conn, virDomainPtr dom, int type, const char *n
 {
     if (type != VIR_DOMAIN_METADATA_ELEMENT || (nsuri && strcmp(nsuri, META_URI) != 0))
         return;
-    log_debug(MOD, "event=metadata_change name=%s", dom_name(dom));
+    log_debug(LOG_MODULE, "event=metadata_change name=%s", dom_name(dom));
     queue_event(opaque, conn, dom, LV_EVENT_METADATA);
 }
 
 static void
 on_migration_iteration(virConnectPtr conn, virDomainPtr dom, int iteration, void *opaque)
 {
-    log_debug(MOD, "event=migration_iteration name=%s iteration=%d", dom_name(dom), iteration);
+    log_debug(LOG_MODULE, "event=migration_iteration name=%s iteration=%d", dom_name(dom),
+              iteration);
     queue_event(opaque, conn, dom, LV_EVENT_MIGRATING);
 }
 
@@ -600,7 +603,7 @@ register_callbacks(struct lv *lv)
     if (virConnectRegisterCloseCallback(lv->conn, on_close, lv->shared, NULL) == 0)
         lv->close_cb = true;
     else
-        log_debug(MOD, "event=no_close_callback uri=%s", lv->uri);
+        log_debug(LOG_MODULE, "event=no_close_callback uri=%s", lv->uri);
     /* Each domain event holds a reference that libvirt gives back through shared_unref when it
      * drops the callback (which may be after deregistering, if it is running); a registration
      * that fails never took it. */
@@ -610,7 +613,7 @@ register_callbacks(struct lv *lv)
                                                             events[i].cb, lv->shared, shared_unref);
         if (lv->event_ids[i] < 0) {
             shared_unref(lv->shared);
-            log_debug(MOD, "event=no_domain_event id=%d uri=%s", events[i].id, lv->uri);
+            log_debug(LOG_MODULE, "event=no_domain_event id=%d uri=%s", events[i].id, lv->uri);
         }
     }
 }
@@ -639,7 +642,7 @@ lv_connect(struct lv *lv, char *err, size_t err_len)
     /* Remote drivers only: a hung daemon is then noticed in ~20 s instead of never. Local
      * drivers (test:///) answer 1 (nothing to do). */
     if (virConnectSetKeepAlive(conn, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT) < 0)
-        log_debug(MOD, "event=no_keepalive uri=%s", lv->uri);
+        log_debug(LOG_MODULE, "event=no_keepalive uri=%s", lv->uri);
     register_callbacks(lv);
     /* Everything cached may have changed while we were away; host support is probed again. */
     cache_invalidate_all(lv);
@@ -651,7 +654,7 @@ static void
 lv_outage(struct lv *lv, const char *what, const char *detail)
 {
     if (log_limit_failure(&lv->outage, util_clock_ms(CLOCK_MONOTONIC), OUTAGE_LOG_MAX_MS))
-        log_warn(MOD, "event=%s uri=%s failures=%" PRIu64 " err=\"%s\"", what, lv->uri,
+        log_warn(LOG_MODULE, "event=%s uri=%s failures=%" PRIu64 " err=\"%s\"", what, lv->uri,
                  lv->outage.failures, detail);
 }
 
@@ -699,7 +702,7 @@ lv_ensure(struct lv *lv)
     lv->retry_ms = RETRY_FIRST_MS;
     failures = log_limit_success(&lv->outage);
     if (failures)
-        log_info(MOD, "event=reconnected uri=%s failures=%" PRIu64, lv->uri, failures);
+        log_info(LOG_MODULE, "event=reconnected uri=%s failures=%" PRIu64, lv->uri, failures);
     return 0;
 }
 
@@ -850,7 +853,7 @@ add_cached(struct lv *lv, virDomainPtr dom, struct hv_vm *vm)
         } else {
             unsigned period_s = 0;
             if (vm_xml_has_balloon(xml, &d->has_balloon) < 0) {
-                log_debug(MOD, "vm=%s event=unparsable_xml", vm->uuid);
+                log_debug(LOG_MODULE, "vm=%s event=unparsable_xml", vm->uuid);
                 d->has_balloon = true;
             }
             vm_xml_stats_period(xml, &period_s);
@@ -876,7 +879,8 @@ add_cached(struct lv *lv, virDomainPtr dom, struct hv_vm *vm)
                 if (rc == -ENOTCONN || rc == -ENOENT)
                     return rc;
                 /* The operator may have said managed="no": leave it alone until we know. */
-                log_debug(MOD, "vm=%s event=metadata_unreadable err=\"%s\"", vm->uuid, e.msg);
+                log_debug(LOG_MODULE, "vm=%s event=metadata_unreadable err=\"%s\"", vm->uuid,
+                          e.msg);
                 ov.managed = false;
             }
         } else {
@@ -884,7 +888,7 @@ add_cached(struct lv *lv, virDomainPtr dom, struct hv_vm *vm)
                 uint64_t h = hash_str(xml);
                 /* Never guess what a malformed value meant: unmanaged, and said once. */
                 if (h != d->bad_meta_hash)
-                    log_warn(MOD,
+                    log_warn(LOG_MODULE,
                              "vm=%s name=%s event=bad_metadata attribute=%s uri=%s "
                              "action=unmanaged",
                              vm->uuid, vm->name, bad, META_URI);
@@ -1032,8 +1036,8 @@ host_fallback(struct lv *lv, enum lv_host_source source, const char *why)
     if (lv->host_source_logged[source])
         return;
     lv->host_source_logged[source] = true;
-    log_info(MOD, "event=host_memory_fallback source=%s uri=%s why=\"%s\"", names[source], lv->uri,
-             why);
+    log_info(LOG_MODULE, "event=host_memory_fallback source=%s uri=%s why=\"%s\"", names[source],
+             lv->uri, why);
 }
 
 /* A URI without a host part (qemu:///system) is this machine's hypervisor. */
@@ -1200,11 +1204,11 @@ lv_set_target(void *ctx, const char *uuid, uint64_t target_kib)
         err_take(&e);
         rc = err_errno(lv, &e, dom);
         if (rc == -EIO || rc == -EINVAL)
-            log_warn(MOD, "vm=%s op=set_target target_kib=%" PRIu64 " rc=%d err=\"%s\"", uuid,
-                     target_kib, rc, e.msg);
+            log_warn(LOG_MODULE, "vm=%s op=set_target target_kib=%" PRIu64 " rc=%d err=\"%s\"",
+                     uuid, target_kib, rc, e.msg);
         else
-            log_debug(MOD, "vm=%s op=set_target target_kib=%" PRIu64 " rc=%d err=\"%s\"", uuid,
-                      target_kib, rc, e.msg);
+            log_debug(LOG_MODULE, "vm=%s op=set_target target_kib=%" PRIu64 " rc=%d err=\"%s\"",
+                      uuid, target_kib, rc, e.msg);
     }
     virDomainFree(dom);
 out:

@@ -22,7 +22,7 @@
 #include "tracker.h"
 #include "util.h"
 
-#define MODULE          "round"
+#define LOG_MODULE      "round"
 #define FIRST_CAPACITY  64
 #define STUCK_MIN_MS    10000 /* real balloons move within 1-3 s (FACTS.md) */
 #define STUCK_ROUNDS    5
@@ -132,19 +132,19 @@ sample(struct round *r, uint64_t now_ms)
         rc = r->hv->ops->sample(r->hv->ctx, &r->host, r->vms, r->capacity, &n);
     }
     if (rc == -ENOSPC) {
-        log_err(MODULE, "event=too_many_vms vms=%zu max=%u", n, SCHED_VMS_MAX);
+        log_err(LOG_MODULE, "event=too_many_vms vms=%zu max=%u", n, SCHED_VMS_MAX);
         return rc;
     }
     if (rc < 0) {
         r->stats_period_s = 0; /* a restarted hypervisor forgets it */
         if (log_limit_failure(&r->outage, now_ms, OUTAGE_MAX_MS))
-            log_warn(MODULE, "event=hypervisor_unavailable error=%s failures=%" PRIu64,
+            log_warn(LOG_MODULE, "event=hypervisor_unavailable error=%s failures=%" PRIu64,
                      strerror(-rc), r->outage.failures);
         return rc;
     }
     uint64_t failures = log_limit_success(&r->outage);
     if (failures)
-        log_info(MODULE, "event=hypervisor_recovered failed_rounds=%" PRIu64, failures);
+        log_info(LOG_MODULE, "event=hypervisor_recovered failed_rounds=%" PRIu64, failures);
     r->n_vms = n;
     return 0;
 }
@@ -167,7 +167,7 @@ report_stats_period(struct round *r, unsigned want_s)
     for (size_t i = 0; i < r->n_vms; i++) {
         const struct hv_vm *vm = &r->vms[i];
         if (vm->has_balloon && vm->stats_period_s != want_s)
-            log_info(MODULE,
+            log_info(LOG_MODULE,
                      "vm=%s name=%s event=stats_period period_s=%" PRIu32
                      " want_s=%u dry_run=yes action=none",
                      vm->uuid, vm->name, vm->stats_period_s, want_s);
@@ -188,7 +188,8 @@ keep_stats_period(struct round *r, const struct policy *policy)
         return;
     int rc = r->hv->ops->set_stats_period(r->hv->ctx, period_s);
     if (rc < 0) {
-        log_warn(MODULE, "event=stats_period_failed period_s=%u error=%s", period_s, strerror(-rc));
+        log_warn(LOG_MODULE, "event=stats_period_failed period_s=%u error=%s", period_s,
+                 strerror(-rc));
         return;
     }
     r->stats_period_s = period_s;
@@ -201,19 +202,19 @@ log_tracker_change(const struct hv_vm *vm, const struct tracker_vm *t, enum trac
 {
     switch (change) {
     case TRACKER_STUCK:
-        log_warn(MODULE, "vm=%s name=%s event=stuck target_mib=%.1f actual_mib=%.1f", vm->uuid,
+        log_warn(LOG_MODULE, "vm=%s name=%s event=stuck target_mib=%.1f actual_mib=%.1f", vm->uuid,
                  vm->name, KIB_TO_MIB(t->target_kib), KIB_TO_MIB(vm->actual_kib));
         break;
     case TRACKER_RECOVERED:
-        log_info(MODULE, "vm=%s name=%s event=recovered actual_mib=%.1f", vm->uuid, vm->name,
+        log_info(LOG_MODULE, "vm=%s name=%s event=recovered actual_mib=%.1f", vm->uuid, vm->name,
                  KIB_TO_MIB(vm->actual_kib));
         break;
     case TRACKER_RETRY:
-        log_info(MODULE, "vm=%s name=%s event=retry_stuck actual_mib=%.1f", vm->uuid, vm->name,
+        log_info(LOG_MODULE, "vm=%s name=%s event=retry_stuck actual_mib=%.1f", vm->uuid, vm->name,
                  KIB_TO_MIB(vm->actual_kib));
         break;
     case TRACKER_REACHED:
-        log_debug(MODULE, "vm=%s name=%s event=reached actual_mib=%.1f", vm->uuid, vm->name,
+        log_debug(LOG_MODULE, "vm=%s name=%s event=reached actual_mib=%.1f", vm->uuid, vm->name,
                   KIB_TO_MIB(vm->actual_kib));
         break;
     case TRACKER_NO_CHANGE:
@@ -319,15 +320,16 @@ log_state_change(const struct hv_vm *vm, struct tracker_vm *t, enum sched_reason
     bool skip = sched_reason_is_skip(reason);
 
     if (!t->has_reason) {
-        log_info(MODULE, "vm=%s name=%s event=appeared managed=%s%s%s max_mib=%.1f actual_mib=%.1f",
+        log_info(LOG_MODULE,
+                 "vm=%s name=%s event=appeared managed=%s%s%s max_mib=%.1f actual_mib=%.1f",
                  vm->uuid, vm->name, skip ? "no" : "yes", skip ? " why=" : "",
                  skip ? sched_reason_name(reason) : "", KIB_TO_MIB(vm->max_kib),
                  KIB_TO_MIB(vm->actual_kib));
     } else if (skip && t->last_reason != reason) {
-        log_info(MODULE, "vm=%s name=%s event=unmanaged why=%s", vm->uuid, vm->name,
+        log_info(LOG_MODULE, "vm=%s name=%s event=unmanaged why=%s", vm->uuid, vm->name,
                  sched_reason_name(reason));
     } else if (!skip && sched_reason_is_skip(t->last_reason)) {
-        log_info(MODULE, "vm=%s name=%s event=managed was=%s", vm->uuid, vm->name,
+        log_info(LOG_MODULE, "vm=%s name=%s event=managed was=%s", vm->uuid, vm->name,
                  sched_reason_name(t->last_reason));
     }
     t->has_reason = true;
@@ -357,7 +359,7 @@ log_decision(const struct round *r,
     const struct tracker_vm *t = r->tracked[e->vm];
     bool grow = e->reason == SCHED_REASON_GROW;
 
-    log_info(MODULE,
+    log_info(LOG_MODULE,
              "vm=%s name=%s decision=%s old_mib=%.1f new_mib=%.1f %s=%s vm_mib=%.1f host_mib=%.1f"
              " unused_mib=%.1f usable_mib=%.1f lookahead_mib=%.1f sample_ms=%" PRIu64 "%s",
              vm->uuid, vm->name, sched_reason_name(e->reason), KIB_TO_MIB(e->old_target_kib),
@@ -380,7 +382,7 @@ apply_one(struct round *r, const struct sched_entry *e, uint64_t target_kib, uin
     int rc = r->hv->ops->set_target(r->hv->ctx, vm->uuid, target_kib);
     if (rc < 0) {
         r->counters.apply_failures++;
-        log_warn(MODULE, "vm=%s name=%s event=apply_failed target_mib=%.1f error=%s", vm->uuid,
+        log_warn(LOG_MODULE, "vm=%s name=%s event=apply_failed target_mib=%.1f error=%s", vm->uuid,
                  vm->name, KIB_TO_MIB(target_kib), strerror(-rc));
         return rc;
     }
@@ -475,7 +477,7 @@ plan_and_apply(struct round *r, const struct policy *policy, uint64_t now_ms)
                                         .horizon_ms = horizon_ms(r, policy)};
     int rc = sched_plan(policy, &r->sched_host, r->snapshot, r->n_vms, r->work, &r->plan);
     if (rc < 0) {
-        log_err(MODULE, "event=plan_failed vms=%zu error=%s", r->n_vms, strerror(-rc));
+        log_err(LOG_MODULE, "event=plan_failed vms=%zu error=%s", r->n_vms, strerror(-rc));
         return rc;
     }
     r->watchful = false;
@@ -489,7 +491,7 @@ plan_and_apply(struct round *r, const struct policy *policy, uint64_t now_ms)
     if (sched_check_plan(policy, &r->sched_host, r->snapshot, r->n_vms, &r->plan, msg,
                          sizeof(msg)) != 0) {
         r->counters.plans_refused++;
-        log_err(MODULE, "event=plan_refused why=\"%s\"", msg);
+        log_err(LOG_MODULE, "event=plan_refused why=\"%s\"", msg);
         return -EPROTO;
     }
     memset(r->apply_failed, 0, r->n_vms * sizeof(*r->apply_failed));
@@ -526,7 +528,7 @@ run_round(struct round *r, const struct policy *policy, uint64_t now_ms, bool fo
     }
     size_t gone = tracker_end_round(r->tracker);
     if (gone)
-        log_info(MODULE, "event=vms_gone count=%zu", gone);
+        log_info(LOG_MODULE, "event=vms_gone count=%zu", gone);
     return rc;
 }
 
