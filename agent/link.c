@@ -147,28 +147,34 @@ link_dropped(struct link *l)
     return dropped;
 }
 
+struct fanout {
+    struct link *l;
+    size_t which; /* LINK_ALL = every endpoint */
+};
+
+static int
+send_fanout(void *ctx, const uint8_t *buf, size_t len)
+{
+    struct fanout *f = ctx;
+
+    for (size_t i = 0; i < f->l->n_clients; i++) {
+        if (f->which == LINK_ALL || f->which == i)
+            transport_client_send(f->l->clients[i], buf, len);
+    }
+    return 0;
+}
+
 /* The transport's sender, link_open's emit: stamp the envelope, encode, send to one client or
  * all. The only place link.c touches the envelope. */
 static void
 send_to(void *ctx, size_t which, struct wire_msg *msg)
 {
     struct link *l = ctx;
+    struct fanout f = {.l = l, .which = which};
     char err[ERR_LEN];
-    uint8_t *buf;
-    size_t len;
 
-    msg->protocol_version = WIRE_PROTOCOL_VERSION;
-    snprintf(msg->host_id, sizeof(msg->host_id), "%s", l->host_id);
-    msg->sequence = ++l->sequence;
-    if (wire_encode(msg, &buf, &len, err, sizeof(err)) < 0) {
+    if (wire_send(msg, l->host_id, &l->sequence, send_fanout, &f, err, sizeof(err)) < 0)
         log_err(MODULE, "event=encode_failed body=%s why=\"%s\"", wire_body_name(msg->body), err);
-        return;
-    }
-    for (size_t i = 0; i < l->n_clients; i++) {
-        if (which == LINK_ALL || which == i)
-            transport_client_send(l->clients[i], buf, len);
-    }
-    free(buf);
 }
 
 static void

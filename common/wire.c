@@ -722,6 +722,31 @@ wire_encode(const struct wire_msg *msg, uint8_t **buf, size_t *len, char *err, s
     return rc;
 }
 
+int
+wire_send(struct wire_msg *msg,
+          const char *host_id,
+          uint64_t *sequence,
+          wire_send_fn send,
+          void *ctx,
+          char *err,
+          size_t err_len)
+{
+    uint8_t *buf;
+    size_t len;
+
+    msg->protocol_version = WIRE_PROTOCOL_VERSION;
+    snprintf(msg->host_id, sizeof(msg->host_id), "%s", host_id);
+    msg->sequence = ++*sequence;
+    int rc = wire_encode(msg, &buf, &len, err, err_len);
+    if (rc < 0)
+        return rc;
+    rc = send(ctx, buf, len);
+    if (rc < 0)
+        snprintf(err, err_len, "send: %s", strerror(-rc));
+    free(buf);
+    return rc < 0 ? rc : 0;
+}
+
 /* ---- control messages ---- */
 
 static int

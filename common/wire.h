@@ -166,6 +166,20 @@ void wire_control_reply_clear(struct wire_control_reply *reply);
  * a receiver would: -EINVAL with err for a message we would refuse ourselves. */
 int wire_encode(const struct wire_msg *msg, uint8_t **buf, size_t *len, char *err, size_t err_len);
 
+/* Where wire_send() hands the encoded bytes (a transport's send). Returns 0 or -errno. */
+typedef int (*wire_send_fn)(void *ctx, const uint8_t *buf, size_t len);
+
+/* The envelope, stamped and sent, in one place for both ends: sets msg's protocol version,
+ * host_id and sequence (++*sequence), encodes it and hands the bytes to send(ctx, ...). Returns
+ * 0, wire_encode()'s -EINVAL (nothing sent) or what send returned, with err saying why. */
+int wire_send(struct wire_msg *msg,
+              const char *host_id,
+              uint64_t *sequence,
+              wire_send_fn send,
+              void *ctx,
+              char *err,
+              size_t err_len);
+
 /* Decode and validate one message: protocol version, host id, every count, range, string and
  * enum, duplicate VM uuids, the policy through policy_validate(). Returns 0, -EBADMSG (not a
  * message), -E2BIG (it would unpack to more than WIRE_UNPACK_BUDGET_BYTES) or -EINVAL (a
