@@ -3,6 +3,7 @@
  */
 #include "coordinator.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -20,18 +21,20 @@
 #define ERR_LEN            256
 #define FORGET_EVERY_MS    10000 /* how often to look for hosts past the retention */
 #define HOSTS_ROW_EVERY_MS 60000 /* a host's row is rewritten at most this often by hellos */
+#define ASKED_SLOTS        4096  /* recent "say hello"s remembered: a fixed table, not per host */
+#define SAY_HELLO_EVERY_MS 5000  /* one "say hello" per connection and host id this often */
 
 struct session {
     struct session *next;
+    enum coordinator_session_state state;
     char host_id[WIRE_HOST_ID_MAX];
     struct transport_peer peer;
     char key_z85[TRANSPORT_KEY_Z85_LEN]; /* the key it first said hello with */
     uint64_t pushed_version;
     uint64_t pushed_at_ms;
     uint64_t refused_version;
-    uint64_t known_version;    /* the policy in force for it, as last looked up... */
-    uint64_t known_generation; /* ...under this generation of the policy store */
-    bool greeted;
+    uint64_t known_version;     /* the policy in force for it, as last looked up... */
+    uint64_t known_generation;  /* ...under this generation of the policy store */
     bool push_answered;         /* pushed_version was acked: later acks for it are ignored */
     bool epoch_ok;              /* the version it holds came from this store's epoch */
     uint64_t hosts_row_ms;      /* when its hosts row was last written (0 = not yet) */
@@ -39,12 +42,20 @@ struct session {
     struct log_limit rejoins;   /* its "rejoined" lines: a hello storm is one line a minute */
 };
 
+/* A "say hello" sent lately: a hash of the connection and host id, and when. Strangers get no
+ * session; this fixed table only keeps their queued messages from each drawing an answer. */
+struct asked {
+    uint64_t hash;
+    uint64_t at_ms;
+};
+
 struct coordinator {
     struct fleet *fleet;
     struct store *store;
-    struct transport_server *server;
+    coordinator_send_fn send;
+    void *send_ctx;
     struct session *buckets[BUCKETS];
-    uint64_t sequence;          /* of our own messages */
+    struct asked asked[ASKED_SLOTS];
     uint64_t now_ms;            /* as of the last message or tick */
     uint64_t policy_generation; /* bumped by every stored policy; starts at 1 */
     uint64_t logged_event_seq;
@@ -90,13 +101,15 @@ session_remove(struct coordinator *c, const char *host_id)
 }
 
 struct coordinator *
-coordinator_new(struct fleet *fleet, struct store *store, struct transport_server *server)
+coordinator_new(struct fleet *fleet, struct store *store, coordinator_send_fn send, void *send_ctx)
 {
     struct coordinator *c = util_xcalloc(1, sizeof(*c));
 
+    assert(send);
     c->fleet = fleet;
     c->store = store;
-    c->server = server;
+    c->send = send;
+    c->send_ctx = send_ctx;
     c->logged_event_seq = fleet_last_event_seq(fleet);
     c->policy_generation = 1;
     c->host_retention_ms = COORDINATOR_HOST_RETENTION_MS;
@@ -126,6 +139,34 @@ coordinator_get_counters(const struct coordinator *c)
     return &c->counters;
 }
 
+enum coordinator_session_state
+coordinator_session_state(const struct coordinator *c, const char *host_id)
+{
+    for (const struct session *s = c->buckets[util_hash_str(host_id) % BUCKETS]; s; s = s->next) {
+        if (strcmp(s->host_id, host_id) == 0)
+            return s->state;
+    }
+    return COORDINATOR_SESSION_UNKNOWN;
+}
+
+const char *
+coordinator_session_state_name(enum coordinator_session_state state)
+{
+    switch (state) {
+    case COORDINATOR_SESSION_UNKNOWN:
+        return "unknown";
+    case COORDINATOR_SESSION_GREETED:
+        return "greeted";
+    case COORDINATOR_SESSION_CURRENT:
+        return "current";
+    case COORDINATOR_SESSION_PUSHING:
+        return "pushing";
+    case COORDINATOR_SESSION_REFUSED:
+        return "refused";
+    }
+    return "?";
+}
+
 /* ---- sending ---- */
 
 static void
@@ -134,21 +175,7 @@ send_to(struct coordinator *c,
         const char *host_id,
         struct wire_msg *msg)
 {
-    char err[ERR_LEN];
-    uint8_t *buf;
-    size_t len;
-
-    msg->protocol_version = WIRE_PROTOCOL_VERSION;
-    snprintf(msg->host_id, sizeof(msg->host_id), "%s", host_id);
-    msg->sequence = ++c->sequence;
-    if (wire_encode(msg, &buf, &len, err, sizeof(err)) < 0) {
-        log_err(MODULE, "host=%s event=encode_failed body=%s why=\"%s\"", host_id,
-                wire_body_name(msg->body), err);
-        return;
-    }
-    if (transport_server_send(c->server, to, buf, len) < 0)
-        log_debug(MODULE, "host=%s event=send_failed body=%s", host_id, wire_body_name(msg->body));
-    free(buf);
+    c->send(c->send_ctx, to, host_id, msg);
 }
 
 static void
@@ -157,18 +184,50 @@ send_msg(struct coordinator *c, struct session *s, struct wire_msg *msg)
     send_to(c, &s->peer, s->host_id, msg);
 }
 
-/* "I do not know you": answered where the message came from; no session is made for it. */
+static uint64_t
+connection_hash(const struct transport_peer *peer, const char *host_id)
+{
+    uint64_t h = util_hash_str(host_id);
+
+    for (size_t i = 0; i < peer->id_len; i++)
+        h = util_hash_mix(h, peer->id[i]);
+    return h ? h : 1;
+}
+
+/* "I do not know you": answered where the message came from; no session is made for it. An
+ * agent's queue (up to 16 reports) arrives at once after a restart: one answer per connection
+ * and host id every SAY_HELLO_EVERY_MS, or it would say hello 16 times. */
 static void
 say_hello(struct coordinator *c, const struct transport_peer *to, const char *host_id)
 {
     struct wire_msg msg = {.body = WIRE_BODY_SAY_HELLO};
+    uint64_t hash = connection_hash(to, host_id);
+    struct asked *a = &c->asked[hash % ASKED_SLOTS];
 
+    if (a->hash == hash && c->now_ms - a->at_ms < SAY_HELLO_EVERY_MS) {
+        c->counters.say_hello_held++;
+        return;
+    }
+    a->hash = hash;
+    a->at_ms = c->now_ms;
     c->counters.say_hello++;
     send_to(c, to, host_id, &msg);
 }
 
-/* Push the policy in force for this host when the version it holds differs. A version held
- * from another epoch of the store (a restored or replaced database) counts as none. */
+/* A hello answers the question: the next message of a new connection is asked again. */
+static void
+forget_asked(struct coordinator *c, const struct transport_peer *from, const char *host_id)
+{
+    uint64_t hash = connection_hash(from, host_id);
+    struct asked *a = &c->asked[hash % ASKED_SLOTS];
+
+    if (a->hash == hash)
+        a->hash = 0;
+}
+
+/* Push the policy in force for this host when the version it holds differs, and settle its
+ * session state. A version held from another epoch of the store (a restored or replaced
+ * database) counts as none. */
 static void
 offer_policy(struct coordinator *c, struct session *s, uint64_t held_version)
 {
@@ -181,10 +240,16 @@ offer_policy(struct coordinator *c, struct session *s, uint64_t held_version)
 
     /* Every report comes through here: skip the store while nothing has changed and there is
      * nothing to offer (up to date, nothing governs the host, or it refused what would be). */
-    if (s->known_generation == c->policy_generation &&
-        (s->known_version == held_version || s->known_version == 0 ||
-         s->known_version == s->refused_version))
-        return;
+    if (s->known_generation == c->policy_generation) {
+        if (s->known_version == held_version || s->known_version == 0) {
+            s->state = COORDINATOR_SESSION_CURRENT;
+            return;
+        }
+        if (s->known_version == s->refused_version) {
+            s->state = COORDINATOR_SESSION_REFUSED;
+            return;
+        }
+    }
     if (fleet_host_get(c->fleet, s->host_id, &info) < 0)
         return;
     int rc = store_policy_for_host(c->store, s->host_id, info.labels, info.n_labels, &entry, err,
@@ -193,14 +258,19 @@ offer_policy(struct coordinator *c, struct session *s, uint64_t held_version)
         s->known_generation = c->policy_generation;
         s->known_version = rc == 0 ? entry.version : 0;
     }
-    if (rc == -ENOENT || (rc == 0 && entry.version == held_version))
-        return; /* nothing governs it, or it is up to date */
+    if (rc == -ENOENT || (rc == 0 && entry.version == held_version)) {
+        s->state = COORDINATOR_SESSION_CURRENT; /* nothing governs it, or it is up to date */
+        return;
+    }
     if (rc < 0) {
         log_err(MODULE, "host=%s event=policy_lookup_failed why=\"%s\"", s->host_id, err);
         return;
     }
-    if (entry.version == s->refused_version)
-        return; /* it said no, and why; asking again changes nothing */
+    if (entry.version == s->refused_version) {
+        s->state = COORDINATOR_SESSION_REFUSED; /* it said no, and why; asking again changes
+                                                   nothing */
+        return;
+    }
     if (entry.version == s->pushed_version && now_ms - s->pushed_at_ms < COORDINATOR_PUSH_RETRY_MS)
         return; /* on its way */
     struct wire_msg msg = {.body = WIRE_BODY_POLICY_PUSH};
@@ -209,6 +279,7 @@ offer_policy(struct coordinator *c, struct session *s, uint64_t held_version)
     snprintf(msg.u.push.scope, sizeof(msg.u.push.scope), "%s", entry.scope);
     msg.u.push.policy = entry.policy;
     send_msg(c, s, &msg);
+    s->state = COORDINATOR_SESSION_PUSHING;
     s->pushed_version = entry.version;
     s->pushed_at_ms = now_ms;
     s->push_answered = false;
@@ -244,6 +315,46 @@ stored_refusal(struct coordinator *c, const char *host_id)
     return ack.version;
 }
 
+/* One key saying hello in a loop must not turn into a database write per message: its hosts
+ * row is rewritten once a minute, or when the version it holds changes. */
+static void
+remember_hello(
+    struct coordinator *c, struct session *s, uint64_t version, uint64_t now_ms, uint64_t now_wall)
+{
+    if (!s->hosts_row_ms || now_ms - s->hosts_row_ms >= HOSTS_ROW_EVERY_MS ||
+        s->hosts_row_version != version) {
+        remember_labels(c, s->host_id, version, now_wall);
+        s->hosts_row_ms = now_ms ? now_ms : 1;
+        s->hosts_row_version = version;
+    }
+}
+
+static bool
+same_connection(const struct transport_peer *a, const struct transport_peer *b)
+{
+    return a->id_len == b->id_len && memcmp(a->id, b->id, a->id_len) == 0 &&
+           strcmp(a->key_z85, b->key_z85) == 0;
+}
+
+/* The hello says what the fleet already knows of this host: agent and labels. */
+static bool
+hello_known(const struct fleet_host_info *info, const struct wire_hello *hello)
+{
+    char label[FLEET_LABEL_MAX];
+
+    if (strcmp(info->agent_version, hello->agent_version) != 0 || info->n_labels != hello->n_labels)
+        return false;
+    for (size_t i = 0; i < hello->n_labels; i++) {
+        snprintf(label, sizeof(label), "%s=%s", hello->labels[i].key, hello->labels[i].value);
+        bool found = false;
+        for (size_t j = 0; j < info->n_labels && !found; j++)
+            found = strcmp(info->labels[j], label) == 0;
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
 static void
 on_hello(struct coordinator *c,
          struct session *s,
@@ -253,29 +364,43 @@ on_hello(struct coordinator *c,
          uint64_t now_wall)
 {
     struct fleet_host_info info;
+    bool greeted = s->state != COORDINATOR_SESSION_UNKNOWN;
+    bool known = fleet_host_get(c->fleet, s->host_id, &info) == 0;
 
     /* An id already bound to another key, and still alive, is not handed over (under CURVE the
      * allowlist already made sure the key is this host's: this guards a key rotation). */
-    if (s->greeted && strcmp(s->key_z85, from->key_z85) != 0 &&
-        fleet_host_get(c->fleet, s->host_id, &info) == 0 && info.liveness != FLEET_LIVENESS_DOWN) {
+    if (greeted && strcmp(s->key_z85, from->key_z85) != 0 && known &&
+        info.liveness != FLEET_LIVENESS_DOWN) {
         c->counters.impostors++;
         if (log_limit_failure(&c->impostor_messages, now_ms, COMPLAIN_MAX))
             log_warn(MODULE, "host=%s event=hello_refused why=\"id bound to another key\" key=%s",
                      s->host_id, from->key_z85);
         return;
     }
+    forget_asked(c, from, s->host_id);
+    /* A second hello on the same connection saying nothing new (the agent answered a "say
+     * hello" and greeted its new connection too): a heartbeat, not a rejoin and not a push. */
+    if (greeted && known && same_connection(&s->peer, from) && hello_known(&info, &msg->u.hello)) {
+        c->counters.hellos_repeated++;
+        fleet_heartbeat(c->fleet, s->host_id, msg->sequence, msg->u.hello.policy_version, now_ms);
+        remember_hello(c, s, msg->u.hello.policy_version, now_ms, now_wall);
+        offer_policy(c, s, msg->u.hello.policy_version);
+        return;
+    }
     if (fleet_hello(c->fleet, s->host_id, &msg->u.hello, now_ms) < 0) {
         if (log_limit_failure(&c->bad_messages, now_ms, COMPLAIN_MAX))
             log_warn(MODULE, "host=%s event=hello_refused why=\"fleet full or bad hello\"",
                      s->host_id);
-        if (!s->greeted)
+        if (!greeted)
             session_remove(c, s->host_id); /* nothing is kept for a refused stranger */
         return;
     }
+    /* A push on the old connection may be lost with it; on the same one it is on its way. */
+    if (!greeted || !same_connection(&s->peer, from))
+        s->pushed_version = 0;
     s->peer = *from;
     snprintf(s->key_z85, sizeof(s->key_z85), "%s", from->key_z85);
-    s->greeted = true;
-    s->pushed_version = 0;
+    s->state = COORDINATOR_SESSION_GREETED;
     s->known_generation = 0; /* its labels may have changed: look its policy up again */
     s->refused_version = stored_refusal(c, s->host_id);
     s->epoch_ok = msg->u.hello.policy_epoch == store_epoch(c->store);
@@ -284,13 +409,7 @@ on_hello(struct coordinator *c,
                  "host=%s event=policy_epoch_differs held=%" PRIu64
                  " why=\"held from another store epoch: pushed again\"",
                  s->host_id, msg->u.hello.policy_version);
-    /* One key saying hello in a loop must not turn into a database write per message. */
-    if (!s->hosts_row_ms || now_ms - s->hosts_row_ms >= HOSTS_ROW_EVERY_MS ||
-        s->hosts_row_version != msg->u.hello.policy_version) {
-        remember_labels(c, s->host_id, msg->u.hello.policy_version, now_wall);
-        s->hosts_row_ms = now_ms ? now_ms : 1;
-        s->hosts_row_version = msg->u.hello.policy_version;
-    }
+    remember_hello(c, s, msg->u.hello.policy_version, now_ms, now_wall);
     offer_policy(c, s, msg->u.hello.policy_version);
 }
 
@@ -328,9 +447,11 @@ on_ack(struct coordinator *c,
         log_warn(MODULE, "host=%s event=store_failed why=\"%s\"", s->host_id, err);
     if (ack->applied) {
         c->counters.acks_applied++;
+        s->state = COORDINATOR_SESSION_CURRENT;
     } else {
         c->counters.acks_refused++;
         s->refused_version = ack->version;
+        s->state = COORDINATOR_SESSION_REFUSED;
     }
     log_info(MODULE, "host=%s event=policy_ack version=%" PRIu64 " applied=%s%s%s%s", s->host_id,
              ack->version, ack->applied ? "yes" : "no", ack->applied ? "" : " why=\"",
@@ -352,7 +473,7 @@ dispatch(struct coordinator *c,
         return;
     }
     /* Anything else must come from the key that said hello for this id. */
-    if (!s || !s->greeted || strcmp(s->key_z85, from->key_z85) != 0) {
+    if (!s || s->state == COORDINATOR_SESSION_UNKNOWN || strcmp(s->key_z85, from->key_z85) != 0) {
         say_hello(c, from, msg->host_id);
         return;
     }
@@ -384,38 +505,48 @@ dispatch(struct coordinator *c,
 void
 coordinator_handle(struct coordinator *c,
                    const struct transport_peer *from,
-                   const uint8_t *buf,
-                   size_t len,
+                   const struct wire_msg *msg,
                    uint64_t now_ms,
                    uint64_t now_wall)
+{
+    c->counters.messages++;
+    c->now_ms = now_ms;
+    /* A key is a host: under CURVE the allowlist binds each key to one host id, and a message
+     * speaking for any other id is dropped before anything is kept for it. */
+    if (from->key_z85[0] && strcmp(msg->host_id, from->name) != 0) {
+        c->counters.impostors++;
+        if (log_limit_failure(&c->impostor_messages, now_ms, COMPLAIN_MAX))
+            log_warn(MODULE,
+                     "host=%s event=message_refused why=\"host id is not its key's\" "
+                     "key_host=%s body=%s impostors=%" PRIu64,
+                     msg->host_id, from->name, wire_body_name(msg->body), c->counters.impostors);
+        return;
+    }
+    /* No state for a host until its hello: anything else from a stranger gets "say hello". */
+    struct session *s = session_find(c, msg->host_id, msg->body == WIRE_BODY_HELLO);
+    dispatch(c, s, msg, from, now_ms, now_wall);
+}
+
+void
+coordinator_receive(struct coordinator *c,
+                    const struct transport_peer *from,
+                    const uint8_t *buf,
+                    size_t len,
+                    uint64_t now_ms,
+                    uint64_t now_wall)
 {
     char err[ERR_LEN];
     struct wire_msg msg;
 
-    c->counters.messages++;
-    c->now_ms = now_ms;
     if (wire_decode(buf, len, &msg, err, sizeof(err)) < 0) {
+        c->counters.messages++;
         c->counters.rejected++;
         if (log_limit_failure(&c->bad_messages, now_ms, COMPLAIN_MAX))
             log_warn(MODULE, "event=message_rejected why=\"%s\" key=%s rejected=%" PRIu64, err,
                      from->key_z85[0] ? from->key_z85 : "-", c->counters.rejected);
         return;
     }
-    /* A key is a host: under CURVE the allowlist binds each key to one host id, and a message
-     * speaking for any other id is dropped before anything is kept for it. */
-    if (from->key_z85[0] && strcmp(msg.host_id, from->name) != 0) {
-        c->counters.impostors++;
-        if (log_limit_failure(&c->impostor_messages, now_ms, COMPLAIN_MAX))
-            log_warn(MODULE,
-                     "host=%s event=message_refused why=\"host id is not its key's\" "
-                     "key_host=%s body=%s impostors=%" PRIu64,
-                     msg.host_id, from->name, wire_body_name(msg.body), c->counters.impostors);
-        wire_msg_clear(&msg);
-        return;
-    }
-    /* No state for a host until its hello: anything else from a stranger gets "say hello". */
-    struct session *s = session_find(c, msg.host_id, msg.body == WIRE_BODY_HELLO);
-    dispatch(c, s, &msg, from, now_ms, now_wall);
+    coordinator_handle(c, from, &msg, now_ms, now_wall);
     wire_msg_clear(&msg);
 }
 
@@ -446,8 +577,8 @@ retry_push(const struct fleet_host_info *host, void *ctx)
     struct session *s = session_find(c, host->host_id, false);
 
     /* A push that was not acked (lost, or the agent was busy) goes again after the retry time. */
-    if (s && s->greeted && host->liveness == FLEET_LIVENESS_FRESH && s->pushed_version &&
-        s->pushed_version != host->policy_version)
+    if (s && s->state != COORDINATOR_SESSION_UNKNOWN && host->liveness == FLEET_LIVENESS_FRESH &&
+        s->pushed_version && s->pushed_version != host->policy_version)
         offer_policy(c, s, host->policy_version);
     return 0;
 }
@@ -551,7 +682,8 @@ push_if_in_scope(const struct fleet_host_info *host, void *ctx)
     struct push_scope *p = ctx;
     struct session *s = session_find(p->c, host->host_id, false);
 
-    if (s && s->greeted && scope_matches(&p->scope, host->host_id, host->labels, host->n_labels))
+    if (s && s->state != COORDINATOR_SESSION_UNKNOWN &&
+        scope_matches(&p->scope, host->host_id, host->labels, host->n_labels))
         offer_policy(p->c, s, host->policy_version);
     return 0;
 }

@@ -21,6 +21,21 @@
  * Policy: on hello (and on any report or heartbeat that shows an older version) the host gets
  * the policy in force for it (store_policy_for_host); a push not acked within push_retry_ms is
  * sent again; a version the agent refused is not pushed again to it.
+ *
+ * Sessions: a host has one, in one state (enum coordinator_session_state), from its first
+ * valid hello: unknown (no session; everything but a hello gets "say hello") -> greeted (its
+ * policy not looked up yet) -> current (holds what is in force for it, or nothing governs it) /
+ * pushing (a push is on its way) / refused (it refused what is in force; not pushed again).
+ * An ack moves pushing to current or refused; a new policy moves any of them to pushing.
+ *
+ * No reconnect flood: an agent's queued reports arriving after a coordinator restart (or once
+ * its key is allowed) get one "say hello" per connection and host (SAY_HELLO_EVERY_MS), not one
+ * each; a second hello on the same connection with the same labels and agent is taken as a
+ * heartbeat (no event, no new push); a version is pushed to a host once per push_retry_ms.
+ *
+ * No I/O of its own: messages come in decoded (coordinator_handle) or as bytes
+ * (coordinator_receive decodes them), and go out through the send callback the daemon wires to
+ * the transport (tests record them).
  */
 #ifndef MEMSCHED_COORDINATOR_COORDINATOR_H
 #define MEMSCHED_COORDINATOR_COORDINATOR_H
@@ -31,6 +46,7 @@
 #include "fleet.h"
 #include "store.h"
 #include "transport.h"
+#include "wire.h"
 
 #define COORDINATOR_PUSH_RETRY_MS     5000
 #define COORDINATOR_HOST_RETENTION_MS (UINT64_C(7) * 24 * 3600 * 1000) /* a week down */
@@ -38,12 +54,29 @@
 
 struct coordinator;
 
+enum coordinator_session_state {
+    COORDINATOR_SESSION_UNKNOWN = 0, /* no session: no valid hello yet (or forgotten) */
+    COORDINATOR_SESSION_GREETED,     /* said hello; its policy not settled yet */
+    COORDINATOR_SESSION_CURRENT,     /* holds the policy in force for it, or none governs it */
+    COORDINATOR_SESSION_PUSHING,     /* the policy in force was pushed, no answer yet */
+    COORDINATOR_SESSION_REFUSED,     /* it refused the policy in force: not pushed again */
+};
+
+/* One message out: msg's body for host_id, to the peer `to` (the daemon stamps the envelope,
+ * encodes and sends it: wire_send). msg and to are borrowed for the call. */
+typedef void (*coordinator_send_fn)(void *ctx,
+                                    const struct transport_peer *to,
+                                    const char *host_id,
+                                    struct wire_msg *msg);
+
 struct coordinator_counters {
     uint64_t sessions; /* hosts greeted and kept now (a gauge) */
     uint64_t messages;
-    uint64_t rejected;  /* malformed or invalid messages */
-    uint64_t impostors; /* messages for a host id that is not their key's */
-    uint64_t say_hello; /* "unknown host" answers */
+    uint64_t rejected;        /* malformed or invalid messages */
+    uint64_t impostors;       /* messages for a host id that is not their key's */
+    uint64_t say_hello;       /* "unknown host" answers */
+    uint64_t say_hello_held;  /* ...not sent: that connection was asked a moment ago */
+    uint64_t hellos_repeated; /* a second hello on one connection, taken as a heartbeat */
     uint64_t pushes;
     uint64_t acks_applied;
     uint64_t acks_refused;
@@ -52,19 +85,29 @@ struct coordinator_counters {
     uint64_t logs_suppressed; /* event lines held back by a per-host rate limit */
 };
 
-/* Borrows fleet, store and server; they must outlive the coordinator. */
+/* Borrows fleet and store; they must outlive the coordinator. Every message out goes to
+ * send(send_ctx, ...). */
 struct coordinator *
-coordinator_new(struct fleet *fleet, struct store *store, struct transport_server *server);
+coordinator_new(struct fleet *fleet, struct store *store, coordinator_send_fn send, void *send_ctx);
 
 void coordinator_destroy(struct coordinator **coordinator);
 
-/* One message from an agent. now_ms is monotonic, now_wall_ms wall clock. */
+/* One decoded (and validated: wire_decode) message from an agent, borrowed. now_ms is
+ * monotonic, now_wall_ms wall clock. */
 void coordinator_handle(struct coordinator *c,
                         const struct transport_peer *from,
-                        const uint8_t *buf,
-                        size_t len,
+                        const struct wire_msg *msg,
                         uint64_t now_ms,
                         uint64_t now_wall_ms);
+
+/* One message from an agent as received: decoded, then coordinator_handle(); what fails to
+ * decode is dropped, counted (rejected) and logged with a rate limit. */
+void coordinator_receive(struct coordinator *c,
+                         const struct transport_peer *from,
+                         const uint8_t *buf,
+                         size_t len,
+                         uint64_t now_ms,
+                         uint64_t now_wall_ms);
 
 /* Periodic work: liveness, event logging, push retries. */
 void coordinator_tick(struct coordinator *c, uint64_t now_ms, uint64_t now_wall_ms);
@@ -84,5 +127,12 @@ int coordinator_forget_host(
 void coordinator_policy_added(struct coordinator *c, uint64_t version, const char *scope);
 
 const struct coordinator_counters *coordinator_get_counters(const struct coordinator *c);
+
+/* The session state of host_id (COORDINATOR_SESSION_UNKNOWN when it has none). */
+enum coordinator_session_state coordinator_session_state(const struct coordinator *c,
+                                                         const char *host_id);
+
+/* "unknown", "greeted", "current", "pushing", "refused". */
+const char *coordinator_session_state_name(enum coordinator_session_state state);
 
 #endif /* MEMSCHED_COORDINATOR_COORDINATOR_H */

@@ -116,8 +116,38 @@ struct daemon {
     struct fleet *fleet;
     struct transport_server *servers[2];
     struct coordinator *coordinator;
+    uint64_t sequence; /* of the messages sent to agents */
     sigset_t signals;
 };
+
+struct peer_send {
+    struct transport_server *server;
+    const struct transport_peer *to;
+};
+
+static int
+send_peer(void *ctx, const uint8_t *buf, size_t len)
+{
+    struct peer_send *p = ctx;
+
+    return transport_server_send(p->server, p->to, buf, len);
+}
+
+/* The engine's messages out: stamped, encoded and sent to the agent's connection. */
+static void
+send_agent(void *ctx, const struct transport_peer *to, const char *host_id, struct wire_msg *msg)
+{
+    struct daemon *d = ctx;
+    struct peer_send p = {.server = d->servers[SERVER_MAIN], .to = to};
+    char err[ERR_LEN];
+
+    int rc = wire_send(msg, host_id, &d->sequence, send_peer, &p, err, sizeof(err));
+    if (rc == -EINVAL)
+        log_err(MODULE, "host=%s event=encode_failed body=%s why=\"%s\"", host_id,
+                wire_body_name(msg->body), err);
+    else if (rc < 0)
+        log_debug(MODULE, "host=%s event=send_failed body=%s", host_id, wire_body_name(msg->body));
+}
 
 static void
 policy_added(void *ctx, uint64_t version, const char *scope)
@@ -250,7 +280,7 @@ run(struct daemon *d)
         uint64_t now = util_clock_ms(CLOCK_MONOTONIC), wall = util_clock_ms(CLOCK_REALTIME);
         if (rc == 1) {
             if (which == SERVER_MAIN)
-                coordinator_handle(d->coordinator, &from, buf, len, now, wall);
+                coordinator_receive(d->coordinator, &from, buf, len, now, wall);
             else
                 answer_control(d, &from, buf, len);
             free(buf);
@@ -346,7 +376,7 @@ main(int argc, char **argv)
         log_err(MODULE, "event=listen_failed why=\"%s\"", err);
         goto out;
     }
-    d.coordinator = coordinator_new(d.fleet, d.store, d.servers[SERVER_MAIN]);
+    d.coordinator = coordinator_new(d.fleet, d.store, send_agent, &d);
     coordinator_set_host_retention(d.coordinator, d.settings.host_retention_ms);
     log_info(MODULE, "event=started listen=%s control=%s db=%s curve=%s", d.settings.listen,
              d.settings.control, d.settings.db, d.settings.insecure ? "no" : "yes");

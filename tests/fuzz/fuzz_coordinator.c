@@ -1,11 +1,12 @@
 /*
  * fuzz_coordinator.c - libFuzzer harness for the coordinator's message handling: whatever an
- * admitted peer sends goes into coordinator_handle(), over a fleet, an in-memory store and an
- * insecure inproc server that live across inputs (as in the daemon).
+ * admitted peer sends goes into coordinator_receive(), over a fleet, an in-memory store and
+ * a send callback that live across inputs (as in the daemon).
  *
  * The first byte picks the sender: one of four keyed peers, each bound to its own host id (as
  * the CURVE allowlist does), or a peer without a key (insecure loopback). The rest is the
- * message. Invariants checked after every input: the sessions never outnumber the fleet's
+ * message, into coordinator_receive(); what the engine sends back is encoded (wire_send) and
+ * must encode. Invariants checked after every input: the sessions never outnumber the fleet's
  * hosts_max (nothing is kept for strangers), and a keyed peer never gets a session for a host
  * id that is not its own (a key is a host). Every 64th input ticks the clock forward, so
  * liveness, push retries and the host retention run too.
@@ -20,6 +21,7 @@
 #include "log.h"
 #include "store.h"
 #include "transport.h"
+#include "wire.h"
 
 #define HOSTS_MAX 64
 
@@ -27,30 +29,50 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct fleet *fleet;
 static struct store *store;
-static struct transport_server *server;
 static struct coordinator *coordinator;
-static uint64_t now_ms = 1000, inputs;
+static uint64_t now_ms = 1000, inputs, sequence;
+
+static int
+sink(void *ctx, const uint8_t *buf, size_t len)
+{
+    (void)ctx;
+    (void)buf;
+    (void)len;
+    return 0;
+}
+
+/* What the engine sends is encoded as the daemon would: it must always be a valid message. */
+static void
+send_agent(void *ctx, const struct transport_peer *to, const char *host_id, struct wire_msg *msg)
+{
+    char err[WIRE_ERR_MAX];
+
+    (void)ctx;
+    (void)to;
+    if (wire_send(msg, host_id, &sequence, sink, NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "fuzz_coordinator: the engine sent a message it cannot encode: %s\n", err);
+        abort();
+    }
+}
 
 static void
 start(void)
 {
     char err[STORE_ERR_MAX];
     struct fleet_opts fo = {.stale_after_ms = 1000, .down_after_ms = 3000, .hosts_max = HOSTS_MAX};
-    struct transport_server_options o = {.endpoint = "inproc://fuzz-coordinator", .insecure = true};
     struct policy p;
     uint64_t version;
 
     log_set_level(LOG_LEVEL_ERR);
     fleet = fleet_new(&fo);
-    if (store_open(":memory:", &store, err, sizeof(err)) != 0 ||
-        transport_server_open(&o, &server, err, sizeof(err)) != 0) {
+    if (store_open(":memory:", &store, err, sizeof(err)) != 0) {
         fprintf(stderr, "fuzz_coordinator: %s\n", err);
         abort();
     }
     policy_init_defaults(&p);
     if (store_policy_add(store, "fleet", &p, "fuzz", "", 1, &version, err, sizeof(err)) != 0)
         abort();
-    coordinator = coordinator_new(fleet, store, server);
+    coordinator = coordinator_new(fleet, store, send_agent, NULL);
     coordinator_set_host_retention(coordinator, 60000);
 }
 
@@ -76,7 +98,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         snprintf(from.name, sizeof(from.name), "hv%u", who);
     }
     size_t hosts_before = fleet_host_count(fleet);
-    coordinator_handle(coordinator, &from, data + 1, size - 1, now_ms, now_ms);
+    coordinator_receive(coordinator, &from, data + 1, size - 1, now_ms, now_ms);
     if (who < 4 && fleet_host_count(fleet) > hosts_before) {
         struct fleet_host_info info;
         /* A keyed peer can only ever bring its own host in. */

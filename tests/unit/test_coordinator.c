@@ -1,12 +1,15 @@
 /*
  * test_coordinator.c - the coordinator's protocol engine (coordinator/coordinator.c) fed with
- * encoded messages and hand-made peers, over a real fleet, a real SQLite store in a temp dir
- * and an insecure inproc server (answers go nowhere; only what the engine keeps is checked).
+ * decoded messages and hand-made peers, over a real fleet and a real SQLite store in a temp
+ * dir; what it sends goes to a recording callback (no sockets), so the answers are checked too.
  *
  * The trust boundaries of issue 10: a key is a host (a message whose host id is not its key's
  * is dropped before anything is kept, with the real host down and on a fresh coordinator);
  * nothing is kept for a stranger before its hello; an ack counts only for the version pushed
- * to that host, once.
+ * to that host, once. The session states of issue 9 (unknown -> greeted -> current / pushing /
+ * refused): hello, impostor, push retry, refusal, say-hello, stale -> down -> fresh. The
+ * reconnect flood of issue 15: an agent's queued messages after a coordinator restart make one
+ * say-hello, one join, one push and one applied event per host.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,16 +35,59 @@
 #define KEY_HV1 "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7" /* any 40 characters do here */
 #define KEY_HV2 "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"
 
+#define SENT_MAX 64
+
+/* One message the engine sent, as the daemon would have put it on the wire. */
+struct sent {
+    char to[TRANSPORT_ID_MAX]; /* the peer's routing id, as text here */
+    char host_id[WIRE_HOST_ID_MAX];
+    enum wire_body body;
+    uint64_t version; /* a push's */
+};
+
 struct fixture {
     char dir[64];
     char db[128];
     struct store *store;
     struct fleet *fleet;
-    struct transport_server *server;
     struct coordinator *coordinator;
     uint64_t now_ms;
     uint64_t sequence;
+    struct sent sent[SENT_MAX];
+    size_t n_sent; /* may exceed SENT_MAX: only the first SENT_MAX are kept */
 };
+
+static void
+record_send(void *ctx, const struct transport_peer *to, const char *host_id, struct wire_msg *msg)
+{
+    struct fixture *fx = ctx;
+
+    if (fx->n_sent < SENT_MAX) {
+        struct sent *s = &fx->sent[fx->n_sent];
+        snprintf(s->to, sizeof(s->to), "%.*s", (int)to->id_len, (const char *)to->id);
+        snprintf(s->host_id, sizeof(s->host_id), "%s", host_id);
+        s->body = msg->body;
+        s->version = msg->body == WIRE_BODY_POLICY_PUSH ? msg->u.push.version : 0;
+    }
+    fx->n_sent++;
+}
+
+/* How many messages of this body went to host_id since the last clear_sent(). */
+static size_t
+sent_count(const struct fixture *fx, const char *host_id, enum wire_body body)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < fx->n_sent && i < SENT_MAX; i++)
+        n += strcmp(fx->sent[i].host_id, host_id) == 0 && fx->sent[i].body == body;
+    return n;
+}
+
+static void
+clear_sent(struct fixture *fx)
+{
+    fx->n_sent = 0;
+}
 
 static struct transport_peer
 peer(const char *id, const char *key, const char *name)
@@ -65,7 +111,7 @@ start(struct fixture *fx)
     if (store_open(fx->db, &fx->store, err, sizeof(err)) != 0)
         fail_msg("store_open: %s", err);
     fx->fleet = fleet_new(&fo);
-    fx->coordinator = coordinator_new(fx->fleet, fx->store, fx->server);
+    fx->coordinator = coordinator_new(fx->fleet, fx->store, record_send, fx);
 }
 
 static void
@@ -80,20 +126,11 @@ static int
 setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof(*fx));
-    char err[TRANSPORT_ERR_MAX];
-    static int serial;
 
     snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_coordinator.XXXXXX");
     if (!mkdtemp(fx->dir))
         return -1;
     snprintf(fx->db, sizeof(fx->db), "%s/coordinator.db", fx->dir);
-    char endpoint[64];
-    snprintf(endpoint, sizeof(endpoint), "inproc://test-coordinator-%d", serial++);
-    struct transport_server_options o = {.endpoint = endpoint, .insecure = true};
-    if (transport_server_open(&o, &fx->server, err, sizeof(err)) != 0) {
-        fprintf(stderr, "server: %s\n", err);
-        return -1;
-    }
     fx->now_ms = 1000;
     start(fx);
     *state = fx;
@@ -107,7 +144,6 @@ teardown(void **state)
     char cmd[160];
 
     stop(fx);
-    transport_server_close(&fx->server);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->dir);
     if (system(cmd) != 0)
         return -1;
@@ -118,16 +154,9 @@ teardown(void **state)
 static void
 deliver(struct fixture *fx, const struct transport_peer *from, struct wire_msg *m)
 {
-    char err[WIRE_ERR_MAX];
-    uint8_t *buf;
-    size_t len;
-
     m->protocol_version = WIRE_PROTOCOL_VERSION;
     m->sequence = ++fx->sequence;
-    if (wire_encode(m, &buf, &len, err, sizeof(err)) != 0)
-        fail_msg("encode: %s", err);
-    coordinator_handle(fx->coordinator, from, buf, len, fx->now_ms, 1700000000000 + fx->now_ms);
-    free(buf);
+    coordinator_handle(fx->coordinator, from, m, fx->now_ms, 1700000000000 + fx->now_ms);
 }
 
 static void
@@ -249,6 +278,7 @@ test_key_is_a_host(void **state)
     assert_int_equal(info.liveness, FLEET_LIVENESS_DOWN);
     uint64_t last_seen = info.last_seen_ms;
 
+    clear_sent(fx);
     hello(fx, &hv2_as_hv1, "hv1");
     report(fx, &hv2_as_hv1, "hv1");
     heartbeat(fx, &hv2_as_hv1, "hv1");
@@ -256,6 +286,8 @@ test_key_is_a_host(void **state)
     const struct coordinator_counters *c = coordinator_get_counters(fx->coordinator);
     if (c->impostors != 4)
         fail_msg("impostors: want 4 (hello, report, heartbeat, ack), got %" PRIu64, c->impostors);
+    if (fx->n_sent != 0)
+        fail_msg("the impostor was answered: %zu messages sent", fx->n_sent);
     assert_int_equal(fleet_host_get(fx->fleet, "hv1", &info), 0);
     assert_int_equal(info.liveness, FLEET_LIVENESS_DOWN);
     assert_int_equal(info.last_seen_ms, last_seen);
@@ -269,6 +301,8 @@ test_key_is_a_host(void **state)
     c = coordinator_get_counters(fx->coordinator);
     assert_int_equal(c->impostors, 2);
     assert_int_equal(c->sessions, 0);
+    assert_int_equal(coordinator_session_state(fx->coordinator, "hv1"),
+                     COORDINATOR_SESSION_UNKNOWN);
     assert_int_equal(fleet_host_count(fx->fleet), 0);
     assert_int_equal(stored_hosts(fx), 1);
     assert_int_equal(store_ack_for_host(fx->store, "hv1", &stored, err, sizeof(err)), -ENOENT);
@@ -277,6 +311,8 @@ test_key_is_a_host(void **state)
     hello(fx, &hv1, "hv1");
     assert_int_equal(fleet_host_count(fx->fleet), 1);
     assert_int_equal(coordinator_get_counters(fx->coordinator)->impostors, 2);
+    assert_int_equal(coordinator_session_state(fx->coordinator, "hv1"),
+                     COORDINATOR_SESSION_PUSHING);
 }
 
 /* 50,000 heartbeats, reports and acks with new host ids and no hello (from a peer without a
@@ -420,8 +456,8 @@ last_seen_of(const struct store_host *h, void *ctx)
     return 0;
 }
 
-/* One key saying hello in a loop: 3,000 hellos write its hosts row once and log a handful of
- * "rejoined" lines, not 3,000 of each. */
+/* One key saying hello in a loop, each on a new connection: 3,000 hellos write its hosts row
+ * once and log a handful of "rejoined" lines, not 3,000 of each. */
 static void
 test_hello_storm_is_cheap(void **state)
 {
@@ -433,8 +469,11 @@ test_hello_storm_is_cheap(void **state)
     hello(fx, &hv1, "hv1");
     assert_int_equal(store_hosts_list(fx->store, last_seen_of, &first_seen, err, sizeof(err)), 0);
     for (int i = 0; i < 3000; i++) {
+        char conn[32];
+        snprintf(conn, sizeof(conn), "conn-hv1-%d", i);
+        struct transport_peer again = peer(conn, KEY_HV1, "hv1");
         fx->now_ms += 1;
-        hello(fx, &hv1, "hv1");
+        hello(fx, &again, "hv1");
         if (i % 100 == 99)
             coordinator_tick(fx->coordinator, fx->now_ms, 0);
     }
@@ -448,6 +487,279 @@ test_hello_storm_is_cheap(void **state)
         fail_msg("rejoined lines held back: %" PRIu64 " of 3000, want >= 2990", c->logs_suppressed);
 }
 
+static void
+report_holding(struct fixture *fx,
+               const struct transport_peer *from,
+               const char *host_id,
+               uint64_t version)
+{
+    struct wire_msg m = {.body = WIRE_BODY_REPORT};
+
+    snprintf(m.host_id, sizeof(m.host_id), "%s", host_id);
+    m.u.report.host_total_kib = 1 << 20;
+    m.u.report.policy_version = version;
+    deliver(fx, from, &m);
+}
+
+struct event_count {
+    const char *host_id;
+    enum fleet_event_kind kind;
+    size_t n;
+};
+
+static int
+count_event(const struct fleet_event *e, void *ctx)
+{
+    struct event_count *ec = ctx;
+
+    ec->n += strcmp(e->host_id, ec->host_id) == 0 && e->kind == ec->kind;
+    return 0;
+}
+
+static size_t
+events_of(struct fixture *fx, const char *host_id, enum fleet_event_kind kind)
+{
+    struct event_count ec = {.host_id = host_id, .kind = kind};
+
+    fleet_events(fx->fleet, 0, count_event, &ec);
+    return ec.n;
+}
+
+static void
+want_state(struct fixture *fx, const char *host_id, enum coordinator_session_state want)
+{
+    enum coordinator_session_state got = coordinator_session_state(fx->coordinator, host_id);
+
+    if (got != want)
+        fail_msg("%s's session: want %s, got %s", host_id, coordinator_session_state_name(want),
+                 coordinator_session_state_name(got));
+}
+
+/* Hello: a host nothing governs is current at once; a fleet policy is pushed to it (pushing),
+ * answered where it said hello from; its ack makes it current, and one event says so. */
+static void
+test_hello_push_ack(void **state)
+{
+    struct fixture *fx = *state;
+    struct transport_peer hv1 = peer("conn-hv1", KEY_HV1, "hv1");
+
+    want_state(fx, "hv1", COORDINATOR_SESSION_UNKNOWN);
+    hello(fx, &hv1, "hv1");
+    want_state(fx, "hv1", COORDINATOR_SESSION_CURRENT);
+    assert_int_equal(fx->n_sent, 0);
+    assert_int_equal(events_of(fx, "hv1", FLEET_EVENT_JOINED), 1);
+
+    uint64_t v1 = add_fleet_policy(fx, 250);
+    want_state(fx, "hv1", COORDINATOR_SESSION_PUSHING);
+    assert_int_equal(fx->n_sent, 1);
+    assert_int_equal(fx->sent[0].body, WIRE_BODY_POLICY_PUSH);
+    assert_int_equal(fx->sent[0].version, v1);
+    assert_string_equal(fx->sent[0].to, "conn-hv1");
+    assert_string_equal(fx->sent[0].host_id, "hv1");
+
+    ack(fx, &hv1, "hv1", v1, true);
+    want_state(fx, "hv1", COORDINATOR_SESSION_CURRENT);
+    assert_int_equal(events_of(fx, "hv1", FLEET_EVENT_POLICY_APPLIED), 1);
+    report_holding(fx, &hv1, "hv1", v1);
+    want_state(fx, "hv1", COORDINATOR_SESSION_CURRENT);
+    assert_int_equal(fx->n_sent, 1);
+}
+
+/* A push not answered goes again after COORDINATOR_PUSH_RETRY_MS, not before, and not once
+ * it is answered. */
+static void
+test_push_retry(void **state)
+{
+    struct fixture *fx = *state;
+    struct transport_peer hv1 = peer("conn-hv1", KEY_HV1, "hv1");
+
+    uint64_t v1 = add_fleet_policy(fx, 250);
+    hello(fx, &hv1, "hv1");
+    assert_int_equal(sent_count(fx, "hv1", WIRE_BODY_POLICY_PUSH), 1);
+    /* Reports holding nothing, every 500 ms, for just under the retry time: no second push. */
+    for (uint64_t t = 500; t < COORDINATOR_PUSH_RETRY_MS; t += 500) {
+        fx->now_ms += 500;
+        report_holding(fx, &hv1, "hv1", 0);
+        coordinator_tick(fx->coordinator, fx->now_ms, 0);
+    }
+    assert_int_equal(sent_count(fx, "hv1", WIRE_BODY_POLICY_PUSH), 1);
+    want_state(fx, "hv1", COORDINATOR_SESSION_PUSHING);
+    fx->now_ms += 500;
+    heartbeat(fx, &hv1, "hv1");
+    coordinator_tick(fx->coordinator, fx->now_ms, 0);
+    if (sent_count(fx, "hv1", WIRE_BODY_POLICY_PUSH) != 2)
+        fail_msg("pushes after the retry time: want 2, got %zu",
+                 sent_count(fx, "hv1", WIRE_BODY_POLICY_PUSH));
+    ack(fx, &hv1, "hv1", v1, true);
+    want_state(fx, "hv1", COORDINATOR_SESSION_CURRENT);
+    for (int i = 0; i < 20; i++) {
+        fx->now_ms += 500;
+        report_holding(fx, &hv1, "hv1", v1);
+        coordinator_tick(fx->coordinator, fx->now_ms, 0);
+    }
+    assert_int_equal(sent_count(fx, "hv1", WIRE_BODY_POLICY_PUSH), 2);
+}
+
+/* A refused version is not pushed again: not on reports, not on retries, not after either side
+ * restarts; a newer one is. */
+static void
+test_refusal(void **state)
+{
+    struct fixture *fx = *state;
+    struct transport_peer hv1 = peer("conn-hv1", KEY_HV1, "hv1");
+
+    uint64_t v1 = add_fleet_policy(fx, 250);
+    hello(fx, &hv1, "hv1");
+    ack(fx, &hv1, "hv1", v1, false);
+    want_state(fx, "hv1", COORDINATOR_SESSION_REFUSED);
+    assert_int_equal(events_of(fx, "hv1", FLEET_EVENT_POLICY_REFUSED), 1);
+    for (int i = 0; i < 30; i++) {
+        fx->now_ms += 500;
+        report_holding(fx, &hv1, "hv1", 0);
+        coordinator_tick(fx->coordinator, fx->now_ms, 0);
+    }
+    assert_int_equal(sent_count(fx, "hv1", WIRE_BODY_POLICY_PUSH), 1);
+    want_state(fx, "hv1", COORDINATOR_SESSION_REFUSED);
+
+    /* The agent restarts (a new connection): still refused, from the store. */
+    struct transport_peer again = peer("conn-hv1-2", KEY_HV1, "hv1");
+    hello(fx, &again, "hv1");
+    want_state(fx, "hv1", COORDINATOR_SESSION_REFUSED);
+    /* The coordinator restarts: still refused. */
+    stop(fx);
+    start(fx);
+    clear_sent(fx);
+    hello(fx, &again, "hv1");
+    want_state(fx, "hv1", COORDINATOR_SESSION_REFUSED);
+    assert_int_equal(fx->n_sent, 0);
+
+    uint64_t v2 = add_fleet_policy(fx, 260);
+    want_state(fx, "hv1", COORDINATOR_SESSION_PUSHING);
+    assert_int_equal(sent_count(fx, "hv1", WIRE_BODY_POLICY_PUSH), 1);
+    assert_int_equal(fx->sent[0].version, v2);
+}
+
+/* Say hello: a host the coordinator does not know (it restarted) that reports is asked to say
+ * hello, once per connection however many queued reports arrive; after its hello it is kept. */
+static void
+test_say_hello(void **state)
+{
+    struct fixture *fx = *state;
+    struct transport_peer hv1 = peer("conn-hv1", KEY_HV1, "hv1");
+    struct transport_peer hv2 = peer("conn-hv2", KEY_HV2, "hv2");
+
+    for (int i = 0; i < 16; i++) {
+        report(fx, &hv1, "hv1");
+        report(fx, &hv2, "hv2");
+    }
+    if (sent_count(fx, "hv1", WIRE_BODY_SAY_HELLO) != 1)
+        fail_msg("say-hello for 16 queued reports: want 1, got %zu",
+                 sent_count(fx, "hv1", WIRE_BODY_SAY_HELLO));
+    assert_int_equal(sent_count(fx, "hv2", WIRE_BODY_SAY_HELLO), 1);
+    assert_string_equal(fx->sent[0].to, "conn-hv1");
+    want_state(fx, "hv1", COORDINATOR_SESSION_UNKNOWN);
+    assert_int_equal(coordinator_get_counters(fx->coordinator)->sessions, 0);
+    assert_int_equal(coordinator_get_counters(fx->coordinator)->say_hello_held, 30);
+
+    /* Still silent after a while: asked again, once. */
+    fx->now_ms += 6000;
+    heartbeat(fx, &hv1, "hv1");
+    heartbeat(fx, &hv1, "hv1");
+    assert_int_equal(sent_count(fx, "hv1", WIRE_BODY_SAY_HELLO), 2);
+
+    hello(fx, &hv1, "hv1");
+    want_state(fx, "hv1", COORDINATOR_SESSION_CURRENT);
+    clear_sent(fx);
+    report(fx, &hv1, "hv1");
+    assert_int_equal(fx->n_sent, 0);
+    assert_int_equal(fleet_host_count(fx->fleet), 1);
+}
+
+/* Stale -> down -> fresh: liveness follows the clock, each change is one event, and a host
+ * back from down keeps its session (no new hello needed, no new push). */
+static void
+test_stale_down_fresh(void **state)
+{
+    struct fixture *fx = *state;
+    struct transport_peer hv1 = peer("conn-hv1", KEY_HV1, "hv1");
+    struct fleet_host_info info;
+
+    uint64_t v1 = add_fleet_policy(fx, 250);
+    hello(fx, &hv1, "hv1");
+    ack(fx, &hv1, "hv1", v1, true);
+    for (int i = 0; i < 4; i++) {
+        fx->now_ms += 750; /* stale after 1 s, down after 2 s */
+        coordinator_tick(fx->coordinator, fx->now_ms, 0);
+    }
+    assert_int_equal(fleet_host_get(fx->fleet, "hv1", &info), 0);
+    assert_int_equal(info.liveness, FLEET_LIVENESS_DOWN);
+    assert_int_equal(events_of(fx, "hv1", FLEET_EVENT_STALE), 1);
+    assert_int_equal(events_of(fx, "hv1", FLEET_EVENT_DOWN), 1);
+
+    clear_sent(fx);
+    report_holding(fx, &hv1, "hv1", v1);
+    coordinator_tick(fx->coordinator, fx->now_ms, 0);
+    assert_int_equal(fleet_host_get(fx->fleet, "hv1", &info), 0);
+    assert_int_equal(info.liveness, FLEET_LIVENESS_FRESH);
+    assert_int_equal(events_of(fx, "hv1", FLEET_EVENT_BACK), 1);
+    want_state(fx, "hv1", COORDINATOR_SESSION_CURRENT);
+    assert_int_equal(fx->n_sent, 0);
+}
+
+/* The agent's side of a reconnect: its queue (16 reports) arrives first, then the hello it
+ * sends on its new connection, then the one answering "say hello". */
+static void
+reconnect(struct fixture *fx, const struct transport_peer *from, const char *host_id, uint64_t held)
+{
+    for (int i = 0; i < 16; i++)
+        report_holding(fx, from, host_id, held);
+    hello_holding(fx, from, host_id, held, 1);
+    hello_holding(fx, from, host_id, held, 1);
+}
+
+/* No reconnect flood (issue 15): after a coordinator restart each host makes one say-hello, one
+ * join, one push and one applied event; a host let in for the first time the same. */
+static void
+test_restart_no_flood(void **state)
+{
+    struct fixture *fx = *state;
+    struct transport_peer hv1 = peer("conn-hv1", KEY_HV1, "hv1");
+    struct transport_peer hv2 = peer("conn-hv2", KEY_HV2, "hv2");
+
+    uint64_t v1 = add_fleet_policy(fx, 250);
+    hello(fx, &hv1, "hv1");
+    ack(fx, &hv1, "hv1", v1, true);
+    stop(fx);
+    start(fx);
+    clear_sent(fx);
+    reconnect(fx, &hv1, "hv1", v1); /* held from the old epoch: pushed again, once */
+    reconnect(fx, &hv2, "hv2", 0);  /* new: its key was just allowed */
+    fx->now_ms += 100;
+    coordinator_tick(fx->coordinator, fx->now_ms, 0);
+    ack(fx, &hv1, "hv1", v1, true);
+    ack(fx, &hv2, "hv2", v1, true);
+    for (int i = 0; i < 20; i++) {
+        fx->now_ms += 500;
+        report_holding(fx, &hv1, "hv1", v1);
+        report_holding(fx, &hv2, "hv2", v1);
+        coordinator_tick(fx->coordinator, fx->now_ms, 0);
+    }
+    const char *hosts[] = {"hv1", "hv2"};
+    for (size_t i = 0; i < 2; i++) {
+        size_t says = sent_count(fx, hosts[i], WIRE_BODY_SAY_HELLO);
+        size_t joins = events_of(fx, hosts[i], FLEET_EVENT_JOINED) +
+                       events_of(fx, hosts[i], FLEET_EVENT_REJOINED);
+        size_t pushes = sent_count(fx, hosts[i], WIRE_BODY_POLICY_PUSH);
+        size_t applied = events_of(fx, hosts[i], FLEET_EVENT_POLICY_APPLIED);
+        if (says != 1 || joins != 1 || pushes != 1 || applied != 1)
+            fail_msg("%s after a reconnect: want 1 say-hello, 1 join, 1 push, 1 applied; got %zu, "
+                     "%zu, %zu, %zu",
+                     hosts[i], says, joins, pushes, applied);
+        want_state(fx, hosts[i], COORDINATOR_SESSION_CURRENT);
+    }
+    assert_int_equal(coordinator_get_counters(fx->coordinator)->hellos_repeated, 2);
+}
+
 int
 main(void)
 {
@@ -459,6 +771,12 @@ main(void)
         T(test_hosts_forgotten),
         T(test_restored_database_never_aliases),
         T(test_hello_storm_is_cheap),
+        T(test_hello_push_ack),
+        T(test_push_retry),
+        T(test_refusal),
+        T(test_say_hello),
+        T(test_stale_down_fresh),
+        T(test_restart_no_flood),
     };
 #undef T
     log_set_level(LOG_LEVEL_ERR);
