@@ -1,0 +1,327 @@
+/*
+ * daemon.c - memsched-coordinator's loop, endpoints, signals and control dispatch (see
+ * daemon.h).
+ */
+#include "daemon.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "coordinator.h"
+#include "fleet.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+#include "wire.h"
+
+#define MODULE      "coordinator"
+#define TICK_MS     250
+#define ERR_LEN     512
+#define PATH_LEN    1024
+#define SERVER_MAIN 0
+#define SERVER_CTL  1
+
+struct daemon {
+    uint64_t pressure_unused_kib;
+    uint64_t keys_refused; /* as last logged */
+    uint64_t handshakes_throttled;
+    uint64_t sequence; /* of the messages sent to agents */
+    struct store *store;
+    struct fleet *fleet;
+    struct transport_server *servers[2];
+    struct coordinator *coordinator;
+    sigset_t signals;
+    sigset_t old_signals; /* restored by daemon_close() */
+};
+
+/* ---- the engine's messages out ---- */
+
+struct peer_send {
+    struct transport_server *server;
+    const struct transport_peer *to;
+};
+
+static int
+send_peer(void *ctx, const uint8_t *buf, size_t len)
+{
+    struct peer_send *p = ctx;
+
+    return transport_server_send(p->server, p->to, buf, len);
+}
+
+/* Stamped, encoded and sent to the agent's connection (wire_send). */
+static void
+send_agent(void *ctx, const struct transport_peer *to, const char *host_id, struct wire_msg *msg)
+{
+    struct daemon *d = ctx;
+    struct peer_send p = {.server = d->servers[SERVER_MAIN], .to = to};
+    char err[ERR_LEN];
+
+    int rc = wire_send(msg, host_id, &d->sequence, send_peer, &p, err, sizeof(err));
+    if (rc == -EINVAL)
+        log_err(MODULE, "host=%s event=encode_failed body=%s why=\"%s\"", host_id,
+                wire_body_name(msg->body), err);
+    else if (rc < 0)
+        log_debug(MODULE, "host=%s event=send_failed body=%s", host_id, wire_body_name(msg->body));
+}
+
+/* ---- control ---- */
+
+static void
+policy_added(void *ctx, uint64_t version, const char *scope)
+{
+    coordinator_policy_added(ctx, version, scope);
+}
+
+static int
+forget_host(void *ctx, const char *host_id, char *err, size_t err_len)
+{
+    return coordinator_forget_host(ctx, host_id, util_clock_ms(CLOCK_MONOTONIC), err, err_len);
+}
+
+void
+daemon_real_author(const struct transport_peer *from, const char *claim, char *out, size_t len)
+{
+    char who[WIRE_AUTHOR_MAX + 8];
+
+    if (from->name[0]) {
+        snprintf(who, sizeof(who), "key:%s", from->name);
+    } else if (from->uid >= 0) {
+        struct passwd pw, *found = NULL;
+        char buf[1024];
+        if (getpwuid_r((uid_t)from->uid, &pw, buf, sizeof(buf), &found) == 0 && found)
+            snprintf(who, sizeof(who), "uid:%ld(%.32s)", from->uid, found->pw_name);
+        else
+            snprintf(who, sizeof(who), "uid:%ld", from->uid);
+    } else {
+        snprintf(who, sizeof(who), "unknown");
+    }
+    /* The author is printable text of at most WIRE_AUTHOR_MAX - 1: cut, never refuse. */
+    if (claim[0] && !strstr(who, claim))
+        snprintf(out, len, "%.40s claims %.15s", who, claim);
+    else
+        snprintf(out, len, "%.63s", who);
+}
+
+static void
+answer_control(struct daemon *d, const struct transport_peer *from, const uint8_t *buf, size_t len)
+{
+    struct wire_control_request req;
+    char err[ERR_LEN];
+    char *body = NULL;
+    int status;
+    uint8_t *reply;
+    size_t reply_len;
+
+    if (wire_decode_control_request(buf, len, &req, err, sizeof(err)) < 0) {
+        status = CONTROL_USAGE;
+        body = util_xstrdup(err);
+    } else {
+        char author[WIRE_AUTHOR_MAX];
+        daemon_real_author(from, req.author, author, sizeof(author));
+        snprintf(req.author, sizeof(req.author), "%s", author);
+        struct control_context cc = {
+            .fleet = d->fleet,
+            .store = d->store,
+            .now_ms = util_clock_ms(CLOCK_MONOTONIC),
+            .now_wall_ms = util_clock_ms(CLOCK_REALTIME),
+            .pressure_unused_kib = d->pressure_unused_kib,
+            .on_policy_added = policy_added,
+            .forget_host = forget_host,
+            .read_only = from->read_only,
+            .ctx = d->coordinator,
+        };
+        status = control_handle(&cc, &req, &body);
+    }
+    wire_encode_control_reply(status, body ? body : "", &reply, &reply_len);
+    transport_server_send(d->servers[SERVER_CTL], from, reply, reply_len);
+    free(reply);
+    free(body);
+}
+
+/* ---- the loop ---- */
+
+/* Returns false when a signal asks to stop. */
+static bool
+take_signals(struct daemon *d)
+{
+    struct timespec zero = {0, 0};
+    char err[ERR_LEN];
+    int sig;
+
+    while ((sig = sigtimedwait(&d->signals, NULL, &zero)) > 0) {
+        if (sig == SIGTERM || sig == SIGINT)
+            return false;
+        if (transport_server_reload_allowlist(d->servers[SERVER_MAIN], err, sizeof(err)) < 0)
+            log_err(MODULE, "event=reload_failed keeping=old why=\"%s\"", err);
+        else
+            log_info(MODULE, "event=allowlist_reloaded");
+        /* The operators' lists too: a key removed there is refused from its next request. */
+        if (transport_server_reload_allowlist(d->servers[SERVER_CTL], err, sizeof(err)) < 0)
+            log_err(MODULE, "event=reload_failed list=operators keeping=old why=\"%s\"", err);
+        else
+            log_info(MODULE, "event=allowlist_reloaded list=operators");
+    }
+    return true;
+}
+
+/* Handshakes from keys outside the allowlist: counted by the transport, logged when they grow. */
+static void
+log_refused_handshakes(struct daemon *d)
+{
+    struct transport_server_stats st;
+
+    transport_server_get_stats(d->servers[SERVER_MAIN], &st);
+    if (st.keys_refused != d->keys_refused)
+        log_warn(MODULE, "event=handshakes_refused total=%" PRIu64 " new=%" PRIu64, st.keys_refused,
+                 st.keys_refused - d->keys_refused);
+    if (st.handshakes_throttled != d->handshakes_throttled)
+        log_warn(MODULE,
+                 "event=handshakes_throttled why=\"a key connecting too fast\" total=%" PRIu64
+                 " new=%" PRIu64,
+                 st.handshakes_throttled, st.handshakes_throttled - d->handshakes_throttled);
+    d->keys_refused = st.keys_refused;
+    d->handshakes_throttled = st.handshakes_throttled;
+}
+
+void
+daemon_run(struct daemon *d)
+{
+    uint64_t next_tick = 0;
+
+    sd_notify(0, "READY=1");
+    while (take_signals(d)) {
+        struct transport_peer from;
+        uint8_t *buf;
+        size_t len, which;
+        int rc = transport_server_recv(d->servers, 2, TICK_MS, &which, &from, &buf, &len);
+        uint64_t now = util_clock_ms(CLOCK_MONOTONIC), wall = util_clock_ms(CLOCK_REALTIME);
+        if (rc == 1) {
+            if (which == SERVER_MAIN)
+                coordinator_receive(d->coordinator, &from, buf, len, now, wall);
+            else
+                answer_control(d, &from, buf, len);
+            free(buf);
+        } else if (rc < 0 && rc != -EINTR) {
+            log_err(MODULE, "event=poll_failed error=%s", strerror(-rc));
+        }
+        if (now >= next_tick) {
+            coordinator_tick(d->coordinator, now, wall);
+            log_refused_handshakes(d);
+            sd_notify(0, "WATCHDOG=1");
+            next_tick = now + TICK_MS;
+        }
+    }
+    sd_notify(0, "STOPPING=1");
+    log_info(MODULE, "event=stopped messages=%" PRIu64 " rejected=%" PRIu64,
+             coordinator_get_counters(d->coordinator)->messages,
+             coordinator_get_counters(d->coordinator)->rejected);
+}
+
+/* ---- opening and closing ---- */
+
+static int
+open_sockets(struct daemon *d, const struct daemon_options *o, char *err, size_t err_len)
+{
+    struct transport_server_options agents = {
+        .endpoint = o->listen,
+        .key_path = o->key_file,
+        .allow_dir = o->allow_dir,
+        .insecure = o->insecure,
+    };
+    /* The control endpoint is an ipc socket (its permissions are the access control), or TCP
+     * with CURVE and the operators' own allowlist. */
+    bool admin_curve = strncmp(o->control, "tcp://", 6) == 0;
+    struct transport_server_options control = {
+        .endpoint = o->control,
+        .insecure = !admin_curve,
+        .ipc_mode = 0660,
+        .key_path = o->key_file,
+        .allow_dir = o->admin_allow_dir,
+        .read_only_dir = o->admin_read_dir,
+        .zap_domain = "memsched-admin",
+    };
+    int rc = transport_server_open(&agents, &d->servers[SERVER_MAIN], err, err_len);
+
+    if (rc == 0 && strncmp(o->control, "ipc://", 6) == 0) {
+        /* The socket's directory, e.g. /run/memsched, may not exist yet. */
+        char dir[PATH_LEN];
+        snprintf(dir, sizeof(dir), "%s", o->control + 6);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+            *slash = '\0';
+            mkdir(dir, 0750);
+        }
+    }
+    if (rc == 0)
+        rc = transport_server_open(&control, &d->servers[SERVER_CTL], err, err_len);
+    return rc;
+}
+
+int
+daemon_open(const struct daemon_options *o, struct daemon **out, char *err, size_t err_len)
+{
+    struct daemon *d = util_xcalloc(1, sizeof(*d));
+    char why[ERR_LEN];
+    int rc;
+
+    d->pressure_unused_kib = o->pressure_unused_mib * 1024;
+    sigemptyset(&d->signals);
+    sigaddset(&d->signals, SIGHUP);
+    sigaddset(&d->signals, SIGTERM);
+    sigaddset(&d->signals, SIGINT);
+    sigprocmask(SIG_BLOCK, &d->signals, &d->old_signals);
+    signal(SIGPIPE, SIG_IGN);
+
+    rc = store_open(o->db, &d->store, why, sizeof(why));
+    if (rc < 0) {
+        log_err(MODULE, "event=store_open_failed why=\"%s\"", why);
+        snprintf(err, err_len, "store: %s", why);
+        goto fail;
+    }
+    struct fleet_opts fo = {.stale_after_ms = o->stale_after_ms, .down_after_ms = o->down_after_ms};
+    d->fleet = fleet_new(&fo);
+    rc = open_sockets(d, o, why, sizeof(why));
+    if (rc < 0) {
+        log_err(MODULE, "event=listen_failed why=\"%s\"", why);
+        snprintf(err, err_len, "listen: %s", why);
+        goto fail;
+    }
+    d->coordinator = coordinator_new(d->fleet, d->store, send_agent, d);
+    coordinator_set_host_retention(d->coordinator, o->host_retention_ms);
+    log_info(MODULE, "event=started listen=%s control=%s db=%s curve=%s", o->listen, o->control,
+             o->db, o->insecure ? "no" : "yes");
+    *out = d;
+    return 0;
+fail:
+    daemon_close(&d);
+    return rc;
+}
+
+void
+daemon_close(struct daemon **daemon)
+{
+    struct daemon *d = daemon ? *daemon : NULL;
+
+    if (!d)
+        return;
+    coordinator_destroy(&d->coordinator);
+    transport_server_close(&d->servers[SERVER_CTL]);
+    transport_server_close(&d->servers[SERVER_MAIN]);
+    transport_shutdown();
+    fleet_destroy(&d->fleet);
+    store_destroy(&d->store);
+    sigprocmask(SIG_SETMASK, &d->old_signals, NULL);
+    free(d);
+    *daemon = NULL;
+}
