@@ -831,15 +831,21 @@ unit_option(struct call *c,
 
 /* An age: milliseconds in JSON, "3s ago" in the table. */
 static void
-put_age(struct rows *r, const char *key, uint64_t then_ms)
+put_age_ms(struct rows *r, const char *key, uint64_t age_ms)
 {
     char a[32];
-    uint64_t now_ms = r->cc->now_ms;
 
     if (r->array)
-        put_json(r, key, ju64(now_ms > then_ms ? now_ms - then_ms : 0));
+        put_json(r, key, ju64(age_ms));
     else
-        put_cell(r, "%s", fmt_age(a, sizeof(a), now_ms, then_ms));
+        put_cell(r, "%s", fmt_age(a, sizeof(a), age_ms, 0));
+}
+
+/* The age of a moment on the fleet's (monotonic) clock. */
+static void
+put_age(struct rows *r, const char *key, uint64_t then_ms)
+{
+    put_age_ms(r, key, util_sub_sat(r->cc->now_ms, then_ms));
 }
 
 /* Render the listing: the JSON document under key, or the table (or none_text when empty). */
@@ -894,6 +900,29 @@ liveness_stale(enum fleet_liveness liveness)
     return liveness != FLEET_LIVENESS_FRESH;
 }
 
+/* The host's last answer to a push: the fleet's, or after a restart (the fleet has not seen
+ * one yet) the store's, which is what policy-show shows. Returns false for none. */
+static bool
+host_ack(const struct control_context *cc,
+         const struct fleet_host_info *h,
+         uint64_t *version,
+         bool *applied)
+{
+    struct store_ack stored;
+    char err[STORE_ERR_MAX];
+
+    if (h->last_ack_version) {
+        *version = h->last_ack_version;
+        *applied = h->last_ack_applied;
+        return true;
+    }
+    if (store_ack_for_host(cc->store, h->host_id, &stored, err, sizeof(err)) < 0)
+        return false;
+    *version = stored.version;
+    *applied = stored.applied;
+    return true;
+}
+
 static void
 host_put(struct rows *r, const struct fleet_host_info *h)
 {
@@ -919,16 +948,17 @@ host_put(struct rows *r, const struct fleet_host_info *h)
     put_json(r, "policy_version", ju64(h->policy_version));
     put_cell(r, "%s", fmt_version(a, sizeof(a), h->policy_version));
     put_json(r, "decisions_total", ju64(h->decisions_total));
-    if (!h->last_ack_version) {
+    uint64_t ack_version;
+    bool ack_applied;
+    if (!host_ack(r->cc, h, &ack_version, &ack_applied)) {
         put_json(r, "last_ack", json_null());
         put_cell(r, "-");
     } else {
         json_t *ack = jobj();
-        jset(ack, "version", ju64(h->last_ack_version));
-        jset(ack, "applied", jcheck(json_boolean(h->last_ack_applied)));
+        jset(ack, "version", ju64(ack_version));
+        jset(ack, "applied", jcheck(json_boolean(ack_applied)));
         put_json(r, "last_ack", ack);
-        put_cell(r, "v%" PRIu64 " %s", h->last_ack_version,
-                 h->last_ack_applied ? "applied" : "refused");
+        put_cell(r, "v%" PRIu64 " %s", ack_version, ack_applied ? "applied" : "refused");
     }
     if (!r->array)
         put_labels_cell(r, h->labels, h->n_labels);
@@ -1328,13 +1358,15 @@ static void
 event_put(struct rows *r, const struct fleet_event *e)
 {
     char detail[WIRE_REASON_MAX + 64];
-    uint64_t age_ms = util_sub_sat(r->cc->now_ms, e->at_ms);
+    /* An event restored from before a restart has only its wall clock time. */
+    uint64_t age_ms = e->at_wall_ms ? util_sub_sat(r->cc->now_wall_ms, e->at_wall_ms)
+                                    : util_sub_sat(r->cc->now_ms, e->at_ms);
 
     row_begin(r);
     put_json(r, "seq", ju64(e->seq));
     put_cell(r, "%" PRIu64, e->seq);
     put_json(r, "kind", jstr(fleet_event_kind_name(e->kind)));
-    put_age(r, "age_ms", e->at_ms);
+    put_age_ms(r, "age_ms", age_ms);
     put_cell(r, "%s", fleet_event_kind_name(e->kind));
     put_str(r, "host_id", e->host_id);
     put_json(r, "at_wall_ms", ju64(util_sub_sat(r->cc->now_wall_ms, age_ms)));

@@ -57,6 +57,7 @@ struct coordinator {
     struct session *buckets[BUCKETS];
     struct asked asked[ASKED_SLOTS];
     uint64_t now_ms;            /* as of the last message or tick */
+    uint64_t now_wall_ms;       /* as of the last tick */
     uint64_t policy_generation; /* bumped by every stored policy; starts at 1 */
     uint64_t logged_event_seq;
     uint64_t host_retention_ms; /* 0 = keep forever */
@@ -552,6 +553,26 @@ coordinator_receive(struct coordinator *c,
 
 /* ---- periodic work ---- */
 
+/* Kept in the store, so `events` survives a restart (the store keeps the newest). */
+static void
+store_event(struct coordinator *c, const struct fleet_event *e)
+{
+    struct store_event se = {
+        .seq = e->seq,
+        .kind = (int)e->kind,
+        .from = (int)e->from,
+        .policy_version = e->policy_version,
+    };
+    char err[ERR_LEN];
+    uint64_t age_ms = c->now_ms > e->at_ms ? c->now_ms - e->at_ms : 0;
+
+    se.at_ms = e->at_wall_ms ? e->at_wall_ms : util_sub_sat(c->now_wall_ms, age_ms);
+    snprintf(se.host_id, sizeof(se.host_id), "%s", e->host_id);
+    snprintf(se.detail, sizeof(se.detail), "%s", e->detail);
+    if (store_event_add(c->store, &se, err, sizeof(err)) < 0)
+        log_warn(MODULE, "host=%s event=store_failed why=\"%s\"", e->host_id, err);
+}
+
 static int
 log_event(const struct fleet_event *e, void *ctx)
 {
@@ -559,6 +580,7 @@ log_event(const struct fleet_event *e, void *ctx)
     struct session *s;
 
     c->logged_event_seq = e->seq;
+    store_event(c, e);
     /* Rejoins are what a peer can make as fast as it sends hellos: rate-limited per host. */
     if (e->kind == FLEET_EVENT_REJOINED && (s = session_find(c, e->host_id, false)) != NULL &&
         !log_limit_failure(&s->rejoins, c->now_ms, COMPLAIN_MAX)) {
@@ -659,15 +681,72 @@ forget_expired(struct coordinator *c, uint64_t now_ms)
     free(e);
 }
 
+/* The events since the last tick: logged, and stored in one transaction. */
+static void
+log_events(struct coordinator *c)
+{
+    char err[ERR_LEN];
+
+    if (fleet_last_event_seq(c->fleet) == c->logged_event_seq)
+        return;
+    bool batch = store_batch_begin(c->store, err, sizeof(err)) == 0;
+    fleet_events(c->fleet, c->logged_event_seq, log_event, c);
+    if (batch && store_batch_end(c->store, true, err, sizeof(err)) < 0)
+        log_warn(MODULE, "event=store_failed what=events why=\"%s\"", err);
+}
+
 void
 coordinator_tick(struct coordinator *c, uint64_t now_ms, uint64_t now_wall)
 {
-    (void)now_wall;
     c->now_ms = now_ms;
+    c->now_wall_ms = now_wall;
     fleet_tick(c->fleet, now_ms, NULL, NULL);
     forget_expired(c, now_ms);
-    fleet_events(c->fleet, c->logged_event_seq, log_event, c);
+    log_events(c);
     fleet_hosts_each(c->fleet, retry_push, c);
+}
+
+struct restore {
+    struct coordinator *c;
+    uint64_t now_ms;
+    uint64_t now_wall_ms;
+    size_t n, refused;
+};
+
+static int
+restore_event(const struct store_event *se, void *ctx)
+{
+    struct restore *r = ctx;
+    struct fleet_event e = {
+        .seq = se->seq,
+        .at_ms = r->now_ms,
+        .at_wall_ms = se->at_ms ? se->at_ms : 1,
+        .kind = (enum fleet_event_kind)se->kind,
+        .from = (enum fleet_liveness)se->from,
+        .policy_version = se->policy_version,
+    };
+
+    snprintf(e.host_id, sizeof(e.host_id), "%s", se->host_id);
+    snprintf(e.detail, sizeof(e.detail), "%s", se->detail);
+    if (fleet_event_restore(r->c->fleet, &e) == 0)
+        r->n++;
+    else
+        r->refused++;
+    return 0;
+}
+
+int
+coordinator_restore_events(
+    struct coordinator *c, uint64_t now_ms, uint64_t now_wall, char *err, size_t err_len)
+{
+    struct restore r = {.c = c, .now_ms = now_ms, .now_wall_ms = now_wall};
+    int rc = store_events_list(c->store, restore_event, &r, err, err_len);
+
+    c->logged_event_seq = fleet_last_event_seq(c->fleet); /* kept already: not again */
+    if (rc == 0)
+        log_info(MODULE, "event=events_restored count=%zu last_seq=%" PRIu64 "%s", r.n,
+                 c->logged_event_seq, r.refused ? " why=\"some rows unusable, skipped\"" : "");
+    return rc;
 }
 
 struct push_scope {

@@ -109,7 +109,13 @@ void coordinator_receive(struct coordinator *c,
                          uint64_t now_ms,
                          uint64_t now_wall_ms);
 
-/* Periodic work: liveness, event logging, push retries. */
+/* Put the events the store kept (from before a restart) back into the fleet, so `events`
+ * shows them and new ones number on; call once, after coordinator_new(), before any message.
+ * Returns 0 or the store's -errno with err. */
+int coordinator_restore_events(
+    struct coordinator *c, uint64_t now_ms, uint64_t now_wall_ms, char *err, size_t err_len);
+
+/* Periodic work: liveness, event logging (and keeping in the store), push retries. */
 void coordinator_tick(struct coordinator *c, uint64_t now_ms, uint64_t now_wall_ms);
 
 /* Hosts down for longer than retention_ms are forgotten by coordinator_tick() (fleet record,

@@ -299,6 +299,9 @@ daemon_open(const struct daemon_options *o, struct daemon **out, char *err, size
     }
     d->coordinator = coordinator_new(d->fleet, d->store, send_agent, d);
     coordinator_set_host_retention(d->coordinator, o->host_retention_ms);
+    if (coordinator_restore_events(d->coordinator, util_clock_ms(CLOCK_MONOTONIC),
+                                   util_clock_ms(CLOCK_REALTIME), why, sizeof(why)) < 0)
+        log_warn(MODULE, "event=events_restore_failed why=\"%s\"", why); /* not fatal */
     log_info(MODULE, "event=started listen=%s control=%s db=%s curve=%s", o->listen, o->control,
              o->db, o->insecure ? "no" : "yes");
     *out = d;

@@ -279,10 +279,27 @@ fleet_events(const struct fleet *f, uint64_t after_seq, fleet_event_cb cb, void 
     if (after_seq + 1 > first)
         first = after_seq + 1;
     for (uint64_t s = first; s <= f->event_seq; s++) {
-        int rc = cb(&f->events[(s - 1) % f->opts.events_max], ctx);
+        const struct fleet_event *e = &f->events[(s - 1) % f->opts.events_max];
+        if (e->seq != s)
+            continue; /* a gap left by restored events */
+        int rc = cb(e, ctx);
         if (rc != 0)
             return rc < 0 ? rc : 0;
     }
+    return 0;
+}
+
+int
+fleet_event_restore(struct fleet *f, const struct fleet_event *e)
+{
+    if (e->seq <= f->event_seq || !wire_host_id_valid(e->host_id) ||
+        (unsigned)e->kind > FLEET_EVENT_REMOVED || (unsigned)e->from >= FLEET_LIVENESS_STATES)
+        return -EINVAL;
+    /* Slots a gap skips over must not show an older event under a newer number. */
+    for (uint64_t s = f->event_seq + 1; s < e->seq && s - f->event_seq <= f->opts.events_max; s++)
+        memset(&f->events[(s - 1) % f->opts.events_max], 0, sizeof(*e));
+    f->events[(e->seq - 1) % f->opts.events_max] = *e;
+    f->event_seq = e->seq;
     return 0;
 }
 

@@ -138,8 +138,9 @@ struct fleet_host_info {
 };
 
 struct fleet_event {
-    uint64_t seq; /* 1, 2, ...: never reused */
-    uint64_t at_ms;
+    uint64_t seq;        /* 1, 2, ...: never reused */
+    uint64_t at_ms;      /* monotonic; for a restored event, the restore's time */
+    uint64_t at_wall_ms; /* wall clock of a restored event (fleet_event_restore); else 0 */
     enum fleet_event_kind kind;
     char host_id[WIRE_HOST_ID_MAX];
     enum fleet_liveness from;     /* liveness events: the state left */
@@ -219,6 +220,11 @@ size_t fleet_tick(struct fleet *fleet, uint64_t now_ms, fleet_event_cb cb, void 
 
 /* Walk the events after seq (0 = all kept), oldest first. Returns 0 or what cb returned. */
 int fleet_events(const struct fleet *fleet, uint64_t after_seq, fleet_event_cb cb, void *ctx);
+
+/* Put back an event kept from before a restart (the store's), oldest first: its seq must be
+ * above every event's so far, and new events number on from it. Returns 0, or -EINVAL (a seq
+ * not above the newest, a bad host id, kind or state: nothing changed). */
+int fleet_event_restore(struct fleet *fleet, const struct fleet_event *event);
 
 /* The newest event's sequence number (0 before any). */
 uint64_t fleet_last_event_seq(const struct fleet *fleet);

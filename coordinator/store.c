@@ -45,6 +45,9 @@ enum stmt {
     STMT_HOSTS_LIST,
     STMT_HOST_DELETE,
     STMT_ACKS_DELETE_HOST,
+    STMT_EVENT_INSERT,
+    STMT_EVENTS_TRIM,
+    STMT_EVENTS_LIST,
     STMT_BEGIN,
     STMT_COMMIT,
     STMT_ROLLBACK,
@@ -53,6 +56,7 @@ enum stmt {
 
 #define POLICY_COLUMNS "version, scope, policy, author, reason, created_at"
 #define ACK_COLUMNS    "host_id, version, applied, reason, at"
+#define EVENT_COLUMNS  "seq, at, kind, host_id, from_state, policy_version, detail"
 
 static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_POLICY_INSERT] =
@@ -77,12 +81,17 @@ static const char *const stmt_sql[STMT_COUNT] = {
                          "FROM hosts ORDER BY host_id"),
     [STMT_HOST_DELETE] = "DELETE FROM hosts WHERE host_id = ?",
     [STMT_ACKS_DELETE_HOST] = "DELETE FROM acks WHERE host_id = ?",
+    [STMT_EVENT_INSERT] = ("INSERT OR REPLACE INTO events (" EVENT_COLUMNS ") "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?)"),
+    [STMT_EVENTS_TRIM] = "DELETE FROM events WHERE seq <= ?",
+    [STMT_EVENTS_LIST] = "SELECT " EVENT_COLUMNS " FROM events ORDER BY seq",
     [STMT_BEGIN] = "BEGIN",
     [STMT_COMMIT] = "COMMIT",
     [STMT_ROLLBACK] = "ROLLBACK",
 };
 
-/* Version 1. A later schema adds its migration here and bumps STORE_SCHEMA_VERSION. */
+/* Version 1; migrations[] takes it to STORE_SCHEMA_VERSION. A later schema adds its migration
+ * there and bumps STORE_SCHEMA_VERSION. */
 static const char schema_sql[] =
     "CREATE TABLE schema_version (version INTEGER NOT NULL);"
     "CREATE TABLE policies ("
@@ -98,6 +107,17 @@ static const char schema_sql[] =
     "  host_id TEXT PRIMARY KEY, labels TEXT NOT NULL, first_seen INTEGER NOT NULL,"
     "  last_seen INTEGER NOT NULL, policy_version INTEGER NOT NULL);"
     "INSERT INTO schema_version (version) VALUES (1);";
+
+/* migrations[i] takes a database from version i + 1 to i + 2, in the transaction that checks
+ * the schema. */
+static const char *const migrations[STORE_SCHEMA_VERSION - 1] = {
+    /* 2: the fleet's events, kept across restarts (the newest STORE_EVENTS_MAX). */
+    "CREATE TABLE events ("
+    "  seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, kind INTEGER NOT NULL,"
+    "  host_id TEXT NOT NULL, from_state INTEGER NOT NULL, policy_version INTEGER NOT NULL,"
+    "  detail TEXT NOT NULL);"
+    "UPDATE schema_version SET version = 2;",
+};
 
 struct store {
     sqlite3 *db;
@@ -303,11 +323,15 @@ schema_ensure(struct store *s, char *err, size_t err_len)
         rc = -EIO;
         goto out;
     }
-    if (!has_version) {
+    if (!has_version)
         rc = exec(s, schema_sql, "creating the schema", err, err_len);
-        goto out;
+    if (rc == 0)
+        rc = query_int(s, "SELECT version FROM schema_version", &version, err, err_len);
+    while (rc == 0 && version >= 1 && version < STORE_SCHEMA_VERSION) {
+        rc = exec(s, migrations[version - 1], "migrating the schema", err, err_len);
+        if (rc == 0)
+            rc = query_int(s, "SELECT version FROM schema_version", &version, err, err_len);
     }
-    rc = query_int(s, "SELECT version FROM schema_version", &version, err, err_len);
     if (rc == -ENOENT || (rc == 0 && version != STORE_SCHEMA_VERSION)) {
         snprintf(err, err_len, "store: %s has schema version %lld, this build knows %d", s->path,
                  rc == 0 ? (long long)version : 0LL, STORE_SCHEMA_VERSION);
@@ -719,6 +743,72 @@ store_ack_for_host(
     }
     stmt_end(st);
     return rc;
+}
+
+/* ---- events ---- */
+
+int
+store_event_add(struct store *s, const struct store_event *e, char *err, size_t err_len)
+{
+    sqlite3_stmt *st;
+    int rc = 0;
+
+    if (!wire_host_id_valid(e->host_id))
+        return util_fail(-EINVAL, err, err_len, "store: event for a bad host id");
+    if (e->seq == 0 || !fits_i64(e->seq) || !fits_i64(e->at_ms) || !fits_i64(e->policy_version))
+        return util_fail(-EINVAL, err, err_len, "store: event %" PRIu64 " out of range", e->seq);
+    if (!valid_text(e->detail, WIRE_REASON_MAX, true))
+        return util_fail(-EINVAL, err, err_len,
+                         "store: event detail must be at most %d printable characters",
+                         WIRE_REASON_MAX - 1);
+    st = stmt_begin(s, STMT_EVENT_INSERT);
+    if (sqlite3_bind_int64(st, 1, (sqlite3_int64)e->seq) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)e->at_ms) != SQLITE_OK ||
+        sqlite3_bind_int(st, 3, e->kind) != SQLITE_OK ||
+        sqlite3_bind_text(st, 4, e->host_id, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int(st, 5, e->from) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 6, (sqlite3_int64)e->policy_version) != SQLITE_OK ||
+        sqlite3_bind_text(st, 7, e->detail, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_DONE)
+        rc = db_fail(s, err, err_len, "recording an event");
+    stmt_end(st);
+    if (rc < 0 || e->seq <= STORE_EVENTS_MAX)
+        return rc;
+    /* Only the newest are kept: the table never grows past STORE_EVENTS_MAX rows. */
+    st = stmt_begin(s, STMT_EVENTS_TRIM);
+    if (sqlite3_bind_int64(st, 1, (sqlite3_int64)(e->seq - STORE_EVENTS_MAX)) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_DONE)
+        rc = db_fail(s, err, err_len, "trimming events");
+    stmt_end(st);
+    return rc;
+}
+
+int
+store_events_list(struct store *s, store_event_cb cb, void *ctx, char *err, size_t err_len)
+{
+    sqlite3_stmt *st = stmt_begin(s, STMT_EVENTS_LIST);
+    struct store_event e;
+    int rc = 0, step;
+
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        memset(&e, 0, sizeof(e));
+        e.seq = u64_column(st, 0);
+        e.at_ms = u64_column(st, 1);
+        e.kind = sqlite3_column_int(st, 2);
+        copy_column(st, 3, e.host_id, sizeof(e.host_id));
+        e.from = sqlite3_column_int(st, 4);
+        e.policy_version = u64_column(st, 5);
+        copy_column(st, 6, e.detail, sizeof(e.detail));
+        s->walking = true;
+        rc = cb(&e, ctx);
+        s->walking = false;
+        if (rc != 0)
+            break;
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = db_fail(s, err, err_len, "reading events");
+    stmt_end(st);
+    return rc < 0 ? rc : 0;
 }
 
 /* ---- hosts ---- */

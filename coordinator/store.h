@@ -1,7 +1,8 @@
 /*
  * store.h - what the coordinator must keep across restarts, in SQLite: the policy history
  * (versioned, scoped, with who, when and why), each agent's ack of each version, and the hosts
- * ever seen. The only module that touches SQLite; none of its types leave store.c.
+ * ever seen, and the newest fleet events (STORE_EVENTS_MAX). The only module that touches SQLite;
+ * none of its types leave store.c.
  *
  * Invariants:
  *  - a policy is stored only after policy_validate() and scope_parse() accept it; its
@@ -34,7 +35,8 @@
 
 #define STORE_ERR_MAX        512
 #define STORE_AUTHOR_MAX     64
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2 /* 1 -> 2 (events) is migrated at open */
+#define STORE_EVENTS_MAX     1024
 
 struct store;
 
@@ -64,6 +66,18 @@ struct store_host {
     uint64_t policy_version;
 };
 
+/* One fleet event as kept: the store does not interpret kind or from (the fleet's enums). */
+struct store_event {
+    uint64_t seq;   /* the fleet's, 1, 2, ...: carried on across restarts */
+    uint64_t at_ms; /* wall clock */
+    int kind;
+    int from;
+    uint64_t policy_version;
+    char host_id[WIRE_HOST_ID_MAX];
+    char detail[WIRE_REASON_MAX];
+};
+
+typedef int (*store_event_cb)(const struct store_event *event, void *ctx);
 typedef int (*store_policy_cb)(const struct store_policy_entry *entry, void *ctx);
 typedef int (*store_ack_cb)(const struct store_ack *ack, void *ctx);
 typedef int (*store_host_cb)(const struct store_host *host, void *ctx);
@@ -170,5 +184,14 @@ int store_host_forget(struct store *store, const char *host_id, char *err, size_
 
 /* Walk every host ever seen (and not forgotten), sorted by id. */
 int store_hosts_list(struct store *store, store_host_cb cb, void *ctx, char *err, size_t err_len);
+
+/* Keep one event (a seq kept already is replaced); events at or below seq - STORE_EVENTS_MAX
+ * are dropped, so the table stays bounded. -EINVAL for a bad host id, seq 0 or unprintable
+ * detail. Meant inside a batch when there are many. */
+int
+store_event_add(struct store *store, const struct store_event *event, char *err, size_t err_len);
+
+/* Walk the events kept, oldest first. */
+int store_events_list(struct store *store, store_event_cb cb, void *ctx, char *err, size_t err_len);
 
 #endif /* MEMSCHED_COORDINATOR_STORE_H */

@@ -175,11 +175,24 @@ eventually 20 grep -q 'event=policy_refused version=4 scope=fleet why="interval_
 
 # Coordinator killed (no chance to clean up) and restarted: no policy lost, every agent
 # registers again.
+last_seq=$(ctl --json events --limit 1 | tr -d ' \n' | sed -n 's/.*"last_seq":\([0-9]*\).*/\1/p')
+log_lines=$(wc -l <"$work/coordinator.log")
 kill -KILL "$coordinator_pid"
 wait "$coordinator_pid" 2>/dev/null || true
 start_coordinator
 eventually 20 host_is host1 fresh || fail "host1 did not come back after the coordinator restart"
 eventually 20 host_is host2 fresh || fail "host2 did not come back after the coordinator restart"
+# Events survive the restart and number on; hosts shows the stored ack (issue 15 items 7, 8);
+# one join and at most one push per host, however many reports an agent had queued.
+ctl events --since 0 --limit 1000 | grep -qE "policy_refused +host4" || fail "events were lost on restart"
+ctl hosts | grep -E "^host2 " | grep -q "v2 refused" || fail "hosts does not show host2's stored ack"
+sleep 2
+for h in host1 host2; do
+    joins=$(ctl events --since "$last_seq" --limit 1000 | grep -cE "joined +$h\b" || true)
+    [ "$joins" -eq 1 ] || fail "$h joined $joins times after the restart, want 1"
+    pushes=$(tail -n +"$((log_lines + 1))" "$work/coordinator.log" | grep -c "host=$h event=policy_push" || true)
+    [ "$pushes" -le 1 ] || fail "$h was pushed $pushes times after the restart, want at most 1"
+done
 ctl policy history | grep -q "integration test" || fail "policy history lost on restart"
 # A fresh store epoch: what host1 holds from before the restart is not taken at its word.
 grep -q "host=host1 event=policy_epoch_differs held=1" "$work/coordinator.log" ||

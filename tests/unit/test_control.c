@@ -592,6 +592,53 @@ test_stale_rows(void **state)
     assert_true(json_is_false(get(web, "stale")));
 }
 
+/* After a coordinator restart the fleet has seen no ack yet: hosts shows the stored one, the
+ * one policy-show shows (issue 15: ACK was "-" while policy show said "v4 applied"). */
+static void
+test_hosts_ack_after_restart(void **state)
+{
+    struct fx *fx = *state;
+    char err[STORE_ERR_MAX];
+
+    assert_int_equal(store_ack_record(fx->store, "h1", 4, true, "", NOW_WALL_MS, err, sizeof(err)),
+                     0);
+    assert_int_equal(
+        store_ack_record(fx->store, "h2", 4, false, "too low", NOW_WALL_MS, err, sizeof(err)), 0);
+    want_status(fx, CONTROL_OK, run(fx, "hosts", END));
+    want_cell(fx, "h1", "ACK", "v4 applied");
+    want_cell(fx, "h2", "ACK", "v4 refused");
+    want_cell(fx, "h3", "ACK", "-");
+    json_t *hosts = get_array(run_json(fx, "hosts", END), "hosts", 3);
+    json_t *ack = get(json_array_get(hosts, 0), "last_ack");
+    assert_int_equal(get_int(ack, "version"), 4);
+    assert_true(json_is_true(get(ack, "applied")));
+    assert_true(json_is_null(get(json_array_get(hosts, 2), "last_ack")));
+}
+
+/* An event restored from the store (before a restart) is aged by its wall clock time. */
+static void
+test_restored_event_age(void **state)
+{
+    struct fx *fx = *state;
+    struct fleet_event e = {
+        .seq = fleet_last_event_seq(fx->fleet) + 10,
+        .at_ms = NOW_MS,
+        .at_wall_ms = NOW_WALL_MS - 7200000, /* two hours before */
+        .kind = FLEET_EVENT_DOWN,
+        .from = FLEET_LIVENESS_STALE,
+    };
+
+    strcpy(e.host_id, "h9");
+    assert_int_equal(fleet_event_restore(fx->fleet, &e), 0);
+    want_status(fx, CONTROL_OK, run(fx, "events", END));
+    want_text(fx, "2h ago");
+    json_t *root = run_json(fx, "events", "--limit", "1", END);
+    json_t *last = json_array_get(get_array(root, "events", 1), 0);
+    assert_int_equal(get_int(last, "seq"), e.seq);
+    assert_int_equal(get_int(last, "age_ms"), 7200000);
+    assert_int_equal(get_int(last, "at_wall_ms"), NOW_WALL_MS - 7200000);
+}
+
 /* ---- policy ---- */
 
 static void
@@ -867,6 +914,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hosts_sort_filter_unit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hosts_ack_after_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restored_event_age, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_set_valid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_set_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_set_usage, setup, teardown),

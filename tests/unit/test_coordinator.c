@@ -760,6 +760,49 @@ test_restart_no_flood(void **state)
     assert_int_equal(coordinator_get_counters(fx->coordinator)->hellos_repeated, 2);
 }
 
+/* Events survive a coordinator restart (issue 15): kept in the store at each tick, put back
+ * by coordinator_restore_events() with their numbers and wall clock times; new ones number on. */
+static void
+test_events_survive_restart(void **state)
+{
+    struct fixture *fx = *state;
+    struct transport_peer hv1 = peer("conn-hv1", KEY_HV1, "hv1");
+    char err[STORE_ERR_MAX];
+
+    uint64_t v1 = add_fleet_policy(fx, 250);
+    hello(fx, &hv1, "hv1");
+    ack(fx, &hv1, "hv1", v1, true);
+    fx->now_ms += 1500; /* stale */
+    coordinator_tick(fx->coordinator, fx->now_ms, 1700000000000 + fx->now_ms);
+    uint64_t last = fleet_last_event_seq(fx->fleet);
+    assert_int_equal(last, 3); /* joined, policy_applied, stale */
+
+    stop(fx);
+    start(fx);
+    fx->now_ms = 50; /* a new boot: the monotonic clock starts again */
+    assert_int_equal(
+        coordinator_restore_events(fx->coordinator, fx->now_ms, 1700000100000, err, sizeof(err)),
+        0);
+    if (fleet_last_event_seq(fx->fleet) != last)
+        fail_msg("events after a restart: want the last seq %" PRIu64 ", got %" PRIu64, last,
+                 fleet_last_event_seq(fx->fleet));
+    assert_int_equal(events_of(fx, "hv1", FLEET_EVENT_JOINED), 1);
+    assert_int_equal(events_of(fx, "hv1", FLEET_EVENT_POLICY_APPLIED), 1);
+    assert_int_equal(events_of(fx, "hv1", FLEET_EVENT_STALE), 1);
+
+    /* New events number on, and are kept too; the restored ones are not stored twice. */
+    hello(fx, &hv1, "hv1");
+    coordinator_tick(fx->coordinator, fx->now_ms, 1700000100000 + fx->now_ms);
+    assert_int_equal(fleet_last_event_seq(fx->fleet), last + 1);
+    stop(fx);
+    start(fx);
+    assert_int_equal(
+        coordinator_restore_events(fx->coordinator, fx->now_ms, 1700000200000, err, sizeof(err)),
+        0);
+    assert_int_equal(fleet_last_event_seq(fx->fleet), last + 1);
+    assert_int_equal(events_of(fx, "hv1", FLEET_EVENT_JOINED), 2);
+}
+
 int
 main(void)
 {
@@ -777,6 +820,7 @@ main(void)
         T(test_say_hello),
         T(test_stale_down_fresh),
         T(test_restart_no_flood),
+        T(test_events_survive_restart),
     };
 #undef T
     log_set_level(LOG_LEVEL_ERR);

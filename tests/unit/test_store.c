@@ -524,8 +524,97 @@ test_foreign_and_future_databases(void **state)
 
     open_store(fx);
     store_destroy(&fx->store);
-    craft(fx->path, "UPDATE schema_version SET version = 2");
-    expect_open_fails(fx, fx->path, "schema version 2");
+    craft(fx->path, "UPDATE schema_version SET version = 3");
+    expect_open_fails(fx, fx->path, "schema version 3");
+}
+
+struct events_seen {
+    uint64_t first, last;
+    size_t n;
+    struct store_event one; /* the first */
+};
+
+static int
+see_event(const struct store_event *e, void *ctx)
+{
+    struct events_seen *seen = ctx;
+
+    if (seen->n == 0) {
+        seen->first = e->seq;
+        seen->one = *e;
+    } else if (e->seq <= seen->last) {
+        fail_msg("events out of order: %" PRIu64 " after %" PRIu64, e->seq, seen->last);
+    }
+    seen->last = e->seq;
+    seen->n++;
+    return 0;
+}
+
+static void
+add_event(struct fixture *fx, uint64_t seq)
+{
+    struct store_event e = {
+        .seq = seq, .at_ms = 1700000000000 + seq, .kind = 3, .from = 1, .policy_version = 7};
+
+    snprintf(e.host_id, sizeof(e.host_id), "hv-%02" PRIu64, seq % 10);
+    snprintf(e.detail, sizeof(e.detail), "detail %" PRIu64, seq);
+    if (store_event_add(fx->store, &e, fx->err, sizeof(fx->err)) != 0)
+        fail_msg("store_event_add(%" PRIu64 "): %s", seq, fx->err);
+}
+
+/* Events are kept across a reopen, oldest first, only the newest STORE_EVENTS_MAX; bad ones
+ * are refused. */
+static void
+test_events(void **state)
+{
+    struct fixture *fx = *state;
+    struct events_seen seen = {0};
+    struct store_event bad = {.seq = 1};
+
+    open_store(fx);
+    assert_int_equal(store_batch_begin(fx->store, fx->err, sizeof(fx->err)), 0);
+    for (uint64_t seq = 1; seq <= STORE_EVENTS_MAX + 100; seq++)
+        add_event(fx, seq);
+    assert_int_equal(store_batch_end(fx->store, true, fx->err, sizeof(fx->err)), 0);
+    store_destroy(&fx->store);
+    open_store(fx);
+    assert_int_equal(store_events_list(fx->store, see_event, &seen, fx->err, sizeof(fx->err)), 0);
+    if (seen.n != STORE_EVENTS_MAX || seen.first != 101 || seen.last != STORE_EVENTS_MAX + 100)
+        fail_msg("events kept: want %d (101..%d), got %zu (%" PRIu64 "..%" PRIu64 ")",
+                 STORE_EVENTS_MAX, STORE_EVENTS_MAX + 100, seen.n, seen.first, seen.last);
+    assert_int_equal(seen.one.at_ms, 1700000000000 + 101);
+    assert_int_equal(seen.one.kind, 3);
+    assert_int_equal(seen.one.from, 1);
+    assert_int_equal(seen.one.policy_version, 7);
+    assert_string_equal(seen.one.host_id, "hv-01");
+    assert_string_equal(seen.one.detail, "detail 101");
+
+    snprintf(bad.host_id, sizeof(bad.host_id), "bad host");
+    assert_int_equal(store_event_add(fx->store, &bad, fx->err, sizeof(fx->err)), -EINVAL);
+    snprintf(bad.host_id, sizeof(bad.host_id), "hv1");
+    bad.seq = 0;
+    assert_int_equal(store_event_add(fx->store, &bad, fx->err, sizeof(fx->err)), -EINVAL);
+}
+
+/* A database of schema 1 (before events were kept) is migrated at open, its policies intact. */
+static void
+test_schema_1_migrated(void **state)
+{
+    struct fixture *fx = *state;
+    struct store_policy_entry e;
+    struct events_seen seen = {0};
+
+    open_store(fx);
+    add(fx, "fleet", 200);
+    store_destroy(&fx->store);
+    craft(fx->path, "DROP TABLE events; UPDATE schema_version SET version = 1");
+    open_store(fx);
+    assert_int_equal(store_policy_get(fx->store, 1, &e, fx->err, sizeof(fx->err)), 0);
+    add_event(fx, 1);
+    assert_int_equal(store_events_list(fx->store, see_event, &seen, fx->err, sizeof(fx->err)), 0);
+    assert_int_equal(seen.n, 1);
+    store_destroy(&fx->store);
+    open_store(fx); /* and it stays at the new version */
 }
 
 static void
@@ -678,6 +767,8 @@ main(void)
         T(test_survives_reopen),
         T(test_garbage_and_missing),
         T(test_foreign_and_future_databases),
+        T(test_events),
+        T(test_schema_1_migrated),
         T(test_hand_edited_policy_row),
         T(test_overwritten_pages),
         T(test_read_only),
