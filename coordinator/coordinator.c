@@ -57,7 +57,7 @@ struct coordinator {
     struct session *buckets[BUCKETS];
     struct asked asked[ASKED_SLOTS];
     uint64_t now_ms;            /* as of the last message or tick */
-    uint64_t now_wall_ms;       /* as of the last tick */
+    uint64_t now_wall_ms;       /* as of the last message or tick */
     uint64_t policy_generation; /* bumped by every stored policy; starts at 1 */
     uint64_t logged_event_seq;
     uint64_t host_retention_ms; /* 0 = keep forever */
@@ -289,6 +289,8 @@ offer_policy(struct coordinator *c, struct session *s, uint64_t held_version)
              s->host_id, entry.version, entry.scope, held_version);
 }
 
+static void log_events(struct coordinator *c);
+
 /* ---- receiving ---- */
 
 static void
@@ -512,6 +514,7 @@ coordinator_handle(struct coordinator *c,
 {
     c->counters.messages++;
     c->now_ms = now_ms;
+    c->now_wall_ms = now_wall;
     /* A key is a host: under CURVE the allowlist binds each key to one host id, and a message
      * speaking for any other id is dropped before anything is kept for it. */
     if (from->key_z85[0] && strcmp(msg->host_id, from->name) != 0) {
@@ -526,6 +529,7 @@ coordinator_handle(struct coordinator *c,
     /* No state for a host until its hello: anything else from a stranger gets "say hello". */
     struct session *s = session_find(c, msg->host_id, msg->body == WIRE_BODY_HELLO);
     dispatch(c, s, msg, from, now_ms, now_wall);
+    log_events(c);
 }
 
 void
@@ -639,6 +643,7 @@ coordinator_forget_host(
     }
     c->counters.hosts_forgotten++;
     log_info(MODULE, "host=%s event=forgotten", id);
+    log_events(c);
     return 0;
 }
 
@@ -681,15 +686,18 @@ forget_expired(struct coordinator *c, uint64_t now_ms)
     free(e);
 }
 
-/* The events since the last tick: logged, and stored in one transaction. */
+/* The events not logged yet: logged and stored (several in one transaction) before the call
+ * that made them returns, so no one is shown a seq that a restart would hand out again. */
 static void
 log_events(struct coordinator *c)
 {
     char err[ERR_LEN];
+    uint64_t last = fleet_last_event_seq(c->fleet);
 
-    if (fleet_last_event_seq(c->fleet) == c->logged_event_seq)
+    if (last == c->logged_event_seq)
         return;
-    bool batch = store_batch_begin(c->store, err, sizeof(err)) == 0;
+    bool batch =
+        last - c->logged_event_seq > 1 && store_batch_begin(c->store, err, sizeof(err)) == 0;
     fleet_events(c->fleet, c->logged_event_seq, log_event, c);
     if (batch && store_batch_end(c->store, true, err, sizeof(err)) < 0)
         log_warn(MODULE, "event=store_failed what=events why=\"%s\"", err);
