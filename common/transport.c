@@ -601,6 +601,27 @@ curve_server(struct transport_server **servers, size_t n, zmq_msg_t *domain)
     return NULL;
 }
 
+/* Who was refused, for the log: the peer's address and public key (both as text). */
+static void
+note_refused(struct transport_server *s, zmq_msg_t *address, zmq_msg_t *key)
+{
+    size_t n = zmq_msg_size(address);
+
+    s->stats.keys_refused++;
+    if (n >= sizeof(s->stats.refused_address))
+        n = sizeof(s->stats.refused_address) - 1;
+    memcpy(s->stats.refused_address, zmq_msg_data(address), n);
+    s->stats.refused_address[n] = '\0';
+    for (size_t i = 0; i < n; i++) { /* an address is printable; keep the log line so */
+        char ch = s->stats.refused_address[i];
+        if (ch < 0x20 || ch > 0x7e)
+            s->stats.refused_address[i] = '?';
+    }
+    s->stats.refused_key_z85[0] = '\0';
+    if (zmq_msg_size(key) == KEY_BYTES)
+        zmq_z85_encode(s->stats.refused_key_z85, zmq_msg_data(key), KEY_BYTES);
+}
+
 /* One ZAP request (RFC 27): version, id, domain, address, identity, mechanism, key. */
 static void
 answer_zap(struct transport_server **servers, size_t n)
@@ -652,7 +673,7 @@ answer_zap(struct transport_server **servers, size_t n)
     if (ok)
         zmq_z85_encode(user, zmq_msg_data(&frames[6]), KEY_BYTES);
     else if (s && !throttled)
-        s->stats.keys_refused++;
+        note_refused(s, &frames[3], &frames[6]);
     const char *id = count > 1 ? zmq_msg_data(&frames[1]) : "";
     size_t id_len = count > 1 ? zmq_msg_size(&frames[1]) : 0;
     zmq_send(zap_socket, "1.0", 3, ZMQ_SNDMORE);

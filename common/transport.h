@@ -34,6 +34,7 @@
 #define TRANSPORT_ERR_MAX     256
 #define TRANSPORT_ID_MAX      256
 #define TRANSPORT_NAME_MAX    64 /* a key's bound name, NUL included (= WIRE_HOST_ID_MAX) */
+#define TRANSPORT_ADDRESS_MAX 64 /* a peer's IP address as text, NUL included */
 
 struct transport_keys {
     char public_z85[TRANSPORT_KEY_Z85_LEN];
@@ -107,6 +108,9 @@ struct transport_server_stats {
     uint64_t unlisted;      /* messages dropped: their key left the allowlist after connecting */
     uint64_t handshakes_throttled; /* refused: the key opened connections too fast */
     size_t keys_allowed;
+    /* The newest handshake refused for a key not in the allowlist: who knocked. */
+    char refused_address[TRANSPORT_ADDRESS_MAX]; /* "" before any */
+    char refused_key_z85[TRANSPORT_KEY_Z85_LEN]; /* its public key; "" if not CURVE */
 };
 
 int transport_server_open(const struct transport_server_options *opts,

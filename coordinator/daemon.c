@@ -24,18 +24,20 @@
 #include "util.h"
 #include "wire.h"
 
-#define MODULE      "coordinator"
-#define TICK_MS     250
-#define ERR_LEN     512
-#define PATH_LEN    1024
-#define SERVER_MAIN 0
-#define SERVER_CTL  1
+#define MODULE             "coordinator"
+#define TICK_MS            250
+#define ERR_LEN            512
+#define PATH_LEN           1024
+#define SERVER_MAIN        0
+#define SERVER_CTL         1
+#define REFUSED_LOG_MAX_MS 60000 /* refused handshakes: logged at most this rarely, backing off */
 
 struct daemon {
     uint64_t pressure_unused_kib;
     uint64_t keys_refused; /* as last logged */
     uint64_t handshakes_throttled;
-    uint64_t sequence; /* of the messages sent to agents */
+    struct log_limit refused; /* an unknown key retrying must not flood the log */
+    uint64_t sequence;        /* of the messages sent to agents */
     struct store *store;
     struct fleet *fleet;
     struct transport_server *servers[2];
@@ -175,22 +177,30 @@ take_signals(struct daemon *d)
     return true;
 }
 
-/* Handshakes from keys outside the allowlist: counted by the transport, logged when they grow. */
+/* Handshakes from keys outside the allowlist, counted by the transport: logged with who knocked
+ * last (its address and public key, the `public = ` line of its key file), the first at once,
+ * then with a back-off up to once a minute; "new" counts every refusal since the last line. */
 static void
-log_refused_handshakes(struct daemon *d)
+log_refused_handshakes(struct daemon *d, uint64_t now_ms)
 {
     struct transport_server_stats st;
 
     transport_server_get_stats(d->servers[SERVER_MAIN], &st);
-    if (st.keys_refused != d->keys_refused)
-        log_warn(MODULE, "event=handshakes_refused total=%" PRIu64 " new=%" PRIu64, st.keys_refused,
+    if (st.keys_refused != d->keys_refused &&
+        log_limit_failure(&d->refused, now_ms, REFUSED_LOG_MAX_MS)) {
+        log_warn(MODULE,
+                 "event=handshakes_refused peer=%s key=%s why=\"key not in the allowlist\" "
+                 "total=%" PRIu64 " new=%" PRIu64,
+                 st.refused_address[0] ? st.refused_address : "-",
+                 st.refused_key_z85[0] ? st.refused_key_z85 : "-", st.keys_refused,
                  st.keys_refused - d->keys_refused);
+        d->keys_refused = st.keys_refused;
+    }
     if (st.handshakes_throttled != d->handshakes_throttled)
         log_warn(MODULE,
                  "event=handshakes_throttled why=\"a key connecting too fast\" total=%" PRIu64
                  " new=%" PRIu64,
                  st.handshakes_throttled, st.handshakes_throttled - d->handshakes_throttled);
-    d->keys_refused = st.keys_refused;
     d->handshakes_throttled = st.handshakes_throttled;
 }
 
@@ -217,7 +227,7 @@ daemon_run(struct daemon *d)
         }
         if (now >= next_tick) {
             coordinator_tick(d->coordinator, now, wall);
-            log_refused_handshakes(d);
+            log_refused_handshakes(d, now);
             sd_notify(0, "WATCHDOG=1");
             next_tick = now + TICK_MS;
         }

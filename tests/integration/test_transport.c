@@ -168,6 +168,9 @@ test_unknown_key_refused_then_allowed_after_reload(void **state)
     assert_int_equal(serve_within(s, c, &from, text, sizeof(text), QUIET_MS), 0);
     transport_server_get_stats(s, &stats);
     assert_true(stats.keys_refused >= 1);
+    /* Who knocked, for the coordinator's log: its address and public key. */
+    assert_string_equal(stats.refused_address, "127.0.0.1");
+    assert_string_equal(stats.refused_key_z85, b.public_z85);
 
     snprintf(path, sizeof(path), "%s/agent-b.key", allow_dir);
     assert_int_equal(transport_keys_save(path, &b, false, err, sizeof(err)), 0);
