@@ -33,6 +33,10 @@
  * each; a second hello on the same connection with the same labels and agent is taken as a
  * heartbeat (no event, no new push); a version is pushed to a host once per push_retry_ms.
  *
+ * Events: every fleet event is logged (rejoins rate-limited per host) and kept in the store
+ * before the call that made it returns, so `events` survives a restart and a seq once shown is
+ * never handed out again; coordinator_restore_events() puts them back at start.
+ *
  * No I/O of its own: messages come in decoded (coordinator_handle) or as bytes
  * (coordinator_receive decodes them), and go out through the send callback the daemon wires to
  * the transport (tests record them).
