@@ -178,7 +178,8 @@ take_signals(struct daemon *d)
 }
 
 /* Handshakes from keys outside the allowlist, counted by the transport: logged with who knocked
- * last (its address and public key, the `public = ` line of its key file), the first at once,
+ * last (its address, its key's fingerprint as memschedctl keygen and the agent print it, and
+ * the key itself, the `public = ` line of its key file), the first at once,
  * then with a back-off up to once a minute; "new" counts every refusal since the last line. */
 static void
 log_refused_handshakes(struct daemon *d, uint64_t now_ms)
@@ -188,10 +189,14 @@ log_refused_handshakes(struct daemon *d, uint64_t now_ms)
     transport_server_get_stats(d->servers[SERVER_MAIN], &st);
     if (st.keys_refused != d->keys_refused &&
         log_limit_failure(&d->refused, now_ms, REFUSED_LOG_MAX_MS)) {
+        char fingerprint[TRANSPORT_FINGERPRINT_LEN] = "-";
+        if (!st.refused_key_z85[0] ||
+            transport_key_fingerprint(st.refused_key_z85, fingerprint, sizeof(fingerprint)) < 0)
+            snprintf(fingerprint, sizeof(fingerprint), "-");
         log_warn(MODULE,
-                 "event=handshakes_refused peer=%s key=%s why=\"key not in the allowlist\" "
-                 "total=%" PRIu64 " new=%" PRIu64,
-                 st.refused_address[0] ? st.refused_address : "-",
+                 "event=handshakes_refused peer=%s fingerprint=%s key=%s "
+                 "why=\"key not in the allowlist\" total=%" PRIu64 " new=%" PRIu64,
+                 st.refused_address[0] ? st.refused_address : "-", fingerprint,
                  st.refused_key_z85[0] ? st.refused_key_z85 : "-", st.keys_refused,
                  st.keys_refused - d->keys_refused);
         d->keys_refused = st.keys_refused;

@@ -105,8 +105,9 @@ ctl hosts | grep -q rogue && fail "an agent with an unknown key got in"
 eventually 20 grep -q "event=handshakes_refused" "$work/coordinator.log" ||
     fail "refused handshakes were not counted"
 rogue_key=$(sed -n 's/^public *= *//p' "$work/keys/rogue.key")
-grep -qF "event=handshakes_refused peer=127.0.0.1 key=$rogue_key " "$work/coordinator.log" ||
-    fail "a refused handshake was not logged with the peer's address and key"
+grep -E "event=handshakes_refused peer=127\.0\.0\.1 fingerprint=[0-9a-f:]{19} " "$work/coordinator.log" |
+    grep -qF " key=$rogue_key " ||
+    fail "a refused handshake was not logged with the peer's address, fingerprint and key"
 ctl status >/dev/null || fail "status failed"
 ctl vms --host host1 | grep -q hog || fail "host1's VMs are not listed"
 
