@@ -940,6 +940,26 @@ eventual_kib(const struct seq *q)
     return e;
 }
 
+/* What the plan lets VMs keep of their own shrinks still in flight: a donor whose use grew
+ * (a change of use) stops giving before its target, so the host's eventual memory falls by
+ * memory the VM never stopped holding. That is the guest's input changing, not a grant; the
+ * eventual-memory check adds it back and judges what the plan took from the host. */
+static int64_t
+kept_kib(const struct seq *q, const struct sched_plan *plan)
+{
+    int64_t kept = 0;
+
+    for (size_t k = 0; k < plan->n_entries; k++) {
+        const struct sched_entry *e = &plan->entries[k];
+        const struct sched_vm *v = &q->s.vms[e->vm];
+        uint64_t keeps = min_u64(e->new_target_kib, v->actual_kib);
+        if (e->reason == SCHED_REASON_GROW && v->target_kib && v->target_kib < v->actual_kib &&
+            keeps > v->target_kib)
+            kept += (int64_t)(keeps - v->target_kib);
+    }
+    return kept;
+}
+
 /* A well-formed host: every VM running, managed, with fresh stats and no look-ahead (rate 0,
  * horizon 0); a VM releases at most 64 steps' worth, so the sequence converges within
  * rounds_max. */
@@ -1087,8 +1107,9 @@ run_seq(struct seq *q,
         }
         *granted_in_flight += plan.summary.host_granted_kib && plan.summary.inflight_grow_kib;
         bool was_settled = seq_settled(q, &plan);
+        int64_t kept = kept_kib(q, &plan);
         seq_apply(q, &plan);
-        int64_t after = eventual_kib(q), hmin = (int64_t)p->host_min_unused_kib;
+        int64_t after = eventual_kib(q) + kept, hmin = (int64_t)p->host_min_unused_kib;
         if ((before >= hmin && after < hmin) || (before < hmin && after < before)) {
             snprintf(msg, MSG_LEN,
                      "round %" PRIu64 ": the host's eventual memory %" PRId64 " -> %" PRId64
