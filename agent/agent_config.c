@@ -317,18 +317,18 @@ agent_config_check_limits(const struct agent_config *config,
     int rc = 0;
 
     rc = rc
-             ?: check_limit("vm_min_unused_mib", p->vm_min_unused_kib / POLICY_KIB_PER_MIB,
+             ?: check_limit("vm_min_unused_mib", p->vm_min_unused_kib / UTIL_KIB_PER_MIB,
                             "limit_vm_min_unused_mib", config->limit_vm_min_unused_mib, false, why,
                             why_len);
     rc = rc
-             ?: check_limit("vm_floor_mib", p->vm_floor_kib / POLICY_KIB_PER_MIB,
+             ?: check_limit("vm_floor_mib", p->vm_floor_kib / UTIL_KIB_PER_MIB,
                             "limit_vm_floor_mib", config->limit_vm_floor_mib, false, why, why_len);
     rc = rc
-             ?: check_limit("host_min_unused_mib", p->host_min_unused_kib / POLICY_KIB_PER_MIB,
+             ?: check_limit("host_min_unused_mib", p->host_min_unused_kib / UTIL_KIB_PER_MIB,
                             "limit_host_min_unused_mib", config->limit_host_min_unused_mib, false,
                             why, why_len);
     rc = rc
-             ?: check_limit("max_release_step_mib", p->max_release_step_kib / POLICY_KIB_PER_MIB,
+             ?: check_limit("max_release_step_mib", p->max_release_step_kib / UTIL_KIB_PER_MIB,
                             "limit_max_release_step_mib", config->limit_max_release_step_mib, true,
                             why, why_len);
     rc = rc

@@ -14,7 +14,7 @@
 #include "transport.h"
 #include "util.h"
 
-#define MODULE          "link"
+#define LOG_MODULE      "link"
 #define ERR_LEN         256
 #define COMPLAIN_MAX_MS 60000
 /* With no connection to any coordinator for this long, say so once, with this key's
@@ -174,7 +174,8 @@ send_to(void *ctx, size_t which, struct wire_msg *msg)
     char err[ERR_LEN];
 
     if (wire_send(msg, l->host_id, &l->sequence, send_fanout, &f, err, sizeof(err)) < 0)
-        log_err(MODULE, "event=encode_failed body=%s why=\"%s\"", wire_body_name(msg->body), err);
+        log_err(LOG_MODULE, "event=encode_failed body=%s why=\"%s\"", wire_body_name(msg->body),
+                err);
 }
 
 static void
@@ -260,7 +261,8 @@ watch_sessions(struct link *l, bool any_connected, uint64_t handshake_failures)
 
     if (any_connected) {
         if (l->alone_said)
-            log_info(MODULE, "event=session_up after_s=%" PRIu64, (now - l->alone_since_ms) / 1000);
+            log_info(LOG_MODULE, "event=session_up after_s=%" PRIu64,
+                     (now - l->alone_since_ms) / 1000);
         l->alone_since_ms = 0;
         l->alone_said = false;
         return;
@@ -271,14 +273,14 @@ watch_sessions(struct link *l, bool any_connected, uint64_t handshake_failures)
         return;
     l->alone_said = true;
     if (l->fingerprint[0])
-        log_warn(MODULE,
+        log_warn(LOG_MODULE,
                  "event=no_session after_s=%" PRIu64 " endpoints=%zu handshake_failures=%" PRIu64
                  " why=\"no session after %" PRIu64
                  " s: is this key (fingerprint %s) in the coordinator's allowlist?\"",
                  (now - l->alone_since_ms) / 1000, l->n_clients, handshake_failures,
                  (now - l->alone_since_ms) / 1000, l->fingerprint);
     else
-        log_warn(MODULE,
+        log_warn(LOG_MODULE,
                  "event=no_session after_s=%" PRIu64 " endpoints=%zu handshake_failures=%" PRIu64
                  " why=\"no session after %" PRIu64 " s: is a coordinator listening there?\"",
                  (now - l->alone_since_ms) / 1000, l->n_clients, handshake_failures,
@@ -417,7 +419,7 @@ link_receive(struct link *l,
         return;
     }
     if (msg->body != WIRE_BODY_POLICY_PUSH) {
-        log_debug(MODULE, "event=unexpected body=%s", wire_body_name(msg->body));
+        log_debug(LOG_MODULE, "event=unexpected body=%s", wire_body_name(msg->body));
         return;
     }
     struct wire_msg ack = {.body = WIRE_BODY_POLICY_ACK};
@@ -448,7 +450,7 @@ link_poll(struct link *l, int timeout_ms, uint64_t policy_version, link_push_fn 
             l->rejected++;
             if (log_limit_failure(&l->bad_messages, util_clock_ms(CLOCK_MONOTONIC),
                                   COMPLAIN_MAX_MS))
-                log_warn(MODULE, "event=message_rejected why=\"%s\" rejected=%" PRIu64, err,
+                log_warn(LOG_MODULE, "event=message_rejected why=\"%s\" rejected=%" PRIu64, err,
                          l->rejected);
         } else {
             link_receive(l, i, &msg, policy_version, on_push, ctx);

@@ -63,7 +63,7 @@ store_value(const struct config_key *key, void *obj, uint64_t value)
         memcpy(field, &value, sizeof(value));
         break;
     case CONFIG_KIND_MIB: {
-        uint64_t kib = value * CONFIG_KIB_PER_MIB;
+        uint64_t kib = value * UTIL_KIB_PER_MIB;
         memcpy(field, &kib, sizeof(kib));
         break;
     }
@@ -263,7 +263,7 @@ config_set_key(const struct config_table *table,
     if (rc < 0)
         return rc;
     if (v < key->min_value || v > key->max_value ||
-        (key->kind == CONFIG_KIND_MIB && v > UINT64_MAX / CONFIG_KIB_PER_MIB)) {
+        (key->kind == CONFIG_KIND_MIB && v > UINT64_MAX / UTIL_KIB_PER_MIB)) {
         snprintf(err, err_len, "%s%s%s='%s' out of range [%" PRIu64 ", %" PRIu64 "]", prefix(table),
                  separator(table), key->name, value, key->min_value, key->max_value);
         return -EINVAL;
@@ -306,8 +306,8 @@ format_value(const struct config_key *key, uint64_t raw, char *buf, size_t len)
         break;
     case CONFIG_KIND_MIB:
         /* Whole MiB, or the KiB when it is not (the edges speak MiB, so set refuses it). */
-        if (raw % CONFIG_KIB_PER_MIB == 0)
-            snprintf(buf, len, "%" PRIu64, raw / CONFIG_KIB_PER_MIB);
+        if (raw % UTIL_KIB_PER_MIB == 0)
+            snprintf(buf, len, "%" PRIu64, raw / UTIL_KIB_PER_MIB);
         else
             snprintf(buf, len, "%" PRIu64 " KiB", raw);
         break;
@@ -332,7 +332,7 @@ config_format_default(const struct config_key *key, char *buf, size_t buf_len)
     if (key->kind == CONFIG_KIND_STRING)
         snprintf(buf, buf_len, "%s", key->default_text ? key->default_text : "");
     else if (key->kind == CONFIG_KIND_MIB)
-        format_value(key, key->default_value * CONFIG_KIB_PER_MIB, buf, buf_len);
+        format_value(key, key->default_value * UTIL_KIB_PER_MIB, buf, buf_len);
     else
         format_value(key, key->default_value, buf, buf_len);
 }
@@ -347,8 +347,8 @@ in_bounds(const struct config_key *key, const void *obj)
     }
     uint64_t raw = load_raw(key, obj);
     if (key->kind == CONFIG_KIND_MIB)
-        return raw % CONFIG_KIB_PER_MIB == 0 && raw >= key->min_value * CONFIG_KIB_PER_MIB &&
-               raw <= key->max_value * CONFIG_KIB_PER_MIB;
+        return raw % UTIL_KIB_PER_MIB == 0 && raw >= key->min_value * UTIL_KIB_PER_MIB &&
+               raw <= key->max_value * UTIL_KIB_PER_MIB;
     return raw >= key->min_value && raw <= key->max_value;
 }
 

@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CONFIG_KIB_PER_MIB 1024u
+#include "util.h" /* UTIL_KIB_PER_MIB: KiB inside, MiB outside */
 
 enum config_kind {
     CONFIG_KIND_STRING, /* char[size]; bounds are the length (max 0: what the field holds) */

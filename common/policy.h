@@ -17,8 +17,7 @@
 #include "config_table.h"
 #include "util.h"
 
-#define POLICY_KIB_PER_MIB UTIL_KIB_PER_MIB
-#define POLICY_ERR_MAX     256
+#define POLICY_ERR_MAX 256
 
 enum policy_demand_signal {
     POLICY_DEMAND_UNUSED = 0, /* guest MemFree (libvirt balloon.unused), the seed's signal */

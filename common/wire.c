@@ -24,17 +24,17 @@ fill_policy(const struct policy *p, Memsched__Policy *msg)
 {
     memsched__policy__init(msg);
     msg->has_vm_min_unused_mib = true;
-    msg->vm_min_unused_mib = p->vm_min_unused_kib / POLICY_KIB_PER_MIB;
+    msg->vm_min_unused_mib = p->vm_min_unused_kib / UTIL_KIB_PER_MIB;
     msg->has_vm_grow_target_unused_mib = true;
-    msg->vm_grow_target_unused_mib = p->vm_grow_target_unused_kib / POLICY_KIB_PER_MIB;
+    msg->vm_grow_target_unused_mib = p->vm_grow_target_unused_kib / UTIL_KIB_PER_MIB;
     msg->has_vm_excess_unused_mib = true;
-    msg->vm_excess_unused_mib = p->vm_excess_unused_kib / POLICY_KIB_PER_MIB;
+    msg->vm_excess_unused_mib = p->vm_excess_unused_kib / UTIL_KIB_PER_MIB;
     msg->has_max_release_step_mib = true;
-    msg->max_release_step_mib = p->max_release_step_kib / POLICY_KIB_PER_MIB;
+    msg->max_release_step_mib = p->max_release_step_kib / UTIL_KIB_PER_MIB;
     msg->has_host_min_unused_mib = true;
-    msg->host_min_unused_mib = p->host_min_unused_kib / POLICY_KIB_PER_MIB;
+    msg->host_min_unused_mib = p->host_min_unused_kib / UTIL_KIB_PER_MIB;
     msg->has_vm_floor_mib = true;
-    msg->vm_floor_mib = p->vm_floor_kib / POLICY_KIB_PER_MIB;
+    msg->vm_floor_mib = p->vm_floor_kib / UTIL_KIB_PER_MIB;
     msg->has_interval_ms = true;
     msg->interval_ms = p->interval_ms;
     msg->has_stale_stats_s = true;

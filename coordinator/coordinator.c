@@ -15,7 +15,7 @@
 #include "util.h"
 #include "wire.h"
 
-#define MODULE             "coordinator"
+#define LOG_MODULE         "coordinator"
 #define BUCKETS            4096 /* sessions hash; chains stay short up to ~10^5 hosts */
 #define COMPLAIN_MAX       60000
 #define ERR_LEN            256
@@ -264,7 +264,7 @@ offer_policy(struct coordinator *c, struct session *s, uint64_t held_version)
         return;
     }
     if (rc < 0) {
-        log_err(MODULE, "host=%s event=policy_lookup_failed why=\"%s\"", s->host_id, err);
+        log_err(LOG_MODULE, "host=%s event=policy_lookup_failed why=\"%s\"", s->host_id, err);
         return;
     }
     if (entry.version == s->refused_version) {
@@ -285,7 +285,7 @@ offer_policy(struct coordinator *c, struct session *s, uint64_t held_version)
     s->pushed_at_ms = now_ms;
     s->push_answered = false;
     c->counters.pushes++;
-    log_info(MODULE, "host=%s event=policy_push version=%" PRIu64 " scope=%s held=%" PRIu64,
+    log_info(LOG_MODULE, "host=%s event=policy_push version=%" PRIu64 " scope=%s held=%" PRIu64,
              s->host_id, entry.version, entry.scope, held_version);
 }
 
@@ -302,7 +302,7 @@ remember_labels(struct coordinator *c, const char *host_id, uint64_t version, ui
     if (fleet_host_get(c->fleet, host_id, &info) == 0 &&
         store_host_upsert(c->store, host_id, info.labels, info.n_labels, now_wall, version, err,
                           sizeof(err)) < 0)
-        log_warn(MODULE, "host=%s event=store_failed why=\"%s\"", host_id, err);
+        log_warn(LOG_MODULE, "host=%s event=store_failed why=\"%s\"", host_id, err);
 }
 
 /* The version this host last refused, from the store, so a restart on either side does not
@@ -376,7 +376,8 @@ on_hello(struct coordinator *c,
         info.liveness != FLEET_LIVENESS_DOWN) {
         c->counters.impostors++;
         if (log_limit_failure(&c->impostor_messages, now_ms, COMPLAIN_MAX))
-            log_warn(MODULE, "host=%s event=hello_refused why=\"id bound to another key\" key=%s",
+            log_warn(LOG_MODULE,
+                     "host=%s event=hello_refused why=\"id bound to another key\" key=%s",
                      s->host_id, from->key_z85);
         return;
     }
@@ -392,7 +393,7 @@ on_hello(struct coordinator *c,
     }
     if (fleet_hello(c->fleet, s->host_id, &msg->u.hello, now_ms) < 0) {
         if (log_limit_failure(&c->bad_messages, now_ms, COMPLAIN_MAX))
-            log_warn(MODULE, "host=%s event=hello_refused why=\"fleet full or bad hello\"",
+            log_warn(LOG_MODULE, "host=%s event=hello_refused why=\"fleet full or bad hello\"",
                      s->host_id);
         if (!greeted)
             session_remove(c, s->host_id); /* nothing is kept for a refused stranger */
@@ -408,7 +409,7 @@ on_hello(struct coordinator *c,
     s->refused_version = stored_refusal(c, s->host_id);
     s->epoch_ok = msg->u.hello.policy_epoch == store_epoch(c->store);
     if (!s->epoch_ok && msg->u.hello.policy_version)
-        log_info(MODULE,
+        log_info(LOG_MODULE,
                  "host=%s event=policy_epoch_differs held=%" PRIu64
                  " why=\"held from another store epoch: pushed again\"",
                  s->host_id, msg->u.hello.policy_version);
@@ -430,7 +431,7 @@ on_ack(struct coordinator *c,
     if (ack->version == 0 || ack->version != s->pushed_version || s->push_answered) {
         c->counters.acks_ignored++;
         if (log_limit_failure(&c->ignored_acks, now_ms, COMPLAIN_MAX))
-            log_warn(MODULE,
+            log_warn(LOG_MODULE,
                      "host=%s event=ack_ignored version=%" PRIu64 " pushed=%" PRIu64
                      " why=\"%s\" ignored=%" PRIu64,
                      s->host_id, ack->version, s->pushed_version,
@@ -447,7 +448,7 @@ on_ack(struct coordinator *c,
         s->epoch_ok = true; /* it now holds what we pushed, with our epoch */
     if (store_ack_record(c->store, s->host_id, ack->version, ack->applied, ack->reason, now_wall,
                          err, sizeof(err)) < 0)
-        log_warn(MODULE, "host=%s event=store_failed why=\"%s\"", s->host_id, err);
+        log_warn(LOG_MODULE, "host=%s event=store_failed why=\"%s\"", s->host_id, err);
     if (ack->applied) {
         c->counters.acks_applied++;
         s->state = COORDINATOR_SESSION_CURRENT;
@@ -456,8 +457,8 @@ on_ack(struct coordinator *c,
         s->refused_version = ack->version;
         s->state = COORDINATOR_SESSION_REFUSED;
     }
-    log_info(MODULE, "host=%s event=policy_ack version=%" PRIu64 " applied=%s%s%s%s", s->host_id,
-             ack->version, ack->applied ? "yes" : "no", ack->applied ? "" : " why=\"",
+    log_info(LOG_MODULE, "host=%s event=policy_ack version=%" PRIu64 " applied=%s%s%s%s",
+             s->host_id, ack->version, ack->applied ? "yes" : "no", ack->applied ? "" : " why=\"",
              ack->applied ? "" : ack->reason, ack->applied ? "" : "\"");
 }
 
@@ -497,7 +498,7 @@ dispatch(struct coordinator *c,
         on_ack(c, s, &msg->u.ack, now_ms, now_wall);
         break;
     default:
-        log_debug(MODULE, "host=%s event=unexpected body=%s", s->host_id,
+        log_debug(LOG_MODULE, "host=%s event=unexpected body=%s", s->host_id,
                   wire_body_name(msg->body));
         break;
     }
@@ -520,7 +521,7 @@ coordinator_handle(struct coordinator *c,
     if (from->key_z85[0] && strcmp(msg->host_id, from->name) != 0) {
         c->counters.impostors++;
         if (log_limit_failure(&c->impostor_messages, now_ms, COMPLAIN_MAX))
-            log_warn(MODULE,
+            log_warn(LOG_MODULE,
                      "host=%s event=message_refused why=\"host id is not its key's\" "
                      "key_host=%s body=%s impostors=%" PRIu64,
                      msg->host_id, from->name, wire_body_name(msg->body), c->counters.impostors);
@@ -547,7 +548,7 @@ coordinator_receive(struct coordinator *c,
         c->counters.messages++;
         c->counters.rejected++;
         if (log_limit_failure(&c->bad_messages, now_ms, COMPLAIN_MAX))
-            log_warn(MODULE, "event=message_rejected why=\"%s\" key=%s rejected=%" PRIu64, err,
+            log_warn(LOG_MODULE, "event=message_rejected why=\"%s\" key=%s rejected=%" PRIu64, err,
                      from->key_z85[0] ? from->key_z85 : "-", c->counters.rejected);
         return;
     }
@@ -574,7 +575,7 @@ store_event(struct coordinator *c, const struct fleet_event *e)
     snprintf(se.host_id, sizeof(se.host_id), "%s", e->host_id);
     snprintf(se.detail, sizeof(se.detail), "%s", e->detail);
     if (store_event_add(c->store, &se, err, sizeof(err)) < 0)
-        log_warn(MODULE, "host=%s event=store_failed why=\"%s\"", e->host_id, err);
+        log_warn(LOG_MODULE, "host=%s event=store_failed why=\"%s\"", e->host_id, err);
 }
 
 static int
@@ -591,7 +592,7 @@ log_event(const struct fleet_event *e, void *ctx)
         c->counters.logs_suppressed++;
         return 0;
     }
-    log_info(MODULE, "host=%s event=%s%s%s", e->host_id, fleet_event_kind_name(e->kind),
+    log_info(LOG_MODULE, "host=%s event=%s%s%s", e->host_id, fleet_event_kind_name(e->kind),
              e->detail[0] ? " detail=" : "", e->detail);
     return 0;
 }
@@ -642,7 +643,7 @@ coordinator_forget_host(
         return -ENOENT;
     }
     c->counters.hosts_forgotten++;
-    log_info(MODULE, "host=%s event=forgotten", id);
+    log_info(LOG_MODULE, "host=%s event=forgotten", id);
     log_events(c);
     return 0;
 }
@@ -681,7 +682,7 @@ forget_expired(struct coordinator *c, uint64_t now_ms)
     fleet_hosts_each(c->fleet, collect_expired, e);
     for (size_t i = 0; i < e->n; i++) {
         if (coordinator_forget_host(c, e->ids[i], now_ms, err, sizeof(err)) < 0)
-            log_warn(MODULE, "host=%s event=forget_failed why=\"%s\"", e->ids[i], err);
+            log_warn(LOG_MODULE, "host=%s event=forget_failed why=\"%s\"", e->ids[i], err);
     }
     free(e);
 }
@@ -700,7 +701,7 @@ log_events(struct coordinator *c)
         last - c->logged_event_seq > 1 && store_batch_begin(c->store, err, sizeof(err)) == 0;
     fleet_events(c->fleet, c->logged_event_seq, log_event, c);
     if (batch && store_batch_end(c->store, true, err, sizeof(err)) < 0)
-        log_warn(MODULE, "event=store_failed what=events why=\"%s\"", err);
+        log_warn(LOG_MODULE, "event=store_failed what=events why=\"%s\"", err);
 }
 
 void
@@ -752,7 +753,7 @@ coordinator_restore_events(
 
     c->logged_event_seq = fleet_last_event_seq(c->fleet); /* kept already: not again */
     if (rc == 0)
-        log_info(MODULE, "event=events_restored count=%zu last_seq=%" PRIu64 "%s", r.n,
+        log_info(LOG_MODULE, "event=events_restored count=%zu last_seq=%" PRIu64 "%s", r.n,
                  c->logged_event_seq, r.refused ? " why=\"some rows unusable, skipped\"" : "");
     return rc;
 }
@@ -783,6 +784,6 @@ coordinator_policy_added(struct coordinator *c, uint64_t version, const char *sc
     c->policy_generation++; /* every host's policy must be looked up again */
     if (scope_parse(scope, &p.scope) < 0)
         return;
-    log_info(MODULE, "event=policy_added version=%" PRIu64 " scope=%s", version, scope);
+    log_info(LOG_MODULE, "event=policy_added version=%" PRIu64 " scope=%s", version, scope);
     fleet_hosts_each(c->fleet, push_if_in_scope, &p);
 }

@@ -24,7 +24,7 @@
 #include "util.h"
 #include "wire.h"
 
-#define MODULE             "coordinator"
+#define LOG_MODULE         "coordinator"
 #define TICK_MS            250
 #define ERR_LEN            512
 #define PATH_LEN           1024
@@ -71,10 +71,11 @@ send_agent(void *ctx, const struct transport_peer *to, const char *host_id, stru
 
     int rc = wire_send(msg, host_id, &d->sequence, send_peer, &p, err, sizeof(err));
     if (rc == -EINVAL)
-        log_err(MODULE, "host=%s event=encode_failed body=%s why=\"%s\"", host_id,
+        log_err(LOG_MODULE, "host=%s event=encode_failed body=%s why=\"%s\"", host_id,
                 wire_body_name(msg->body), err);
     else if (rc < 0)
-        log_debug(MODULE, "host=%s event=send_failed body=%s", host_id, wire_body_name(msg->body));
+        log_debug(LOG_MODULE, "host=%s event=send_failed body=%s", host_id,
+                  wire_body_name(msg->body));
 }
 
 /* ---- control ---- */
@@ -165,14 +166,14 @@ take_signals(struct daemon *d)
         if (sig == SIGTERM || sig == SIGINT)
             return false;
         if (transport_server_reload_allowlist(d->servers[SERVER_MAIN], err, sizeof(err)) < 0)
-            log_err(MODULE, "event=reload_failed keeping=old why=\"%s\"", err);
+            log_err(LOG_MODULE, "event=reload_failed keeping=old why=\"%s\"", err);
         else
-            log_info(MODULE, "event=allowlist_reloaded");
+            log_info(LOG_MODULE, "event=allowlist_reloaded");
         /* The operators' lists too: a key removed there is refused from its next request. */
         if (transport_server_reload_allowlist(d->servers[SERVER_CTL], err, sizeof(err)) < 0)
-            log_err(MODULE, "event=reload_failed list=operators keeping=old why=\"%s\"", err);
+            log_err(LOG_MODULE, "event=reload_failed list=operators keeping=old why=\"%s\"", err);
         else
-            log_info(MODULE, "event=allowlist_reloaded list=operators");
+            log_info(LOG_MODULE, "event=allowlist_reloaded list=operators");
     }
     return true;
 }
@@ -193,7 +194,7 @@ log_refused_handshakes(struct daemon *d, uint64_t now_ms)
         if (!st.refused_key_z85[0] ||
             transport_key_fingerprint(st.refused_key_z85, fingerprint, sizeof(fingerprint)) < 0)
             snprintf(fingerprint, sizeof(fingerprint), "-");
-        log_warn(MODULE,
+        log_warn(LOG_MODULE,
                  "event=handshakes_refused peer=%s fingerprint=%s key=%s "
                  "why=\"key not in the allowlist\" total=%" PRIu64 " new=%" PRIu64,
                  st.refused_address[0] ? st.refused_address : "-", fingerprint,
@@ -202,7 +203,7 @@ log_refused_handshakes(struct daemon *d, uint64_t now_ms)
         d->keys_refused = st.keys_refused;
     }
     if (st.handshakes_throttled != d->handshakes_throttled)
-        log_warn(MODULE,
+        log_warn(LOG_MODULE,
                  "event=handshakes_throttled why=\"a key connecting too fast\" total=%" PRIu64
                  " new=%" PRIu64,
                  st.handshakes_throttled, st.handshakes_throttled - d->handshakes_throttled);
@@ -228,7 +229,7 @@ daemon_run(struct daemon *d)
                 answer_control(d, &from, buf, len);
             free(buf);
         } else if (rc < 0 && rc != -EINTR) {
-            log_err(MODULE, "event=poll_failed error=%s", strerror(-rc));
+            log_err(LOG_MODULE, "event=poll_failed error=%s", strerror(-rc));
         }
         if (now >= next_tick) {
             coordinator_tick(d->coordinator, now, wall);
@@ -238,7 +239,7 @@ daemon_run(struct daemon *d)
         }
     }
     sd_notify(0, "STOPPING=1");
-    log_info(MODULE, "event=stopped messages=%" PRIu64 " rejected=%" PRIu64,
+    log_info(LOG_MODULE, "event=stopped messages=%" PRIu64 " rejected=%" PRIu64,
              coordinator_get_counters(d->coordinator)->messages,
              coordinator_get_counters(d->coordinator)->rejected);
 }
@@ -300,7 +301,7 @@ daemon_open(const struct daemon_options *o, struct daemon **out, char *err, size
 
     rc = store_open(o->db, &d->store, why, sizeof(why));
     if (rc < 0) {
-        log_err(MODULE, "event=store_open_failed why=\"%s\"", why);
+        log_err(LOG_MODULE, "event=store_open_failed why=\"%s\"", why);
         snprintf(err, err_len, "store: %s", why);
         goto fail;
     }
@@ -308,7 +309,7 @@ daemon_open(const struct daemon_options *o, struct daemon **out, char *err, size
     d->fleet = fleet_new(&fo);
     rc = open_sockets(d, o, why, sizeof(why));
     if (rc < 0) {
-        log_err(MODULE, "event=listen_failed why=\"%s\"", why);
+        log_err(LOG_MODULE, "event=listen_failed why=\"%s\"", why);
         snprintf(err, err_len, "listen: %s", why);
         goto fail;
     }
@@ -316,8 +317,8 @@ daemon_open(const struct daemon_options *o, struct daemon **out, char *err, size
     coordinator_set_host_retention(d->coordinator, o->host_retention_ms);
     if (coordinator_restore_events(d->coordinator, util_clock_ms(CLOCK_MONOTONIC),
                                    util_clock_ms(CLOCK_REALTIME), why, sizeof(why)) < 0)
-        log_warn(MODULE, "event=events_restore_failed why=\"%s\"", why); /* not fatal */
-    log_info(MODULE, "event=started listen=%s control=%s db=%s curve=%s", o->listen, o->control,
+        log_warn(LOG_MODULE, "event=events_restore_failed why=\"%s\"", why); /* not fatal */
+    log_info(LOG_MODULE, "event=started listen=%s control=%s db=%s curve=%s", o->listen, o->control,
              o->db, o->insecure ? "no" : "yes");
     *out = d;
     return 0;
@@ -338,7 +339,7 @@ daemon_close(struct daemon **daemon)
     transport_server_close(&d->servers[SERVER_MAIN]);
     transport_shutdown();
     fleet_destroy(&d->fleet);
-    store_destroy(&d->store);
+    store_close(&d->store);
     sigprocmask(SIG_SETMASK, &d->old_signals, NULL);
     free(d);
     *daemon = NULL;

@@ -395,7 +395,7 @@ store_open(const char *path, struct store **store, char *err, size_t err_len)
     }
 out:
     if (rc < 0) {
-        store_destroy(&s);
+        store_close(&s);
         return rc;
     }
     *store = s;
@@ -403,7 +403,7 @@ out:
 }
 
 void
-store_destroy(struct store **store)
+store_close(struct store **store)
 {
     struct store *s;
 

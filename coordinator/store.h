@@ -93,7 +93,7 @@ int store_open(const char *path, struct store **store, char *err, size_t err_len
 uint64_t store_epoch(const struct store *store);
 
 /* Finalise the statements and close; NULL-safe, nulls *store. */
-void store_destroy(struct store **store);
+void store_close(struct store **store);
 
 /* Group the writes that follow into one transaction, until store_batch_end(): one commit instead
  * of one per write (10,000 acks or host upserts take ~20 ms instead of ~300 ms). Meant for a

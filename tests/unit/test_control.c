@@ -176,7 +176,7 @@ teardown(void **state)
     const char *suffixes[] = {"", "-wal", "-shm", "-journal"};
     char path[160];
 
-    store_destroy(&fx->store);
+    store_close(&fx->store);
     fleet_destroy(&fx->fleet);
     for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
         snprintf(path, sizeof(path), "%s%s", fx->path, suffixes[i]);

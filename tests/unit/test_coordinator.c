@@ -119,7 +119,7 @@ stop(struct fixture *fx)
 {
     coordinator_destroy(&fx->coordinator);
     fleet_destroy(&fx->fleet);
-    store_destroy(&fx->store);
+    store_close(&fx->store);
 }
 
 static int
@@ -247,7 +247,7 @@ add_fleet_policy(struct fixture *fx, uint64_t grow_target_mib)
     uint64_t version;
 
     policy_init_defaults(&p);
-    p.vm_grow_target_unused_kib = grow_target_mib * POLICY_KIB_PER_MIB;
+    p.vm_grow_target_unused_kib = grow_target_mib * UTIL_KIB_PER_MIB;
     if (store_policy_add(fx->store, "fleet", &p, "test", "", 1, &version, err, sizeof(err)) != 0)
         fail_msg("store_policy_add: %s", err);
     coordinator_policy_added(fx->coordinator, version, "fleet");

@@ -148,7 +148,7 @@ test_table_defaults_fill_the_struct(void **state)
 
         switch (params[i].kind) {
         case CONFIG_KIND_MIB: {
-            uint64_t v = params[i].default_value * POLICY_KIB_PER_MIB;
+            uint64_t v = params[i].default_value * UTIL_KIB_PER_MIB;
             memcpy(field, &v, sizeof(v));
             break;
         }

@@ -485,7 +485,7 @@ random_host(struct rng *r,
 static uint64_t
 random_param_kib(struct rng *r, const struct config_key *param)
 {
-    uint64_t lo = param->min_value * POLICY_KIB_PER_MIB, hi = param->max_value * POLICY_KIB_PER_MIB;
+    uint64_t lo = param->min_value * UTIL_KIB_PER_MIB, hi = param->max_value * UTIL_KIB_PER_MIB;
 
     switch (rng_below(r, 8)) {
     case 0:
@@ -493,11 +493,11 @@ random_param_kib(struct rng *r, const struct config_key *param)
     case 1:
         return hi;
     case 2:
-        return param->default_value * POLICY_KIB_PER_MIB;
+        return param->default_value * UTIL_KIB_PER_MIB;
     case 3:
-        return rng_log(r, param->min_value, param->max_value) * POLICY_KIB_PER_MIB;
+        return rng_log(r, param->min_value, param->max_value) * UTIL_KIB_PER_MIB;
     case 4:
-        return rng_range(r, lo, lo + 4 * POLICY_KIB_PER_MIB);
+        return rng_range(r, lo, lo + 4 * UTIL_KIB_PER_MIB);
     default:
         /* mostly within the scale of real guests, KiB granular */
         return rng_log(r, lo, hi < (UINT64_C(64) << 20) ? hi : (UINT64_C(64) << 20));

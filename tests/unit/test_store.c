@@ -57,7 +57,7 @@ teardown(void **state)
     struct fixture *fx = *state;
     char cmd[160];
 
-    store_destroy(&fx->store);
+    store_close(&fx->store);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->dir);
     if (system(cmd) != 0)
         return -1;
@@ -413,7 +413,7 @@ test_batches(void **state)
     assert_int_equal(store_host_upsert(fx->store, "hv-02", NULL, 0, 1, 0, err, len), 0);
     assert_int_equal(store_ack_record(fx->store, "hv-02", 1, false, "no", 2, err, len), 0);
     assert_int_equal(store_batch_end(fx->store, false, err, len), 0);
-    store_destroy(&fx->store);
+    store_close(&fx->store);
     open_store(fx);
     assert_int_equal(store_hosts_list(fx->store, collect_host, &hs, err, len), 0);
     assert_int_equal(hs.n, 1);
@@ -442,9 +442,9 @@ test_survives_reopen(void **state)
                      0);
     assert_int_equal(store_host_upsert(fx->store, "hv-01", r1, 1, 5, 3, fx->err, sizeof(fx->err)),
                      0);
-    store_destroy(&fx->store);
+    store_close(&fx->store);
     assert_null(fx->store);
-    store_destroy(&fx->store);
+    store_close(&fx->store);
 
     /* The coordinator restarts: nothing lost, and versions go on from where they were. */
     open_store(fx);
@@ -460,7 +460,7 @@ test_survives_reopen(void **state)
     assert_int_equal(store_hosts_list(fx->store, collect_host, &hs, fx->err, sizeof(fx->err)), 0);
     assert_int_equal(hs.n, 1);
     assert_int_equal(add(fx, "fleet", 240), 4);
-    store_destroy(&fx->store);
+    store_close(&fx->store);
 }
 
 /* Open must fail with -EIO and a message containing want. */
@@ -523,7 +523,7 @@ test_foreign_and_future_databases(void **state)
     expect_open_fails(fx, path, "not a memsched database");
 
     open_store(fx);
-    store_destroy(&fx->store);
+    store_close(&fx->store);
     craft(fx->path, "UPDATE schema_version SET version = 3");
     expect_open_fails(fx, fx->path, "schema version 3");
 }
@@ -576,7 +576,7 @@ test_events(void **state)
     for (uint64_t seq = 1; seq <= STORE_EVENTS_MAX + 100; seq++)
         add_event(fx, seq);
     assert_int_equal(store_batch_end(fx->store, true, fx->err, sizeof(fx->err)), 0);
-    store_destroy(&fx->store);
+    store_close(&fx->store);
     open_store(fx);
     assert_int_equal(store_events_list(fx->store, see_event, &seen, fx->err, sizeof(fx->err)), 0);
     if (seen.n != STORE_EVENTS_MAX || seen.first != 101 || seen.last != STORE_EVENTS_MAX + 100)
@@ -606,14 +606,14 @@ test_schema_1_migrated(void **state)
 
     open_store(fx);
     add(fx, "fleet", 200);
-    store_destroy(&fx->store);
+    store_close(&fx->store);
     craft(fx->path, "DROP TABLE events; UPDATE schema_version SET version = 1");
     open_store(fx);
     assert_int_equal(store_policy_get(fx->store, 1, &e, fx->err, sizeof(fx->err)), 0);
     add_event(fx, 1);
     assert_int_equal(store_events_list(fx->store, see_event, &seen, fx->err, sizeof(fx->err)), 0);
     assert_int_equal(seen.n, 1);
-    store_destroy(&fx->store);
+    store_close(&fx->store);
     open_store(fx); /* and it stays at the new version */
 }
 
@@ -627,7 +627,7 @@ test_hand_edited_policy_row(void **state)
     open_store(fx);
     add(fx, "fleet", 200);
     add(fx, "fleet", 300);
-    store_destroy(&fx->store);
+    store_close(&fx->store);
     craft(fx->path, "UPDATE policies SET policy = 'vm_min_unused_mib = 500' WHERE version = 2");
     open_store(fx);
     /* min 500 above grow target 200: the row is refused, never handed out */
@@ -640,7 +640,7 @@ test_hand_edited_policy_row(void **state)
         store_policy_history(fx->store, NULL, collect_version, &vs, fx->err, sizeof(fx->err)),
         -EIO);
     assert_int_equal(store_policy_get(fx->store, 1, &e, fx->err, sizeof(fx->err)), 0);
-    store_destroy(&fx->store);
+    store_close(&fx->store);
     craft(fx->path, "UPDATE policies SET policy = 'no_such_key = 1' WHERE version = 1");
     open_store(fx);
     assert_int_equal(store_policy_get(fx->store, 1, &e, fx->err, sizeof(fx->err)), -EIO);
@@ -659,7 +659,7 @@ test_overwritten_pages(void **state)
     open_store(fx);
     for (int i = 0; i < 200; i++)
         add(fx, i % 2 ? "fleet" : "label:rack=r1", 200 + (uint64_t)i);
-    store_destroy(&fx->store);
+    store_close(&fx->store);
     assert_int_equal(stat(fx->path, &st), 0);
     assert_true(st.st_size > 2 * 4096);
     /* Keep the header page, scribble over every other page. */
@@ -685,7 +685,7 @@ test_read_only(void **state)
 
     open_store(fx);
     add(fx, "fleet", 200);
-    store_destroy(&fx->store);
+    store_close(&fx->store);
     assert_int_equal(chmod(fx->path, 0444), 0);
     /* root writes through file modes; check as nobody, then come back */
     if (geteuid() == 0) {
@@ -749,7 +749,7 @@ test_memory_database(void **state)
     assert_int_equal(store_policy_add(s, "fleet", &p, "bob", "", 1, &v, fx->err, sizeof(fx->err)),
                      0);
     assert_int_equal(v, 1);
-    store_destroy(&s);
+    store_close(&s);
 }
 
 int
