@@ -15,47 +15,11 @@
 set -euo pipefail
 
 agent_bin=$1 coordinator_bin=$2 ctl_bin=$3 scenarios=$4
-if ! command -v jq >/dev/null; then
-    [ "${CI:-}" = "true" ] && { echo "FAIL: no jq (deploy/install-deps.sh --test installs it)"; exit 1; }
-    echo "SKIP: no jq to read memschedctl's --json (deploy/install-deps.sh --test installs it)"
-    exit 77
-fi
-work=$(mktemp -d /tmp/memsched-fleet-XXXXXX)
-pids=()
-
-cleanup() {
-    for pid in "${pids[@]}"; do kill -CONT "$pid" 2>/dev/null || true; kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [ "${KEEP:-}" != "1" ]; then rm -rf "$work"; else echo "kept $work"; fi
-}
-trap cleanup EXIT
-
-fail() {
-    echo "FAIL: $*" >&2
-    echo "--- coordinator log" >&2; tail -n 40 "$work/coordinator.log" >&2 || true
-    exit 1
-}
+. "$(dirname "$0")/../lib/daemons.sh"
+need_jq
+daemons_init fleet
 
 ctl() { "$ctl_bin" --socket "ipc://$work/control.sock" "$@"; }
-
-# Wait up to $1 seconds for the command after it to succeed.
-eventually() {
-    local seconds=$1; shift
-    for _ in $(seq $((seconds * 5))); do
-        if "$@" >/dev/null 2>&1; then return 0; fi
-        sleep 0.2
-    done
-    return 1
-}
-
-free_port() {
-    local port
-    for _ in $(seq 50); do
-        port=$((20000 + RANDOM % 20000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
-    done
-    echo 0
-}
 
 port=$(free_port)
 mkdir -p "$work/keys" "$work/allow"

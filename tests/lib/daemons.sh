@@ -14,7 +14,8 @@ daemons_init() {
 
 daemons_cleanup() {
     local pid
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    # CONT first: a test may have stopped a daemon to make it silent.
+    for pid in "${pids[@]}"; do kill -CONT "$pid" 2>/dev/null || true; kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     if [ "${KEEP:-}" != "1" ]; then rm -rf "$work"; else echo "kept $work"; fi
 }
