@@ -14,9 +14,10 @@
 #include "transport.h"
 #include "util.h"
 
-#define LOG_MODULE      "link"
-#define ERR_LEN         256
-#define COMPLAIN_MAX_MS 60000
+#define TRUNCATED_LOG_MAX_MS 3600000u /* at most hourly while it lasts */
+#define LOG_MODULE           "link"
+#define ERR_LEN              256
+#define COMPLAIN_MAX_MS      60000
 /* With no connection to any coordinator for this long, say so once, with this key's
  * fingerprint: a key missing from the allowlist is refused silently by design. */
 #define NO_SESSION_MS 30000
@@ -40,6 +41,7 @@ struct link {
     uint64_t sequence;
     uint64_t rejected;
     struct log_limit bad_messages; /* a broken or hostile coordinator must not flood the log */
+    struct log_limit truncated;    /* reports cut at WIRE_VMS_MAX: said once, then with back-off */
     struct wire_vm *vms;           /* report buffers, grown to the largest round */
     struct wire_decision *decisions;
     size_t capacity;
@@ -391,6 +393,15 @@ link_report(struct link *l,
         .messages_rejected = l->rejected,
     };
     r->policy_version = policy_version;
+    r->vms_total = view->n_vms;
+    if (n < view->n_vms &&
+        log_limit_failure(&l->truncated, util_clock_ms(CLOCK_MONOTONIC), TRUNCATED_LOG_MAX_MS))
+        log_warn(LOG_MODULE,
+                 "event=report_truncated vms=%zu sent=%zu why=\"one report holds at most %d VMs: "
+                 "the coordinator sees the first %zu and the total\"",
+                 view->n_vms, n, WIRE_VMS_MAX, n);
+    else if (n == view->n_vms)
+        log_limit_success(&l->truncated);
     emit(l, LINK_ALL, &msg);
 }
 

@@ -346,6 +346,11 @@ take_report(const Memsched__Report *m, struct wire_report *r, char *err, size_t 
         rc = take_decision(m->decisions[i], &r->decisions[i], err, err_len);
     take_counters(m->counters, &r->counters);
     r->policy_version = m->has_policy_version ? m->policy_version : 0;
+    /* An agent that says nothing of a total sent every VM it has. */
+    r->vms_total = m->has_vms_total ? m->vms_total : m->n_vms;
+    if (rc == 0 && (r->vms_total < m->n_vms || r->vms_total > WIRE_VMS_TOTAL_MAX))
+        return util_fail(-EINVAL, err, err_len, "report: vms_total=%" PRIu64 " with %zu vms",
+                         r->vms_total, m->n_vms);
     return rc ?: refuse_duplicates(r, err, err_len);
 }
 
@@ -596,6 +601,8 @@ frame_report(const struct wire_report *r, struct report_frame *f)
     f->report.counters = &f->counters;
     f->report.has_policy_version = true;
     f->report.policy_version = r->policy_version;
+    f->report.has_vms_total = r->vms_total > r->n_vms; /* only when the report was cut */
+    f->report.vms_total = r->vms_total;
 }
 
 static void

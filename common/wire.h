@@ -26,7 +26,8 @@
 #define WIRE_VERSION_MAX       32
 #define WIRE_LABELS_MAX        16
 #define WIRE_REASON_MAX        256
-#define WIRE_VMS_MAX           4096 /* VMs in one report */
+#define WIRE_VMS_MAX           4096                /* VMs in one report */
+#define WIRE_VMS_TOTAL_MAX     (UINT64_C(1) << 20) /* VMs a host may say it has */
 /* What unpacking one agent message may allocate: the largest legal report (WIRE_VMS_MAX VMs
  * with the longest names, as many decisions: 1.4 MB on the wire) needs 2.6 MB; test_wire_msg
  * checks both that and the bound on a hostile report. */
@@ -101,6 +102,7 @@ struct wire_report {
     size_t n_decisions;
     struct wire_counters counters;
     uint64_t policy_version;
+    uint64_t vms_total; /* VMs on the host: > n_vms when the report was cut at WIRE_VMS_MAX */
 };
 
 struct wire_policy_push {

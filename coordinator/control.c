@@ -936,11 +936,14 @@ host_put(struct rows *r, const struct fleet_host_info *h)
     put_str(r, "agent_version", h->agent_version);
     put_json(r, "labels", labels_json(h->labels, h->n_labels));
     put_json(r, "has_report", jcheck(json_boolean(h->has_report)));
-    if (h->has_report)
-        put_cell(r, "%zu", h->n_vms);
-    else
+    if (!h->has_report)
         put_cell(r, "-");
+    else if (h->vms_total > h->n_vms) /* its report was cut: say how much is missing */
+        put_cell(r, "%zu of %" PRIu64, h->n_vms, h->vms_total);
+    else
+        put_cell(r, "%zu", h->n_vms);
     put_json(r, "vm_count", ju64(h->n_vms));
+    put_json(r, "vms_total", ju64(h->has_report ? h->vms_total : 0));
     put_kib(r, "host_total_kib", h->has_report, h->host_total_kib);
     put_kib(r, "host_available_kib", h->has_report, h->host_available_kib);
     put_json(r, "vm_actual_kib", ju64(h->vm_actual_kib));

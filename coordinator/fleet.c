@@ -44,6 +44,7 @@ struct host {
     uint64_t last_ack_version;
     uint64_t host_total_kib;
     uint64_t host_available_kib;
+    uint64_t vms_total; /* the host's VMs; more than n_vms when its report was cut */
     struct wire_counters counters;
     struct fleet_vm *vms;
     size_t n_vms;
@@ -651,6 +652,7 @@ fleet_report(struct fleet *f,
     commit_decisions(f, h, report, now_ms);
     h->host_total_kib = report->host_total_kib;
     h->host_available_kib = report->host_available_kib;
+    h->vms_total = report->vms_total > report->n_vms ? report->vms_total : report->n_vms;
     h->counters = report->counters;
     h->has_report = true;
     h->last_report_ms = now_ms;
@@ -798,6 +800,7 @@ host_info(const struct host *h, struct fleet_host_info *info)
     info->counters = h->counters;
     info->vms = h->vms;
     info->n_vms = h->n_vms;
+    info->vms_total = h->vms_total;
     info->vm_actual_kib = h->vm_actual_kib;
     info->vm_max_kib = h->vm_max_kib;
     info->n_decisions = h->n_decisions;

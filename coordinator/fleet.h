@@ -131,6 +131,7 @@ struct fleet_host_info {
     struct wire_counters counters;
     const struct fleet_vm *vms; /* sorted by uuid */
     size_t n_vms;
+    uint64_t vms_total;     /* the host's VMs: more than n_vms when its report was cut */
     uint64_t vm_actual_kib; /* sums over vms */
     uint64_t vm_max_kib;
     size_t n_decisions;       /* in the ring: fleet_host_decisions() copies them */

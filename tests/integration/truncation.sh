@@ -8,10 +8,9 @@
 # libvirt's test driver (test:///FILE, in the agent's process) with 4100 running domains, an
 # agent reporting to a real coordinator over CURVE. Checks: the coordinator has the host with a
 # report of exactly 4096 VMs, each one of the host's real domains (by name and uuid), none
-# twice; it refused no message from it; the host stays fresh (the reports keep coming).
-# (The sim holds at most 4096 VMs, so it cannot show this.) Not checked, because the product
-# does not do it yet: that the cut is visible - the agent logs nothing when it truncates, and
-# the report carries no total, so the coordinator shows 4096 VMs as if they were all.
+# twice; it refused no message from it; the host stays fresh (the reports keep coming); and the
+# cut is visible: the coordinator knows the host has 4100 (vms_total), and the agent logged the
+# cut once. (The sim holds at most 4096 VMs, so it cannot show this.)
 set -euo pipefail
 
 agent_bin=$1 coordinator_bin=$2 ctl_bin=$3
@@ -63,6 +62,13 @@ eventually 60 reported || fail "the coordinator never got a report from host1: $
 count=$(host_json | jq -en 'input | .vm_count')
 [ "$count" -eq "$wire_vms_max" ] ||
     fail "host1's report holds $count VMs, want $wire_vms_max of its $n_domains"
+# The cut is not hidden: the coordinator knows the host's total, and the agent said so.
+total=$(host_json | jq -en 'input | .vms_total')
+[ "$total" -eq "$n_domains" ] || fail "the coordinator shows a total of $total VMs, want $n_domains"
+grep -q "event=report_truncated vms=$n_domains sent=$wire_vms_max" "$work/agent.log" ||
+    fail "the agent did not log that it cut its report"
+[ "$(grep -c 'event=report_truncated' "$work/agent.log")" -eq 1 ] ||
+    fail "the agent logged the cut more than once (rate limit)"
 # Every VM listed is one of the host's domains, its uuid its own, none twice.
 ctl --json vms --host host1 --limit 10000 >"$work/vms.json" 2>"$work/vms.err" ||
     ctl --json vms --host host1 >"$work/vms.json" || fail "vms --host host1 failed: $(cat "$work/vms.err")"
@@ -83,4 +89,4 @@ reported >/dev/null || fail "host1 went quiet: $(host_json)"
 grep -q 'event=encode_failed' "$work/agent.log" && fail "the agent failed to encode a message"
 kill -TERM "$agent_pid"
 wait "$agent_pid" || fail "the agent did not stop cleanly on SIGTERM"
-echo "truncation: host1's $n_domains VMs reported as the first $count ($listed listed, each its own)"
+echo "truncation: host1's $n_domains VMs reported as the first $count of $total ($listed listed, each its own)"

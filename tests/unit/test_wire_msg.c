@@ -106,6 +106,7 @@ test_report_round_trip(void **state)
     assert_int_equal(out.u.report.vms[1].weight, 200);
     assert_int_equal(out.u.report.vms[0].weight, 0); /* none: absent on the wire, 0 again */
     assert_int_equal(out.u.report.vms[0].unused_kib, 50 * 1024);
+    assert_int_equal(out.u.report.vms_total, 2); /* not sent: every VM is in the report */
     assert_int_equal(out.u.report.n_decisions, 1);
     assert_int_equal(out.u.report.decisions[0].reason, SCHED_REASON_GROW);
     assert_string_equal(out.u.report.decisions[0].counterpart, "host");
@@ -113,6 +114,14 @@ test_report_round_trip(void **state)
     assert_int_equal(out.u.report.policy_version, 3);
     wire_msg_clear(&out);
     wire_msg_clear(&out); /* idempotent */
+
+    /* A report cut at WIRE_VMS_MAX carries the host's total. */
+    report(&in, vms, &d);
+    in.u.report.vms_total = 5000;
+    round_trip(&in, &out);
+    assert_int_equal(out.u.report.n_vms, 2);
+    assert_int_equal(out.u.report.vms_total, 5000);
+    wire_msg_clear(&out);
 }
 
 static void
