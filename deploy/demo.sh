@@ -82,3 +82,6 @@ echo
 ctl policy show
 echo
 ctl events --limit 20
+# The same final state for scripts (CI checks it): build/demo-{status,hosts}.json.
+ctl --json status >build/demo-status.json
+ctl --json hosts >build/demo-hosts.json
