@@ -1914,6 +1914,29 @@ set_render(struct call *c, const struct policy_change *pc)
     return text_reply(c, &out);
 }
 
+/* Every value asked for is already in force: nothing is stored, no version is spent and no
+ * host is pushed to, and the operator is told which version already holds them. */
+static enum control_status
+set_no_change(struct call *c, const struct policy_change *pc)
+{
+    struct text out;
+
+    if (c->req->json) {
+        json_t *root = jobj();
+        jset(root, "policy", json_null());
+        jset(root, "no_change", jcheck(json_true()));
+        jset(root, "in_force_scope", jstr(pc->base_scope));
+        jset(root, "in_force_version", pc->base_version ? ju64(pc->base_version) : json_null());
+        return json_reply(c, root);
+    }
+    FILE *f = text_open(&out);
+    fprintf(f, "no change: %s already holds these values (from %s", pc->scope, pc->base_scope);
+    if (pc->base_version)
+        fprintf(f, " v%" PRIu64, pc->base_version);
+    fputs("); nothing stored\n", f);
+    return text_reply(c, &out);
+}
+
 static enum control_status
 cmd_policy_set(struct call *c)
 {
@@ -1933,6 +1956,8 @@ cmd_policy_set(struct call *c)
         st = set_base(c, &pc);
     if (st == CONTROL_OK)
         st = set_apply(c, &pc);
+    if (st == CONTROL_OK && policy_equal(&pc.base, &pc.next))
+        return set_no_change(c, &pc);
     if (st == CONTROL_OK)
         st = set_store(c, &pc);
     if (st != CONTROL_OK)

@@ -656,6 +656,17 @@ test_policy_set_valid(void **state)
     assert_int_equal(fx->added[0], 1);
     assert_string_equal(fx->added_scope[0], "fleet");
 
+    /* The same values again: no change, no version spent, nothing pushed. */
+    want_status(
+        fx, CONTROL_OK,
+        run(fx, "policy-set", "--scope", "fleet", "--reason", "again", "vm_floor_mib=512", END));
+    want_text(fx, "no change: fleet already holds these values (from fleet v1); nothing stored");
+    json_t *same = run_json(fx, "policy-set", "--scope", "fleet", "--reason", "again",
+                            "reclaim_idle=false", END);
+    assert_true(json_is_true(get(same, "no_change")));
+    assert_int_equal(get_int(same, "in_force_version"), 1);
+    assert_int_equal(fx->n_added, 1);
+
     /* A new scope starts from the fleet's policy; the author defaults to memschedctl. */
     fx->author[0] = '\0';
     json_t *p = get(run_json(fx, "policy-set", "--scope=label:rack=r1", "--reason", "more room",
