@@ -28,6 +28,7 @@ struct vm_calc {
     uint64_t need;    /* needy VMs: what it asks for this round */
     uint64_t release; /* donors: what it can give this round */
     uint64_t granted; /* needy VMs: what it was given */
+    uint64_t awaited; /* short VMs whose grow is in flight: what they lack by their stats */
     uint64_t vm_kib;  /* exchanged with other VMs */
     uint64_t host_kib;
     uint64_t peer_kib; /* largest single exchange, for the counterpart */
@@ -227,6 +228,8 @@ assess_needy(const struct policy *p, const struct sched_vm *vm, struct vm_calc *
     c->need = util_sub_sat(want, util_sub_sat(c->committed, c->actual));
     c->base = c->committed > c->actual ? c->committed : c->actual;
     c->reason = c->need ? SCHED_REASON_NEED_UNMET : SCHED_REASON_IN_FLIGHT;
+    if (!c->need && !vm->stuck) /* a stuck grow may never land: nothing is kept for it */
+        c->awaited = want;
 }
 
 static void
@@ -374,13 +377,21 @@ restore_floor(struct sched_work *w, size_t n_donors, uint64_t restore)
     return given;
 }
 
-/* What donors did not give to VMs (or to the floor) goes to the host when reclaiming. */
+/* What donors did not give to VMs (or to the floor) goes to the host when reclaiming, but for
+ * what short VMs still lack while their grows are in flight: a grow that lands short asks again
+ * next round, and memory a donor kept is there for it, while memory handed to the host may not
+ * show in its MemAvailable for a while (a balloon's pages in a transparent huge page are freed
+ * when the kernel splits it). The largest donors keep it, like they give first. */
 static void
-reclaim(struct sched_work *w, size_t n_donors)
+reclaim(struct sched_work *w, size_t n_donors, uint64_t hold)
 {
     for (size_t k = 0; k < n_donors; k++) {
         struct vm_calc *c = &w->calc[w->donors[k]];
-        c->host_kib = c->release - c->vm_kib;
+        uint64_t left = c->release - c->vm_kib - c->host_kib;
+        uint64_t keep = util_min_u64(left, hold);
+
+        hold -= keep;
+        c->host_kib += left - keep;
         note_peer(c, SCHED_HOST, c->host_kib);
     }
 }
@@ -484,7 +495,7 @@ sched_plan(const struct policy *policy,
            struct sched_plan *plan)
 {
     size_t n_needy, n_donors;
-    uint64_t need = 0, donor_supply = 0, host_supply = 0;
+    uint64_t need = 0, donor_supply = 0, host_supply = 0, awaited = 0;
 
     if (n_vms > work->capacity || n_vms > SCHED_VMS_MAX)
         return -E2BIG;
@@ -501,6 +512,8 @@ sched_plan(const struct policy *policy,
         need += work->calc[work->needy[k]].need;
     for (size_t k = 0; k < n_donors; k++)
         donor_supply += work->calc[work->donors[k]].release;
+    for (size_t i = 0; i < n_vms; i++)
+        awaited += work->calc[i].awaited; /* each < 2^51: no overflow over 16384 VMs */
 
     sort_indices(work->needy, n_needy, more_urgent, work->calc);
     sort_indices(work->donors, n_donors, more_excess, work->calc);
@@ -514,7 +527,7 @@ sched_plan(const struct policy *policy,
     grant(work, n_needy, need, donor_supply + host_supply); /* < 2^51: no overflow */
     pair_up(work, n_needy, n_donors);
     if (policy->reclaim_idle || s->host_pressure)
-        reclaim(work, n_donors);
+        reclaim(work, n_donors, awaited);
     emit(work, n_vms, n_needy, plan);
     return 0;
 }

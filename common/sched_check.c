@@ -177,6 +177,18 @@ view_room(const struct policy *policy, const struct view *v)
         util_sub_sat(v->eff_max_kib, v->actual_kib));
 }
 
+/* What a short VM whose grow in flight covers its need still lacks by its stats: donors may keep
+ * that much from the host for it (reclaim). 0 for any other VM. */
+static uint64_t
+view_awaited(const struct policy *policy, const struct sched_vm *vm, const struct view *v)
+{
+    if (v->skip_mask || v->settling || vm->stuck || !view_below_min(policy, v) ||
+        v->committed_kib <= v->actual_kib)
+        return 0;
+    uint64_t room = view_room(policy, v);
+    return room <= v->committed_kib - v->actual_kib ? room : 0;
+}
+
 /* What a needy VM may ask for this round (step 3); 0 when it is not needy. */
 static uint64_t
 view_need(const struct policy *policy, const struct view *v)
@@ -445,6 +457,7 @@ struct tally {
     bool held;
     uint32_t held_vm;
     uint64_t held_release, held_full;
+    struct wide held_kib, awaited_kib; /* all donors kept; all short VMs in flight await */
     /* among short VMs, the highest and lowest got/weight: the water level's spread */
     bool have_short;
     uint64_t n_short;
@@ -538,15 +551,20 @@ tally_donor(const struct policy *policy,
                                               util_sub_sat(v->actual_kib, v->floor_kib)));
     if (full == 0 || v->actual_kib - full >= v->committed_kib)
         return;
-    uint64_t release = e->reason == SCHED_REASON_SHRINK ? v->actual_kib - e->new_target_kib : 0;
+    /* A shrink still in flight has released its part already. */
+    uint64_t release = e->reason == SCHED_REASON_SHRINK
+                           ? v->actual_kib - e->new_target_kib
+                           : util_sub_sat(v->actual_kib, v->committed_kib);
     if (release < full && !t->held) {
         t->held = true;
         t->held_vm = e->vm;
         t->held_release = release;
         t->held_full = full;
     }
-    if (release < full)
+    if (release < full) {
+        wide_add(&t->held_kib, full - release);
         rank_keep(&t->first_partial_donor, e->vm, v->outlook_kib, true, true);
+    }
     if (e->reason == SCHED_REASON_SHRINK && e->vm_kib > 0)
         rank_keep(&t->last_giving_donor, e->vm, v->outlook_kib, true, false);
 }
@@ -616,6 +634,7 @@ check_entries(const struct policy *policy,
                 tally_needy(t, e->vm, vm->weight, need, 0);
         }
         tally_donor(policy, vm, &v, e, t);
+        wide_add(&t->awaited_kib, view_awaited(policy, vm, &v));
         rc = check_counterpart(e, n, shrinking, growing, msg, msg_len);
         if (rc < 0)
             return rc;
@@ -785,16 +804,21 @@ check_flows(const struct policy *policy,
                          " KiB",
                          s->reclaimed_kib, owed_host, t->short_vm, t->short_got, t->short_need);
 
-    /* Every donor releases all it can when a VM is short, the host is under pressure, or idle
-     * excess is reclaimed. */
-    if (t->held && (t->shortfall || pressure || policy->reclaim_idle))
+    /* Every donor releases all it can when a VM is short. When the host is under pressure or
+     * idle excess is reclaimed, donors keep at most what short VMs with grows in flight await. */
+    if (t->held && t->shortfall)
         return violation(msg, msg_len,
                          "vm %" PRIu32 ": released %" PRIu64 " KiB of the %" PRIu64
-                         " KiB it could (%s)",
-                         t->held_vm, t->held_release, t->held_full,
-                         t->shortfall ? "another VM is short"
-                         : pressure   ? "host pressure"
-                                      : "reclaim_idle");
+                         " KiB it could (another VM is short)",
+                         t->held_vm, t->held_release, t->held_full);
+    if (t->held && (pressure || policy->reclaim_idle) &&
+        wide_saturate(&t->held_kib) > wide_saturate(&t->awaited_kib))
+        return violation(msg, msg_len,
+                         "donors kept %" PRIu64 " KiB from the host (%s) but short VMs with grows "
+                         "in flight await only %" PRIu64 " KiB; vm %" PRIu32 " released %" PRIu64
+                         " KiB of %" PRIu64,
+                         wide_saturate(&t->held_kib), pressure ? "host pressure" : "reclaim_idle",
+                         wide_saturate(&t->awaited_kib), t->held_vm, t->held_release, t->held_full);
 
     /* Donors' memory goes to the needy before the host gives any: never a host grant while a
      * donor's release goes back to the host. */

@@ -689,6 +689,41 @@ static const struct sched_case cases[] = {
         .want = {KEEP(SCHED_REASON_IN_FLIGHT, MIB(2198)), KEEP(SCHED_REASON_IN_FLIGHT, MIB(2300))},
         .sum = {.host_budget_kib = MIB(7790), .inflight_grow_kib = MIB(402)},
     },
+    {
+        /* vm0 is short (unused 50) and its 150 on the way cover its want of 200 - 50 = 150:
+         * donors keep 150 from the host for it. vm1 (unused 1000) keeps its 128, vm2 (900)
+         * keeps 22 and returns 106. Budget 8192 - 150. */
+        .name = "a short VM's grow in flight: donors keep what it awaits from the host",
+        .tweaks = {{"max_release_step_mib", "128"}},
+        .host = HOST_MIB(8192),
+        .n = 3,
+        .vms = {{.actual = MIB(2048), .target = MIB(2198), .unused = MIB(50)}, VM(1000), VM(900)},
+        .want = {KEEP(SCHED_REASON_IN_FLIGHT, MIB(2198)),
+                 KEEP(SCHED_REASON_IN_BAND, MIB(2048)),
+                 {SCHED_REASON_SHRINK, MIB(1942), HOST, 0, MIB(106), 0}},
+        .sum = {.reclaimed_kib = MIB(106),
+                .host_budget_kib = MIB(8042),
+                .inflight_grow_kib = MIB(150),
+                .shrinks = 1},
+    },
+    {
+        /* As above with vm0's balloon stuck: its grow may never land, nothing is kept for it,
+         * and both donors return their 128. */
+        .name = "a stuck VM's grow in flight: donors keep nothing for it",
+        .tweaks = {{"max_release_step_mib", "128"}},
+        .host = HOST_MIB(8192),
+        .n = 3,
+        .vms = {{.actual = MIB(2048), .target = MIB(2198), .unused = MIB(50), .stuck = true},
+                VM(1000),
+                VM(900)},
+        .want = {KEEP(SCHED_REASON_IN_FLIGHT, MIB(2198)),
+                 {SCHED_REASON_SHRINK, MIB(1920), HOST, 0, MIB(128), 0},
+                 {SCHED_REASON_SHRINK, MIB(1920), HOST, 0, MIB(128), 0}},
+        .sum = {.reclaimed_kib = MIB(256),
+                .host_budget_kib = MIB(8042),
+                .inflight_grow_kib = MIB(150),
+                .shrinks = 2},
+    },
     /* ---- order of supply ---- */
     {
         /* Step 128. Needy: vm1 (unused 20, need 180) before vm0 (unused 90, need 110).
