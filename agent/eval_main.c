@@ -2,22 +2,28 @@
  * eval_main.c - memsched-eval: run sim scenarios under memsched and the baselines on the fake
  * clock and print what each did to the guests and the host (a table, or --json).
  *
- *   memsched-eval [--planner SPEC]... [--set KEY=VALUE]... [--duration S] [--json]
- *                 [--record FILE] SCENARIO...
+ *   memsched-eval [--planner SPEC]... [--set KEY=VALUE]... [--in-force FILE] [--duration S]
+ *                 [--json | --markdown] [--record FILE] SCENARIO...
+ *   memsched-eval --policy FILE [--in-force FILE] [--set KEY=VALUE]... SCENARIO...   (what-if)
  *
- * SPEC is a planner (memsched, seed, proxmox, mom), optionally with policy changes of its own:
- * "memsched:predictive=false,demand_signal=unused". --set changes the policy of every run (the
- * thresholds the figures are measured against included). Without --planner, the standard set.
+ * SPEC is a planner (memsched, seed, proxmox, mom), optionally with a policy file layered on
+ * the common policy and changes of its own: "memsched@proposed.conf:predictive=false". The
+ * common policy is the defaults, then --in-force FILE, then --set (the thresholds the figures
+ * are measured against included). Without --planner, the standard set. --policy FILE is the
+ * operator's what-if: memsched under the policy in force and under FILE layered on it, and per
+ * scenario which figures the proposal makes worse or better.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
+#include "config.h"
 #include "eval.h"
 #include "log.h"
 #include "policy.h"
@@ -40,6 +46,9 @@ struct options {
     bool json;
     bool markdown;
     const char *record;
+    const char *in_force; /* a policy file under every run */
+    const char *proposed; /* --policy: the what-if's policy file */
+    char proposed_spec[512];
 };
 
 /* The figures of the markdown table: lower is better in every one. */
@@ -141,14 +150,77 @@ print_markdown(const char *scenario,
     }
 }
 
+/* Whether b differs from a by more than the noise of the figure's printed precision: 5 %, and at
+ * least one unit of its last printed digit. */
+static bool
+differs(const struct figure *f, double a, double b)
+{
+    double unit = f->decimals ? 0.1 : 1.0;
+    double tolerance = 0.05 * (a < 0 ? -a : a);
+    double d = b - a;
+
+    return (d < 0 ? -d : d) > (tolerance > unit ? tolerance : unit);
+}
+
+/* The what-if's answer for one scenario: the figures the proposal makes worse, then better (all
+ * are lower-is-better), as text and as JSON. */
+static json_t *
+verdict(const char *scenario,
+        const struct eval_result *in_force,
+        const struct eval_result *proposed)
+{
+    json_t *worse = json_array(), *better = json_array();
+
+    for (size_t f = 0; f < sizeof(figures) / sizeof(figures[0]); f++) {
+        double a = figures[f].get(in_force), b = figures[f].get(proposed);
+        if (!differs(&figures[f], a, b))
+            continue;
+        double scale = figures[f].decimals ? 10.0 : 1.0; /* as printed */
+        json_array_append_new(b > a ? worse : better,
+                              json_pack("{s:s,s:f,s:f}", "figure", figures[f].header, "in_force",
+                                        round(a * scale) / scale, "proposed",
+                                        round(b * scale) / scale));
+    }
+    return json_pack("{s:s,s:o,s:o}", "scenario", scenario, "worse", worse, "better", better);
+}
+
+static void
+print_verdict_side(const char *label, const json_t *list)
+{
+    size_t i;
+    json_t *e;
+
+    printf("  %s:", label);
+    if (json_array_size(list) == 0)
+        printf(" nothing");
+    json_array_foreach(list, i, e)
+        printf("%s %s %g -> %g", i ? "," : "", json_string_value(json_object_get(e, "figure")),
+               json_real_value(json_object_get(e, "in_force")),
+               json_real_value(json_object_get(e, "proposed")));
+    putchar('\n');
+}
+
+static void
+print_verdict(const json_t *v)
+{
+    printf("what-if %s, the proposed policy against the one in force:\n",
+           json_string_value(json_object_get(v, "scenario")));
+    print_verdict_side("worse", json_object_get(v, "worse"));
+    print_verdict_side("better", json_object_get(v, "better"));
+}
+
 static void
 usage(FILE *f)
 {
-    fputs("usage: memsched-eval [--planner SPEC]... [--set KEY=VALUE]... [--duration S]\n"
-          "                     [--json | --markdown] [--record FILE] SCENARIO...\n"
-          "SPEC: memsched, seed, proxmox or mom, with its own policy changes after a colon\n"
-          "(memsched:predictive=false,demand_signal=unused). Default: memsched, memsched without\n"
-          "prediction, memsched on MemFree, seed, proxmox, mom.\n",
+    fputs("usage: memsched-eval [--planner SPEC]... [--set KEY=VALUE]... [--in-force FILE]\n"
+          "                     [--duration S] [--json | --markdown] [--record FILE] SCENARIO...\n"
+          "       memsched-eval --policy FILE [--in-force FILE] [--set KEY=VALUE]... SCENARIO...\n"
+          "SPEC: memsched, seed, proxmox or mom; @FILE layers a policy file (key = value lines,\n"
+          "as memschedctl policy show prints them) on the common policy, and changes of its own\n"
+          "follow a colon (memsched@new.conf:predictive=false). Default: memsched, memsched\n"
+          "without prediction, memsched on MemFree, seed, proxmox, mom.\n"
+          "--policy FILE: what would FILE do? memsched under the policy in force (defaults,\n"
+          "--in-force FILE, --set) and under FILE on top of it, and which figures get worse.\n",
           f);
 }
 
@@ -165,6 +237,15 @@ apply_set(struct policy *p, const char *kv, char *err, size_t err_len)
     return policy_set(p, key, eq + 1, err, err_len);
 }
 
+/* The keys a policy file sets, on top of what p holds: a file need not name every key. */
+static int
+load_policy_file(const char *path, struct policy *p, char *err, size_t err_len)
+{
+    struct config_binding binding = {.table = policy_table(), .obj = p};
+
+    return config_parse_file(path, config_bound_set, &binding, err, err_len);
+}
+
 /* A planner spec into its planner and policy (the common policy plus its own changes). */
 static int
 parse_spec(const char *spec,
@@ -173,15 +254,23 @@ parse_spec(const char *spec,
            char *err,
            size_t err_len)
 {
-    char name[32], changes[512];
+    char name[32], file[256], changes[512];
     const char *colon = strchr(spec, ':');
+    size_t head = colon ? (size_t)(colon - spec) : strlen(spec);
+    const char *at = memchr(spec, '@', head);
     int rc;
 
-    snprintf(name, sizeof(name), "%.*s", colon ? (int)(colon - spec) : (int)strlen(spec), spec);
+    snprintf(name, sizeof(name), "%.*s", (int)(at ? at - spec : (ptrdiff_t)head), spec);
     if (eval_planner_parse(name, &o->planner) < 0)
         return util_fail(-EINVAL, err, err_len,
                          "unknown planner '%s' (memsched, seed, proxmox, mom)", name);
     o->policy = *common;
+    if (at) {
+        snprintf(file, sizeof(file), "%.*s", (int)(spec + head - at - 1), at + 1);
+        rc = load_policy_file(file, &o->policy, err, err_len);
+        if (rc < 0)
+            return rc;
+    }
     snprintf(changes, sizeof(changes), "%s", colon ? colon + 1 : "");
     for (char *save = NULL, *kv = strtok_r(changes, ",", &save); kv;
          kv = strtok_r(NULL, ",", &save)) {
@@ -199,7 +288,8 @@ parse_args(int argc, char **argv, struct options *o)
         {"planner", required_argument, NULL, 'p'},  {"set", required_argument, NULL, 's'},
         {"duration", required_argument, NULL, 'd'}, {"json", no_argument, NULL, 'j'},
         {"record", required_argument, NULL, 'r'},   {"help", no_argument, NULL, 'h'},
-        {"markdown", no_argument, NULL, 'm'},       {NULL, 0, NULL, 0},
+        {"markdown", no_argument, NULL, 'm'},       {"policy", required_argument, NULL, 'P'},
+        {"in-force", required_argument, NULL, 'I'}, {NULL, 0, NULL, 0},
     };
     int c;
     char *end;
@@ -222,6 +312,10 @@ parse_args(int argc, char **argv, struct options *o)
             o->markdown = true;
         } else if (c == 'r') {
             o->record = optarg;
+        } else if (c == 'P') {
+            o->proposed = optarg;
+        } else if (c == 'I') {
+            o->in_force = optarg;
         } else if (c == 'h') {
             usage(stdout);
             return 0;
@@ -232,6 +326,11 @@ parse_args(int argc, char **argv, struct options *o)
     }
     if (optind >= argc) {
         usage(stderr);
+        return 2;
+    }
+    if (o->proposed && o->n_specs) {
+        fprintf(stderr, "memsched-eval: --policy compares memsched under two policies: no "
+                        "--planner with it\n");
         return 2;
     }
     return -1;
@@ -308,28 +407,48 @@ main(int argc, char **argv)
         return rc;
     log_set_level(LOG_LEVEL_ERR); /* the agent's round logs every decision: not here */
     policy_init_defaults(&common);
+    if (o.in_force && load_policy_file(o.in_force, &common, err, sizeof(err)) < 0) {
+        fprintf(stderr, "memsched-eval: --in-force %s\n", err);
+        return 2;
+    }
     for (size_t i = 0; i < o.n_sets; i++) {
         if (apply_set(&common, o.sets[i], err, sizeof(err)) < 0) {
             fprintf(stderr, "memsched-eval: --set %s\n", err);
             return 2;
         }
     }
-    if (o.n_specs == 0) {
+    if (o.proposed) {
+        snprintf(o.proposed_spec, sizeof(o.proposed_spec), "memsched@%s", o.proposed);
+        o.specs[o.n_specs++] = "memsched";
+        o.specs[o.n_specs++] = o.proposed_spec;
+    } else if (o.n_specs == 0) {
         for (size_t i = 0; i < sizeof(standard_specs) / sizeof(standard_specs[0]); i++)
             o.specs[o.n_specs++] = standard_specs[i];
     }
+    /* Every spec's policy is checked before anything runs: a bad proposal is refused at once. */
+    struct eval_options planned[SPECS_MAX] = {0};
+    for (size_t s = 0; s < o.n_specs; s++) {
+        if (parse_spec(o.specs[s], &common, &planned[s], err, sizeof(err)) < 0) {
+            fprintf(stderr, "memsched-eval: %s: %s\n", o.specs[s], err);
+            json_decref(runs);
+            return 2;
+        }
+    }
+    json_t *what_if = json_array();
     if (!o.json && !o.markdown)
         print_header();
     for (int a = optind; a < argc; a++) {
         struct eval_result results[SPECS_MAX];
         for (size_t s = 0; s < o.n_specs; s++) {
-            struct eval_options eo = {
-                .scenario = argv[a], .duration_ms = o.duration_ms, .record = o.record};
+            struct eval_options eo = planned[s];
             struct eval_result *r = &results[s];
-            if (parse_spec(o.specs[s], &common, &eo, err, sizeof(err)) < 0 ||
-                eval_run(&eo, r, err, sizeof(err)) < 0) {
+            eo.scenario = argv[a];
+            eo.duration_ms = o.duration_ms;
+            eo.record = o.record;
+            if (eval_run(&eo, r, err, sizeof(err)) < 0) {
                 fprintf(stderr, "memsched-eval: %s: %s: %s\n", argv[a], o.specs[s], err);
                 json_decref(runs);
+                json_decref(what_if);
                 return 1;
             }
             if (o.json)
@@ -339,14 +458,23 @@ main(int argc, char **argv)
         }
         if (o.markdown)
             print_markdown(basename_of(argv[a]), o.specs, results, o.n_specs);
+        if (o.proposed) {
+            json_t *v = verdict(basename_of(argv[a]), &results[0], &results[1]);
+            if (!o.json)
+                print_verdict(v);
+            json_array_append_new(what_if, v);
+        }
     }
     if (o.json) {
         json_t *root = json_pack("{s:o}", "runs", runs);
+        if (o.proposed)
+            json_object_set(root, "what_if", what_if);
         json_dumpf(root, stdout, JSON_INDENT(1));
         putchar('\n');
         json_decref(root);
     } else {
         json_decref(runs);
     }
+    json_decref(what_if);
     return 0;
 }
