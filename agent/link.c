@@ -356,6 +356,13 @@ copy_decisions(const struct round_view *view, struct wire_decision *out)
         d->reason = e->reason;
         d->old_target_kib = e->old_target_kib;
         d->new_target_kib = e->new_target_kib;
+        d->signal_kib = view->policy && view->policy->demand_signal == POLICY_DEMAND_USABLE
+                            ? view->snapshot[e->vm].usable_kib
+                            : view->snapshot[e->vm].unused_kib;
+        d->need_kib = e->need_kib;
+        d->lookahead_kib = e->lookahead_kib;
+        d->vm_kib = e->vm_kib;
+        d->host_kib = e->host_kib;
         if (e->counterpart == SCHED_HOST)
             snprintf(d->counterpart, sizeof(d->counterpart), "%s", WIRE_COUNTERPART_HOST);
         else if (e->counterpart >= 0)
@@ -384,6 +391,9 @@ link_report(struct link *l,
     r->n_vms = n;
     r->decisions = l->decisions;
     r->n_decisions = n == view->n_vms ? copy_decisions(view, l->decisions) : 0;
+    r->has_policy = view->policy != NULL;
+    if (view->policy)
+        r->policy = *view->policy;
     r->counters = (struct wire_counters){
         .rounds = c->rounds,
         .granted_kib = c->granted_kib,

@@ -40,6 +40,8 @@ struct round {
     size_t capacity;
     struct hv_host host;
     struct sched_host sched_host;
+    struct policy policy; /* the last plan's */
+    bool has_policy;      /* a plan was made */
     struct hv_vm *vms;
     struct sched_vm *snapshot;
     struct tracker_vm **tracked;
@@ -475,6 +477,8 @@ plan_and_apply(struct round *r, const struct policy *policy, uint64_t now_ms)
     r->sched_host = (struct sched_host){.total_kib = r->host.total_kib,
                                         .available_kib = r->host.available_kib,
                                         .horizon_ms = horizon_ms(r, policy)};
+    r->policy = *policy;
+    r->has_policy = true;
     int rc = sched_plan(policy, &r->sched_host, r->snapshot, r->n_vms, r->work, &r->plan);
     if (rc < 0) {
         log_err(LOG_MODULE, "event=plan_failed vms=%zu error=%s", r->n_vms, strerror(-rc));
@@ -555,6 +559,7 @@ round_get_view(const struct round *r, struct round_view *view)
     view->vms = r->vms;
     view->snapshot = r->snapshot;
     view->plan = &r->plan;
+    view->policy = r->has_policy ? &r->policy : NULL;
     view->entry_of = r->entry_of;
     view->sample_seen_ms = r->sample_seen_ms;
     view->apply_failed = r->apply_failed;

@@ -43,6 +43,7 @@ struct round_view {
     const struct sched_host *sched_host; /* the scheduler's host input */
     const struct sched_vm *snapshot;     /* n_vms scheduler inputs, same order */
     const struct sched_plan *plan;
+    const struct policy *policy;               /* the plan's thresholds; NULL before one */
     const struct sched_entry *const *entry_of; /* per VM index: its plan entry */
     const uint64_t
         *sample_seen_ms;      /* per VM: when its guest stats sample was first seen, 0 = none */

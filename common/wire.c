@@ -279,6 +279,15 @@ take_decision(const Memsched__Decision *m, struct wire_decision *d, char *err, s
     rc = rc
              ?: take_kib("new_target_kib", m->has_new_target_kib, m->new_target_kib,
                          &d->new_target_kib, err, err_len);
+    rc = rc
+             ?: take_kib("signal_kib", m->has_signal_kib, m->signal_kib, &d->signal_kib, err,
+                         err_len);
+    rc = rc ?: take_kib("need_kib", m->has_need_kib, m->need_kib, &d->need_kib, err, err_len);
+    rc = rc
+             ?: take_kib("lookahead_kib", m->has_lookahead_kib, m->lookahead_kib, &d->lookahead_kib,
+                         err, err_len);
+    rc = rc ?: take_kib("vm_kib", m->has_vm_kib, m->vm_kib, &d->vm_kib, err, err_len);
+    rc = rc ?: take_kib("host_kib", m->has_host_kib, m->host_kib, &d->host_kib, err, err_len);
     return rc;
 }
 
@@ -351,6 +360,13 @@ take_report(const Memsched__Report *m, struct wire_report *r, char *err, size_t 
     if (rc == 0 && (r->vms_total < m->n_vms || r->vms_total > WIRE_VMS_TOTAL_MAX))
         return util_fail(-EINVAL, err, err_len, "report: vms_total=%" PRIu64 " with %zu vms",
                          r->vms_total, m->n_vms);
+    if (rc == 0 && m->policy_in_force) {
+        char msg[POLICY_ERR_MAX];
+        policy_init_defaults(&r->policy);
+        if (take_policy(m->policy_in_force, &r->policy, msg, sizeof(msg)) < 0)
+            return util_fail(-EINVAL, err, err_len, "report: policy_in_force: %s", msg);
+        r->has_policy = true;
+    }
     return rc ?: refuse_duplicates(r, err, err_len);
 }
 
@@ -525,6 +541,7 @@ struct report_frame {
     Memsched__Decision *decisions;
     Memsched__Decision **decision_ptrs;
     Memsched__Counters counters;
+    Memsched__Policy policy;
 };
 
 static void
@@ -557,6 +574,18 @@ frame_vm(const struct wire_vm *vm, Memsched__VmStats *m)
 }
 
 static void
+frame_decision_figures(const struct wire_decision *w, Memsched__Decision *d)
+{
+    d->has_signal_kib = d->has_need_kib = d->has_lookahead_kib = true;
+    d->has_vm_kib = d->has_host_kib = true;
+    d->signal_kib = w->signal_kib;
+    d->need_kib = w->need_kib;
+    d->lookahead_kib = w->lookahead_kib;
+    d->vm_kib = w->vm_kib;
+    d->host_kib = w->host_kib;
+}
+
+static void
 frame_report(const struct wire_report *r, struct report_frame *f)
 {
     memsched__report__init(&f->report);
@@ -579,6 +608,7 @@ frame_report(const struct wire_report *r, struct report_frame *f)
         d->new_target_kib = r->decisions[i].new_target_kib;
         d->counterpart =
             r->decisions[i].counterpart[0] ? (char *)r->decisions[i].counterpart : NULL;
+        frame_decision_figures(&r->decisions[i], d);
         f->decision_ptrs[i] = d;
     }
     const struct wire_counters *c = &r->counters;
@@ -603,6 +633,10 @@ frame_report(const struct wire_report *r, struct report_frame *f)
     f->report.policy_version = r->policy_version;
     f->report.has_vms_total = r->vms_total > r->n_vms; /* only when the report was cut */
     f->report.vms_total = r->vms_total;
+    if (r->has_policy) {
+        fill_policy(&r->policy, &f->policy);
+        f->report.policy_in_force = &f->policy;
+    }
 }
 
 static void

@@ -81,6 +81,11 @@ struct wire_decision {
     uint64_t old_target_kib;
     uint64_t new_target_kib;
     char counterpart[WIRE_UUID_LEN]; /* a VM's uuid, "host", or "" */
+    uint64_t signal_kib;             /* the demand signal the round saw */
+    uint64_t need_kib;
+    uint64_t lookahead_kib;
+    uint64_t vm_kib;   /* to or from other VMs */
+    uint64_t host_kib; /* to or from the host */
 };
 
 struct wire_counters {
@@ -103,6 +108,8 @@ struct wire_report {
     struct wire_counters counters;
     uint64_t policy_version;
     uint64_t vms_total; /* VMs on the host: > n_vms when the report was cut at WIRE_VMS_MAX */
+    bool has_policy;    /* policy holds the thresholds the decisions were planned with */
+    struct policy policy;
 };
 
 struct wire_policy_push {

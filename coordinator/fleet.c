@@ -57,6 +57,8 @@ struct host {
     size_t decisions_next;            /* where the next one goes */
     size_t n_decisions;
     uint64_t decisions_total;
+    struct policy policy_in_force;
+    bool has_policy_in_force;
 };
 
 /* A VM decoded from a report, before it is sorted and moved into its host. */
@@ -528,6 +530,14 @@ decode_vms(struct fleet *f, const struct wire_report *r, size_t *n_out, size_t *
     return 0;
 }
 
+/* KiB to whole MiB, saturating at what 32 bits hold (4 PiB). */
+static uint32_t
+mib32(uint64_t kib)
+{
+    uint64_t mib = kib / UTIL_KIB_PER_MIB;
+    return mib > UINT32_MAX ? UINT32_MAX : (uint32_t)mib;
+}
+
 static int
 decode_decisions(struct fleet *f, const struct wire_report *r, uint64_t now_ms)
 {
@@ -542,6 +552,12 @@ decode_decisions(struct fleet *f, const struct wire_report *r, uint64_t now_ms)
         d->old_target_kib = w->old_target_kib;
         d->new_target_kib = w->new_target_kib;
         d->reason = (uint8_t)w->reason;
+        d->signal_mib = mib32(w->signal_kib);
+        d->need_mib = mib32(w->need_kib);
+        d->lookahead_mib = mib32(w->lookahead_kib);
+        d->vm_mib = mib32(w->vm_kib);
+        d->host_mib = mib32(w->host_kib);
+        d->policy_version = r->policy_version;
         if (w->counterpart[0] == '\0') {
             d->counterpart = FLEET_COUNTERPART_NONE;
         } else if (strcmp(w->counterpart, WIRE_COUNTERPART_HOST) == 0) {
@@ -654,6 +670,10 @@ fleet_report(struct fleet *f,
     h->host_available_kib = report->host_available_kib;
     h->vms_total = report->vms_total > report->n_vms ? report->vms_total : report->n_vms;
     h->counters = report->counters;
+    if (report->has_policy) {
+        h->policy_in_force = report->policy;
+        h->has_policy_in_force = true;
+    }
     h->has_report = true;
     h->last_report_ms = now_ms;
     h->report_seq = sequence;
@@ -805,6 +825,7 @@ host_info(const struct host *h, struct fleet_host_info *info)
     info->vm_max_kib = h->vm_max_kib;
     info->n_decisions = h->n_decisions;
     info->decisions_total = h->decisions_total;
+    info->policy_in_force = h->has_policy_in_force ? &h->policy_in_force : NULL;
 }
 
 int

@@ -109,6 +109,10 @@ struct fleet_decision {
     uint8_t counterpart_uuid[FLEET_UUID_BYTES];
     uint8_t counterpart; /* enum fleet_counterpart */
     uint8_t reason;      /* enum sched_reason */
+    /* What the round saw and worked out, in MiB (saturating) to keep the ring small: the demand
+     * signal, the need, the look-ahead, and the memory moved to or from VMs and the host. */
+    uint32_t signal_mib, need_mib, lookahead_mib, vm_mib, host_mib;
+    uint64_t policy_version; /* the version the agent held when it decided */
 };
 
 /* A read-only view of one host; every pointer is borrowed. */
@@ -134,8 +138,9 @@ struct fleet_host_info {
     uint64_t vms_total;     /* the host's VMs: more than n_vms when its report was cut */
     uint64_t vm_actual_kib; /* sums over vms */
     uint64_t vm_max_kib;
-    size_t n_decisions;       /* in the ring: fleet_host_decisions() copies them */
-    uint64_t decisions_total; /* ever received from this host */
+    size_t n_decisions;                   /* in the ring: fleet_host_decisions() copies them */
+    uint64_t decisions_total;             /* ever received from this host */
+    const struct policy *policy_in_force; /* the thresholds of its last report; NULL: unknown */
 };
 
 struct fleet_event {

@@ -80,6 +80,8 @@ usage(FILE *f)
           "                              VMs (actual: largest first; unused: least first)\n"
           "  events [--since SEQ] [--limit N]\n"
           "                              the newest N events, or the first N after SEQ\n"
+          "  why HOST VM                 why the VM (name or uuid) grew or shrank: its recent\n"
+          "                              decisions with the signal, thresholds and policy\n"
           "  policy show [--scope S]     the policy of each scope; what each host holds\n"
           "  policy set --scope S --reason TEXT KEY=VALUE...\n"
           "                              store a new policy version and push it\n"
@@ -120,7 +122,8 @@ usage_error(const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fputs("\n" SYNOPSIS "commands: status, hosts, vms, events, policy show|set|history, keygen\n"
+    fputs("\n" SYNOPSIS
+          "commands: status, hosts, vms, events, why, policy show|set|history, keygen\n"
           "(memschedctl --help for more)\n",
           stderr);
     return EXIT_USAGE;
@@ -319,6 +322,17 @@ request_command(int argc, char **argv, int *i, struct wire_control_request *req)
             return usage_error("hosts forget wants a HOST");
         snprintf(req->command, sizeof(req->command), "hosts-forget");
         snprintf(req->args[req->n_args++], sizeof(req->args[0]), "--host");
+        snprintf(req->args[req->n_args++], sizeof(req->args[0]), "%s", argv[*i + 2]);
+        *i += 3;
+        return -1;
+    }
+    if (strcmp(cmd, "why") == 0) {
+        if (*i + 2 >= argc || argv[*i + 1][0] == '-' || argv[*i + 2][0] == '-')
+            return usage_error("why wants a HOST and a VM (its name or uuid)");
+        snprintf(req->command, sizeof(req->command), "why");
+        snprintf(req->args[req->n_args++], sizeof(req->args[0]), "--host");
+        snprintf(req->args[req->n_args++], sizeof(req->args[0]), "%s", argv[*i + 1]);
+        snprintf(req->args[req->n_args++], sizeof(req->args[0]), "--vm");
         snprintf(req->args[req->n_args++], sizeof(req->args[0]), "%s", argv[*i + 2]);
         *i += 3;
         return -1;

@@ -131,7 +131,13 @@ build_fleet(struct fx *fx)
     r1.decisions[0].old_target_kib = MIB(1024);
     r1.decisions[0].new_target_kib = MIB(2048);
     strcpy(r1.decisions[0].counterpart, WIRE_COUNTERPART_HOST);
+    r1.decisions[0].signal_kib = MIB(50);
+    r1.decisions[0].lookahead_kib = MIB(20);
+    r1.decisions[0].need_kib = MIB(1024);
+    r1.decisions[0].host_kib = MIB(1024);
     r1.r.n_decisions = 1;
+    r1.r.has_policy = true; /* the defaults: vm_min_unused 100 MiB, signal usable */
+    policy_init_defaults(&r1.r.policy);
     report(fx, "h1", &r1, 5000);
     memset(&r2, 0, sizeof(r2));
     r2.r.host_total_kib = MIB(32768);
@@ -555,6 +561,46 @@ test_events(void **state)
     want_status(fx, CONTROL_USAGE, run(fx, "events", "--since", "-1", END));
 }
 
+/* why: the VM's decisions with the signal, the threshold and the policy behind each. */
+static void
+test_why(void **state)
+{
+    struct fx *fx = *state;
+
+    want_status(fx, CONTROL_OK, run(fx, "why", "--host", "h1", "--vm", "web", END));
+    want_text(fx, "web on h1 (00000000-0000-4000-8000-000000000001): balloon 2048.0 MiB");
+    want_text(fx, "thresholds (policy none, as the agent reported them): demand signal usable; "
+                  "needs below 100 MiB");
+    want_text(fx, "grow      1024.0 -> 2048.0  host  none");
+    want_text(fx, "usable 50 - look-ahead 20 = 30 < 100 (vm_min_unused): asked 1024 MiB");
+    /* by uuid too; a VM with no decision says so */
+    want_status(
+        fx, CONTROL_OK,
+        run(fx, "why", "--host", "h1", "--vm", "00000000-0000-4000-8000-000000000001", END));
+    want_text(fx, "asked 1024 MiB");
+    want_status(fx, CONTROL_OK, run(fx, "why", "--host", "h1", "--vm", "db", END));
+    want_text(fx, "no decision about it among the host's last 1");
+    /* a host that never sent thresholds (an older agent) */
+    want_status(fx, CONTROL_OK, run(fx, "why", "--host", "h2", "--vm", "cache", END));
+    want_text(fx, "thresholds: not reported by this agent");
+
+    json_t *root = run_json(fx, "why", "--host", "h1", "--vm", "web", END);
+    json_t *d = json_array_get(get_array(root, "decisions", 1), 0);
+    assert_string_equal(get_str(d, "reason"), "grow");
+    assert_string_equal(get_str(d, "counterpart"), "host");
+    assert_int_equal(get_int(d, "signal_mib"), 50);
+    assert_int_equal(get_int(d, "lookahead_mib"), 20);
+    assert_int_equal(get_int(d, "need_mib"), 1024);
+    assert_int_equal(get_int(d, "from_or_to_host_mib"), 1024);
+    assert_int_equal(get_int(d, "policy_version"), 0);
+    assert_string_equal(get_str(json_object_get(root, "vm"), "name"), "web");
+    assert_true(json_is_object(json_object_get(root, "policy_in_force")));
+
+    want_status(fx, CONTROL_NOT_FOUND, run(fx, "why", "--host", "h1", "--vm", "nope", END));
+    want_status(fx, CONTROL_NOT_FOUND, run(fx, "why", "--host", "hx", "--vm", "web", END));
+    want_status(fx, CONTROL_USAGE, run(fx, "why", "--host", "h1", END));
+}
+
 /* Rows from a stale or down host say so, and a down host's numbers leave the fleet's sums. */
 static void
 test_stale_rows(void **state)
@@ -923,6 +969,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_hosts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_why, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hosts_sort_filter_unit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hosts_ack_after_restart, setup, teardown),

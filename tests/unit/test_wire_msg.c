@@ -112,8 +112,29 @@ test_report_round_trip(void **state)
     assert_string_equal(out.u.report.decisions[0].counterpart, "host");
     assert_int_equal(out.u.report.counters.rounds, 12);
     assert_int_equal(out.u.report.policy_version, 3);
+    assert_false(out.u.report.has_policy); /* an agent that sends no thresholds */
     wire_msg_clear(&out);
     wire_msg_clear(&out); /* idempotent */
+
+    /* What the round saw and the thresholds it planned with travel too (memschedctl why). */
+    report(&in, vms, &d);
+    d.signal_kib = 50 * 1024;
+    d.need_kib = 150 * 1024;
+    d.lookahead_kib = 20 * 1024;
+    d.vm_kib = 100 * 1024;
+    d.host_kib = 50 * 1024;
+    in.u.report.has_policy = true;
+    policy_init_defaults(&in.u.report.policy);
+    in.u.report.policy.vm_min_unused_kib = 120 * 1024;
+    round_trip(&in, &out);
+    assert_int_equal(out.u.report.decisions[0].signal_kib, 50 * 1024);
+    assert_int_equal(out.u.report.decisions[0].need_kib, 150 * 1024);
+    assert_int_equal(out.u.report.decisions[0].lookahead_kib, 20 * 1024);
+    assert_int_equal(out.u.report.decisions[0].vm_kib, 100 * 1024);
+    assert_int_equal(out.u.report.decisions[0].host_kib, 50 * 1024);
+    assert_true(out.u.report.has_policy);
+    assert_true(policy_equal(&out.u.report.policy, &in.u.report.policy));
+    wire_msg_clear(&out);
 
     /* A report cut at WIRE_VMS_MAX carries the host's total. */
     report(&in, vms, &d);
