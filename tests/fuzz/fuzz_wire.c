@@ -61,6 +61,11 @@ decision_equal(const struct wire_decision *a, const struct wire_decision *b)
     SAME(old_target_kib);
     SAME(new_target_kib);
     SAME_STR(counterpart);
+    SAME(signal_kib);
+    SAME(need_kib);
+    SAME(lookahead_kib);
+    SAME(vm_kib);
+    SAME(host_kib);
     return true;
 }
 
@@ -78,6 +83,9 @@ report_equal(const struct wire_report *a, const struct wire_report *b)
     SAME(counters.reports_dropped);
     SAME(counters.messages_rejected);
     SAME(policy_version);
+    SAME(has_policy);
+    if (a->has_policy && !policy_equal(&a->policy, &b->policy))
+        DIFF("the report's policy in force");
     for (size_t i = 0; i < a->n_vms; i++)
         if (!vm_equal(&a->vms[i], &b->vms[i]))
             DIFF("a vm of the report");
