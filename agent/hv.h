@@ -70,7 +70,8 @@ struct hv_ops {
     int (*sample)(void *ctx, struct hv_host *host, struct hv_vm *vms, size_t cap, size_t *n_vms);
     /* Ask the VM's balloon for target_kib (live, absolute: repeating it is harmless). */
     int (*set_target)(void *ctx, const char *uuid, uint64_t target_kib);
-    /* Guest stats period for every VM now and every VM that starts later (>= 1 s). */
+    /* Guest stats period for every VM now and every VM that starts later (>= 1 s). 0 stops
+     * setting it on VMs that start later (a dry run writes nothing) and touches no VM. */
     int (*set_stats_period)(void *ctx, unsigned period_s);
     void (*close)(void *ctx);
 };

@@ -1225,10 +1225,12 @@ lv_set_stats_period(void *ctx, unsigned period_s)
     int n;
     int rc = 0;
 
-    if (period_s == 0 || period_s > INT_MAX)
+    if (period_s > INT_MAX)
         return -EINVAL;
     /* Remembered even while disconnected: every domain gets it once we are back. */
     lv->period_s = period_s;
+    if (period_s == 0)
+        return 0; /* forgotten: domains that start from now on are left as they are */
     rc = lv_ensure(lv);
     if (rc < 0)
         return rc;

@@ -108,6 +108,14 @@ round_set_dry_run(struct round *r, bool dry_run)
 {
     r->dry_run = dry_run;
     r->period_hash = 0; /* a dry run says anew what it does not set */
+    if (dry_run && r->stats_period_s) {
+        /* The port would go on setting the period on VMs that start later: stop that, and set
+         * it again when the dry run ends. */
+        int rc = r->hv->ops->set_stats_period(r->hv->ctx, 0);
+        if (rc < 0)
+            log_warn(LOG_MODULE, "event=stats_period_failed period_s=0 error=%s", strerror(-rc));
+        r->stats_period_s = 0;
+    }
 }
 
 void

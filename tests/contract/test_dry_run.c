@@ -19,6 +19,8 @@
 
 #include <cmocka.h>
 
+#include <libvirt/libvirt.h>
+
 #include "hv.h"
 #include "hv_backends.h"
 #include "policy.h"
@@ -111,11 +113,73 @@ test_dry_run_leaves_the_stats_period_alone(void **state)
     hv_close(&keeper);
 }
 
+/* A domain with a balloon, started on the test driver after the agent's first rounds. */
+static const char late_xml[] =
+    "<domain type='test'><name>late</name><uuid>c0ffee00-0000-4000-8000-0000000000aa</uuid>"
+    "<memory unit='MiB'>1024</memory><currentMemory unit='MiB'>1024</currentMemory>"
+    "<vcpu>1</vcpu><os><type>hvm</type></os>"
+    "<devices><memballoon model='virtio'/></devices></domain>";
+
+/* The stats period a new connection reads for the domain named name; fails when it is gone. */
+static uint32_t
+period_of(const char *name)
+{
+    uint32_t periods[VMS_MAX];
+    char names[VMS_MAX][HV_NAME_MAX];
+    size_t n = read_periods(periods, names);
+
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return periods[i];
+    fail_msg("no domain %s with a balloon", name);
+    return 0;
+}
+
+/* Switched to a dry run (SIGHUP), the agent no longer sets the period on a domain that starts
+ * later; switched back, it does. */
+static void
+test_switch_to_dry_run_stops_setting_the_period(void **state)
+{
+    struct policy policy;
+    struct hv *hv = NULL;
+    char err[HV_ERR_MAX];
+    (void)state;
+
+    if (hv_open(uri, &hv, err, sizeof(err)) < 0)
+        fail_msg("hv_open(%s): %s", uri, err);
+    policy_init_defaults(&policy);
+    policy.interval_ms = 9000; /* a period no domain has */
+    struct round *r = round_new(hv, false);
+    round_run(r, &policy, util_clock_ms(CLOCK_MONOTONIC));
+    round_set_dry_run(r, true);
+
+    virConnectPtr conn = virConnectOpen(uri);
+    assert_non_null(conn);
+    virDomainPtr late = virDomainCreateXML(conn, late_xml, 0);
+    assert_non_null(late);
+    uint32_t before = period_of("late");
+    assert_int_not_equal(before, 9);
+    for (int i = 0; i < 3; i++)
+        round_run(r, &policy, util_clock_ms(CLOCK_MONOTONIC));
+    assert_int_equal(period_of("late"), before);
+
+    round_set_dry_run(r, false);
+    round_run(r, &policy, util_clock_ms(CLOCK_MONOTONIC));
+    assert_int_equal(period_of("late"), 9);
+
+    virDomainDestroy(late);
+    virDomainFree(late);
+    virConnectClose(conn);
+    round_destroy(&r);
+    hv_close(&hv);
+}
+
 int
 main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dry_run_leaves_the_stats_period_alone),
+        cmocka_unit_test(test_switch_to_dry_run_stops_setting_the_period),
     };
     if (argc > 1)
         uri = argv[1];

@@ -307,7 +307,7 @@ test_port_errors(void **state)
     assert_int_equal(set_target(&f, "vm", 0), -EINVAL);
     assert_int_equal(set_target(&f, "vm", MIB(2048) + 1), -EINVAL);
     assert_int_equal(set_target(&f, "vm", MIB(2048)), 0);
-    assert_int_equal(f.hv->ops->set_stats_period(f.hv->ctx, 0), -EINVAL);
+    assert_int_equal(f.hv->ops->set_stats_period(f.hv->ctx, 0), 0); /* forget: a no-op here */
     assert_int_equal(f.hv->ops->set_stats_period(f.hv->ctx, 2), 0);
     assert_string_equal(f.hv->ops->name, "sim");
     fixture_close(&f);
