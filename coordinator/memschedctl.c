@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ctl_watch.h"
 #include "policy.h"
 #include "transport.h"
 #include "wire.h"
@@ -32,6 +33,8 @@
 #define EXIT_USAGE         2
 #define EXIT_INTERNAL      5
 #define PATH_LEN           4096
+#define FOLLOW_INTERVAL_MS 1000 /* events --follow polls */
+#define TOP_INTERVAL_MS    2000 /* top redraws */
 
 struct options {
     const char *endpoint;
@@ -80,6 +83,10 @@ usage(FILE *f)
           "                              VMs (actual: largest first; unused: least first)\n"
           "  events [--since SEQ] [--limit N]\n"
           "                              the newest N events, or the first N after SEQ\n"
+          "  events --follow [--since SEQ]\n"
+          "                              the newest events, then each new one as it comes\n"
+          "  top [--sort host|name|actual|unused] [--limit N]\n"
+          "                              status, hosts and VMs, redrawn every 2 s (over ssh too)\n"
           "  why HOST VM                 why the VM (name or uuid) grew or shrank: its recent\n"
           "                              decisions with the signal, thresholds and policy\n"
           "  policy show [--scope S]     the policy of each scope; what each host holds\n"
@@ -313,8 +320,8 @@ request_author(struct wire_control_request *req)
 static int
 request_command(int argc, char **argv, int *i, struct wire_control_request *req)
 {
-    static const char *const plain[] = {"status",      "hosts",      "vms",           "events",
-                                        "policy-show", "policy-set", "policy-history"};
+    static const char *const plain[] = {"status", "hosts",       "vms",        "events",
+                                        "top",    "policy-show", "policy-set", "policy-history"};
     const char *cmd = argv[*i];
 
     if (strcmp(cmd, "hosts") == 0 && *i + 1 < argc && strcmp(argv[*i + 1], "forget") == 0) {
@@ -394,9 +401,12 @@ print_reply(const struct wire_control_reply *reply)
     return reply->status;
 }
 
-/* Send req and wait for the answer. */
+/* Send req and wait for the answer, into *reply (the caller clears it). Returns 0 on an answer,
+ * or the exit code after saying why there was none. */
 static int
-exchange(const struct options *o, const struct wire_control_request *req)
+ask(const struct options *o,
+    const struct wire_control_request *req,
+    struct wire_control_reply *reply)
 {
     /* ipc:// is local, its file permissions guard it; tcp:// takes the operator's CURVE keys. */
     struct transport_client_options copts = {
@@ -406,7 +416,6 @@ exchange(const struct options *o, const struct wire_control_request *req)
         .key_path = o->key,
     };
     struct transport_client *client = NULL;
-    struct wire_control_reply reply = {0};
     char err[TRANSPORT_ERR_MAX + WIRE_ERR_MAX] = "";
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -424,7 +433,7 @@ exchange(const struct options *o, const struct wire_control_request *req)
     if (rc == 0)
         rc = transport_client_recv(client, o->timeout_ms, &buf, &len);
     if (rc == 1)
-        rc = wire_decode_control_reply(buf, len, &reply, err, sizeof(err));
+        rc = wire_decode_control_reply(buf, len, reply, err, sizeof(err));
     else if (rc == 0)
         rc = -ETIMEDOUT;
     free(buf);
@@ -444,9 +453,60 @@ exchange(const struct options *o, const struct wire_control_request *req)
         fprintf(stderr, "memschedctl: %s: %s\n", o->endpoint, err[0] ? err : strerror(-rc));
         return EXIT_NO_ANSWER;
     }
+    return 0;
+}
+
+static int
+ask_cb(void *ctx, const struct wire_control_request *req, struct wire_control_reply *reply)
+{
+    return ask(ctx, req, reply);
+}
+
+/* Send req, print the answer and turn it into the exit code. */
+static int
+exchange(const struct options *o, const struct wire_control_request *req)
+{
+    struct wire_control_reply reply = {0};
+    int rc = ask(o, req, &reply);
+
+    if (rc != 0)
+        return rc;
     rc = print_reply(&reply);
     wire_control_reply_clear(&reply);
     return rc;
+}
+
+/* Remove the argument flag from req; whether it was there. */
+static bool
+take_flag(struct wire_control_request *req, const char *flag)
+{
+    for (size_t i = 0; i < req->n_args; i++) {
+        if (strcmp(req->args[i], flag) != 0)
+            continue;
+        memmove(req->args[i], req->args[i + 1], (req->n_args - i - 1) * sizeof(req->args[0]));
+        req->n_args--;
+        return true;
+    }
+    return false;
+}
+
+/* events --follow and top: loops of requests (ctl_watch.c). --once for one round of them. */
+static int
+watch(const struct options *o, struct wire_control_request *req, bool top)
+{
+    struct ctl_watch w = {
+        .ask = ask_cb,
+        .ctx = (void *)o,
+        .author = req->author,
+        .interval_ms = top ? TOP_INTERVAL_MS : FOLLOW_INTERVAL_MS,
+        .once = take_flag(req, "--once"),
+        .json = req->json,
+    };
+
+    if (top && req->json)
+        return usage_error("top draws tables for a terminal; --json is for the other commands");
+    return top ? ctl_top(&w, req->args, req->n_args)
+               : ctl_follow_events(&w, req->args, req->n_args);
 }
 
 int
@@ -468,5 +528,9 @@ main(int argc, char **argv)
         return rc;
     req.json = req.json || o.json;
     request_author(&req);
+    if (strcmp(req.command, "top") == 0)
+        return watch(&o, &req, true);
+    if (strcmp(req.command, "events") == 0 && take_flag(&req, "--follow"))
+        return watch(&o, &req, false);
     return exchange(&o, &req);
 }
