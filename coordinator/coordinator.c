@@ -236,7 +236,7 @@ offer_policy(struct coordinator *c, struct session *s, uint64_t held_version)
         held_version = 0;
     uint64_t now_ms = c->now_ms;
     struct fleet_host_info info;
-    struct store_policy_entry entry;
+    struct store_effective entry;
     char err[ERR_LEN];
 
     /* Every report comes through here: skip the store while nothing has changed and there is
@@ -253,8 +253,8 @@ offer_policy(struct coordinator *c, struct session *s, uint64_t held_version)
     }
     if (fleet_host_get(c->fleet, s->host_id, &info) < 0)
         return;
-    int rc = store_policy_for_host(c->store, s->host_id, info.labels, info.n_labels, &entry, err,
-                                   sizeof(err));
+    int rc = store_policy_for_host(c->store, s->host_id, info.labels, info.n_labels, NULL, &entry,
+                                   err, sizeof(err));
     if (rc == 0 || rc == -ENOENT) {
         s->known_generation = c->policy_generation;
         s->known_version = rc == 0 ? entry.version : 0;

@@ -54,13 +54,14 @@ enum stmt {
     STMT_COUNT,
 };
 
-#define POLICY_COLUMNS "version, scope, policy, author, reason, created_at"
+#define POLICY_COLUMNS "version, scope, policy, author, reason, created_at, action"
 #define ACK_COLUMNS    "host_id, version, applied, reason, at"
 #define EVENT_COLUMNS  "seq, at, kind, host_id, from_state, policy_version, detail"
 
 static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_POLICY_INSERT] =
-        "INSERT INTO policies (scope, policy, author, reason, created_at) VALUES (?, ?, ?, ?, ?)",
+        ("INSERT INTO policies (scope, policy, author, reason, created_at, action) "
+         "VALUES (?, ?, ?, ?, ?, ?)"),
     [STMT_POLICY_GET] = "SELECT " POLICY_COLUMNS " FROM policies WHERE version = ?",
     [STMT_POLICY_LATEST] =
         "SELECT " POLICY_COLUMNS " FROM policies WHERE scope = ? ORDER BY version DESC LIMIT 1",
@@ -117,6 +118,10 @@ static const char *const migrations[STORE_SCHEMA_VERSION - 1] = {
     "  host_id TEXT NOT NULL, from_state INTEGER NOT NULL, policy_version INTEGER NOT NULL,"
     "  detail TEXT NOT NULL);"
     "UPDATE schema_version SET version = 2;",
+    /* 3: policies layer. A row holds only the keys set at its scope (older rows hold them all,
+     * and read as all set) and says what was done: set, unset, delete, rollback. */
+    "ALTER TABLE policies ADD COLUMN action TEXT NOT NULL DEFAULT 'set';"
+    "UPDATE schema_version SET version = 3;",
 };
 
 struct store {
@@ -191,7 +196,7 @@ u64_column(sqlite3_stmt *st, int col)
 /* ---- policy text ---- */
 
 static void
-policy_to_text(const struct policy *p, char *buf, size_t len)
+policy_to_text(const struct policy *p, uint32_t keys, char *buf, size_t len)
 {
     size_t n_params, used = 0;
     const struct config_key *params = policy_params(&n_params);
@@ -199,32 +204,49 @@ policy_to_text(const struct policy *p, char *buf, size_t len)
 
     buf[0] = '\0';
     for (size_t i = 0; i < n_params; i++) {
+        if (!(keys & (UINT32_C(1) << i)))
+            continue;
         policy_get(p, params[i].name, value, sizeof(value));
         used += (size_t)snprintf(buf + used, len - used, "%s = %s\n", params[i].name, value);
         assert(used < len); /* the table is ours: POLICY_TEXT_MAX holds it */
     }
 }
 
+/* A row's text parsed: its values over the defaults, and which keys it names. */
+struct parsed_row {
+    struct policy policy;
+    uint32_t keys;
+};
+
 static int
 set_param(void *ctx, const char *key, const char *value, char *err, size_t err_len)
 {
-    return policy_set(ctx, key, value, err, err_len);
+    struct parsed_row *row = ctx;
+    int rc = policy_set(&row->policy, key, value, err, err_len);
+
+    if (rc == 0)
+        row->keys |= policy_key_bit(key);
+    return rc;
 }
 
+/* Each value is checked against its bounds; whether the layers make a valid policy is
+ * store_policy_for_host's check (a row alone is only part of one). */
 static int
-policy_from_text(const char *text, uint64_t version, struct policy *p, char *err, size_t err_len)
+policy_from_text(
+    const char *text, uint64_t version, struct store_policy_entry *e, char *err, size_t err_len)
 {
     char name[32], why[POLICY_ERR_MAX + CONFIG_ERR_MAX];
-    struct policy parsed;
+    struct parsed_row row = {.keys = 0};
 
     snprintf(name, sizeof(name), "policy v%" PRIu64, version);
-    policy_init_defaults(&parsed);
-    if (config_parse_text(text, name, set_param, &parsed, why, sizeof(why)) < 0 ||
-        policy_validate(&parsed, why, sizeof(why)) < 0) {
+    policy_init_defaults(&row.policy);
+    if (config_parse_text(text, name, set_param, &row, why, sizeof(why)) < 0 ||
+        config_check_bounds(policy_table(), &row.policy, why, sizeof(why)) < 0) {
         snprintf(err, err_len, "store: stored %s is unusable: %s", name, why);
         return -EIO;
     }
-    *p = parsed;
+    e->policy = row.policy;
+    e->keys = row.keys;
     return 0;
 }
 
@@ -241,7 +263,8 @@ policy_row(sqlite3_stmt *st, struct store_policy_entry *e, char *err, size_t err
     copy_column(st, 3, e->author, sizeof(e->author));
     copy_column(st, 4, e->reason, sizeof(e->reason));
     e->created_at_ms = u64_column(st, 5);
-    return policy_from_text(text ? (const char *)text : "", e->version, &e->policy, err, err_len);
+    copy_column(st, 6, e->action, sizeof(e->action));
+    return policy_from_text(text ? (const char *)text : "", e->version, e, err, err_len);
 }
 
 /* ---- open and close ---- */
@@ -465,6 +488,8 @@ int
 store_policy_add(struct store *s,
                  const char *scope,
                  const struct policy *p,
+                 uint32_t keys,
+                 const char *action,
                  const char *author,
                  const char *reason,
                  uint64_t now_wall_ms,
@@ -484,9 +509,14 @@ store_policy_add(struct store *s,
         return util_fail(-EINVAL, err, err_len,
                          "store: scope '%s' is not fleet, label:KEY=VALUE or host:ID",
                          scope ? scope : "");
-    rc = policy_validate(p, err, err_len);
+    struct policy bounded;
+    policy_init_defaults(&bounded);
+    policy_overlay(&bounded, p, keys);
+    rc = config_check_bounds(policy_table(), &bounded, err, err_len);
     if (rc < 0)
         return rc;
+    if ((keys & ~policy_keys_all()) || !valid_text(action, STORE_ACTION_MAX, false))
+        return util_fail(-EINVAL, err, err_len, "store: bad key set or action");
     if (!valid_text(author, STORE_AUTHOR_MAX, false))
         return util_fail(-EINVAL, err, err_len, "store: author must be 1-%d printable characters",
                          STORE_AUTHOR_MAX - 1);
@@ -497,7 +527,7 @@ store_policy_add(struct store *s,
     if (!fits_i64(now_wall_ms))
         return util_fail(-EINVAL, err, err_len, "store: time %" PRIu64 " out of range",
                          now_wall_ms);
-    policy_to_text(p, text, sizeof(text));
+    policy_to_text(p, keys, text, sizeof(text));
     /* synchronous=NORMAL in WAL mode may lose the last commits on a power cut, and AUTOINCREMENT
      * would then hand the same number out again: this one commit is synced (FULL). */
     rc = exec(s, "PRAGMA synchronous = FULL", "synchronous", err, err_len);
@@ -508,6 +538,7 @@ store_policy_add(struct store *s,
         sqlite3_bind_text(st, 3, author, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_text(st, 4, reason ? reason : "", -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_int64(st, 5, (sqlite3_int64)now_wall_ms) != SQLITE_OK ||
+        sqlite3_bind_text(st, 6, action, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_DONE) {
         rc = db_fail(s, err, err_len, "adding a policy");
     } else {
@@ -572,47 +603,104 @@ store_policy_latest(
     return rc;
 }
 
+/* The newest row of scope into layers[*n] (when there is one), or instead when it stands for
+ * that scope. */
+static int
+layer_add(struct store *s,
+          const char *scope,
+          const struct store_policy_entry *instead,
+          struct store_policy_entry *layers,
+          size_t *n,
+          char *err,
+          size_t err_len)
+{
+    if (instead && strcmp(instead->scope, scope) == 0) {
+        layers[(*n)++] = *instead;
+        return 0;
+    }
+    int rc = store_policy_latest(s, scope, &layers[*n], err, err_len);
+    if (rc == 0)
+        (*n)++;
+    return rc == -ENOENT ? 0 : rc;
+}
+
+/* Labels layer in the order of their versions: the newest setting of a key wins. */
+static int
+compare_layer_versions(const void *pa, const void *pb)
+{
+    const struct store_policy_entry *a = pa, *b = pb;
+
+    return a->version < b->version ? -1 : a->version > b->version;
+}
+
+/* The defaults, then each layer in order: values, where each key came from, the top version. */
+static void
+layers_merge(const struct store_policy_entry *layers, size_t n, struct store_effective *out)
+{
+    size_t n_params;
+
+    policy_params(&n_params);
+    memset(out, 0, sizeof(*out));
+    policy_init_defaults(&out->policy);
+    for (size_t i = 0; i < n_params; i++)
+        snprintf(out->sources[i].scope, sizeof(out->sources[i].scope), "defaults");
+    for (size_t l = 0; l < n; l++) {
+        policy_overlay(&out->policy, &layers[l].policy, layers[l].keys);
+        for (size_t i = 0; i < n_params; i++) {
+            if (layers[l].keys & (UINT32_C(1) << i)) {
+                out->sources[i].version = layers[l].version;
+                snprintf(out->sources[i].scope, sizeof(out->sources[i].scope), "%s",
+                         layers[l].scope);
+            }
+        }
+        if (layers[l].version >= out->version) {
+            out->version = layers[l].version;
+            snprintf(out->scope, sizeof(out->scope), "%s", layers[l].scope);
+        }
+    }
+}
+
 int
 store_policy_for_host(struct store *s,
                       const char *host_id,
                       const char *const *labels,
                       size_t n_labels,
-                      struct store_policy_entry *e,
+                      const struct store_policy_entry *instead,
+                      struct store_effective *out,
                       char *err,
                       size_t err_len)
 {
-    struct store_policy_entry best, found;
-    char scope[WIRE_SCOPE_MAX];
-    bool have = false;
+    struct store_policy_entry *layers;
+    char scope[WIRE_SCOPE_MAX], why[POLICY_ERR_MAX];
+    size_t n = 0;
     int rc;
 
-    if (!host_id || !wire_host_id_valid(host_id))
+    if ((host_id && !wire_host_id_valid(host_id)) || n_labels > WIRE_LABELS_MAX)
         return util_fail(-EINVAL, err, err_len, "store: bad host id");
-    snprintf(scope, sizeof(scope), "host:%s", host_id);
-    rc = store_policy_latest(s, scope, e, err, err_len);
-    if (rc != -ENOENT)
-        return rc;
-    /* Among the host's labels the newest policy wins, whichever label it came through. */
-    for (size_t i = 0; i < n_labels; i++) {
-        if (!labels[i] ||
-            (size_t)snprintf(scope, sizeof(scope), "label:%s", labels[i]) >= sizeof(scope))
-            continue; /* longer than any scope that could have been stored */
-        rc = store_policy_latest(s, scope, &found, err, err_len);
-        if (rc == -ENOENT)
-            continue;
-        if (rc < 0)
-            return rc;
-        if (!have || found.version > best.version)
-            best = found;
-        have = true;
+    layers = util_xcalloc(n_labels + 2, sizeof(*layers));
+    rc = layer_add(s, "fleet", instead, layers, &n, err, err_len);
+    size_t first_label = n;
+    for (size_t i = 0; rc == 0 && i < n_labels; i++) {
+        /* A label longer than any scope could not have been stored. */
+        if (labels[i] &&
+            (size_t)snprintf(scope, sizeof(scope), "label:%s", labels[i]) < sizeof(scope))
+            rc = layer_add(s, scope, instead, layers, &n, err, err_len);
     }
-    if (have) {
-        *e = best;
-        return 0;
+    qsort(layers + first_label, n - first_label, sizeof(*layers), compare_layer_versions);
+    if (host_id)
+        snprintf(scope, sizeof(scope), "host:%s", host_id);
+    if (rc == 0 && host_id)
+        rc = layer_add(s, scope, instead, layers, &n, err, err_len);
+    if (rc == 0 && n == 0)
+        rc = util_fail(-ENOENT, err, err_len, "store: no policy covers host %s",
+                       host_id ? host_id : "(none)");
+    if (rc == 0) {
+        layers_merge(layers, n, out);
+        if (policy_validate(&out->policy, why, sizeof(why)) < 0)
+            rc = util_fail(-EINVAL, err, err_len, "%s%s: %s", host_id ? "host " : "layered",
+                           host_id ? host_id : "", why);
     }
-    rc = store_policy_latest(s, "fleet", e, err, err_len);
-    if (rc == -ENOENT)
-        snprintf(err, err_len, "store: no policy covers host %s", host_id);
+    free(layers);
     return rc;
 }
 

@@ -649,9 +649,10 @@ test_policy_set_valid(void **state)
     want_status(fx, CONTROL_OK,
                 run(fx, "policy-set", "--scope", "fleet", "--reason", "floors up",
                     "vm_floor_mib=512", "reclaim_idle=no", END));
-    want_text(fx, "policy v1 stored for fleet by alice (from defaults)");
-    want_text(fx, "vm_floor_mib 256 -> 512, reclaim_idle true -> false");
-    want_text(fx, "3 connected hosts in scope");
+    want_text(fx, "policy v1 stored for fleet by alice (set): vm_floor_mib set to 512, "
+                  "reclaim_idle set to false");
+    want_text(fx, "  h1: from its own config: vm_floor_mib 256 -> 512, reclaim_idle true -> false");
+    want_text(fx, "3 hosts will change (3 connected); 3 in scope");
     assert_int_equal(fx->n_added, 1);
     assert_int_equal(fx->added[0], 1);
     assert_string_equal(fx->added_scope[0], "fleet");
@@ -667,20 +668,29 @@ test_policy_set_valid(void **state)
     assert_int_equal(get_int(same, "in_force_version"), 1);
     assert_int_equal(fx->n_added, 1);
 
-    /* A new scope starts from the fleet's policy; the author defaults to memschedctl. */
+    /* A new scope sets only its keys (the rest layers from the fleet); the author defaults to
+     * memschedctl. */
     fx->author[0] = '\0';
     json_t *p = get(run_json(fx, "policy-set", "--scope=label:rack=r1", "--reason", "more room",
                              "vm_excess_unused_mib=400", END),
                     "policy");
     assert_int_equal(get_int(p, "version"), 2);
     assert_string_equal(get_str(p, "author"), "memschedctl");
-    assert_int_equal(get_int(p, "based_on_version"), 1);
+    assert_string_equal(get_str(p, "action"), "set");
+    assert_true(json_is_null(get(p, "based_on_version")));
     assert_int_equal(get_int(p, "hosts_in_scope"), 2);
-    assert_int_equal(get_int(get(p, "policy"), "vm_floor_kib"), MIB(512));
+    assert_int_equal(get_int(p, "hosts_changing"), 2);
+    assert_null(json_object_get(get(p, "policy"), "vm_floor_kib"));
     assert_int_equal(get_int(get(p, "policy"), "vm_excess_unused_kib"), MIB(400));
-    assert_true(json_is_false(get(get(p, "policy"), "reclaim_idle")));
     json_t *ch = json_array_get(get_array(p, "changes", 1), 0);
     assert_string_equal(get_str(ch, "key"), "vm_excess_unused_kib");
+    assert_true(json_is_null(get(ch, "from")));
+    assert_int_equal(get_int(ch, "to"), MIB(400));
+    json_t *h1 = json_array_get(get_array(p, "hosts", 2), 0);
+    assert_string_equal(get_str(h1, "host_id"), "h1");
+    assert_int_equal(get_int(h1, "from_version"), 1);
+    assert_int_equal(get_int(h1, "to_version"), 2);
+    ch = json_array_get(get_array(h1, "changes", 1), 0);
     assert_int_equal(get_int(ch, "from"), MIB(300));
     assert_int_equal(get_int(ch, "to"), MIB(400));
     assert_int_equal(fx->n_added, 2);
@@ -782,7 +792,7 @@ test_policy_set_unknown_host(void **state)
                 run(fx, "policy-set", "--scope", "host:h9", "--reason", "new box",
                     "vm_floor_mib=128", END));
     want_text(fx, "policy v1 stored for host:h9");
-    want_text(fx, "0 connected hosts in scope");
+    want_text(fx, "0 hosts will change (0 connected); 0 in scope");
     want_text(fx, "host h9 is not known yet");
     json_t *p = get(run_json(fx, "policy-set", "--scope", "host:h9", "--reason", "again",
                              "vm_floor_mib=192", END),
@@ -836,7 +846,7 @@ test_policy_show(void **state)
     want_status(fx, CONTROL_OK, run(fx, "policy-show", END));
     want_text(fx, "v1 fleet, by alice at 2023-11-14 22:13:20Z: floors up");
     want_text(fx, "v2 host:h2, by alice");
-    want_text(fx, "  host_min_unused_mib        50");
+    want_text(fx, "  host_min_unused_mib  50");
     assert_true(strstr(fx->body, "v1 fleet") < strstr(fx->body, "v2 host:h2")); /* fleet first */
     want_cell(fx, "h1", "HOLDS", "v1");
     want_cell(fx, "h1", "SHOULD HOLD", "v1 (fleet)");

@@ -248,7 +248,8 @@ add_fleet_policy(struct fixture *fx, uint64_t grow_target_mib)
 
     policy_init_defaults(&p);
     p.vm_grow_target_unused_kib = grow_target_mib * UTIL_KIB_PER_MIB;
-    if (store_policy_add(fx->store, "fleet", &p, "test", "", 1, &version, err, sizeof(err)) != 0)
+    if (store_policy_add(fx->store, "fleet", &p, policy_keys_all(), "set", "test", "", 1, &version,
+                         err, sizeof(err)) != 0)
         fail_msg("store_policy_add: %s", err);
     coordinator_policy_added(fx->coordinator, version, "fleet");
     return version;
