@@ -2462,8 +2462,9 @@ cmd_policy_wait(struct call *c)
         return st;
     w.f = text_open(&out);
     fleet_hosts_each(c->cc->fleet, wait_host, &w);
-    fprintf(w.f, "%zu of %zu host%s in %s hold their policy; %zu refused, %zu not acked\n", w.acked,
-            w.in_scope, w.in_scope == 1 ? "" : "s", text, w.refused, w.pending);
+    fprintf(w.f, "%zu of %zu host%s in %s %s policy; %zu refused, %zu not acked\n", w.acked,
+            w.in_scope, w.in_scope == 1 ? "" : "s", text,
+            w.in_scope == 1 ? "holds its" : "hold their", w.refused, w.pending);
     st = text_reply(c, &out);
     if (w.rc < 0)
         return store_failed(c, w.rc, w.err);
@@ -2538,6 +2539,8 @@ past_row(struct table *t, const struct past *p)
 
     if (!f)
         util_oom();
+    if (strcmp(p->entry.action, "set") != 0)
+        fprintf(f, "%s: ", p->entry.action); /* unset, delete, rollback to vN */
     if (p->has_previous)
         print_changes(f, row_keys(&p->previous), row_keys(&p->entry));
     else

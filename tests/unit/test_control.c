@@ -1008,6 +1008,10 @@ test_policy_unset_delete_rollback(void **state)
     assert_string_equal(get_str(json_array_get(hist, 0), "action"), "delete");
     assert_string_equal(get_str(json_array_get(hist, 1), "action"), "rollback to v2");
     assert_string_equal(get_str(json_array_get(hist, 2), "action"), "unset");
+    want_status(fx, CONTROL_OK, run(fx, "policy-history", END));
+    want_cell(fx, "v6", "CHANGES", "delete: vm_grow_target_unused_mib unset");
+    want_cell(fx, "v5", "CHANGES",
+              "rollback to v2: max_release_step_mib set to 128, vm_floor_mib unset");
     assert_int_equal(fx->n_added, 6);
     assert_string_equal(fx->added_scope[5], "label:rack=r1");
     want_status(fx, CONTROL_OK, run(fx, "policy-show", END));
