@@ -9,9 +9,10 @@
  * memory is KiB in fields named *_kib, every command answers one top-level object. Tables speak
  * MiB with one decimal and ages ("3s ago"); wall-clock times are UTC.
  *
- * Invariants: the fleet is read, never changed; the store is written only by policy-set, and only
- * after the new policy passed policy_set() per key and store_policy_add()'s policy_validate();
- * a request that fails leaves no trace.
+ * Invariants: the fleet is read, never changed; the store is written only by the policy changes
+ * (set, unset, delete, rollback), and only after policy_set() per key and policy_validate() of
+ * the layered policy of every known host in the scope and of the scope on its own; a request
+ * that fails leaves no trace.
  */
 #define _GNU_SOURCE /* qsort_r, vasprintf */
 #include "control.h"

@@ -4,8 +4,9 @@
  *
  * control_handle() reads the fleet (fleet.h) and the store (store.h) and renders one reply. It
  * does no socket I/O: the coordinator's loop receives the request and sends the reply. A
- * policy-set is validated by store_policy_add() (the same policy_validate() gate as everywhere)
- * before it is stored; the coordinator is then told through on_policy_added so it can push it.
+ * policy change is validated layered, per host in its scope (the same policy_validate() gate as
+ * everywhere), before it is stored; the coordinator is then told through on_policy_added so it
+ * can push it.
  *
  * Commands (request.command, request.args as typed after it on the memschedctl line):
  *   status                              fleet summary (hosts by liveness, VMs, memory, overcommit,

@@ -5,7 +5,9 @@
  * none of its types leave store.c.
  *
  * Invariants:
- *  - a policy is stored only after policy_validate() and scope_parse() accept it; its
+ *  - a row is stored only after scope_parse() and the bounds of its keys accept it (the caller
+ *    checks the layered result per host: store_policy_for_host with `instead`), and a
+ *    layered policy is handed out only when policy_validate() accepts it; a row's
  *    version is global across scopes, starts at 1, only grows and is never reused within one
  *    database file: its insert is synced to disk (synchronous=FULL for that commit) before
  *    anyone can push it. A database restored from a copy or replaced hands numbers out again, so
