@@ -609,6 +609,59 @@ test_fleet_change_reaches_host_policy(void **state)
     want_state(fx, "hv1", COORDINATOR_SESSION_CURRENT);
 }
 
+static void
+hello_labels(struct fixture *fx,
+             const struct transport_peer *from,
+             const char *host_id,
+             uint64_t held,
+             const char *const *labels,
+             size_t n)
+{
+    struct wire_msg m = {.body = WIRE_BODY_HELLO};
+
+    snprintf(m.host_id, sizeof(m.host_id), "%s", host_id);
+    snprintf(m.u.hello.agent_version, sizeof(m.u.hello.agent_version), "test");
+    m.u.hello.policy_version = held;
+    m.u.hello.policy_epoch = held ? store_epoch(fx->store) : 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *eq = strchr(labels[i], '=');
+        snprintf(m.u.hello.labels[i].key, sizeof(m.u.hello.labels[i].key), "%.*s",
+                 (int)(eq - labels[i]), labels[i]);
+        snprintf(m.u.hello.labels[i].value, sizeof(m.u.hello.labels[i].value), "%s", eq + 1);
+    }
+    m.u.hello.n_labels = n;
+    deliver(fx, from, &m);
+}
+
+/* A host that drops a label whose scope is not the newest of its layers keeps the same
+ * highest version, but not the same values: it is pushed its policy again, once. */
+static void
+test_relabelled_host_gets_its_new_layers(void **state)
+{
+    struct fixture *fx = *state;
+    struct transport_peer hv1 = peer("conn-hv1", KEY_HV1, "hv1");
+    const char *both[] = {"b=1", "a=1"}, *only_a[] = {"a=1"};
+
+    uint64_t v1 = add_key(fx, "label:b=1", "vm_floor_mib", "300");
+    uint64_t v2 = add_key(fx, "label:a=1", "vm_grow_target_unused_mib", "250");
+    hello_labels(fx, &hv1, "hv1", 0, both, 2);
+    assert_int_equal(fx->n_sent, 1);
+    assert_true(fx->sent[0].version == v2 && v2 > v1);
+    assert_int_equal(fx->sent[0].policy.vm_floor_kib, 300 * UTIL_KIB_PER_MIB);
+    ack(fx, &hv1, "hv1", v2, true);
+
+    hello_labels(fx, &hv1, "hv1", v2, only_a, 1);
+    assert_int_equal(fx->n_sent, 2);
+    assert_int_equal(fx->sent[1].version, v2);
+    assert_int_equal(fx->sent[1].policy.vm_floor_kib, 256 * UTIL_KIB_PER_MIB);
+    assert_int_equal(fx->sent[1].policy.vm_grow_target_unused_kib, 250 * UTIL_KIB_PER_MIB);
+    ack(fx, &hv1, "hv1", v2, true);
+    want_state(fx, "hv1", COORDINATOR_SESSION_CURRENT);
+    report_holding(fx, &hv1, "hv1", v2);
+    hello_labels(fx, &hv1, "hv1", v2, only_a, 1); /* the same labels again: nothing to send */
+    assert_int_equal(fx->n_sent, 2);
+}
+
 /* A push not answered goes again after COORDINATOR_PUSH_RETRY_MS, not before, and not once
  * it is answered. */
 static void
@@ -861,6 +914,7 @@ main(void)
         T(test_hello_push_ack),
         T(test_push_retry),
         T(test_fleet_change_reaches_host_policy),
+        T(test_relabelled_host_gets_its_new_layers),
         T(test_refusal),
         T(test_say_hello),
         T(test_stale_down_fresh),
