@@ -20,8 +20,9 @@
  *
  * Policy: on hello (and on any report or heartbeat that shows another version) the host gets
  * its effective policy, the layers of every scope that matches it merged (store_policy_for_host),
- * under the highest version among them; a push not acked within push_retry_ms is
- * sent again; a version the agent refused is not pushed again to it.
+ * under the highest version among them (a host whose labels changed is pushed once even at the
+ * version it holds: its layers, not their newest version, may have changed); a push not acked
+ * within push_retry_ms is sent again; a version the agent refused is not pushed again to it.
  *
  * Sessions: a host has one, in one state (enum coordinator_session_state), from its first
  * valid hello: unknown (no session; everything but a hello gets "say hello") -> greeted (its
