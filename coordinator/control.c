@@ -1655,6 +1655,7 @@ known_labels(struct call *c,
 /* Fill *s for h; 1 when it is outside the scope asked for. */
 static int
 standing_get(struct call *c,
+             const struct store_layers *layers,
              const struct known_host *h,
              const struct scope *only,
              struct standing *s,
@@ -1676,8 +1677,7 @@ standing_get(struct call *c,
     }
     if (only && !scope_matches(only, h->id, labels, n_labels))
         return 1;
-    rc = store_policy_for_host(c->cc->store, h->id, labels, n_labels, NULL, &s->should, err,
-                               err_len);
+    rc = store_layers_for_host(layers, h->id, labels, n_labels, NULL, &s->should, err, err_len);
     if (rc < 0 && rc != -ENOENT)
         return rc;
     s->has_should = rc == 0;
@@ -1738,16 +1738,20 @@ show_collect(struct call *c, struct show *sh, const struct scope *only)
 {
     char err[STORE_ERR_MAX] = "";
     struct standing s;
+    struct store_layers *layers = NULL;
     int rc = store_policy_history(c->cc->store, sh->scopes.only, each_history_scope, &sh->scopes,
                                   err, sizeof(err));
 
     if (rc == 0)
         rc = known_collect(c, &sh->known, err, sizeof(err));
+    if (rc == 0)
+        rc = store_layers_load(c->cc->store, &layers, err, sizeof(err));
     for (size_t i = 0; rc >= 0 && i < sh->known.n; i++) {
-        rc = standing_get(c, &sh->known.hosts[i], only, &s, err, sizeof(err));
+        rc = standing_get(c, layers, &sh->known.hosts[i], only, &s, err, sizeof(err));
         if (rc == 0) /* else outside the scope, or an error that ends the loop */
             standing_put(&sh->hosts, &s);
     }
+    store_layers_free(&layers);
     if (rc < 0)
         return store_failed(c, rc, err);
     if (sh->scopes.n > 1)
@@ -1946,7 +1950,8 @@ struct policy_change {
     struct store_policy_entry next;    /* the row to store */
     uint64_t version;                  /* as stored */
     size_t hosts_in_scope, hosts_changing, changing_connected, listed;
-    bool host_known; /* for a host:ID scope */
+    bool host_known;             /* for a host:ID scope */
+    struct store_layers *layers; /* every scope's newest row, read once for all the hosts */
     json_t *hosts_json;
     struct text hosts_text;
 };
@@ -2135,15 +2140,15 @@ effect_host(struct call *c, struct policy_change *pc, const struct known_host *h
         return CONTROL_OK;
     pc->hosts_in_scope++;
     pc->host_known = true;
-    int rc = store_policy_for_host(c->cc->store, h->id, labels, n_labels, &pc->next, &after, err,
+    int rc = store_layers_for_host(pc->layers, h->id, labels, n_labels, &pc->next, &after, err,
                                    sizeof(err));
     if (rc == -EINVAL)
         return fail(c, CONTROL_REFUSED, "%s: refused: %s", c->cmd->name, err);
     if (rc < 0 && rc != -ENOENT)
         return store_failed(c, rc, err);
     bool governed = rc == 0;
-    rc = store_policy_for_host(c->cc->store, h->id, labels, n_labels, NULL, &before, err,
-                               sizeof(err));
+    rc =
+        store_layers_for_host(pc->layers, h->id, labels, n_labels, NULL, &before, err, sizeof(err));
     bool was = rc == 0;
     if (!was) /* not governed (or not validly): its agent's own config, shown as the defaults */
         policy_init_defaults(&before.policy);
@@ -2202,6 +2207,9 @@ change_effects(struct call *c, struct policy_change *pc)
     enum control_status st = effect_scope(c, pc);
     FILE *f = text_open(&pc->hosts_text);
     int rc = st == CONTROL_OK ? known_collect(c, &k, err, sizeof(err)) : 0;
+
+    if (rc == 0 && st == CONTROL_OK)
+        rc = store_layers_load(c->cc->store, &pc->layers, err, sizeof(err));
 
     if (rc < 0)
         st = store_failed(c, rc, err);
@@ -2285,6 +2293,7 @@ change_finish(struct call *c, struct policy_change *pc)
         st = change_render(c, pc);
     free(pc->hosts_text.buf);
     json_decref(pc->hosts_json);
+    store_layers_free(&pc->layers);
     return st;
 }
 
@@ -2410,6 +2419,7 @@ struct waiting {
     struct call *c;
     struct scope scope;
     size_t in_scope, acked, refused, pending;
+    struct store_layers *layers;
     FILE *f;
     int rc;
     char err[STORE_ERR_MAX];
@@ -2424,8 +2434,8 @@ wait_host(const struct fleet_host_info *h, void *ctx)
 
     if (!scope_matches(&w->scope, h->host_id, h->labels, h->n_labels))
         return 0;
-    w->rc = store_policy_for_host(w->c->cc->store, h->host_id, h->labels, h->n_labels, NULL, &e,
-                                  w->err, sizeof(w->err));
+    w->rc = store_layers_for_host(w->layers, h->host_id, h->labels, h->n_labels, NULL, &e, w->err,
+                                  sizeof(w->err));
     if (w->rc == -ENOENT)
         return w->rc = 0; /* nothing governs it: nothing to wait for */
     if (w->rc < 0)
@@ -2461,8 +2471,12 @@ cmd_policy_wait(struct call *c)
     enum control_status st = scope_option(c, text, &w.scope);
     if (st != CONTROL_OK)
         return st;
+    w.rc = store_layers_load(c->cc->store, &w.layers, w.err, sizeof(w.err));
+    if (w.rc < 0)
+        return store_failed(c, w.rc, w.err);
     w.f = text_open(&out);
     fleet_hosts_each(c->cc->fleet, wait_host, &w);
+    store_layers_free(&w.layers);
     fprintf(w.f, "%zu of %zu host%s in %s %s policy; %zu refused, %zu not acked\n", w.acked,
             w.in_scope, w.in_scope == 1 ? "" : "s", text,
             w.in_scope == 1 ? "holds its" : "hold their", w.refused, w.pending);

@@ -38,6 +38,7 @@ enum stmt {
     STMT_POLICY_LATEST,
     STMT_HISTORY_ALL,
     STMT_HISTORY_SCOPE,
+    STMT_NEWEST_PER_SCOPE,
     STMT_ACK_UPSERT,
     STMT_ACKS_FOR_VERSION,
     STMT_ACK_FOR_HOST,
@@ -68,6 +69,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_HISTORY_ALL] = "SELECT " POLICY_COLUMNS " FROM policies ORDER BY version DESC",
     [STMT_HISTORY_SCOPE] =
         "SELECT " POLICY_COLUMNS " FROM policies WHERE scope = ? ORDER BY version DESC",
+    [STMT_NEWEST_PER_SCOPE] = ("SELECT " POLICY_COLUMNS " FROM policies WHERE version IN "
+                               "(SELECT max(version) FROM policies GROUP BY scope) ORDER BY scope"),
     [STMT_ACK_UPSERT] = ("INSERT INTO acks (" ACK_COLUMNS ") VALUES (?, ?, ?, ?, ?) "
                          "ON CONFLICT (host_id, version) DO UPDATE SET "
                          "applied = excluded.applied, reason = excluded.reason, at = excluded.at"),
@@ -603,10 +606,16 @@ store_policy_latest(
     return rc;
 }
 
+/* Where the newest row of a scope comes from: a query, or rows loaded at once. 0, -ENOENT for
+ * none, or -EIO. */
+typedef int (*newest_fn)(
+    void *from, const char *scope, struct store_policy_entry *e, char *err, size_t err_len);
+
 /* The newest row of scope into layers[*n] (when there is one), or instead when it stands for
  * that scope. */
 static int
-layer_add(struct store *s,
+layer_add(newest_fn newest,
+          void *from,
           const char *scope,
           const struct store_policy_entry *instead,
           struct store_policy_entry *layers,
@@ -618,7 +627,7 @@ layer_add(struct store *s,
         layers[(*n)++] = *instead;
         return 0;
     }
-    int rc = store_policy_latest(s, scope, &layers[*n], err, err_len);
+    int rc = newest(from, scope, &layers[*n], err, err_len);
     if (rc == 0)
         (*n)++;
     return rc == -ENOENT ? 0 : rc;
@@ -660,15 +669,18 @@ layers_merge(const struct store_policy_entry *layers, size_t n, struct store_eff
     }
 }
 
-int
-store_policy_for_host(struct store *s,
-                      const char *host_id,
-                      const char *const *labels,
-                      size_t n_labels,
-                      const struct store_policy_entry *instead,
-                      struct store_effective *out,
-                      char *err,
-                      size_t err_len)
+/* The layering (store.h): fleet, the host's labels by version, its host scope; merged and
+ * validated. */
+static int
+effective(newest_fn newest,
+          void *from,
+          const char *host_id,
+          const char *const *labels,
+          size_t n_labels,
+          const struct store_policy_entry *instead,
+          struct store_effective *out,
+          char *err,
+          size_t err_len)
 {
     struct store_policy_entry *layers;
     char scope[WIRE_SCOPE_MAX], why[POLICY_ERR_MAX];
@@ -678,19 +690,19 @@ store_policy_for_host(struct store *s,
     if ((host_id && !wire_host_id_valid(host_id)) || n_labels > WIRE_LABELS_MAX)
         return util_fail(-EINVAL, err, err_len, "store: bad host id");
     layers = util_xcalloc(n_labels + 2, sizeof(*layers));
-    rc = layer_add(s, "fleet", instead, layers, &n, err, err_len);
+    rc = layer_add(newest, from, "fleet", instead, layers, &n, err, err_len);
     size_t first_label = n;
     for (size_t i = 0; rc == 0 && i < n_labels; i++) {
         /* A label longer than any scope could not have been stored. */
         if (labels[i] &&
             (size_t)snprintf(scope, sizeof(scope), "label:%s", labels[i]) < sizeof(scope))
-            rc = layer_add(s, scope, instead, layers, &n, err, err_len);
+            rc = layer_add(newest, from, scope, instead, layers, &n, err, err_len);
     }
     qsort(layers + first_label, n - first_label, sizeof(*layers), compare_layer_versions);
     if (host_id)
         snprintf(scope, sizeof(scope), "host:%s", host_id);
     if (rc == 0 && host_id)
-        rc = layer_add(s, scope, instead, layers, &n, err, err_len);
+        rc = layer_add(newest, from, scope, instead, layers, &n, err, err_len);
     if (rc == 0 && n == 0)
         rc = util_fail(-ENOENT, err, err_len, "store: no policy covers host %s",
                        host_id ? host_id : "(none)");
@@ -702,6 +714,106 @@ store_policy_for_host(struct store *s,
     }
     free(layers);
     return rc;
+}
+
+static int
+newest_queried(
+    void *from, const char *scope, struct store_policy_entry *e, char *err, size_t err_len)
+{
+    return store_policy_latest(from, scope, e, err, err_len);
+}
+
+int
+store_policy_for_host(struct store *s,
+                      const char *host_id,
+                      const char *const *labels,
+                      size_t n_labels,
+                      const struct store_policy_entry *instead,
+                      struct store_effective *out,
+                      char *err,
+                      size_t err_len)
+{
+    return effective(newest_queried, s, host_id, labels, n_labels, instead, out, err, err_len);
+}
+
+/* ---- the newest row of every scope, in memory ---- */
+
+struct store_layers {
+    struct store_policy_entry *rows; /* sorted by scope (strcmp) */
+    size_t n, cap;
+};
+
+int
+store_layers_load(struct store *s, struct store_layers **out, char *err, size_t err_len)
+{
+    sqlite3_stmt *st = stmt_begin(s, STMT_NEWEST_PER_SCOPE);
+    struct store_layers *l = util_xcalloc(1, sizeof(*l));
+    int rc = 0, step;
+
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (l->n == l->cap) {
+            l->cap = l->cap ? 2 * l->cap : 16;
+            l->rows = util_xrealloc(l->rows, l->cap, sizeof(*l->rows));
+        }
+        rc = policy_row(st, &l->rows[l->n], err, err_len);
+        if (rc < 0)
+            break;
+        l->n++;
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = db_fail(s, err, err_len, "reading the policies");
+    stmt_end(st);
+    /* SQLite's ORDER BY compares text as memcmp does, which is strcmp's order for our text. */
+    if (rc < 0)
+        store_layers_free(&l);
+    *out = l;
+    return rc;
+}
+
+void
+store_layers_free(struct store_layers **layers)
+{
+    if (!layers || !*layers)
+        return;
+    free((*layers)->rows);
+    free(*layers);
+    *layers = NULL;
+}
+
+static int
+compare_scope(const void *key, const void *row)
+{
+    return strcmp(key, ((const struct store_policy_entry *)row)->scope);
+}
+
+static int
+newest_loaded(
+    void *from, const char *scope, struct store_policy_entry *e, char *err, size_t err_len)
+{
+    const struct store_layers *l = from;
+    const struct store_policy_entry *found =
+        l->n ? bsearch(scope, l->rows, l->n, sizeof(*l->rows), compare_scope) : NULL;
+
+    (void)err;
+    (void)err_len;
+    if (!found)
+        return -ENOENT;
+    *e = *found;
+    return 0;
+}
+
+int
+store_layers_for_host(const struct store_layers *layers,
+                      const char *host_id,
+                      const char *const *labels,
+                      size_t n_labels,
+                      const struct store_policy_entry *instead,
+                      struct store_effective *out,
+                      char *err,
+                      size_t err_len)
+{
+    return effective(newest_loaded, (void *)layers, host_id, labels, n_labels, instead, out, err,
+                     err_len);
 }
 
 int

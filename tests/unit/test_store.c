@@ -416,6 +416,46 @@ test_layers_label_conflict_and_delete(void **state)
     assert_non_null(strstr(fx->err, "vm_min_unused_mib"));
 }
 
+/* The rows loaded at once give every host the answer the queries give. */
+static void
+test_layers_loaded_match_queried(void **state)
+{
+    struct fixture *fx = *state;
+    const char *r1_z[] = {"rack=r1", "zone=z"}, *other[] = {"rack=r2"};
+    struct store_layers *layers = NULL;
+    struct store_effective a, b;
+    struct {
+        const char *id;
+        const char *const *labels;
+        size_t n;
+    } hosts[] = {{"h1", r1_z, 2}, {"h2", r1_z, 2}, {"h3", other, 1}, {"h4", NULL, 0}};
+
+    open_store(fx);
+    assert_int_equal(store_layers_load(fx->store, &layers, fx->err, sizeof(fx->err)), 0);
+    assert_int_equal(
+        store_layers_for_host(layers, "h1", NULL, 0, NULL, &a, fx->err, sizeof(fx->err)), -ENOENT);
+    store_layers_free(&layers);
+    add_key(fx, "fleet", "vm_floor_mib", "300");
+    add_key(fx, "label:zone=z", "vm_floor_mib", "400");
+    add_key(fx, "label:rack=r1", "vm_grow_target_unused_mib", "250");
+    add_key(fx, "host:h1", "max_release_step_mib", "128");
+    add_key(fx, "label:rack=r1", "interval_ms", "2000");
+    assert_int_equal(store_layers_load(fx->store, &layers, fx->err, sizeof(fx->err)), 0);
+    for (size_t i = 0; i < ARRAY_SIZE(hosts); i++) {
+        assert_int_equal(store_policy_for_host(fx->store, hosts[i].id, hosts[i].labels, hosts[i].n,
+                                               NULL, &a, fx->err, sizeof(fx->err)),
+                         0);
+        assert_int_equal(store_layers_for_host(layers, hosts[i].id, hosts[i].labels, hosts[i].n,
+                                               NULL, &b, fx->err, sizeof(fx->err)),
+                         0);
+        if (memcmp(&a, &b, sizeof(a)) != 0)
+            fail_msg("%s: loaded v%" PRIu64 " %s, queried v%" PRIu64 " %s", hosts[i].id, b.version,
+                     b.scope, a.version, a.scope);
+    }
+    store_layers_free(&layers);
+    store_layers_free(&layers); /* NULL-safe */
+}
+
 struct acks {
     struct store_ack a[8];
     size_t n;
@@ -924,6 +964,7 @@ main(void)
         T(test_layers_merge_per_key),
         T(test_layers_label_conflict_and_delete),
         T(test_schema_2_full_rows_migrated),
+        T(test_layers_loaded_match_queried),
         T(test_acks),
         T(test_hosts_upsert),
         T(test_batches),
