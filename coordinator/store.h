@@ -178,8 +178,8 @@ int store_policy_for_host(struct store *store,
                           size_t err_len);
 
 /* The newest row of every scope, loaded at once: a policy change checks every host in its
- * scope, and policy-show and policy-wait read every host, without queries per host (1,000
- * hosts: several per host made `policy set` answer 2-3 times slower). A snapshot: the store
+ * scope (twice: before and after), and policy-show and policy-wait read every host, without
+ * queries per host (a query costs ~10 us, most of it SQLite's file lock). A snapshot: the store
  * changing later does not change it. */
 struct store_layers;
 
