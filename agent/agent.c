@@ -292,9 +292,11 @@ agent_on_push(struct agent *a, const struct wire_policy_push *push, char *why, s
                  push->version, push->scope, why);
         return rc;
     }
+    /* A retry of what we hold (a number from another epoch is another policy; the same number
+     * with other values is the host's layers merged again after its labels changed). */
     if (a->state.source == STATE_SOURCE_FLEET && a->state.version == push->version &&
-        a->state.epoch == push->epoch)
-        return 0; /* a retry of what we hold (a number from another epoch is another policy) */
+        a->state.epoch == push->epoch && policy_equal(&a->state.policy, &push->policy))
+        return 0;
     struct agent_state before = a->state;
     a->state = (struct agent_state){.policy = push->policy,
                                     .source = STATE_SOURCE_FLEET,

@@ -389,3 +389,29 @@ config_equal(const struct config_table *table, const void *a, const void *b)
     }
     return true;
 }
+
+/* Bytes of the field a row describes. */
+static size_t
+field_size(const struct config_key *key)
+{
+    switch (key->kind) {
+    case CONFIG_KIND_BOOL:
+        return sizeof(bool);
+    case CONFIG_KIND_U64:
+    case CONFIG_KIND_MIB:
+        return sizeof(uint64_t);
+    case CONFIG_KIND_U32:
+        return sizeof(uint32_t);
+    case CONFIG_KIND_ENUM:
+        return sizeof(unsigned int);
+    case CONFIG_KIND_STRING:
+        return key->size;
+    }
+    return 0;
+}
+
+void
+config_copy_key(const struct config_key *key, void *dst, const void *src)
+{
+    memcpy((char *)dst + key->offset, (const char *)src + key->offset, field_size(key));
+}

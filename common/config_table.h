@@ -95,6 +95,9 @@ config_check_bounds(const struct config_table *table, const void *obj, char *err
  * outside the table do not count). */
 bool config_equal(const struct config_table *table, const void *a, const void *b);
 
+/* Copy the field of one row from src to dst (objects of the table's struct). */
+void config_copy_key(const struct config_key *key, void *dst, const void *src);
+
 /* The one number parser: a plain decimal (digits only, no sign, no suffix, no overflow).
  * Returns 0 or -EINVAL. */
 int config_parse_u64(const char *text, uint64_t *out);

@@ -127,6 +127,7 @@ static const struct config_key params[] = {
 };
 
 #define N_PARAMS (sizeof(params) / sizeof(params[0]))
+_Static_assert(N_PARAMS <= POLICY_KEYS_MAX, "a key set is a uint32_t");
 
 static const struct config_table table = {params, N_PARAMS, "policy"};
 
@@ -221,4 +222,27 @@ bool
 policy_equal(const struct policy *a, const struct policy *b)
 {
     return config_equal(&table, a, b);
+}
+
+uint32_t
+policy_keys_all(void)
+{
+    return N_PARAMS == 32 ? UINT32_MAX : (UINT32_C(1) << N_PARAMS) - 1;
+}
+
+uint32_t
+policy_key_bit(const char *name)
+{
+    const struct config_key *param = policy_param_find(name);
+
+    return param ? UINT32_C(1) << (param - params) : 0;
+}
+
+void
+policy_overlay(struct policy *dst, const struct policy *src, uint32_t keys)
+{
+    for (size_t i = 0; i < N_PARAMS; i++) {
+        if (keys & (UINT32_C(1) << i))
+            config_copy_key(&params[i], dst, src);
+    }
 }

@@ -17,7 +17,8 @@
 #include "config_table.h"
 #include "util.h"
 
-#define POLICY_ERR_MAX 256
+#define POLICY_ERR_MAX  256
+#define POLICY_KEYS_MAX 32 /* a key set is a uint32_t: bit i is policy_params()[i] */
 
 enum policy_demand_signal {
     POLICY_DEMAND_UNUSED = 0, /* guest MemFree (libvirt balloon.unused), the seed's signal */
@@ -67,6 +68,18 @@ int policy_get(const struct policy *p, const char *key, char *buf, size_t buf_le
 
 /* Name of a demand signal ("unused" / "usable"). */
 const char *policy_demand_signal_name(enum policy_demand_signal signal);
+
+/* Policies layer (fleet < label < host, coordinator/store.h): a scope sets some keys, not all.
+ * A key set is a mask over policy_params(): bit i stands for row i. */
+
+/* Every key of the table. */
+uint32_t policy_keys_all(void);
+
+/* The bit of the key named name, or 0 for an unknown key. */
+uint32_t policy_key_bit(const char *name);
+
+/* Copy into dst the values src holds for the keys in keys; the others stay dst's. */
+void policy_overlay(struct policy *dst, const struct policy *src, uint32_t keys);
 
 /* True when both policies hold the same values (the table's fields, compared by the engine). */
 bool policy_equal(const struct policy *a, const struct policy *b);

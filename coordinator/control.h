@@ -4,8 +4,9 @@
  *
  * control_handle() reads the fleet (fleet.h) and the store (store.h) and renders one reply. It
  * does no socket I/O: the coordinator's loop receives the request and sends the reply. A
- * policy-set is validated by store_policy_add() (the same policy_validate() gate as everywhere)
- * before it is stored; the coordinator is then told through on_policy_added so it can push it.
+ * policy change is validated layered, per host in its scope (the same policy_validate() gate as
+ * everywhere), before it is stored; the coordinator is then told through on_policy_added so it
+ * can push it.
  *
  * Commands (request.command, request.args as typed after it on the memschedctl line):
  *   status                              fleet summary (hosts by liveness, VMs, memory, overcommit,
@@ -15,15 +16,24 @@
  *   hosts-forget --host H               forget a host: fleet record, hosts row and acks
  *   vms [--host H] [--sort name|host|actual|unused] [--limit N]
  *   events [--since SEQ] [--limit N]
- *   policy-show [--scope S]             the policy in force per scope, and per host: the version
- *                                       it holds, applied or refused and why
- *   policy-set --scope S --reason TEXT KEY=VALUE...   starts from the scope's current policy
- *                                       (or the fleet's, or the defaults) and changes the keys
+ *   policy-show [--scope S]             the keys each scope sets, and per host: the version
+ *                                       it holds, the one it should, applied or refused and why
+ *   policy-show --host H                H's effective policy, each value with its scope+version
+ *   policy-set --scope S --reason TEXT KEY=VALUE...   sets keys at that scope (others inherit)
+ *   policy-unset --scope S --reason TEXT KEY...       the scope stops setting them
+ *   policy-delete --scope S --reason TEXT             the scope stops setting anything
+ *   policy-rollback --scope S --to vN --reason TEXT   the scope sets what its vN set
+ *   policy-wait --scope S               whether every host in S holds its effective policy
+ * Policies layer (store.h): defaults < fleet < the host's label scopes < its host scope, key by
+ * key. Each change is a new version; it is refused (nothing stored) unless every known host in
+ * the scope, and the scope on its own, layers into a valid policy; its answer lists the hosts
+ * whose effective policy changes, how many, and how many of those are connected.
  *   policy-history [--scope S] [--limit N]
  * Status codes (memschedctl's exit code): 0 ok, 2 usage (bad command or option), 3 refused
- * (invalid policy), 4 not found (unknown host or scope), 5 internal error, 6 denied (a
- * read-only operator asked for a change). The author of a change is req->author, which the
- * coordinator sets to the asker's real identity (its uid over ipc, its key's name over TCP).
+ * (invalid policy, or a host refused it), 4 not found (unknown host or scope), 5 internal
+ * error, 6 denied (a read-only operator asked for a change), 7 pending (policy-wait). The author of
+ * a change is req->author, which the coordinator sets to the asker's real identity (its uid over
+ * ipc, its key's name over TCP).
  */
 #ifndef MEMSCHED_COORDINATOR_CONTROL_H
 #define MEMSCHED_COORDINATOR_CONTROL_H
@@ -41,7 +51,8 @@ enum control_status {
     CONTROL_REFUSED = 3,
     CONTROL_NOT_FOUND = 4,
     CONTROL_INTERNAL = 5,
-    CONTROL_DENIED = 6, /* a read-only operator asked for a change */
+    CONTROL_DENIED = 6,  /* a read-only operator asked for a change */
+    CONTROL_PENDING = 7, /* policy-wait: some hosts have not acked yet */
 };
 
 struct control_context {

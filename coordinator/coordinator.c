@@ -36,6 +36,7 @@ struct session {
     uint64_t known_version;     /* the policy in force for it, as last looked up... */
     uint64_t known_generation;  /* ...under this generation of the policy store */
     bool push_answered;         /* pushed_version was acked: later acks for it are ignored */
+    bool relabelled;            /* its labels changed: push once even at the version it holds */
     bool epoch_ok;              /* the version it holds came from this store's epoch */
     uint64_t hosts_row_ms;      /* when its hosts row was last written (0 = not yet) */
     uint64_t hosts_row_version; /* with this policy version */
@@ -236,12 +237,12 @@ offer_policy(struct coordinator *c, struct session *s, uint64_t held_version)
         held_version = 0;
     uint64_t now_ms = c->now_ms;
     struct fleet_host_info info;
-    struct store_policy_entry entry;
+    struct store_effective entry;
     char err[ERR_LEN];
 
     /* Every report comes through here: skip the store while nothing has changed and there is
      * nothing to offer (up to date, nothing governs the host, or it refused what would be). */
-    if (s->known_generation == c->policy_generation) {
+    if (s->known_generation == c->policy_generation && !s->relabelled) {
         if (s->known_version == held_version || s->known_version == 0) {
             s->state = COORDINATOR_SESSION_CURRENT;
             return;
@@ -253,13 +254,19 @@ offer_policy(struct coordinator *c, struct session *s, uint64_t held_version)
     }
     if (fleet_host_get(c->fleet, s->host_id, &info) < 0)
         return;
-    int rc = store_policy_for_host(c->store, s->host_id, info.labels, info.n_labels, &entry, err,
-                                   sizeof(err));
+    int rc = store_policy_for_host(c->store, s->host_id, info.labels, info.n_labels, NULL, &entry,
+                                   err, sizeof(err));
     if (rc == 0 || rc == -ENOENT) {
         s->known_generation = c->policy_generation;
         s->known_version = rc == 0 ? entry.version : 0;
     }
-    if (rc == -ENOENT || (rc == 0 && entry.version == held_version)) {
+    /* Layers merge per host: a host whose labels changed may get other values under the same
+     * highest version (a label scope older than the newest one joined or left), so it is sent
+     * its policy once anyway; the agent applies a push whose values differ from what it holds
+     * even at the same version. */
+    bool relabelled = s->relabelled;
+    s->relabelled = false;
+    if (rc == -ENOENT || (rc == 0 && entry.version == held_version && !relabelled)) {
         s->state = COORDINATOR_SESSION_CURRENT; /* nothing governs it, or it is up to date */
         return;
     }
@@ -267,7 +274,7 @@ offer_policy(struct coordinator *c, struct session *s, uint64_t held_version)
         log_err(LOG_MODULE, "host=%s event=policy_lookup_failed why=\"%s\"", s->host_id, err);
         return;
     }
-    if (entry.version == s->refused_version) {
+    if (entry.version == s->refused_version && !relabelled) {
         s->state = COORDINATOR_SESSION_REFUSED; /* it said no, and why; asking again changes
                                                    nothing */
         return;
@@ -339,13 +346,13 @@ same_connection(const struct transport_peer *a, const struct transport_peer *b)
            strcmp(a->key_z85, b->key_z85) == 0;
 }
 
-/* The hello says what the fleet already knows of this host: agent and labels. */
+/* The hello carries the labels the fleet already knows of this host. */
 static bool
-hello_known(const struct fleet_host_info *info, const struct wire_hello *hello)
+labels_known(const struct fleet_host_info *info, const struct wire_hello *hello)
 {
     char label[FLEET_LABEL_MAX];
 
-    if (strcmp(info->agent_version, hello->agent_version) != 0 || info->n_labels != hello->n_labels)
+    if (info->n_labels != hello->n_labels)
         return false;
     for (size_t i = 0; i < hello->n_labels; i++) {
         snprintf(label, sizeof(label), "%s=%s", hello->labels[i].key, hello->labels[i].value);
@@ -356,6 +363,13 @@ hello_known(const struct fleet_host_info *info, const struct wire_hello *hello)
             return false;
     }
     return true;
+}
+
+/* The hello says what the fleet already knows of this host: agent and labels. */
+static bool
+hello_known(const struct fleet_host_info *info, const struct wire_hello *hello)
+{
+    return strcmp(info->agent_version, hello->agent_version) == 0 && labels_known(info, hello);
 }
 
 static void
@@ -391,6 +405,7 @@ on_hello(struct coordinator *c,
         offer_policy(c, s, msg->u.hello.policy_version);
         return;
     }
+    bool relabelled = known && !labels_known(&info, &msg->u.hello); /* before info goes stale */
     if (fleet_hello(c->fleet, s->host_id, &msg->u.hello, now_ms) < 0) {
         if (log_limit_failure(&c->bad_messages, now_ms, COMPLAIN_MAX))
             log_warn(LOG_MODULE, "host=%s event=hello_refused why=\"fleet full or bad hello\"",
@@ -406,6 +421,9 @@ on_hello(struct coordinator *c,
     snprintf(s->key_z85, sizeof(s->key_z85), "%s", from->key_z85);
     s->state = COORDINATOR_SESSION_GREETED;
     s->known_generation = 0; /* its labels may have changed: look its policy up again */
+    s->relabelled = relabelled;
+    if (relabelled)
+        s->pushed_version = 0; /* what was pushed was for its old labels */
     s->refused_version = stored_refusal(c, s->host_id);
     s->epoch_ok = msg->u.hello.policy_epoch == store_epoch(c->store);
     if (!s->epoch_ok && msg->u.hello.policy_version)

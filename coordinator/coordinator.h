@@ -18,9 +18,11 @@
  * speak for any host. Messages that fail wire_decode() are dropped, counted and logged with a
  * rate limit.
  *
- * Policy: on hello (and on any report or heartbeat that shows an older version) the host gets
- * the policy in force for it (store_policy_for_host); a push not acked within push_retry_ms is
- * sent again; a version the agent refused is not pushed again to it.
+ * Policy: on hello (and on any report or heartbeat that shows another version) the host gets
+ * its effective policy, the layers of every scope that matches it merged (store_policy_for_host),
+ * under the highest version among them (a host whose labels changed is pushed once even at the
+ * version it holds: its layers, not their newest version, may have changed); a push not acked
+ * within push_retry_ms is sent again; a version the agent refused is not pushed again to it.
  *
  * Sessions: a host has one, in one state (enum coordinator_session_state), from its first
  * valid hello: unknown (no session; everything but a hello gets "say hello") -> greeted (its
@@ -133,7 +135,8 @@ void coordinator_set_host_retention(struct coordinator *c, uint64_t retention_ms
 int coordinator_forget_host(
     struct coordinator *c, const char *host_id, uint64_t now_ms, char *err, size_t err_len);
 
-/* A policy was stored: push it to every live host it now governs. */
+/* A policy was stored (set, unset, delete or rollback of scope): push the new effective policy
+ * to every live host in that scope. */
 void coordinator_policy_added(struct coordinator *c, uint64_t version, const char *scope);
 
 const struct coordinator_counters *coordinator_get_counters(const struct coordinator *c);

@@ -9,6 +9,10 @@
  * control) and prints the reply: the body to stdout when the status is 0, to stderr otherwise,
  * and exits with the status. What the arguments mean is the coordinator's business (control.c);
  * only the shape of the line (global options, the command word) is checked here.
+ *
+ * A policy change with --wait [--timeout SECONDS] then asks policy-wait for its scope every
+ * WAIT_POLL_MS until every host in it holds its policy, one refused it, or the time is up: the
+ * waiting is here, so the coordinator's loop never blocks for an operator.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -18,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ctl_watch.h"
@@ -35,6 +40,11 @@
 #define PATH_LEN           4096
 #define FOLLOW_INTERVAL_MS 1000 /* events --follow polls */
 #define TOP_INTERVAL_MS    2000 /* top redraws */
+#define EXIT_REFUSED       3
+#define EXIT_PENDING       7 /* --wait: some host did not ack in time */
+#define WAIT_S_DEFAULT     30
+#define WAIT_S_MAX         86400
+#define WAIT_POLL_MS       200
 
 struct options {
     const char *endpoint;
@@ -42,6 +52,9 @@ struct options {
     int timeout_ms;
     const char *server_key; /* --server-key: a tcp:// control endpoint, over CURVE */
     const char *key;        /* --key: this operator's key pair */
+    bool wait;              /* --wait after a policy change */
+    unsigned wait_s;        /* its --timeout, in seconds */
+    const char *scope;      /* the change's --scope, for the wait */
 };
 
 #define SYNOPSIS                                                                                   \
@@ -89,9 +102,22 @@ usage(FILE *f)
           "                              status, hosts and VMs, redrawn every 2 s (over ssh too)\n"
           "  why HOST VM                 why the VM (name or uuid) grew or shrank: its recent\n"
           "                              decisions with the signal, thresholds and policy\n"
-          "  policy show [--scope S]     the policy of each scope; what each host holds\n"
-          "  policy set --scope S --reason TEXT KEY=VALUE...\n"
-          "                              store a new policy version and push it\n"
+          "  policy show [--scope S]     the keys each scope sets; what each host holds\n"
+          "  policy show --host H        H's policy: each value, and the scope and version that\n"
+          "                              set it (host over its labels over fleet over defaults)\n"
+          "  policy set --scope S --reason TEXT KEY=VALUE... [--wait [--timeout SECONDS]]\n"
+          "                              set keys at a scope (a new version), pushed to the\n"
+          "                              hosts in it; prints what changes on each host\n"
+          "  policy unset --scope S --reason TEXT KEY... [--wait ...]\n"
+          "                              the scope stops setting these keys\n"
+          "  policy delete --scope S --reason TEXT [--wait ...]\n"
+          "                              the scope stops setting anything\n"
+          "  policy rollback --scope S --to vN --reason TEXT [--wait ...]\n"
+          "                              the scope sets again what its version N set\n"
+          "                              --wait: until every host in S acks (default 30 s);\n"
+          "                              exit 3 if one refuses, 7 if one does not ack in time\n"
+          "  policy wait --scope S       whether every host in S holds its policy (exit 7: not\n"
+          "                              yet)\n"
           "  policy history [--scope S] [--limit N]\n"
           "                              who changed what, when and why\n"
           "Local:\n"
@@ -113,7 +139,8 @@ usage(FILE *f)
           f);
     print_policy_keys(f);
     fputs("Exit status: 0 ok, 1 no answer or local failure, 2 usage, 3 refused, 4 not found,\n"
-          "5 coordinator error, 6 denied (a read-only operator key asked for a change).\n",
+          "5 coordinator error, 6 denied (a read-only operator key asked for a change),\n"
+          "7 not acked yet (policy wait, --wait).\n",
           f);
 }
 
@@ -129,8 +156,8 @@ usage_error(const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fputs("\n" SYNOPSIS
-          "commands: status, hosts, vms, events, why, policy show|set|history, keygen\n"
+    fputs("\n" SYNOPSIS "commands: status, hosts, vms, events, top, why, policy "
+          "show|set|unset|delete|rollback|wait|history, keygen\n"
           "(memschedctl --help for more)\n",
           stderr);
     return EXIT_USAGE;
@@ -346,8 +373,15 @@ request_command(int argc, char **argv, int *i, struct wire_control_request *req)
     }
     if (strcmp(cmd, "policy") == 0) {
         const char *sub = *i + 1 < argc ? argv[*i + 1] : "";
-        if (strcmp(sub, "show") && strcmp(sub, "set") && strcmp(sub, "history"))
-            return usage_error("policy wants show, set or history, not '%s'", sub);
+        static const char *const subs[] = {"show",     "set",  "unset",  "delete",
+                                           "rollback", "wait", "history"};
+        bool known = false;
+        for (size_t k = 0; k < sizeof(subs) / sizeof(subs[0]) && !known; k++)
+            known = strcmp(sub, subs[k]) == 0;
+        if (!known)
+            return usage_error("policy wants show, set, unset, delete, rollback, wait or history, "
+                               "not '%s'",
+                               sub);
         snprintf(req->command, sizeof(req->command), "policy-%s", sub);
         *i += 2;
         return -1;
@@ -362,9 +396,45 @@ request_command(int argc, char **argv, int *i, struct wire_control_request *req)
     return usage_error("unknown command '%s'", cmd);
 }
 
-/* The rest of the line, passed through; --json and --help are ours wherever they are. */
+/* A change that --wait may follow. */
+static bool
+is_policy_change(const char *command)
+{
+    return strcmp(command, "policy-set") == 0 || strcmp(command, "policy-unset") == 0 ||
+           strcmp(command, "policy-delete") == 0 || strcmp(command, "policy-rollback") == 0;
+}
+
+/* --wait and its --timeout SECONDS, after a policy change's command word: ours, not the
+ * coordinator's. Returns 1 when argv[*i] was one of them, an exit code, or 0. */
 static int
-request_args(int argc, char **argv, int i, struct wire_control_request *req)
+wait_option(
+    int argc, char **argv, int *i, const struct wire_control_request *req, struct options *o)
+{
+    const char *v;
+    bool missing;
+    char *end;
+
+    if (!is_policy_change(req->command))
+        return 0;
+    if (strcmp(argv[*i], "--wait") == 0) {
+        o->wait = true;
+        return 1;
+    }
+    if (!(v = option_value(argc, argv, i, "--timeout", &missing)))
+        return missing ? usage_error("missing value for --timeout") : 0;
+    errno = 0;
+    unsigned long s = strtoul(v, &end, 10);
+    if (v[0] < '0' || v[0] > '9' || errno || *end || s < 1 || s > WAIT_S_MAX)
+        return usage_error("--timeout (of --wait) wants seconds from 1 to %d, not '%s'", WAIT_S_MAX,
+                           v);
+    o->wait_s = (unsigned)s;
+    return 1;
+}
+
+/* The rest of the line, passed through; --json and --help are ours wherever they are, and
+ * --wait [--timeout S] after a policy change. */
+static int
+request_args(int argc, char **argv, int i, struct wire_control_request *req, struct options *o)
 {
     for (; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
@@ -375,12 +445,24 @@ request_args(int argc, char **argv, int i, struct wire_control_request *req)
             usage(stdout);
             return 0;
         }
+        int rc = wait_option(argc, argv, &i, req, o);
+        if (rc == 1)
+            continue;
+        if (rc != 0)
+            return rc;
+        if (strcmp(argv[i], "--scope") == 0 && i + 1 < argc)
+            o->scope = argv[i + 1];
+        else if (strncmp(argv[i], "--scope=", 8) == 0)
+            o->scope = argv[i] + 8;
         if (req->n_args == WIRE_ARGS_MAX)
             return usage_error("too many arguments (at most 32), from '%s' on", argv[i]);
         if (strlen(argv[i]) >= WIRE_ARG_MAX)
             return usage_error("argument too long (at most 255 bytes): '%.40s...'", argv[i]);
         snprintf(req->args[req->n_args++], WIRE_ARG_MAX, "%s", argv[i]);
     }
+    if (o->wait_s && !o->wait)
+        return usage_error("--timeout SECONDS goes with --wait (the answer's own timeout is "
+                           "--timeout MS before the command)");
     return -1;
 }
 
@@ -401,12 +483,12 @@ print_reply(const struct wire_control_reply *reply)
     return reply->status;
 }
 
-/* Send req and wait for the answer, into *reply (the caller clears it). Returns 0 on an answer,
- * or the exit code after saying why there was none. */
+/* Send req and wait for the answer: -1 with *reply filled (the caller clears it), or an exit
+ * code with the reason printed. */
 static int
-ask(const struct options *o,
-    const struct wire_control_request *req,
-    struct wire_control_reply *reply)
+exchange(const struct options *o,
+         const struct wire_control_request *req,
+         struct wire_control_reply *reply)
 {
     /* ipc:// is local, its file permissions guard it; tcp:// takes the operator's CURVE keys. */
     struct transport_client_options copts = {
@@ -421,6 +503,7 @@ ask(const struct options *o,
     size_t len = 0;
     int rc = wire_encode_control_request(req, &buf, &len, err, sizeof(err));
 
+    memset(reply, 0, sizeof(*reply));
     if (rc < 0) {
         fprintf(stderr, "memschedctl: %s\n", err);
         return EXIT_USAGE;
@@ -438,7 +521,6 @@ ask(const struct options *o,
         rc = -ETIMEDOUT;
     free(buf);
     transport_client_close(&client);
-    transport_shutdown();
     if (rc == -ETIMEDOUT) {
         fprintf(stderr,
                 "memschedctl: no answer from %s within %d ms (is memsched-coordinator running?)\n",
@@ -453,27 +535,72 @@ ask(const struct options *o,
         fprintf(stderr, "memschedctl: %s: %s\n", o->endpoint, err[0] ? err : strerror(-rc));
         return EXIT_NO_ANSWER;
     }
-    return 0;
+    return -1;
 }
 
+/* One request, its reply printed: the exit code. */
 static int
-ask_cb(void *ctx, const struct wire_control_request *req, struct wire_control_reply *reply)
+ask(const struct options *o, const struct wire_control_request *req)
 {
-    return ask(ctx, req, reply);
-}
+    struct wire_control_reply reply;
+    int rc = exchange(o, req, &reply);
 
-/* Send req, print the answer and turn it into the exit code. */
-static int
-exchange(const struct options *o, const struct wire_control_request *req)
-{
-    struct wire_control_reply reply = {0};
-    int rc = ask(o, req, &reply);
-
-    if (rc != 0)
+    if (rc >= 0)
         return rc;
     rc = print_reply(&reply);
     wire_control_reply_clear(&reply);
     return rc;
+}
+
+static uint64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* --wait: ask policy-wait for the scope until no host is pending or the time is up; the last
+ * answer (which hosts refused or did not ack) is printed. */
+static int
+wait_for_acks(const struct options *o, const struct wire_control_request *change)
+{
+    struct wire_control_request req = {.json = false};
+    struct wire_control_reply reply;
+    uint64_t deadline = now_ms() + (uint64_t)(o->wait_s ? o->wait_s : WAIT_S_DEFAULT) * 1000;
+    int rc;
+
+    snprintf(req.command, sizeof(req.command), "policy-wait");
+    snprintf(req.author, sizeof(req.author), "%s", change->author);
+    snprintf(req.args[req.n_args++], WIRE_ARG_MAX, "--scope");
+    snprintf(req.args[req.n_args++], WIRE_ARG_MAX, "%s", o->scope ? o->scope : "");
+    for (;;) {
+        rc = exchange(o, &req, &reply);
+        if (rc >= 0)
+            return rc;
+        if (reply.status != EXIT_PENDING || now_ms() >= deadline)
+            break;
+        wire_control_reply_clear(&reply);
+        usleep(WAIT_POLL_MS * 1000);
+    }
+    if (reply.status == EXIT_PENDING)
+        fprintf(stderr, "memschedctl: --wait: not every host in %s acked within %u s:\n", o->scope,
+                o->wait_s ? o->wait_s : WAIT_S_DEFAULT);
+    else if (reply.status == EXIT_REFUSED)
+        fprintf(stderr, "memschedctl: --wait: a host in %s refused it:\n", o->scope);
+    rc = print_reply(&reply);
+    wire_control_reply_clear(&reply);
+    return rc;
+}
+
+/* ctl_watch's way to ask: 0 on an answer, else the exit code. */
+static int
+ask_cb(void *ctx, const struct wire_control_request *req, struct wire_control_reply *reply)
+{
+    int rc = exchange(ctx, req, reply);
+
+    return rc >= 0 ? rc : 0;
 }
 
 /* Remove the argument flag from req; whether it was there. */
@@ -523,14 +650,20 @@ main(int argc, char **argv)
     memset(&req, 0, sizeof(req));
     rc = request_command(argc, argv, &i, &req);
     if (rc < 0)
-        rc = request_args(argc, argv, i, &req);
+        rc = request_args(argc, argv, i, &req, &o);
     if (rc >= 0)
         return rc;
     req.json = req.json || o.json;
     request_author(&req);
-    if (strcmp(req.command, "top") == 0)
-        return watch(&o, &req, true);
-    if (strcmp(req.command, "events") == 0 && take_flag(&req, "--follow"))
-        return watch(&o, &req, false);
-    return exchange(&o, &req);
+    if (strcmp(req.command, "top") == 0) {
+        rc = watch(&o, &req, true);
+    } else if (strcmp(req.command, "events") == 0 && take_flag(&req, "--follow")) {
+        rc = watch(&o, &req, false);
+    } else {
+        rc = ask(&o, &req);
+        if (rc == 0 && o.wait)
+            rc = wait_for_acks(&o, &req);
+    }
+    transport_shutdown();
+    return rc;
 }

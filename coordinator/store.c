@@ -38,6 +38,7 @@ enum stmt {
     STMT_POLICY_LATEST,
     STMT_HISTORY_ALL,
     STMT_HISTORY_SCOPE,
+    STMT_NEWEST_PER_SCOPE,
     STMT_ACK_UPSERT,
     STMT_ACKS_FOR_VERSION,
     STMT_ACK_FOR_HOST,
@@ -54,19 +55,22 @@ enum stmt {
     STMT_COUNT,
 };
 
-#define POLICY_COLUMNS "version, scope, policy, author, reason, created_at"
+#define POLICY_COLUMNS "version, scope, policy, author, reason, created_at, action"
 #define ACK_COLUMNS    "host_id, version, applied, reason, at"
 #define EVENT_COLUMNS  "seq, at, kind, host_id, from_state, policy_version, detail"
 
 static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_POLICY_INSERT] =
-        "INSERT INTO policies (scope, policy, author, reason, created_at) VALUES (?, ?, ?, ?, ?)",
+        ("INSERT INTO policies (scope, policy, author, reason, created_at, action) "
+         "VALUES (?, ?, ?, ?, ?, ?)"),
     [STMT_POLICY_GET] = "SELECT " POLICY_COLUMNS " FROM policies WHERE version = ?",
     [STMT_POLICY_LATEST] =
         "SELECT " POLICY_COLUMNS " FROM policies WHERE scope = ? ORDER BY version DESC LIMIT 1",
     [STMT_HISTORY_ALL] = "SELECT " POLICY_COLUMNS " FROM policies ORDER BY version DESC",
     [STMT_HISTORY_SCOPE] =
         "SELECT " POLICY_COLUMNS " FROM policies WHERE scope = ? ORDER BY version DESC",
+    [STMT_NEWEST_PER_SCOPE] = ("SELECT " POLICY_COLUMNS " FROM policies WHERE version IN "
+                               "(SELECT max(version) FROM policies GROUP BY scope) ORDER BY scope"),
     [STMT_ACK_UPSERT] = ("INSERT INTO acks (" ACK_COLUMNS ") VALUES (?, ?, ?, ?, ?) "
                          "ON CONFLICT (host_id, version) DO UPDATE SET "
                          "applied = excluded.applied, reason = excluded.reason, at = excluded.at"),
@@ -117,6 +121,10 @@ static const char *const migrations[STORE_SCHEMA_VERSION - 1] = {
     "  host_id TEXT NOT NULL, from_state INTEGER NOT NULL, policy_version INTEGER NOT NULL,"
     "  detail TEXT NOT NULL);"
     "UPDATE schema_version SET version = 2;",
+    /* 3: policies layer. A row holds only the keys set at its scope (older rows hold them all,
+     * and read as all set) and says what was done: set, unset, delete, rollback. */
+    "ALTER TABLE policies ADD COLUMN action TEXT NOT NULL DEFAULT 'set';"
+    "UPDATE schema_version SET version = 3;",
 };
 
 struct store {
@@ -191,7 +199,7 @@ u64_column(sqlite3_stmt *st, int col)
 /* ---- policy text ---- */
 
 static void
-policy_to_text(const struct policy *p, char *buf, size_t len)
+policy_to_text(const struct policy *p, uint32_t keys, char *buf, size_t len)
 {
     size_t n_params, used = 0;
     const struct config_key *params = policy_params(&n_params);
@@ -199,32 +207,49 @@ policy_to_text(const struct policy *p, char *buf, size_t len)
 
     buf[0] = '\0';
     for (size_t i = 0; i < n_params; i++) {
+        if (!(keys & (UINT32_C(1) << i)))
+            continue;
         policy_get(p, params[i].name, value, sizeof(value));
         used += (size_t)snprintf(buf + used, len - used, "%s = %s\n", params[i].name, value);
         assert(used < len); /* the table is ours: POLICY_TEXT_MAX holds it */
     }
 }
 
+/* A row's text parsed: its values over the defaults, and which keys it names. */
+struct parsed_row {
+    struct policy policy;
+    uint32_t keys;
+};
+
 static int
 set_param(void *ctx, const char *key, const char *value, char *err, size_t err_len)
 {
-    return policy_set(ctx, key, value, err, err_len);
+    struct parsed_row *row = ctx;
+    int rc = policy_set(&row->policy, key, value, err, err_len);
+
+    if (rc == 0)
+        row->keys |= policy_key_bit(key);
+    return rc;
 }
 
+/* Each value is checked against its bounds; whether the layers make a valid policy is
+ * store_policy_for_host's check (a row alone is only part of one). */
 static int
-policy_from_text(const char *text, uint64_t version, struct policy *p, char *err, size_t err_len)
+policy_from_text(
+    const char *text, uint64_t version, struct store_policy_entry *e, char *err, size_t err_len)
 {
     char name[32], why[POLICY_ERR_MAX + CONFIG_ERR_MAX];
-    struct policy parsed;
+    struct parsed_row row = {.keys = 0};
 
     snprintf(name, sizeof(name), "policy v%" PRIu64, version);
-    policy_init_defaults(&parsed);
-    if (config_parse_text(text, name, set_param, &parsed, why, sizeof(why)) < 0 ||
-        policy_validate(&parsed, why, sizeof(why)) < 0) {
+    policy_init_defaults(&row.policy);
+    if (config_parse_text(text, name, set_param, &row, why, sizeof(why)) < 0 ||
+        config_check_bounds(policy_table(), &row.policy, why, sizeof(why)) < 0) {
         snprintf(err, err_len, "store: stored %s is unusable: %s", name, why);
         return -EIO;
     }
-    *p = parsed;
+    e->policy = row.policy;
+    e->keys = row.keys;
     return 0;
 }
 
@@ -241,7 +266,8 @@ policy_row(sqlite3_stmt *st, struct store_policy_entry *e, char *err, size_t err
     copy_column(st, 3, e->author, sizeof(e->author));
     copy_column(st, 4, e->reason, sizeof(e->reason));
     e->created_at_ms = u64_column(st, 5);
-    return policy_from_text(text ? (const char *)text : "", e->version, &e->policy, err, err_len);
+    copy_column(st, 6, e->action, sizeof(e->action));
+    return policy_from_text(text ? (const char *)text : "", e->version, e, err, err_len);
 }
 
 /* ---- open and close ---- */
@@ -465,6 +491,8 @@ int
 store_policy_add(struct store *s,
                  const char *scope,
                  const struct policy *p,
+                 uint32_t keys,
+                 const char *action,
                  const char *author,
                  const char *reason,
                  uint64_t now_wall_ms,
@@ -484,9 +512,14 @@ store_policy_add(struct store *s,
         return util_fail(-EINVAL, err, err_len,
                          "store: scope '%s' is not fleet, label:KEY=VALUE or host:ID",
                          scope ? scope : "");
-    rc = policy_validate(p, err, err_len);
+    struct policy bounded;
+    policy_init_defaults(&bounded);
+    policy_overlay(&bounded, p, keys);
+    rc = config_check_bounds(policy_table(), &bounded, err, err_len);
     if (rc < 0)
         return rc;
+    if ((keys & ~policy_keys_all()) || !valid_text(action, STORE_ACTION_MAX, false))
+        return util_fail(-EINVAL, err, err_len, "store: bad key set or action");
     if (!valid_text(author, STORE_AUTHOR_MAX, false))
         return util_fail(-EINVAL, err, err_len, "store: author must be 1-%d printable characters",
                          STORE_AUTHOR_MAX - 1);
@@ -497,7 +530,7 @@ store_policy_add(struct store *s,
     if (!fits_i64(now_wall_ms))
         return util_fail(-EINVAL, err, err_len, "store: time %" PRIu64 " out of range",
                          now_wall_ms);
-    policy_to_text(p, text, sizeof(text));
+    policy_to_text(p, keys, text, sizeof(text));
     /* synchronous=NORMAL in WAL mode may lose the last commits on a power cut, and AUTOINCREMENT
      * would then hand the same number out again: this one commit is synced (FULL). */
     rc = exec(s, "PRAGMA synchronous = FULL", "synchronous", err, err_len);
@@ -508,6 +541,7 @@ store_policy_add(struct store *s,
         sqlite3_bind_text(st, 3, author, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_text(st, 4, reason ? reason : "", -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_bind_int64(st, 5, (sqlite3_int64)now_wall_ms) != SQLITE_OK ||
+        sqlite3_bind_text(st, 6, action, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_DONE) {
         rc = db_fail(s, err, err_len, "adding a policy");
     } else {
@@ -572,48 +606,214 @@ store_policy_latest(
     return rc;
 }
 
+/* Where the newest row of a scope comes from: a query, or rows loaded at once. 0, -ENOENT for
+ * none, or -EIO. */
+typedef int (*newest_fn)(
+    void *from, const char *scope, struct store_policy_entry *e, char *err, size_t err_len);
+
+/* The newest row of scope into layers[*n] (when there is one), or instead when it stands for
+ * that scope. */
+static int
+layer_add(newest_fn newest,
+          void *from,
+          const char *scope,
+          const struct store_policy_entry *instead,
+          struct store_policy_entry *layers,
+          size_t *n,
+          char *err,
+          size_t err_len)
+{
+    if (instead && strcmp(instead->scope, scope) == 0) {
+        layers[(*n)++] = *instead;
+        return 0;
+    }
+    int rc = newest(from, scope, &layers[*n], err, err_len);
+    if (rc == 0)
+        (*n)++;
+    return rc == -ENOENT ? 0 : rc;
+}
+
+/* Labels layer in the order of their versions: the newest setting of a key wins. */
+static int
+compare_layer_versions(const void *pa, const void *pb)
+{
+    const struct store_policy_entry *a = pa, *b = pb;
+
+    return a->version < b->version ? -1 : a->version > b->version;
+}
+
+/* The defaults, then each layer in order: values, where each key came from, the top version. */
+static void
+layers_merge(const struct store_policy_entry *layers, size_t n, struct store_effective *out)
+{
+    size_t n_params;
+
+    policy_params(&n_params);
+    memset(out, 0, sizeof(*out));
+    policy_init_defaults(&out->policy);
+    for (size_t i = 0; i < n_params; i++)
+        snprintf(out->sources[i].scope, sizeof(out->sources[i].scope), "defaults");
+    for (size_t l = 0; l < n; l++) {
+        policy_overlay(&out->policy, &layers[l].policy, layers[l].keys);
+        for (size_t i = 0; i < n_params; i++) {
+            if (layers[l].keys & (UINT32_C(1) << i)) {
+                out->sources[i].version = layers[l].version;
+                snprintf(out->sources[i].scope, sizeof(out->sources[i].scope), "%s",
+                         layers[l].scope);
+            }
+        }
+        if (layers[l].version >= out->version) {
+            out->version = layers[l].version;
+            snprintf(out->scope, sizeof(out->scope), "%s", layers[l].scope);
+        }
+    }
+}
+
+/* The layering (store.h): fleet, the host's labels by version, its host scope; merged and
+ * validated. */
+static int
+effective(newest_fn newest,
+          void *from,
+          const char *host_id,
+          const char *const *labels,
+          size_t n_labels,
+          const struct store_policy_entry *instead,
+          struct store_effective *out,
+          char *err,
+          size_t err_len)
+{
+    struct store_policy_entry *layers;
+    char scope[WIRE_SCOPE_MAX], why[POLICY_ERR_MAX];
+    size_t n = 0;
+    int rc;
+
+    if ((host_id && !wire_host_id_valid(host_id)) || n_labels > WIRE_LABELS_MAX)
+        return util_fail(-EINVAL, err, err_len, "store: bad host id");
+    layers = util_xcalloc(n_labels + 2, sizeof(*layers));
+    rc = layer_add(newest, from, "fleet", instead, layers, &n, err, err_len);
+    size_t first_label = n;
+    for (size_t i = 0; rc == 0 && i < n_labels; i++) {
+        /* A label longer than any scope could not have been stored. */
+        if (labels[i] &&
+            (size_t)snprintf(scope, sizeof(scope), "label:%s", labels[i]) < sizeof(scope))
+            rc = layer_add(newest, from, scope, instead, layers, &n, err, err_len);
+    }
+    qsort(layers + first_label, n - first_label, sizeof(*layers), compare_layer_versions);
+    if (host_id)
+        snprintf(scope, sizeof(scope), "host:%s", host_id);
+    if (rc == 0 && host_id)
+        rc = layer_add(newest, from, scope, instead, layers, &n, err, err_len);
+    if (rc == 0 && n == 0)
+        rc = util_fail(-ENOENT, err, err_len, "store: no policy covers host %s",
+                       host_id ? host_id : "(none)");
+    if (rc == 0) {
+        layers_merge(layers, n, out);
+        if (policy_validate(&out->policy, why, sizeof(why)) < 0)
+            rc = util_fail(-EINVAL, err, err_len, "%s%s: %s", host_id ? "host " : "layered",
+                           host_id ? host_id : "", why);
+    }
+    free(layers);
+    return rc;
+}
+
+static int
+newest_queried(
+    void *from, const char *scope, struct store_policy_entry *e, char *err, size_t err_len)
+{
+    return store_policy_latest(from, scope, e, err, err_len);
+}
+
 int
 store_policy_for_host(struct store *s,
                       const char *host_id,
                       const char *const *labels,
                       size_t n_labels,
-                      struct store_policy_entry *e,
+                      const struct store_policy_entry *instead,
+                      struct store_effective *out,
                       char *err,
                       size_t err_len)
 {
-    struct store_policy_entry best, found;
-    char scope[WIRE_SCOPE_MAX];
-    bool have = false;
-    int rc;
+    return effective(newest_queried, s, host_id, labels, n_labels, instead, out, err, err_len);
+}
 
-    if (!host_id || !wire_host_id_valid(host_id))
-        return util_fail(-EINVAL, err, err_len, "store: bad host id");
-    snprintf(scope, sizeof(scope), "host:%s", host_id);
-    rc = store_policy_latest(s, scope, e, err, err_len);
-    if (rc != -ENOENT)
-        return rc;
-    /* Among the host's labels the newest policy wins, whichever label it came through. */
-    for (size_t i = 0; i < n_labels; i++) {
-        if (!labels[i] ||
-            (size_t)snprintf(scope, sizeof(scope), "label:%s", labels[i]) >= sizeof(scope))
-            continue; /* longer than any scope that could have been stored */
-        rc = store_policy_latest(s, scope, &found, err, err_len);
-        if (rc == -ENOENT)
-            continue;
+/* ---- the newest row of every scope, in memory ---- */
+
+struct store_layers {
+    struct store_policy_entry *rows; /* sorted by scope (strcmp) */
+    size_t n, cap;
+};
+
+int
+store_layers_load(struct store *s, struct store_layers **out, char *err, size_t err_len)
+{
+    sqlite3_stmt *st = stmt_begin(s, STMT_NEWEST_PER_SCOPE);
+    struct store_layers *l = util_xcalloc(1, sizeof(*l));
+    int rc = 0, step;
+
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (l->n == l->cap) {
+            l->cap = l->cap ? 2 * l->cap : 16;
+            l->rows = util_xrealloc(l->rows, l->cap, sizeof(*l->rows));
+        }
+        rc = policy_row(st, &l->rows[l->n], err, err_len);
         if (rc < 0)
-            return rc;
-        if (!have || found.version > best.version)
-            best = found;
-        have = true;
+            break;
+        l->n++;
     }
-    if (have) {
-        *e = best;
-        return 0;
-    }
-    rc = store_policy_latest(s, "fleet", e, err, err_len);
-    if (rc == -ENOENT)
-        snprintf(err, err_len, "store: no policy covers host %s", host_id);
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = db_fail(s, err, err_len, "reading the policies");
+    stmt_end(st);
+    /* SQLite's ORDER BY compares text as memcmp does, which is strcmp's order for our text. */
+    if (rc < 0)
+        store_layers_free(&l);
+    *out = l;
     return rc;
+}
+
+void
+store_layers_free(struct store_layers **layers)
+{
+    if (!layers || !*layers)
+        return;
+    free((*layers)->rows);
+    free(*layers);
+    *layers = NULL;
+}
+
+static int
+compare_scope(const void *key, const void *row)
+{
+    return strcmp(key, ((const struct store_policy_entry *)row)->scope);
+}
+
+static int
+newest_loaded(
+    void *from, const char *scope, struct store_policy_entry *e, char *err, size_t err_len)
+{
+    const struct store_layers *l = from;
+    const struct store_policy_entry *found =
+        l->n ? bsearch(scope, l->rows, l->n, sizeof(*l->rows), compare_scope) : NULL;
+
+    (void)err;
+    (void)err_len;
+    if (!found)
+        return -ENOENT;
+    *e = *found;
+    return 0;
+}
+
+int
+store_layers_for_host(const struct store_layers *layers,
+                      const char *host_id,
+                      const char *const *labels,
+                      size_t n_labels,
+                      const struct store_policy_entry *instead,
+                      struct store_effective *out,
+                      char *err,
+                      size_t err_len)
+{
+    return effective(newest_loaded, (void *)layers, host_id, labels, n_labels, instead, out, err,
+                     err_len);
 }
 
 int

@@ -5,14 +5,23 @@
  * none of its types leave store.c.
  *
  * Invariants:
- *  - a policy is stored only after policy_validate() and scope_parse() accept it; its
+ *  - a row is stored only after scope_parse() and the bounds of its keys accept it (the caller
+ *    checks the layered result per host: store_policy_for_host with `instead`), and a
+ *    layered policy is handed out only when policy_validate() accepts it; a row's
  *    version is global across scopes, starts at 1, only grows and is never reused within one
  *    database file: its insert is synced to disk (synchronous=FULL for that commit) before
  *    anyone can push it. A database restored from a copy or replaced hands numbers out again, so
  *    a version means something only together with the store's epoch, a random number drawn at
  *    every open, which pushes and hellos carry;
- *  - the effective policy of a host is its newest host:ID policy, else the newest label:K=V
- *    policy among the labels it carries, else the newest fleet policy;
+ *  - policies layer: each row of a scope holds only the keys set at that scope (its `keys`);
+ *    the newest row of a scope is the scope's policy (a row that sets no key stands for a
+ *    deleted scope). A host's effective policy is, key by key: the defaults, under the fleet's,
+ *    under those of the label:K=V scopes whose label it carries, under its host:ID scope's.
+ *    When two of its label scopes set the same key, the scope whose newest row has the higher
+ *    version wins (the one changed last; store_effective.sources says which). Its effective
+ *    version is the highest version among the newest rows of every scope that matches it, set
+ *    or deleted, so any change to one of them gives it a higher version than any it held;
+ *  - rows written before layering (schema 2) hold every key: they read as "all keys set";
  *  - for one host and one version the last ack recorded wins;
  *  - times kept here are wall-clock milliseconds (they outlive the process), given by the caller.
  *
@@ -35,7 +44,8 @@
 
 #define STORE_ERR_MAX        512
 #define STORE_AUTHOR_MAX     64
-#define STORE_SCHEMA_VERSION 2 /* 1 -> 2 (events) is migrated at open */
+#define STORE_SCHEMA_VERSION 3 /* 1 -> 2 (events), 2 -> 3 (policy actions): migrated at open */
+#define STORE_ACTION_MAX     32
 #define STORE_EVENTS_MAX     1024
 
 struct store;
@@ -43,10 +53,26 @@ struct store;
 struct store_policy_entry {
     uint64_t version;
     char scope[WIRE_SCOPE_MAX];
-    struct policy policy;
+    struct policy policy;          /* the keys set here; the others hold the defaults */
+    uint32_t keys;                 /* the keys this scope sets (policy.h key set) */
+    char action[STORE_ACTION_MAX]; /* "set", "unset", "delete", "rollback to v3" */
     char author[STORE_AUTHOR_MAX];
     char reason[WIRE_REASON_MAX];
     uint64_t created_at_ms; /* wall clock */
+};
+
+/* Where one key of an effective policy comes from. */
+struct store_source {
+    uint64_t version; /* 0: the default */
+    char scope[WIRE_SCOPE_MAX];
+};
+
+/* A host's effective policy: the layers merged (see the file comment). */
+struct store_effective {
+    uint64_t version;           /* the highest among the scopes that match */
+    char scope[WIRE_SCOPE_MAX]; /* the scope of that version */
+    struct policy policy;
+    struct store_source sources[POLICY_KEYS_MAX]; /* indexed like policy_params() */
 };
 
 struct store_ack {
@@ -104,12 +130,17 @@ int store_batch_begin(struct store *store, char *err, size_t err_len);
 /* Commit (commit = true) or roll back the batch. A failed commit is rolled back: -EIO. */
 int store_batch_end(struct store *store, bool commit, char *err, size_t err_len);
 
-/* Store p under scope ("fleet", "label:KEY=VALUE", "host:ID") as the next version, with who
- * (author, 1-63 printable characters) and why (reason, printable, may be empty). p is validated
- * first: -EINVAL with err naming the field, and nothing stored. *version receives the new one. */
+/* Store the keys of p named by keys under scope ("fleet", "label:KEY=VALUE", "host:ID") as
+ * the next version, with what was done (action, e.g. "set"), who (author, 1-63 printable
+ * characters) and why (reason, printable, may be empty). The values are checked against their
+ * bounds (-EINVAL with err naming the key, nothing stored); whether they make a valid policy
+ * once layered is the caller's check (store_policy_for_host with `instead`, per host). No keys
+ * at all stores a deleted scope. *version receives the new one. */
 int store_policy_add(struct store *store,
                      const char *scope,
                      const struct policy *p,
+                     uint32_t keys,
+                     const char *action,
                      const char *author,
                      const char *reason,
                      uint64_t now_wall_ms,
@@ -131,13 +162,39 @@ int store_policy_latest(struct store *store,
                         char *err,
                         size_t err_len);
 
-/* The policy in force for a host with this id and labels ("KEY=VALUE"): see the precedence in
- * the file comment. -ENOENT when no scope covers it (the agent keeps its own config). */
+/* The effective policy of a host with this id and labels ("KEY=VALUE"): see the layering in
+ * the file comment. With instead (may be NULL), that entry stands for the newest row of its
+ * scope, stored or not: what the host would get if it were stored. host_id NULL stands for a
+ * host of no host:ID scope (what a fleet or label scope gives on its own). The merged policy passes
+ * policy_validate() or this fails with -EINVAL, err naming the host and the key. -ENOENT when no
+ * scope covers it (the agent keeps its own config); -EIO for a stored row that is unusable. */
 int store_policy_for_host(struct store *store,
                           const char *host_id,
                           const char *const *labels,
                           size_t n_labels,
-                          struct store_policy_entry *entry,
+                          const struct store_policy_entry *instead,
+                          struct store_effective *out,
+                          char *err,
+                          size_t err_len);
+
+/* The newest row of every scope, loaded at once: a policy change checks every host in its
+ * scope (twice: before and after), and policy-show and policy-wait read every host, without
+ * queries per host (a query costs ~10 us, most of it SQLite's file lock). A snapshot: the store
+ * changing later does not change it. */
+struct store_layers;
+
+int store_layers_load(struct store *store, struct store_layers **layers, char *err, size_t err_len);
+
+/* NULL-safe, nulls *layers. */
+void store_layers_free(struct store_layers **layers);
+
+/* store_policy_for_host() over the loaded rows: the same answer, no I/O. */
+int store_layers_for_host(const struct store_layers *layers,
+                          const char *host_id,
+                          const char *const *labels,
+                          size_t n_labels,
+                          const struct store_policy_entry *instead,
+                          struct store_effective *out,
                           char *err,
                           size_t err_len);
 

@@ -70,7 +70,8 @@ start(void)
         abort();
     }
     policy_init_defaults(&p);
-    if (store_policy_add(store, "fleet", &p, "fuzz", "", 1, &version, err, sizeof(err)) != 0)
+    if (store_policy_add(store, "fleet", &p, policy_keys_all(), "set", "fuzz", "", 1, &version, err,
+                         sizeof(err)) != 0)
         abort();
     coordinator = coordinator_new(fleet, store, send_agent, NULL);
     coordinator_set_host_retention(coordinator, 60000);

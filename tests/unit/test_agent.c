@@ -154,6 +154,15 @@ test_accepts_a_valid_push_and_persists_it(void **state)
     /* A retry of what is held is applied again, and changes nothing. */
     assert_int_equal(agent_on_push(a, &push, why, sizeof(why)), 0);
     assert_int_equal(agent_get_state(a)->version, 3);
+    /* The same version with other values (its layers merged again after its labels changed)
+     * is applied and persisted. */
+    push.policy.vm_floor_kib += 1024;
+    assert_int_equal(agent_on_push(a, &push, why, sizeof(why)), 0);
+    assert_int_equal(agent_get_state(a)->policy.vm_floor_kib, push.policy.vm_floor_kib);
+    struct agent_state saved;
+    char err[CONFIG_ERR_MAX];
+    assert_int_equal(state_load(f.state_dir, &saved, err, sizeof(err)), 0);
+    assert_int_equal(saved.policy.vm_floor_kib, push.policy.vm_floor_kib);
     agent_close(&a);
 }
 

@@ -695,9 +695,10 @@ test_policy_set_valid(void **state)
     want_status(fx, CONTROL_OK,
                 run(fx, "policy-set", "--scope", "fleet", "--reason", "floors up",
                     "vm_floor_mib=512", "reclaim_idle=no", END));
-    want_text(fx, "policy v1 stored for fleet by alice (from defaults)");
-    want_text(fx, "vm_floor_mib 256 -> 512, reclaim_idle true -> false");
-    want_text(fx, "3 connected hosts in scope");
+    want_text(fx, "policy v1 stored for fleet by alice (set): vm_floor_mib set to 512, "
+                  "reclaim_idle set to false");
+    want_text(fx, "  h1: from its own config: vm_floor_mib 256 -> 512, reclaim_idle true -> false");
+    want_text(fx, "3 hosts will change (3 connected); 3 in scope");
     assert_int_equal(fx->n_added, 1);
     assert_int_equal(fx->added[0], 1);
     assert_string_equal(fx->added_scope[0], "fleet");
@@ -713,20 +714,29 @@ test_policy_set_valid(void **state)
     assert_int_equal(get_int(same, "in_force_version"), 1);
     assert_int_equal(fx->n_added, 1);
 
-    /* A new scope starts from the fleet's policy; the author defaults to memschedctl. */
+    /* A new scope sets only its keys (the rest layers from the fleet); the author defaults to
+     * memschedctl. */
     fx->author[0] = '\0';
     json_t *p = get(run_json(fx, "policy-set", "--scope=label:rack=r1", "--reason", "more room",
                              "vm_excess_unused_mib=400", END),
                     "policy");
     assert_int_equal(get_int(p, "version"), 2);
     assert_string_equal(get_str(p, "author"), "memschedctl");
-    assert_int_equal(get_int(p, "based_on_version"), 1);
+    assert_string_equal(get_str(p, "action"), "set");
+    assert_true(json_is_null(get(p, "based_on_version")));
     assert_int_equal(get_int(p, "hosts_in_scope"), 2);
-    assert_int_equal(get_int(get(p, "policy"), "vm_floor_kib"), MIB(512));
+    assert_int_equal(get_int(p, "hosts_changing"), 2);
+    assert_null(json_object_get(get(p, "policy"), "vm_floor_kib"));
     assert_int_equal(get_int(get(p, "policy"), "vm_excess_unused_kib"), MIB(400));
-    assert_true(json_is_false(get(get(p, "policy"), "reclaim_idle")));
     json_t *ch = json_array_get(get_array(p, "changes", 1), 0);
     assert_string_equal(get_str(ch, "key"), "vm_excess_unused_kib");
+    assert_true(json_is_null(get(ch, "from")));
+    assert_int_equal(get_int(ch, "to"), MIB(400));
+    json_t *h1 = json_array_get(get_array(p, "hosts", 2), 0);
+    assert_string_equal(get_str(h1, "host_id"), "h1");
+    assert_int_equal(get_int(h1, "from_version"), 1);
+    assert_int_equal(get_int(h1, "to_version"), 2);
+    ch = json_array_get(get_array(h1, "changes", 1), 0);
     assert_int_equal(get_int(ch, "from"), MIB(300));
     assert_int_equal(get_int(ch, "to"), MIB(400));
     assert_int_equal(fx->n_added, 2);
@@ -828,7 +838,7 @@ test_policy_set_unknown_host(void **state)
                 run(fx, "policy-set", "--scope", "host:h9", "--reason", "new box",
                     "vm_floor_mib=128", END));
     want_text(fx, "policy v1 stored for host:h9");
-    want_text(fx, "0 connected hosts in scope");
+    want_text(fx, "0 hosts will change (0 connected); 0 in scope");
     want_text(fx, "host h9 is not known yet");
     json_t *p = get(run_json(fx, "policy-set", "--scope", "host:h9", "--reason", "again",
                              "vm_floor_mib=192", END),
@@ -882,7 +892,7 @@ test_policy_show(void **state)
     want_status(fx, CONTROL_OK, run(fx, "policy-show", END));
     want_text(fx, "v1 fleet, by alice at 2023-11-14 22:13:20Z: floors up");
     want_text(fx, "v2 host:h2, by alice");
-    want_text(fx, "  host_min_unused_mib        50");
+    want_text(fx, "  host_min_unused_mib  50");
     assert_true(strstr(fx->body, "v1 fleet") < strstr(fx->body, "v2 host:h2")); /* fleet first */
     want_cell(fx, "h1", "HOLDS", "v1");
     want_cell(fx, "h1", "SHOULD HOLD", "v1 (fleet)");
@@ -923,6 +933,165 @@ test_policy_show(void **state)
     get_array(root, "hosts", 2);
     want_status(fx, CONTROL_NOT_FOUND, run(fx, "policy-show", "--scope", "label:rack=zz", END));
     want_status(fx, CONTROL_USAGE, run(fx, "policy-show", "--scope", "label:", END));
+}
+
+/* The value, scope and version policy-show --host gives for one key. */
+static void
+want_source(struct fx *fx,
+            const char *host,
+            const char *key,
+            const char *value,
+            const char *scope,
+            const char *version)
+{
+    want_status(fx, CONTROL_OK, run(fx, "policy-show", "--host", host, END));
+    want_cell(fx, key, "VALUE", value);
+    want_cell(fx, key, "SCOPE", scope);
+    want_cell(fx, key, "VERSION", version);
+}
+
+/* The issue's example: a host policy and a label policy each set their key and the host gets
+ * both; a later fleet change of a third key reaches hosts under label and host policies;
+ * policy-show --host says where each value comes from. */
+static void
+test_policy_layers(void **state)
+{
+    struct fx *fx = *state;
+
+    assert_int_equal(set_policy(fx, "label:rack=r1", "room", "vm_grow_target_unused_mib=250"), 1);
+    want_status(fx, CONTROL_OK,
+                run(fx, "policy-set", "--scope", "host:h1", "--reason", "faster",
+                    "max_release_step_mib=128", END));
+    want_text(fx, "policy v2 stored for host:h1 by alice (set): max_release_step_mib set to 128");
+    want_text(fx,
+              "  h1: max_release_step_mib 64 -> 128\n"); /* nothing else: the label's 250 stays */
+    want_text(fx, "1 host will change (1 connected); 1 in scope");
+    want_source(fx, "h1", "max_release_step_mib", "128", "host:h1", "v2");
+    want_source(fx, "h1", "vm_grow_target_unused_mib", "250", "label:rack=r1", "v1");
+    want_source(fx, "h1", "vm_floor_mib", "256", "defaults", "-");
+    want_text(fx, "host h1: effective policy v2");
+
+    /* A fleet change of a third key reaches every host, under a label or a host policy. */
+    want_status(
+        fx, CONTROL_OK,
+        run(fx, "policy-set", "--scope", "fleet", "--reason", "floors", "vm_floor_mib=300", END));
+    want_text(fx, "3 hosts will change (3 connected); 3 in scope");
+    want_source(fx, "h1", "vm_floor_mib", "300", "fleet", "v3");
+    want_source(fx, "h1", "max_release_step_mib", "128", "host:h1", "v2");
+    want_source(fx, "h1", "vm_grow_target_unused_mib", "250", "label:rack=r1", "v1");
+    json_t *h = get(run_json(fx, "policy-show", "--host", "h1", END), "host");
+    assert_int_equal(get_int(h, "version"), 3); /* above the v2 it was given */
+    assert_int_equal(get_int(get(h, "policy"), "max_release_step_kib"), MIB(128));
+    json_t *src = json_array_get(get(h, "sources"), 1); /* the table's order */
+    assert_string_equal(get_str(src, "key"), "vm_grow_target_unused_kib");
+    assert_int_equal(get_int(src, "value"), MIB(250));
+    assert_string_equal(get_str(src, "scope"), "label:rack=r1");
+    assert_int_equal(get_int(src, "version"), 1);
+    want_source(fx, "h2", "vm_grow_target_unused_mib", "200", "defaults", "-");
+
+    /* Refused before anything is stored when the layers make an invalid policy for a host. */
+    want_status(fx, CONTROL_REFUSED,
+                run(fx, "policy-set", "--scope", "fleet", "--reason", "x",
+                    "vm_excess_unused_mib=220", END));
+    want_text(fx, "host h1");
+    want_text(fx, "vm_grow_target_unused_mib=250 must not exceed vm_excess_unused_mib=220");
+    want_status(
+        fx, CONTROL_REFUSED,
+        run(fx, "policy-set", "--scope", "host:h1", "--reason", "x", "vm_min_unused_mib=260", END));
+    want_text(fx, "host h1");
+    want_text(fx, "vm_min_unused_mib=260");
+    get_array(run_json(fx, "policy-history", END), "history", 3);
+    want_status(fx, CONTROL_NOT_FOUND, run(fx, "policy-show", "--host", "nobody", END));
+}
+
+/* unset, delete and rollback: each a new version, kept in the history, pushed. */
+static void
+test_policy_unset_delete_rollback(void **state)
+{
+    struct fx *fx = *state;
+
+    assert_int_equal(set_policy(fx, "label:rack=r1", "room", "vm_grow_target_unused_mib=250"), 1);
+    assert_int_equal(set_policy(fx, "host:h1", "faster", "max_release_step_mib=128"), 2);
+    assert_int_equal(set_policy(fx, "host:h1", "floor", "vm_floor_mib=512"), 3);
+
+    want_status(fx, CONTROL_OK,
+                run(fx, "policy-unset", "--scope", "host:h1", "--reason", "back",
+                    "max_release_step_mib", END));
+    want_text(fx, "policy v4 stored for host:h1 by alice (unset): max_release_step_mib unset");
+    want_text(fx, "  h1: max_release_step_mib 128 -> 64");
+    want_source(fx, "h1", "max_release_step_mib", "64", "defaults", "-");
+    want_source(fx, "h1", "vm_floor_mib", "512", "host:h1", "v4");
+    want_status(fx, CONTROL_OK,
+                run(fx, "policy-unset", "--scope", "host:h1", "--reason", "again",
+                    "max_release_step_mib", END));
+    want_text(fx, "no change");
+    want_status(fx, CONTROL_USAGE,
+                run(fx, "policy-unset", "--scope", "host:h1", "--reason", "x", "nope", END));
+
+    want_status(
+        fx, CONTROL_OK,
+        run(fx, "policy-rollback", "--scope", "host:h1", "--to", "v2", "--reason", "undo", END));
+    want_text(fx, "policy v5 stored for host:h1 by alice (rollback to v2)");
+    want_source(fx, "h1", "max_release_step_mib", "128", "host:h1", "v5");
+    want_source(fx, "h1", "vm_floor_mib", "256", "defaults", "-");
+    want_status(fx, CONTROL_USAGE,
+                run(fx, "policy-rollback", "--scope", "host:h1", "--to", "v1", "--reason", "x",
+                    END)); /* v1 is the label's */
+    want_status(
+        fx, CONTROL_NOT_FOUND,
+        run(fx, "policy-rollback", "--scope", "host:h1", "--to", "v99", "--reason", "x", END));
+
+    want_status(fx, CONTROL_OK,
+                run(fx, "policy-delete", "--scope", "label:rack=r1", "--reason", "gone", END));
+    want_text(fx, "policy v6 stored for label:rack=r1 by alice (delete)");
+    want_text(fx, "2 hosts will change (2 connected); 2 in scope");
+    want_source(fx, "h1", "vm_grow_target_unused_mib", "200", "defaults", "-");
+    want_text(fx, "host h1: effective policy v6"); /* the delete counts: higher than v5 */
+    want_status(fx, CONTROL_NOT_FOUND,
+                run(fx, "policy-delete", "--scope", "label:rack=r1", "--reason", "x", END));
+
+    json_t *hist = get_array(run_json(fx, "policy-history", END), "history", 6);
+    assert_string_equal(get_str(json_array_get(hist, 0), "action"), "delete");
+    assert_string_equal(get_str(json_array_get(hist, 1), "action"), "rollback to v2");
+    assert_string_equal(get_str(json_array_get(hist, 2), "action"), "unset");
+    want_status(fx, CONTROL_OK, run(fx, "policy-history", END));
+    want_cell(fx, "v6", "CHANGES", "delete: vm_grow_target_unused_mib unset");
+    want_cell(fx, "v5", "CHANGES",
+              "rollback to v2: max_release_step_mib set to 128, vm_floor_mib unset");
+    assert_int_equal(fx->n_added, 6);
+    assert_string_equal(fx->added_scope[5], "label:rack=r1");
+    want_status(fx, CONTROL_OK, run(fx, "policy-show", END));
+    assert_null(strstr(fx->body, "label:rack=r1,")); /* a deleted scope is not listed */
+}
+
+/* policy-wait: pending until every host in scope holds its effective version; refused when one
+ * refused it. */
+static void
+test_policy_wait(void **state)
+{
+    struct fx *fx = *state;
+    struct wire_policy_ack ack = {.version = 1, .applied = true};
+    char err[STORE_ERR_MAX];
+
+    assert_int_equal(set_policy(fx, "label:rack=r1", "room", "vm_grow_target_unused_mib=250"), 1);
+    want_status(fx, CONTROL_PENDING, run(fx, "policy-wait", "--scope", "label:rack=r1", END));
+    want_text(fx, "h1: no ack of v1 yet (holds v0, fresh)");
+    want_text(fx, "h3: no ack of v1 yet (holds v0, stale)");
+    want_text(fx, "0 of 2 hosts in label:rack=r1 hold their policy");
+    assert_int_equal(fleet_policy_ack(fx->fleet, "h1", &ack, NOW_MS), 0);
+    assert_int_equal(fleet_policy_ack(fx->fleet, "h3", &ack, NOW_MS), 0);
+    want_status(fx, CONTROL_OK, run(fx, "policy-wait", "--scope", "label:rack=r1", END));
+    want_text(fx, "2 of 2 hosts in label:rack=r1 hold their policy");
+
+    assert_int_equal(set_policy(fx, "host:h2", "tight", "vm_floor_mib=300"), 2);
+    ack = (struct wire_policy_ack){.version = 2, .applied = false};
+    strcpy(ack.reason, "below the local limit");
+    assert_int_equal(fleet_policy_ack(fx->fleet, "h2", &ack, NOW_MS), 0);
+    assert_int_equal(
+        store_ack_record(fx->store, "h2", 2, false, ack.reason, NOW_WALL_MS, err, sizeof(err)), 0);
+    want_status(fx, CONTROL_REFUSED, run(fx, "policy-wait", "--scope", "host:h2", END));
+    want_text(fx, "h2: refused v2: below the local limit");
+    want_status(fx, CONTROL_USAGE, run(fx, "policy-wait", END));
 }
 
 /* A name that is not UTF-8 still gives valid JSON. */
@@ -979,6 +1148,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_policy_set_usage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_set_unknown_host, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_show, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_policy_layers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_policy_unset_delete_rollback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_policy_wait, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_survives_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only_operator, setup, teardown),
     };

@@ -43,6 +43,7 @@ struct sent {
     char host_id[WIRE_HOST_ID_MAX];
     enum wire_body body;
     uint64_t version; /* a push's */
+    struct policy policy;
 };
 
 struct fixture {
@@ -68,6 +69,8 @@ record_send(void *ctx, const struct transport_peer *to, const char *host_id, str
         snprintf(s->host_id, sizeof(s->host_id), "%s", host_id);
         s->body = msg->body;
         s->version = msg->body == WIRE_BODY_POLICY_PUSH ? msg->u.push.version : 0;
+        if (msg->body == WIRE_BODY_POLICY_PUSH)
+            s->policy = msg->u.push.policy;
     }
     fx->n_sent++;
 }
@@ -248,7 +251,8 @@ add_fleet_policy(struct fixture *fx, uint64_t grow_target_mib)
 
     policy_init_defaults(&p);
     p.vm_grow_target_unused_kib = grow_target_mib * UTIL_KIB_PER_MIB;
-    if (store_policy_add(fx->store, "fleet", &p, "test", "", 1, &version, err, sizeof(err)) != 0)
+    if (store_policy_add(fx->store, "fleet", &p, policy_keys_all(), "set", "test", "", 1, &version,
+                         err, sizeof(err)) != 0)
         fail_msg("store_policy_add: %s", err);
     coordinator_policy_added(fx->coordinator, version, "fleet");
     return version;
@@ -565,6 +569,99 @@ test_hello_push_ack(void **state)
     assert_int_equal(fx->n_sent, 1);
 }
 
+/* Store one key under scope and tell the engine, as policy set does. */
+static uint64_t
+add_key(struct fixture *fx, const char *scope, const char *key, const char *value)
+{
+    char err[STORE_ERR_MAX];
+    struct policy p;
+    uint64_t version;
+
+    policy_init_defaults(&p);
+    if (policy_set(&p, key, value, err, sizeof(err)) != 0 ||
+        store_policy_add(fx->store, scope, &p, policy_key_bit(key), "set", "test", "", 1, &version,
+                         err, sizeof(err)) != 0)
+        fail_msg("add_key(%s %s=%s): %s", scope, key, value, err);
+    coordinator_policy_added(fx->coordinator, version, scope);
+    return version;
+}
+
+/* A host under a host policy still gets a later fleet change: pushed the layered policy, at a
+ * version higher than the one it holds (agents take any other version, and keep it). */
+static void
+test_fleet_change_reaches_host_policy(void **state)
+{
+    struct fixture *fx = *state;
+    struct transport_peer hv1 = peer("conn-hv1", KEY_HV1, "hv1");
+
+    hello(fx, &hv1, "hv1");
+    uint64_t v1 = add_key(fx, "host:hv1", "max_release_step_mib", "128");
+    assert_int_equal(fx->n_sent, 1);
+    assert_int_equal(fx->sent[0].version, v1);
+    ack(fx, &hv1, "hv1", v1, true);
+    uint64_t v2 = add_key(fx, "fleet", "vm_floor_mib", "300");
+    assert_int_equal(fx->n_sent, 2);
+    assert_int_equal(fx->sent[1].body, WIRE_BODY_POLICY_PUSH);
+    assert_true(fx->sent[1].version == v2 && v2 > v1);
+    assert_int_equal(fx->sent[1].policy.vm_floor_kib, 300 * UTIL_KIB_PER_MIB);
+    assert_int_equal(fx->sent[1].policy.max_release_step_kib, 128 * UTIL_KIB_PER_MIB);
+    ack(fx, &hv1, "hv1", v2, true);
+    want_state(fx, "hv1", COORDINATOR_SESSION_CURRENT);
+}
+
+static void
+hello_labels(struct fixture *fx,
+             const struct transport_peer *from,
+             const char *host_id,
+             uint64_t held,
+             const char *const *labels,
+             size_t n)
+{
+    struct wire_msg m = {.body = WIRE_BODY_HELLO};
+
+    snprintf(m.host_id, sizeof(m.host_id), "%s", host_id);
+    snprintf(m.u.hello.agent_version, sizeof(m.u.hello.agent_version), "test");
+    m.u.hello.policy_version = held;
+    m.u.hello.policy_epoch = held ? store_epoch(fx->store) : 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *eq = strchr(labels[i], '=');
+        snprintf(m.u.hello.labels[i].key, sizeof(m.u.hello.labels[i].key), "%.*s",
+                 (int)(eq - labels[i]), labels[i]);
+        snprintf(m.u.hello.labels[i].value, sizeof(m.u.hello.labels[i].value), "%s", eq + 1);
+    }
+    m.u.hello.n_labels = n;
+    deliver(fx, from, &m);
+}
+
+/* A host that drops a label whose scope is not the newest of its layers keeps the same
+ * highest version, but not the same values: it is pushed its policy again, once. */
+static void
+test_relabelled_host_gets_its_new_layers(void **state)
+{
+    struct fixture *fx = *state;
+    struct transport_peer hv1 = peer("conn-hv1", KEY_HV1, "hv1");
+    const char *both[] = {"b=1", "a=1"}, *only_a[] = {"a=1"};
+
+    uint64_t v1 = add_key(fx, "label:b=1", "vm_floor_mib", "300");
+    uint64_t v2 = add_key(fx, "label:a=1", "vm_grow_target_unused_mib", "250");
+    hello_labels(fx, &hv1, "hv1", 0, both, 2);
+    assert_int_equal(fx->n_sent, 1);
+    assert_true(fx->sent[0].version == v2 && v2 > v1);
+    assert_int_equal(fx->sent[0].policy.vm_floor_kib, 300 * UTIL_KIB_PER_MIB);
+    ack(fx, &hv1, "hv1", v2, true);
+
+    hello_labels(fx, &hv1, "hv1", v2, only_a, 1);
+    assert_int_equal(fx->n_sent, 2);
+    assert_int_equal(fx->sent[1].version, v2);
+    assert_int_equal(fx->sent[1].policy.vm_floor_kib, 256 * UTIL_KIB_PER_MIB);
+    assert_int_equal(fx->sent[1].policy.vm_grow_target_unused_kib, 250 * UTIL_KIB_PER_MIB);
+    ack(fx, &hv1, "hv1", v2, true);
+    want_state(fx, "hv1", COORDINATOR_SESSION_CURRENT);
+    report_holding(fx, &hv1, "hv1", v2);
+    hello_labels(fx, &hv1, "hv1", v2, only_a, 1); /* the same labels again: nothing to send */
+    assert_int_equal(fx->n_sent, 2);
+}
+
 /* A push not answered goes again after COORDINATOR_PUSH_RETRY_MS, not before, and not once
  * it is answered. */
 static void
@@ -816,6 +913,8 @@ main(void)
         T(test_hello_storm_is_cheap),
         T(test_hello_push_ack),
         T(test_push_retry),
+        T(test_fleet_change_reaches_host_policy),
+        T(test_relabelled_host_gets_its_new_layers),
         T(test_refusal),
         T(test_say_hello),
         T(test_stale_down_fresh),

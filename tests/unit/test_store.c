@@ -88,8 +88,8 @@ add(struct fixture *fx, const char *scope, uint64_t host_min_unused_mib)
 {
     struct policy p = policy_with(host_min_unused_mib);
     uint64_t version = 0;
-    int rc = store_policy_add(fx->store, scope, &p, "alice", "test", 1700000000000, &version,
-                              fx->err, sizeof(fx->err));
+    int rc = store_policy_add(fx->store, scope, &p, policy_keys_all(), "set", "alice", "test",
+                              1700000000000, &version, fx->err, sizeof(fx->err));
 
     if (rc != 0)
         fail_msg("store_policy_add(%s): %d %s", scope, rc, fx->err);
@@ -109,8 +109,8 @@ test_add_get_history(void **state)
     p.demand_signal = POLICY_DEMAND_USABLE;
     p.reclaim_idle = false;
     p.interval_ms = 2000;
-    assert_int_equal(store_policy_add(fx->store, "fleet", &p, "alice", "first policy",
-                                      1700000000123, &v, fx->err, sizeof(fx->err)),
+    assert_int_equal(store_policy_add(fx->store, "fleet", &p, policy_keys_all(), "set", "alice",
+                                      "first policy", 1700000000123, &v, fx->err, sizeof(fx->err)),
                      0);
     assert_int_equal(v, 1);
     assert_int_equal(store_policy_get(fx->store, 1, &e, fx->err, sizeof(fx->err)), 0);
@@ -203,34 +203,42 @@ test_invalid_refused_and_not_stored(void **state)
 
     open_store(fx);
     policy_init_defaults(&p);
-    p.vm_min_unused_kib = MIB(250); /* not below grow target 200 */
-    assert_int_equal(
-        store_policy_add(fx->store, "fleet", &p, "alice", "", 1, &v, fx->err, sizeof(fx->err)),
-        -EINVAL);
-    assert_non_null(strstr(fx->err, "vm_min_unused_mib"));
+    p.interval_ms = 5; /* below its bound (rules between keys are the caller's: layered) */
+    assert_int_equal(store_policy_add(fx->store, "fleet", &p, policy_keys_all(), "set", "alice", "",
+                                      1, &v, fx->err, sizeof(fx->err)),
+                     -EINVAL);
+    assert_non_null(strstr(fx->err, "interval_ms"));
     assert_int_equal(v, 99);
+    assert_int_equal(store_policy_add(fx->store, "fleet", &p, UINT32_C(1) << 31, "set", "alice", "",
+                                      1, &v, fx->err, sizeof(fx->err)),
+                     -EINVAL); /* a key the table does not have */
+    policy_init_defaults(&p);
+    assert_int_equal(store_policy_add(fx->store, "fleet", &p, 0, "", "alice", "", 1, &v, fx->err,
+                                      sizeof(fx->err)),
+                     -EINVAL); /* no action */
 
     policy_init_defaults(&p);
     static const char *const bad_scopes[] = {"",        "Fleet",    "host:",  "host:a b",
                                              "label:k", "label:k=", "rack=r1"};
     for (size_t i = 0; i < ARRAY_SIZE(bad_scopes); i++) {
-        assert_int_equal(store_policy_add(fx->store, bad_scopes[i], &p, "alice", "", 1, &v, fx->err,
-                                          sizeof(fx->err)),
+        assert_int_equal(store_policy_add(fx->store, bad_scopes[i], &p, policy_keys_all(), "set",
+                                          "alice", "", 1, &v, fx->err, sizeof(fx->err)),
                          -EINVAL);
         assert_non_null(strstr(fx->err, "scope"));
     }
-    assert_int_equal(
-        store_policy_add(fx->store, NULL, &p, "alice", "", 1, &v, fx->err, sizeof(fx->err)),
-        -EINVAL);
-    assert_int_equal(
-        store_policy_add(fx->store, "fleet", &p, "", "", 1, &v, fx->err, sizeof(fx->err)), -EINVAL);
+    assert_int_equal(store_policy_add(fx->store, NULL, &p, policy_keys_all(), "set", "alice", "", 1,
+                                      &v, fx->err, sizeof(fx->err)),
+                     -EINVAL);
+    assert_int_equal(store_policy_add(fx->store, "fleet", &p, policy_keys_all(), "set", "", "", 1,
+                                      &v, fx->err, sizeof(fx->err)),
+                     -EINVAL);
     assert_non_null(strstr(fx->err, "author"));
-    assert_int_equal(store_policy_add(fx->store, "fleet", &p, "alice", "two\nlines", 1, &v, fx->err,
-                                      sizeof(fx->err)),
+    assert_int_equal(store_policy_add(fx->store, "fleet", &p, policy_keys_all(), "set", "alice",
+                                      "two\nlines", 1, &v, fx->err, sizeof(fx->err)),
                      -EINVAL);
     assert_non_null(strstr(fx->err, "reason"));
-    assert_int_equal(store_policy_add(fx->store, "fleet", &p, "alice", "", UINT64_MAX, &v, fx->err,
-                                      sizeof(fx->err)),
+    assert_int_equal(store_policy_add(fx->store, "fleet", &p, policy_keys_all(), "set", "alice", "",
+                                      UINT64_MAX, &v, fx->err, sizeof(fx->err)),
                      -EINVAL);
 
     assert_int_equal(
@@ -248,9 +256,9 @@ expect_for_host(struct fixture *fx,
                 uint64_t want_version,
                 const char *want_scope)
 {
-    struct store_policy_entry e;
-    int rc =
-        store_policy_for_host(fx->store, host_id, labels, n_labels, &e, fx->err, sizeof(fx->err));
+    struct store_effective e;
+    int rc = store_policy_for_host(fx->store, host_id, labels, n_labels, NULL, &e, fx->err,
+                                   sizeof(fx->err));
 
     if (rc != 0)
         fail_msg("policy for %s: %d %s", host_id, rc, fx->err);
@@ -259,19 +267,63 @@ expect_for_host(struct fixture *fx,
                  want_scope, e.version, e.scope);
 }
 
+/* Store only the key named key (value in edge units) under scope. */
+static uint64_t
+add_key(struct fixture *fx, const char *scope, const char *key, const char *value)
+{
+    struct policy p;
+    uint64_t version = 0;
+
+    policy_init_defaults(&p);
+    if (policy_set(&p, key, value, fx->err, sizeof(fx->err)) != 0)
+        fail_msg("policy_set(%s=%s): %s", key, value, fx->err);
+    if (store_policy_add(fx->store, scope, &p, policy_key_bit(key), "set", "alice", "", 1, &version,
+                         fx->err, sizeof(fx->err)) != 0)
+        fail_msg("store_policy_add(%s): %s", scope, fx->err);
+    return version;
+}
+
+/* The value and source of one key of host_id's effective policy. */
+static void
+expect_key(struct fixture *fx,
+           const char *host_id,
+           const char *const *labels,
+           size_t n_labels,
+           const char *key,
+           const char *want_value,
+           const char *want_scope,
+           uint64_t want_version)
+{
+    struct store_effective e;
+    size_t n;
+    const struct config_key *params = policy_params(&n);
+    char got[64];
+
+    if (store_policy_for_host(fx->store, host_id, labels, n_labels, NULL, &e, fx->err,
+                              sizeof(fx->err)) != 0)
+        fail_msg("policy for %s: %s", host_id, fx->err);
+    policy_get(&e.policy, key, got, sizeof(got));
+    size_t i = (size_t)(policy_param_find(key) - params);
+    if (strcmp(got, want_value) != 0 || strcmp(e.sources[i].scope, want_scope) != 0 ||
+        e.sources[i].version != want_version)
+        fail_msg("%s %s: want %s from %s v%" PRIu64 ", got %s from %s v%" PRIu64, host_id, key,
+                 want_value, want_scope, want_version, got, e.sources[i].scope,
+                 e.sources[i].version);
+}
+
 static void
 test_scope_precedence(void **state)
 {
     struct fixture *fx = *state;
-    struct store_policy_entry e;
+    struct store_effective e;
     const char *r1[] = {"rack=r1"};
     const char *r1_z[] = {"rack=r1", "zone=z"};
     const char *z_r1[] = {"zone=z", "rack=r1"};
     const char *other[] = {"rack=r2", "zone=y"};
 
     open_store(fx);
-    assert_int_equal(store_policy_for_host(fx->store, "h1", r1, 1, &e, fx->err, sizeof(fx->err)),
-                     -ENOENT);
+    assert_int_equal(
+        store_policy_for_host(fx->store, "h1", r1, 1, NULL, &e, fx->err, sizeof(fx->err)), -ENOENT);
     assert_non_null(strstr(fx->err, "h1"));
     assert_int_equal(add(fx, "fleet", 201), 1);
     assert_int_equal(add(fx, "label:rack=r1", 202), 2);
@@ -279,20 +331,129 @@ test_scope_precedence(void **state)
     assert_int_equal(add(fx, "host:h1", 204), 4);
     assert_int_equal(add(fx, "fleet", 205), 5);
 
-    expect_for_host(fx, "h1", r1, 1, 4, "host:h1");        /* host beats newer fleet */
-    expect_for_host(fx, "h2", r1_z, 2, 3, "label:zone=z"); /* newest of its labels */
-    expect_for_host(fx, "h2", z_r1, 2, 3, "label:zone=z"); /* whatever the label order */
-    expect_for_host(fx, "h3", r1, 1, 2, "label:rack=r1");  /* label beats newer fleet */
-    expect_for_host(fx, "h4", NULL, 0, 5, "fleet");
-    expect_for_host(fx, "h5", other, 2, 5, "fleet");
+    /* The effective version is the newest among the scopes that match. */
+    expect_for_host(fx, "h1", r1, 1, 5, "fleet");
+    expect_key(fx, "h1", r1, 1, "host_min_unused_mib", "204", "host:h1", 4); /* host wins */
+    expect_key(fx, "h2", r1_z, 2, "host_min_unused_mib", "203", "label:zone=z", 3);
+    expect_key(fx, "h2", z_r1, 2, "host_min_unused_mib", "203", "label:zone=z", 3);
+    expect_key(fx, "h3", r1, 1, "host_min_unused_mib", "202", "label:rack=r1", 2);
+    expect_key(fx, "h4", NULL, 0, "host_min_unused_mib", "205", "fleet", 5);
+    expect_key(fx, "h5", other, 2, "host_min_unused_mib", "205", "fleet", 5);
     assert_int_equal(add(fx, "label:rack=r1", 206), 6);
     expect_for_host(fx, "h2", r1_z, 2, 6, "label:rack=r1");
-    expect_for_host(fx, "h1", r1, 1, 4, "host:h1");
-    assert_int_equal(store_policy_for_host(fx->store, "h1", r1, 1, &e, fx->err, sizeof(fx->err)),
-                     0);
-    assert_int_equal(e.policy.host_min_unused_kib, MIB(204));
+    expect_key(fx, "h2", r1_z, 2, "host_min_unused_mib", "206", "label:rack=r1", 6);
+    expect_key(fx, "h1", r1, 1, "host_min_unused_mib", "204", "host:h1", 4);
     assert_int_equal(
-        store_policy_for_host(fx->store, "bad id", NULL, 0, &e, fx->err, sizeof(fx->err)), -EINVAL);
+        store_policy_for_host(fx->store, "bad id", NULL, 0, NULL, &e, fx->err, sizeof(fx->err)),
+        -EINVAL);
+}
+
+/* The issue's example: a host policy and a label policy each set one key; the host gets both,
+ * and a later fleet change of a third key reaches it. */
+static void
+test_layers_merge_per_key(void **state)
+{
+    struct fixture *fx = *state;
+    const char *gpu[] = {"role=gpu"};
+
+    open_store(fx);
+    assert_int_equal(add_key(fx, "fleet", "vm_floor_mib", "300"), 1);
+    assert_int_equal(add_key(fx, "label:role=gpu", "vm_grow_target_unused_mib", "250"), 2);
+    assert_int_equal(add_key(fx, "host:hv1", "max_release_step_mib", "128"), 3);
+    expect_key(fx, "hv1", gpu, 1, "max_release_step_mib", "128", "host:hv1", 3);
+    expect_key(fx, "hv1", gpu, 1, "vm_grow_target_unused_mib", "250", "label:role=gpu", 2);
+    expect_key(fx, "hv1", gpu, 1, "vm_floor_mib", "300", "fleet", 1);
+    expect_key(fx, "hv1", gpu, 1, "vm_min_unused_mib", "100", "defaults", 0);
+    expect_for_host(fx, "hv1", gpu, 1, 3, "host:hv1");
+
+    assert_int_equal(add_key(fx, "fleet", "interval_ms", "2000"), 4);
+    expect_key(fx, "hv1", gpu, 1, "interval_ms", "2000", "fleet", 4);
+    expect_key(fx, "hv1", gpu, 1, "max_release_step_mib", "128", "host:hv1", 3);
+    expect_key(fx, "hv1", gpu, 1, "vm_grow_target_unused_mib", "250", "label:role=gpu", 2);
+    expect_for_host(fx, "hv1", gpu, 1, 4, "fleet"); /* higher than the v3 it holds */
+}
+
+/* Two labels of one host set the same key: the scope changed last wins, whatever the order of
+ * the host's labels. A deleted scope (a row setting nothing) still counts for the version. */
+static void
+test_layers_label_conflict_and_delete(void **state)
+{
+    struct fixture *fx = *state;
+    const char *ab[] = {"a=1", "b=1"}, *ba[] = {"b=1", "a=1"};
+    struct store_effective e;
+    struct policy p;
+    uint64_t v;
+
+    open_store(fx);
+    assert_int_equal(add_key(fx, "label:b=1", "vm_floor_mib", "300"), 1);
+    assert_int_equal(add_key(fx, "label:a=1", "vm_floor_mib", "400"), 2);
+    expect_key(fx, "h", ab, 2, "vm_floor_mib", "400", "label:a=1", 2);
+    expect_key(fx, "h", ba, 2, "vm_floor_mib", "400", "label:a=1", 2);
+    assert_int_equal(add_key(fx, "label:b=1", "vm_floor_mib", "500"), 3);
+    expect_key(fx, "h", ab, 2, "vm_floor_mib", "500", "label:b=1", 3);
+
+    policy_init_defaults(&p);
+    assert_int_equal(store_policy_add(fx->store, "label:b=1", &p, 0, "delete", "alice", "", 1, &v,
+                                      fx->err, sizeof(fx->err)),
+                     0);
+    expect_key(fx, "h", ab, 2, "vm_floor_mib", "400", "label:a=1", 2);
+    expect_for_host(fx, "h", ab, 2, 4, "label:b=1");
+    struct store_policy_entry row;
+    assert_int_equal(store_policy_latest(fx->store, "label:b=1", &row, fx->err, sizeof(fx->err)),
+                     0);
+    assert_int_equal(row.keys, 0);
+    assert_string_equal(row.action, "delete");
+
+    /* What-if: a row not stored stands for its scope; an invalid merge is refused by host. */
+    struct store_policy_entry instead = {.keys = policy_key_bit("vm_min_unused_mib")};
+    snprintf(instead.scope, sizeof(instead.scope), "host:h");
+    policy_init_defaults(&instead.policy);
+    instead.policy.vm_min_unused_kib = MIB(250);
+    assert_int_equal(
+        store_policy_for_host(fx->store, "h", ab, 2, &instead, &e, fx->err, sizeof(fx->err)),
+        -EINVAL);
+    assert_non_null(strstr(fx->err, "host h"));
+    assert_non_null(strstr(fx->err, "vm_min_unused_mib"));
+}
+
+/* The rows loaded at once give every host the answer the queries give. */
+static void
+test_layers_loaded_match_queried(void **state)
+{
+    struct fixture *fx = *state;
+    const char *r1_z[] = {"rack=r1", "zone=z"}, *other[] = {"rack=r2"};
+    struct store_layers *layers = NULL;
+    struct store_effective a, b;
+    struct {
+        const char *id;
+        const char *const *labels;
+        size_t n;
+    } hosts[] = {{"h1", r1_z, 2}, {"h2", r1_z, 2}, {"h3", other, 1}, {"h4", NULL, 0}};
+
+    open_store(fx);
+    assert_int_equal(store_layers_load(fx->store, &layers, fx->err, sizeof(fx->err)), 0);
+    assert_int_equal(
+        store_layers_for_host(layers, "h1", NULL, 0, NULL, &a, fx->err, sizeof(fx->err)), -ENOENT);
+    store_layers_free(&layers);
+    add_key(fx, "fleet", "vm_floor_mib", "300");
+    add_key(fx, "label:zone=z", "vm_floor_mib", "400");
+    add_key(fx, "label:rack=r1", "vm_grow_target_unused_mib", "250");
+    add_key(fx, "host:h1", "max_release_step_mib", "128");
+    add_key(fx, "label:rack=r1", "interval_ms", "2000");
+    assert_int_equal(store_layers_load(fx->store, &layers, fx->err, sizeof(fx->err)), 0);
+    for (size_t i = 0; i < ARRAY_SIZE(hosts); i++) {
+        assert_int_equal(store_policy_for_host(fx->store, hosts[i].id, hosts[i].labels, hosts[i].n,
+                                               NULL, &a, fx->err, sizeof(fx->err)),
+                         0);
+        assert_int_equal(store_layers_for_host(layers, hosts[i].id, hosts[i].labels, hosts[i].n,
+                                               NULL, &b, fx->err, sizeof(fx->err)),
+                         0);
+        if (memcmp(&a, &b, sizeof(a)) != 0)
+            fail_msg("%s: loaded v%" PRIu64 " %s, queried v%" PRIu64 " %s", hosts[i].id, b.version,
+                     b.scope, a.version, a.scope);
+    }
+    store_layers_free(&layers);
+    store_layers_free(&layers); /* NULL-safe */
 }
 
 struct acks {
@@ -524,8 +685,8 @@ test_foreign_and_future_databases(void **state)
 
     open_store(fx);
     store_close(&fx->store);
-    craft(fx->path, "UPDATE schema_version SET version = 3");
-    expect_open_fails(fx, fx->path, "schema version 3");
+    craft(fx->path, "UPDATE schema_version SET version = 4");
+    expect_open_fails(fx, fx->path, "schema version 4");
 }
 
 struct events_seen {
@@ -607,12 +768,42 @@ test_schema_1_migrated(void **state)
     open_store(fx);
     add(fx, "fleet", 200);
     store_close(&fx->store);
-    craft(fx->path, "DROP TABLE events; UPDATE schema_version SET version = 1");
+    craft(fx->path, "DROP TABLE events; ALTER TABLE policies DROP COLUMN action; UPDATE "
+                    "schema_version SET version = 1");
     open_store(fx);
     assert_int_equal(store_policy_get(fx->store, 1, &e, fx->err, sizeof(fx->err)), 0);
     add_event(fx, 1);
     assert_int_equal(store_events_list(fx->store, see_event, &seen, fx->err, sizeof(fx->err)), 0);
     assert_int_equal(seen.n, 1);
+    store_close(&fx->store);
+    open_store(fx); /* and it stays at the new version */
+}
+
+/* A database of schema 2 holds full rows: after the migration they read as "all keys set",
+ * with the action "set", and layering works over them. */
+static void
+test_schema_2_full_rows_migrated(void **state)
+{
+    struct fixture *fx = *state;
+    struct store_policy_entry e;
+    const char *gpu[] = {"role=gpu"};
+
+    open_store(fx);
+    add(fx, "fleet", 300);
+    add(fx, "label:role=gpu", 250);
+    store_close(&fx->store);
+    craft(fx->path,
+          "ALTER TABLE policies DROP COLUMN action; UPDATE schema_version SET version = 2");
+    open_store(fx);
+    assert_int_equal(store_policy_get(fx->store, 1, &e, fx->err, sizeof(fx->err)), 0);
+    assert_int_equal(e.keys, policy_keys_all());
+    assert_string_equal(e.action, "set");
+    /* the label's full row sets every key: it hides the fleet's, as before layering */
+    expect_key(fx, "hv1", gpu, 1, "host_min_unused_mib", "250", "label:role=gpu", 2);
+    expect_key(fx, "hv1", gpu, 1, "vm_floor_mib", "256", "label:role=gpu", 2);
+    assert_int_equal(add_key(fx, "host:hv1", "max_release_step_mib", "128"), 3);
+    expect_key(fx, "hv1", gpu, 1, "max_release_step_mib", "128", "host:hv1", 3);
+    expect_key(fx, "hv1", gpu, 1, "host_min_unused_mib", "250", "label:role=gpu", 2);
     store_close(&fx->store);
     open_store(fx); /* and it stays at the new version */
 }
@@ -630,15 +821,22 @@ test_hand_edited_policy_row(void **state)
     store_close(&fx->store);
     craft(fx->path, "UPDATE policies SET policy = 'vm_min_unused_mib = 500' WHERE version = 2");
     open_store(fx);
-    /* min 500 above grow target 200: the row is refused, never handed out */
-    assert_int_equal(store_policy_get(fx->store, 2, &e, fx->err, sizeof(fx->err)), -EIO);
-    assert_non_null(strstr(fx->err, "policy v2"));
+    /* The row now sets one key; min 500 above grow target 200 once layered: never handed out */
+    assert_int_equal(store_policy_get(fx->store, 2, &e, fx->err, sizeof(fx->err)), 0);
+    assert_int_equal(e.keys, policy_key_bit("vm_min_unused_mib"));
+    struct store_effective eff;
+    assert_int_equal(
+        store_policy_for_host(fx->store, "hv-01", NULL, 0, NULL, &eff, fx->err, sizeof(fx->err)),
+        -EINVAL);
+    assert_non_null(strstr(fx->err, "hv-01"));
     assert_non_null(strstr(fx->err, "vm_min_unused_mib"));
     assert_int_equal(
-        store_policy_for_host(fx->store, "hv-01", NULL, 0, &e, fx->err, sizeof(fx->err)), -EIO);
-    assert_int_equal(
-        store_policy_history(fx->store, NULL, collect_version, &vs, fx->err, sizeof(fx->err)),
-        -EIO);
+        store_policy_history(fx->store, NULL, collect_version, &vs, fx->err, sizeof(fx->err)), 0);
+    store_close(&fx->store);
+    craft(fx->path, "UPDATE policies SET policy = 'vm_min_unused_mib = 0' WHERE version = 2");
+    open_store(fx);
+    assert_int_equal(store_policy_get(fx->store, 2, &e, fx->err, sizeof(fx->err)), -EIO);
+    assert_non_null(strstr(fx->err, "policy v2")); /* out of its bounds: unusable */
     assert_int_equal(store_policy_get(fx->store, 1, &e, fx->err, sizeof(fx->err)), 0);
     store_close(&fx->store);
     craft(fx->path, "UPDATE policies SET policy = 'no_such_key = 1' WHERE version = 1");
@@ -725,8 +923,9 @@ test_file_modes(void **state)
     open_store(fx);
     umask(old);
     policy_init_defaults(&p);
-    assert_int_equal(
-        store_policy_add(fx->store, "fleet", &p, "bob", "", 1, &v, fx->err, sizeof(fx->err)), 0);
+    assert_int_equal(store_policy_add(fx->store, "fleet", &p, policy_keys_all(), "set", "bob", "",
+                                      1, &v, fx->err, sizeof(fx->err)),
+                     0);
     assert_int_equal(stat(fx->path, &st), 0);
     if ((st.st_mode & 0777) != 0600)
         fail_msg("database mode %o, want 600", (unsigned)(st.st_mode & 0777));
@@ -746,7 +945,8 @@ test_memory_database(void **state)
 
     assert_int_equal(store_open(":memory:", &s, fx->err, sizeof(fx->err)), 0);
     policy_init_defaults(&p);
-    assert_int_equal(store_policy_add(s, "fleet", &p, "bob", "", 1, &v, fx->err, sizeof(fx->err)),
+    assert_int_equal(store_policy_add(s, "fleet", &p, policy_keys_all(), "set", "bob", "", 1, &v,
+                                      fx->err, sizeof(fx->err)),
                      0);
     assert_int_equal(v, 1);
     store_close(&s);
@@ -761,6 +961,10 @@ main(void)
         T(test_history),
         T(test_invalid_refused_and_not_stored),
         T(test_scope_precedence),
+        T(test_layers_merge_per_key),
+        T(test_layers_label_conflict_and_delete),
+        T(test_schema_2_full_rows_migrated),
+        T(test_layers_loaded_match_queried),
         T(test_acks),
         T(test_hosts_upsert),
         T(test_batches),
