@@ -10,10 +10,10 @@ build=(
     libxml2-dev libjansson-dev libsystemd-dev libcmocka-dev libsqlite3-dev
 )
 # libvirt-daemon gives libvirtd for the integration tests (the test driver is in libvirt0),
-# libvirt-clients virsh, jq for the integration tests that read memschedctl's --json;
-# --no-install-recommends keeps QEMU out of it.
+# libvirt-clients virsh, jq for the integration tests that read memschedctl's --json, iproute2
+# for the netns fault tests (ip netns, veth, bridge); --no-install-recommends keeps QEMU out.
 test=(
-    clang clang-format libclang-rt-14-dev libvirt-daemon libvirt-clients jq
+    clang clang-format libclang-rt-14-dev libvirt-daemon libvirt-clients jq iproute2
 )
 
 packages=("${build[@]}")
