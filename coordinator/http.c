@@ -27,7 +27,7 @@
 #define CONNECTION_TIMEOUT 30 /* seconds an idle connection is kept */
 #define PORT_MAX           65535
 #define LOOPBACK           "127.0.0.1"
-#define NOT_READY_TEXT     "no metrics yet: the first snapshot is being built\n"
+#define NOT_READY_TEXT     "no metrics document yet: one is being written, ask again in a second\n"
 #define NOT_FOUND_TEXT     "not found: try /metrics\n"
 #define METHOD_NOT_ALLOWED "only GET and HEAD\n"
 
@@ -179,6 +179,18 @@ http_server_publish(struct http_server *s,
     pthread_mutex_lock(&s->lock);
     old = s->current;
     s->current = d;
+    pthread_mutex_unlock(&s->lock);
+    doc_unref(s, old);
+}
+
+void
+http_server_withdraw(struct http_server *s)
+{
+    struct doc *old;
+
+    pthread_mutex_lock(&s->lock);
+    old = s->current;
+    s->current = NULL;
     pthread_mutex_unlock(&s->lock);
     doc_unref(s, old);
 }

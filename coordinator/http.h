@@ -54,6 +54,10 @@ void http_server_publish(struct http_server *server,
                          void (*release)(void *ctx),
                          void *ctx);
 
+/* Withdraw the published document (it is released once no request reads it): /metrics answers
+ * 503 again until the next publish. */
+void http_server_withdraw(struct http_server *server);
+
 /* Requests answered so far (any path); read from any thread. */
 uint64_t http_server_requests(const struct http_server *server);
 

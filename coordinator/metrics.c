@@ -17,7 +17,9 @@
 #include "sched.h"
 #include "util.h"
 
-#define LABELS_MAX 640 /* host="…",domain="…",uuid="…" escaped: ids 63, names 127 x 3 bytes */
+#define VM_LINE_BYTES   160 /* a VM's sample with usual names: ~140 bytes */
+#define HOST_LINE_BYTES 96
+#define LABELS_MAX      640 /* host="…",domain="…",uuid="…" escaped: ids 63, names 127 x 3 bytes */
 
 enum family {
     FAM_FLEET_HOSTS = 0,
@@ -473,6 +475,24 @@ collect_id(const struct fleet_host_info *h, void *ctx)
     return 0;
 }
 
+/* Room for a family's samples before the first one: growing a buffer of hundreds of MiB by
+ * doubling copies it again and again, and page faults on the copies cost more than the text.
+ * Room never written is address space, not memory (large blocks are mapped lazily). */
+static void
+reserve_families(struct metrics_build *b, size_t n_hosts, size_t n_vms)
+{
+    for (int f = FAM_HOST_LIVENESS; f < FAM_COUNT; f++) {
+        size_t lines = n_hosts;
+        if (f == FAM_HOST_LIVENESS || f == FAM_HOST_AGENT_ERRORS)
+            lines = n_hosts * 3;
+        else if (f == FAM_DECISIONS || f == FAM_DECISION_MOVED)
+            lines = n_hosts * 2;
+        else if (f >= FAM_VM_MAX)
+            lines = n_vms;
+        buf_reserve(&b->fam[f], lines * (f >= FAM_VM_MAX ? VM_LINE_BYTES : HOST_LINE_BYTES));
+    }
+}
+
 struct metrics_build *
 metrics_build_new(const struct fleet *fleet)
 {
@@ -481,6 +501,7 @@ metrics_build_new(const struct fleet *fleet)
 
     b->ids = util_xcalloc(n ? n : 1, sizeof(*b->ids));
     fleet_hosts_each(fleet, collect_id, b);
+    reserve_families(b, n, fleet_vm_count(fleet));
     return b;
 }
 
