@@ -298,10 +298,10 @@ http_server_open(
     pthread_mutex_init(&s->lock, NULL);
     s->content_type = content_type;
     atomic_init(&s->requests, 0);
-    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, answer, s, MHD_OPTION_SOCK_ADDR, &addr,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTIONS_MAX,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT,
-                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, answer, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+                              NULL, MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_CONNECTION_LIMIT,
+                              (unsigned)CONNECTIONS_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
+                              (unsigned)CONNECTION_TIMEOUT, MHD_OPTION_END);
     if (!s->mhd) {
         rc = errno ? -errno : -EADDRINUSE;
         snprintf(err, err_len, "cannot listen on %.200s: %s", text, strerror(-rc));
