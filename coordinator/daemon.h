@@ -7,7 +7,10 @@
  * loop; blocked from daemon_open() on and read between polls), the control dispatch (a
  * memschedctl request decoded, its author taken from what the transport proved, answered by
  * control.c) and the send callback that puts the engine's messages on the wire (wire_send).
- * Single-threaded: everything runs in daemon_run()'s loop.
+ * Single-threaded: everything runs in daemon_run()'s loop, except the HTTP listener's own
+ * thread, which only hands out the metrics documents the loop publishes (http.h). The loop
+ * writes them a slice of hosts at a time (metrics.h) between messages, so a large fleet's
+ * exposition never holds agents or memschedctl up for more than one slice.
  */
 #ifndef MEMSCHED_COORDINATOR_DAEMON_H
 #define MEMSCHED_COORDINATOR_DAEMON_H
@@ -26,6 +29,7 @@ struct daemon_options {
     const char *admin_allow_dir; /* operators' public keys, for a tcp:// control endpoint */
     const char *admin_read_dir;  /* read-only operators' keys ("" = none) */
     const char *db;              /* the SQLite store */
+    const char *metrics_listen;  /* Prometheus /metrics (http.h); NULL or "" = none */
     bool insecure;               /* no CURVE on the agents' endpoint (loopback only) */
     uint64_t stale_after_ms;
     uint64_t down_after_ms;

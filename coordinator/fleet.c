@@ -59,6 +59,8 @@ struct host {
     uint64_t decisions_total;
     struct policy policy_in_force;
     bool has_policy_in_force;
+    uint64_t decisions_by_reason[SCHED_REASON_COUNT];
+    uint64_t moved_kib_by_reason[SCHED_REASON_COUNT];
 };
 
 /* A VM decoded from a report, before it is sorted and moved into its host. */
@@ -625,6 +627,14 @@ commit_decisions(struct fleet *f, struct host *h, const struct wire_report *r, u
 
     if (n > 0 && !h->decisions)
         h->decisions = util_xcalloc(cap, sizeof(*h->decisions));
+    for (size_t i = 0; i < n; i++) {
+        const struct fleet_decision *d = &f->scratch_decisions[i];
+        uint64_t moved = d->new_target_kib > d->old_target_kib
+                             ? d->new_target_kib - d->old_target_kib
+                             : d->old_target_kib - d->new_target_kib;
+        h->decisions_by_reason[d->reason]++;
+        h->moved_kib_by_reason[d->reason] = util_add_sat(h->moved_kib_by_reason[d->reason], moved);
+    }
     for (size_t i = first; i < n; i++) {
         h->decisions[h->decisions_next] = f->scratch_decisions[i];
         h->decisions_next = (h->decisions_next + 1) % cap;
@@ -826,6 +836,8 @@ host_info(const struct host *h, struct fleet_host_info *info)
     info->n_decisions = h->n_decisions;
     info->decisions_total = h->decisions_total;
     info->policy_in_force = h->has_policy_in_force ? &h->policy_in_force : NULL;
+    info->decisions_by_reason = h->decisions_by_reason;
+    info->moved_kib_by_reason = h->moved_kib_by_reason;
 }
 
 int

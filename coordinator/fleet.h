@@ -138,8 +138,12 @@ struct fleet_host_info {
     uint64_t vms_total;     /* the host's VMs: more than n_vms when its report was cut */
     uint64_t vm_actual_kib; /* sums over vms */
     uint64_t vm_max_kib;
-    size_t n_decisions;                   /* in the ring: fleet_host_decisions() copies them */
-    uint64_t decisions_total;             /* ever received from this host */
+    size_t n_decisions;       /* in the ring: fleet_host_decisions() copies them */
+    uint64_t decisions_total; /* ever received from this host */
+    /* The same count by reason, and the KiB the targets moved (|new - old|) by reason: counters
+     * for as long as the host is known (the metrics' _total series). */
+    const uint64_t *decisions_by_reason;  /* SCHED_REASON_COUNT entries */
+    const uint64_t *moved_kib_by_reason;  /* SCHED_REASON_COUNT entries */
     const struct policy *policy_in_force; /* the thresholds of its last report; NULL: unknown */
 };
 

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "coordinator.h"
 #include "fleet.h"
+#include "http.h"
 #include "transport.h"
 
 #define STRING_KEY(field, def, min_len, text)                                                      \
@@ -52,6 +53,11 @@ static const struct config_key keys[] = {
                "read-only operators' keys (status, hosts, vms, events, policy show/history; no "
                "policy set, no hosts forget); empty: none"),
     STRING_KEY(db, "/var/lib/memsched/coordinator.db", 1, "the policy store (SQLite)"),
+    STRING_KEY(metrics_listen,
+               "",
+               0,
+               "Prometheus metrics at /metrics: http://ADDR:PORT, or a port alone for loopback "
+               "(plain HTTP, read-only); empty: off"),
     {
         .name = "insecure",
         .kind = CONFIG_KIND_BOOL,
@@ -146,6 +152,15 @@ settings_check(const struct settings *s, char *err, size_t err_len)
     if (strncmp(s->control, "tcp://", 6) == 0 && !s->admin_allow_dir[0]) {
         snprintf(err, err_len, "a tcp:// control endpoint needs admin_allow_dir (CURVE)");
         return -EINVAL;
+    }
+    if (s->metrics_listen[0]) {
+        struct sockaddr_storage addr;
+        socklen_t addr_len;
+        char why[HTTP_ERR_MAX];
+        if (http_listen_parse(s->metrics_listen, &addr, &addr_len, why, sizeof(why)) < 0) {
+            snprintf(err, err_len, "metrics_listen: %s", why);
+            return -EINVAL;
+        }
     }
     if (s->insecure && !transport_endpoint_is_local(s->listen)) {
         snprintf(err, err_len, "insecure=true is only allowed on loopback, not %.200s", s->listen);

@@ -28,6 +28,7 @@ struct settings {
     char admin_allow_dir[SETTINGS_STR_MAX]; /* operators' public keys, for a tcp:// control */
     char admin_read_dir[SETTINGS_STR_MAX];  /* read-only operators' keys (dashboards, scripts) */
     char db[SETTINGS_STR_MAX];
+    char metrics_listen[SETTINGS_STR_MAX]; /* Prometheus: http://ADDR:PORT or a port; "" = off */
     bool insecure;
     uint64_t stale_after_ms;
     uint64_t down_after_ms;
@@ -52,7 +53,7 @@ int settings_load_file(struct settings *s, const char *path, char *err, size_t e
 int settings_load_arg(struct settings *s, const char *arg, char *err, size_t err_len);
 
 /* The rules between keys (stale before down, retention, a tcp:// control needs operators' keys,
- * insecure only on loopback). Returns 0 or -EINVAL with err. */
+ * insecure only on loopback, a metrics_listen address). Returns 0 or -EINVAL with err. */
 int settings_check(const struct settings *s, char *err, size_t err_len);
 
 /* Open what the settings name, as the daemon will at start, without binding or creating

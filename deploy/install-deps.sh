@@ -7,13 +7,15 @@ set -euo pipefail
 build=(
     build-essential cmake pkg-config
     libvirt-dev libzmq3-dev protobuf-c-compiler libprotobuf-c-dev
-    libxml2-dev libjansson-dev libsystemd-dev libcmocka-dev libsqlite3-dev
+    libxml2-dev libjansson-dev libsystemd-dev libcmocka-dev libsqlite3-dev libmicrohttpd-dev
 )
 # libvirt-daemon gives libvirtd for the integration tests (the test driver is in libvirt0),
 # libvirt-clients virsh, jq for the integration tests that read memschedctl's --json, iproute2
-# for the netns fault tests (ip netns, veth, bridge); --no-install-recommends keeps QEMU out.
+# for the netns fault tests (ip netns, veth, bridge); --no-install-recommends keeps QEMU out of
+# it. prometheus gives promtool (checks the coordinator's exposition) and the server the metrics
+# test scrapes with; curl queries it.
 test=(
-    clang clang-format libclang-rt-14-dev libvirt-daemon libvirt-clients jq iproute2
+    clang clang-format libclang-rt-14-dev libvirt-daemon libvirt-clients jq iproute2 prometheus curl
 )
 
 packages=("${build[@]}")

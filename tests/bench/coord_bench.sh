@@ -15,9 +15,15 @@
 #   fanout         1,000 agents; policy-set to the last ack, and until policy-show shows them all
 #   rss-paced      10,000 hosts x 50 VMs arriving at 3,000 hosts/s: VmRSS and VmHWM
 #   rss-burst      the same as fast as the bench can send them (a reconnect storm)
+#   scrape-100, scrape-10000   the coordinator with metrics_listen, filled by the rss phase with
+#                  100 or 10,000 hosts x 50 VMs: GET /metrics with curl (bytes, seconds to the
+#                  last byte: a document the loop published, built a slice at a time), and
+#                  how long `memschedctl status` waits while documents are being written
 # It prints what each run measured and a summary table, and asserts nothing (benchmarks print
 # numbers). Whatever it started is stopped and the directory removed, however it ends. Extra
-# arguments after -- go to every coord_bench run (e.g. -- --vms 50). About 45 s on 2 CPUs.
+# arguments after -- go to every coord_bench run (e.g. -- --vms 50). About 45 s on 2 CPUs, and
+# about a minute more for the scrape runs. COORD_BENCH_ONLY=REGEX runs only the runs whose
+# name matches (COORD_BENCH_ONLY=scrape: the scrape runs alone).
 # From the repository root:
 #   cmake --preset release && cmake --build --preset release -j2 && tests/bench/coord_bench.sh
 set -eu
@@ -74,17 +80,18 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# start_coordinator NAME [CPUS]: a fresh coordinator (pinned to CPUS when given); sets
-# coord_pid, endpoint and control.
+# start_coordinator NAME [CPUS [KEY=VALUE...]]: a fresh coordinator (pinned to CPUS when not
+# empty) with extra settings; sets coord_pid, endpoint and control.
 start_coordinator() {
     local name=$1 cpus=${2:-}
+    shift $(($# < 2 ? $# : 2))
     local pin=()
     [ -n "$cpus" ] && pin=(taskset -c "$cpus")
     endpoint="tcp://127.0.0.1:$(free_port)"
     control="ipc://$tmp/$name.ctl"
     "${pin[@]}" "$coordinator" listen="$endpoint" control="$control" \
         key_file="$tmp/keys/coordinator.secret" allow_dir="$tmp/allow" db="$tmp/$name.db" \
-        insecure=true 2>"$tmp/$name.log" &
+        insecure=true "$@" 2>"$tmp/$name.log" &
     coord_pid=$!
     for _ in $(seq 1 100); do
         if "$ctl" --socket "$control" --timeout 200 status >/dev/null 2>&1; then
@@ -98,11 +105,14 @@ start_coordinator() {
     return 1
 }
 
+selected() { [[ "$1" =~ ${COORD_BENCH_ONLY:-.} ]]; }
+
 # run NAME PHASE COORD_CPUS BENCH_CPUS [ARGS...]: one phase against a fresh coordinator; its
 # output goes to the terminal and to $tmp/NAME.out. Empty CPU lists mean not pinned.
 run() {
     local name=$1 phase=$2 coord_cpus=$3 bench_cpus=$4 rc=0
     shift 4
+    selected "$name" || return 0
     local pin=()
     [ -n "$bench_cpus" ] && pin=(taskset -c "$bench_cpus")
     [ -n "$coord_cpus" ] && echo "[$name: coordinator pinned to CPU $coord_cpus, bench to CPU $bench_cpus]"
@@ -130,6 +140,46 @@ run() {
     echo
 }
 
+# scrape NAME CLIENTS HOSTS_PER_CLIENT: a coordinator with metrics_listen, filled by the rss
+# phase, then scraped and asked for `status` while it writes documents (RESULT lines).
+scrape() {
+    local name=$1 clients=$2 per_client=$3 mport hosts want=$(($2 * $3))
+    selected "$name" || return 0
+    mport=$(free_port)
+    start_coordinator "$name" "" "metrics_listen=$mport" || return 1
+    "$bench" rss --pid "$coord_pid" --endpoint "$endpoint" --control "$control" \
+        --server-key "$tmp/keys/coordinator.key" --key - --clients "$clients" \
+        --hosts-per-client "$per_client" --rate 0 "${extra[@]}" >"$tmp/$name.rss" 2>&1 ||
+        { echo "coord_bench.sh: $name: the rss phase failed" >&2; stop_coordinator; return 1; }
+    # The first document with every host in it (one is published every second while scraped).
+    for _ in $(seq 1 300); do
+        hosts=$(curl -sf "http://127.0.0.1:$mport/metrics" |
+            awk '/^memsched_fleet_hosts\{/ { n += $2 } END { print n + 0 }') || hosts=0
+        [ "$hosts" = "$want" ] && break
+        sleep 0.2
+    done
+    echo "$name: $want hosts x $(value_of "$tmp/$name.rss" rss_vms) VMs in the document: $hosts"
+    for i in 1 2 3; do
+        curl -sf -o /dev/null -w "RESULT scrape_bytes=%{size_download} scrape_s=%{time_total}\n" \
+            "http://127.0.0.1:$mport/metrics" | tee -a "$tmp/$name.out"
+    done
+    # The control socket while documents are written (every second, as long as someone scrapes).
+    for i in 1 2 3 4 5; do
+        local t0 t1 curl_pid
+        curl -sf -o /dev/null "http://127.0.0.1:$mport/metrics" &
+        curl_pid=$!
+        t0=$(date +%s%N)
+        "$ctl" --socket "$control" --timeout 10000 status >/dev/null
+        t1=$(date +%s%N)
+        wait "$curl_pid" || true
+        echo "RESULT status_during_scrape_ms=$(((t1 - t0) / 1000000))" | tee -a "$tmp/$name.out"
+    done
+    grep -h "VmHWM\|RESULT rss_round2_mib" "$tmp/$name.rss" | tail -2 || true
+    stop_coordinator
+    echo
+}
+value_of() { grep -o "\b$2=[^ ]*" "$1" 2>/dev/null | tail -1 | cut -d= -f2; }
+
 extra=("$@")
 ncpu=$(nproc)
 echo "coord_bench.sh: $ncpu CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- |
@@ -139,13 +189,19 @@ echo "  Coordinator: $coordinator (log_level=info, to a file), CURVE on loopback
 echo
 run ingest ingest "" "" || true
 pinned=no
-if [ "$ncpu" -ge 2 ] && command -v taskset >/dev/null; then
+if [ "$ncpu" -ge 2 ] && command -v taskset >/dev/null && selected ingest-pinned; then
     run ingest-pinned ingest 0 1 || true
     pinned=yes
 fi
 run fanout fanout "" "" || true
 run rss-paced rss "" "" --rate 3000 || true
 run rss-burst rss "" "" --rate 0 || true
+if command -v curl >/dev/null; then
+    scrape scrape-100 1 100 || true
+    scrape scrape-10000 100 100 || true
+else
+    echo "coord_bench.sh: no curl: the scrape runs are left out"
+fi
 
 # The summary: the RESULT key=value lines of each run, one table.
 value() { grep -o "\b$2=[^ ]*" "$tmp/$1.out" 2>/dev/null | tail -1 | cut -d= -f2; }
@@ -154,6 +210,7 @@ printf '%-62s %s\n' "measure" "value"
 printf '%-62s %s\n' "-------" "-----"
 for run_name in ingest ingest-pinned; do
     [ "$run_name" = ingest-pinned ] && [ "$pinned" = no ] && continue
+    [ -f "$tmp/$run_name.out" ] || continue
     if [ "$run_name" = ingest ]; then
         t="ingest, $(value ingest ingest_agents) agents, CPUs shared"
     else
@@ -169,16 +226,27 @@ for run_name in ingest ingest-pinned; do
     row "  other processes on the machine (% of one core)" "$run_name" ingest_other_cpu_pct " %"
     row "  a control 'status' request waited" "$run_name" ingest_control_wait_ms " ms"
 done
-row "fanout: agents" fanout fanout_hosts
-row "  policy-set answered (every push sent)" fanout fanout_reply_ms " ms"
-row "  last ack sent by the agents" fanout fanout_last_ack_ms " ms"
-row "  all acks recorded: policy-show answer (asked at)" fanout fanout_recorded_ms \
-    " ms ($(value fanout fanout_recorded_asked_ms) ms), $(value fanout fanout_recorded) acks"
+if [ -f "$tmp/fanout.out" ]; then
+    row "fanout: agents" fanout fanout_hosts
+    row "  policy-set answered (every push sent)" fanout fanout_reply_ms " ms"
+    row "  last ack sent by the agents" fanout fanout_last_ack_ms " ms"
+    row "  all acks recorded: policy-show answer (asked at)" fanout fanout_recorded_ms \
+        " ms ($(value fanout fanout_recorded_asked_ms) ms), $(value fanout fanout_recorded) acks"
+fi
 for run_name in rss-paced rss-burst; do
+    [ -f "$tmp/$run_name.out" ] || continue
     rate=$(value "$run_name" rss_rate)
     [ "$rate" = 0 ] && how="unpaced" || how="$rate hosts/s"
     row "rss ($how): $(value "$run_name" rss_hosts) hosts x $(value "$run_name" rss_vms) VMs, VmRSS round 1" \
         "$run_name" rss_round1_mib " MiB"
     row "  VmRSS after round 2 (steady state)" "$run_name" rss_round2_mib " MiB"
     row "  VmHWM (peak)" "$run_name" hwm_round2_mib " MiB"
+done
+for run_name in scrape-100 scrape-10000; do
+    [ -f "$tmp/$run_name.out" ] || continue
+    row "$run_name: GET /metrics bytes" "$run_name" scrape_bytes
+    row "  seconds to the last byte (last of 3)" "$run_name" scrape_s " s"
+    row "  memschedctl status while documents are written (last of 5)" "$run_name" \
+        status_during_scrape_ms " ms (all: $(grep -o 'status_during_scrape_ms=[0-9]*' \
+        "$tmp/$run_name.out" | cut -d= -f2 | tr '\n' ' '))"
 done

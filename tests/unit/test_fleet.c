@@ -531,6 +531,10 @@ test_decision_ring_bounded(void **state)
     assert_int_equal(fleet_host_get(f, "hv-01", &info), 0);
     assert_int_equal(info.n_decisions, 4);
     assert_int_equal(info.decisions_total, 6);
+    /* The counters by reason count every decision, not only those the ring keeps. */
+    assert_int_equal(info.decisions_by_reason[SCHED_REASON_SHRINK], 6);
+    assert_int_equal(info.decisions_by_reason[SCHED_REASON_GROW], 0);
+    assert_int_equal(info.moved_kib_by_reason[SCHED_REASON_SHRINK], 0 + 1 + 2 + 10 + 11 + 12);
     assert_int_equal(fleet_host_decisions(f, "hv-01", d, ARRAY_SIZE(d)), 4);
     static const uint64_t want_old[] = {12, 11, 10, 2}; /* newest first */
     for (size_t i = 0; i < 4; i++)

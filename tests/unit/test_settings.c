@@ -105,6 +105,37 @@ test_rules_between_keys(void **state)
     assert_int_equal(settings_check(&s, err, sizeof(err)), 0);
 }
 
+/* metrics_listen: off by default, a port alone (loopback) or http://ADDR:PORT with an IP. */
+static void
+test_metrics_listen(void **state)
+{
+    static const char *const good[] = {
+        "metrics_listen=",
+        "metrics_listen=9187",
+        "metrics_listen=:9187",
+        "metrics_listen=http://127.0.0.1:9187",
+        "metrics_listen=http://0.0.0.0:0",
+        "metrics_listen=http://[::1]:9187",
+    };
+    struct settings s;
+    char err[512];
+    (void)state;
+
+    settings_defaults(&s);
+    assert_string_equal(s.metrics_listen, "");
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        settings_defaults(&s);
+        assert_int_equal(settings_load_arg(&s, good[i], err, sizeof(err)), 0);
+        if (settings_check(&s, err, sizeof(err)) != 0)
+            fail_msg("%s: want accepted, got \"%s\"", good[i], err);
+    }
+    expect_check_error("metrics_listen=http://localhost:9187", NULL, "metrics_listen: 'http://");
+    expect_check_error("metrics_listen=65536", NULL, "want http://ADDR:PORT");
+    expect_check_error("metrics_listen=http://127.0.0.1", NULL, "want http://ADDR:PORT");
+    expect_check_error("metrics_listen=tcp://127.0.0.1:9187", NULL, "want http://ADDR:PORT");
+    expect_check_error("metrics_listen=http://::1:9187", NULL, "want http://ADDR:PORT");
+}
+
 /* A file, then arguments over it; what --print-config prints reads back the same. */
 static void
 test_file_args_and_print_round_trip(void **state)
@@ -158,6 +189,7 @@ main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_rules_between_keys),
+        cmocka_unit_test(test_metrics_listen),
         cmocka_unit_test(test_file_args_and_print_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
