@@ -142,6 +142,10 @@ main(int argc, char **argv)
 
     if (parse_args(argc, argv, &opts) < 0)
         return 2;
+    /* Under WatchdogSec=, ping at twice its rate, as sd_watchdog_enabled(3) advises. */
+    uint64_t watchdog_us = 0;
+    if (sd_watchdog_enabled(0, &watchdog_us) > 0)
+        opts.agent.watchdog_ms = watchdog_us / 2000 ? watchdog_us / 2000 : 1;
     if (agent_load_config(&opts.agent, &config, err, sizeof(err)) < 0) {
         fprintf(stderr, "memsched-agent: %s\n", err);
         return 1;
