@@ -12,8 +12,11 @@ build=(
 # libvirt-daemon gives libvirtd for the integration tests (the test driver is in libvirt0),
 # libvirt-clients virsh, jq for the integration tests that read memschedctl's --json;
 # --no-install-recommends keeps QEMU out of it.
+# scdoc, lintian, systemd (systemd-analyze), man-db and bash-completion for the packages'
+# check (tests/deploy/packages.sh).
 test=(
     clang clang-format libclang-rt-14-dev libvirt-daemon libvirt-clients jq
+    scdoc lintian systemd man-db bash-completion
 )
 
 packages=("${build[@]}")
