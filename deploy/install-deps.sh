@@ -13,10 +13,11 @@ build=(
 # libvirt-clients virsh, jq for the integration tests that read memschedctl's --json;
 # --no-install-recommends keeps QEMU out of it.
 # scdoc, lintian, systemd (systemd-analyze), man-db and bash-completion for the packages'
-# check (tests/deploy/packages.sh).
+# check (tests/deploy/packages.sh); ansible-core (the builtin modules are all the roles use)
+# and python3-apt (its apt module) for tests/deploy/ansible.sh.
 test=(
     clang clang-format libclang-rt-14-dev libvirt-daemon libvirt-clients jq
-    scdoc lintian systemd man-db bash-completion
+    scdoc lintian systemd man-db bash-completion ansible-core python3-apt
 )
 
 packages=("${build[@]}")
