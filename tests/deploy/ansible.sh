@@ -20,8 +20,11 @@ fail() {
     echo "ansible.sh: FAIL: $*" >&2
     exit 1
 }
+# The roles leave the .debs they copied in apt's cache, as apt would; gone with the packages.
 purge() {
     DEBIAN_FRONTEND=noninteractive apt-get purge -y -q "${packages[@]}" >"$tmp/purge.log" 2>&1
+    rm -f /var/cache/apt/archives/memsched-agent_*.deb \
+        /var/cache/apt/archives/memsched-coordinator_*.deb /var/cache/apt/archives/memschedctl_*.deb
 }
 cleanup() {
     if dpkg-query -W -f='${Status}\n' "${packages[@]}" 2>/dev/null | grep -q "^install"; then
