@@ -161,6 +161,18 @@ kill "${pids[0]}"
 wait "${pids[0]}" || true
 pids=()
 
+step "reinstall over a configured host (what an upgrade's maintainer scripts meet)"
+uid=$(id -u memsched)
+sum=$(cat /etc/memsched/*.secret /etc/memsched/agents/* | md5sum)
+dpkg -i "${debs[@]}" >"$tmp/reinstall.log" 2>&1 || { cat "$tmp/reinstall.log"; fail "dpkg -i again"; }
+[ "$(id -u memsched)" = "$uid" ] || fail "the memsched user changed on reinstall"
+[ "$(cat /etc/memsched/*.secret /etc/memsched/agents/* | md5sum)" = "$sum" ] ||
+    fail "keys or allowlist changed on reinstall"
+[ "$(stat -c %U /etc/memsched/coordinator.secret)" = memsched ] || fail "secret's owner changed"
+runuser -u memsched -- memsched-coordinator --check-config >/dev/null ||
+    fail "coordinator --check-config after reinstall"
+echo "user, keys, allowlist and configs kept"
+
 step "bash completion"
 bash -c 'source /usr/share/bash-completion/bash_completion
     source /usr/share/bash-completion/completions/memschedctl
