@@ -41,9 +41,10 @@ struct agent {
     struct round *round;
     sigset_t signals;
     uint64_t start_ms;
-    FILE *record;          /* --record: the per-round CSV */
-    uint64_t targets_hash; /* of the in-flight targets last saved */
-    struct link *link;     /* to the coordinators; NULL without one */
+    FILE *record;            /* --record: the per-round CSV */
+    uint64_t targets_hash;   /* of the in-flight targets last saved */
+    struct link *link;       /* to the coordinators; NULL without one */
+    uint64_t watchdog_at_ms; /* when WATCHDOG was last sent (monotonic) */
 };
 
 static void
@@ -51,6 +52,16 @@ notify(const struct agent *a, const char *state)
 {
     if (a->opts.notify)
         a->opts.notify(state);
+}
+
+/* The loop is alive: systemd's watchdog hears so once a round and, with opts.watchdog_ms, while
+ * the loop waits for the next one. Only the loop sends it, so a round stuck in a libvirt call
+ * still lets the watchdog fire. */
+static void
+pet_watchdog(struct agent *a, uint64_t now_ms)
+{
+    notify(a, "WATCHDOG=1");
+    a->watchdog_at_ms = now_ms;
 }
 
 /* The config file, then the command line over it (also on every reload). */
@@ -367,6 +378,13 @@ wait_for_next_round(struct agent *a, uint64_t deadline_ms)
         if (now >= deadline_ms)
             return true;
         uint64_t wait = deadline_ms - now;
+        if (a->opts.watchdog_ms) {
+            if (now - a->watchdog_at_ms >= a->opts.watchdog_ms)
+                pet_watchdog(a, now);
+            uint64_t until_ping = a->watchdog_at_ms + a->opts.watchdog_ms - now;
+            if (wait > until_ping)
+                wait = until_ping;
+        }
         if (a->link) {
             /* The coordinators get the wait, in slices, so signals are still seen quickly. */
             link_poll(a->link, wait < 100 ? (int)wait : 100, fleet_version(a), push_gate, a);
@@ -525,7 +543,7 @@ agent_run(struct agent *a)
         } else if (a->link && rc == -ENOTCONN && due) {
             link_heartbeat(a->link, fleet_version(a));
         }
-        notify(a, "WATCHDOG=1");
+        pet_watchdog(a, now);
         if (planned && (a->opts.once || (a->opts.max_rounds && n >= a->opts.max_rounds)))
             break;
         if (scenario_over(a))

@@ -34,6 +34,9 @@ struct agent_options {
     uint64_t max_rounds; /* 0 = no limit */
     /* systemd's sd_notify, or NULL: READY, RELOADING, WATCHDOG, STOPPING. */
     void (*notify)(const char *state);
+    /* Send WATCHDOG at least this often, also while waiting between rounds (a round can be
+     * up to an hour apart); 0: only once a round. main sets half of systemd's WatchdogSec. */
+    uint64_t watchdog_ms;
     /* Tests: the link's messages go to link_emit instead of a transport (see link_new()). */
     link_emit_fn link_emit;
     void *link_emit_ctx;

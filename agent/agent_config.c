@@ -32,7 +32,7 @@ static const struct config_key keys[] = {
         .kind = CONFIG_KIND_STRING,
         .offset = offsetof(struct agent_config, state_dir),
         .size = AGENT_CONFIG_STR_MAX,
-        .default_text = "/var/lib/memsched",
+        .default_text = "/var/lib/memsched-agent",
         .help = "where the policy in force is kept across restarts",
     },
     {

@@ -10,12 +10,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 
 #include "agent.h"
 #include "agent_config.h"
 #include "config.h"
 #include "log.h"
 #include "transport.h"
+
+/* Read when no -c is given and it exists (the package ships it); else the built-in defaults. */
+#define DEFAULT_CONFIG MEMSCHED_CONFIG_DIR "/agent.conf"
 
 /* The command line: the agent's options, and what main does instead of running it. */
 struct options {
@@ -29,7 +33,8 @@ usage(FILE *out)
 {
     fprintf(out,
             "usage: memsched-agent [options]\n"
-            "  -c, --config FILE     read FILE (key = value; see --print-config)\n"
+            "  -c, --config FILE     read FILE (key = value; see --print-config); default\n"
+            "                        " DEFAULT_CONFIG " if it exists\n"
             "  -u, --uri URI         hypervisor: libvirt URI or sim:FILE[?speed=N]\n"
             "  -s, --state-dir DIR   where the policy in force is kept\n"
             "  -n, --dry-run         plan and log, set nothing\n"
@@ -142,6 +147,12 @@ main(int argc, char **argv)
 
     if (parse_args(argc, argv, &opts) < 0)
         return 2;
+    if (!opts.agent.config_path && access(DEFAULT_CONFIG, F_OK) == 0)
+        opts.agent.config_path = DEFAULT_CONFIG;
+    /* Under WatchdogSec=, ping at twice its rate, as sd_watchdog_enabled(3) advises. */
+    uint64_t watchdog_us = 0;
+    if (sd_watchdog_enabled(0, &watchdog_us) > 0)
+        opts.agent.watchdog_ms = watchdog_us / 2000 ? watchdog_us / 2000 : 1;
     if (agent_load_config(&opts.agent, &config, err, sizeof(err)) < 0) {
         fprintf(stderr, "memsched-agent: %s\n", err);
         return 1;

@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "config_table.h"
 #include "daemon.h"
@@ -14,6 +15,8 @@
 #include "settings.h"
 
 #define ERR_LEN 512
+/* Read when no -c is given and it exists (the package ships it); else the built-in defaults. */
+#define DEFAULT_CONFIG MEMSCHED_CONFIG_DIR "/coordinator.conf"
 
 static void
 usage(FILE *out)
@@ -24,7 +27,8 @@ usage(FILE *out)
     fprintf(out, "usage: memsched-coordinator [-c FILE] [--check-config] [--print-config] "
                  "[key=value ...]\n"
                  "  -c, --config FILE   read FILE (key = value lines); key=value arguments "
-                 "override it\n"
+                 "override it;\n"
+                 "                      default " DEFAULT_CONFIG " if it exists\n"
                  "      --check-config  validate, open the files the settings name, and exit\n"
                  "      --print-config  print the effective configuration and exit\n"
                  "      --version       print the version and exit\n"
@@ -52,6 +56,7 @@ load_settings(int argc, char **argv, struct settings *s, struct options *o)
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     char err[ERR_LEN];
+    bool have_config = false;
     int c;
 
     settings_defaults(s);
@@ -73,6 +78,12 @@ load_settings(int argc, char **argv, struct settings *s, struct options *o)
             usage(stderr);
             return -EINVAL;
         }
+        have_config = have_config || c == 'c';
+    }
+    if (!have_config && access(DEFAULT_CONFIG, F_OK) == 0 &&
+        settings_load_file(s, DEFAULT_CONFIG, err, sizeof(err)) < 0) {
+        fprintf(stderr, "memsched-coordinator: %s\n", err);
+        return -EINVAL;
     }
     for (int i = optind; i < argc; i++) {
         if (settings_load_arg(s, argv[i], err, sizeof(err)) < 0) {

@@ -14,8 +14,12 @@ build=(
 # for the netns fault tests (ip netns, veth, bridge); --no-install-recommends keeps QEMU out of
 # it. prometheus gives promtool (checks the coordinator's exposition) and the server the metrics
 # test scrapes with; curl queries it.
+# scdoc, lintian, systemd (systemd-analyze), man-db and bash-completion for the packages'
+# check (tests/deploy/packages.sh); ansible-core (the builtin modules are all the roles use)
+# and python3-apt (its apt module) for tests/deploy/ansible.sh.
 test=(
     clang clang-format libclang-rt-14-dev libvirt-daemon libvirt-clients jq iproute2 prometheus curl
+    scdoc lintian systemd man-db bash-completion ansible-core python3-apt
 )
 
 packages=("${build[@]}")

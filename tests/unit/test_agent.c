@@ -5,6 +5,7 @@
  * The agent runs on a sim scenario (no libvirt, no coordinator) with a state dir of its own.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -401,6 +403,74 @@ test_reload_keeps_restart_keys_and_applies_the_rest(void **state)
     agent_close(&a);
 }
 
+/* What systemd's watchdog heard (notify has no context pointer: file scope). */
+static struct {
+    uint64_t ready_ms, last_ms, max_gap_ms;
+    size_t pings;
+    bool stop_sent;
+} heard;
+
+static uint64_t
+mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Records the gaps between WATCHDOG pings; 1.2 s after READY it raises SIGTERM once (blocked,
+ * so it waits for the agent's sigtimedwait, which takes it) to end the run. */
+static void
+watchdog_notify(const char *state)
+{
+    uint64_t now = mono_ms();
+
+    if (strcmp(state, "READY=1") == 0 && !heard.ready_ms) {
+        heard.ready_ms = heard.last_ms = now;
+    } else if (strcmp(state, "WATCHDOG=1") == 0) {
+        if (now - heard.last_ms > heard.max_gap_ms)
+            heard.max_gap_ms = now - heard.last_ms;
+        heard.last_ms = now;
+        heard.pings++;
+    }
+    if (heard.ready_ms && now - heard.ready_ms >= 1200 && !heard.stop_sent) {
+        heard.stop_sent = true;
+        raise(SIGTERM);
+    }
+}
+
+/* Rounds 3 s apart (an hour is allowed): the watchdog still hears from the agent every
+ * watchdog_ms while it waits, not once a round. */
+static void
+test_watchdog_pinged_while_waiting_between_rounds(void **state)
+{
+    struct agent_options opts = {.notify = watchdog_notify, .watchdog_ms = 100};
+    struct agent_config config;
+    struct agent *a = NULL;
+    char err[CONFIG_ERR_MAX], state_dir[512];
+    sigset_t stop, old;
+    (void)state;
+
+    snprintf(state_dir, sizeof(state_dir), "%s/watchdog", dir);
+    agent_config_init_defaults(&config);
+    assert_int_equal(
+        agent_config_set(&config, "uri", "sim:" SCENARIO_DIR "/one_hog.json", err, sizeof(err)), 0);
+    assert_int_equal(agent_config_set(&config, "state_dir", state_dir, err, sizeof(err)), 0);
+    config.policy.interval_ms = 3000;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop, &old);
+    if (agent_open(&opts, &config, &stop, &a, err, sizeof(err)) < 0)
+        fail_msg("agent_open: %s", err);
+    assert_int_equal(agent_run(a), 0);
+    agent_close(&a);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (heard.pings < 6 || heard.max_gap_ms > 300)
+        fail_msg("want a WATCHDOG at least every ~100 ms over 1.2 s; got %zu pings, longest gap "
+                 "%" PRIu64 " ms",
+                 heard.pings, heard.max_gap_ms);
+}
+
 static int
 setup(void **state)
 {
@@ -430,6 +500,7 @@ main(void)
         cmocka_unit_test(test_reload_sends_new_labels_in_a_hello),
         cmocka_unit_test(test_reload_of_an_empty_or_missing_file_keeps_the_old_config),
         cmocka_unit_test(test_reload_keeps_restart_keys_and_applies_the_rest),
+        cmocka_unit_test(test_watchdog_pinged_while_waiting_between_rounds),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
