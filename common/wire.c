@@ -483,9 +483,10 @@ wire_decode(const uint8_t *buf, size_t len, struct wire_msg *msg, char *err, siz
         return -EBADMSG;
     }
     int rc;
-    if (env->protocol_version != WIRE_PROTOCOL_VERSION)
-        rc = util_fail(-EINVAL, err, err_len, "protocol_version=%" PRIu32 " unsupported (want %d)",
-                       env->protocol_version, WIRE_PROTOCOL_VERSION);
+    if (env->protocol_version < WIRE_PROTOCOL_MIN || env->protocol_version > WIRE_PROTOCOL_VERSION)
+        rc = util_fail(-EINVAL, err, err_len,
+                       "protocol_version=%" PRIu32 " unsupported (want %d to %d)",
+                       env->protocol_version, WIRE_PROTOCOL_MIN, WIRE_PROTOCOL_VERSION);
     else if (!wire_host_id_valid(env->host_id))
         rc = util_fail(-EINVAL, err, err_len, "bad host_id");
     else

@@ -15,8 +15,12 @@
 #include "sched.h"
 #include "wire_text.h"
 
-#define WIRE_ERR_MAX          256
+#define WIRE_ERR_MAX 256
+/* The protocol this build speaks, and the oldest it still decodes. Within a version fields are
+ * only ever added, as optional; a version that changes meaning keeps the one before it decodable
+ * for a release, so a fleet upgrades its coordinator first and its agents one by one. */
 #define WIRE_PROTOCOL_VERSION 1
+#define WIRE_PROTOCOL_MIN     1
 #define WIRE_MSG_MAX_BYTES    (4 * 1024 * 1024) /* the transport refuses anything larger */
 /* What a server takes from one peer in one message: the largest legal agent report is 1.4 MB
  * (test_wire_msg), a control request ~9 KB. Replies (memschedctl) may be WIRE_MSG_MAX_BYTES. */
