@@ -39,7 +39,7 @@ mkdir -p "$tmp/keys" "$tmp/allow"
 "$ctl" keygen coordinator --dir "$tmp/keys" >/dev/null
 "$ctl" keygen hv1 --dir "$tmp/keys" >/dev/null
 cp "$tmp/keys/hv1.key" "$tmp/allow/"
-port=$((20000 + RANDOM % 20000))
+port=$((10000 + RANDOM % ($(cut -f1 /proc/sys/net/ipv4/ip_local_port_range) - 10000)))
 "$coordinator" "listen=tcp://127.0.0.1:$port" "control=ipc://$tmp/ctl.sock" \
     "key_file=$tmp/keys/coordinator.secret" "allow_dir=$tmp/allow" "db=$tmp/fleet.db" \
     log_level=warn 2>"$tmp/coordinator.log" &

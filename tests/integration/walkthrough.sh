@@ -33,9 +33,10 @@ B=$build W=$work/fleet timeout 120 bash -euo pipefail -c "$block" >"$log" 2>&1 |
     fail "the block failed (exit $?)"
 
 grep -q "^hosts .*2: 2 fresh, 0 stale, 0 down" "$log" || fail "status did not show two fresh hosts"
-# why: idle1 holds excess from the start, so by now it has shrunk, and says by which rule.
+# why (after the policy set: v1): idle1 holds excess from the start, so by now it has shrunk,
+# and says by which rule.
 grep -q "^idle1 on hv1 (" "$log" || fail "why did not name idle1 on hv1"
-grep -q "^thresholds (policy none, as the agent reported them): demand signal usable" "$log" ||
+grep -q "^thresholds (policy v1, as the agent reported them): demand signal usable" "$log" ||
     fail "why did not show the thresholds the agent reported"
 grep -qE "shrink .* > 300 \(vm_excess_unused\): gave [0-9]+ MiB to VMs, [0-9]+ to the host" "$log" ||
     fail "why did not show idle1's shrink with its rule"

@@ -4,7 +4,8 @@
 #   need_jq              jq, to read memschedctl --json: a skip (77) here, a failure under CI
 #   fail MSG             print MSG and the tail of every log in $work, exit 1
 #   eventually S CMD...  run CMD every 0.2 s until it succeeds, for at most S seconds
-#   free_port            a TCP port nothing listens on at 127.0.0.1 (0 when none was found)
+#   free_port            a TCP port nothing listens on at 127.0.0.1, below the ephemeral range
+#                        (0 when none was found)
 
 daemons_init() {
     work=$(mktemp -d "/tmp/memsched-$1-XXXXXX")
@@ -51,7 +52,8 @@ eventually() {
 free_port() {
     local port
     for _ in $(seq 50); do
-        port=$((20000 + RANDOM % 20000))
+        # Below the kernel's ephemeral range (32768 up here): no outgoing connection holds it.
+        port=$((10000 + RANDOM % ($(cut -f1 /proc/sys/net/ipv4/ip_local_port_range) - 10000)))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
     done
     echo 0
