@@ -34,8 +34,10 @@
 #include "scope.h"
 #include "util.h"
 
-#define OPTIONS_MAX           4
+#define OPTIONS_MAX           5
 #define AUTHOR_DEFAULT        "memschedctl"
+#define HOSTS_LIMIT_DEFAULT   5000 /* ~1.5 MiB of JSON: far below the 4 MiB reply limit */
+#define HOSTS_LIMIT_MAX       10000
 #define VMS_LIMIT_DEFAULT     1000
 #define VMS_LIMIT_MAX         10000
 #define EVENTS_LIMIT_DEFAULT  100
@@ -1090,6 +1092,31 @@ hosts_sort(struct call *c, enum host_sort *sort)
                 "hosts: --sort wants host, liveness, seen, vms or available, not '%s'", name);
 }
 
+/* A page of hosts: total matching, and the cursor of the next page (NULL on the last). */
+static enum control_status
+hosts_render(struct call *c, struct rows *r, size_t total, const char *next, const char *none_text)
+{
+    struct text out;
+
+    if (r->array) {
+        json_t *root = jobj();
+        jset(root, "hosts", r->array);
+        jset(root, "total", ju64(total));
+        jset(root, "next_after", next ? jstr(next) : jcheck(json_null()));
+        return json_reply(c, root);
+    }
+    FILE *f = text_open(&out);
+    if (r->count)
+        table_print(f, &r->table);
+    else
+        fprintf(f, "%s\n", none_text);
+    if (next)
+        fprintf(f, "(%zu of %zu hosts shown: --after %s for the next page)\n", r->count, total,
+                next);
+    table_free(&r->table);
+    return text_reply(c, &out);
+}
+
 static enum control_status
 cmd_hosts(struct call *c)
 {
@@ -1103,25 +1130,36 @@ cmd_hosts(struct call *c)
     struct rows r = {.cc = c->cc, .table = {.cols = cols, .n_cols = ARRAY_SIZE(cols)}};
     struct host_list l = {0};
     struct scope filter;
-    const char *filter_text = opt(c, "filter");
+    const char *filter_text = opt(c, "filter"), *after = opt(c, "after");
     enum host_sort sort;
+    uint64_t limit;
     enum control_status st = hosts_sort(c, &sort);
 
     if (st == CONTROL_OK && filter_text)
         st = scope_option(c, filter_text, &filter);
     if (st == CONTROL_OK)
         st = unit_option(c, &r, cols, shown, names);
+    if (st == CONTROL_OK)
+        st = count_option(c, "limit", 1, HOSTS_LIMIT_MAX, HOSTS_LIMIT_DEFAULT, &limit);
+    if (st == CONTROL_OK && after && sort != HOST_SORT_ID)
+        st = fail(c, CONTROL_USAGE, "hosts: --after pages in host order (--sort host)");
     if (st != CONTROL_OK)
         return st;
     l.filter = filter_text ? &filter : NULL;
     fleet_hosts_each(c->cc->fleet, collect_host, &l);
     if (l.n > 1)
         qsort_r(l.hosts, l.n, sizeof(*l.hosts), compare_hosts, &sort);
+    size_t first = 0, end;
+    while (after && first < l.n && strcmp(l.hosts[first].host_id, after) <= 0)
+        first++; /* the page after the cursor: host ids are unique and sorted */
+    end = l.n - first > limit ? first + limit : l.n;
     r.array = c->req->json ? jarr() : NULL;
-    for (size_t i = 0; i < l.n; i++)
+    for (size_t i = first; i < end; i++)
         host_put(&r, &l.hosts[i]);
+    const char *next = end < l.n ? l.hosts[end - 1].host_id : NULL;
+    st = hosts_render(c, &r, l.n, next, filter_text ? "no host matches" : "no hosts yet");
     free(l.hosts);
-    return rows_reply(c, &r, "hosts", filter_text ? "no host matches" : "no hosts yet");
+    return st;
 }
 
 /* ---- hosts forget ---- */
@@ -2844,8 +2882,9 @@ cmd_policy_history(struct call *c)
 static const struct command commands[] = {
     {"status", "status", {NULL}, false, false, cmd_status},
     {"hosts",
-     "hosts [--sort host|liveness|seen|vms|available] [--filter SCOPE] [--unit MiB|GiB]",
-     {"sort", "filter", "unit"},
+     "hosts [--sort host|liveness|seen|vms|available] [--filter SCOPE] [--unit MiB|GiB] "
+     "[--limit N] [--after HOST]",
+     {"sort", "filter", "unit", "limit", "after"},
      false,
      false,
      cmd_hosts},

@@ -473,6 +473,30 @@ test_hosts_sort_filter_unit(void **state)
     want_status(fx, CONTROL_USAGE, run(fx, "hosts", "--filter", "rack", END));
 }
 
+/* Pages of hosts in id order: --limit, and --after the last id of the page before. */
+static void
+test_hosts_pages(void **state)
+{
+    struct fx *fx = *state;
+    json_t *root = run_json(fx, "hosts", "--limit", "2", END);
+    json_t *hosts = get_array(root, "hosts", 2);
+
+    assert_string_equal(get_str(json_array_get(hosts, 1), "host_id"), "h2");
+    assert_int_equal(get_int(root, "total"), 3);
+    assert_string_equal(get_str(root, "next_after"), "h2");
+    root = run_json(fx, "hosts", "--limit", "2", "--after", "h2", END);
+    hosts = get_array(root, "hosts", 1);
+    assert_string_equal(get_str(json_array_get(hosts, 0), "host_id"), "h3");
+    assert_true(json_is_null(json_object_get(root, "next_after"))); /* the last page */
+    root = run_json(fx, "hosts", "--after", "h1", "--filter", "label:rack=r1", END);
+    assert_string_equal(get_str(json_array_get(get_array(root, "hosts", 1), 0), "host_id"), "h3");
+    want_status(fx, CONTROL_OK, run(fx, "hosts", "--limit", "1", END));
+    want_text(fx, "(1 of 3 hosts shown: --after h1 for the next page)");
+    want_status(fx, CONTROL_USAGE, run(fx, "hosts", "--sort", "vms", "--after", "h1", END));
+    want_text(fx, "--after pages in host order");
+    want_status(fx, CONTROL_USAGE, run(fx, "hosts", "--limit", "0", END));
+}
+
 static void
 test_vms(void **state)
 {
@@ -1141,6 +1165,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_why, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hosts_sort_filter_unit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hosts_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hosts_ack_after_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restored_event_age, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_set_valid, setup, teardown),
