@@ -388,6 +388,26 @@ ctl_call(struct ctl *c, const char *command, const char *const *args)
     return root;
 }
 
+/* Every host, through the pages `hosts` answers in (--after the last of each): {"hosts": [...]}. */
+static json_t *
+ctl_hosts_all(struct ctl *c)
+{
+    json_t *all = json_array();
+    char after[WIRE_HOST_ID_MAX] = "";
+
+    for (;;) {
+        const char *args[] = {"--limit", "10000", after[0] ? "--after" : NULL, after, NULL};
+        json_t *page = ctl_call(c, "hosts", args);
+        const char *next = json_string_value(json_object_get(page, "next_after"));
+        json_array_extend(all, json_object_get(page, "hosts"));
+        if (next)
+            snprintf(after, sizeof(after), "%s", next);
+        json_decref(page);
+        if (!next)
+            return json_pack("{s:o}", "hosts", all);
+    }
+}
+
 /* An integer at a path of object keys; -1 when absent. */
 static long long
 json_path_int(json_t *root, const char *a, const char *b, const char *c)
@@ -683,7 +703,7 @@ wait_decisions(struct ctl *c, const char *prefix, long long want, uint64_t *at_n
     long long got;
 
     for (;;) {
-        json_t *root = ctl_call(c, "hosts", NULL);
+        json_t *root = ctl_hosts_all(c);
         *at_ns = now_ns();
         got = sum_decisions(root, prefix);
         json_decref(root);
