@@ -1275,22 +1275,63 @@ vm_put(struct rows *r, const struct fleet_host_info *host, const struct fleet_vm
     row_end(r);
 }
 
+/* A place in host order (host id, then uuid): where a page of VMs ends and the next begins. */
+struct vm_cursor {
+    char host_id[WIRE_HOST_ID_MAX];
+    uint8_t uuid[FLEET_UUID_BYTES];
+};
+
 struct vm_rows {
     struct rows rows;
-    struct fleet_host_info host; /* the host of the last VM put */
+    struct fleet_host_info host;   /* the host of the last VM put */
+    const struct vm_cursor *after; /* --after: skip up to and including it */
+    struct vm_cursor last;         /* the last VM put */
+    bool more;                     /* a VM after the last one put was offered */
 };
+
+static int
+cursor_compare(const char *host_id, const uint8_t *uuid, const struct vm_cursor *c)
+{
+    int rc = strcmp(host_id, c->host_id);
+    return rc ? rc : memcmp(uuid, c->uuid, FLEET_UUID_BYTES);
+}
 
 static int
 each_vm(const char *host_id, const struct fleet_vm *vm, void *ctx)
 {
     struct vm_rows *v = ctx;
 
-    if (v->rows.limit && v->rows.count >= v->rows.limit)
+    if (v->after && cursor_compare(host_id, vm->uuid, v->after) <= 0)
+        return 0;
+    if (v->rows.limit && v->rows.count >= v->rows.limit) {
+        v->more = true;
         return 1;
+    }
     if (v->host.host_id != host_id && fleet_host_get(v->rows.cc->fleet, host_id, &v->host) < 0)
         return -ENOENT; /* cannot happen: the walk holds the fleet still */
     vm_put(&v->rows, &v->host, vm);
+    snprintf(v->last.host_id, sizeof(v->last.host_id), "%s", host_id);
+    memcpy(v->last.uuid, vm->uuid, FLEET_UUID_BYTES);
     return 0;
+}
+
+/* --after HOST/UUID (a VM's uuid on that host, as next_after gives it); only in host order. */
+static enum control_status
+cursor_option(struct call *c, const struct sort_choice *s, struct vm_cursor *cursor, bool *given)
+{
+    const char *text = opt(c, "after");
+    const char *slash = text ? strrchr(text, '/') : NULL;
+
+    *given = text != NULL;
+    if (!text)
+        return CONTROL_OK;
+    if (s->key != FLEET_VM_KEY_HOST || s->descending)
+        return fail(c, CONTROL_USAGE, "vms: --after pages in host order (--sort host)");
+    if (!slash || (size_t)(slash - text) >= sizeof(cursor->host_id) ||
+        fleet_uuid_parse(slash + 1, cursor->uuid) < 0)
+        return fail(c, CONTROL_USAGE, "vms: --after wants HOST/UUID (next_after), not '%s'", text);
+    snprintf(cursor->host_id, sizeof(cursor->host_id), "%.*s", (int)(slash - text), text);
+    return CONTROL_OK;
 }
 
 static int
@@ -1352,15 +1393,23 @@ vms_sort(struct call *c, const struct sort_choice **choice)
     return fail(c, CONTROL_USAGE, "vms: --sort wants host, name, actual or unused, not '%s'", name);
 }
 
+/* A page of VMs: how many there are, and in host order the cursor of the next page. */
 static enum control_status
-vms_render(struct call *c, struct rows *r, size_t total)
+vms_render(struct call *c, struct vm_rows *v, size_t total, bool host_order)
 {
+    struct rows *r = &v->rows;
     struct text out;
+    char next[WIRE_HOST_ID_MAX + WIRE_UUID_LEN + 1] = "", uuid[WIRE_UUID_LEN];
 
+    if (v->more && host_order) {
+        fleet_uuid_format(v->last.uuid, uuid);
+        snprintf(next, sizeof(next), "%s/%s", v->last.host_id, uuid);
+    }
     if (r->array) {
         json_t *root = jobj();
         jset(root, "vms", r->array);
         jset(root, "total", ju64(total));
+        jset(root, "next_after", next[0] ? jstr(next) : jcheck(json_null()));
         return json_reply(c, root);
     }
     FILE *f = text_open(&out);
@@ -1368,7 +1417,9 @@ vms_render(struct call *c, struct rows *r, size_t total)
         table_print(f, &r->table);
     else
         fputs("no VMs\n", f);
-    if (r->count < total)
+    if (next[0])
+        fprintf(f, "(%zu of %zu VMs shown: --after %s for the next page)\n", r->count, total, next);
+    else if (r->count < total && !opt(c, "after"))
         fprintf(f, "(%zu of %zu VMs shown: --limit N up to %d, or --host H)\n", r->count, total,
                 VMS_LIMIT_MAX);
     table_free(&r->table);
@@ -1389,6 +1440,8 @@ cmd_vms(struct call *c)
     const struct sort_choice *s;
     const char *host = opt(c, "host");
     struct fleet_host_info info;
+    struct vm_cursor after;
+    bool paged;
     uint64_t limit;
     size_t total;
     enum control_status st = vms_sort(c, &s);
@@ -1397,20 +1450,26 @@ cmd_vms(struct call *c)
         st = count_option(c, "limit", 1, VMS_LIMIT_MAX, VMS_LIMIT_DEFAULT, &limit);
     if (st == CONTROL_OK)
         st = unit_option(c, &v.rows, cols, shown, names);
+    if (st == CONTROL_OK)
+        st = cursor_option(c, s, &after, &paged);
     if (st != CONTROL_OK)
         return st;
     if (host && fleet_host_get(c->cc->fleet, host, &info) < 0)
         return fail(c, CONTROL_NOT_FOUND, "vms: no host '%s' in the fleet", host);
     v.rows.limit = limit;
     v.rows.array = c->req->json ? jarr() : NULL;
+    v.after = paged ? &after : NULL;
+    bool host_order = s->key == FLEET_VM_KEY_HOST && !s->descending;
     if (host) {
         total = info.n_vms;
         host_vms_each(&info, s, &v);
     } else {
+        /* In host order the walk goes past the page by one, to know whether another follows. */
         total = fleet_vm_count(c->cc->fleet);
-        fleet_vms_each(c->cc->fleet, s->key, s->descending, limit, each_vm, &v);
+        fleet_vms_each(c->cc->fleet, s->key, s->descending,
+                       paged ? 0 : (host_order ? limit + 1 : limit), each_vm, &v);
     }
-    return vms_render(c, &v.rows, total);
+    return vms_render(c, &v, total, host_order);
 }
 
 /* ---- why ---- */
@@ -2890,8 +2949,9 @@ static const struct command commands[] = {
      cmd_hosts},
     {"hosts-forget", "hosts forget HOST", {"host"}, false, true, cmd_hosts_forget},
     {"vms",
-     "vms [--host H] [--sort host|name|actual|unused] [--limit N] [--unit MiB|GiB]",
-     {"host", "sort", "limit", "unit"},
+     "vms [--host H] [--sort host|name|actual|unused] [--limit N] [--unit MiB|GiB] "
+     "[--after HOST/UUID]",
+     {"host", "sort", "limit", "unit", "after"},
      false,
      false,
      cmd_vms},

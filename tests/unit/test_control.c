@@ -497,6 +497,34 @@ test_hosts_pages(void **state)
     want_status(fx, CONTROL_USAGE, run(fx, "hosts", "--limit", "0", END));
 }
 
+/* Pages of VMs in host order: --after the HOST/UUID the page before ended with. */
+static void
+test_vms_pages(void **state)
+{
+    struct fx *fx = *state;
+    json_t *root = run_json(fx, "vms", "--limit", "2", END);
+    json_t *vms = get_array(root, "vms", 2);
+
+    assert_string_equal(get_str(json_array_get(vms, 1), "name"), "db");
+    assert_int_equal(get_int(root, "total"), 3);
+    assert_string_equal(get_str(root, "next_after"), "h1/00000000-0000-4000-8000-000000000002");
+    root = run_json(fx, "vms", "--limit", "2", "--after", "h1/00000000-0000-4000-8000-000000000002",
+                    END);
+    vms = get_array(root, "vms", 1);
+    assert_string_equal(get_str(json_array_get(vms, 0), "name"), "cache");
+    assert_true(json_is_null(json_object_get(root, "next_after")));
+    /* one host's VMs page the same way */
+    root = run_json(fx, "vms", "--host", "h1", "--limit", "1", END);
+    assert_string_equal(get_str(root, "next_after"), "h1/00000000-0000-4000-8000-000000000001");
+    want_status(fx, CONTROL_OK, run(fx, "vms", "--limit", "1", END));
+    want_text(fx, "(1 of 3 VMs shown: --after h1/00000000-0000-4000-8000-000000000001 for the "
+                  "next page)");
+    want_status(fx, CONTROL_USAGE, run(fx, "vms", "--sort", "name", "--after", "h1/x", END));
+    want_text(fx, "--after pages in host order");
+    want_status(fx, CONTROL_USAGE, run(fx, "vms", "--after", "h1", END));
+    want_text(fx, "--after wants HOST/UUID");
+}
+
 static void
 test_vms(void **state)
 {
@@ -1166,6 +1194,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_stale_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hosts_sort_filter_unit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hosts_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vms_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hosts_ack_after_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restored_event_age, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_set_valid, setup, teardown),
