@@ -85,7 +85,7 @@ want_files "${debs[0]}" etc/memsched/agent.conf lib/systemd/system/memsched-agen
     usr/share/man/man8/memsched-agent.8.gz usr/share/man/man5/memsched-agent.conf.5.gz
 want_files "${debs[1]}" etc/memsched/coordinator.conf \
     lib/systemd/system/memsched-coordinator.service usr/share/man/man8/memsched-coordinator.8.gz \
-    usr/share/man/man5/memsched-coordinator.conf.5.gz
+    usr/share/man/man5/memsched-coordinator.conf.5.gz usr/share/memsched/grafana/memsched.json
 want_files "${debs[2]}" usr/share/man/man8/memschedctl.8.gz \
     usr/share/bash-completion/completions/memschedctl
 for i in 0 1; do

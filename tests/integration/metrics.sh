@@ -124,4 +124,17 @@ hosts_got=$(query 'sum(memsched_fleet_hosts)')
 [ "$hosts_got" = "$hosts_want" ] || fail "Prometheus counts $hosts_got hosts, memschedctl $hosts_want"
 up=$(query 'up{job="memsched"}')
 [ "$up" = 1 ] || fail "Prometheus sees the target as up=$up"
+# The Grafana dashboard (deploy/grafana/memsched.json) asks only for what is exported: every
+# panel's expression, with $host as all hosts, is valid PromQL here, and every memsched_ metric
+# it names is in the scrape.
+dashboard="$(dirname "$0")/../../deploy/grafana/memsched.json"
+jq -r '.panels[].targets[].expr' "$dashboard" | sed 's/\$host/.*/g' >"$work/exprs.txt"
+while IFS= read -r expr; do
+    status=$(curl -s "http://127.0.0.1:$prom_port/api/v1/query" --data-urlencode "query=$expr" |
+        jq -r '.status')
+    [ "$status" = success ] || fail "the dashboard's '$expr' is not a query Prometheus takes"
+done <"$work/exprs.txt"
+for metric in $(grep -o 'memsched_[a-z_]*' "$work/exprs.txt" | sort -u); do
+    grep -q "^$metric[{ ]" "$work/scrape.txt" || fail "the dashboard uses $metric, which is not exported"
+done
 echo "PASS: promtool accepts the scrape ($(wc -c <"$work/scrape.txt") bytes); Prometheus reads $got bytes of host memory, as memschedctl does"
