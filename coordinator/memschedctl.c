@@ -645,7 +645,7 @@ main(int argc, char **argv)
 {
     struct options o = {0};
     struct wire_control_request req;
-    int i, rc = parse_globals(argc, argv, &o, &i);
+    int i = 0, rc = parse_globals(argc, argv, &o, &i);
 
     if (rc >= 0)
         return rc;
