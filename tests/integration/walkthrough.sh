@@ -10,7 +10,10 @@ set -euo pipefail
 src=$1 build=$2
 work=$(mktemp -d /tmp/memsched-walkthrough.XXXXXX)
 log=$work/walkthrough.log
-trap 'pkill -P $$ 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
+# The block's daemons are its own children: when it fails half way they outlive it, so they are
+# found by the work directory on their command lines (unique to this run).
+trap 'pkill -P $$ 2>/dev/null || true; pkill -f -- "$work/" 2>/dev/null || true
+      [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 
 fail() {
     echo "walkthrough: $*" >&2
