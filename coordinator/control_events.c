@@ -58,28 +58,24 @@ counterpart_name(const struct fleet_host_info *h, const struct fleet_decision *d
 static void
 decision_why(const struct fleet_decision *d, const struct policy *p, char *buf, size_t len)
 {
-    FILE *f = fmemopen(buf, len, "w");
     bool grow = d->reason == SCHED_REASON_GROW;
     uint64_t threshold = !p ? 0 : grow ? p->vm_min_unused_kib : p->vm_excess_unused_kib;
+    char lookahead[64] = "", rule[64] = "", effect[64];
 
-    if (!f) {
-        snprintf(buf, len, "-");
-        return;
-    }
-    fprintf(f, "%s %" PRIu32, p ? policy_demand_signal_name(p->demand_signal) : "signal",
-            d->signal_mib);
     if (d->lookahead_mib)
-        fprintf(f, " - look-ahead %" PRIu32 " = %" PRId64, d->lookahead_mib,
-                (int64_t)d->signal_mib - (int64_t)d->lookahead_mib);
+        snprintf(lookahead, sizeof(lookahead), " - look-ahead %" PRIu32 " = %" PRId64,
+                 d->lookahead_mib, (int64_t)d->signal_mib - (int64_t)d->lookahead_mib);
     if (p)
-        fprintf(f, " %s %" PRIu64 " (%s)", grow ? "<" : ">", threshold / UTIL_KIB_PER_MIB,
-                grow ? "vm_min_unused" : "vm_excess_unused");
+        snprintf(rule, sizeof(rule), " %s %" PRIu64 " (%s)", grow ? "<" : ">",
+                 threshold / UTIL_KIB_PER_MIB, grow ? "vm_min_unused" : "vm_excess_unused");
     if (grow)
-        fprintf(f, ": asked %" PRIu32 " MiB", d->need_mib);
+        snprintf(effect, sizeof(effect), ": asked %" PRIu32 " MiB", d->need_mib);
     else
-        fprintf(f, ": gave %" PRIu32 " MiB to VMs, %" PRIu32 " to the host", d->vm_mib,
-                d->host_mib);
-    fclose(f);
+        snprintf(effect, sizeof(effect), ": gave %" PRIu32 " MiB to VMs, %" PRIu32 " to the host",
+                 d->vm_mib, d->host_mib);
+    snprintf(buf, len, "%s %" PRIu32 "%s%s%s",
+             p ? policy_demand_signal_name(p->demand_signal) : "signal", d->signal_mib, lookahead,
+             rule, effect);
 }
 
 static json_t *
@@ -559,7 +555,7 @@ cmd_events(struct call *c)
     r.array = c->req->json ? jarr() : NULL;
     fleet_events(c->cc->fleet, since, each_event, &r);
     if (!r.array)
-        return rows_reply(c, &r, "events", "no events");
+        return rows_reply(c, &r, "events", "no events", NULL);
     json_t *root = jobj();
     jset(root, "events", r.array);
     jset(root, "last_seq", ju64(last));

@@ -277,30 +277,6 @@ hosts_sort(struct call *c, enum host_sort *sort)
 }
 
 /* A page of hosts: total matching, and the cursor of the next page (NULL on the last). */
-static enum control_status
-hosts_render(struct call *c, struct rows *r, size_t total, const char *next, const char *none_text)
-{
-    struct text out;
-
-    if (r->array) {
-        json_t *root = jobj();
-        jset(root, "hosts", r->array);
-        jset(root, "total", ju64(total));
-        jset(root, "next_after", next ? jstr(next) : jcheck(json_null()));
-        return json_reply(c, root);
-    }
-    FILE *f = text_open(&out);
-    if (r->count)
-        table_print(f, &r->table);
-    else
-        fprintf(f, "%s\n", none_text);
-    if (next)
-        fprintf(f, "(%zu of %zu hosts shown: --after %s for the next page)\n", r->count, total,
-                next);
-    table_free(&r->table);
-    return text_reply(c, &out);
-}
-
 enum control_status
 cmd_hosts(struct call *c)
 {
@@ -341,7 +317,8 @@ cmd_hosts(struct call *c)
     for (size_t i = first; i < end; i++)
         host_put(&r, &l.hosts[i]);
     const char *next = end < l.n ? l.hosts[end - 1].host_id : NULL;
-    st = hosts_render(c, &r, l.n, next, filter_text ? "no host matches" : "no hosts yet");
+    st = rows_reply(c, &r, "hosts", filter_text ? "no host matches" : "no hosts yet",
+                    &(struct page){.noun = "hosts", .total = l.n, .next = next});
     free(l.hosts);
     return st;
 }
@@ -581,33 +558,18 @@ vms_sort(struct call *c, const struct sort_choice **choice)
 static enum control_status
 vms_render(struct call *c, struct vm_rows *v, size_t total, bool host_order)
 {
-    struct rows *r = &v->rows;
-    struct text out;
-    char next[WIRE_HOST_ID_MAX + WIRE_UUID_LEN + 1] = "", uuid[WIRE_UUID_LEN];
+    char next[WIRE_HOST_ID_MAX + WIRE_UUID_LEN + 1] = "", uuid[WIRE_UUID_LEN], hint[64];
+    struct page page = {.noun = "VMs", .total = total};
 
     if (v->more && host_order) {
         fleet_uuid_format(v->last.uuid, uuid);
         snprintf(next, sizeof(next), "%s/%s", v->last.host_id, uuid);
+        page.next = next;
+    } else if (!opt(c, "after")) {
+        snprintf(hint, sizeof(hint), "--limit N up to %d, or --host H", VMS_LIMIT_MAX);
+        page.cut_hint = hint;
     }
-    if (r->array) {
-        json_t *root = jobj();
-        jset(root, "vms", r->array);
-        jset(root, "total", ju64(total));
-        jset(root, "next_after", next[0] ? jstr(next) : jcheck(json_null()));
-        return json_reply(c, root);
-    }
-    FILE *f = text_open(&out);
-    if (r->count)
-        table_print(f, &r->table);
-    else
-        fputs("no VMs\n", f);
-    if (next[0])
-        fprintf(f, "(%zu of %zu VMs shown: --after %s for the next page)\n", r->count, total, next);
-    else if (r->count < total && !opt(c, "after"))
-        fprintf(f, "(%zu of %zu VMs shown: --limit N up to %d, or --host H)\n", r->count, total,
-                VMS_LIMIT_MAX);
-    table_free(&r->table);
-    return text_reply(c, &out);
+    return rows_reply(c, &v->rows, "vms", "no VMs", &page);
 }
 
 enum control_status

@@ -610,13 +610,18 @@ put_age(struct rows *r, const char *key, uint64_t then_ms)
 
 /* Render the listing: the JSON document under key, or the table (or none_text when empty). */
 enum control_status
-rows_reply(struct call *c, struct rows *r, const char *key, const char *none_text)
+rows_reply(
+    struct call *c, struct rows *r, const char *key, const char *none_text, const struct page *page)
 {
     struct text out;
 
     if (r->array) {
         json_t *root = jobj();
         jset(root, key, r->array);
+        if (page) {
+            jset(root, "total", ju64(page->total));
+            jset(root, "next_after", page->next ? jstr(page->next) : jcheck(json_null()));
+        }
         return json_reply(c, root);
     }
     FILE *f = text_open(&out);
@@ -624,6 +629,12 @@ rows_reply(struct call *c, struct rows *r, const char *key, const char *none_tex
         table_print(f, &r->table);
     else
         fprintf(f, "%s\n", none_text);
+    if (page && page->next)
+        fprintf(f, "(%zu of %zu %s shown: --after %s for the next page)\n", r->count, page->total,
+                page->noun, page->next);
+    else if (page && page->cut_hint && r->count < page->total)
+        fprintf(f, "(%zu of %zu %s shown: %s)\n", r->count, page->total, page->noun,
+                page->cut_hint);
     table_free(&r->table);
     return text_reply(c, &out);
 }

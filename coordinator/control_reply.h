@@ -169,9 +169,22 @@ enum control_status unit_option(struct call *c,
 void put_age_ms(struct rows *r, const char *key, uint64_t age_ms);
 /* The age of a moment on the fleet's (monotonic) clock. */
 void put_age(struct rows *r, const char *key, uint64_t then_ms);
-/* Render the listing: the JSON document under key, or the table (or none_text when empty). */
-enum control_status
-rows_reply(struct call *c, struct rows *r, const char *key, const char *none_text);
+/* Which page of a listing the rows are: how many there are in all, the cursor of the next page
+ * (NULL: this is the last), and what to say when rows were left out with no next page. */
+struct page {
+    const char *noun; /* "hosts" */
+    size_t total;
+    const char *next;
+    const char *cut_hint;
+};
+
+/* Render the listing: the JSON document with the rows under key (and with a page, "total" and
+ * "next_after"), or the table (none_text when empty) and a line on what the page left out. */
+enum control_status rows_reply(struct call *c,
+                               struct rows *r,
+                               const char *key,
+                               const char *none_text,
+                               const struct page *page);
 
 /* ---- the commands (control.c's table runs them) ---- */
 
