@@ -743,6 +743,22 @@ fleet_policy_ack(struct fleet *f,
 }
 
 int
+fleet_ack_restore(struct fleet *f, const char *host_id, uint64_t version, bool applied)
+{
+    struct host *h = host_find(f, host_id);
+
+    if (!h)
+        return -ENOENT;
+    if (!version)
+        return -EINVAL;
+    if (h->last_ack_version)
+        return 1;
+    h->last_ack_version = version;
+    h->last_ack_applied = applied;
+    return 0;
+}
+
+int
 fleet_remove(struct fleet *f, const char *host_id, uint64_t now_ms)
 {
     size_t slot;

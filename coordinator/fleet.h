@@ -220,6 +220,12 @@ int fleet_policy_ack(struct fleet *fleet,
                      const struct wire_policy_ack *ack,
                      uint64_t now_ms);
 
+/* The host's last answer to a push as kept from before a restart (the store's): taken only
+ * while the fleet has seen no answer from it, so a live ack always wins. Records no event and
+ * does not count as a message from the host. Returns 0, 1 when the fleet had an answer
+ * already (nothing changed), -ENOENT for an unknown host, -EINVAL for version 0. */
+int fleet_ack_restore(struct fleet *fleet, const char *host_id, uint64_t version, bool applied);
+
 /* Forget a host (an operator removed it). Records REMOVED. Returns 0 or -ENOENT. */
 int fleet_remove(struct fleet *fleet, const char *host_id, uint64_t now_ms);
 

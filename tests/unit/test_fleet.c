@@ -462,6 +462,37 @@ test_event_ring_and_policy_events(void **state)
     fleet_destroy(&f);
 }
 
+/* An ack kept from before a restart fills an empty slot only: no event, no sign of life, and
+ * a live answer is never overwritten by the older stored one. */
+static void
+test_ack_restore(void **state)
+{
+    struct fleet *f = fleet_new(NULL);
+    struct wire_policy_ack live = {.version = 12, .applied = true};
+    struct fleet_host_info info;
+    (void)state;
+
+    assert_int_equal(fleet_ack_restore(f, "hv-01", 7, false), -ENOENT);
+    hello(f, "hv-01", 100);
+    uint64_t events = fleet_last_event_seq(f);
+    assert_int_equal(fleet_ack_restore(f, "hv-01", 0, true), -EINVAL);
+    assert_int_equal(fleet_ack_restore(f, "hv-01", 7, false), 0);
+    assert_int_equal(fleet_host_get(f, "hv-01", &info), 0);
+    assert_int_equal(info.last_ack_version, 7);
+    assert_false(info.last_ack_applied);
+    assert_int_equal(info.policy_version, 3); /* a refusal changes what it holds: nothing */
+    assert_int_equal(info.last_seen_ms, 100);
+    assert_int_equal(fleet_last_event_seq(f), events);
+
+    assert_int_equal(fleet_policy_ack(f, "hv-01", &live, 200), 0);
+    assert_int_equal(fleet_ack_restore(f, "hv-01", 7, false), 1);
+    assert_int_equal(fleet_host_get(f, "hv-01", &info), 0);
+    if (info.last_ack_version != 12 || !info.last_ack_applied)
+        fail_msg("a restored ack over a live one: want 12 applied, got %" PRIu64 " %s",
+                 info.last_ack_version, info.last_ack_applied ? "applied" : "refused");
+    fleet_destroy(&f);
+}
+
 static void
 test_vm_set_replaced(void **state)
 {
@@ -936,6 +967,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_duplicate_and_reordered_reports),
         cmocka_unit_test(test_liveness_transitions),
         cmocka_unit_test(test_event_ring_and_policy_events),
+        cmocka_unit_test(test_ack_restore),
         cmocka_unit_test(test_vm_set_replaced),
         cmocka_unit_test(test_decision_ring_bounded),
         cmocka_unit_test(test_totals),
