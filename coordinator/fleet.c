@@ -500,6 +500,10 @@ decode_vms(struct fleet *f, const struct wire_report *r, size_t *n_out, size_t *
         s->vm.stats_age_ms = w->stats_age_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)w->stats_age_ms;
         s->vm.state = (uint8_t)w->state;
         s->vm.last_reason = FLEET_REASON_NONE;
+        s->vm.skip_reason =
+            sched_reason_is_skip(w->skip_reason) || w->skip_reason == WIRE_SKIP_OTHER
+                ? (uint8_t)w->skip_reason
+                : FLEET_REASON_NONE;
         s->vm.has_unused = w->has_unused;
         s->vm.has_usable = w->has_usable;
         s->vm.managed = w->managed;

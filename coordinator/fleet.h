@@ -85,6 +85,8 @@ struct fleet_vm {
     uint8_t state;       /* enum sched_vm_state */
     uint8_t last_reason; /* enum sched_reason of the newest decision about it, or FLEET_REASON_NONE;
                             carried over from report to report while the VM stays */
+    uint8_t skip_reason; /* why the agent leaves it alone: a step-2 enum sched_reason, or
+                            WIRE_SKIP_OTHER (a newer agent's); FLEET_REASON_NONE when managed */
     uint16_t weight;     /* the operator's overrides (0 = none); MiB keeps 50,000 x 50 VMs small */
     uint32_t min_mib;
     uint32_t cap_mib;

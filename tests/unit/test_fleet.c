@@ -512,6 +512,7 @@ test_vm_set_replaced(void **state)
     /* b stays (its last reason with it), d arrives, a and c are gone. */
     rep_init(&rep, MIB(16384), MIB(8192));
     rep_vm(&rep, 4, "", MIB(512), MIB(10))->has_unused = false;
+    rep.vms[0].skip_reason = SCHED_REASON_NO_STATS;
     rep_vm(&rep, 2, "b", MIB(2048), MIB(300));
     assert_int_equal(fleet_report(f, "hv-01", 2, &rep.r, 1000), 0);
     assert_int_equal(fleet_host_get(f, "hv-01", &info), 0);
@@ -524,6 +525,8 @@ test_vm_set_replaced(void **state)
     assert_string_equal(info.vms[1].name, "");
     assert_false(info.vms[1].has_unused);
     assert_int_equal(info.vms[1].last_reason, FLEET_REASON_NONE);
+    assert_int_equal(info.vms[1].skip_reason, SCHED_REASON_NO_STATS);
+    assert_int_equal(info.vms[0].skip_reason, FLEET_REASON_NONE); /* managed */
     assert_int_equal(info.vm_actual_kib, MIB(2560));
 
     /* An empty report empties the host; upper-case uuids are the same VMs. */
