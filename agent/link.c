@@ -149,6 +149,12 @@ link_dropped(struct link *l)
     return dropped;
 }
 
+uint64_t
+link_rejected(const struct link *l)
+{
+    return l->rejected;
+}
+
 struct fanout {
     struct link *l;
     size_t which; /* LINK_ALL = every endpoint */
