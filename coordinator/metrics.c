@@ -25,6 +25,8 @@ struct metrics_build {
     char (*ids)[WIRE_HOST_ID_MAX]; /* the hosts to write, sorted */
     size_t n_ids;
     size_t next;
+    size_t n_vms;  /* in the fleet at the start */
+    bool reserved; /* the families' room, made at the first step (it depends on the source) */
     struct prom_writer w;
 };
 
@@ -116,6 +118,8 @@ write_host(struct metrics_build *b,
     if (!h->has_report)
         return;
     write_report(b, src, h);
+    if (src->omit_vm_series)
+        return;
     for (size_t v = 0; v < h->n_vms; v++)
         write_vm(b, h->host_id, &h->vms[v]);
 }
@@ -135,7 +139,7 @@ collect_id(const struct fleet_host_info *h, void *ctx)
  * doubling copies it again and again, and page faults on the copies cost more than the text.
  * Room never written is address space, not memory (large blocks are mapped lazily). */
 static void
-reserve_families(struct metrics_build *b, size_t n_hosts, size_t n_vms)
+reserve_families(struct metrics_build *b, size_t n_hosts, size_t n_vms, bool omit_vm_series)
 {
     for (int f = PROM_HOST_LIVENESS; f < PROM_FAMILIES; f++) {
         size_t lines = n_hosts;
@@ -148,7 +152,7 @@ reserve_families(struct metrics_build *b, size_t n_hosts, size_t n_vms)
         else if (f == PROM_DECISIONS || f == PROM_DECISION_MOVED)
             lines = n_hosts * 2;
         else if (f >= PROM_VM_MAX)
-            lines = n_vms;
+            lines = omit_vm_series ? 0 : n_vms;
         prom_reserve(&b->w, (enum prom_family)f,
                      lines * (f >= PROM_VM_MAX ? VM_LINE_BYTES : HOST_LINE_BYTES));
     }
@@ -162,7 +166,7 @@ metrics_build_new(const struct fleet *fleet)
 
     b->ids = util_xcalloc(n ? n : 1, sizeof(*b->ids));
     fleet_hosts_each(fleet, collect_id, b);
-    reserve_families(b, n, fleet_vm_count(fleet));
+    b->n_vms = fleet_vm_count(fleet);
     return b;
 }
 
@@ -184,6 +188,10 @@ metrics_build_step(struct metrics_build *b, const struct metrics_source *src, si
 {
     struct fleet_host_info h;
 
+    if (!b->reserved) {
+        reserve_families(b, b->n_ids, b->n_vms, src->omit_vm_series);
+        b->reserved = true;
+    }
     for (size_t done = 0; b->next < b->n_ids && (done < max_hosts || done == 0); done++) {
         if (fleet_host_get(src->fleet, b->ids[b->next++], &h) == 0)
             write_host(b, src, &h);

@@ -38,6 +38,9 @@ struct metrics_source {
      * false when not known (the sample is left out). NULL: never known. */
     bool (*host_floor_kib)(void *ctx, uint64_t version, uint64_t *kib);
     void *ctx;
+    /* Leave out every per-VM series (metrics_vm_series = false): a large fleet's VMs are
+     * scraped from the agents' textfiles instead. Fleet totals still count the VMs. */
+    bool omit_vm_series;
 };
 
 /* A finished exposition: the concatenation of parts[0..n_parts), bytes in all. Owns them. */

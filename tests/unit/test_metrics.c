@@ -242,7 +242,7 @@ test_samples(void **state)
     want_line(text, "memsched_vm_managed{" VM2 "} 0");
     want_line(text, "memsched_vm_stuck{" VM2 "} 1");
     want_line(text, "memsched_vm_skipped{" VM2 ",reason=\"unmanaged\"} 1");
-    no_line_with(text, "memsched_vm_skipped{" VM1); /* managed: no series */
+    no_line_with(text, "memsched_vm_skipped{" VM1);              /* managed: no series */
     no_line_with(text, "memsched_vm_balloon_target_bytes{" VM2); /* none set */
     no_line_with(text, "memsched_vm_unused_bytes{" VM2);         /* not reported */
     /* hv-2 said hello only: liveness and policy, no memory. */
@@ -251,6 +251,30 @@ test_samples(void **state)
     no_line_with(text, "memsched_host_floor_headroom_bytes{host=\"hv-2\"}");
     no_line_with(text, "memsched_host_policy_ack_version{host=\"hv-2\"}");
     free(text);
+    fleet_destroy(&f);
+}
+
+/* metrics_vm_series = false: no per-VM family at all; the hosts' series and the fleet's VM
+ * count stay. */
+static void
+test_without_vm_series(void **state)
+{
+    struct fleet *f = make_fleet();
+    struct metrics_source src = {.fleet = f,
+                                 .now_ms = 3500,
+                                 .pressure_unused_kib = MIB(100),
+                                 .host_floor_kib = floor_of,
+                                 .omit_vm_series = true};
+    struct metrics_text *text = metrics_format(&src);
+    char *out = metrics_text_join(text);
+    (void)state;
+
+    no_line_with(out, "memsched_vm_");
+    want_line(out, "memsched_fleet_vms 2");
+    want_line(out, "memsched_host_vms{host=\"hv-1\"} 2");
+    want_line(out, "memsched_host_memory_bytes{host=\"hv-1\"} 17179869184");
+    free(out);
+    metrics_text_destroy(&text);
     fleet_destroy(&f);
 }
 
@@ -361,9 +385,13 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_escape),  cmocka_unit_test(test_escape_cut),
-        cmocka_unit_test(test_samples), cmocka_unit_test(test_structure),
-        cmocka_unit_test(test_slices),  cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_escape),
+        cmocka_unit_test(test_escape_cut),
+        cmocka_unit_test(test_samples),
+        cmocka_unit_test(test_structure),
+        cmocka_unit_test(test_without_vm_series),
+        cmocka_unit_test(test_slices),
+        cmocka_unit_test(test_empty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
