@@ -8,8 +8,6 @@
  */
 #include "metrics.h"
 
-#include <assert.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
