@@ -23,8 +23,8 @@
 #include "sched.h"
 
 #define PROM_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
-#define PROM_LABELS_MAX   640 /* host="…",domain="…",uuid="…" escaped: ids 63, names 127 x 3 bytes \
-                               */
+/* Room for host="…",domain="…",uuid="…" escaped: ids of 63, names of 127 x 3 bytes. */
+#define PROM_LABELS_MAX   640
 #define PROM_REASON_OTHER SCHED_REASON_COUNT /* a skip reason this build does not know */
 
 enum prom_family {
