@@ -25,13 +25,15 @@
 #include "log.h"
 #include "report.h"
 #include "round.h"
+#include "textfile.h"
 #include "util.h"
 
 #define LOG_MODULE             "agent"
 #define POLLS_PER_STATS_PERIOD 4
 /* Targets saved longer ago than this are not taken up after a restart: the balloon has
  * arrived, or is stuck, or the VM restarted meanwhile. */
-#define TARGETS_MAX_AGE_MS 60000
+#define TARGETS_MAX_AGE_MS  60000
+#define TEXTFILE_LOG_MAX_MS 600000 /* a failing textfile is complained about at most this often */
 
 struct agent {
     struct agent_options opts;
@@ -41,10 +43,13 @@ struct agent {
     struct round *round;
     sigset_t signals;
     uint64_t start_ms;
-    FILE *record;            /* --record: the per-round CSV */
-    uint64_t targets_hash;   /* of the in-flight targets last saved */
-    struct link *link;       /* to the coordinators; NULL without one */
-    uint64_t watchdog_at_ms; /* when WATCHDOG was last sent (monotonic) */
+    FILE *record;                   /* --record: the per-round CSV */
+    uint64_t targets_hash;          /* of the in-flight targets last saved */
+    struct link *link;              /* to the coordinators; NULL without one */
+    uint64_t watchdog_at_ms;        /* when WATCHDOG was last sent (monotonic) */
+    char host_id[WIRE_HOST_ID_MAX]; /* host_id, or the host name */
+    uint64_t round_us;              /* how long the last round took */
+    struct log_limit textfile_failures;
 };
 
 static void
@@ -341,18 +346,14 @@ open_link(struct agent *a, char *err, size_t err_len)
         .server_key_path = a->config.coordinator_key,
         .key_path = a->config.key_file,
         .insecure = a->config.insecure,
-        .host_id = a->config.host_id,
+        .host_id = a->config.host_id[0] ? a->config.host_id : a->host_id, /* checked there */
         .policy_version = fleet_version(a),
         .policy_epoch = a->state.epoch,
     };
-    char endpoints[AGENT_CONFIG_STR_MAX], host[WIRE_HOST_ID_MAX], *save = NULL;
+    char endpoints[AGENT_CONFIG_STR_MAX], *save = NULL;
 
     if (!a->config.coordinator[0])
         return 0;
-    if (!o.host_id[0] && gethostname(host, sizeof(host)) == 0) {
-        host[sizeof(host) - 1] = '\0';
-        o.host_id = host;
-    }
     snprintf(endpoints, sizeof(endpoints), "%s", a->config.coordinator);
     for (char *tok = strtok_r(endpoints, ", ", &save); tok && o.n_endpoints < LINK_ENDPOINTS_MAX;
          tok = strtok_r(NULL, ", ", &save))
@@ -443,13 +444,43 @@ report_sim_outcome(struct agent *a)
            (double)host.below_min_ms / 1000.0, (double)host.worst_below_min_kib / 1024.0);
 }
 
-/* The round's outputs: the table, the CSV, and to the coordinators at most once an interval. */
+/* The node_exporter textfile, when configured (a reload may set or change it at once). A
+ * failure is logged with back-off and its end once; scheduling goes on either way. */
+static void
+publish_textfile(struct agent *a, const struct round_view *view, uint64_t now)
+{
+    char err[512];
+    size_t len;
+
+    if (!a->config.metrics_textfile[0])
+        return;
+    struct textfile_extra extra = {
+        .host_id = a->config.host_id[0] ? a->config.host_id : a->host_id, /* checked there */
+        .policy_version = fleet_version(a),
+        .round_us = a->round_us,
+        .reports_dropped = a->link ? link_dropped(a->link) : 0,
+        .messages_rejected = a->link ? link_rejected(a->link) : 0,
+    };
+    char *text = textfile_format(view, round_get_counters(a->round), &extra, &len);
+    int rc = textfile_write(a->config.metrics_textfile, text, len, err, sizeof(err));
+    free(text);
+    if (rc < 0 && log_limit_failure(&a->textfile_failures, now, TEXTFILE_LOG_MAX_MS))
+        log_warn(LOG_MODULE, "event=textfile_failed why=\"%s\" failures=%" PRIu64, err,
+                 a->textfile_failures.failures);
+    else if (rc == 0 && log_limit_success(&a->textfile_failures))
+        log_info(LOG_MODULE, "event=textfile_recovered path=%s", a->config.metrics_textfile);
+}
+
+/* The round's outputs: the table, the CSV, and to the coordinators and the textfile at most
+ * once an interval. */
 static void
 publish_round(struct agent *a, uint64_t n, uint64_t now, bool report)
 {
     struct round_view view;
 
     round_get_view(a->round, &view);
+    if (report)
+        publish_textfile(a, &view, now);
     if (a->opts.table)
         report_round(stdout, &view, &a->state.policy, n, now - a->start_ms);
     if (a->record)
@@ -512,6 +543,15 @@ poll_ms(const struct policy *policy, bool watchful)
     return poll < policy->interval_ms ? poll : policy->interval_ms;
 }
 
+static uint64_t
+clock_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 /* Rounds every interval_ms; between them, polls that plan as soon as a guest reports anew. */
 int
 agent_run(struct agent *a)
@@ -527,12 +567,15 @@ agent_run(struct agent *a)
         bool due = now >= next_ms;
         bool planned = due;
 
+        uint64_t began_us = clock_us();
         if (due) {
             rc = round_run(a->round, &a->state.policy, now);
         } else {
             rc = round_poll(a->round, &a->state.policy, now);
             planned = rc == 1;
         }
+        if (planned)
+            a->round_us = clock_us() - began_us;
         if (planned && rc != -ENOTCONN && !a->config.dry_run)
             save_targets(a);
         if (planned && rc != -ENOTCONN) {
@@ -581,6 +624,10 @@ agent_open(const struct agent_options *opts,
     a->config = *config;
     a->signals = *signals;
     a->start_ms = util_clock_ms(CLOCK_MONOTONIC);
+    snprintf(a->host_id, sizeof(a->host_id), "%.*s", (int)sizeof(a->host_id) - 1,
+             a->config.host_id);
+    if (!a->host_id[0] && gethostname(a->host_id, sizeof(a->host_id)) == 0)
+        a->host_id[sizeof(a->host_id) - 1] = '\0';
     choose_policy(a);
     save_state(a, err, err_len);
 

@@ -102,6 +102,15 @@ static const struct config_key keys[] = {
         .help = "KEY=VALUE,... for label-scoped policies",
     },
     {
+        .name = "metrics_textfile",
+        .kind = CONFIG_KIND_STRING,
+        .offset = offsetof(struct agent_config, metrics_textfile),
+        .size = AGENT_CONFIG_STR_MAX,
+        .default_text = "",
+        .help = "write this host's metrics here after each round, for node_exporter's textfile "
+                "collector (a .prom file, replaced atomically); empty: none",
+    },
+    {
         .name = "limit_vm_min_unused_mib",
         .kind = CONFIG_KIND_U64,
         .offset = offsetof(struct agent_config, limit_vm_min_unused_mib),
@@ -245,6 +254,29 @@ check_state_dir(const char *dir, char *err, size_t err_len)
     return -ENOENT;
 }
 
+/* The textfile's directory must be there: the file itself is made at the first round. */
+static int
+check_textfile(const char *path, char *err, size_t err_len)
+{
+    char dir[AGENT_CONFIG_STR_MAX];
+    struct stat st;
+
+    if (!path[0])
+        return 0;
+    const char *slash = strrchr(path, '/');
+    snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 0, path);
+    if (!dir[0])
+        snprintf(dir, sizeof(dir), "%s", slash ? "/" : ".");
+    if (slash && !slash[1]) {
+        snprintf(err, err_len, "metrics_textfile: %.900s: names a directory, not a file", path);
+        return -EISDIR;
+    }
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0;
+    snprintf(err, err_len, "metrics_textfile: %.900s: no directory %.900s", path, dir);
+    return -ENOENT;
+}
+
 static int
 check_link(const struct agent_config *config, char *err, size_t err_len)
 {
@@ -286,6 +318,8 @@ agent_config_check_files(const struct agent_config *config, char *err, size_t er
 
     if (rc == 0)
         rc = check_state_dir(config->state_dir, err, err_len);
+    if (rc == 0)
+        rc = check_textfile(config->metrics_textfile, err, err_len);
     if (rc == 0)
         rc = check_link(config, err, err_len);
     return rc;

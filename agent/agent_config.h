@@ -30,6 +30,8 @@ struct agent_config {
     bool insecure;
     char host_id[AGENT_CONFIG_STR_MAX]; /* empty: the host name */
     char labels[AGENT_CONFIG_STR_MAX];  /* KEY=VALUE,KEY=VALUE */
+    /* node_exporter textfile with this host's metrics, replaced after each round; "" = none */
+    char metrics_textfile[AGENT_CONFIG_STR_MAX];
     /* Local hard limits, with safe defaults: a pushed or persisted policy that crosses them is
      * refused, so no coordinator or operator key can starve this host below what its own
      * operator allowed. Floors for what guests and the host keep, ceilings for how fast memory

@@ -149,6 +149,12 @@ link_dropped(struct link *l)
     return dropped;
 }
 
+uint64_t
+link_rejected(const struct link *l)
+{
+    return l->rejected;
+}
+
 struct fanout {
     struct link *l;
     size_t which; /* LINK_ALL = every endpoint */
@@ -320,8 +326,12 @@ grow_buffers(struct link *l, size_t n)
     l->decisions = util_xrealloc(l->decisions, n, sizeof(*l->decisions));
 }
 
+/* e: the VM's line of the plan (NULL: none yet), which says why a VM is left alone. */
 static void
-copy_vm(const struct hv_vm *vm, const struct sched_vm *s, struct wire_vm *w)
+copy_vm(const struct hv_vm *vm,
+        const struct sched_vm *s,
+        const struct sched_entry *e,
+        struct wire_vm *w)
 {
     memset(w, 0, sizeof(*w));
     snprintf(w->uuid, sizeof(w->uuid), "%s", vm->uuid);
@@ -340,6 +350,8 @@ copy_vm(const struct hv_vm *vm, const struct sched_vm *s, struct wire_vm *w)
     w->min_kib = vm->min_kib;
     w->cap_kib = vm->cap_kib;
     w->weight = vm->weight;
+    if (e && sched_reason_is_skip(e->reason))
+        w->skip_reason = e->reason;
 }
 
 static size_t
@@ -384,7 +396,8 @@ link_report(struct link *l,
     greet_new_connections(l, policy_version);
     grow_buffers(l, n ? n : 1);
     for (size_t i = 0; i < n; i++)
-        copy_vm(&view->vms[i], &view->snapshot[i], &l->vms[i]);
+        copy_vm(&view->vms[i], &view->snapshot[i], view->entry_of ? view->entry_of[i] : NULL,
+                &l->vms[i]);
     r->host_total_kib = view->host->total_kib;
     r->host_available_kib = view->host->available_kib;
     r->vms = l->vms;

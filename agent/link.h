@@ -117,4 +117,7 @@ void link_poll(
 /* Messages dropped from full queues, over all endpoints. */
 uint64_t link_dropped(struct link *link);
 
+/* Received messages refused (malformed, or not for this host). */
+uint64_t link_rejected(const struct link *link);
+
 #endif /* MEMSCHED_AGENT_LINK_H */

@@ -202,6 +202,36 @@ take_hello(const Memsched__Hello *m, struct wire_hello *h, char *err, size_t err
 }
 
 static int
+reason_from_name(const char *name, enum sched_reason *reason)
+{
+    for (int r = 0; r < SCHED_REASON_COUNT; r++) {
+        if (name && strcmp(name, sched_reason_name((enum sched_reason)r)) == 0) {
+            *reason = (enum sched_reason)r;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+/* A skip reason: a token; one that is not a step-2 reason we know is a newer agent's (other). */
+static int
+take_skip_reason(const Memsched__VmStats *m, struct wire_vm *vm, char *err, size_t err_len)
+{
+    enum sched_reason r;
+
+    vm->skip_reason = SCHED_REASON_IN_BAND;
+    if (!m->skip_reason)
+        return 0;
+    if (!wire_token_valid(m->skip_reason, WIRE_SKIP_NAME_MAX))
+        return util_fail(-EINVAL, err, err_len, "report: vm %s: bad skip_reason", m->uuid);
+    if (reason_from_name(m->skip_reason, &r) == 0 && sched_reason_is_skip(r))
+        vm->skip_reason = r;
+    else
+        vm->skip_reason = WIRE_SKIP_OTHER;
+    return 0;
+}
+
+static int
 take_vm(const Memsched__VmStats *m, struct wire_vm *vm, char *err, size_t err_len)
 {
     int rc = 0;
@@ -243,20 +273,9 @@ take_vm(const Memsched__VmStats *m, struct wire_vm *vm, char *err, size_t err_le
         return util_fail(-EINVAL, err, err_len, "report: vm %s: weight=%u above %u", m->uuid,
                          (unsigned)m->weight, (unsigned)SCHED_WEIGHT_MAX);
     vm->weight = m->has_weight ? m->weight : 0;
-    return rc;
+    return rc ?: take_skip_reason(m, vm, err, err_len);
 }
 
-static int
-reason_from_name(const char *name, enum sched_reason *reason)
-{
-    for (int r = 0; r < SCHED_REASON_COUNT; r++) {
-        if (name && strcmp(name, sched_reason_name((enum sched_reason)r)) == 0) {
-            *reason = (enum sched_reason)r;
-            return 0;
-        }
-    }
-    return -EINVAL;
-}
 
 static int
 take_decision(const Memsched__Decision *m, struct wire_decision *d, char *err, size_t err_len)
@@ -572,6 +591,10 @@ frame_vm(const struct wire_vm *vm, Memsched__VmStats *m)
     m->cap_kib = vm->cap_kib;
     m->has_weight = vm->weight != 0;
     m->weight = vm->weight;
+    if (sched_reason_is_skip(vm->skip_reason))
+        m->skip_reason = (char *)sched_reason_name(vm->skip_reason);
+    else if (vm->skip_reason == WIRE_SKIP_OTHER)
+        m->skip_reason = (char *)"other";
 }
 
 static void

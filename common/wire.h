@@ -37,6 +37,9 @@
  * checks both that and the bound on a hostile report. */
 #define WIRE_UNPACK_BUDGET_BYTES (4 * 1024 * 1024)
 #define WIRE_COUNTERPART_HOST    "host"
+/* wire_vm.skip_reason of a skip reason this build does not know (a newer agent's). */
+#define WIRE_SKIP_OTHER    SCHED_REASON_COUNT
+#define WIRE_SKIP_NAME_MAX 32
 
 enum wire_body {
     WIRE_BODY_HELLO = 1,
@@ -77,6 +80,10 @@ struct wire_vm {
     uint64_t min_kib; /* the operator's overrides: 0 = none */
     uint64_t cap_kib;
     uint32_t weight;
+    /* Why the agent leaves the VM alone: a step-2 reason (sched_reason_is_skip()), or
+     * WIRE_SKIP_OTHER for a well-formed name this build does not know; any other value
+     * (SCHED_REASON_IN_BAND, 0) means the agent manages it, and is not sent. */
+    enum sched_reason skip_reason;
 };
 
 struct wire_decision {

@@ -313,17 +313,20 @@ remember_labels(struct coordinator *c, const char *host_id, uint64_t version, ui
         log_warn(LOG_MODULE, "host=%s event=store_failed why=\"%s\"", host_id, err);
 }
 
-/* The version this host last refused, from the store, so a restart on either side does not
- * bring the same refusal round again (0 when its last answer was a yes, or none). */
+/* The host's last answer as stored, put back into the fleet (after a coordinator restart the
+ * metrics and hosts show it before the agent answers again). Returns the version it refused,
+ * so a restart on either side does not bring the same refusal round again (0 when its last
+ * answer was a yes, or none). */
 static uint64_t
-stored_refusal(struct coordinator *c, const char *host_id)
+restore_stored_ack(struct coordinator *c, const char *host_id)
 {
     struct store_ack ack;
     char err[ERR_LEN];
 
-    if (store_ack_for_host(c->store, host_id, &ack, err, sizeof(err)) < 0 || ack.applied)
+    if (store_ack_for_host(c->store, host_id, &ack, err, sizeof(err)) < 0)
         return 0;
-    return ack.version;
+    fleet_ack_restore(c->fleet, host_id, ack.version, ack.applied);
+    return ack.applied ? 0 : ack.version;
 }
 
 /* One key saying hello in a loop must not turn into a database write per message: its hosts
@@ -425,7 +428,7 @@ on_hello(struct coordinator *c,
     s->relabelled = relabelled;
     if (relabelled)
         s->pushed_version = 0; /* what was pushed was for its old labels */
-    s->refused_version = stored_refusal(c, s->host_id);
+    s->refused_version = restore_stored_ack(c, s->host_id);
     s->epoch_ok = msg->u.hello.policy_epoch == store_epoch(c->store);
     if (!s->epoch_ok && msg->u.hello.policy_version)
         log_info(LOG_MODULE,

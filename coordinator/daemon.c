@@ -68,6 +68,7 @@ struct metrics_state {
 
 struct daemon {
     uint64_t pressure_unused_kib;
+    bool metrics_omit_vm_series;
     uint64_t keys_refused; /* as last logged */
     uint64_t handshakes_throttled;
     struct log_limit refused; /* an unknown key retrying must not flood the log */
@@ -256,6 +257,7 @@ metrics_work(struct daemon *d, uint64_t now)
         .pressure_unused_kib = d->pressure_unused_kib,
         .host_floor_kib = host_floor_kib,
         .ctx = d,
+        .omit_vm_series = d->metrics_omit_vm_series,
     };
     if (!metrics_build_step(m->build, &src, METRICS_HOSTS_PER_STEP))
         return;
@@ -431,6 +433,7 @@ daemon_open(const struct daemon_options *o, struct daemon **out, char *err, size
     int rc;
 
     d->pressure_unused_kib = o->pressure_unused_mib * 1024;
+    d->metrics_omit_vm_series = o->metrics_omit_vm_series;
     sigemptyset(&d->signals);
     sigaddset(&d->signals, SIGHUP);
     sigaddset(&d->signals, SIGTERM);

@@ -500,6 +500,10 @@ decode_vms(struct fleet *f, const struct wire_report *r, size_t *n_out, size_t *
         s->vm.stats_age_ms = w->stats_age_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)w->stats_age_ms;
         s->vm.state = (uint8_t)w->state;
         s->vm.last_reason = FLEET_REASON_NONE;
+        s->vm.skip_reason =
+            sched_reason_is_skip(w->skip_reason) || w->skip_reason == WIRE_SKIP_OTHER
+                ? (uint8_t)w->skip_reason
+                : FLEET_REASON_NONE;
         s->vm.has_unused = w->has_unused;
         s->vm.has_usable = w->has_usable;
         s->vm.managed = w->managed;
@@ -739,6 +743,22 @@ fleet_policy_ack(struct fleet *f,
     e->policy_version = ack->version;
     if (!ack->applied)
         snprintf(e->detail, sizeof(e->detail), "%.*s", (int)sizeof(ack->reason), ack->reason);
+    return 0;
+}
+
+int
+fleet_ack_restore(struct fleet *f, const char *host_id, uint64_t version, bool applied)
+{
+    struct host *h = host_find(f, host_id);
+
+    if (!h)
+        return -ENOENT;
+    if (!version)
+        return -EINVAL;
+    if (h->last_ack_version)
+        return 1;
+    h->last_ack_version = version;
+    h->last_ack_applied = applied;
     return 0;
 }
 

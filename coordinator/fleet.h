@@ -85,6 +85,8 @@ struct fleet_vm {
     uint8_t state;       /* enum sched_vm_state */
     uint8_t last_reason; /* enum sched_reason of the newest decision about it, or FLEET_REASON_NONE;
                             carried over from report to report while the VM stays */
+    uint8_t skip_reason; /* why the agent leaves it alone: a step-2 enum sched_reason, or
+                            WIRE_SKIP_OTHER (a newer agent's); FLEET_REASON_NONE when managed */
     uint16_t weight;     /* the operator's overrides (0 = none); MiB keeps 50,000 x 50 VMs small */
     uint32_t min_mib;
     uint32_t cap_mib;
@@ -219,6 +221,12 @@ int fleet_policy_ack(struct fleet *fleet,
                      const char *host_id,
                      const struct wire_policy_ack *ack,
                      uint64_t now_ms);
+
+/* The host's last answer to a push as kept from before a restart (the store's): taken only
+ * while the fleet has seen no answer from it, so a live ack always wins. Records no event and
+ * does not count as a message from the host. Returns 0, 1 when the fleet had an answer
+ * already (nothing changed), -ENOENT for an unknown host, -EINVAL for version 0. */
+int fleet_ack_restore(struct fleet *fleet, const char *host_id, uint64_t version, bool applied);
 
 /* Forget a host (an operator removed it). Records REMOVED. Returns 0 or -ENOENT. */
 int fleet_remove(struct fleet *fleet, const char *host_id, uint64_t now_ms);

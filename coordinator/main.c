@@ -130,6 +130,7 @@ main(int argc, char **argv)
         .admin_read_dir = settings.admin_read_dir,
         .db = settings.db,
         .metrics_listen = settings.metrics_listen,
+        .metrics_omit_vm_series = !settings.metrics_vm_series,
         .insecure = settings.insecure,
         .stale_after_ms = settings.stale_after_ms,
         .down_after_ms = settings.down_after_ms,

@@ -3,6 +3,8 @@
  *
  * It reads the fleet (fleet.h) and writes text: fleet totals, per host and per VM gauges, and
  * the counters (decisions and moved bytes by reason, the agents' own counters) as `_total`.
+ * The family table and the series of a host's report and of a VM are common/prom.h's, shared
+ * with the agent's textfile (metrics_textfile), so both give the same names and labels.
  * Every name starts with `memsched_`, memory is in bytes and ages in seconds; hosts carry the
  * label `host`, VMs `host`, `domain` (the libvirt name) and `uuid`, so they join with the
  * libvirt exporter's series. It does no I/O, reads no clock (now_ms comes in) and never logs.
@@ -23,8 +25,9 @@
 #include <stdint.h>
 
 #include "fleet.h"
+#include "prom.h"
 
-#define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+#define METRICS_CONTENT_TYPE PROM_CONTENT_TYPE
 
 /* What a build reads. The fleet must not change during one step (it may between steps). */
 struct metrics_source {
@@ -35,6 +38,9 @@ struct metrics_source {
      * false when not known (the sample is left out). NULL: never known. */
     bool (*host_floor_kib)(void *ctx, uint64_t version, uint64_t *kib);
     void *ctx;
+    /* Leave out every per-VM series (metrics_vm_series = false): a large fleet's VMs are
+     * scraped from the agents' textfiles instead. Fleet totals still count the VMs. */
+    bool omit_vm_series;
 };
 
 /* A finished exposition: the concatenation of parts[0..n_parts), bytes in all. Owns them. */
@@ -68,11 +74,5 @@ struct metrics_text *metrics_format(const struct metrics_source *src);
 
 /* The text as one NUL-terminated string (tests); the caller frees it. */
 char *metrics_text_join(const struct metrics_text *text);
-
-/* A label value as the format wants it: backslash, double quote and newline escaped, and any
- * byte that is not part of valid UTF-8 replaced by U+FFFD (a guest may name itself anything).
- * Writes at most out_len - 1 bytes and a NUL, never cutting an escape or a character in two;
- * returns the length the whole escaped value needs (as snprintf). */
-size_t metrics_escape_label(const char *value, char *out, size_t out_len);
 
 #endif /* MEMSCHED_COORDINATOR_METRICS_H */

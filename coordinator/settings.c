@@ -60,6 +60,15 @@ static const struct config_key keys[] = {
                "Prometheus metrics at /metrics: http://ADDR:PORT, or a port alone for loopback "
                "(plain HTTP, read-only); empty: off"),
     {
+        .name = "metrics_vm_series",
+        .kind = CONFIG_KIND_BOOL,
+        .offset = offsetof(struct settings, metrics_vm_series),
+        .default_value = 1,
+        .max_value = 1,
+        .help = "per-VM series in /metrics; false for large fleets whose VMs are scraped from "
+                "the agents' metrics_textfile",
+    },
+    {
         .name = "insecure",
         .kind = CONFIG_KIND_BOOL,
         .offset = offsetof(struct settings, insecure),

@@ -29,6 +29,7 @@ struct settings {
     char admin_read_dir[SETTINGS_STR_MAX];  /* read-only operators' keys (dashboards, scripts) */
     char db[SETTINGS_STR_MAX];
     char metrics_listen[SETTINGS_STR_MAX]; /* Prometheus: http://ADDR:PORT or a port; "" = off */
+    bool metrics_vm_series;                /* false: /metrics leaves out every per-VM series */
     bool insecure;
     uint64_t stale_after_ms;
     uint64_t down_after_ms;

@@ -13,10 +13,12 @@
  * Peak RSS (getrusage) after each size tells what one document costs in memory (the daemon
  * keeps the published one and, while writing, the next). It prints numbers and asserts none.
  *
- *   metrics_bench [--hosts N]... [--vms N] [--runs N] [--slice N]
+ *   metrics_bench [--hosts N]... [--vms N] [--runs N] [--slice N] [--vm-series yes|no]
+ * --vm-series no leaves the per-VM series out, as the coordinator's metrics_vm_series = false.
  * Documented run (release build): build/release/tests/bench/metrics_bench (README, Benchmarks).
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +37,7 @@ struct options {
     size_t vms;
     size_t runs;
     size_t slice;
+    bool omit_vm_series; /* --vm-series no: as metrics_vm_series = false */
 };
 
 static uint64_t
@@ -205,7 +208,12 @@ measure(const struct options *o, size_t n_hosts)
 {
     struct fleet *f = make_fleet(n_hosts, o->vms);
     struct metrics_source src = {
-        .fleet = f, .now_ms = 1000, .pressure_unused_kib = 100 * 1024, .host_floor_kib = floor_kib};
+        .fleet = f,
+        .now_ms = 1000,
+        .pressure_unused_kib = 100 * 1024,
+        .host_floor_kib = floor_kib,
+        .omit_vm_series = o->omit_vm_series,
+    };
     double whole[RUNS_MAX], slice_max = 0, slice_median = 0, finish = 0;
     size_t bytes = 0, lines = 0, n_slices = 0;
     double rss_fleet = rss_mib();
@@ -235,9 +243,10 @@ measure(const struct options *o, size_t n_hosts)
            n_hosts, o->vms, bytes / 1048576.0, median(whole, o->runs), best, bytes, lines,
            vms ? (double)bytes / (double)vms : 0.0, n_slices, slice_max, slice_median, finish,
            rss_mib() - rss_fleet);
-    printf("RESULT hosts=%zu vms=%zu bytes=%zu lines=%zu whole_ms=%.1f slice_max_ms=%.2f "
-           "finish_ms=%.2f\n",
-           n_hosts, o->vms, bytes, lines, median(whole, o->runs), slice_max, finish);
+    printf("RESULT hosts=%zu vms=%zu vm_series=%s bytes=%zu lines=%zu whole_ms=%.1f "
+           "slice_max_ms=%.2f finish_ms=%.2f\n",
+           n_hosts, o->vms, o->omit_vm_series ? "no" : "yes", bytes, lines, median(whole, o->runs),
+           slice_max, finish);
     fflush(stdout);
     fleet_destroy(&f);
 }
@@ -256,6 +265,9 @@ parse(int argc, char **argv, struct options *o)
             o->runs = v;
         else if (strcmp(argv[i], "--slice") == 0 && v > 0)
             o->slice = v;
+        else if (strcmp(argv[i], "--vm-series") == 0 &&
+                 (strcmp(argv[i + 1], "yes") == 0 || strcmp(argv[i + 1], "no") == 0))
+            o->omit_vm_series = strcmp(argv[i + 1], "no") == 0;
         else
             return -1;
     }
@@ -274,12 +286,13 @@ main(int argc, char **argv)
     struct options o;
 
     if (parse(argc, argv, &o) < 0) {
-        fprintf(stderr, "usage: metrics_bench [--hosts N]... [--vms N] [--runs N] [--slice N]\n");
+        fprintf(stderr, "usage: metrics_bench [--hosts N]... [--vms N] [--runs N] [--slice N] "
+                        "[--vm-series yes|no]\n");
         return 2;
     }
     printf("metrics_bench: exposition of hosts x VMs, %zu runs each (median and best of the "
-           "whole; the longest slice over all runs), slices of %zu hosts\n\n",
-           o.runs, o.slice);
+           "whole; the longest slice over all runs), slices of %zu hosts, per-VM series %s\n\n",
+           o.runs, o.slice, o.omit_vm_series ? "left out (metrics_vm_series = false)" : "in");
     printf("| hosts x VMs  | MiB        | whole ms  | best ms  | bytes        | lines     | B/VM   "
            "| slices | slice max ms | median | finish | RSS +MiB |\n");
     printf("|--------------|------------|-----------|----------|--------------|-----------|--------"

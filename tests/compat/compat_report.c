@@ -53,6 +53,7 @@ build(struct wire_msg *m, struct wire_vm vms[2], struct wire_decision *d)
     d->signal_kib = 80 * 1024;
     d->need_kib = 120 * 1024;
     d->vm_kib = 64 * 1024;
+    vms[1].skip_reason = SCHED_REASON_NO_BALLOON;
     m->u.report.has_policy = true;
     policy_init_defaults(&m->u.report.policy);
 #endif

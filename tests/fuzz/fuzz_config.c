@@ -54,7 +54,8 @@ fuzz_agent_config(const char *text)
     agent_config_init_defaults(&back);
     if (config_parse_text(printed, "printed", setter, &back, err, sizeof(err)) != 0 ||
         !policy_equal(&c.policy, &back.policy) || strcmp(c.uri, back.uri) != 0 ||
-        strcmp(c.labels, back.labels) != 0 || c.limit_interval_ms != back.limit_interval_ms)
+        strcmp(c.labels, back.labels) != 0 || c.limit_interval_ms != back.limit_interval_ms ||
+        strcmp(c.metrics_textfile, back.metrics_textfile) != 0)
         abort();
     free(printed);
 }

@@ -50,6 +50,10 @@ vm_equal(const struct wire_vm *a, const struct wire_vm *b)
     SAME(has_usable);
     SAME(managed);
     SAME(stuck);
+    SAME(min_kib);
+    SAME(cap_kib);
+    SAME(weight);
+    SAME(skip_reason);
     return true;
 }
 

@@ -51,7 +51,8 @@ main(int argc, char **argv)
          .actual_kib = 1048576,
          .usable_kib = 512000,
          .has_usable = true,
-         .stuck = true},
+         .stuck = true,
+         .skip_reason = SCHED_REASON_UNMANAGED},
     };
     struct wire_decision d = {.uuid = "6f1c1c62-3a55-4c8e-9d53-0c6a3c1e2b01",
                               .reason = SCHED_REASON_GROW,

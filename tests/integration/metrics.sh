@@ -8,7 +8,7 @@
 # Checks: /metrics answers with the exposition content type; `promtool check metrics` accepts
 # the scrape; per-host and per-VM series carry host, domain and uuid; a real Prometheus server
 # scraping the coordinator answers /api/v1/query for the fleet's host memory with exactly what
-# `memschedctl --json status` reports; after a fleet policy, each host's ack and its floor
+# `memschedctl --json status` reports; a VM left alone says why (memsched_vm_skipped); after a fleet policy, each host's ack and its floor
 # headroom (available above host_min_unused) show; an unknown path is 404. Needs jq, curl, promtool and
 # prometheus (Debian's prometheus package): a skip (77) when absent, a failure under CI=true.
 set -euo pipefail
@@ -56,7 +56,7 @@ start_agent() {
 
 eventually 10 test -S "$work/control.sock" || fail "coordinator did not open its control socket"
 start_agent host1 one_hog.json
-start_agent host2 demand_moves.json
+start_agent host2 no_driver.json
 host_is() { ctl hosts | grep -E "^$1 +fresh\b"; }
 eventually 20 host_is host1 || fail "host1 never registered"
 eventually 20 host_is host2 || fail "host2 never registered"
@@ -80,6 +80,9 @@ grep -Eq '^memsched_fleet_hosts\{liveness="fresh"\} 2$' "$work/scrape.txt" ||
     fail "the scrape does not count 2 fresh hosts"
 grep -Eq '^memsched_decisions_total\{host="host1",reason="grow"\} [0-9]+$' "$work/scrape.txt" ||
     fail "no decisions counter by reason"
+# host2's guest without a balloon device is left alone, and the scrape says why.
+grep -Eq '^memsched_vm_skipped\{host="host2",domain="noballoon",uuid="[0-9a-f-]{36}",reason="no_balloon"\} 1$' \
+    "$work/scrape.txt" || fail "no skip reason for host2's VM without a balloon"
 
 # A fleet policy: each host's ack shows, and its floor headroom is its available memory above
 # that policy's host_min_unused (both from one scrape).

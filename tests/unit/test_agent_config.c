@@ -191,6 +191,30 @@ test_default_limits_refuse_starvation(void **state)
     expect_error("limit_interval_ms = 3600001\n", "limit_interval_ms='3600001'");
 }
 
+/* metrics_textfile: off by default; --check-config wants its directory, not the file. */
+static void
+test_metrics_textfile(void **state)
+{
+    struct agent_config c;
+    char err[CONFIG_ERR_MAX] = "", text[1200];
+    (void)state;
+
+    agent_config_init_defaults(&c);
+    assert_string_equal(c.metrics_textfile, "");
+    snprintf(c.state_dir, sizeof(c.state_dir), "%s", dir);
+    snprintf(text, sizeof(text), "metrics_textfile = %s/memsched.prom\n", dir);
+    assert_int_equal(agent_config_load(write_file("tf.conf", text), &c, err, sizeof(err)), 0);
+    snprintf(c.state_dir, sizeof(c.state_dir), "%s", dir);
+    assert_int_equal(agent_config_check_files(&c, err, sizeof(err)), 0);
+
+    snprintf(c.metrics_textfile, sizeof(c.metrics_textfile), "%s/none/memsched.prom", dir);
+    assert_int_equal(agent_config_check_files(&c, err, sizeof(err)), -ENOENT);
+    if (!strstr(err, "metrics_textfile"))
+        fail_msg("want an error naming metrics_textfile, got '%s'", err);
+    snprintf(c.metrics_textfile, sizeof(c.metrics_textfile), "%s/", dir);
+    assert_int_equal(agent_config_check_files(&c, err, sizeof(err)), -EISDIR);
+}
+
 static int
 setup(void **state)
 {
@@ -217,6 +241,7 @@ main(void)
         cmocka_unit_test(test_print_round_trips),
         cmocka_unit_test(test_state_round_trip_and_damage),
         cmocka_unit_test(test_default_limits_refuse_starvation),
+        cmocka_unit_test(test_metrics_textfile),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

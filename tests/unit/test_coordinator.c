@@ -900,6 +900,45 @@ test_events_survive_restart(void **state)
     assert_int_equal(events_of(fx, "hv1", FLEET_EVENT_JOINED), 2);
 }
 
+static void
+want_ack(struct fixture *fx, const char *host_id, uint64_t version, bool applied)
+{
+    struct fleet_host_info info;
+
+    assert_int_equal(fleet_host_get(fx->fleet, host_id, &info), 0);
+    if (info.last_ack_version != version || info.last_ack_applied != applied)
+        fail_msg("%s's last ack: want %" PRIu64 " %s, got %" PRIu64 " %s", host_id, version,
+                 applied ? "applied" : "refused", info.last_ack_version,
+                 info.last_ack_applied ? "applied" : "refused");
+}
+
+/* The last ack survives a coordinator restart: from the store into the fleet at the host's
+ * hello, before the agent answers anything again (the metrics' and hosts' ack state). */
+static void
+test_ack_survives_restart(void **state)
+{
+    struct fixture *fx = *state;
+    struct transport_peer hv1 = peer("conn-hv1", KEY_HV1, "hv1");
+    struct transport_peer hv2 = peer("conn-hv2", KEY_HV2, "hv2");
+
+    uint64_t v1 = add_fleet_policy(fx, 250);
+    hello(fx, &hv1, "hv1");
+    hello(fx, &hv2, "hv2");
+    ack(fx, &hv1, "hv1", v1, true);
+    ack(fx, &hv2, "hv2", v1, false);
+    stop(fx);
+    start(fx);
+    hello_holding(fx, &hv1, "hv1", v1, store_epoch(fx->store));
+    hello(fx, &hv2, "hv2");
+    want_ack(fx, "hv1", v1, true);
+    want_ack(fx, "hv2", v1, false);
+
+    /* A host that never answered has no ack, stored or not. */
+    struct transport_peer hv3 = peer("conn-hv3", "0123456789012345678901234567890123456789", "hv3");
+    hello(fx, &hv3, "hv3");
+    want_ack(fx, "hv3", 0, false);
+}
+
 int
 main(void)
 {
@@ -920,6 +959,7 @@ main(void)
         T(test_stale_down_fresh),
         T(test_restart_no_flood),
         T(test_events_survive_restart),
+        T(test_ack_survives_restart),
     };
 #undef T
     log_set_level(LOG_LEVEL_ERR);

@@ -462,6 +462,37 @@ test_event_ring_and_policy_events(void **state)
     fleet_destroy(&f);
 }
 
+/* An ack kept from before a restart fills an empty slot only: no event, no sign of life, and
+ * a live answer is never overwritten by the older stored one. */
+static void
+test_ack_restore(void **state)
+{
+    struct fleet *f = fleet_new(NULL);
+    struct wire_policy_ack live = {.version = 12, .applied = true};
+    struct fleet_host_info info;
+    (void)state;
+
+    assert_int_equal(fleet_ack_restore(f, "hv-01", 7, false), -ENOENT);
+    hello(f, "hv-01", 100);
+    uint64_t events = fleet_last_event_seq(f);
+    assert_int_equal(fleet_ack_restore(f, "hv-01", 0, true), -EINVAL);
+    assert_int_equal(fleet_ack_restore(f, "hv-01", 7, false), 0);
+    assert_int_equal(fleet_host_get(f, "hv-01", &info), 0);
+    assert_int_equal(info.last_ack_version, 7);
+    assert_false(info.last_ack_applied);
+    assert_int_equal(info.policy_version, 3); /* a refusal changes what it holds: nothing */
+    assert_int_equal(info.last_seen_ms, 100);
+    assert_int_equal(fleet_last_event_seq(f), events);
+
+    assert_int_equal(fleet_policy_ack(f, "hv-01", &live, 200), 0);
+    assert_int_equal(fleet_ack_restore(f, "hv-01", 7, false), 1);
+    assert_int_equal(fleet_host_get(f, "hv-01", &info), 0);
+    if (info.last_ack_version != 12 || !info.last_ack_applied)
+        fail_msg("a restored ack over a live one: want 12 applied, got %" PRIu64 " %s",
+                 info.last_ack_version, info.last_ack_applied ? "applied" : "refused");
+    fleet_destroy(&f);
+}
+
 static void
 test_vm_set_replaced(void **state)
 {
@@ -481,6 +512,7 @@ test_vm_set_replaced(void **state)
     /* b stays (its last reason with it), d arrives, a and c are gone. */
     rep_init(&rep, MIB(16384), MIB(8192));
     rep_vm(&rep, 4, "", MIB(512), MIB(10))->has_unused = false;
+    rep.vms[0].skip_reason = SCHED_REASON_NO_STATS;
     rep_vm(&rep, 2, "b", MIB(2048), MIB(300));
     assert_int_equal(fleet_report(f, "hv-01", 2, &rep.r, 1000), 0);
     assert_int_equal(fleet_host_get(f, "hv-01", &info), 0);
@@ -493,6 +525,8 @@ test_vm_set_replaced(void **state)
     assert_string_equal(info.vms[1].name, "");
     assert_false(info.vms[1].has_unused);
     assert_int_equal(info.vms[1].last_reason, FLEET_REASON_NONE);
+    assert_int_equal(info.vms[1].skip_reason, SCHED_REASON_NO_STATS);
+    assert_int_equal(info.vms[0].skip_reason, FLEET_REASON_NONE); /* managed */
     assert_int_equal(info.vm_actual_kib, MIB(2560));
 
     /* An empty report empties the host; upper-case uuids are the same VMs. */
@@ -936,6 +970,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_duplicate_and_reordered_reports),
         cmocka_unit_test(test_liveness_transitions),
         cmocka_unit_test(test_event_ring_and_policy_events),
+        cmocka_unit_test(test_ack_restore),
         cmocka_unit_test(test_vm_set_replaced),
         cmocka_unit_test(test_decision_ring_bounded),
         cmocka_unit_test(test_totals),

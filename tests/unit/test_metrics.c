@@ -18,6 +18,7 @@
 
 #include "fleet.h"
 #include "metrics.h"
+#include "prom.h"
 #include "test_util.h"
 #include "wire.h"
 
@@ -30,7 +31,7 @@ static void
 check_escape(const char *in, const char *want)
 {
     char out[256];
-    size_t n = metrics_escape_label(in, out, sizeof(out));
+    size_t n = prom_escape_label(in, out, sizeof(out));
 
     if (strcmp(out, want) != 0 || n != strlen(want))
         fail_msg("escape of '%s': want '%s' (%zu), got '%s' (%zu)", in, want, strlen(want), out, n);
@@ -62,13 +63,13 @@ test_escape_cut(void **state)
 
     /* Room for 4 bytes: "ab" fits, the escaped quote (2) fits, the next escape does not, and
      * nothing after it is written either. The return value is the whole length. */
-    assert_int_equal(metrics_escape_label("ab\"\\c", out, sizeof(out)), 7);
+    assert_int_equal(prom_escape_label("ab\"\\c", out, sizeof(out)), 7);
     assert_string_equal(out, "ab\\\"");
-    assert_int_equal(metrics_escape_label("a\\", out, 3), 3);
+    assert_int_equal(prom_escape_label("a\\", out, 3), 3);
     assert_string_equal(out, "a"); /* never half an escape */
-    assert_int_equal(metrics_escape_label("\xc3\xa9\xc3\xa9\xc3\xa9", out, sizeof(out)), 6);
+    assert_int_equal(prom_escape_label("\xc3\xa9\xc3\xa9\xc3\xa9", out, sizeof(out)), 6);
     assert_string_equal(out, "\xc3\xa9\xc3\xa9"); /* never half a character */
-    assert_int_equal(metrics_escape_label("abc", NULL, 0), 3);
+    assert_int_equal(prom_escape_label("abc", NULL, 0), 3);
 }
 
 /* ---- a fleet ---- */
@@ -111,6 +112,7 @@ report_hv1(struct fleet *f, uint64_t seq)
     vms[1].max_kib = MIB(1024);
     vms[1].actual_kib = MIB(1024);
     vms[1].stuck = true;
+    vms[1].skip_reason = SCHED_REASON_UNMANAGED;
     strcpy(d[0].uuid, UUID1);
     d[0].reason = SCHED_REASON_GROW;
     d[0].old_target_kib = MIB(1024);
@@ -239,6 +241,8 @@ test_samples(void **state)
     want_line(text, "memsched_vm_state{" VM2 ",state=\"paused\"} 1");
     want_line(text, "memsched_vm_managed{" VM2 "} 0");
     want_line(text, "memsched_vm_stuck{" VM2 "} 1");
+    want_line(text, "memsched_vm_skipped{" VM2 ",reason=\"unmanaged\"} 1");
+    no_line_with(text, "memsched_vm_skipped{" VM1);              /* managed: no series */
     no_line_with(text, "memsched_vm_balloon_target_bytes{" VM2); /* none set */
     no_line_with(text, "memsched_vm_unused_bytes{" VM2);         /* not reported */
     /* hv-2 said hello only: liveness and policy, no memory. */
@@ -247,6 +251,30 @@ test_samples(void **state)
     no_line_with(text, "memsched_host_floor_headroom_bytes{host=\"hv-2\"}");
     no_line_with(text, "memsched_host_policy_ack_version{host=\"hv-2\"}");
     free(text);
+    fleet_destroy(&f);
+}
+
+/* metrics_vm_series = false: no per-VM family at all; the hosts' series and the fleet's VM
+ * count stay. */
+static void
+test_without_vm_series(void **state)
+{
+    struct fleet *f = make_fleet();
+    struct metrics_source src = {.fleet = f,
+                                 .now_ms = 3500,
+                                 .pressure_unused_kib = MIB(100),
+                                 .host_floor_kib = floor_of,
+                                 .omit_vm_series = true};
+    struct metrics_text *text = metrics_format(&src);
+    char *out = metrics_text_join(text);
+    (void)state;
+
+    no_line_with(out, "memsched_vm_");
+    want_line(out, "memsched_fleet_vms 2");
+    want_line(out, "memsched_host_vms{host=\"hv-1\"} 2");
+    want_line(out, "memsched_host_memory_bytes{host=\"hv-1\"} 17179869184");
+    free(out);
+    metrics_text_destroy(&text);
     fleet_destroy(&f);
 }
 
@@ -357,9 +385,13 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_escape),  cmocka_unit_test(test_escape_cut),
-        cmocka_unit_test(test_samples), cmocka_unit_test(test_structure),
-        cmocka_unit_test(test_slices),  cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_escape),
+        cmocka_unit_test(test_escape_cut),
+        cmocka_unit_test(test_samples),
+        cmocka_unit_test(test_structure),
+        cmocka_unit_test(test_without_vm_series),
+        cmocka_unit_test(test_slices),
+        cmocka_unit_test(test_empty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

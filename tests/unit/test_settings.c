@@ -136,6 +136,13 @@ test_metrics_listen(void **state)
     expect_check_error("metrics_listen=http://127.0.0.1", NULL, "want http://ADDR:PORT");
     expect_check_error("metrics_listen=tcp://127.0.0.1:9187", NULL, "want http://ADDR:PORT");
     expect_check_error("metrics_listen=http://::1:9187", NULL, "want http://ADDR:PORT");
+
+    /* Per-VM series: in by default, a switch to leave them out. */
+    settings_defaults(&s);
+    assert_true(s.metrics_vm_series);
+    assert_int_equal(settings_load_arg(&s, "metrics_vm_series=false", err, sizeof(err)), 0);
+    assert_false(s.metrics_vm_series);
+    assert_int_not_equal(settings_load_arg(&s, "metrics_vm_series=some", err, sizeof(err)), 0);
 }
 
 /* A file, then arguments over it; what --print-config prints reads back the same. */
