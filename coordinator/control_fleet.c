@@ -369,14 +369,44 @@ static const struct sort_choice sorts[] = {
 };
 
 /* "-", or the words that qualify a VM's row: "down,unmanaged,stuck". */
+/* Why the agent leaves the VM alone ("no_balloon"), or NULL when it does not. */
+static const char *
+vm_skip_reason(const struct fleet_vm *vm)
+{
+    if (vm->skip_reason == FLEET_REASON_NONE)
+        return NULL;
+    if (vm->skip_reason < SCHED_REASON_COUNT)
+        return sched_reason_name((enum sched_reason)vm->skip_reason);
+    return "other"; /* WIRE_SKIP_OTHER: a newer agent's reason */
+}
+
+/* Append flag to the comma-separated list in buf. */
+static void
+flag_add(char *buf, size_t len, const char *flag)
+{
+    size_t used = strlen(buf);
+
+    snprintf(buf + used, len - used, "%s%s", used ? "," : "", flag);
+}
+
+/* "down,unmanaged", "skip:no_balloon,stuck", or "-". */
 static const char *
 vm_flags(enum fleet_liveness host_liveness, const struct fleet_vm *vm, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s%s%s%s%s",
-             liveness_stale(host_liveness) ? fleet_liveness_name(host_liveness) : "",
-             liveness_stale(host_liveness) && (!vm->managed || vm->stuck) ? "," : "",
-             vm->managed ? "" : "unmanaged", !vm->managed && vm->stuck ? "," : "",
-             vm->stuck ? "stuck" : "");
+    const char *skip = vm_skip_reason(vm);
+    char skip_flag[WIRE_SKIP_NAME_MAX + 8];
+
+    buf[0] = '\0';
+    if (liveness_stale(host_liveness))
+        flag_add(buf, len, fleet_liveness_name(host_liveness));
+    if (!vm->managed)
+        flag_add(buf, len, "unmanaged");
+    if (skip && (vm->managed || strcmp(skip, "unmanaged") != 0)) {
+        snprintf(skip_flag, sizeof(skip_flag), "skip:%s", skip);
+        flag_add(buf, len, skip_flag);
+    }
+    if (vm->stuck)
+        flag_add(buf, len, "stuck");
     return buf[0] ? buf : "-";
 }
 
@@ -399,7 +429,7 @@ vm_overrides(const struct fleet_vm *vm, char *buf, size_t len)
 void
 vm_put(struct rows *r, const struct fleet_host_info *host, const struct fleet_vm *vm)
 {
-    char uuid[WIRE_UUID_LEN], flags[48], overrides[64];
+    char uuid[WIRE_UUID_LEN], flags[96], overrides[64];
     const char *decision = vm->last_reason == FLEET_REASON_NONE
                                ? ""
                                : sched_reason_name((enum sched_reason)vm->last_reason);
@@ -412,6 +442,7 @@ vm_put(struct rows *r, const struct fleet_host_info *host, const struct fleet_vm
     put_str(r, "state", vm_state_name(vm->state));
     put_json(r, "managed", jcheck(json_boolean(vm->managed)));
     put_json(r, "stuck", jcheck(json_boolean(vm->stuck)));
+    put_json(r, "skip_reason", vm_skip_reason(vm) ? jstr(vm_skip_reason(vm)) : jcheck(json_null()));
     put_json(r, "stale", jcheck(json_boolean(liveness_stale(host->liveness))));
     put_json(r, "host_liveness", jstr(fleet_liveness_name(host->liveness)));
     put_json(r, "host_last_seen_age_ms", ju64(util_sub_sat(r->cc->now_ms, host->last_seen_ms)));

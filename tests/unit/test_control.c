@@ -143,7 +143,8 @@ build_fleet(struct fx *fx)
     memset(&r2, 0, sizeof(r2));
     r2.r.host_total_kib = MIB(32768);
     r2.r.host_available_kib = MIB(20480);
-    rep_vm(&r2, 3, "cache", MIB(1024));
+    vm = rep_vm(&r2, 3, "cache", MIB(1024));
+    vm->skip_reason = SCHED_REASON_NO_BALLOON; /* the agent leaves it alone */
     report(fx, "h2", &r2, 5000);
     assert_int_equal(fleet_tick(fx->fleet, NOW_MS, NULL, NULL), 1); /* h3 goes stale */
 }
@@ -555,6 +556,8 @@ test_vms(void **state)
     assert_int_equal(get_int(db, "min_kib"), MIB(1024));
     assert_true(json_is_null(get(db, "cap_kib")));
     assert_int_equal(get_int(db, "weight"), 300);
+    assert_true(json_is_null(get(db, "skip_reason")));
+    assert_string_equal(get_str(json_array_get(vms, 2), "skip_reason"), "no_balloon");
 
     vms = get_array(run_json(fx, "vms", "--sort", "unused", END), "vms", 3);
     assert_string_equal(get_str(json_array_get(vms, 0), "name"), "web");
@@ -569,6 +572,8 @@ test_vms(void **state)
     want_status(fx, CONTROL_OK, run(fx, "vms", "--host", "h1", "--limit", "1", END));
     want_text(fx, "(1 of 2 VMs shown");
 
+    want_status(fx, CONTROL_OK, run(fx, "vms", "--host", "h2", END));
+    want_cell(fx, "h2", "FLAGS", "skip:no_balloon");
     want_status(fx, CONTROL_NOT_FOUND, run(fx, "vms", "--host", "nope", END));
     want_text(fx, "nope");
     want_status(fx, CONTROL_USAGE, run(fx, "vms", "--sort", "size", END));
