@@ -30,6 +30,7 @@ struct daemon_options {
     const char *admin_read_dir;  /* read-only operators' keys ("" = none) */
     const char *db;              /* the SQLite store */
     const char *metrics_listen;  /* Prometheus /metrics (http.h); NULL or "" = none */
+    const char *web_root;        /* the dashboard's files (web_files.h); NULL or "" = none */
     bool insecure;               /* no CURVE on the agents' endpoint (loopback only) */
     uint64_t stale_after_ms;
     uint64_t down_after_ms;

@@ -130,6 +130,7 @@ main(int argc, char **argv)
         .admin_read_dir = settings.admin_read_dir,
         .db = settings.db,
         .metrics_listen = settings.metrics_listen,
+        .web_root = settings.web_root,
         .insecure = settings.insecure,
         .stale_after_ms = settings.stale_after_ms,
         .down_after_ms = settings.down_after_ms,

@@ -29,6 +29,7 @@ struct settings {
     char admin_read_dir[SETTINGS_STR_MAX];  /* read-only operators' keys (dashboards, scripts) */
     char db[SETTINGS_STR_MAX];
     char metrics_listen[SETTINGS_STR_MAX]; /* Prometheus: http://ADDR:PORT or a port; "" = off */
+    char web_root[SETTINGS_STR_MAX];       /* the dashboard's files; "" = none */
     bool insecure;
     uint64_t stale_after_ms;
     uint64_t down_after_ms;
