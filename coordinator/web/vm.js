@@ -37,11 +37,14 @@
         ], decisions, { id: "why-table" });
     }
 
+    /* Thresholds in MiB, as the config and memschedctl policy set take them. */
     function policyTable(p) {
+        const rows = Object.entries(p).map(([k, v]) => (k.endsWith("_kib") && typeof v === "number"
+            ? [k.slice(0, -4) + "_mib", v / 1024] : [k, v]));
         return m.table([
             { title: "key", cell: (kv) => kv[0] },
-            { title: "value", cell: (kv) => String(kv[1]) },
-        ], Object.entries(p), { id: "policy-table" });
+            { title: "value", num: true, cell: (kv) => String(kv[1]) },
+        ], rows, { id: "policy-table" });
     }
 
     async function load() {
