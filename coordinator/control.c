@@ -84,6 +84,7 @@ static const struct command commands[] = {
      cmd_vms},
     {"events", "events [--since SEQ] [--limit N]", {"since", "limit"}, false, false, cmd_events},
     {"why", "why HOST VM", {"host", "vm"}, false, false, cmd_why},
+    {"history", "history HOST [VM]", {"host", "vm"}, false, false, cmd_history},
     {"policy-show",
      "policy show [--scope S | --host H]",
      {"scope", "host"},
@@ -160,7 +161,8 @@ control_handle(const struct control_context *cc,
     if (!c.cmd) {
         *body =
             util_xstrdup("unknown command: the coordinator answers status, hosts, hosts-forget, "
-                         "vms, events, policy-show, policy-set, policy-unset, policy-delete, "
+                         "vms, events, why, history, policy-show, policy-set, policy-unset, "
+                         "policy-delete, "
                          "policy-rollback, policy-wait and policy-history");
         return CONTROL_USAGE;
     }

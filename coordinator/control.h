@@ -42,6 +42,7 @@
 #include <stdint.h>
 
 #include "fleet.h"
+#include "history.h"
 #include "store.h"
 #include "wire.h"
 
@@ -58,9 +59,10 @@ enum control_status {
 struct control_context {
     struct fleet *fleet;
     struct store *store;
-    uint64_t now_ms;              /* monotonic, the fleet's clock */
-    uint64_t now_wall_ms;         /* wall clock, the store's and the tables' */
-    uint64_t pressure_unused_kib; /* a VM with less unused counts as under pressure */
+    const struct history *history; /* NULL: none kept (the history command says so) */
+    uint64_t now_ms;               /* monotonic, the fleet's clock */
+    uint64_t now_wall_ms;          /* wall clock, the store's and the tables' */
+    uint64_t pressure_unused_kib;  /* a VM with less unused counts as under pressure */
     /* Called after a policy is stored, so the coordinator pushes it to the hosts in scope. */
     void (*on_policy_added)(void *ctx, uint64_t version, const char *scope);
     /* hosts forget: drop a host everywhere (fleet, sessions, store). 0, -ENOENT or -errno. */

@@ -1,6 +1,7 @@
 /*
  * control_events.c - what happened: why a VM's balloon moved (its decisions with their signal,
- * counterpart and policy) and the fleet's events.
+ * counterpart and policy), a host's and its VMs' memory over time (history) and the fleet's
+ * events.
  */
 #define _GNU_SOURCE
 #include "control_reply.h"
@@ -231,6 +232,235 @@ cmd_why(struct call *c)
     st = c->req->json ? why_json(c, &h, vm, ds, n) : why_text(c, &h, vm, ds, n);
     free(ds);
     return st;
+}
+
+/* ---- history ---- */
+
+/* A moment on the fleet's monotonic clock as wall-clock epoch milliseconds. */
+static uint64_t
+wall_of(const struct control_context *cc, uint64_t at_ms)
+{
+    return util_sub_sat(cc->now_wall_ms, util_sub_sat(cc->now_ms, at_ms));
+}
+
+/* A MiB sample as KiB in JSON; null when unknown. */
+static json_t *
+jmib(uint32_t mib)
+{
+    return mib == HISTORY_UNKNOWN ? jcheck(json_null()) : ju64((uint64_t)mib * UTIL_KIB_PER_MIB);
+}
+
+/* The series' points as parallel arrays: "t" and one array per value name (b_name may be NULL). */
+static void
+series_json(const struct control_context *cc,
+            json_t *o,
+            const struct history_point *p,
+            size_t n,
+            const char *a_name,
+            const char *b_name)
+{
+    json_t *t = jarr(), *a = jarr(), *b = b_name ? jarr() : NULL;
+
+    for (size_t i = 0; i < n; i++) {
+        jpush(t, ju64(wall_of(cc, p[i].at_ms)));
+        jpush(a, jmib(p[i].a_mib));
+        if (b)
+            jpush(b, jmib(p[i].b_mib));
+    }
+    jset(o, "t", t);
+    jset(o, a_name, a);
+    if (b)
+        jset(o, b_name, b);
+}
+
+/* The host's own series: available and ballooned memory, and its total (as now). */
+static json_t *
+host_history_json(struct call *c,
+                  const struct fleet_host_info *h,
+                  struct history_point *p,
+                  size_t cap)
+{
+    json_t *o = jobj(), *total = jarr();
+    int n = history_read(c->cc->history, h->host_id, NULL, c->cc->now_ms, p, cap);
+
+    n = n < 0 ? 0 : n;
+    series_json(c->cc, o, p, (size_t)n, "available_kib", "balloons_kib");
+    for (int i = 0; i < n; i++)
+        jpush(total, ju64(h->host_total_kib));
+    jset(o, "total_kib", total);
+    return o;
+}
+
+static json_t *
+vm_history_json(struct call *c,
+                const struct fleet_host_info *h,
+                const struct fleet_vm *vm,
+                struct history_point *p,
+                size_t cap)
+{
+    char uuid[WIRE_UUID_LEN];
+    json_t *o = jobj();
+    int n = history_read(c->cc->history, h->host_id, vm->uuid, c->cc->now_ms, p, cap);
+
+    fleet_uuid_format(vm->uuid, uuid);
+    jset(o, "uuid", jstr(uuid));
+    jset(o, "domain", jstr(vm->name));
+    series_json(c->cc, o, p, n < 0 ? 0 : (size_t)n, "actual_kib", "unused_kib");
+    return o;
+}
+
+/* The host's decisions kept (newest first), about `only` or every VM, stamped with wall time. */
+static json_t *
+decisions_history_json(struct call *c, const struct fleet_host_info *h, const struct fleet_vm *only)
+{
+    struct fleet_decision *ds = util_xcalloc(h->n_decisions + 1, sizeof(*ds));
+    size_t n = fleet_host_decisions(c->cc->fleet, h->host_id, ds, h->n_decisions);
+    char uuid[WIRE_UUID_LEN], other[WIRE_UUID_LEN];
+    json_t *list = jarr();
+
+    for (size_t i = 0; i < n; i++) {
+        const struct fleet_decision *d = &ds[i];
+        if (only && memcmp(d->uuid, only->uuid, FLEET_UUID_BYTES) != 0)
+            continue;
+        fleet_uuid_format(d->uuid, uuid);
+        const struct fleet_vm *vm = find_vm(h, uuid);
+        json_t *o = jobj();
+        jset(o, "t", ju64(wall_of(c->cc, d->at_ms)));
+        jset(o, "uuid", jstr(uuid));
+        jset(o, "domain", jstr(vm ? vm->name : ""));
+        jset(o, "reason", jstr(sched_reason_name((enum sched_reason)d->reason)));
+        jset(o, "old_target_kib", ju64(d->old_target_kib));
+        jset(o, "new_target_kib", ju64(d->new_target_kib));
+        jset(o, "counterpart", jstr(counterpart_name(h, d, other)));
+        jpush(list, o);
+    }
+    free(ds);
+    return list;
+}
+
+static json_t *
+resolution_json(const struct history *history)
+{
+    struct history_stats st;
+    json_t *o = jobj();
+
+    history_stats(history, &st);
+    jset(o, "fine_step_s", ju64(st.fine_step_s));
+    jset(o, "fine_slots", ju64(st.fine_slots));
+    jset(o, "coarse_step_s", ju64(st.coarse_step_s));
+    jset(o, "coarse_slots", ju64(st.coarse_slots));
+    jset(o, "series", ju64(st.series));
+    jset(o, "bytes", ju64(st.bytes));
+    jset(o, "max_bytes", ju64(st.max_bytes));
+    jset(o, "refused", ju64(st.refused));
+    return o;
+}
+
+static enum control_status
+history_json(struct call *c, const struct fleet_host_info *h, const struct fleet_vm *only)
+{
+    size_t cap = history_points_max(c->cc->history);
+    struct history_point *p = util_xcalloc(cap, sizeof(*p));
+    json_t *root = jobj(), *vms = jarr();
+
+    jset(root, "host_id", jstr(h->host_id));
+    jset(root, "resolution", resolution_json(c->cc->history));
+    jset(root, "host", host_history_json(c, h, p, cap));
+    for (size_t i = 0; i < h->n_vms; i++) {
+        if (!only || only == &h->vms[i])
+            jpush(vms, vm_history_json(c, h, &h->vms[i], p, cap));
+    }
+    jset(root, "vms", vms);
+    jset(root, "decisions", decisions_history_json(c, h, only));
+    free(p);
+    return json_reply(c, root);
+}
+
+/* One line per VM: how far back it goes, and the balloon's and unused memory's range. */
+static void
+history_row(struct call *c,
+            struct table *tb,
+            const char *name,
+            const struct history_point *p,
+            int n,
+            const char *b_name)
+{
+    uint32_t a_lo = UINT32_MAX, a_hi = 0, b_lo = UINT32_MAX, b_hi = 0;
+    char since[32];
+
+    for (int i = 0; i < n; i++) {
+        a_lo = p[i].a_mib < a_lo ? p[i].a_mib : a_lo;
+        a_hi = p[i].a_mib > a_hi ? p[i].a_mib : a_hi;
+        if (p[i].b_mib == HISTORY_UNKNOWN)
+            continue;
+        b_lo = p[i].b_mib < b_lo ? p[i].b_mib : b_lo;
+        b_hi = p[i].b_mib > b_hi ? p[i].b_mib : b_hi;
+    }
+    table_add(tb, "%s", name);
+    table_add(tb, "%d", n);
+    table_add(tb, "%s", n ? fmt_age(since, sizeof(since), c->cc->now_ms, p[0].at_ms) : "-");
+    if (n)
+        table_add(tb, "%" PRIu32 "..%" PRIu32, a_lo, a_hi);
+    else
+        table_add(tb, "-");
+    if (b_lo <= b_hi)
+        table_add(tb, "%s %" PRIu32 "..%" PRIu32, b_name, b_lo, b_hi);
+    else
+        table_add(tb, "-");
+}
+
+static enum control_status
+history_text(struct call *c, const struct fleet_host_info *h, const struct fleet_vm *only)
+{
+    static const struct column cols[] = {
+        {"SERIES", false},    {"POINTS", true},    {"SINCE", false},
+        {"RANGE MiB", false}, {"ALSO MiB", false},
+    };
+    struct table tb = {.cols = cols, .n_cols = ARRAY_SIZE(cols)};
+    size_t cap = history_points_max(c->cc->history);
+    struct history_point *p = util_xcalloc(cap, sizeof(*p));
+    struct history_stats st;
+    struct text out;
+    FILE *f = text_open(&out);
+
+    history_stats(c->cc->history, &st);
+    fprintf(f,
+            "history of %s: every %" PRIu32 " s for %" PRIu32 " slots, then every %" PRIu32
+            " s for %" PRIu32 " (%zu series fleet-wide in %.1f of %.1f MiB)\n",
+            h->host_id, st.fine_step_s, st.fine_slots, st.coarse_step_s, st.coarse_slots, st.series,
+            util_kib_to_mib(st.bytes / 1024), util_kib_to_mib(st.max_bytes / 1024));
+    int n = history_read(c->cc->history, h->host_id, NULL, c->cc->now_ms, p, cap);
+    history_row(c, &tb, "host available", p, n < 0 ? 0 : n, "ballooned");
+    for (size_t i = 0; i < h->n_vms; i++) {
+        if (only && only != &h->vms[i])
+            continue;
+        n = history_read(c->cc->history, h->host_id, h->vms[i].uuid, c->cc->now_ms, p, cap);
+        history_row(c, &tb, h->vms[i].name, p, n < 0 ? 0 : n, "unused");
+    }
+    table_print(f, &tb);
+    table_free(&tb);
+    free(p);
+    return text_reply(c, &out);
+}
+
+enum control_status
+cmd_history(struct call *c)
+{
+    const char *host = opt(c, "host"), *which = opt(c, "vm");
+    const struct fleet_vm *vm = NULL;
+    struct fleet_host_info h;
+
+    if (!host)
+        return fail(c, CONTROL_USAGE, "history: wants HOST");
+    if (!c->cc->history)
+        return fail(c, CONTROL_NOT_FOUND,
+                    "history: this coordinator keeps none (history_max_mib = 0)");
+    if (fleet_host_get(c->cc->fleet, host, &h) < 0)
+        return fail(c, CONTROL_NOT_FOUND, "history: no host '%s' in the fleet", host);
+    if (which && !(vm = find_vm(&h, which)))
+        return fail(c, CONTROL_NOT_FOUND, "history: host '%s' reports no VM named '%s'", host,
+                    which);
+    return c->req->json ? history_json(c, &h, vm) : history_text(c, &h, vm);
 }
 
 /* ---- events ---- */

@@ -186,6 +186,7 @@ void vm_put(struct rows *r, const struct fleet_host_info *host, const struct fle
 /* control_events.c */
 enum control_status cmd_why(struct call *c);
 enum control_status cmd_events(struct call *c);
+enum control_status cmd_history(struct call *c);
 
 /* control_policy.c */
 enum control_status cmd_policy_show(struct call *c);

@@ -53,6 +53,7 @@ struct asked {
 struct coordinator {
     struct fleet *fleet;
     struct store *store;
+    struct history *history; /* NULL: none kept */
     coordinator_send_fn send;
     void *send_ctx;
     struct session *buckets[BUCKETS];
@@ -480,6 +481,16 @@ on_ack(struct coordinator *c,
              ack->applied ? "" : ack->reason, ack->applied ? "" : "\"");
 }
 
+/* The report just applied, into the history (the fleet's view of it: VMs sorted by uuid). */
+static void
+record_history(struct coordinator *c, const char *host_id, uint64_t now_ms)
+{
+    struct fleet_host_info info;
+
+    if (c->history && fleet_host_get(c->fleet, host_id, &info) == 0)
+        history_record(c->history, &info, now_ms);
+}
+
 static void
 dispatch(struct coordinator *c,
          struct session *s,
@@ -503,6 +514,8 @@ dispatch(struct coordinator *c,
     switch (msg->body) {
     case WIRE_BODY_REPORT:
         rc = fleet_report(c->fleet, s->host_id, msg->sequence, &msg->u.report, now_ms);
+        if (rc == 0)
+            record_history(c, s->host_id, now_ms);
         if (rc >= 0)
             offer_policy(c, s, msg->u.report.policy_version);
         break;
@@ -629,6 +642,12 @@ retry_push(const struct fleet_host_info *host, void *ctx)
 }
 
 void
+coordinator_set_history(struct coordinator *c, struct history *history)
+{
+    c->history = history;
+}
+
+void
 coordinator_set_host_retention(struct coordinator *c, uint64_t retention_ms)
 {
     c->host_retention_ms = retention_ms;
@@ -647,6 +666,8 @@ coordinator_forget_host(
     }
     snprintf(id, sizeof(id), "%s", host_id); /* host_id may point into the fleet */
     known = fleet_remove(c->fleet, id, now_ms) == 0;
+    if (c->history)
+        history_forget_host(c->history, id);
     if (session_find(c, id, false)) {
         session_remove(c, id);
         known = true;

@@ -50,6 +50,7 @@
 #include <stdint.h>
 
 #include "fleet.h"
+#include "history.h"
 #include "store.h"
 #include "transport.h"
 #include "wire.h"
@@ -128,6 +129,10 @@ void coordinator_tick(struct coordinator *c, uint64_t now_ms, uint64_t now_wall_
  * session, hosts row and acks), so a decommissioned host costs nothing forever. 0 = never;
  * the default is COORDINATOR_HOST_RETENTION_MS. */
 void coordinator_set_host_retention(struct coordinator *c, uint64_t retention_ms);
+
+/* Record every applied report into history (borrowed; NULL: none), and forget a forgotten
+ * host's there too. */
+void coordinator_set_history(struct coordinator *c, struct history *history);
 
 /* Forget a host now (memschedctl hosts forget): fleet record, session, hosts row and acks. A
  * host that is still up says hello again and is back. Returns 0, or -ENOENT when neither the

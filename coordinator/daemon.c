@@ -19,6 +19,7 @@
 #include "control.h"
 #include "coordinator.h"
 #include "fleet.h"
+#include "history.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -76,6 +77,7 @@ struct daemon {
     uint64_t sequence;        /* of the messages sent to agents */
     struct store *store;
     struct fleet *fleet;
+    struct history *history; /* NULL when history_max_mib = 0 */
     struct transport_server *servers[2];
     struct coordinator *coordinator;
     struct metrics_state metrics;
@@ -173,6 +175,7 @@ answer_control(struct daemon *d, const struct transport_peer *from, const uint8_
         struct control_context cc = {
             .fleet = d->fleet,
             .store = d->store,
+            .history = d->history,
             .now_ms = util_clock_ms(CLOCK_MONOTONIC),
             .now_wall_ms = util_clock_ms(CLOCK_REALTIME),
             .pressure_unused_kib = d->pressure_unused_kib,
@@ -473,6 +476,8 @@ daemon_open(const struct daemon_options *o, struct daemon **out, char *err, size
     }
     struct fleet_opts fo = {.stale_after_ms = o->stale_after_ms, .down_after_ms = o->down_after_ms};
     d->fleet = fleet_new(&fo);
+    if (o->history_max_mib)
+        d->history = history_new(&(struct history_opts){.max_bytes = o->history_max_mib << 20});
     rc = open_sockets(d, o, why, sizeof(why));
     if (rc < 0) {
         log_err(LOG_MODULE, "event=listen_failed why=\"%s\"", why);
@@ -487,6 +492,7 @@ daemon_open(const struct daemon_options *o, struct daemon **out, char *err, size
     }
     d->coordinator = coordinator_new(d->fleet, d->store, send_agent, d);
     coordinator_set_host_retention(d->coordinator, o->host_retention_ms);
+    coordinator_set_history(d->coordinator, d->history);
     if (coordinator_restore_events(d->coordinator, util_clock_ms(CLOCK_MONOTONIC),
                                    util_clock_ms(CLOCK_REALTIME), why, sizeof(why)) < 0)
         log_warn(LOG_MODULE, "event=events_restore_failed why=\"%s\"", why); /* not fatal */
@@ -514,6 +520,7 @@ daemon_close(struct daemon **daemon)
     transport_server_close(&d->servers[SERVER_MAIN]);
     transport_shutdown();
     fleet_destroy(&d->fleet);
+    history_destroy(&d->history);
     store_close(&d->store);
     sigprocmask(SIG_SETMASK, &d->old_signals, NULL);
     free(d);

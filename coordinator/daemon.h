@@ -36,6 +36,7 @@ struct daemon_options {
     uint64_t down_after_ms;
     uint64_t pressure_unused_mib;
     uint64_t host_retention_ms; /* 0 = keep down hosts forever */
+    uint64_t history_max_mib;   /* 0 = keep no history */
 };
 
 struct daemon;

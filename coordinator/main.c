@@ -136,6 +136,7 @@ main(int argc, char **argv)
         .down_after_ms = settings.down_after_ms,
         .pressure_unused_mib = settings.pressure_unused_mib,
         .host_retention_ms = settings.host_retention_ms,
+        .history_max_mib = settings.history_max_mib,
     };
     if (daemon_open(&o, &d, err, sizeof(err)) < 0)
         return 1;

@@ -106,6 +106,8 @@ usage(FILE *f)
           "                              status, hosts and VMs, redrawn every 2 s (over ssh too)\n"
           "  why HOST VM                 why the VM (name or uuid) grew or shrank: its recent\n"
           "                              decisions with the signal, thresholds and policy\n"
+          "  history HOST [VM]           the host's and its VMs' memory over the last day\n"
+          "                              (range per series; --json: every point, decisions)\n"
           "  policy show [--scope S]     the keys each scope sets; what each host holds\n"
           "  policy show --host H        H's policy: each value, and the scope and version that\n"
           "                              set it (host over its labels over fleet over defaults)\n"
@@ -160,7 +162,7 @@ usage_error(const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fputs("\n" SYNOPSIS "commands: status, hosts, vms, events, top, why, policy "
+    fputs("\n" SYNOPSIS "commands: status, hosts, vms, events, top, why, history, policy "
           "show|set|unset|delete|rollback|wait|history, keygen\n"
           "(memschedctl --help for more)\n",
           stderr);
@@ -362,6 +364,19 @@ request_command(int argc, char **argv, int *i, struct wire_control_request *req)
         snprintf(req->args[req->n_args++], sizeof(req->args[0]), "--host");
         snprintf(req->args[req->n_args++], sizeof(req->args[0]), "%s", argv[*i + 2]);
         *i += 3;
+        return -1;
+    }
+    if (strcmp(cmd, "history") == 0) {
+        if (*i + 1 >= argc || argv[*i + 1][0] == '-')
+            return usage_error("history wants a HOST (and maybe a VM: its name or uuid)");
+        snprintf(req->command, sizeof(req->command), "history");
+        snprintf(req->args[req->n_args++], sizeof(req->args[0]), "--host");
+        snprintf(req->args[req->n_args++], sizeof(req->args[0]), "%s", argv[*i + 1]);
+        *i += 2;
+        if (*i < argc && argv[*i][0] != '-') {
+            snprintf(req->args[req->n_args++], sizeof(req->args[0]), "--vm");
+            snprintf(req->args[req->n_args++], sizeof(req->args[0]), "%s", argv[(*i)++]);
+        }
         return -1;
     }
     if (strcmp(cmd, "why") == 0) {

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "coordinator.h"
 #include "fleet.h"
+#include "history.h"
 #include "http.h"
 #include "transport.h"
 
@@ -91,6 +92,12 @@ static const struct config_key keys[] = {
                0,
                UINT64_C(31536000000),
                "hosts down this long are forgotten; 0: never"),
+    NUMBER_KEY(history_max_mib,
+               HISTORY_MAX_MIB_DEFAULT,
+               0,
+               1048576,
+               "memory for the hosts' and VMs' history (memschedctl history, the dashboard); a "
+               "large fleet gets a coarser history, not more memory; 0: none kept"),
     {
         .name = "log_level",
         .kind = CONFIG_KIND_ENUM,

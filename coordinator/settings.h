@@ -35,6 +35,7 @@ struct settings {
     uint64_t down_after_ms;
     uint64_t pressure_unused_mib;
     uint64_t host_retention_ms;
+    uint64_t history_max_mib;
     enum log_level log_level;
 };
 

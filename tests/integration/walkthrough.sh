@@ -43,6 +43,9 @@ grep -q "^thresholds (policy v1, as the agent reported them): demand signal usab
     fail "why did not show the thresholds the agent reported"
 grep -qE "shrink .* > 300 \(vm_excess_unused\): gave [0-9]+ MiB to VMs, [0-9]+ to the host" "$log" ||
     fail "why did not show idle1's shrink with its rule"
+# history: idle1's series has at least one point (every 10 s), the host's too.
+grep -q "^history of hv1: every 10 s" "$log" || fail "history did not describe hv1's history"
+grep -qE "^idle1 +[1-9][0-9]* +[0-9]+s ago" "$log" || fail "history showed no point for idle1"
 applied=$(python3 - "$log" <<'PY'
 import json, sys
 # The last line that parses as JSON is `memschedctl --json hosts`.

@@ -25,6 +25,7 @@
 
 #include "control.h"
 #include "fleet.h"
+#include "history.h"
 #include "store.h"
 #include "test_util.h"
 #include "wire.h"
@@ -653,6 +654,55 @@ test_why(void **state)
     want_status(fx, CONTROL_USAGE, run(fx, "why", "--host", "h1", END));
 }
 
+/* history: the host's and its VMs' points on the wall clock, and its decisions marked. */
+static void
+test_history(void **state)
+{
+    struct fx *fx = *state;
+    struct history_opts o = {
+        .fine_step_s = 1, .fine_span_s = 60, .coarse_step_s = 60, .coarse_span_s = 600};
+    struct history *h = history_new(&o);
+    struct fleet_host_info info;
+
+    want_status(fx, CONTROL_NOT_FOUND, run(fx, "history", "--host", "h1", END));
+    want_text(fx, "keeps none (history_max_mib = 0)");
+    assert_int_equal(fleet_host_get(fx->fleet, "h1", &info), 0);
+    history_record(h, &info, 5000);
+    history_record(h, &info, NOW_MS);
+    fx->cc.history = h;
+
+    json_t *root = run_json(fx, "history", "--host", "h1", END);
+    json_t *host = get(root, "host");
+    json_t *t = get_array(host, "t", 2);
+    assert_int_equal(json_integer_value(json_array_get(t, 0)), NOW_WALL_MS - 1000);
+    assert_int_equal(json_integer_value(json_array_get(t, 1)), NOW_WALL_MS);
+    assert_int_equal(json_integer_value(json_array_get(get_array(host, "balloons_kib", 2), 1)),
+                     MIB(2048 + 4096));
+    json_t *vms = get_array(root, "vms", 2);
+    json_t *web = json_array_get(vms, 0);
+    assert_string_equal(get_str(web, "domain"), "web");
+    assert_int_equal(json_integer_value(json_array_get(get_array(web, "actual_kib", 2), 0)),
+                     MIB(2048));
+    json_t *d = json_array_get(get_array(root, "decisions", 1), 0);
+    assert_string_equal(get_str(d, "domain"), "web");
+    assert_string_equal(get_str(d, "reason"), "grow");
+    assert_int_equal(get_int(get(root, "resolution"), "fine_step_s"), 1);
+    /* one VM; the table */
+    get_array(run_json(fx, "history", "--host", "h1", "--vm", "db", END), "vms", 1);
+    want_status(fx, CONTROL_OK, run(fx, "history", "--host", "h1", END));
+    want_text(fx, "history of h1: every 1 s for 60 slots, then every 60 s for 10");
+    want_text(fx, "host available");
+    want_cell_right(fx, "web", "POINTS", "2");
+    want_cell(fx, "web", "RANGE", "2048..2048");
+    want_cell(fx, "web", "ALSO", "unused 50..50");
+
+    want_status(fx, CONTROL_NOT_FOUND, run(fx, "history", "--host", "hx", END));
+    want_status(fx, CONTROL_NOT_FOUND, run(fx, "history", "--host", "h1", "--vm", "nope", END));
+    want_status(fx, CONTROL_USAGE, run(fx, "history", END));
+    fx->cc.history = NULL;
+    history_destroy(&h);
+}
+
 /* Rows from a stale or down host say so, and a down host's numbers leave the fleet's sums. */
 static void
 test_stale_rows(void **state)
@@ -1191,6 +1241,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_vms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_why, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hosts_sort_filter_unit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hosts_pages, setup, teardown),

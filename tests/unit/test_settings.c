@@ -39,6 +39,7 @@ test_defaults(void **state)
     assert_int_equal(s.down_after_ms, 10000);
     assert_int_equal(s.pressure_unused_mib, 100);
     assert_int_equal(s.host_retention_ms, UINT64_C(604800000));
+    assert_int_equal(s.history_max_mib, 256);
     assert_int_equal(s.log_level, LOG_LEVEL_INFO);
     assert_int_equal(settings_check(&s, err, sizeof(err)), 0);
 }
@@ -66,6 +67,7 @@ test_bad_values(void **state)
     expect_arg_error("down_after_ms=86400001", "down_after_ms='86400001' out of range");
     expect_arg_error("host_retention_ms=31536000001", "host_retention_ms='31536000001'");
     expect_arg_error("pressure_unused_mib=1048577", "pressure_unused_mib='1048577'");
+    expect_arg_error("history_max_mib=1048577", "history_max_mib='1048577'");
     expect_arg_error("pressure_unused_mib=12abc", "is not a valid whole number");
     expect_arg_error("log_level=loud", "log_level='loud' must be err, warn, info or debug");
 }
