@@ -282,6 +282,7 @@ web_work(struct daemon *d, uint64_t now, uint64_t wall)
     struct control_context cc = {
         .fleet = d->fleet,
         .store = d->store,
+        .history = d->history,
         .now_ms = now,
         .now_wall_ms = wall,
         .pressure_unused_kib = d->pressure_unused_kib,

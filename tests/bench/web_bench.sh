@@ -52,14 +52,11 @@ for path in status "hosts?limit=50" "hosts?limit=50&after=$host" "vms?sort=unuse
     done
 done
 
-# The pages (no checks: MODE=timing); the host page's history is the fixture until the
-# coordinator has the history command.
-fake=
-"$ctl" --socket "$control" history --host "$host" >/dev/null 2>&1 || fake=1
+# The pages (no checks: MODE=timing).
 echo '{"hosts":[]}' >"$work/want/hosts.json"
 for _ in 1 2; do
     BASE="http://127.0.0.1:$http_port" WANT="$work/want" HOST="$host" VM="$vm" \
-        ARTIFACTS="$work/shots" FIXTURE="$root/tests/web/fixtures/history.json" FAKE_HISTORY="$fake" \
+        ARTIFACTS="$work/shots" FIXTURE="$root/tests/web/fixtures/history.json" \
         NODE_MODULES="$node_modules" MODE=timing node "$root/tests/web/dashboard.mjs" |
         grep -E '^(TIMING|FAIL|  )' || true
 done

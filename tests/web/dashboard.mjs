@@ -39,9 +39,6 @@ async function visit(name, path, selector, setup) {
     page.on("pageerror", (e) => errors.push("page error: " + e.message));
     page.on("requestfailed", (r) => errors.push("request failed: " + r.url()));
     page.on("response", (r) => { if (r.status() >= 400) errors.push(r.status() + " for " + r.url()); });
-    if (env.FAKE_HISTORY) // no history command in this coordinator yet (web.sh says so)
-        await page.route("**/api/history?*", (route) => route.fulfill({
-            status: 200, contentType: "application/json", body: readFileSync(env.FIXTURE, "utf8") }));
     if (setup) await setup(page);
     const started = Date.now();
     await page.goto(base + path);

@@ -77,18 +77,11 @@ eventually 20 acked || fail "the hosts never acked the fleet policy"
 vm=$(ctl --json vms --host hv1 | jq -er '.vms[] | select(.name == "hog") | .uuid') || fail "no hog on hv1"
 has_why() { ctl --json why hv1 "$vm" | jq -e '.decisions | length > 0'; }
 eventually 20 has_why || fail "hv1's hog never had a decision"
-has_history() { ctl --json history --host hv1 | jq -e '(.vms | length > 0) and (.decisions | length > 0)'; }
-# Until the coordinator has the history command (being added beside this test), the host
-# page's charts are fed the fixture; once it has it, its real answer.
-fake_history=
-history_says=$(ctl history --host hv1 2>&1 || true)
-if grep -q "unknown command" <<<"$history_says"; then
-    echo "NOTE: no history command yet: the host page's charts get the fixture's history"
-    fake_history=1
-    cp "$here/fixtures/history.json" "$work/want/history.json"
-else
-    eventually 20 has_history || fail "no history with decisions for hv1 (memschedctl history --host hv1)"
-fi
+# Its history: every VM's points and the decisions (the coordinator samples every few seconds).
+has_history() {
+    ctl --json history hv1 | jq -e '(.vms | length > 0) and all(.vms[]; (.t | length) >= 2) and (.decisions | length > 0)'
+}
+eventually 60 has_history || fail "no history with two points a VM and decisions for hv1 (memschedctl history hv1)"
 # hv1's agent stopped (and liveness slow to notice), so what the VM page, the host page's
 # history and memschedctl show of hv1 is the same; hv2 and hv3 keep reporting.
 kill -STOP "${pids[1]}"
@@ -96,11 +89,11 @@ sleep 1 # a report on its way lands
 # What memschedctl says, read just before the browser does.
 ctl --json hosts >"$work/want/hosts.json"
 ctl --json why hv1 "$vm" >"$work/want/why.json"
-[ -n "$fake_history" ] || ctl --json history --host hv1 >"$work/want/history.json"
+ctl --json history hv1 >"$work/want/history.json"
 ctl --json policy show >"$work/want/policy.json"
 
 BASE="http://127.0.0.1:$http_port" WANT="$work/want" HOST=hv1 VM="$vm" ARTIFACTS="$artifacts" \
-    FIXTURE="$here/fixtures/history.json" FAKE_HISTORY="$fake_history" NODE_MODULES="$node_modules" \
+    FIXTURE="$here/fixtures/history.json" NODE_MODULES="$node_modules" \
     node "$here/dashboard.mjs" 2>&1 | tee "$work/dashboard.log" || true
 cp "$work/coordinator.log" "$artifacts/" 2>/dev/null || true
 grep -q '^PASS' "$work/dashboard.log" || fail "the browser test failed (screenshots in $artifacts)"
