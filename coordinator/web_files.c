@@ -91,8 +91,8 @@ add_file(struct web_files *w, const char *dir, const char *name, char *err, size
 {
     char path[4096];
     struct stat st;
-    void *bytes;
-    size_t len;
+    void *bytes = NULL; /* set by read_whole() when it succeeds */
+    size_t len = 0;
 
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
