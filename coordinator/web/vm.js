@@ -55,7 +55,9 @@
         document.getElementById("cards").replaceChildren(...cards(r.vm));
         document.getElementById("why").replaceChildren(whyTable(r.decisions));
         document.getElementById("policy").replaceChildren(
-            m.el("p", {}, "policy v" + r.policy_version), policyTable(r.policy_in_force));
+            m.el("p", {}, "policy v" + r.policy_version),
+            r.policy_in_force ? policyTable(r.policy_in_force)
+                : m.el("p", { class: "muted" }, "its agent has not reported the thresholds it plans with"));
         document.getElementById("error").replaceChildren();
     }
 
