@@ -760,23 +760,44 @@ transport_server_recv(struct transport_server **servers,
                       uint8_t **buf,
                       size_t *len)
 {
-    zmq_pollitem_t items[MAX_SERVERS + 1];
-    size_t n_items = 0;
+    return transport_server_poll(servers, n, -1, timeout_ms, which, from, buf, len);
+}
+
+int
+transport_server_poll(struct transport_server **servers,
+                      size_t n,
+                      int wake_fd,
+                      int timeout_ms,
+                      size_t *which,
+                      struct transport_peer *from,
+                      uint8_t **buf,
+                      size_t *len)
+{
+    zmq_pollitem_t items[MAX_SERVERS + 2];
+    size_t n_items = 0, zap_item = 0, wake_item = 0;
 
     if (n > MAX_SERVERS)
         return -E2BIG;
     for (size_t i = 0; i < n; i++)
         items[n_items++] = (zmq_pollitem_t){.socket = servers[i]->socket, .events = ZMQ_POLLIN};
-    if (zap_socket)
+    if (zap_socket) {
+        zap_item = n_items;
         items[n_items++] = (zmq_pollitem_t){.socket = zap_socket, .events = ZMQ_POLLIN};
+    }
+    if (wake_fd >= 0) {
+        wake_item = n_items;
+        items[n_items++] = (zmq_pollitem_t){.fd = wake_fd, .events = ZMQ_POLLIN};
+    }
     for (;;) {
         int ready = zmq_poll(items, (int)n_items, timeout_ms);
         if (ready < 0)
             return -errno;
         if (ready == 0)
             return 0;
-        if (zap_socket && (items[n_items - 1].revents & ZMQ_POLLIN))
+        if (zap_socket && (items[zap_item].revents & ZMQ_POLLIN))
             answer_zap(servers, n);
+        if (wake_fd >= 0 && (items[wake_item].revents & ZMQ_POLLIN))
+            return 2;
         /* Start each look at the next server, so a busy one (agents under load) cannot starve
          * a quiet one (the operator's control socket). */
         static size_t first;

@@ -131,6 +131,17 @@ int transport_server_recv(struct transport_server **servers,
                           uint8_t **buf,
                           size_t *len);
 
+/* transport_server_recv(), and also returns 2 as soon as wake_fd (a file descriptor; -1 for
+ * none) is readable, taking nothing from it: how another thread's work wakes the loop. */
+int transport_server_poll(struct transport_server **servers,
+                          size_t n,
+                          int wake_fd,
+                          int timeout_ms,
+                          size_t *which,
+                          struct transport_peer *from,
+                          uint8_t **buf,
+                          size_t *len);
+
 /* Send to a peer without blocking. Returns 0, or -EHOSTUNREACH / -EAGAIN (counted). */
 int transport_server_send(struct transport_server *server,
                           const struct transport_peer *to,

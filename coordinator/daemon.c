@@ -25,6 +25,8 @@
 #include "metrics.h"
 #include "store.h"
 #include "util.h"
+#include "web_api.h"
+#include "web_files.h"
 #include "wire.h"
 
 #define LOG_MODULE         "coordinator"
@@ -57,6 +59,7 @@ struct floor_cache {
 
 struct metrics_state {
     struct http_server *http;
+    struct web_files *files;     /* the dashboard's, served by http */
     struct metrics_build *build; /* a document being written; NULL between them */
     uint64_t build_started_ms;
     uint64_t next_ms;         /* no new build before */
@@ -272,20 +275,45 @@ metrics_work(struct daemon *d, uint64_t now)
     m->next_ms = now + (pause_ms > METRICS_INTERVAL_MS ? pause_ms : METRICS_INTERVAL_MS);
 }
 
+/* The dashboard's API calls waiting on the HTTP listener, answered as memschedctl's are. */
+static void
+web_work(struct daemon *d, uint64_t now, uint64_t wall)
+{
+    if (!d->metrics.http)
+        return;
+    struct control_context cc = {
+        .fleet = d->fleet,
+        .store = d->store,
+        .history = d->history,
+        .now_ms = now,
+        .now_wall_ms = wall,
+        .pressure_unused_kib = d->pressure_unused_kib,
+        .read_only = true,
+    };
+    web_api_serve(d->metrics.http, &cc);
+}
+
 static int
-open_metrics(struct daemon *d, const char *listen, char *err, size_t err_len)
+open_metrics(struct daemon *d, const char *listen, const char *web_root, char *err, size_t err_len)
 {
     uint64_t now = util_clock_ms(CLOCK_MONOTONIC);
+    struct http_options ho = {.listen = listen, .content_type = METRICS_CONTENT_TYPE, .api = true};
+    char why[ERR_LEN];
     int rc;
 
     if (!listen || !listen[0])
         return 0;
-    rc = http_server_open(listen, METRICS_CONTENT_TYPE, &d->metrics.http, err, err_len);
+    /* Without its pages the listener still serves /metrics and the API: not fatal. */
+    if (web_root && web_root[0] &&
+        web_files_load(web_root, &d->metrics.files, why, sizeof(why)) < 0)
+        log_warn(LOG_MODULE, "event=web_root_unreadable pages=none why=\"%s\"", why);
+    ho.files = web_files_table(d->metrics.files, &ho.n_files);
+    rc = http_server_open_with(&ho, &d->metrics.http, err, err_len);
     if (rc < 0)
         return rc;
     d->metrics.wanted_until_ms = now + METRICS_IDLE_MS; /* the first scrape finds one ready */
-    log_info(LOG_MODULE, "event=metrics_listening listen=%s port=%u", listen,
-             (unsigned)http_server_port(d->metrics.http));
+    log_info(LOG_MODULE, "event=metrics_listening listen=%s port=%u web_files=%zu", listen,
+             (unsigned)http_server_port(d->metrics.http), ho.n_files);
     return 0;
 }
 
@@ -360,7 +388,9 @@ daemon_run(struct daemon *d)
         /* While a metrics document is being written, poll without waiting: its slices run
          * between messages, and an idle loop must not stretch them over minutes. */
         int timeout_ms = d->metrics.build ? 0 : TICK_MS;
-        int rc = transport_server_recv(d->servers, 2, timeout_ms, &which, &from, &buf, &len);
+        int wake_fd = d->metrics.http ? http_server_wake_fd(d->metrics.http) : -1;
+        int rc =
+            transport_server_poll(d->servers, 2, wake_fd, timeout_ms, &which, &from, &buf, &len);
         uint64_t now = util_clock_ms(CLOCK_MONOTONIC), wall = util_clock_ms(CLOCK_REALTIME);
         if (rc == 1) {
             if (which == SERVER_MAIN)
@@ -371,6 +401,7 @@ daemon_run(struct daemon *d)
         } else if (rc < 0 && rc != -EINTR) {
             log_err(LOG_MODULE, "event=poll_failed error=%s", strerror(-rc));
         }
+        web_work(d, now, wall);
         metrics_work(d, now);
         if (now >= next_tick) {
             coordinator_tick(d->coordinator, now, wall);
@@ -457,7 +488,7 @@ daemon_open(const struct daemon_options *o, struct daemon **out, char *err, size
         snprintf(err, err_len, "listen: %s", why);
         goto fail;
     }
-    rc = open_metrics(d, o->metrics_listen, why, sizeof(why));
+    rc = open_metrics(d, o->metrics_listen, o->web_root, why, sizeof(why));
     if (rc < 0) {
         log_err(LOG_MODULE, "event=metrics_listen_failed why=\"%s\"", why);
         snprintf(err, err_len, "metrics_listen: %s", why);
@@ -487,6 +518,7 @@ daemon_close(struct daemon **daemon)
         return;
     coordinator_destroy(&d->coordinator);
     http_server_close(&d->metrics.http);
+    web_files_destroy(&d->metrics.files);
     metrics_build_destroy(&d->metrics.build);
     transport_server_close(&d->servers[SERVER_CTL]);
     transport_server_close(&d->servers[SERVER_MAIN]);

@@ -31,6 +31,7 @@ struct daemon_options {
     const char *db;              /* the SQLite store */
     const char *metrics_listen;  /* Prometheus /metrics (http.h); NULL or "" = none */
     bool metrics_omit_vm_series; /* metrics_vm_series = false: no per-VM series */
+    const char *web_root;        /* the dashboard's files (web_files.h); NULL or "" = none */
     bool insecure;               /* no CURVE on the agents' endpoint (loopback only) */
     uint64_t stale_after_ms;
     uint64_t down_after_ms;

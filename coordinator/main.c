@@ -131,6 +131,7 @@ main(int argc, char **argv)
         .db = settings.db,
         .metrics_listen = settings.metrics_listen,
         .metrics_omit_vm_series = !settings.metrics_vm_series,
+        .web_root = settings.web_root,
         .insecure = settings.insecure,
         .stale_after_ms = settings.stale_after_ms,
         .down_after_ms = settings.down_after_ms,

@@ -59,6 +59,11 @@ static const struct config_key keys[] = {
                0,
                "Prometheus metrics at /metrics: http://ADDR:PORT, or a port alone for loopback "
                "(plain HTTP, read-only); empty: off"),
+    STRING_KEY(web_root,
+               "/usr/share/memsched/web",
+               0,
+               "the dashboard's pages, served on metrics_listen with its read-only /api/; "
+               "empty: API only"),
     {
         .name = "metrics_vm_series",
         .kind = CONFIG_KIND_BOOL,

@@ -30,6 +30,7 @@ struct settings {
     char db[SETTINGS_STR_MAX];
     char metrics_listen[SETTINGS_STR_MAX]; /* Prometheus: http://ADDR:PORT or a port; "" = off */
     bool metrics_vm_series;                /* false: /metrics leaves out every per-VM series */
+    char web_root[SETTINGS_STR_MAX];       /* the dashboard's files; "" = none */
     bool insecure;
     uint64_t stale_after_ms;
     uint64_t down_after_ms;

@@ -4,10 +4,13 @@
 #   deploy/install-deps.sh --test   also what the tests need (libvirtd, clang for fuzzing, ...)
 set -euo pipefail
 
+# npm fetches the dashboard's chart library (uPlot, pinned in coordinator/web/package-lock.json)
+# at build time; nothing is fetched when the coordinator runs.
 build=(
     build-essential cmake pkg-config
     libvirt-dev libzmq3-dev protobuf-c-compiler libprotobuf-c-dev
     libxml2-dev libjansson-dev libsystemd-dev libcmocka-dev libsqlite3-dev libmicrohttpd-dev
+    nodejs npm
 )
 # libvirt-daemon gives libvirtd for the integration tests (the test driver is in libvirt0),
 # libvirt-clients virsh, jq for the integration tests that read memschedctl's --json, iproute2
@@ -16,10 +19,11 @@ build=(
 # test scrapes with; curl queries it.
 # scdoc, lintian, systemd (systemd-analyze), man-db and bash-completion for the packages'
 # check (tests/deploy/packages.sh); ansible-core (the builtin modules are all the roles use)
-# and python3-apt (its apt module) for tests/deploy/ansible.sh.
+# and python3-apt (its apt module) for tests/deploy/ansible.sh. chromium is the browser the
+# dashboard's test drives (playwright-core from npm, with no browser download of its own).
 test=(
     clang clang-format libclang-rt-14-dev libvirt-daemon libvirt-clients jq iproute2 prometheus curl
-    scdoc lintian systemd man-db bash-completion ansible-core python3-apt
+    scdoc lintian systemd man-db bash-completion ansible-core python3-apt chromium
 )
 
 packages=("${build[@]}")

@@ -59,7 +59,7 @@ cmake --preset release -B "$build" \
     -DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON >"$tmp/configure.log" ||
     { cat "$tmp/configure.log"; fail "configure"; }
 cmake --build "$build" -j "$(nproc)" --target memsched-agent memsched-coordinator memschedctl \
-    memsched_deploy_files >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log"; fail "build"; }
+    memsched_deploy_files memsched_web_files >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log"; fail "build"; }
 # Debian's flags (fortify, -O3 from the preset) make gcc see more; not errors in a release build.
 echo "compiler warnings under dpkg-buildflags: $(grep -c 'warning:' "$tmp/build.log" || true)"
 grep 'warning:' "$tmp/build.log" || true
@@ -85,7 +85,9 @@ want_files "${debs[0]}" etc/memsched/agent.conf lib/systemd/system/memsched-agen
     usr/share/man/man8/memsched-agent.8.gz usr/share/man/man5/memsched-agent.conf.5.gz
 want_files "${debs[1]}" etc/memsched/coordinator.conf \
     lib/systemd/system/memsched-coordinator.service usr/share/man/man8/memsched-coordinator.8.gz \
-    usr/share/man/man5/memsched-coordinator.conf.5.gz usr/share/memsched/grafana/memsched.json
+    usr/share/man/man5/memsched-coordinator.conf.5.gz usr/share/memsched/grafana/memsched.json \
+    usr/share/memsched/web/index.html usr/share/memsched/web/host.html \
+    usr/share/memsched/web/uPlot.iife.min.js usr/share/memsched/web/uPlot.LICENSE.txt
 want_files "${debs[2]}" usr/share/man/man8/memschedctl.8.gz \
     usr/share/bash-completion/completions/memschedctl
 for i in 0 1; do
@@ -139,9 +141,10 @@ memschedctl keygen agent --dir /etc/memsched >/dev/null
 cp /etc/memsched/agent.key "/etc/memsched/agents/$(hostname).key"
 
 step "the installed coordinator and agent, over CURVE (keys as the man pages say)"
-port=$((17400 + RANDOM % 1000))
+port=$((17400 + RANDOM % 1000)) web_port=$((18400 + RANDOM % 1000))
 install -d -o memsched -g memsched -m 0750 /run/memsched # the unit's RuntimeDirectory=
-runuser -u memsched -- memsched-coordinator "listen=tcp://127.0.0.1:$port" 2>"$tmp/coordinator.log" &
+runuser -u memsched -- memsched-coordinator "listen=tcp://127.0.0.1:$port" \
+    "metrics_listen=$web_port" 2>"$tmp/coordinator.log" &
 pids+=($!)
 sed "s|^coordinator = .*|coordinator = tcp://127.0.0.1:$port|" /etc/memsched/agent.conf \
     >"$tmp/agent.conf"
@@ -157,6 +160,12 @@ done
 jq -e --arg h "$(hostname)" 'any(.hosts[]; .host_id == $h)' "$tmp/hosts.json" >/dev/null ||
     { cat "$tmp/coordinator.log"; fail "memschedctl hosts does not list this host"; }
 memschedctl hosts
+# The dashboard from the package's files (the default web_root) and its API, on loopback.
+curl -sf "http://127.0.0.1:$web_port/" | grep -q '<title>memsched' ||
+    { cat "$tmp/coordinator.log"; fail "the installed coordinator does not serve the dashboard"; }
+curl -sf -o /dev/null "http://127.0.0.1:$web_port/uPlot.iife.min.js" || fail "no chart library served"
+curl -sf "http://127.0.0.1:$web_port/api/hosts" | jq -e --arg h "$(hostname)" \
+    'any(.hosts[]; .host_id == $h)' >/dev/null || fail "/api/hosts does not list this host"
 kill "${pids[0]}"
 wait "${pids[0]}" || true
 pids=()

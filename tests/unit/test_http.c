@@ -3,7 +3,10 @@
  * a plain socket: 503 before anything is published, the published parts concatenated with the
  * content type given, 404 elsewhere, 405 for other methods, HEAD without a body, a newer
  * document replacing the older (released once), 503 again after a withdraw, and every document
- * released by the close.
+ * released by the close. The dashboard's side: files served by exact path ("/" is
+ * index.html), and the API handover: a call queued with its path and decoded query, the wake fd
+ * readable until it is taken, the loop's answer on the wire; 503 when HTTP_CALLS_MAX wait, 504
+ * after the call timeout, 400 for a query too large, 503 for calls still queued at close.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +18,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,24 +30,40 @@
 
 #define TYPE "text/plain; version=0.0.4; charset=utf-8"
 
-/* One request over HTTP/1.0 (the server closes after the answer); the whole answer in out. */
-static void
-request(uint16_t port, const char *method, const char *path, char *out, size_t out_len)
+/* Send one request over HTTP/1.0 (the server closes after the answer); the socket to read
+ * the answer from. */
+static int
+send_request(uint16_t port, const char *method, const char *path)
 {
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
-    char req[256];
-    size_t got = 0;
+    char req[1024];
     int fd = socket(AF_INET, SOCK_STREAM, 0);
 
     assert_true(fd >= 0);
     inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
     assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
     int n = snprintf(req, sizeof(req), "%s %s HTTP/1.0\r\nHost: x\r\n\r\n", method, path);
+    assert_true(n > 0 && (size_t)n < sizeof(req));
     assert_int_equal(write(fd, req, (size_t)n), n);
+    return fd;
+}
+
+/* The whole answer on fd into out; closes fd. */
+static void
+read_answer(int fd, char *out, size_t out_len)
+{
+    size_t got = 0;
+
     for (ssize_t r; got + 1 < out_len && (r = read(fd, out + got, out_len - 1 - got)) > 0;)
         got += (size_t)r;
     out[got] = '\0';
     close(fd);
+}
+
+static void
+request(uint16_t port, const char *method, const char *path, char *out, size_t out_len)
+{
+    read_answer(send_request(port, method, path), out, out_len);
 }
 
 static void
@@ -146,12 +167,185 @@ test_bad_listen(void **state)
     http_server_close(&s);
 }
 
+/* ---- the dashboard: files and API calls ---- */
+
+static const char INDEX[] = "<html>index</html>";
+static const struct http_file FILES[] = {
+    {"/index.html", "text/html; charset=utf-8", INDEX, sizeof(INDEX) - 1},
+    {"/app.js", "text/javascript; charset=utf-8", "x()", 3},
+};
+
+static struct http_server *
+open_api(unsigned call_timeout_ms)
+{
+    struct http_options o = {
+        .listen = "0",
+        .content_type = TYPE,
+        .files = FILES,
+        .n_files = 2,
+        .api = true,
+        .call_timeout_ms = call_timeout_ms,
+    };
+    struct http_server *s = NULL;
+    char err[HTTP_ERR_MAX];
+
+    assert_int_equal(http_server_open_with(&o, &s, err, sizeof(err)), 0);
+    return s;
+}
+
+/* Whether the wake fd is readable within timeout_ms. */
+static bool
+woken(struct http_server *s, int timeout_ms)
+{
+    struct pollfd p = {.fd = http_server_wake_fd(s), .events = POLLIN};
+
+    return poll(&p, 1, timeout_ms) == 1;
+}
+
+/* The next call, waiting up to 5 s for one to be queued. */
+static struct http_call *
+take_call(struct http_server *s)
+{
+    if (!woken(s, 5000))
+        fail_msg("no API call was queued within 5 s");
+    struct http_call *call = http_server_take(s);
+    assert_non_null(call);
+    return call;
+}
+
+/* Wait until the server has seen n requests (each is queued by then). */
+static void
+wait_requests(struct http_server *s, uint64_t n)
+{
+    for (int i = 0; i < 5000 && http_server_requests(s) < n; i++)
+        usleep(1000);
+    assert_int_equal(http_server_requests(s), n);
+}
+
+static void
+test_files(void **state)
+{
+    struct http_server *s = open_api(0);
+    char answer[4096];
+    (void)state;
+
+    request(http_server_port(s), "GET", "/", answer, sizeof(answer));
+    want_status(answer, "200");
+    assert_non_null(strstr(answer, "Content-Type: text/html; charset=utf-8\r\n"));
+    assert_string_equal(body_of(answer), INDEX);
+    request(http_server_port(s), "GET", "/app.js?v=1", answer, sizeof(answer));
+    assert_string_equal(body_of(answer), "x()");
+    request(http_server_port(s), "GET", "/../index.html", answer, sizeof(answer));
+    want_status(answer, "404");
+    request(http_server_port(s), "GET", "/missing.html", answer, sizeof(answer));
+    want_status(answer, "404");
+    http_server_close(&s);
+}
+
+static void
+test_api_call(void **state)
+{
+    struct http_server *s = open_api(0);
+    char answer[4096];
+    (void)state;
+
+    assert_false(woken(s, 0));
+    assert_null(http_server_take(s));
+    int fd = send_request(http_server_port(s), "GET", "/api/hosts?limit=5&after=h%2D1&flag");
+    struct http_call *call = take_call(s);
+    assert_false(woken(s, 0)); /* quiet again once the queue is empty */
+    assert_string_equal(http_call_path(call), "/api/hosts");
+    assert_int_equal(http_call_n_args(call), 3);
+    assert_string_equal(http_call_arg_name(call, 0), "limit");
+    assert_string_equal(http_call_arg_value(call, 0), "5");
+    assert_string_equal(http_call_arg_name(call, 1), "after");
+    assert_string_equal(http_call_arg_value(call, 1), "h-1"); /* decoded */
+    assert_string_equal(http_call_arg_name(call, 2), "flag");
+    assert_string_equal(http_call_arg_value(call, 2), "");
+    http_call_answer(&call, 200, "application/json", strdup("{\"hosts\":[]}"));
+    assert_null(call);
+    read_answer(fd, answer, sizeof(answer));
+    want_status(answer, "200");
+    assert_non_null(strstr(answer, "Content-Type: application/json\r\n"));
+    assert_string_equal(body_of(answer), "{\"hosts\":[]}");
+
+    /* The loop's status goes through, HEAD has no body. */
+    fd = send_request(http_server_port(s), "HEAD", "/api/why");
+    call = take_call(s);
+    http_call_answer(&call, 404, "text/plain", strdup("no such VM"));
+    read_answer(fd, answer, sizeof(answer));
+    want_status(answer, "404");
+    assert_string_equal(body_of(answer), "");
+    http_server_close(&s);
+}
+
+static void
+test_api_bounds(void **state)
+{
+    struct http_server *s = open_api(0);
+    int fds[HTTP_CALLS_MAX];
+    char answer[4096], path[HTTP_ARG_MAX + 64];
+    (void)state;
+
+    /* Nine parameters, or one too long: 400 from the HTTP thread, nothing queued. */
+    request(http_server_port(s), "GET", "/api/x?a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8&i=9", answer,
+            sizeof(answer));
+    want_status(answer, "400");
+    snprintf(path, sizeof(path), "/api/x?a=%0*d", HTTP_ARG_MAX, 0);
+    request(http_server_port(s), "GET", path, answer, sizeof(answer));
+    want_status(answer, "400");
+    assert_false(woken(s, 0));
+
+    /* HTTP_CALLS_MAX wait: the next is 503 at once; the waiting ones are still answered. */
+    uint64_t seen = http_server_requests(s);
+    for (int i = 0; i < HTTP_CALLS_MAX; i++) {
+        fds[i] = send_request(http_server_port(s), "GET", "/api/status");
+        wait_requests(s, ++seen);
+    }
+    request(http_server_port(s), "GET", "/api/status", answer, sizeof(answer));
+    want_status(answer, "503");
+    for (int i = 0; i < HTTP_CALLS_MAX; i++) {
+        struct http_call *call = take_call(s);
+        http_call_answer(&call, 200, "application/json", strdup("{}"));
+    }
+    assert_null(http_server_take(s));
+    for (int i = 0; i < HTTP_CALLS_MAX; i++) {
+        read_answer(fds[i], answer, sizeof(answer));
+        want_status(answer, "200");
+    }
+    http_server_close(&s);
+}
+
+static void
+test_api_timeout_and_close(void **state)
+{
+    struct http_server *s = open_api(50);
+    char answer[4096];
+    (void)state;
+
+    /* Not taken within 50 ms: the loop's next take answers it 504 and returns nothing. */
+    int fd = send_request(http_server_port(s), "GET", "/api/status");
+    assert_true(woken(s, 5000));
+    usleep(100 * 1000);
+    assert_null(http_server_take(s));
+    read_answer(fd, answer, sizeof(answer));
+    want_status(answer, "504");
+
+    /* Still queued at close: 503. */
+    fd = send_request(http_server_port(s), "GET", "/api/status");
+    assert_true(woken(s, 5000));
+    http_server_close(&s);
+    read_answer(fd, answer, sizeof(answer));
+    want_status(answer, "503");
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_serve),
-        cmocka_unit_test(test_bad_listen),
+        cmocka_unit_test(test_serve),      cmocka_unit_test(test_bad_listen),
+        cmocka_unit_test(test_files),      cmocka_unit_test(test_api_call),
+        cmocka_unit_test(test_api_bounds), cmocka_unit_test(test_api_timeout_and_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
