@@ -156,6 +156,25 @@ daemon_real_author(const struct transport_peer *from, const char *claim, char *o
         snprintf(out, len, "%.63s", who);
 }
 
+/* What a control request is answered from, for memschedctl and the dashboard alike (a
+ * read-only asker's changes are refused by control_handle before anything runs). */
+static struct control_context
+control_context_of(struct daemon *d, bool read_only, uint64_t now_ms, uint64_t now_wall_ms)
+{
+    return (struct control_context){
+        .fleet = d->fleet,
+        .store = d->store,
+        .history = d->history,
+        .now_ms = now_ms,
+        .now_wall_ms = now_wall_ms,
+        .pressure_unused_kib = d->pressure_unused_kib,
+        .on_policy_added = policy_added,
+        .forget_host = forget_host,
+        .read_only = read_only,
+        .ctx = d->coordinator,
+    };
+}
+
 static void
 answer_control(struct daemon *d, const struct transport_peer *from, const uint8_t *buf, size_t len)
 {
@@ -173,18 +192,8 @@ answer_control(struct daemon *d, const struct transport_peer *from, const uint8_
         char author[WIRE_AUTHOR_MAX];
         daemon_real_author(from, req.author, author, sizeof(author));
         snprintf(req.author, sizeof(req.author), "%s", author);
-        struct control_context cc = {
-            .fleet = d->fleet,
-            .store = d->store,
-            .history = d->history,
-            .now_ms = util_clock_ms(CLOCK_MONOTONIC),
-            .now_wall_ms = util_clock_ms(CLOCK_REALTIME),
-            .pressure_unused_kib = d->pressure_unused_kib,
-            .on_policy_added = policy_added,
-            .forget_host = forget_host,
-            .read_only = from->read_only,
-            .ctx = d->coordinator,
-        };
+        struct control_context cc = control_context_of(
+            d, from->read_only, util_clock_ms(CLOCK_MONOTONIC), util_clock_ms(CLOCK_REALTIME));
         status = control_handle(&cc, &req, &body);
     }
     wire_encode_control_reply(status, body ? body : "", &reply, &reply_len);
@@ -281,15 +290,7 @@ web_work(struct daemon *d, uint64_t now, uint64_t wall)
 {
     if (!d->metrics.http)
         return;
-    struct control_context cc = {
-        .fleet = d->fleet,
-        .store = d->store,
-        .history = d->history,
-        .now_ms = now,
-        .now_wall_ms = wall,
-        .pressure_unused_kib = d->pressure_unused_kib,
-        .read_only = true,
-    };
+    struct control_context cc = control_context_of(d, true, now, wall);
     web_api_serve(d->metrics.http, &cc);
 }
 
