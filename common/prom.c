@@ -41,6 +41,16 @@ static const struct family_desc families[PROM_FAMILIES] = {
                                "VM maximum memory over host memory."},
     [PROM_FLEET_DECISIONS_LAST_MINUTE] = {"memsched_fleet_decisions_last_minute", "gauge",
                                           "Balloon decisions reported in the last minute."},
+    [PROM_HISTORY_BYTES] =
+        {"memsched_history_bytes", "gauge",
+         "Memory held by the coordinator's history (history_max_mib bounds it)."},
+    [PROM_HISTORY_SERIES] = {"memsched_history_series", "gauge",
+                             "Hosts' and VMs' series in the coordinator's history."},
+    [PROM_HISTORY_STEP] = {"memsched_history_step_seconds", "gauge",
+                           "The history's resolution per tier (fine: the last hour; coarse: the "
+                           "day): a larger fleet gets a coarser one."},
+    [PROM_HISTORY_REFUSED] = {"memsched_history_refused_series_total", "counter",
+                              "Series the history had no room for at its coarsest resolution."},
     [PROM_HOST_LIVENESS] = {"memsched_host_liveness", "gauge",
                             "1 for the host's liveness (fresh, stale, down), 0 for the others."},
     [PROM_HOST_LAST_SEEN_AGE] = {"memsched_host_last_seen_age_seconds", "gauge",

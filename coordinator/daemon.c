@@ -270,6 +270,7 @@ metrics_work(struct daemon *d, uint64_t now)
         .host_floor_kib = host_floor_kib,
         .ctx = d,
         .omit_vm_series = d->metrics_omit_vm_series,
+        .history = d->history,
     };
     if (!metrics_build_step(m->build, &src, METRICS_HOSTS_PER_STEP))
         return;

@@ -197,6 +197,20 @@ metrics_build_step(struct metrics_build *b, const struct metrics_source *src, si
     return b->next >= b->n_ids;
 }
 
+/* What the history holds and at what resolution: it coarsens as the fleet grows. */
+static void
+write_history(struct prom_writer *w, const struct history *history)
+{
+    struct history_stats st;
+
+    history_stats(history, &st);
+    prom_put_u64(w, PROM_HISTORY_BYTES, st.bytes);
+    prom_put_u64(w, PROM_HISTORY_SERIES, st.series);
+    prom_put_labelled(w, PROM_HISTORY_STEP, "tier", "fine", st.fine_step_s);
+    prom_put_labelled(w, PROM_HISTORY_STEP, "tier", "coarse", st.coarse_step_s);
+    prom_put_u64(w, PROM_HISTORY_REFUSED, st.refused);
+}
+
 static void
 write_fleet(struct metrics_build *b, const struct metrics_source *src)
 {
@@ -217,6 +231,8 @@ write_fleet(struct metrics_build *b, const struct metrics_source *src)
     prom_put_kib(w, PROM_FLEET_VM_MAX, t.vm_max_kib);
     prom_put_double(w, PROM_FLEET_OVERCOMMIT, t.overcommit);
     prom_put_u64(w, PROM_FLEET_DECISIONS_LAST_MINUTE, t.decisions_last_minute);
+    if (src->history)
+        write_history(w, src->history);
 }
 
 struct metrics_text *

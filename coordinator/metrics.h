@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "fleet.h"
+#include "history.h"
 #include "prom.h"
 
 #define METRICS_CONTENT_TYPE PROM_CONTENT_TYPE
@@ -41,6 +42,7 @@ struct metrics_source {
     /* Leave out every per-VM series (metrics_vm_series = false): a large fleet's VMs are
      * scraped from the agents' textfiles instead. Fleet totals still count the VMs. */
     bool omit_vm_series;
+    const struct history *history; /* NULL: none kept (its series are left out) */
 };
 
 /* A finished exposition: the concatenation of parts[0..n_parts), bytes in all. Owns them. */

@@ -80,6 +80,10 @@ grep -Eq '^memsched_fleet_hosts\{liveness="fresh"\} 2$' "$work/scrape.txt" ||
     fail "the scrape does not count 2 fresh hosts"
 grep -Eq '^memsched_decisions_total\{host="host1",reason="grow"\} [0-9]+$' "$work/scrape.txt" ||
     fail "no decisions counter by reason"
+# The history's own series: at its full resolution (a small fleet), holding some series.
+grep -Eq '^memsched_history_step_seconds\{tier="fine"\} 10$' "$work/scrape.txt" ||
+    fail "no history resolution (10 s) in the scrape"
+grep -Eq '^memsched_history_series [1-9][0-9]*$' "$work/scrape.txt" || fail "no history series counted"
 # host2's guest without a balloon device is left alone, and the scrape says why.
 grep -Eq '^memsched_vm_skipped\{host="host2",domain="noballoon",uuid="[0-9a-f-]{36}",reason="no_balloon"\} 1$' \
     "$work/scrape.txt" || fail "no skip reason for host2's VM without a balloon"
