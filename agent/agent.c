@@ -512,6 +512,13 @@ poll_ms(const struct policy *policy, bool watchful)
     return poll < policy->interval_ms ? poll : policy->interval_ms;
 }
 
+uint64_t
+agent_next_report_ms(uint64_t due_ms, uint64_t now_ms, uint64_t interval_ms)
+{
+    uint64_t next = due_ms + interval_ms;
+    return next < now_ms ? now_ms : next;
+}
+
 /* Rounds every interval_ms; between them, polls that plan as soon as a guest reports anew. */
 int
 agent_run(struct agent *a)
@@ -539,7 +546,8 @@ agent_run(struct agent *a)
             bool report = now >= next_report_ms;
             publish_round(a, ++n, now, report);
             if (report)
-                next_report_ms = now + a->state.policy.interval_ms;
+                next_report_ms =
+                    agent_next_report_ms(next_report_ms, now, a->state.policy.interval_ms);
         } else if (a->link && rc == -ENOTCONN && due) {
             link_heartbeat(a->link, fleet_version(a));
         }
