@@ -138,8 +138,9 @@ converged() {
     at_version "$c1" "$v1" >/dev/null || fail "$c1 no longer shows every agent at v$v1: $(ctl "$c1" hosts)"
     at_version "$c2" "$v2" >/dev/null || fail "$c2 no longer shows every agent at v$v2: $(ctl "$c2" hosts)"
     holding "$mib" || fail "an agent no longer holds vm_grow_target_unused_mib = $mib"
-    [ "$(pushes "$c1")" = "$p1" ] && [ "$(pushes "$c2")" = "$p2" ] ||
+    if [ "$(pushes "$c1")" != "$p1" ] || [ "$(pushes "$c2")" != "$p2" ]; then
         fail "the coordinators keep pushing: $c1 $p1 -> $(pushes "$c1"), $c2 $p2 -> $(pushes "$c2")"
+    fi
 }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
@@ -157,6 +158,7 @@ converged c1 "$(version_of c1)" c2 "$(version_of c2)" 260
 echo "ok   both: every agent holds 260 MiB, c1 shows v$(version_of c1) and c2 v$(version_of c2) applied (after $(since "$t0") s with the 6 s watch); no push since"
 
 # ---- c1 dies ----
+# shellcheck disable=SC2154 # c1_pid: start_coordinator
 kill -KILL "$c1_pid"
 wait "$c1_pid" 2>/dev/null || true
 decisions() { ctl c2 --json hosts | jq '[.hosts[].decisions_total] | add'; }
