@@ -552,6 +552,13 @@ clock_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+uint64_t
+agent_next_report_ms(uint64_t due_ms, uint64_t now_ms, uint64_t interval_ms)
+{
+    uint64_t next = due_ms + interval_ms;
+    return next < now_ms ? now_ms : next;
+}
+
 /* Rounds every interval_ms; between them, polls that plan as soon as a guest reports anew. */
 int
 agent_run(struct agent *a)
@@ -582,7 +589,8 @@ agent_run(struct agent *a)
             bool report = now >= next_report_ms;
             publish_round(a, ++n, now, report);
             if (report)
-                next_report_ms = now + a->state.policy.interval_ms;
+                next_report_ms =
+                    agent_next_report_ms(next_report_ms, now, a->state.policy.interval_ms);
         } else if (a->link && rc == -ENOTCONN && due) {
             link_heartbeat(a->link, fleet_version(a));
         }

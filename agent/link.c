@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "policy.h"
 #include "transport.h"
 #include "util.h"
 
@@ -21,6 +22,20 @@
 /* With no connection to any coordinator for this long, say so once, with this key's
  * fingerprint: a key missing from the allowlist is refused silently by design. */
 #define NO_SESSION_MS 30000
+
+/* Two coordinators with their own stores number the same policy differently. An agent that
+ * told each the number the other pushed would be pushed the policy again by each in turn,
+ * every retry, for ever (each push rewriting the state file). So a push from another endpoint
+ * than the one the held policy came from, with exactly the held values, is acked applied
+ * without going to the gate (nothing changes), and that endpoint is told its own number for
+ * what is held from then on: an alias, valid while the agent holds what it held then. Pushes
+ * with other values still win, last one first: coordinators that disagree still take turns,
+ * and the agent's log shows it. */
+struct alias {
+    bool set;
+    uint64_t held_version, held_epoch; /* what the agent held when the alias was made */
+    uint64_t version, epoch;           /* the endpoint's own number for the same values */
+};
 
 struct link {
     size_t n_endpoints;
@@ -38,6 +53,10 @@ struct link {
     char host_id[WIRE_HOST_ID_MAX];
     struct wire_hello hello;
     uint64_t held_epoch; /* of the fleet policy held: the last push applied, or from the start */
+    size_t held_from;    /* the endpoint whose push is held; LINK_ALL = none (or from the start) */
+    uint64_t applied;    /* pushes the gate applied: link_poll sees one mid-poll */
+    struct policy held_policy;                /* its values (held_from != LINK_ALL) */
+    struct alias aliases[LINK_ENDPOINTS_MAX]; /* per endpoint */
     uint64_t sequence;
     uint64_t rejected;
     struct log_limit bad_messages; /* a broken or hostile coordinator must not flood the log */
@@ -68,6 +87,7 @@ create(const struct link_options *opts, char *err, size_t err_len)
     memcpy(l->hello.labels, opts->labels, sizeof(opts->labels));
     l->hello.n_labels = opts->n_labels;
     l->held_epoch = opts->policy_epoch;
+    l->held_from = LINK_ALL;
     return l;
 }
 
@@ -193,6 +213,67 @@ emit(struct link *l, size_t which, struct wire_msg *msg)
         l->emit(l->emit_ctx, which, msg);
 }
 
+/* The number endpoint `which` knows the held policy by (see struct alias), and its epoch. */
+static uint64_t
+version_for(const struct link *l, size_t which, uint64_t policy_version, uint64_t *epoch)
+{
+    const struct alias *a = &l->aliases[which];
+
+    if (which < l->n_endpoints && a->set && policy_version && a->held_version == policy_version &&
+        a->held_epoch == l->held_epoch) {
+        *epoch = a->epoch;
+        return a->version;
+    }
+    *epoch = l->held_epoch;
+    return policy_version;
+}
+
+static void
+set_version(struct wire_msg *msg, uint64_t version, uint64_t epoch)
+{
+    switch (msg->body) {
+    case WIRE_BODY_HELLO:
+        msg->u.hello.policy_version = version;
+        msg->u.hello.policy_epoch = version ? epoch : 0;
+        break;
+    case WIRE_BODY_REPORT:
+        msg->u.report.policy_version = version;
+        break;
+    case WIRE_BODY_HEARTBEAT:
+        msg->u.heartbeat_policy_version = version;
+        break;
+    default:
+        break;
+    }
+}
+
+/* A message that says the version held, to `which` or all: one message for all while no
+ * endpoint there has an alias in force, else one per endpoint with its own number. */
+static void
+emit_held(struct link *l, size_t which, struct wire_msg *msg, uint64_t policy_version)
+{
+    uint64_t epoch;
+    bool aliased = false;
+
+    for (size_t i = 0; i < l->n_endpoints; i++) {
+        if ((which == LINK_ALL || which == i) &&
+            version_for(l, i, policy_version, &epoch) != policy_version)
+            aliased = true;
+    }
+    if (!aliased) {
+        set_version(msg, policy_version, l->held_epoch);
+        emit(l, which, msg);
+        return;
+    }
+    for (size_t i = 0; i < l->n_endpoints; i++) {
+        if (which != LINK_ALL && which != i)
+            continue;
+        uint64_t v = version_for(l, i, policy_version, &epoch);
+        set_version(msg, v, epoch);
+        emit(l, i, msg);
+    }
+}
+
 /* A hello to one endpoint or all; each session it reaches on a live connection is greeted. */
 static void
 say_hello(struct link *l, size_t which, uint64_t policy_version)
@@ -200,9 +281,7 @@ say_hello(struct link *l, size_t which, uint64_t policy_version)
     struct wire_msg msg = {.body = WIRE_BODY_HELLO};
 
     msg.u.hello = l->hello;
-    msg.u.hello.policy_version = policy_version;
-    msg.u.hello.policy_epoch = policy_version ? l->held_epoch : 0;
-    emit(l, which, &msg);
+    emit_held(l, which, &msg, policy_version);
     for (size_t i = 0; i < l->n_endpoints; i++) {
         if ((which == LINK_ALL || which == i) && l->states[i] != LINK_STATE_CONNECTING)
             l->states[i] = LINK_STATE_GREETED;
@@ -415,7 +494,6 @@ link_report(struct link *l,
         .reports_dropped = link_dropped(l),
         .messages_rejected = l->rejected,
     };
-    r->policy_version = policy_version;
     r->vms_total = view->n_vms;
     if (n < view->n_vms &&
         log_limit_failure(&l->truncated, util_clock_ms(CLOCK_MONOTONIC), TRUNCATED_LOG_MAX_MS))
@@ -425,7 +503,7 @@ link_report(struct link *l,
                  view->n_vms, n, WIRE_VMS_MAX, n);
     else if (n == view->n_vms)
         log_limit_success(&l->truncated);
-    emit(l, LINK_ALL, &msg);
+    emit_held(l, LINK_ALL, &msg, policy_version);
 }
 
 void
@@ -434,8 +512,7 @@ link_heartbeat(struct link *l, uint64_t policy_version)
     struct wire_msg msg = {.body = WIRE_BODY_HEARTBEAT};
 
     greet_new_connections(l, policy_version);
-    msg.u.heartbeat_policy_version = policy_version;
-    emit(l, LINK_ALL, &msg);
+    emit_held(l, LINK_ALL, &msg, policy_version);
 }
 
 void
@@ -456,12 +533,34 @@ link_receive(struct link *l,
         log_debug(LOG_MODULE, "event=unexpected body=%s", wire_body_name(msg->body));
         return;
     }
+    const struct wire_policy_push *push = &msg->u.push;
     struct wire_msg ack = {.body = WIRE_BODY_POLICY_ACK};
-    ack.u.ack.version = msg->u.push.version;
-    ack.u.ack.applied = on_push(ctx, &msg->u.push, ack.u.ack.reason, sizeof(ack.u.ack.reason)) == 0;
-    if (ack.u.ack.applied) {
-        ack.u.ack.reason[0] = '\0';
-        l->held_epoch = msg->u.push.epoch;
+    ack.u.ack.version = push->version;
+    if (policy_version && l->held_from != LINK_ALL && l->held_from != which &&
+        policy_equal(&l->held_policy, &push->policy)) {
+        /* What another coordinator pushed already, under this one's number: see struct alias. */
+        if (!l->aliases[which].set || l->aliases[which].version != push->version ||
+            l->aliases[which].epoch != push->epoch)
+            log_info(LOG_MODULE,
+                     "event=policy_same endpoint=%zu version=%" PRIu64 " held=%" PRIu64
+                     " held_from=%zu why=\"the values held already: kept, acked applied\"",
+                     which, push->version, policy_version, l->held_from);
+        l->aliases[which] = (struct alias){.set = true,
+                                           .held_version = policy_version,
+                                           .held_epoch = l->held_epoch,
+                                           .version = push->version,
+                                           .epoch = push->epoch};
+        ack.u.ack.applied = true;
+    } else {
+        ack.u.ack.applied = on_push(ctx, push, ack.u.ack.reason, sizeof(ack.u.ack.reason)) == 0;
+        if (ack.u.ack.applied) {
+            ack.u.ack.reason[0] = '\0';
+            l->held_epoch = push->epoch;
+            l->held_from = which;
+            l->applied++;
+            l->held_policy = push->policy;
+            l->aliases[which].set = false;
+        }
     }
     l->states[which] = ack.u.ack.applied ? LINK_STATE_CURRENT : LINK_STATE_REFUSED;
     emit(l, which, &ack);
@@ -487,7 +586,10 @@ link_poll(struct link *l, int timeout_ms, uint64_t policy_version, link_push_fn 
                 log_warn(LOG_MODULE, "event=message_rejected why=\"%s\" rejected=%" PRIu64, err,
                          l->rejected);
         } else {
+            uint64_t applied = l->applied;
             link_receive(l, i, &msg, policy_version, on_push, ctx);
+            if (l->applied != applied) /* the next endpoint in this poll hears what is held now */
+                policy_version = msg.u.push.version;
             wire_msg_clear(&msg);
         }
         free(buf);

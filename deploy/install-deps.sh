@@ -19,11 +19,12 @@ build=(
 # test scrapes with; curl queries it.
 # scdoc, lintian, systemd (systemd-analyze), man-db and bash-completion for the packages'
 # check (tests/deploy/packages.sh); ansible-core (the builtin modules are all the roles use)
-# and python3-apt (its apt module) for tests/deploy/ansible.sh. chromium is the browser the
-# dashboard's test drives (playwright-core from npm, with no browser download of its own).
+# and python3-apt (its apt module) for tests/deploy/ansible.sh; valgrind for tests/valgrind.
+# chromium is the browser the dashboard's test drives (playwright-core from npm, with no browser
+# download of its own).
 test=(
     clang clang-format libclang-rt-14-dev libvirt-daemon libvirt-clients jq iproute2 prometheus curl
-    scdoc lintian systemd man-db bash-completion ansible-core python3-apt chromium
+    scdoc lintian systemd man-db bash-completion ansible-core python3-apt valgrind chromium
 )
 
 packages=("${build[@]}")

@@ -471,6 +471,21 @@ test_watchdog_pinged_while_waiting_between_rounds(void **state)
                  heard.pings, heard.max_gap_ms);
 }
 
+/* Reports keep to the rounds' grid: a report sent late does not push the next one past the
+ * next round (which then would send none); one later than a whole interval restarts the grid. */
+static void
+test_reports_keep_to_the_rounds_grid(void **state)
+{
+    (void)state;
+    /* Due at 1000, sent by a round at 1001: the round at 2000 reports. */
+    assert_int_equal(agent_next_report_ms(1000, 1001, 1000), 2000);
+    assert_int_equal(agent_next_report_ms(1000, 1000, 1000), 2000);
+    assert_int_equal(agent_next_report_ms(1000, 1999, 1000), 2000);
+    /* Sent more than an interval late: the next is due at once, not in a burst of catch-ups. */
+    assert_int_equal(agent_next_report_ms(1000, 3500, 1000), 3500);
+    assert_int_equal(agent_next_report_ms(0, 5, 500), 500);
+}
+
 static int
 setup(void **state)
 {
@@ -501,6 +516,7 @@ main(void)
         cmocka_unit_test(test_reload_of_an_empty_or_missing_file_keeps_the_old_config),
         cmocka_unit_test(test_reload_keeps_restart_keys_and_applies_the_rest),
         cmocka_unit_test(test_watchdog_pinged_while_waiting_between_rounds),
+        cmocka_unit_test(test_reports_keep_to_the_rounds_grid),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

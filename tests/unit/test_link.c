@@ -257,6 +257,7 @@ test_sessions_are_per_endpoint(void **state)
     assert_state(l, 2, LINK_STATE_CONNECTING);
 
     struct wire_msg ok = push_msg(5, 1), bad = push_msg(10, 2);
+    bad.u.push.policy.vm_floor_kib += 1024; /* other values than held: the gate decides */
     link_receive(l, 0, &ok, 0, on_push, &gate);
     assert_int_equal(last(&box, WIRE_BODY_POLICY_ACK)->which, 0);
     link_receive(l, 1, &bad, 5, on_push, &gate);
@@ -310,6 +311,84 @@ test_new_labels_go_out_in_a_hello_to_every_endpoint(void **state)
     link_destroy(&l);
 }
 
+/* Two coordinators with their own stores push the same values under their own numbers: the
+ * second push is acked applied without the gate, and each endpoint is told its own number
+ * from then on, so neither pushes again. Other values go to the gate and end the alias. */
+static void
+test_same_values_from_another_endpoint_keep_its_own_number(void **state)
+{
+    struct outbox box = {0};
+    struct gate gate = {0};
+    struct wire_msg say = {.body = WIRE_BODY_SAY_HELLO};
+    (void)state;
+
+    struct link *l = new_link(&box, 2, 0, 0);
+    link_connected(l, 0, 0);
+    link_connected(l, 1, 0);
+    struct wire_msg c1 = push_msg(2, 11), c2 = push_msg(1, 22);
+    link_receive(l, 0, &c1, 0, on_push, &gate);
+    assert_int_equal(gate.calls, 1);
+    link_receive(l, 1, &c2, 2, on_push, &gate);
+    assert_int_equal(gate.calls, 1); /* the gate was not asked: nothing changes */
+    const struct sent *a = last(&box, WIRE_BODY_POLICY_ACK);
+    assert_int_equal(a->which, 1);
+    assert_int_equal(a->msg.u.ack.version, 1);
+    assert_true(a->msg.u.ack.applied);
+    assert_state(l, 1, LINK_STATE_CURRENT);
+
+    /* Held: v2 of epoch 11. Endpoint 0 hears 2, endpoint 1 its own 1, in one message each. */
+    size_t before = box.n;
+    link_heartbeat(l, 2);
+    assert_int_equal(box.n, before + 2);
+    assert_int_equal(box.sent[before].which, 0);
+    assert_int_equal(box.sent[before].msg.u.heartbeat_policy_version, 2);
+    assert_int_equal(box.sent[before + 1].which, 1);
+    assert_int_equal(box.sent[before + 1].msg.u.heartbeat_policy_version, 1);
+    link_receive(l, 1, &say, 2, on_push, &gate);
+    const struct sent *h = last(&box, WIRE_BODY_HELLO);
+    assert_int_equal(h->which, 1);
+    assert_int_equal(h->msg.u.hello.policy_version, 1);
+    assert_int_equal(h->msg.u.hello.policy_epoch, 22);
+    link_receive(l, 0, &say, 2, on_push, &gate);
+    h = last(&box, WIRE_BODY_HELLO);
+    assert_int_equal(h->msg.u.hello.policy_version, 2);
+    assert_int_equal(h->msg.u.hello.policy_epoch, 11);
+
+    /* Endpoint 1 pushes other values: the gate decides, and one number goes to all again. */
+    struct wire_msg other = push_msg(3, 22);
+    other.u.push.policy.vm_grow_target_unused_kib += 10240;
+    link_receive(l, 1, &other, 2, on_push, &gate);
+    assert_int_equal(gate.calls, 2);
+    before = box.n;
+    link_heartbeat(l, 3);
+    assert_int_equal(box.n, before + 1);
+    assert_true(box.sent[before].which == LINK_ALL);
+    assert_int_equal(box.sent[before].msg.u.heartbeat_policy_version, 3);
+    link_destroy(&l);
+}
+
+/* One coordinator that pushes the same values again under a new epoch (its store reopened)
+ * is the source of what is held: the gate takes it, as before. */
+static void
+test_same_values_from_the_same_endpoint_go_to_the_gate(void **state)
+{
+    struct outbox box = {0};
+    struct gate gate = {0};
+    (void)state;
+
+    struct link *l = new_link(&box, 1, 0, 0);
+    link_connected(l, 0, 0);
+    struct wire_msg first = push_msg(2, 11), again = push_msg(2, 12);
+    link_receive(l, 0, &first, 0, on_push, &gate);
+    link_receive(l, 0, &again, 2, on_push, &gate);
+    assert_int_equal(gate.calls, 2);
+    size_t before = box.n;
+    link_heartbeat(l, 2);
+    assert_int_equal(box.n, before + 1);
+    assert_true(box.sent[before].which == LINK_ALL);
+    link_destroy(&l);
+}
+
 static void
 test_a_bad_host_id_is_refused(void **state)
 {
@@ -358,6 +437,8 @@ main(void)
         cmocka_unit_test(test_push_refused_is_acked_with_the_reason),
         cmocka_unit_test(test_push_below_the_version_held_goes_to_the_gate),
         cmocka_unit_test(test_sessions_are_per_endpoint),
+        cmocka_unit_test(test_same_values_from_another_endpoint_keep_its_own_number),
+        cmocka_unit_test(test_same_values_from_the_same_endpoint_go_to_the_gate),
         cmocka_unit_test(test_new_labels_go_out_in_a_hello_to_every_endpoint),
         cmocka_unit_test(test_a_bad_host_id_is_refused),
         cmocka_unit_test(test_key_fingerprint),
