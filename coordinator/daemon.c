@@ -346,15 +346,17 @@ void
 daemon_run(struct daemon *d)
 {
     uint64_t next_tick = 0;
+    bool fanout = false; /* a policy's fan-out has hosts to go */
 
     sd_notify(0, "READY=1");
     while (take_signals(d)) {
         struct transport_peer from;
         uint8_t *buf;
         size_t len, which;
-        /* While a metrics document is being written, poll without waiting: its slices run
-         * between messages, and an idle loop must not stretch them over minutes. */
-        int timeout_ms = d->metrics.build ? 0 : TICK_MS;
+        /* While a metrics document is being written or a policy fanned out, poll without
+         * waiting: their slices run between messages, and an idle loop must not stretch them
+         * over minutes. */
+        int timeout_ms = d->metrics.build || fanout ? 0 : TICK_MS;
         int rc = transport_server_recv(d->servers, 2, timeout_ms, &which, &from, &buf, &len);
         uint64_t now = util_clock_ms(CLOCK_MONOTONIC), wall = util_clock_ms(CLOCK_REALTIME);
         if (rc == 1) {
@@ -367,6 +369,7 @@ daemon_run(struct daemon *d)
             log_err(LOG_MODULE, "event=poll_failed error=%s", strerror(-rc));
         }
         metrics_work(d, now);
+        fanout = coordinator_fanout_step(d->coordinator, COORDINATOR_FANOUT_PER_TURN, now);
         if (now >= next_tick) {
             coordinator_tick(d->coordinator, now, wall);
             log_refused_handshakes(d, now);
