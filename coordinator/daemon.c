@@ -446,6 +446,7 @@ daemon_open(const struct daemon_options *o, struct daemon **out, char *err, size
     }
     struct fleet_opts fo = {.stale_after_ms = o->stale_after_ms, .down_after_ms = o->down_after_ms};
     d->fleet = fleet_new(&fo);
+    fleet_set_pressure_threshold(d->fleet, d->pressure_unused_kib);
     rc = open_sockets(d, o, why, sizeof(why));
     if (rc < 0) {
         log_err(LOG_MODULE, "event=listen_failed why=\"%s\"", why);
