@@ -120,6 +120,24 @@ policy_added(void *ctx, uint64_t version, const char *scope)
     coordinator_policy_added(ctx, version, scope);
 }
 
+static void
+fanout_progress(void *ctx, struct control_fanout *out)
+{
+    struct coordinator_fanout fo;
+
+    coordinator_fanout_progress(ctx, &fo);
+    memset(out, 0, sizeof(*out));
+    out->version = fo.version;
+    snprintf(out->scope, sizeof(out->scope), "%s", fo.scope);
+    out->hosts = fo.hosts;
+    out->visited = fo.visited;
+    out->in_scope = fo.in_scope;
+    out->pushed = fo.pushed;
+    out->acked = fo.acked;
+    out->refused = fo.refused;
+    out->done = fo.done;
+}
+
 static int
 forget_host(void *ctx, const char *host_id, char *err, size_t err_len)
 {
@@ -175,6 +193,7 @@ answer_control(struct daemon *d, const struct transport_peer *from, const uint8_
             .pressure_unused_kib = d->pressure_unused_kib,
             .on_policy_added = policy_added,
             .forget_host = forget_host,
+            .fanout_progress = fanout_progress,
             .read_only = from->read_only,
             .ctx = d->coordinator,
         };
