@@ -361,6 +361,47 @@ log_refused_handshakes(struct daemon *d, uint64_t now_ms)
     d->handshakes_throttled = st.handshakes_throttled;
 }
 
+/* Agent messages taken in one turn, in one store transaction: a join or ack storm writes a
+ * hosts row, an ack and an event per message, and one commit for each of them bounds ingest by
+ * the disk, not the CPU. A control request ends the burst first, so no reply shows what is not
+ * committed yet. */
+#define BURST_MAX 256
+
+static void
+receive_burst(struct daemon *d, int timeout_ms)
+{
+    char err[ERR_LEN];
+    bool batch = false;
+
+    for (size_t n = 0; n < BURST_MAX; n++) {
+        struct transport_peer from;
+        uint8_t *buf;
+        size_t len, which;
+        int rc =
+            transport_server_recv(d->servers, 2, n ? 0 : timeout_ms, &which, &from, &buf, &len);
+        if (rc < 0 && rc != -EINTR)
+            log_err(LOG_MODULE, "event=poll_failed error=%s", strerror(-rc));
+        if (rc != 1)
+            break;
+        uint64_t now = util_clock_ms(CLOCK_MONOTONIC), wall = util_clock_ms(CLOCK_REALTIME);
+        if (which == SERVER_MAIN) {
+            if (!batch)
+                batch = store_batch_begin(d->store, err, sizeof(err)) == 0;
+            coordinator_receive(d->coordinator, &from, buf, len, now, wall);
+            free(buf);
+            continue;
+        }
+        if (batch && store_batch_end(d->store, true, err, sizeof(err)) < 0)
+            log_warn(LOG_MODULE, "event=store_failed what=burst why=\"%s\"", err);
+        batch = false;
+        answer_control(d, &from, buf, len);
+        free(buf);
+        break;
+    }
+    if (batch && store_batch_end(d->store, true, err, sizeof(err)) < 0)
+        log_warn(LOG_MODULE, "event=store_failed what=burst why=\"%s\"", err);
+}
+
 void
 daemon_run(struct daemon *d)
 {
@@ -369,24 +410,12 @@ daemon_run(struct daemon *d)
 
     sd_notify(0, "READY=1");
     while (take_signals(d)) {
-        struct transport_peer from;
-        uint8_t *buf;
-        size_t len, which;
         /* While a metrics document is being written or a policy fanned out, poll without
          * waiting: their slices run between messages, and an idle loop must not stretch them
          * over minutes. */
         int timeout_ms = d->metrics.build || fanout ? 0 : TICK_MS;
-        int rc = transport_server_recv(d->servers, 2, timeout_ms, &which, &from, &buf, &len);
+        receive_burst(d, timeout_ms);
         uint64_t now = util_clock_ms(CLOCK_MONOTONIC), wall = util_clock_ms(CLOCK_REALTIME);
-        if (rc == 1) {
-            if (which == SERVER_MAIN)
-                coordinator_receive(d->coordinator, &from, buf, len, now, wall);
-            else
-                answer_control(d, &from, buf, len);
-            free(buf);
-        } else if (rc < 0 && rc != -EINTR) {
-            log_err(LOG_MODULE, "event=poll_failed error=%s", strerror(-rc));
-        }
         metrics_work(d, now);
         fanout = coordinator_fanout_step(d->coordinator, COORDINATOR_FANOUT_PER_TURN, now);
         if (now >= next_tick) {
