@@ -16,8 +16,10 @@
  *   hosts-forget --host H               forget a host: fleet record, hosts row and acks
  *   vms [--host H] [--sort name|host|actual|unused] [--limit N]
  *   events [--since SEQ] [--limit N]
- *   policy-show [--scope S]             the keys each scope sets, and per host: the version
- *                                       it holds, the one it should, applied or refused and why
+ *   policy-show [--scope S]             the keys each scope sets, how far the newest policy's
+ *                                       fan-out has gone (looked at, pending, pushed, acked),
+ *                                       and per host: the version it holds, the one it should,
+ *                                       applied or refused and why
  *   policy-show --host H                H's effective policy, each value with its scope+version
  *   policy-set --scope S --reason TEXT KEY=VALUE...   sets keys at that scope (others inherit)
  *   policy-unset --scope S --reason TEXT KEY...       the scope stops setting them
@@ -56,6 +58,19 @@ enum control_status {
     CONTROL_PENDING = 7, /* policy-wait: some hosts have not acked yet */
 };
 
+/* How far the newest policy's fan-out has gone (the coordinator's count, shown by policy-show). */
+struct control_fanout {
+    uint64_t version; /* 0: no policy stored since the coordinator started */
+    char scope[WIRE_SCOPE_MAX];
+    uint64_t hosts;    /* connected hosts when it began */
+    uint64_t visited;  /* looked at so far */
+    uint64_t in_scope; /* of those, in its scope */
+    uint64_t pushed;   /* hosts sent this version */
+    uint64_t acked;    /* hosts that applied it */
+    uint64_t refused;  /* hosts that refused it */
+    bool done;         /* every host looked at */
+};
+
 struct control_context {
     struct fleet *fleet;
     struct store *store;
@@ -67,6 +82,8 @@ struct control_context {
     void (*on_policy_added)(void *ctx, uint64_t version, const char *scope);
     /* hosts forget: drop a host everywhere (fleet, sessions, store). 0, -ENOENT or -errno. */
     int (*forget_host)(void *ctx, const char *host_id, char *err, size_t err_len);
+    /* The newest policy's fan-out into *out; NULL: policy-show shows none. */
+    void (*fanout_progress)(void *ctx, struct control_fanout *out);
     void *ctx;
     /* The asker may only read (a key from admin_read_dir): policy-set and hosts-forget are
      * refused with CONTROL_DENIED. */

@@ -307,7 +307,8 @@ cmd_hosts(struct call *c)
         return st;
     l.filter = filter_text ? &filter : NULL;
     fleet_hosts_each(c->cc->fleet, collect_host, &l);
-    if (l.n > 1)
+    /* The fleet walks hosts in id order already: sort again only for another order. */
+    if (l.n > 1 && sort != HOST_SORT_ID)
         qsort_r(l.hosts, l.n, sizeof(*l.hosts), compare_hosts, &sort);
     size_t first = 0, end;
     while (after && first < l.n && strcmp(l.hosts[first].host_id, after) <= 0)

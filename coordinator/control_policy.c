@@ -383,9 +383,66 @@ show_collect(struct call *c, struct show *sh, const struct scope *only)
     return CONTROL_OK;
 }
 
+/* The newest policy's fan-out: hosts still to be looked at, and answers still to come. */
+static uint64_t
+fanout_pending(const struct control_fanout *fo)
+{
+    return fo->hosts > fo->visited ? fo->hosts - fo->visited : 0;
+}
+
+static uint64_t
+fanout_unanswered(const struct control_fanout *fo)
+{
+    uint64_t answered = fo->acked + fo->refused;
+    return fo->pushed > answered ? fo->pushed - answered : 0;
+}
+
+static json_t *
+fanout_json(const struct control_fanout *fo)
+{
+    json_t *o = jobj();
+
+    jset(o, "version", ju64(fo->version));
+    jset(o, "scope", jstr(fo->scope));
+    jset(o, "done", jcheck(json_boolean(fo->done)));
+    jset(o, "hosts", ju64(fo->hosts));
+    jset(o, "visited", ju64(fo->visited));
+    jset(o, "pending", ju64(fanout_pending(fo)));
+    jset(o, "in_scope", ju64(fo->in_scope));
+    jset(o, "pushed", ju64(fo->pushed));
+    jset(o, "acked", ju64(fo->acked));
+    jset(o, "refused", ju64(fo->refused));
+    jset(o, "unanswered", ju64(fanout_unanswered(fo)));
+    return o;
+}
+
+static void
+fanout_print(FILE *f, const struct control_fanout *fo)
+{
+    fprintf(f,
+            "fan-out of v%" PRIu64 " (%s): %s; %" PRIu64 " of %" PRIu64 " hosts looked at (%" PRIu64
+            " pending), %" PRIu64 " in scope, %" PRIu64 " pushed, %" PRIu64 " acked, %" PRIu64
+            " refused, %" PRIu64 " unanswered\n\n",
+            fo->version, fo->scope, fo->done ? "done" : "under way", fo->visited, fo->hosts,
+            fanout_pending(fo), fo->in_scope, fo->pushed, fo->acked, fo->refused,
+            fanout_unanswered(fo));
+}
+
+/* The fan-out, when the coordinator has one to show (a policy stored since it started). */
+static bool
+fanout_get(struct call *c, struct control_fanout *fo)
+{
+    memset(fo, 0, sizeof(*fo));
+    if (c->cc->fanout_progress)
+        c->cc->fanout_progress(c->cc->ctx, fo);
+    return fo->version != 0;
+}
+
 static enum control_status
 show_render(struct call *c, struct show *sh)
 {
+    struct control_fanout fo;
+    bool has_fanout = fanout_get(c, &fo);
     char line[WIRE_SCOPE_MAX + WIRE_REASON_MAX + STORE_AUTHOR_MAX + 64];
     struct text out;
 
@@ -394,6 +451,7 @@ show_render(struct call *c, struct show *sh)
         for (size_t i = 0; i < sh->scopes.n; i++)
             jpush(policies, entry_json(&sh->scopes.entries[i]));
         jset(root, "policies", policies);
+        jset(root, "fanout", has_fanout ? fanout_json(&fo) : json_null());
         jset(root, "hosts", json_incref(sh->hosts.array));
         return json_reply(c, root);
     }
@@ -406,6 +464,8 @@ show_render(struct call *c, struct show *sh)
         print_policy_values(f, &sh->scopes.entries[i].policy, sh->scopes.entries[i].keys);
         fputc('\n', f);
     }
+    if (has_fanout)
+        fanout_print(f, &fo);
     if (sh->hosts.count)
         table_print(f, &sh->hosts.table);
     else

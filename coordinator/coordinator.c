@@ -41,6 +41,8 @@ struct session {
     uint64_t hosts_row_ms;      /* when its hosts row was last written (0 = not yet) */
     uint64_t hosts_row_version; /* with this policy version */
     struct log_limit rejoins;   /* its "rejoined" lines: a hello storm is one line a minute */
+    uint64_t fanout_pushed;     /* the fan-out version it was counted as pushed for... */
+    uint64_t fanout_answered;   /* ...and as having answered: each host counts once */
 };
 
 /* A "say hello" sent lately: a hash of the connection and host id, and when. Strangers get no
@@ -48,6 +50,15 @@ struct session {
 struct asked {
     uint64_t hash;
     uint64_t at_ms;
+};
+
+/* The fan-out of the newest stored policy: a cursor over the session buckets, so a policy set
+ * is pushed a few hosts per loop turn. A session made in a bucket the cursor has passed said
+ * hello since the policy was stored, and was offered it then. */
+struct fanout {
+    struct coordinator_fanout progress;
+    struct scope scope;
+    size_t next_bucket; /* BUCKETS: every bucket looked at */
 };
 
 struct coordinator {
@@ -68,6 +79,7 @@ struct coordinator {
     struct log_limit impostor_messages;
     struct log_limit ignored_acks;
     struct coordinator_counters counters;
+    struct fanout fanout;
 };
 
 static struct session *
@@ -116,6 +128,8 @@ coordinator_new(struct fleet *fleet, struct store *store, coordinator_send_fn se
     c->logged_event_seq = fleet_last_event_seq(fleet);
     c->policy_generation = 1;
     c->host_retention_ms = COORDINATOR_HOST_RETENTION_MS;
+    c->fanout.next_bucket = BUCKETS;
+    c->fanout.progress.done = true;
     return c;
 }
 
@@ -228,6 +242,28 @@ forget_asked(struct coordinator *c, const struct transport_peer *from, const cha
         a->hash = 0;
 }
 
+/* A host sent the fan-out's version counts once, whichever path sent it and however often. */
+static void
+count_fanout_push(struct coordinator *c, struct session *s, uint64_t version)
+{
+    if (version != c->fanout.progress.version || s->fanout_pushed == version)
+        return;
+    s->fanout_pushed = version;
+    c->fanout.progress.pushed++;
+}
+
+static void
+count_fanout_answer(struct coordinator *c, struct session *s, const struct wire_policy_ack *ack)
+{
+    if (ack->version != c->fanout.progress.version || s->fanout_answered == ack->version)
+        return;
+    s->fanout_answered = ack->version;
+    if (ack->applied)
+        c->fanout.progress.acked++;
+    else
+        c->fanout.progress.refused++;
+}
+
 /* Push the policy in force for this host when the version it holds differs, and settle its
  * session state. A version held from another epoch of the store (a restored or replaced
  * database) counts as none. */
@@ -288,6 +324,7 @@ offer_policy(struct coordinator *c, struct session *s, uint64_t held_version)
     snprintf(msg.u.push.scope, sizeof(msg.u.push.scope), "%s", entry.scope);
     msg.u.push.policy = entry.policy;
     send_msg(c, s, &msg);
+    count_fanout_push(c, s, entry.version);
     s->state = COORDINATOR_SESSION_PUSHING;
     s->pushed_version = entry.version;
     s->pushed_at_ms = now_ms;
@@ -466,6 +503,7 @@ on_ack(struct coordinator *c,
         return;
     }
     s->push_answered = true;
+    count_fanout_answer(c, s, ack);
     if (ack->applied)
         s->epoch_ok = true; /* it now holds what we pushed, with our epoch */
     if (store_ack_record(c->store, s->host_id, ack->version, ack->applied, ack->reason, now_wall,
@@ -631,17 +669,24 @@ log_event(const struct fleet_event *e, void *ctx)
     return 0;
 }
 
-static int
-retry_push(const struct fleet_host_info *host, void *ctx)
+/* A push that was not acked (lost, or the agent was busy) goes again after the retry time. Only
+ * sessions waiting on a push are looked up in the fleet: at 50,000 hosts a tick must not sort or
+ * visit every host record four times a second. */
+static void
+retry_pushes(struct coordinator *c)
 {
-    struct coordinator *c = ctx;
-    struct session *s = session_find(c, host->host_id, false);
+    struct fleet_host_info host;
 
-    /* A push that was not acked (lost, or the agent was busy) goes again after the retry time. */
-    if (s && s->state != COORDINATOR_SESSION_UNKNOWN && host->liveness == FLEET_LIVENESS_FRESH &&
-        s->pushed_version && s->pushed_version != host->policy_version)
-        offer_policy(c, s, host->policy_version);
-    return 0;
+    for (size_t b = 0; b < BUCKETS; b++) {
+        for (struct session *s = c->buckets[b]; s; s = s->next) {
+            if (s->state == COORDINATOR_SESSION_UNKNOWN || !s->pushed_version || s->push_answered ||
+                c->now_ms - s->pushed_at_ms < COORDINATOR_PUSH_RETRY_MS)
+                continue;
+            if (fleet_host_get(c->fleet, s->host_id, &host) == 0 &&
+                host.liveness == FLEET_LIVENESS_FRESH && s->pushed_version != host.policy_version)
+                offer_policy(c, s, host.policy_version);
+        }
+    }
 }
 
 void
@@ -754,7 +799,7 @@ coordinator_tick(struct coordinator *c, uint64_t now_ms, uint64_t now_wall)
     fleet_tick(c->fleet, now_ms, NULL, NULL);
     forget_expired(c, now_ms);
     log_events(c);
-    fleet_hosts_each(c->fleet, retry_push, c);
+    retry_pushes(c);
 }
 
 struct restore {
@@ -800,32 +845,72 @@ coordinator_restore_events(
     return rc;
 }
 
-struct push_scope {
-    struct coordinator *c;
-    struct scope scope;
-    uint64_t version;
-};
-
-static int
-push_if_in_scope(const struct fleet_host_info *host, void *ctx)
-{
-    struct push_scope *p = ctx;
-    struct session *s = session_find(p->c, host->host_id, false);
-
-    if (s && s->state != COORDINATOR_SESSION_UNKNOWN &&
-        scope_matches(&p->scope, host->host_id, host->labels, host->n_labels))
-        offer_policy(p->c, s, host->policy_version);
-    return 0;
-}
-
 void
 coordinator_policy_added(struct coordinator *c, uint64_t version, const char *scope)
 {
-    struct push_scope p = {.c = c, .version = version};
+    struct fanout *f = &c->fanout;
 
     c->policy_generation++; /* every host's policy must be looked up again */
-    if (scope_parse(scope, &p.scope) < 0)
+    if (scope_parse(scope, &f->scope) < 0)
         return;
-    log_info(LOG_MODULE, "event=policy_added version=%" PRIu64 " scope=%s", version, scope);
-    fleet_hosts_each(c->fleet, push_if_in_scope, &p);
+    log_info(LOG_MODULE, "event=policy_added version=%" PRIu64 " scope=%s hosts=%" PRIu64, version,
+             scope, c->counters.sessions);
+    if (!f->progress.done)
+        log_info(LOG_MODULE,
+                 "event=fanout_superseded version=%" PRIu64 " by=%" PRIu64 " visited=%" PRIu64
+                 " of=%" PRIu64,
+                 f->progress.version, version, f->progress.visited, f->progress.hosts);
+    memset(&f->progress, 0, sizeof(f->progress));
+    f->progress.version = version;
+    snprintf(f->progress.scope, sizeof(f->progress.scope), "%s", scope);
+    f->progress.hosts = c->counters.sessions;
+    f->next_bucket = 0;
+}
+
+static void
+fanout_offer(struct coordinator *c, struct session *s)
+{
+    struct fanout *f = &c->fanout;
+    struct fleet_host_info info;
+
+    if (s->state == COORDINATOR_SESSION_UNKNOWN || fleet_host_get(c->fleet, s->host_id, &info) < 0)
+        return;
+    if (!scope_matches(&f->scope, info.host_id, info.labels, info.n_labels))
+        return;
+    f->progress.in_scope++;
+    offer_policy(c, s, info.policy_version);
+}
+
+bool
+coordinator_fanout_step(struct coordinator *c, size_t max_hosts, uint64_t now_ms)
+{
+    struct fanout *f = &c->fanout;
+    size_t looked = 0;
+
+    if (f->progress.done)
+        return false;
+    c->now_ms = now_ms;
+    /* Whole buckets: a cursor inside a chain would not survive a session removed meanwhile. */
+    for (; f->next_bucket < BUCKETS && looked < max_hosts; f->next_bucket++) {
+        for (struct session *s = c->buckets[f->next_bucket]; s; s = s->next) {
+            fanout_offer(c, s);
+            looked++;
+        }
+    }
+    f->progress.visited += looked;
+    if (f->next_bucket < BUCKETS)
+        return true;
+    f->progress.done = true;
+    log_info(LOG_MODULE,
+             "event=fanout_done version=%" PRIu64 " in_scope=%" PRIu64 " pushed=%" PRIu64
+             " acked=%" PRIu64 " refused=%" PRIu64,
+             f->progress.version, f->progress.in_scope, f->progress.pushed, f->progress.acked,
+             f->progress.refused);
+    return false;
+}
+
+void
+coordinator_fanout_progress(const struct coordinator *c, struct coordinator_fanout *out)
+{
+    *out = c->fanout.progress;
 }

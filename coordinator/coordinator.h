@@ -46,6 +46,7 @@
 #ifndef MEMSCHED_COORDINATOR_COORDINATOR_H
 #define MEMSCHED_COORDINATOR_COORDINATOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,6 +59,7 @@
 #define COORDINATOR_PUSH_RETRY_MS     5000
 #define COORDINATOR_HOST_RETENTION_MS (UINT64_C(7) * 24 * 3600 * 1000) /* a week down */
 #define COORDINATOR_FORGET_PER_TICK   256 /* hosts forgotten per tick, at most */
+#define COORDINATOR_FANOUT_PER_TURN   64  /* hosts a policy fan-out looks at per loop turn */
 
 struct coordinator;
 
@@ -140,9 +142,32 @@ void coordinator_set_history(struct coordinator *c, struct history *history);
 int coordinator_forget_host(
     struct coordinator *c, const char *host_id, uint64_t now_ms, char *err, size_t err_len);
 
-/* A policy was stored (set, unset, delete or rollback of scope): push the new effective policy
- * to every live host in that scope. */
+/* How far the fan-out of the newest stored policy has gone (coordinator_fanout_progress). */
+struct coordinator_fanout {
+    uint64_t version;           /* 0: no policy stored since start */
+    char scope[WIRE_SCOPE_MAX]; /* the scope it was stored under */
+    uint64_t hosts;             /* hosts with a session when it began: what it will look at */
+    uint64_t visited;           /* looked at so far (hosts - visited are still to come) */
+    uint64_t in_scope;          /* of those, in its scope */
+    uint64_t pushed;            /* hosts sent this version, by the fan-out, a hello or a report */
+    uint64_t acked;             /* hosts that applied it */
+    uint64_t refused;           /* hosts that refused it */
+    bool done;                  /* every host looked at */
+};
+
+/* A policy was stored (set, unset, delete or rollback of scope): its fan-out begins, and a
+ * newer one supersedes one not finished. Nothing is sent here: coordinator_fanout_step() pushes
+ * to the hosts in scope a few at a time, so one policy set never holds the loop for long (and
+ * any host that reports in the meantime is offered it at once). */
 void coordinator_policy_added(struct coordinator *c, uint64_t version, const char *scope);
+
+/* Offer the policy of the fan-out under way to the next hosts, looking at max_hosts of them at
+ * most (a whole hash bucket may go over by a few). Returns true while hosts remain: the caller
+ * comes back soon (its loop polls without waiting until then). */
+bool coordinator_fanout_step(struct coordinator *c, size_t max_hosts, uint64_t now_ms);
+
+/* The newest fan-out's progress, into *out. */
+void coordinator_fanout_progress(const struct coordinator *c, struct coordinator_fanout *out);
 
 const struct coordinator_counters *coordinator_get_counters(const struct coordinator *c);
 

@@ -126,6 +126,24 @@ policy_added(void *ctx, uint64_t version, const char *scope)
     coordinator_policy_added(ctx, version, scope);
 }
 
+static void
+fanout_progress(void *ctx, struct control_fanout *out)
+{
+    struct coordinator_fanout fo;
+
+    coordinator_fanout_progress(ctx, &fo);
+    memset(out, 0, sizeof(*out));
+    out->version = fo.version;
+    snprintf(out->scope, sizeof(out->scope), "%s", fo.scope);
+    out->hosts = fo.hosts;
+    out->visited = fo.visited;
+    out->in_scope = fo.in_scope;
+    out->pushed = fo.pushed;
+    out->acked = fo.acked;
+    out->refused = fo.refused;
+    out->done = fo.done;
+}
+
 static int
 forget_host(void *ctx, const char *host_id, char *err, size_t err_len)
 {
@@ -170,6 +188,7 @@ control_context_of(struct daemon *d, bool read_only, uint64_t now_ms, uint64_t n
         .pressure_unused_kib = d->pressure_unused_kib,
         .on_policy_added = policy_added,
         .forget_host = forget_host,
+        .fanout_progress = fanout_progress,
         .read_only = read_only,
         .ctx = d->coordinator,
     };
@@ -377,34 +396,65 @@ log_refused_handshakes(struct daemon *d, uint64_t now_ms)
     d->handshakes_throttled = st.handshakes_throttled;
 }
 
+/* Agent messages taken in one turn, in one store transaction: a join or ack storm writes a
+ * hosts row, an ack and an event per message, and one commit for each of them bounds ingest by
+ * the disk, not the CPU. A control request ends the burst first, so no reply shows what is not
+ * committed yet. */
+#define BURST_MAX 256
+
+static void
+receive_burst(struct daemon *d, int timeout_ms)
+{
+    char err[ERR_LEN];
+    bool batch = false;
+
+    for (size_t n = 0; n < BURST_MAX; n++) {
+        struct transport_peer from;
+        uint8_t *buf;
+        size_t len, which;
+        int wake_fd = d->metrics.http ? http_server_wake_fd(d->metrics.http) : -1;
+        int rc = transport_server_poll(d->servers, 2, wake_fd, n ? 0 : timeout_ms, &which, &from,
+                                       &buf, &len);
+        if (rc < 0 && rc != -EINTR)
+            log_err(LOG_MODULE, "event=poll_failed error=%s", strerror(-rc));
+        if (rc != 1)
+            break;
+        uint64_t now = util_clock_ms(CLOCK_MONOTONIC), wall = util_clock_ms(CLOCK_REALTIME);
+        if (which == SERVER_MAIN) {
+            if (!batch)
+                batch = store_batch_begin(d->store, err, sizeof(err)) == 0;
+            coordinator_receive(d->coordinator, &from, buf, len, now, wall);
+            free(buf);
+            continue;
+        }
+        if (batch && store_batch_end(d->store, true, err, sizeof(err)) < 0)
+            log_warn(LOG_MODULE, "event=store_failed what=burst why=\"%s\"", err);
+        batch = false;
+        answer_control(d, &from, buf, len);
+        free(buf);
+        break;
+    }
+    if (batch && store_batch_end(d->store, true, err, sizeof(err)) < 0)
+        log_warn(LOG_MODULE, "event=store_failed what=burst why=\"%s\"", err);
+}
+
 void
 daemon_run(struct daemon *d)
 {
     uint64_t next_tick = 0;
+    bool fanout = false; /* a policy's fan-out has hosts to go */
 
     sd_notify(0, "READY=1");
     while (take_signals(d)) {
-        struct transport_peer from;
-        uint8_t *buf;
-        size_t len, which;
-        /* While a metrics document is being written, poll without waiting: its slices run
-         * between messages, and an idle loop must not stretch them over minutes. */
-        int timeout_ms = d->metrics.build ? 0 : TICK_MS;
-        int wake_fd = d->metrics.http ? http_server_wake_fd(d->metrics.http) : -1;
-        int rc =
-            transport_server_poll(d->servers, 2, wake_fd, timeout_ms, &which, &from, &buf, &len);
+        /* While a metrics document is being written or a policy fanned out, poll without
+         * waiting: their slices run between messages, and an idle loop must not stretch them
+         * over minutes. */
+        int timeout_ms = d->metrics.build || fanout ? 0 : TICK_MS;
+        receive_burst(d, timeout_ms);
         uint64_t now = util_clock_ms(CLOCK_MONOTONIC), wall = util_clock_ms(CLOCK_REALTIME);
-        if (rc == 1) {
-            if (which == SERVER_MAIN)
-                coordinator_receive(d->coordinator, &from, buf, len, now, wall);
-            else
-                answer_control(d, &from, buf, len);
-            free(buf);
-        } else if (rc < 0 && rc != -EINTR) {
-            log_err(LOG_MODULE, "event=poll_failed error=%s", strerror(-rc));
-        }
-        web_work(d, now, wall);
+        web_work(d, now, wall); /* after the burst: the dashboard sees only what is committed */
         metrics_work(d, now);
+        fanout = coordinator_fanout_step(d->coordinator, COORDINATOR_FANOUT_PER_TURN, now);
         if (now >= next_tick) {
             coordinator_tick(d->coordinator, now, wall);
             log_refused_handshakes(d, now);
@@ -484,6 +534,7 @@ daemon_open(const struct daemon_options *o, struct daemon **out, char *err, size
     d->fleet = fleet_new(&fo);
     if (o->history_max_mib)
         d->history = history_new(&(struct history_opts){.max_bytes = o->history_max_mib << 20});
+    fleet_set_pressure_threshold(d->fleet, d->pressure_unused_kib);
     rc = open_sockets(d, o, why, sizeof(why));
     if (rc < 0) {
         log_err(LOG_MODULE, "event=listen_failed why=\"%s\"", why);

@@ -24,6 +24,33 @@
 
 #define MINUTE_BUCKETS 60 /* one per second of the decisions-per-minute window */
 
+/* One host's part of the fleet totals, as last added to them: taken out before its report or
+ * liveness changes and put back after, so fleet_totals() answers without visiting any host. */
+struct share {
+    uint64_t host_total_kib;
+    uint64_t host_available_kib;
+    uint64_t vm_actual_kib;
+    uint64_t vm_max_kib;
+    size_t vms;      /* every VM it reported, down or not (fleet_vm_count) */
+    size_t pressure; /* of those, under pressure at the fleet's pressure threshold */
+    bool reporting;  /* has a report and is not down: its sums count */
+    enum fleet_liveness liveness;
+};
+
+/* The shares of every host added up. 128 bits: 10^5 hosts of legal sizes can sum past 2^64, and
+ * a saturated sum could not be taken from again; fleet_totals() saturates what it hands out. */
+struct sums {
+    size_t hosts_by_liveness[FLEET_LIVENESS_STATES];
+    size_t hosts_reporting;
+    size_t vms_reporting;
+    size_t vms;
+    size_t pressure_reporting;
+    unsigned __int128 host_total_kib;
+    unsigned __int128 host_available_kib;
+    unsigned __int128 vm_actual_kib;
+    unsigned __int128 vm_max_kib;
+};
+
 struct host {
     char id[WIRE_HOST_ID_MAX];
     char agent_version[WIRE_VERSION_MAX];
@@ -61,6 +88,7 @@ struct host {
     bool has_policy_in_force;
     uint64_t decisions_by_reason[SCHED_REASON_COUNT];
     uint64_t moved_kib_by_reason[SCHED_REASON_COUNT];
+    struct share share; /* what it adds to the fleet's sums now */
 };
 
 /* A VM decoded from a report, before it is sorted and moved into its host. */
@@ -87,6 +115,8 @@ struct fleet {
     size_t scratch_cap;
     char *scratch_names;
     size_t scratch_names_cap;
+    struct sums sums;
+    uint64_t pressure_kib; /* the threshold the shares count VMs under pressure at */
 };
 
 static const char empty_name[] = "";
@@ -258,6 +288,79 @@ host_free(struct host *h)
     free(h);
 }
 
+/* ---- the totals, kept as hosts change ---- */
+
+static bool
+vm_under_pressure(const struct fleet_vm *vm, uint64_t pressure_kib)
+{
+    return (vm->has_unused && vm->unused_kib < pressure_kib) ||
+           vm->last_reason == SCHED_REASON_NEED_UNMET;
+}
+
+static size_t
+pressure_count(const struct host *h, uint64_t pressure_kib)
+{
+    size_t n = 0;
+
+    for (size_t v = 0; v < h->n_vms; v++)
+        n += vm_under_pressure(&h->vms[v], pressure_kib);
+    return n;
+}
+
+static void
+sums_apply(struct sums *sum, const struct share *sh, bool add)
+{
+    /* Unsigned wrap-around makes taking away exact: what is taken was added before. */
+    size_t sign = add ? 1 : (size_t)-1;
+    unsigned __int128 wide = add ? 1 : (unsigned __int128)-1;
+
+    sum->hosts_by_liveness[sh->liveness] += sign;
+    sum->vms += sign * sh->vms;
+    if (!sh->reporting)
+        return;
+    sum->hosts_reporting += sign;
+    sum->vms_reporting += sign * sh->vms;
+    sum->pressure_reporting += sign * sh->pressure;
+    sum->host_total_kib += wide * sh->host_total_kib;
+    sum->host_available_kib += wide * sh->host_available_kib;
+    sum->vm_actual_kib += wide * sh->vm_actual_kib;
+    sum->vm_max_kib += wide * sh->vm_max_kib;
+}
+
+/* Take h's share out of the sums, before it changes. */
+static void
+share_take(struct fleet *f, const struct host *h)
+{
+    sums_apply(&f->sums, &h->share, false);
+}
+
+/* Work h's share out from what it is now and add it to the sums. */
+static void
+share_put(struct fleet *f, struct host *h)
+{
+    struct share *sh = &h->share;
+
+    memset(sh, 0, sizeof(*sh));
+    sh->liveness = h->liveness;
+    sh->vms = h->n_vms;
+    /* A down host's numbers are its past, not the fleet's present. */
+    sh->reporting = h->has_report && h->liveness != FLEET_LIVENESS_DOWN;
+    if (sh->reporting) {
+        sh->host_total_kib = h->host_total_kib;
+        sh->host_available_kib = h->host_available_kib;
+        sh->vm_actual_kib = h->vm_actual_kib;
+        sh->vm_max_kib = h->vm_max_kib;
+        sh->pressure = pressure_count(h, f->pressure_kib);
+    }
+    sums_apply(&f->sums, sh, true);
+}
+
+static uint64_t
+saturated(unsigned __int128 v)
+{
+    return v > UINT64_MAX ? UINT64_MAX : (uint64_t)v;
+}
+
 /* ---- events ---- */
 
 static struct fleet_event *
@@ -422,6 +525,7 @@ fleet_hello(struct fleet *f, const char *host_id, const struct wire_hello *hello
         h->liveness = FLEET_LIVENESS_FRESH;
         f->slots[slot] = h;
         f->n_hosts++;
+        share_put(f, h);
         joined = true;
         if (f->n_hosts * 2 > f->n_slots)
             table_grow(f);
@@ -678,6 +782,7 @@ fleet_report(struct fleet *f,
     if (rc < 0)
         return rc;
 
+    share_take(f, h);
     commit_vms(f, h, n, names_len, report);
     commit_decisions(f, h, report, now_ms);
     h->host_total_kib = report->host_total_kib;
@@ -689,6 +794,7 @@ fleet_report(struct fleet *f,
         h->has_policy_in_force = true;
     }
     h->has_report = true;
+    share_put(f, h);
     h->last_report_ms = now_ms;
     h->report_seq = sequence;
     h->has_report_seq = true;
@@ -775,6 +881,7 @@ fleet_remove(struct fleet *f, const char *host_id, uint64_t now_ms)
     if (!h)
         return -ENOENT;
     event_add(f, FLEET_EVENT_REMOVED, h, now_ms);
+    share_take(f, h);
     table_remove(f, slot);
     host_free(h);
     return 0;
@@ -812,7 +919,9 @@ fleet_tick(struct fleet *f, uint64_t now_ms, fleet_event_cb cb, void *ctx)
         if (now == h->liveness)
             continue;
         const struct fleet_event *e = event_add(f, kinds[now], h, now_ms);
+        share_take(f, h);
         h->liveness = now;
+        share_put(f, h);
         changes++;
         if (cb)
             cb(e, ctx);
@@ -1033,11 +1142,35 @@ fleet_vms_each(const struct fleet *f,
 size_t
 fleet_vm_count(const struct fleet *f)
 {
+    return f->sums.vms;
+}
+
+void
+fleet_set_pressure_threshold(struct fleet *f, uint64_t pressure_unused_kib)
+{
+    if (pressure_unused_kib == f->pressure_kib)
+        return;
+    f->pressure_kib = pressure_unused_kib;
+    for (size_t i = 0; i < f->n_slots; i++) {
+        struct host *h = f->slots[i];
+        if (h) {
+            share_take(f, h);
+            share_put(f, h);
+        }
+    }
+}
+
+/* VMs under pressure at a threshold other than the one kept: a walk of every reporting host. */
+static size_t
+pressure_walk(const struct fleet *f, uint64_t pressure_kib)
+{
     size_t n = 0;
 
-    for (size_t i = 0; i < f->n_slots; i++)
-        if (f->slots[i])
-            n += f->slots[i]->n_vms;
+    for (size_t i = 0; i < f->n_slots; i++) {
+        const struct host *h = f->slots[i];
+        if (h && h->share.reporting)
+            n += pressure_count(h, pressure_kib);
+    }
     return n;
 }
 
@@ -1047,32 +1180,21 @@ fleet_totals(const struct fleet *f,
              uint64_t pressure_unused_kib,
              struct fleet_totals *t)
 {
+    const struct sums *sum = &f->sums;
     uint64_t sec = now_ms / 1000;
 
     memset(t, 0, sizeof(*t));
-    for (size_t i = 0; i < f->n_slots; i++) {
-        const struct host *h = f->slots[i];
-        if (!h)
-            continue;
-        t->hosts++;
-        t->hosts_by_liveness[h->liveness]++;
-        /* A down host's numbers are its past, not the fleet's present. */
-        if (!h->has_report || h->liveness == FLEET_LIVENESS_DOWN)
-            continue;
-        t->hosts_reporting++;
-        /* Saturating: 10^5 hosts of legal sizes can sum past 2^64. */
-        t->host_total_kib = util_add_sat(t->host_total_kib, h->host_total_kib);
-        t->host_available_kib = util_add_sat(t->host_available_kib, h->host_available_kib);
-        t->vm_actual_kib = util_add_sat(t->vm_actual_kib, h->vm_actual_kib);
-        t->vm_max_kib = util_add_sat(t->vm_max_kib, h->vm_max_kib);
-        t->vms += h->n_vms;
-        for (size_t v = 0; v < h->n_vms; v++) {
-            const struct fleet_vm *vm = &h->vms[v];
-            if ((vm->has_unused && vm->unused_kib < pressure_unused_kib) ||
-                vm->last_reason == SCHED_REASON_NEED_UNMET)
-                t->vms_under_pressure++;
-        }
-    }
+    t->hosts = f->n_hosts;
+    memcpy(t->hosts_by_liveness, sum->hosts_by_liveness, sizeof(t->hosts_by_liveness));
+    t->hosts_reporting = sum->hosts_reporting;
+    t->vms = sum->vms_reporting;
+    t->vms_under_pressure = pressure_unused_kib == f->pressure_kib
+                                ? sum->pressure_reporting
+                                : pressure_walk(f, pressure_unused_kib);
+    t->host_total_kib = saturated(sum->host_total_kib);
+    t->host_available_kib = saturated(sum->host_available_kib);
+    t->vm_actual_kib = saturated(sum->vm_actual_kib);
+    t->vm_max_kib = saturated(sum->vm_max_kib);
     if (t->host_total_kib)
         t->overcommit = (double)t->vm_max_kib / (double)t->host_total_kib;
     for (size_t b = 0; b < MINUTE_BUCKETS; b++) {

@@ -275,8 +275,14 @@ int fleet_vms_each(const struct fleet *fleet,
                    fleet_vm_cb cb,
                    void *ctx);
 
-/* Fleet totals; pressure_unused_kib is the "under pressure" threshold for a VM's unused memory
- * (e.g. the fleet policy's vm_min_unused_kib). */
+/* The "under pressure" threshold for a VM's unused memory (e.g. the fleet policy's
+ * vm_min_unused_kib) the fleet keeps its count of VMs under pressure at (0 until set). Setting
+ * another one recounts every host once. */
+void fleet_set_pressure_threshold(struct fleet *fleet, uint64_t pressure_unused_kib);
+
+/* Fleet totals, kept up to date as reports and liveness changes apply: no host is visited,
+ * unless pressure_unused_kib is not the threshold set (then the VMs under pressure are counted
+ * by a walk of every VM). */
 void fleet_totals(const struct fleet *fleet,
                   uint64_t now_ms,
                   uint64_t pressure_unused_kib,

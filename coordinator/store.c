@@ -131,9 +131,10 @@ struct store {
     sqlite3 *db;
     sqlite3_stmt *stmts[STMT_COUNT];
     char *path;
-    bool walking;   /* a callback is running */
-    bool in_batch;  /* between store_batch_begin() and store_batch_end() */
-    uint64_t epoch; /* random, drawn at open: versions are unique only within one epoch */
+    bool walking;         /* a callback is running */
+    unsigned batch_depth; /* store_batch_begin()s not ended yet: one transaction for them all */
+    bool batch_rollback;  /* an inner batch asked to roll back: the outermost end does */
+    uint64_t epoch;       /* random, drawn at open: versions are unique only within one epoch */
 };
 
 /* SQLite said no: -EIO with its message. */
@@ -461,10 +462,15 @@ store_batch_begin(struct store *s, char *err, size_t err_len)
 {
     int rc;
 
-    assert(!s->in_batch); /* batches do not nest */
+    if (s->batch_depth > 0) { /* inside another: its transaction holds this one's writes */
+        s->batch_depth++;
+        return 0;
+    }
     rc = step_done(s, STMT_BEGIN, err, err_len, "beginning a batch");
-    if (rc == 0)
-        s->in_batch = true;
+    if (rc == 0) {
+        s->batch_depth = 1;
+        s->batch_rollback = false;
+    }
     return rc;
 }
 
@@ -473,7 +479,12 @@ store_batch_end(struct store *s, bool commit, char *err, size_t err_len)
 {
     int rc = 0;
 
-    assert(s->in_batch);
+    assert(s->batch_depth > 0);
+    if (!commit)
+        s->batch_rollback = true;
+    if (--s->batch_depth > 0)
+        return 0; /* the outermost batch commits or rolls back */
+    commit = !s->batch_rollback;
     if (commit)
         rc = step_done(s, STMT_COMMIT, err, err_len, "committing a batch");
     /* A failed COMMIT leaves the transaction open: roll it back so the store stays usable. */
@@ -481,7 +492,6 @@ store_batch_end(struct store *s, bool commit, char *err, size_t err_len)
         char ignored[STORE_ERR_MAX];
         step_done(s, STMT_ROLLBACK, ignored, sizeof(ignored), "rolling back a batch");
     }
-    s->in_batch = false;
     return rc;
 }
 
@@ -507,7 +517,7 @@ store_policy_add(struct store *s,
 
     /* Its version must be durable before anyone pushes it: a rolled-back batch could hand the
      * same number to another policy. */
-    assert(!s->in_batch);
+    assert(s->batch_depth == 0);
     if (scope_parse(scope, &parsed) < 0)
         return util_fail(-EINVAL, err, err_len,
                          "store: scope '%s' is not fleet, label:KEY=VALUE or host:ID",

@@ -123,8 +123,9 @@ void store_close(struct store **store);
 
 /* Group the writes that follow into one transaction, until store_batch_end(): one commit instead
  * of one per write (10,000 acks or host upserts take ~20 ms instead of ~300 ms). Meant for a
- * burst handled in one pass of the event loop. Batches do not nest, and store_policy_add() is
- * not allowed inside one (a version must be durable before it is pushed). */
+ * burst handled in one pass of the event loop. A batch begun inside another joins it: the
+ * outermost end commits (or rolls back, when any of them asked to) all of them. store_policy_add()
+ * is not allowed inside one (a version must be durable before it is pushed). */
 int store_batch_begin(struct store *store, char *err, size_t err_len);
 
 /* Commit (commit = true) or roll back the batch. A failed commit is rolled back: -EIO. */

@@ -64,6 +64,9 @@
 #define AGENT_VERSION     "coord_bench"
 #define POLICY_SETTING    "vm_grow_target_unused_mib=250"
 #define DEADLINE_SETUP_MS 120000
+#define TARGET_CONTROL_MS 50 /* status and hosts --limit 100 while agents report */
+#define TARGET_RSS_MIB    1024
+#define TARGET_FANOUT_S   10 /* a policy acked by every host */
 
 struct options {
     const char *phase;
@@ -284,6 +287,29 @@ status_kib(long pid, const char *field)
     while (fgets(line, sizeof(line), f)) {
         if (strncmp(line, field, len) == 0 && line[len] == ':') {
             kib = strtoull(line + len + 1, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return kib;
+}
+
+/* A "Field:" line of /proc/PID/smaps_rollup in KiB (Pss, Pss_Anon, Anonymous...); 0 when
+ * missing. */
+static uint64_t
+rollup_kib(long pid, const char *field)
+{
+    char path[64], line[256];
+    size_t n = strlen(field);
+    uint64_t kib = 0;
+
+    snprintf(path, sizeof(path), "/proc/%ld/smaps_rollup", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, field, n) == 0 && line[n] == ':') {
+            kib = strtoull(line + n + 1, NULL, 10);
             break;
         }
     }
@@ -1186,14 +1212,48 @@ read_totals(struct ctl *c, struct rss_totals *t)
     json_decref(root);
 }
 
+/* Control requests sent while a round's reports flow, one after the other: how long the
+ * coordinator makes an operator wait under load. Measured from the send to the reply taken in
+ * the bench's sweep (a sweep of every client is well under a millisecond at 250 clients). */
+struct probes {
+    struct ctl *ctl;
+    size_t next; /* the next probe to send; PROBES: all answered */
+    uint64_t sent_ns;
+    double ms[2]; /* status, hosts --limit 100 */
+};
+
+#define PROBES 2
+
+static void
+probes_work(struct probes *p, size_t sent, size_t n)
+{
+    static const char *const hosts_args[] = {"--limit", "100", NULL};
+
+    if (!p || p->next == PROBES)
+        return;
+    if (!p->ctl->waiting) {
+        if (sent < n / 4)
+            return; /* once the round is well under way */
+        ctl_send(p->ctl, p->next == 0 ? "status" : "hosts", p->next == 0 ? NULL : hosts_args);
+        p->sent_ns = now_ns();
+        return;
+    }
+    json_t *root = ctl_poll(p->ctl, 0);
+    if (!root)
+        return;
+    p->ms[p->next++] = ms_between(p->sent_ns, now_ns());
+    json_decref(root);
+}
+
 /* One round: every host sends (round 1: a hello and) a report, a few in flight per client so
- * the bench's own queues stay small. */
+ * the bench's own queues stay small; probes (may be NULL) are sent on the way. */
 static void
 rss_round(const struct options *o,
           struct sim_client *clients,
           struct sim_host *hosts,
           struct wire_vm *vms,
-          uint64_t round)
+          uint64_t round,
+          struct probes *probes)
 {
     size_t nc = o->clients, hpc = o->hosts_per_client, n = nc * hpc;
     size_t *cursor = xcalloc(nc, sizeof(*cursor));
@@ -1223,8 +1283,13 @@ rss_round(const struct options *o,
             }
             done += cursor[c] == hpc;
         }
+        probes_work(probes, sent, n);
         if (!progress)
             nap_ns(IDLE_NS);
+    }
+    while (probes && probes->next < PROBES) {
+        probes_work(probes, n, n);
+        nap_ns(IDLE_NS);
     }
     clients_flush(clients, nc, hosts, 0, n, &counts,
                   now_ns() + (uint64_t)DEADLINE_SETUP_MS * 1000000);
@@ -1255,6 +1320,73 @@ rss_wait(struct ctl *c, long long hosts, long long vms, long long actual_kib)
     }
 }
 
+struct fleet_fanout {
+    double reply_ms;   /* policy-set answered */
+    double last_ack_s; /* the last host's ack handed to its client */
+    double recorded_s; /* policy-show's fan-out shows every host acked */
+};
+
+/* The fan-out's acked count as policy-show gives it (one host listed, the fan-out in full). */
+static long long
+fanout_acked(struct ctl *c, const char *one_host, uint64_t version)
+{
+    char scope[WIRE_SCOPE_MAX];
+    const char *args[] = {"--scope", scope, NULL};
+
+    snprintf(scope, sizeof(scope), "host:%s", one_host);
+    json_t *root = ctl_call(c, "policy-show", args);
+    json_t *fo = json_object_get(root, "fanout");
+    long long acked = -1;
+    if (json_is_object(fo) &&
+        json_integer_value(json_object_get(fo, "version")) == (long long)version)
+        acked = json_integer_value(json_object_get(fo, "acked"));
+    json_decref(root);
+    return acked;
+}
+
+/* A fleet policy set while every host is connected: each host acks its push at once (its
+ * client pumped in a loop); done when policy show counts every host's ack. */
+static bool
+fleet_fanout(const struct options *o,
+             struct ctl *ctl,
+             struct sim_client *clients,
+             struct sim_host *hosts,
+             struct fleet_fanout *out)
+{
+    size_t nc = o->clients, n = nc * o->hosts_per_client, acked = 0;
+    struct sim_counts counts = {0};
+    uint64_t t0 = now_ns(), deadline = t0 + (uint64_t)DEADLINE_SETUP_MS * 1000000;
+    uint64_t version = set_fleet_policy(ctl, "coord_bench rss fan-out");
+    uint64_t last_ack = 0;
+
+    out->reply_ms = ms_between(t0, now_ns());
+    /* Pushes counted as they are acked (client_pump): a walk of every host each sweep would
+     * make the bench, not the coordinator, the slow side at 50,000 hosts. */
+    while (counts.pushes < n && now_ns() < deadline) {
+        size_t taken = 0;
+        for (size_t c = 0; c < nc; c++)
+            taken += client_pump(&clients[c], hosts, 0, n, &counts);
+        if (!taken)
+            nap_ns(IDLE_NS);
+    }
+    clients_flush(clients, nc, hosts, 0, n, &counts, deadline);
+    for (size_t i = 0; i < n; i++) {
+        acked += hosts[i].policy_version == version;
+        if (hosts[i].policy_version == version && hosts[i].acked_at_ns > last_ack)
+            last_ack = hosts[i].acked_at_ns;
+    }
+    out->last_ack_s = last_ack ? ms_between(t0, last_ack) / 1e3 : -1.0;
+    /* Not too often: policy show still walks every known host (~0.1 s at 10,000), and asking
+     * in a loop would hold back the acks it is waiting for. */
+    while (fanout_acked(ctl, hosts[0].id, version) < (long long)n) {
+        if (now_ns() > deadline)
+            return false;
+        nap_ns(250000000);
+    }
+    out->recorded_s = ms_between(t0, now_ns()) / 1e3;
+    return acked == n;
+}
+
 static int
 run_rss(const struct options *o)
 {
@@ -1276,13 +1408,13 @@ run_rss(const struct options *o)
     uint64_t rss0 = status_kib(o->pid, "VmRSS");
     cpu_sample(o->pid, &c0);
     for (size_t c = 0; c < nc; c++)
-        client_open(o, &clients[c], 16);
+        client_open(o, &clients[c], 2 * o->hosts_per_client); /* room for every host's ack */
     for (size_t i = 0; i < n; i++) {
         snprintf(hosts[i].id, sizeof(hosts[i].id), "rss-%06zu", i);
         hosts[i].index = i;
     }
     uint64_t t0 = now_ns();
-    rss_round(o, clients, hosts, vms, 1);
+    rss_round(o, clients, hosts, vms, 1, NULL);
     ok = rss_wait(&ctl, (long long)n, (long long)(n * nv), (long long)n * per_host[1]);
     uint64_t t1 = now_ns();
     cpu_sample(o->pid, &c1);
@@ -1298,7 +1430,8 @@ run_rss(const struct options *o)
            "MiB, VmHWM %.1f MiB\n",
            ok ? "all in" : "NOT all in", ms_between(t0, t1) / 1e3, c1.total_s - c0.total_s,
            rss1 / 1024.0, hwm1 / 1024.0);
-    rss_round(o, clients, hosts, vms, 2);
+    struct probes probes = {.ctl = &ctl};
+    rss_round(o, clients, hosts, vms, 2, &probes);
     bool ok2 = rss_wait(&ctl, (long long)n, (long long)(n * nv), (long long)n * per_host[2]);
     uint64_t t2 = now_ns();
     cpu_sample(o->pid, &c2);
@@ -1307,10 +1440,26 @@ run_rss(const struct options *o)
            "VmRSS %.1f MiB, VmHWM %.1f MiB\n",
            ok2 ? "all in" : "NOT all in", ms_between(t1, t2) / 1e3, c2.total_s - c1.total_s,
            rss2 / 1024.0, hwm2 / 1024.0);
+    printf("  while round 2 reported: `status` answered in %.1f ms, `hosts --limit 100` in %.1f "
+           "ms (target < %d ms each)\n",
+           probes.ms[0], probes.ms[1], TARGET_CONTROL_MS);
+    uint64_t pss = rollup_kib(o->pid, "Pss"), pss_anon = rollup_kib(o->pid, "Pss_Anon");
+    uint64_t anon = rollup_kib(o->pid, "Anonymous");
+    printf("  smaps_rollup: Pss %.1f MiB, Pss_Anon %.1f MiB, Anonymous %.1f MiB (target VmRSS < "
+           "%d MiB)\n",
+           pss / 1024.0, pss_anon / 1024.0, anon / 1024.0, TARGET_RSS_MIB);
+    struct fleet_fanout ff = {0};
+    bool ok3 = fleet_fanout(o, &ctl, clients, hosts, &ff);
+    printf("  policy set to all %zu hosts: reply in %.1f ms, last ack sent %.2f s, all %zu acks "
+           "recorded (policy show) %s %.2f s after the set (target < %d s)\n",
+           n, ff.reply_ms, ff.last_ack_s, n, ok3 ? "" : "NOT", ff.recorded_s, TARGET_FANOUT_S);
     printf("RESULT rss_hosts=%zu rss_vms=%zu rss_rate=%zu rss_before_mib=%.1f rss_round1_mib=%.1f "
-           "hwm_round1_mib=%.1f rss_round2_mib=%.1f hwm_round2_mib=%.1f rss_complete=%s\n",
+           "hwm_round1_mib=%.1f rss_round2_mib=%.1f hwm_round2_mib=%.1f rss_complete=%s "
+           "status_ms=%.1f hosts_limit_ms=%.1f pss_mib=%.1f pss_anon_mib=%.1f "
+           "fanout_all_recorded_s=%.2f\n",
            n, nv, o->rate, rss0 / 1024.0, rss1 / 1024.0, hwm1 / 1024.0, rss2 / 1024.0,
-           hwm2 / 1024.0, ok && ok2 ? "yes" : "no");
+           hwm2 / 1024.0, ok && ok2 ? "yes" : "no", probes.ms[0], probes.ms[1], pss / 1024.0,
+           pss_anon / 1024.0, ok3 ? ff.recorded_s : -1.0);
 
     for (size_t c = 0; c < nc; c++)
         transport_client_close(&clients[c].client);
@@ -1319,7 +1468,7 @@ run_rss(const struct options *o)
     free(clients);
     free(hosts);
     free(vms);
-    return ok && ok2 ? 0 : 1;
+    return ok && ok2 && ok3 ? 0 : 1;
 }
 
 /* ---- arguments ---- */

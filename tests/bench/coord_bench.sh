@@ -15,6 +15,10 @@
 #   fanout         1,000 agents; policy-set to the last ack, and until policy-show shows them all
 #   rss-paced      10,000 hosts x 50 VMs arriving at 3,000 hosts/s: VmRSS and VmHWM
 #   rss-burst      the same as fast as the bench can send them (a reconnect storm)
+#   scale-50000    50,000 hosts x 50 VMs (250 clients x 200 host ids) at 2,000 hosts/s
+#                  each rss run also measures: `status` and `hosts --limit 100` while round 2
+#                  reports, Pss / Pss_Anon (smaps_rollup), and a fleet policy set until policy
+#                  show counts every host's ack
 #   scrape-100, scrape-10000   the coordinator with metrics_listen, filled by the rss phase with
 #                  100 or 10,000 hosts x 50 VMs: GET /metrics with curl (bytes, seconds to the
 #                  last byte: a document the loop published, built a slice at a time), and
@@ -116,7 +120,7 @@ run() {
     local pin=()
     [ -n "$bench_cpus" ] && pin=(taskset -c "$bench_cpus")
     [ -n "$coord_cpus" ] && echo "[$name: coordinator pinned to CPU $coord_cpus, bench to CPU $bench_cpus]"
-    start_coordinator "$name" "$coord_cpus" || return 1
+    start_coordinator "$name" "$coord_cpus" ${settings[@]+"${settings[@]}"} || return 1
     # In the background, so that a signal to this script is handled at once (by cleanup).
     "${pin[@]}" "$bench" "$phase" --pid "$coord_pid" --endpoint "$endpoint" --control "$control" \
         --server-key "$tmp/keys/coordinator.key" --key - \
@@ -196,6 +200,14 @@ fi
 run fanout fanout "" "" || true
 run rss-paced rss "" "" --rate 3000 || true
 run rss-burst rss "" "" --rate 0 || true
+# 50,000 hosts: 250 clients (a ZeroMQ context holds 1,023 sockets, a client takes three) of 200
+# host ids each, reporting at 2,000 hosts/s.
+# A round of 50,000 hosts takes longer than the default down_after_ms here, and each host
+# reports once a round: liveness is stretched so the first hosts of a round are not down by its
+# end.
+settings=(stale_after_ms=60000 down_after_ms=120000)
+run scale-50000 rss "" "" --clients 250 --hosts-per-client 200 --rate 2000 || true
+settings=()
 if command -v curl >/dev/null; then
     scrape scrape-100 1 100 || true
     scrape scrape-10000 100 100 || true
@@ -233,7 +245,7 @@ if [ -f "$tmp/fanout.out" ]; then
     row "  all acks recorded: policy-show answer (asked at)" fanout fanout_recorded_ms \
         " ms ($(value fanout fanout_recorded_asked_ms) ms), $(value fanout fanout_recorded) acks"
 fi
-for run_name in rss-paced rss-burst; do
+for run_name in rss-paced rss-burst scale-50000; do
     [ -f "$tmp/$run_name.out" ] || continue
     rate=$(value "$run_name" rss_rate)
     [ "$rate" = 0 ] && how="unpaced" || how="$rate hosts/s"
@@ -241,6 +253,12 @@ for run_name in rss-paced rss-burst; do
         "$run_name" rss_round1_mib " MiB"
     row "  VmRSS after round 2 (steady state)" "$run_name" rss_round2_mib " MiB"
     row "  VmHWM (peak)" "$run_name" hwm_round2_mib " MiB"
+    row "  Pss / Pss_Anon (smaps_rollup; target VmRSS < 1024 MiB)" "$run_name" pss_mib \
+        " MiB / $(value "$run_name" pss_anon_mib) MiB"
+    row "  status while round 2 reports (target < 50 ms)" "$run_name" status_ms " ms"
+    row "  hosts --limit 100 while round 2 reports (target < 50 ms)" "$run_name" hosts_limit_ms " ms"
+    row "  policy set acked by every host, recorded (target < 10 s)" "$run_name" \
+        fanout_all_recorded_s " s"
 done
 for run_name in scrape-100 scrape-10000; do
     [ -f "$tmp/$run_name.out" ] || continue

@@ -1042,6 +1042,48 @@ test_policy_show(void **state)
     want_status(fx, CONTROL_USAGE, run(fx, "policy-show", "--scope", "label:", END));
 }
 
+static void
+fanout_half_way(void *ctx, struct control_fanout *out)
+{
+    (void)ctx;
+    *out = (struct control_fanout){.version = 7,
+                                   .scope = "label:rack=r1",
+                                   .hosts = 50000,
+                                   .visited = 20000,
+                                   .in_scope = 12000,
+                                   .pushed = 11000,
+                                   .acked = 9000,
+                                   .refused = 2};
+}
+
+/* policy-show shows how far the newest policy's fan-out has gone, pending and unanswered worked
+ * out; with no fan-out to show (none since the start) it shows none, and JSON says null. */
+static void
+test_policy_show_fanout(void **state)
+{
+    struct fx *fx = *state;
+
+    want_status(fx, CONTROL_OK, run(fx, "policy-show", END));
+    want_no_text(fx, "fan-out");
+    json_t *root = run_json(fx, "policy-show", END);
+    assert_true(json_is_null(get(root, "fanout")));
+
+    fx->cc.fanout_progress = fanout_half_way;
+    want_status(fx, CONTROL_OK, run(fx, "policy-show", END));
+    want_text(fx, "fan-out of v7 (label:rack=r1): under way; 20000 of 50000 hosts looked at (30000 "
+                  "pending), 12000 in scope, 11000 pushed, 9000 acked, 2 refused, 1998 unanswered");
+    root = run_json(fx, "policy-show", END);
+    json_t *fo = get(root, "fanout");
+    assert_int_equal(get_int(fo, "version"), 7);
+    assert_string_equal(get_str(fo, "scope"), "label:rack=r1");
+    assert_true(json_is_false(get(fo, "done")));
+    assert_int_equal(get_int(fo, "pending"), 30000);
+    assert_int_equal(get_int(fo, "pushed"), 11000);
+    assert_int_equal(get_int(fo, "acked"), 9000);
+    assert_int_equal(get_int(fo, "refused"), 2);
+    assert_int_equal(get_int(fo, "unanswered"), 1998);
+}
+
 /* The value, scope and version policy-show --host gives for one key. */
 static void
 want_source(struct fx *fx,
@@ -1257,6 +1299,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_policy_set_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_set_usage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_set_unknown_host, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_policy_show_fanout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_show, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_layers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_unset_delete_rollback, setup, teardown),

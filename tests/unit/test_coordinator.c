@@ -242,8 +242,17 @@ stored_hosts(struct fixture *fx)
     return n;
 }
 
+/* Run a policy's fan-out to its end, as the daemon's loop does a few hosts a turn. */
+static void
+fan_out(struct fixture *fx)
+{
+    while (coordinator_fanout_step(fx->coordinator, COORDINATOR_FANOUT_PER_TURN, fx->now_ms))
+        ;
+}
+
+/* Store a fleet policy setting vm_grow_target_unused_mib; the engine is told, nothing sent. */
 static uint64_t
-add_fleet_policy(struct fixture *fx, uint64_t grow_target_mib)
+store_fleet_policy(struct fixture *fx, uint64_t grow_target_mib)
 {
     char err[STORE_ERR_MAX];
     struct policy p;
@@ -255,6 +264,15 @@ add_fleet_policy(struct fixture *fx, uint64_t grow_target_mib)
                          err, sizeof(err)) != 0)
         fail_msg("store_policy_add: %s", err);
     coordinator_policy_added(fx->coordinator, version, "fleet");
+    return version;
+}
+
+static uint64_t
+add_fleet_policy(struct fixture *fx, uint64_t grow_target_mib)
+{
+    uint64_t version = store_fleet_policy(fx, grow_target_mib);
+
+    fan_out(fx);
     return version;
 }
 
@@ -583,6 +601,7 @@ add_key(struct fixture *fx, const char *scope, const char *key, const char *valu
                          err, sizeof(err)) != 0)
         fail_msg("add_key(%s %s=%s): %s", scope, key, value, err);
     coordinator_policy_added(fx->coordinator, version, scope);
+    fan_out(fx);
     return version;
 }
 
@@ -939,6 +958,148 @@ test_ack_survives_restart(void **state)
     want_ack(fx, "hv3", 0, false);
 }
 
+#define FANOUT_HOSTS 40
+
+/* Host i of a fleet made for the fan-out tests: its id, and a key of its own. */
+static struct transport_peer
+nth_peer(size_t i, char host_id[WIRE_HOST_ID_MAX])
+{
+    char conn[32], key[TRANSPORT_KEY_Z85_LEN];
+
+    snprintf(host_id, WIRE_HOST_ID_MAX, "hv%zu", i);
+    snprintf(conn, sizeof(conn), "conn-hv%zu", i);
+    snprintf(key, sizeof(key), "%040zu", i);
+    return peer(conn, key, host_id);
+}
+
+static void
+greet_fleet(struct fixture *fx, size_t n)
+{
+    char id[WIRE_HOST_ID_MAX];
+
+    for (size_t i = 0; i < n; i++) {
+        struct transport_peer p = nth_peer(i, id);
+        hello(fx, &p, id);
+    }
+}
+
+static size_t
+pushes_of(const struct fixture *fx, uint64_t version)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < fx->n_sent && i < SENT_MAX; i++)
+        n += fx->sent[i].body == WIRE_BODY_POLICY_PUSH && fx->sent[i].version == version;
+    return n;
+}
+
+/* A stored policy sends nothing by itself: each step looks at a bounded number of hosts and
+ * pushes to those, until every host in scope has it once; the progress counts pushes, applied
+ * and refused acks, each host once. */
+static void
+test_fanout_paced(void **state)
+{
+    struct fixture *fx = *state;
+    struct coordinator_fanout fo;
+    char id[WIRE_HOST_ID_MAX];
+
+    greet_fleet(fx, FANOUT_HOSTS);
+    clear_sent(fx);
+    uint64_t v1 = store_fleet_policy(fx, 250);
+    assert_int_equal(fx->n_sent, 0);
+    coordinator_fanout_progress(fx->coordinator, &fo);
+    assert_int_equal(fo.version, v1);
+    assert_string_equal(fo.scope, "fleet");
+    assert_int_equal(fo.hosts, FANOUT_HOSTS);
+    assert_int_equal(fo.visited, 0);
+    assert_false(fo.done);
+
+    assert_true(coordinator_fanout_step(fx->coordinator, 5, fx->now_ms));
+    coordinator_fanout_progress(fx->coordinator, &fo);
+    /* Whole buckets: five hosts, or a few more when one shares a bucket. */
+    if (fx->n_sent < 5 || fx->n_sent > 10)
+        fail_msg("one step of 5: want 5 to 10 pushes, got %zu", fx->n_sent);
+    assert_int_equal(fo.visited, fx->n_sent);
+    assert_int_equal(fo.pushed, fx->n_sent);
+
+    size_t steps = 1;
+    while (coordinator_fanout_step(fx->coordinator, 5, fx->now_ms))
+        steps++;
+    if (steps < FANOUT_HOSTS / 10)
+        fail_msg("40 hosts 5 at a time: want at least 4 steps, got %zu", steps);
+    assert_false(coordinator_fanout_step(fx->coordinator, 5, fx->now_ms));
+    assert_int_equal(pushes_of(fx, v1), FANOUT_HOSTS);
+    for (size_t i = 0; i < FANOUT_HOSTS; i++) {
+        struct transport_peer p = nth_peer(i, id);
+        assert_int_equal(sent_count(fx, id, WIRE_BODY_POLICY_PUSH), 1);
+        if (i < 3)
+            ack(fx, &p, id, v1, true);
+        else if (i == 3)
+            ack(fx, &p, id, v1, false);
+    }
+    struct transport_peer p0 = nth_peer(0, id);
+    ack(fx, &p0, id, v1, true); /* a second answer counts no more */
+    coordinator_fanout_progress(fx->coordinator, &fo);
+    assert_true(fo.done);
+    assert_int_equal(fo.visited, FANOUT_HOSTS);
+    assert_int_equal(fo.in_scope, FANOUT_HOSTS);
+    assert_int_equal(fo.pushed, FANOUT_HOSTS);
+    assert_int_equal(fo.acked, 3);
+    assert_int_equal(fo.refused, 1);
+}
+
+/* A newer policy stored during a fan-out supersedes it: its counts start over and every host
+ * gets the newer version once, the hosts the old one had not reached never see the old one; a
+ * host that reports meanwhile is pushed at once and not again by the fan-out. */
+static void
+test_fanout_superseded(void **state)
+{
+    struct fixture *fx = *state;
+    struct coordinator_fanout fo;
+    char id[WIRE_HOST_ID_MAX];
+
+    greet_fleet(fx, FANOUT_HOSTS);
+    clear_sent(fx);
+    uint64_t v1 = store_fleet_policy(fx, 250);
+    assert_true(coordinator_fanout_step(fx->coordinator, 5, fx->now_ms));
+    size_t old_pushes = pushes_of(fx, v1);
+    uint64_t v2 = store_fleet_policy(fx, 260);
+    coordinator_fanout_progress(fx->coordinator, &fo);
+    assert_int_equal(fo.version, v2);
+    assert_int_equal(fo.visited, 0);
+    assert_int_equal(fo.pushed, 0);
+
+    struct transport_peer p7 = nth_peer(7, id);
+    size_t hv7_before = sent_count(fx, "hv7", WIRE_BODY_POLICY_PUSH);
+    report(fx, &p7, id); /* reports before the fan-out reaches it */
+    assert_int_equal(pushes_of(fx, v2), 1);
+    fan_out(fx);
+    assert_int_equal(pushes_of(fx, v1), old_pushes); /* the old one went no further */
+    assert_int_equal(pushes_of(fx, v2), FANOUT_HOSTS);
+    assert_int_equal(sent_count(fx, "hv7", WIRE_BODY_POLICY_PUSH), hv7_before + 1);
+    coordinator_fanout_progress(fx->coordinator, &fo);
+    assert_int_equal(fo.pushed, FANOUT_HOSTS);
+    assert_true(fo.done);
+}
+
+/* Only the hosts in the policy's scope are pushed; the others are looked at and left alone. */
+static void
+test_fanout_scope(void **state)
+{
+    struct fixture *fx = *state;
+    struct coordinator_fanout fo;
+
+    greet_fleet(fx, FANOUT_HOSTS);
+    clear_sent(fx);
+    uint64_t v1 = add_key(fx, "host:hv3", "max_release_step_mib", "128");
+    assert_int_equal(pushes_of(fx, v1), 1);
+    assert_int_equal(sent_count(fx, "hv3", WIRE_BODY_POLICY_PUSH), 1);
+    coordinator_fanout_progress(fx->coordinator, &fo);
+    assert_int_equal(fo.visited, FANOUT_HOSTS);
+    assert_int_equal(fo.in_scope, 1);
+    assert_int_equal(fo.pushed, 1);
+}
+
 int
 main(void)
 {
@@ -960,6 +1121,9 @@ main(void)
         T(test_restart_no_flood),
         T(test_events_survive_restart),
         T(test_ack_survives_restart),
+        T(test_fanout_paced),
+        T(test_fanout_superseded),
+        T(test_fanout_scope),
     };
 #undef T
     log_set_level(LOG_LEVEL_ERR);

@@ -961,6 +961,120 @@ test_random_arrival_order(void **state)
     free(reps);
 }
 
+/* The totals worked out the slow way, from what every host shows (fleet_hosts_each). */
+struct walked {
+    uint64_t pressure_kib;
+    struct fleet_totals t;
+    size_t all_vms;
+};
+
+static int
+walk_host(const struct fleet_host_info *h, void *ctx)
+{
+    struct walked *w = ctx;
+
+    w->t.hosts++;
+    w->t.hosts_by_liveness[h->liveness]++;
+    w->all_vms += h->n_vms;
+    if (!h->has_report || h->liveness == FLEET_LIVENESS_DOWN)
+        return 0;
+    w->t.hosts_reporting++;
+    w->t.vms += h->n_vms;
+    w->t.host_total_kib += h->host_total_kib;
+    w->t.host_available_kib += h->host_available_kib;
+    w->t.vm_actual_kib += h->vm_actual_kib;
+    w->t.vm_max_kib += h->vm_max_kib;
+    for (size_t v = 0; v < h->n_vms; v++) {
+        const struct fleet_vm *vm = &h->vms[v];
+        w->t.vms_under_pressure += (vm->has_unused && vm->unused_kib < w->pressure_kib) ||
+                                   vm->last_reason == SCHED_REASON_NEED_UNMET;
+    }
+    return 0;
+}
+
+static void
+expect_totals_walked(struct fleet *f, uint64_t now_ms, uint64_t pressure_kib, size_t step)
+{
+    struct walked w = {.pressure_kib = pressure_kib};
+    struct fleet_totals t;
+
+    fleet_hosts_each(f, walk_host, &w);
+    fleet_totals(f, now_ms, pressure_kib, &t);
+    if (t.hosts != w.t.hosts || t.hosts_reporting != w.t.hosts_reporting || t.vms != w.t.vms ||
+        t.vms_under_pressure != w.t.vms_under_pressure || t.host_total_kib != w.t.host_total_kib ||
+        t.host_available_kib != w.t.host_available_kib || t.vm_actual_kib != w.t.vm_actual_kib ||
+        t.vm_max_kib != w.t.vm_max_kib ||
+        memcmp(t.hosts_by_liveness, w.t.hosts_by_liveness, sizeof(t.hosts_by_liveness)) != 0 ||
+        fleet_vm_count(f) != w.all_vms)
+        fail_msg("seed %" PRIu64 " step %zu: kept totals differ from a walk: hosts %zu/%zu "
+                 "reporting %zu/%zu vms %zu/%zu pressure %zu/%zu actual %" PRIu64 "/%" PRIu64
+                 " total %" PRIu64 "/%" PRIu64 " all vms %zu/%zu (kept/walked)",
+                 opt_seed, step, t.hosts, w.t.hosts, t.hosts_reporting, w.t.hosts_reporting, t.vms,
+                 w.t.vms, t.vms_under_pressure, w.t.vms_under_pressure, t.vm_actual_kib,
+                 w.t.vm_actual_kib, t.host_total_kib, w.t.host_total_kib, fleet_vm_count(f),
+                 w.all_vms);
+}
+
+/* The totals are kept as hosts join, report, go stale, down and back, and are removed: after
+ * every step of a random run they equal what a walk of every host adds up, at the threshold
+ * the fleet keeps and at another one, and after the kept threshold changes. */
+static void
+test_totals_kept_match_walk(void **state)
+{
+    struct fleet_opts fo = {.stale_after_ms = 1000, .down_after_ms = 2000};
+    struct fleet *f = fleet_new(&fo);
+    uint64_t s = opt_seed ? opt_seed : 1, now_ms = 0, seq = 1;
+    struct rep rep;
+    char id[16];
+    (void)state;
+
+    fleet_set_pressure_threshold(f, MIB(100));
+    for (size_t step = 0; step < 3000; step++) {
+        uint64_t r = next_random(&s);
+        snprintf(id, sizeof(id), "h%u", (unsigned)(r >> 8) % 12);
+        switch (r % 8) {
+        case 0:
+        case 1:
+            if (fleet_host_get(f, id, &(struct fleet_host_info){0}) != 0)
+                hello(f, id, now_ms);
+            break;
+        case 2:
+        case 3:
+        case 4: {
+            unsigned n = (unsigned)(r >> 16) % 6;
+            rep_init(&rep, MIB(1000 + (r >> 24) % 8000), MIB((r >> 32) % 900));
+            for (unsigned v = 0; v < n; v++) {
+                uint64_t rv = next_random(&s);
+                rep_vm(&rep, v, "vm", MIB(256 + rv % 2000), MIB(rv % 300))->has_unused =
+                    rv % 5 != 0;
+                if (rv % 7 == 0)
+                    rep_decision(&rep, v, rv % 2 ? SCHED_REASON_NEED_UNMET : SCHED_REASON_GROW, 0,
+                                 MIB(1));
+            }
+            fleet_report(f, id, seq++, &rep.r, now_ms);
+            break;
+        }
+        case 5:
+            now_ms += (r >> 12) % 1500;
+            fleet_tick(f, now_ms, NULL, NULL);
+            break;
+        case 6:
+            fleet_heartbeat(f, id, seq++, 0, now_ms);
+            break;
+        case 7:
+            if ((r >> 40) % 4 == 0)
+                fleet_remove(f, id, now_ms);
+            break;
+        }
+        expect_totals_walked(f, now_ms, MIB(100), step);
+        if (step % 100 == 0)
+            expect_totals_walked(f, now_ms, MIB(150), step); /* not the kept one: walked */
+    }
+    fleet_set_pressure_threshold(f, MIB(150));
+    expect_totals_walked(f, now_ms, MIB(150), 3000);
+    fleet_destroy(&f);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -978,6 +1092,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_limit_is_head_of_full_sort),
         cmocka_unit_test(test_ten_thousand_hosts),
         cmocka_unit_test(test_totals_saturate),
+        cmocka_unit_test(test_totals_kept_match_walk),
         cmocka_unit_test(test_uuids),
         cmocka_unit_test(test_random_arrival_order),
     };

@@ -585,6 +585,39 @@ test_batches(void **state)
     assert_int_equal(add(fx, "fleet", 200), 1); /* outside a batch again */
 }
 
+/* A batch begun inside another joins it: nothing is committed until the outermost ends, and an
+ * inner roll-back takes the whole batch with it (the daemon's burst holds the coordinator's own
+ * event batches). */
+static void
+test_batches_nest(void **state)
+{
+    struct fixture *fx = *state;
+    struct hosts hs = {.n = 0};
+    char *err = fx->err;
+    size_t len = sizeof(fx->err);
+
+    open_store(fx);
+    assert_int_equal(store_batch_begin(fx->store, err, len), 0);
+    assert_int_equal(store_host_upsert(fx->store, "hv-01", NULL, 0, 1, 0, err, len), 0);
+    assert_int_equal(store_batch_begin(fx->store, err, len), 0);
+    assert_int_equal(store_host_upsert(fx->store, "hv-02", NULL, 0, 1, 0, err, len), 0);
+    assert_int_equal(store_batch_end(fx->store, true, err, len), 0);
+    assert_int_equal(store_batch_end(fx->store, true, err, len), 0);
+
+    assert_int_equal(store_batch_begin(fx->store, err, len), 0);
+    assert_int_equal(store_host_upsert(fx->store, "hv-03", NULL, 0, 1, 0, err, len), 0);
+    assert_int_equal(store_batch_begin(fx->store, err, len), 0);
+    assert_int_equal(store_host_upsert(fx->store, "hv-04", NULL, 0, 1, 0, err, len), 0);
+    assert_int_equal(store_batch_end(fx->store, false, err, len), 0); /* inner: roll back */
+    assert_int_equal(store_batch_end(fx->store, true, err, len), 0);
+    store_close(&fx->store);
+    open_store(fx);
+    assert_int_equal(store_hosts_list(fx->store, collect_host, &hs, err, len), 0);
+    if (hs.n != 2)
+        fail_msg("want hv-01 and hv-02 kept, hv-03 and hv-04 rolled back: got %zu hosts", hs.n);
+    assert_int_equal(add(fx, "fleet", 200), 1); /* outside a batch again */
+}
+
 static void
 test_survives_reopen(void **state)
 {
@@ -968,6 +1001,7 @@ main(void)
         T(test_acks),
         T(test_hosts_upsert),
         T(test_batches),
+        T(test_batches_nest),
         T(test_survives_reopen),
         T(test_garbage_and_missing),
         T(test_foreign_and_future_databases),
