@@ -25,50 +25,25 @@ set -euo pipefail
 
 agent_bin=$1 coordinator_bin=$2 ctl_bin=$3 scenarios=$4 n_agents=${5:-2}
 . "$(dirname "$0")/../lib/daemons.sh"
-
-prereq() {
-    [ "${CI:-}" = "true" ] && { echo "FAIL: $* (CI runs as root with iproute2)"; exit 1; }
-    echo "SKIP: $*"
-    exit 77
-}
-[ "$(id -u)" -eq 0 ] || prereq "network namespaces need root"
-command -v ip >/dev/null || prereq "no ip(8) (iproute2)"
+. "$(dirname "$0")/lib.sh"
+netns_prereq
 need_jq
 daemons_init netns-coordinators
 
 tag=$$ # namespace and link names are per run: two runs never collide
-ns_hub=mf2h$tag
 port=7400
-made_ns=()
-netns_cleanup() {
-    daemons_cleanup
-    for ns in "${made_ns[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-}
-trap netns_cleanup EXIT
-add_ns() { ip netns add "$1" && made_ns+=("$1"); }
+trap 'daemons_cleanup; netns_delete_all' EXIT
 ns_of() { echo "mf2$1-$tag"; } # c1, c2, a1, a2, ...
 ip_of() { case $1 in c*) echo "10.78.0.${1#c}" ;; a*) echo "10.78.0.$((10 + ${1#a}))" ;; esac; }
 ctl() { local c=$1; shift; "$ctl_bin" --socket "ipc://$work/$c.sock" "$@"; }
 
 # ---- the network: a bridge in the hub, one veth pair per namespace ----
-add_ns "$ns_hub"
-ip -n "$ns_hub" link add br0 type bridge
-ip -n "$ns_hub" link set br0 up
-# plug NAME: namespace NAME's v0, its address, to the hub's bridge.
-plug() {
-    local name=$1 ns
-    ns=$(ns_of "$1")
-    add_ns "$ns"
-    ip link add "tf$name-$tag" type veth peer name "hf$name-$tag"
-    ip link set "tf$name-$tag" netns "$ns" name v0
-    ip link set "hf$name-$tag" netns "$ns_hub"
-    ip -n "$ns_hub" link set "hf$name-$tag" master br0 up
-    ip -n "$ns" addr add "$(ip_of "$name")/24" dev v0
-    ip -n "$ns" link set v0 up
-    ip -n "$ns" link set lo up
-}
+netns_hub "mf2h$tag"
 agents=$(seq -f "a%g" 1 "$n_agents")
-for name in c1 c2 $agents; do plug "$name"; done
+for name in c1 c2 $agents; do
+    add_ns "$(ns_of "$name")"
+    plug "$(ns_of "$name")" "f$name-$tag" "$(ip_of "$name")"
+done
 
 # ---- the daemons ----
 mkdir -p "$work/keys" "$work/allow"

@@ -24,29 +24,17 @@ set -euo pipefail
 
 agent_bin=$1 coordinator_bin=$2 ctl_bin=$3 scenarios=$4 n_agents=${5:-4}
 . "$(dirname "$0")/../lib/daemons.sh"
-
-prereq() {
-    [ "${CI:-}" = "true" ] && { echo "FAIL: $* (CI runs as root with iproute2)"; exit 1; }
-    echo "SKIP: $*"
-    exit 77
-}
-[ "$(id -u)" -eq 0 ] || prereq "network namespaces need root"
-command -v ip >/dev/null || prereq "no ip(8) (iproute2)"
+. "$(dirname "$0")/lib.sh"
+netns_prereq
 need_jq
 daemons_init netns-faults
 
 tag=$$ # namespace and link names are per run: two runs never collide
-ns_hub=msh$tag ns_coord=msc$tag
+ns_coord=msc$tag
 coord_ip=10.77.0.1
 port=7400
 stale_ms=1500 down_ms=4000
-made_ns=()
-netns_cleanup() {
-    daemons_cleanup
-    for ns in "${made_ns[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-}
-trap netns_cleanup EXIT
-add_ns() { ip netns add "$1" && made_ns+=("$1"); }
+trap 'daemons_cleanup; netns_delete_all' EXIT
 
 ctl() { "$ctl_bin" --socket "ipc://$work/control.sock" "$@"; }
 ns_of() { echo "msa$1-$tag"; }
@@ -55,20 +43,7 @@ ns_of() { echo "msa$1-$tag"; }
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
 # ---- the network: a bridge in the hub, one veth pair per namespace ----
-add_ns "$ns_hub"
-ip -n "$ns_hub" link add br0 type bridge
-ip -n "$ns_hub" link set br0 up
-# plug NS NAME ADDR: a veth from NS (v0) to the hub's bridge (NAME there).
-plug() {
-    local ns=$1 name=$2 addr=$3
-    ip link add "t$name" type veth peer name "h$name"
-    ip link set "t$name" netns "$ns" name v0
-    ip link set "h$name" netns "$ns_hub"
-    ip -n "$ns_hub" link set "h$name" master br0 up
-    ip -n "$ns" addr add "$addr/24" dev v0
-    ip -n "$ns" link set v0 up
-    ip -n "$ns" link set lo up
-}
+netns_hub "msh$tag"
 add_ns "$ns_coord"
 plug "$ns_coord" "c$tag" "$coord_ip"
 for i in $(seq 1 "$n_agents"); do

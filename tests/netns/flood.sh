@@ -24,49 +24,26 @@ set -euo pipefail
 agent_bin=$1 coordinator_bin=$2 ctl_bin=$3 flood_bin=$4 scenarios=$5 n_agents=${6:-3}
 flood_s=${7:-12}
 . "$(dirname "$0")/../lib/daemons.sh"
-
-prereq() {
-    [ "${CI:-}" = "true" ] && { echo "FAIL: $* (CI runs as root with iproute2)"; exit 1; }
-    echo "SKIP: $*"
-    exit 77
-}
-[ "$(id -u)" -eq 0 ] || prereq "network namespaces need root"
-command -v ip >/dev/null || prereq "no ip(8) (iproute2)"
+. "$(dirname "$0")/lib.sh"
+netns_prereq
 need_jq
 daemons_init netns-flood
 
 tag=$$
-ns_hub=mf3h$tag
 coord_ip=10.78.2.1 port=7400
-made_ns=()
-netns_cleanup() {
-    daemons_cleanup
-    for ns in "${made_ns[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-}
-trap netns_cleanup EXIT
-add_ns() { ip netns add "$1" && made_ns+=("$1"); }
+trap 'daemons_cleanup; netns_delete_all' EXIT
 ns_of() { echo "mf3$1-$tag"; } # c, f, a1, a2, ...
 ctl() { "$ctl_bin" --socket "ipc://$work/control.sock" "$@"; }
 
-add_ns "$ns_hub"
-ip -n "$ns_hub" link add br0 type bridge
-ip -n "$ns_hub" link set br0 up
-plug() { # NAME ADDR
-    local ns
-    ns=$(ns_of "$1")
-    add_ns "$ns"
-    ip link add "tg$1-$tag" type veth peer name "hg$1-$tag"
-    ip link set "tg$1-$tag" netns "$ns" name v0
-    ip link set "hg$1-$tag" netns "$ns_hub"
-    ip -n "$ns_hub" link set "hg$1-$tag" master br0 up
-    ip -n "$ns" addr add "$2/24" dev v0
-    ip -n "$ns" link set v0 up
-    ip -n "$ns" link set lo up
+netns_hub "mf3h$tag"
+node() { # NAME ADDR: its namespace, plugged into the hub
+    add_ns "$(ns_of "$1")"
+    plug "$(ns_of "$1")" "g$1-$tag" "$2"
 }
-plug c "$coord_ip"
-plug f 10.78.2.2
+node c "$coord_ip"
+node f 10.78.2.2
 agents=$(seq -f "a%g" 1 "$n_agents")
-for a in $agents; do plug "$a" "10.78.2.$((10 + ${a#a}))"; done
+for a in $agents; do node "$a" "10.78.2.$((10 + ${a#a}))"; done
 
 mkdir -p "$work/keys" "$work/allow"
 ctl keygen coordinator --dir "$work/keys" >/dev/null

@@ -34,22 +34,22 @@ agent_bin=$1 coordinator_bin=$2 ctl_bin=$3 scenarios=$4
 out=${5:-$(mktemp -d /tmp/memsched-soak-XXXXXX)}
 minutes=${SOAK_MINUTES:-60} n_agents=${SOAK_AGENTS:-50}
 fault_s=${SOAK_FAULT_S:-180} sample_s=${SOAK_SAMPLE_S:-60}
-[ "$(id -u)" -eq 0 ] || { echo "soak.sh: network namespaces need root"; exit 1; }
+. "$(dirname "$0")/../netns/lib.sh"
+netns_prereq
 command -v jq >/dev/null || { echo "soak.sh: needs jq"; exit 1; }
 mkdir -p "$out"
 work=$out
 tag=$$
-ns_hub=msf2s-h$tag ns_coord=msf2s-c$tag
+ns_coord=msf2s-c$tag
 coord_ip=10.78.1.1 port=7400
-made_ns=() pids=()
+pids=()
 cleanup() {
     local pid
     for pid in "${pids[@]}"; do kill -CONT "$pid" 2>/dev/null || true; kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    for ns in "${made_ns[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    netns_delete_all
 }
 trap cleanup EXIT
-add_ns() { ip netns add "$1" && made_ns+=("$1"); }
 ns_of() { echo "msf2s-a$1-$tag"; }
 ctl() { "$ctl_bin" --socket "ipc://$work/control.sock" "$@"; }
 eventually() {
@@ -65,19 +65,7 @@ now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 # ---- the network ----
-add_ns "$ns_hub"
-ip -n "$ns_hub" link add br0 type bridge
-ip -n "$ns_hub" link set br0 up
-plug() {
-    local ns=$1 name=$2 addr=$3
-    ip link add "t$name" type veth peer name "h$name"
-    ip link set "t$name" netns "$ns" name v0
-    ip link set "h$name" netns "$ns_hub"
-    ip -n "$ns_hub" link set "h$name" master br0 up
-    ip -n "$ns" addr add "$addr/24" dev v0
-    ip -n "$ns" link set v0 up
-    ip -n "$ns" link set lo up
-}
+netns_hub "msf2s-h$tag"
 add_ns "$ns_coord"
 plug "$ns_coord" "sc$tag" "$coord_ip"
 for i in $(seq 1 "$n_agents"); do
