@@ -53,6 +53,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 #include "transport.h"
 #include "wire.h"
 
@@ -103,23 +105,6 @@ die(const char *fmt, ...)
     exit(1);
 }
 
-static void *
-xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p)
-        die("out of memory");
-    return p;
-}
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static double
 ms_between(uint64_t from_ns, uint64_t to_ns)
 {
@@ -131,15 +116,6 @@ nap_ns(long ns)
 {
     struct timespec ts = {0, ns};
     nanosleep(&ts, NULL);
-}
-
-static uint64_t
-next_random(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
 }
 
 static void
@@ -551,7 +527,7 @@ vms_identity(struct wire_vm *vms, size_t n, size_t host_index)
 
     for (size_t i = 0; i < n; i++) {
         struct wire_vm *vm = &vms[i];
-        uint64_t a = next_random(&seed), b = next_random(&seed);
+        uint64_t a = bench_random(&seed), b = bench_random(&seed);
         memset(vm, 0, sizeof(*vm));
         snprintf(vm->uuid, sizeof(vm->uuid),
                  "%08" PRIx32 "-%04" PRIx32 "-4%03" PRIx32 "-8%03" PRIx32 "-%012" PRIx64,
@@ -573,7 +549,7 @@ vms_values(struct wire_vm *vms, size_t n, uint64_t round, uint64_t *seed)
         struct wire_vm *vm = &vms[i];
         vm->actual_kib = (4 + i % 4) * UINT64_C(1024) * 1024 + round * 1024;
         vm->target_kib = vm->actual_kib;
-        vm->unused_kib = (50 + next_random(seed) % 1000) * 1024;
+        vm->unused_kib = (50 + bench_random(seed) % 1000) * 1024;
         vm->usable_kib = vm->unused_kib * 2;
         vm->stats_age_ms = 800;
     }
@@ -656,7 +632,7 @@ client_pump(struct sim_client *sc,
             counts->other++;
         } else if (msg.body == WIRE_BODY_POLICY_PUSH) {
             struct wire_msg ack = {.body = WIRE_BODY_POLICY_ACK};
-            uint64_t t = now_ns();
+            uint64_t t = bench_now_ns();
             if (!counts->first_push_ns)
                 counts->first_push_ns = t;
             counts->pushes++;
@@ -664,7 +640,7 @@ client_pump(struct sim_client *sc,
             ack.u.ack.applied = true;
             host_send(sc, h, &ack);
             h->policy_version = msg.u.push.version;
-            h->acked_at_ns = now_ns();
+            h->acked_at_ns = bench_now_ns();
         } else if (msg.body == WIRE_BODY_SAY_HELLO) {
             counts->say_hello++;
         } else {
@@ -695,7 +671,7 @@ clients_flush(struct sim_client *clients,
         }
         if (!pending)
             return;
-        if (now_ns() > deadline_ns)
+        if (bench_now_ns() > deadline_ns)
             die("transport queues not drained in time (is the coordinator accepting the key?)");
         nap_ns(1000000);
     }
@@ -725,12 +701,12 @@ sum_decisions(json_t *root, const char *prefix)
 static long long
 wait_decisions(struct ctl *c, const char *prefix, long long want, uint64_t *at_ns)
 {
-    uint64_t deadline = now_ns() + (uint64_t)DEADLINE_SETUP_MS * 1000000;
+    uint64_t deadline = bench_now_ns() + (uint64_t)DEADLINE_SETUP_MS * 1000000;
     long long got;
 
     for (;;) {
         json_t *root = ctl_hosts_all(c);
-        *at_ns = now_ns();
+        *at_ns = bench_now_ns();
         got = sum_decisions(root, prefix);
         json_decref(root);
         if (got >= want || *at_ns > deadline)
@@ -751,9 +727,9 @@ static int
 run_ingest(const struct options *o)
 {
     size_t k = o->agents, nv = o->vms, nd = o->decisions;
-    struct sim_client *clients = xcalloc(k, sizeof(*clients));
-    struct sim_host *hosts = xcalloc(k, sizeof(*hosts));
-    struct wire_vm *vms = xcalloc(k * nv, sizeof(*vms));
+    struct sim_client *clients = bench_xcalloc(k, sizeof(*clients));
+    struct sim_host *hosts = bench_xcalloc(k, sizeof(*hosts));
+    struct wire_vm *vms = bench_xcalloc(k * nv, sizeof(*vms));
     struct sim_counts counts = {0};
     uint64_t seed = 88172645463325252u, round = 1, reports = 0, sweeps = 0, idle = 0;
     uint64_t probe_sent = 0, probe_answered = 0;
@@ -769,14 +745,14 @@ run_ingest(const struct options *o)
         host_hello(&clients[i], &hosts[i]);
     }
     /* Warm-up: every agent takes the policy push, acks it and sends a first report. */
-    uint64_t deadline = now_ns() + (uint64_t)DEADLINE_SETUP_MS * 1000000;
+    uint64_t deadline = bench_now_ns() + (uint64_t)DEADLINE_SETUP_MS * 1000000;
     for (size_t ready = 0; ready < k;) {
         ready = 0;
         for (size_t i = 0; i < k; i++) {
             client_pump(&clients[i], hosts, 0, k, &counts);
             ready += hosts[i].policy_version == version;
         }
-        if (now_ns() > deadline)
+        if (bench_now_ns() > deadline)
             die("ingest: %zu of %zu agents got policy v%" PRIu64 " in time", ready, k, version);
         nap_ns(1000000);
     }
@@ -796,9 +772,9 @@ run_ingest(const struct options *o)
     double self0 = self_cpu_s();
     cpu_sample(o->pid, &c0);
     sys_sample(&s0);
-    uint64_t t0 = now_ns(), stop = t0 + (uint64_t)(o->seconds * 1e9),
+    uint64_t t0 = bench_now_ns(), stop = t0 + (uint64_t)(o->seconds * 1e9),
              probe_at = t0 + (stop - t0) / 2;
-    for (uint64_t t = t0; t < stop; t = now_ns()) {
+    for (uint64_t t = t0; t < stop; t = bench_now_ns()) {
         size_t progress = 0;
         round++;
         for (size_t i = 0; i < k; i++) {
@@ -813,12 +789,12 @@ run_ingest(const struct options *o)
         sweeps++;
         if (!probe_sent && t >= probe_at) {
             ctl_send(&ctl, "status", NULL);
-            probe_sent = now_ns();
+            probe_sent = bench_now_ns();
         }
         if (probe_sent && !probe_answered) {
             json_t *root = ctl_poll(&ctl, 0);
             if (root) {
-                probe_answered = now_ns();
+                probe_answered = bench_now_ns();
                 json_decref(root);
             }
         }
@@ -827,15 +803,15 @@ run_ingest(const struct options *o)
             nap_ns(IDLE_NS);
         }
     }
-    uint64_t t_stop = now_ns();
+    uint64_t t_stop = bench_now_ns();
     clients_flush(clients, k, hosts, 0, k, &counts, t_stop + 60ull * 1000000000);
-    uint64_t t_flushed = now_ns();
+    uint64_t t_flushed = bench_now_ns();
     double self_s = self_cpu_s() - self0; /* the bench's work is done once its queues are empty */
     if (probe_sent && !probe_answered) {
         json_t *root = ctl_poll(&ctl, CTL_TIMEOUT_MS);
         if (!root)
             die("ingest: no answer to the status probe");
-        probe_answered = now_ns();
+        probe_answered = bench_now_ns();
         json_decref(root);
     }
     uint64_t t1;
@@ -954,9 +930,9 @@ read_all(int fd, void *buf, size_t len, int timeout_ms, const char *what)
 static void __attribute__((noreturn))
 fanout_worker(const struct options *o, size_t first, size_t n, int to_parent, int from_parent)
 {
-    struct sim_client *clients = xcalloc(n, sizeof(*clients));
-    struct sim_host *hosts = xcalloc(n, sizeof(*hosts));
-    struct wire_vm *vms = xcalloc(o->vms, sizeof(*vms));
+    struct sim_client *clients = bench_xcalloc(n, sizeof(*clients));
+    struct sim_host *hosts = bench_xcalloc(n, sizeof(*hosts));
+    struct wire_vm *vms = bench_xcalloc(o->vms, sizeof(*vms));
     struct sim_counts counts = {0};
     struct worker_result res = {0};
     uint64_t seed = 0x2545f4914f6cdd1du ^ first;
@@ -972,13 +948,13 @@ fanout_worker(const struct options *o, size_t first, size_t n, int to_parent, in
         host_report(&clients[i], &hosts[i], vms, o->vms, o->decisions, 1);
     }
     clients_flush(clients, n, hosts, first, n, &counts,
-                  now_ns() + (uint64_t)DEADLINE_SETUP_MS * 1000000);
+                  bench_now_ns() + (uint64_t)DEADLINE_SETUP_MS * 1000000);
     write_all(to_parent, "R", 1);
     read_all(from_parent, &cmd, 1, DEADLINE_SETUP_MS, "worker: waiting for go");
     double cpu0 = self_cpu_s();
     write_all(to_parent, "A", 1);
-    uint64_t deadline = now_ns() + 60ull * 1000000000;
-    while (counts.pushes < n && now_ns() < deadline) {
+    uint64_t deadline = bench_now_ns() + 60ull * 1000000000;
+    while (counts.pushes < n && bench_now_ns() < deadline) {
         size_t taken = 0;
         for (size_t i = 0; i < n; i++)
             taken += client_pump(&clients[i], hosts, first, n, &counts);
@@ -990,8 +966,8 @@ fanout_worker(const struct options *o, size_t first, size_t n, int to_parent, in
     bool was_pending = false;
     for (size_t i = 0; i < n; i++)
         was_pending = was_pending || client_pending(&clients[i]) > 0;
-    clients_flush(clients, n, hosts, first, n, &counts, now_ns() + 10ull * 1000000000);
-    uint64_t flushed = now_ns();
+    clients_flush(clients, n, hosts, first, n, &counts, bench_now_ns() + 10ull * 1000000000);
+    uint64_t flushed = bench_now_ns();
     res.cpu_s = self_cpu_s() - cpu0;
     for (size_t i = 0; i < n; i++) {
         if (hosts[i].policy_version) {
@@ -1076,7 +1052,7 @@ run_fanout(const struct options *o)
         to_worker[i] = down[1];
         from_worker[i] = up[0];
     }
-    uint64_t t_start = now_ns();
+    uint64_t t_start = bench_now_ns();
     for (size_t i = 0; i < w; i++)
         read_all(from_worker[i], &cmd, 1, DEADLINE_SETUP_MS, "fanout: worker start-up");
     struct ctl ctl;
@@ -1088,13 +1064,13 @@ run_fanout(const struct options *o)
         json_decref(root);
         if (total >= (long long)n && reporting >= (long long)n)
             break;
-        if (ms_between(t_start, now_ns()) > DEADLINE_SETUP_MS)
+        if (ms_between(t_start, bench_now_ns()) > DEADLINE_SETUP_MS)
             die("fanout: only %lld of %zu hosts reporting", reporting, n);
         nap_ns(50000000);
     }
     printf("fanout: %zu agents (own client and host id each) in %zu processes connected, "
            "said hello and reported in %.2f s\n",
-           n, w, ms_between(t_start, now_ns()) / 1e3);
+           n, w, ms_between(t_start, bench_now_ns()) / 1e3);
     for (size_t i = 0; i < w; i++)
         write_all(to_worker[i], "G", 1);
     for (size_t i = 0; i < w; i++)
@@ -1104,11 +1080,11 @@ run_fanout(const struct options *o)
     struct sys_sample s0, s1;
     cpu_sample(o->pid, &c0);
     sys_sample(&s0);
-    uint64_t t_send = now_ns();
+    uint64_t t_send = bench_now_ns();
     const char *args[] = {"--scope", "fleet", "--reason", "bench", POLICY_SETTING, NULL};
     ctl_send(&ctl, "policy-set", args);
     json_t *root = ctl_poll(&ctl, CTL_TIMEOUT_MS);
-    uint64_t t_reply = now_ns();
+    uint64_t t_reply = bench_now_ns();
     if (!root)
         die("fanout: no answer to policy-set");
     long long version = json_path_int(root, "policy", "version", NULL);
@@ -1136,10 +1112,10 @@ run_fanout(const struct options *o)
     /* The coordinator's own word: every ack recorded. */
     size_t recorded = 0, current = 0, polls = 0;
     uint64_t t_recorded = 0, t_asked = 0;
-    while (recorded < n && ms_between(t_send, now_ns()) < 60000) {
-        t_asked = now_ns();
+    while (recorded < n && ms_between(t_send, bench_now_ns()) < 60000) {
+        t_asked = bench_now_ns();
         root = ctl_call(&ctl, "policy-show", NULL);
-        t_recorded = now_ns();
+        t_recorded = bench_now_ns();
         recorded = count_acks(root, "fan-", (uint64_t)version, &current);
         json_decref(root);
         polls++;
@@ -1235,13 +1211,13 @@ probes_work(struct probes *p, size_t sent, size_t n)
         if (sent < n / 4)
             return; /* once the round is well under way */
         ctl_send(p->ctl, p->next == 0 ? "status" : "hosts", p->next == 0 ? NULL : hosts_args);
-        p->sent_ns = now_ns();
+        p->sent_ns = bench_now_ns();
         return;
     }
     json_t *root = ctl_poll(p->ctl, 0);
     if (!root)
         return;
-    p->ms[p->next++] = ms_between(p->sent_ns, now_ns());
+    p->ms[p->next++] = ms_between(p->sent_ns, bench_now_ns());
     json_decref(root);
 }
 
@@ -1256,16 +1232,17 @@ rss_round(const struct options *o,
           struct probes *probes)
 {
     size_t nc = o->clients, hpc = o->hosts_per_client, n = nc * hpc;
-    size_t *cursor = xcalloc(nc, sizeof(*cursor));
+    size_t *cursor = bench_xcalloc(nc, sizeof(*cursor));
     struct sim_counts counts = {0};
-    uint64_t seed = 0x853c49e6748fea9bu + round, t0 = now_ns();
+    uint64_t seed = 0x853c49e6748fea9bu + round, t0 = bench_now_ns();
     size_t done = 0, sent = 0;
 
     while (done < nc) {
         size_t progress = 0;
         /* Paced: the hosts due by now, one a client per sweep so all clients move together. */
-        size_t allowed =
-            o->rate ? (size_t)((double)o->rate * ms_between(t0, now_ns()) / 1e3) + 1 : SIZE_MAX;
+        size_t allowed = o->rate
+                             ? (size_t)((double)o->rate * ms_between(t0, bench_now_ns()) / 1e3) + 1
+                             : SIZE_MAX;
         done = 0;
         for (size_t c = 0; c < nc; c++) {
             size_t burst = o->rate ? 1 : SIZE_MAX;
@@ -1292,7 +1269,7 @@ rss_round(const struct options *o,
         nap_ns(IDLE_NS);
     }
     clients_flush(clients, nc, hosts, 0, n, &counts,
-                  now_ns() + (uint64_t)DEADLINE_SETUP_MS * 1000000);
+                  bench_now_ns() + (uint64_t)DEADLINE_SETUP_MS * 1000000);
     if (counts.say_hello || counts.other || counts.undecodable)
         printf("  unexpected: say_hello %" PRIu64 ", other %" PRIu64 ", undecodable %" PRIu64 "\n",
                counts.say_hello, counts.other, counts.undecodable);
@@ -1303,7 +1280,7 @@ rss_round(const struct options *o,
 static bool
 rss_wait(struct ctl *c, long long hosts, long long vms, long long actual_kib)
 {
-    uint64_t deadline = now_ns() + (uint64_t)DEADLINE_SETUP_MS * 1000000;
+    uint64_t deadline = bench_now_ns() + (uint64_t)DEADLINE_SETUP_MS * 1000000;
     struct rss_totals t;
 
     for (;;) {
@@ -1311,7 +1288,7 @@ rss_wait(struct ctl *c, long long hosts, long long vms, long long actual_kib)
         if (t.hosts == hosts && t.reporting == hosts && t.vms == vms &&
             t.vm_actual_kib == actual_kib)
             return true;
-        if (now_ns() > deadline) {
+        if (bench_now_ns() > deadline) {
             printf("  timed out: hosts %lld reporting %lld vms %lld vm_actual_kib %lld\n", t.hosts,
                    t.reporting, t.vms, t.vm_actual_kib);
             return false;
@@ -1355,14 +1332,14 @@ fleet_fanout(const struct options *o,
 {
     size_t nc = o->clients, n = nc * o->hosts_per_client, acked = 0;
     struct sim_counts counts = {0};
-    uint64_t t0 = now_ns(), deadline = t0 + (uint64_t)DEADLINE_SETUP_MS * 1000000;
+    uint64_t t0 = bench_now_ns(), deadline = t0 + (uint64_t)DEADLINE_SETUP_MS * 1000000;
     uint64_t version = set_fleet_policy(ctl, "coord_bench rss fan-out");
     uint64_t last_ack = 0;
 
-    out->reply_ms = ms_between(t0, now_ns());
+    out->reply_ms = ms_between(t0, bench_now_ns());
     /* Pushes counted as they are acked (client_pump): a walk of every host each sweep would
      * make the bench, not the coordinator, the slow side at 50,000 hosts. */
-    while (counts.pushes < n && now_ns() < deadline) {
+    while (counts.pushes < n && bench_now_ns() < deadline) {
         size_t taken = 0;
         for (size_t c = 0; c < nc; c++)
             taken += client_pump(&clients[c], hosts, 0, n, &counts);
@@ -1379,11 +1356,11 @@ fleet_fanout(const struct options *o,
     /* Not too often: policy show still walks every known host (~0.1 s at 10,000), and asking
      * in a loop would hold back the acks it is waiting for. */
     while (fanout_acked(ctl, hosts[0].id, version) < (long long)n) {
-        if (now_ns() > deadline)
+        if (bench_now_ns() > deadline)
             return false;
         nap_ns(250000000);
     }
-    out->recorded_s = ms_between(t0, now_ns()) / 1e3;
+    out->recorded_s = ms_between(t0, bench_now_ns()) / 1e3;
     return acked == n;
 }
 
@@ -1391,9 +1368,9 @@ static int
 run_rss(const struct options *o)
 {
     size_t nc = o->clients, n = nc * o->hosts_per_client, nv = o->vms;
-    struct sim_client *clients = xcalloc(nc, sizeof(*clients));
-    struct sim_host *hosts = xcalloc(n, sizeof(*hosts));
-    struct wire_vm *vms = xcalloc(nv, sizeof(*vms));
+    struct sim_client *clients = bench_xcalloc(nc, sizeof(*clients));
+    struct sim_host *hosts = bench_xcalloc(n, sizeof(*hosts));
+    struct wire_vm *vms = bench_xcalloc(nv, sizeof(*vms));
     struct cpu_sample c0, c1, c2;
     struct ctl ctl;
     bool ok;
@@ -1413,10 +1390,10 @@ run_rss(const struct options *o)
         snprintf(hosts[i].id, sizeof(hosts[i].id), "rss-%06zu", i);
         hosts[i].index = i;
     }
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     rss_round(o, clients, hosts, vms, 1, NULL);
     ok = rss_wait(&ctl, (long long)n, (long long)(n * nv), (long long)n * per_host[1]);
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_now_ns();
     cpu_sample(o->pid, &c1);
     uint64_t rss1 = status_kib(o->pid, "VmRSS"), hwm1 = status_kib(o->pid, "VmHWM");
     printf("rss: %zu hosts (%zu clients x %zu host ids) x %zu VMs = %zu VM records, ", n, nc,
@@ -1433,7 +1410,7 @@ run_rss(const struct options *o)
     struct probes probes = {.ctl = &ctl};
     rss_round(o, clients, hosts, vms, 2, &probes);
     bool ok2 = rss_wait(&ctl, (long long)n, (long long)(n * nv), (long long)n * per_host[2]);
-    uint64_t t2 = now_ns();
+    uint64_t t2 = bench_now_ns();
     cpu_sample(o->pid, &c2);
     uint64_t rss2 = status_kib(o->pid, "VmRSS"), hwm2 = status_kib(o->pid, "VmHWM");
     printf("  round 2 (report each, every VM resized) %s after %.2f s, coordinator CPU %.2f s: "

@@ -21,6 +21,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #include "fleet.h"
 
 #define TEMPLATES            64
@@ -28,50 +30,6 @@
 #define TARGET_RSS_MIB       300.0
 #define TOTALS_RUNS          21
 #define PRESSURE_KIB         (100 * 1024) /* the daemon's default pressure_unused_mib */
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t
-cpu_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static double
-rss_mib(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss / 1024.0;
-}
-
-static uint64_t
-next_random(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
-static void *
-xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n, size);
-    if (!p) {
-        fputs("fleet_bench: out of memory\n", stderr);
-        exit(1);
-    }
-    return p;
-}
 
 /* A report of n_vms VMs with random uuids and realistic names, n_decisions decisions. */
 static void
@@ -83,14 +41,14 @@ make_template(struct wire_report *r, size_t t, size_t n_vms, size_t n_decisions,
     memset(r, 0, sizeof(*r));
     r->host_total_kib = UINT64_C(512) * 1024 * 1024;
     r->host_available_kib = UINT64_C(64) * 1024 * 1024;
-    r->vms = xcalloc(n_vms ? n_vms : 1, sizeof(*r->vms));
-    r->decisions = xcalloc(n_decisions ? n_decisions : 1, sizeof(*r->decisions));
+    r->vms = bench_xcalloc(n_vms ? n_vms : 1, sizeof(*r->vms));
+    r->decisions = bench_xcalloc(n_decisions ? n_decisions : 1, sizeof(*r->decisions));
     r->n_vms = n_vms;
     r->n_decisions = n_decisions;
     r->policy_version = 7;
     for (size_t i = 0; i < n_vms; i++) {
         struct wire_vm *vm = &r->vms[i];
-        uint64_t a = next_random(seed), b = next_random(seed);
+        uint64_t a = bench_random(seed), b = bench_random(seed);
         snprintf(vm->uuid, sizeof(vm->uuid),
                  "%08" PRIx32 "-%04" PRIx32 "-4%03" PRIx32 "-8%03" PRIx32 "-%012" PRIx64,
                  (uint32_t)a, (uint32_t)(a >> 32) & 0xffff, (uint32_t)(a >> 48) & 0xfff,
@@ -100,7 +58,7 @@ make_template(struct wire_report *r, size_t t, size_t n_vms, size_t n_decisions,
         vm->max_kib = UINT64_C(8) * 1024 * 1024;
         vm->actual_kib = (4 + i % 4) * UINT64_C(1024) * 1024;
         vm->target_kib = vm->actual_kib;
-        vm->unused_kib = (50 + next_random(seed) % 1000) * 1024;
+        vm->unused_kib = (50 + bench_random(seed) % 1000) * 1024;
         vm->usable_kib = vm->unused_kib * 2;
         vm->stats_age_ms = 800;
         vm->has_unused = vm->has_usable = vm->managed = true;
@@ -171,18 +129,18 @@ main(int argc, char **argv)
 
     for (size_t t = 0; t < TEMPLATES; t++)
         make_template(&templates[t], t, n_vms, n_decisions, &seed);
-    ids = xcalloc(n_hosts, sizeof(*ids));
+    ids = bench_xcalloc(n_hosts, sizeof(*ids));
     memset(&hello, 0, sizeof(hello));
     strcpy(hello.agent_version, "0.1.0");
     strcpy(hello.labels[0].key, "rack");
     strcpy(hello.labels[1].key, "zone");
     strcpy(hello.labels[1].value, "eu-west-1a");
     hello.n_labels = 2;
-    double rss_before = rss_mib();
+    double rss_before = bench_peak_rss_mib();
 
     struct fleet *f = fleet_new(NULL);
     fleet_set_pressure_threshold(f, PRESSURE_KIB); /* as the daemon does */
-    uint64_t start = now_ns();
+    uint64_t start = bench_now_ns();
     for (size_t h = 0; h < n_hosts; h++) {
         snprintf(ids[h], sizeof(ids[h]), "hv-%05zu.dc1.example.net", h);
         snprintf(hello.labels[0].value, sizeof(hello.labels[0].value), "r%zu", h % 200);
@@ -191,7 +149,7 @@ main(int argc, char **argv)
             return 1;
         }
     }
-    double hello_ms = (double)(now_ns() - start) / 1e6;
+    double hello_ms = (double)(bench_now_ns() - start) / 1e6;
 
     printf("fleet_bench: %zu hosts x %zu VMs, %zu decisions per report, %zu rounds\n\n", n_hosts,
            n_vms, n_decisions, rounds);
@@ -200,54 +158,55 @@ main(int argc, char **argv)
     printf("|------:|---------:|---------:|-----------:|-------------:|--------:|\n");
     double steady_best = 0;
     for (size_t r = 1; r <= rounds; r++) {
-        uint64_t wall = now_ns(), cpu = cpu_ns();
+        uint64_t wall = bench_now_ns(), cpu = bench_cpu_ns();
         for (size_t h = 0; h < n_hosts; h++) {
             if (fleet_report(f, ids[h], r, &templates[h % TEMPLATES], (r - 1) * 1000 + h / 10)) {
                 fprintf(stderr, "fleet_bench: report refused\n");
                 return 1;
             }
         }
-        wall = now_ns() - wall;
-        cpu = cpu_ns() - cpu;
+        wall = bench_now_ns() - wall;
+        cpu = bench_cpu_ns() - cpu;
         double rate = (double)(n_hosts * n_vms) / ((double)cpu / 1e9);
         if (r > 1 && rate > steady_best)
             steady_best = rate;
         printf("| %5zu | %8.1f | %8.1f | %10.0f | %12.0f | %7.1f |\n", r, (double)wall / 1e6,
-               (double)cpu / 1e6, (double)n_hosts / ((double)cpu / 1e9), rate, rss_mib());
+               (double)cpu / 1e6, (double)n_hosts / ((double)cpu / 1e9), rate,
+               bench_peak_rss_mib());
     }
-    double rss_after = rss_mib();
+    double rss_after = bench_peak_rss_mib();
 
     uint64_t totals_ns[TOTALS_RUNS];
     struct fleet_totals t;
     for (size_t i = 0; i < TOTALS_RUNS; i++) {
-        uint64_t s = now_ns();
+        uint64_t s = bench_now_ns();
         fleet_totals(f, rounds * 1000, PRESSURE_KIB, &t);
-        totals_ns[i] = now_ns() - s;
+        totals_ns[i] = bench_now_ns() - s;
     }
     struct fleet_totals walked;
-    start = now_ns();
+    start = bench_now_ns();
     fleet_totals(f, rounds * 1000, PRESSURE_KIB + 1, &walked); /* not the kept threshold */
-    double walked_ms = (double)(now_ns() - start) / 1e6;
+    double walked_ms = (double)(bench_now_ns() - start) / 1e6;
     qsort(totals_ns, TOTALS_RUNS, sizeof(totals_ns[0]), compare_u64);
-    start = now_ns();
+    start = bench_now_ns();
     size_t changes = fleet_tick(f, rounds * 1000 + 60000, NULL, NULL);
-    double tick_ms = (double)(now_ns() - start) / 1e6;
+    double tick_ms = (double)(bench_now_ns() - start) / 1e6;
     size_t listed = 0;
-    start = now_ns();
+    start = bench_now_ns();
     fleet_hosts_each(f, count_host, &listed);
-    double hosts_ms = (double)(now_ns() - start) / 1e6;
+    double hosts_ms = (double)(bench_now_ns() - start) / 1e6;
     size_t sorted = 0;
-    start = now_ns();
+    start = bench_now_ns();
     fleet_vms_each(f, FLEET_VM_KEY_UNUSED, false, 0, count_vm, &sorted);
-    double vms_unused_ms = (double)(now_ns() - start) / 1e6;
+    double vms_unused_ms = (double)(bench_now_ns() - start) / 1e6;
     sorted = 0;
-    start = now_ns();
+    start = bench_now_ns();
     fleet_vms_each(f, FLEET_VM_KEY_NAME, false, 0, count_vm, &sorted);
-    double vms_name_ms = (double)(now_ns() - start) / 1e6;
+    double vms_name_ms = (double)(bench_now_ns() - start) / 1e6;
     size_t top = 0;
-    start = now_ns();
+    start = bench_now_ns();
     fleet_vms_each(f, FLEET_VM_KEY_UNUSED, false, 20, count_vm, &top);
-    double vms_top_ms = (double)(now_ns() - start) / 1e6;
+    double vms_top_ms = (double)(bench_now_ns() - start) / 1e6;
 
     printf("\nsteady state (rounds 2+): best %.0f VM records/s on one core (target >= %.0f)\n",
            steady_best, TARGET_RECORDS_PER_S);

@@ -89,13 +89,6 @@ host_round(struct fleet_host_info *host, uint64_t *seed)
     host->host_available_kib = (UINT64_C(64) << 20) + (bench_random(seed) % 8192) * 1024;
 }
 
-static int
-compare_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
 static void
 run_size(const struct options *o, size_t hosts)
 {
@@ -124,7 +117,7 @@ run_size(const struct options *o, size_t hosts)
             k++;
         }
     }
-    qsort(call_ns, n_calls, sizeof(*call_ns), compare_u64);
+    qsort(call_ns, n_calls, sizeof(*call_ns), bench_compare_u64);
 
     size_t cap = history_points_max(h);
     struct history_point *p = calloc(cap, sizeof(*p));

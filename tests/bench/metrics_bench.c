@@ -25,6 +25,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #include "fleet.h"
 #include "metrics.h"
 
@@ -39,42 +41,6 @@ struct options {
     size_t slice;
     bool omit_vm_series; /* --vm-series no: as metrics_vm_series = false */
 };
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static double
-rss_mib(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss / 1024.0;
-}
-
-static uint64_t
-next_random(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
-static void *
-xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p) {
-        fprintf(stderr, "metrics_bench: out of memory\n");
-        exit(1);
-    }
-    return p;
-}
 
 /* Host h's report: n VMs, two decisions. */
 static void
@@ -97,7 +63,7 @@ fill_report(struct wire_report *r,
     r->counters = (struct wire_counters){.rounds = 1000, .granted_kib = 1 << 20};
     for (size_t i = 0; i < n; i++) {
         struct wire_vm *vm = &vms[i];
-        uint64_t a = next_random(seed), b = next_random(seed);
+        uint64_t a = bench_random(seed), b = bench_random(seed);
         memset(vm, 0, sizeof(*vm));
         snprintf(vm->uuid, sizeof(vm->uuid),
                  "%08" PRIx32 "-%04" PRIx32 "-4%03" PRIx32 "-8%03" PRIx32 "-%012" PRIx64,
@@ -107,7 +73,7 @@ fill_report(struct wire_report *r,
         vm->max_kib = UINT64_C(8) * 1024 * 1024;
         vm->actual_kib = (4 + i % 4) * UINT64_C(1024) * 1024;
         vm->target_kib = vm->actual_kib;
-        vm->unused_kib = (50 + next_random(seed) % 1000) * 1024;
+        vm->unused_kib = (50 + bench_random(seed) % 1000) * 1024;
         vm->usable_kib = vm->unused_kib * 2;
         vm->stats_age_ms = 800;
         vm->has_unused = vm->has_usable = vm->managed = true;
@@ -125,7 +91,7 @@ static struct fleet *
 make_fleet(size_t n_hosts, size_t n_vms)
 {
     struct fleet *f = fleet_new(&(struct fleet_opts){.hosts_max = n_hosts + 1});
-    struct wire_vm *vms = xcalloc(n_vms, sizeof(*vms));
+    struct wire_vm *vms = bench_xcalloc(n_vms, sizeof(*vms));
     struct wire_decision d[2];
     struct wire_report r;
     struct wire_hello hello;
@@ -189,16 +155,16 @@ sliced_run(
     size_t cap = fleet_host_count(src->fleet) / slice + 2;
     bool done = false;
 
-    *slices = xcalloc(cap, sizeof(**slices));
+    *slices = bench_xcalloc(cap, sizeof(**slices));
     *n = 0;
     while (!done) {
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         done = metrics_build_step(b, src, slice);
-        (*slices)[(*n)++] = (double)(now_ns() - t0) / 1e6;
+        (*slices)[(*n)++] = (double)(bench_now_ns() - t0) / 1e6;
     }
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     struct metrics_text *text = metrics_build_finish(b, src);
-    *finish_ms = (double)(now_ns() - t0) / 1e6;
+    *finish_ms = (double)(bench_now_ns() - t0) / 1e6;
     metrics_build_destroy(&b);
     metrics_text_destroy(&text);
 }
@@ -216,12 +182,12 @@ measure(const struct options *o, size_t n_hosts)
     };
     double whole[RUNS_MAX], slice_max = 0, slice_median = 0, finish = 0;
     size_t bytes = 0, lines = 0, n_slices = 0;
-    double rss_fleet = rss_mib();
+    double rss_fleet = bench_peak_rss_mib();
 
     for (size_t run = 0; run < o->runs; run++) {
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         struct metrics_text *text = metrics_format(&src);
-        whole[run] = (double)(now_ns() - t0) / 1e6;
+        whole[run] = (double)(bench_now_ns() - t0) / 1e6;
         bytes = text->bytes;
         lines = count_lines(text);
         metrics_text_destroy(&text);
@@ -242,7 +208,7 @@ measure(const struct options *o, size_t n_hosts)
            "| %7.2f | %7.0f |\n",
            n_hosts, o->vms, bytes / 1048576.0, median(whole, o->runs), best, bytes, lines,
            vms ? (double)bytes / (double)vms : 0.0, n_slices, slice_max, slice_median, finish,
-           rss_mib() - rss_fleet);
+           bench_peak_rss_mib() - rss_fleet);
     printf("RESULT hosts=%zu vms=%zu vm_series=%s bytes=%zu lines=%zu whole_ms=%.1f "
            "slice_max_ms=%.2f finish_ms=%.2f\n",
            n_hosts, o->vms, o->omit_vm_series ? "no" : "yes", bytes, lines, median(whole, o->runs),

@@ -26,6 +26,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #include "hv.h"
 #include "hv_backends.h"
 #include "hv_libvirt.h"
@@ -41,21 +43,6 @@ struct path_run {
     size_t n;
     size_t vms;
 };
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int
-cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
 
 static double
 ms(uint64_t ns)
@@ -76,7 +63,7 @@ one_round(struct hv *hv, struct path_run *run, struct hv_vm *vms, size_t cap)
         fprintf(stderr, "stats_bench: not a libvirt URI\n");
         return 0;
     }
-    start = now_ns();
+    start = bench_now_ns();
     rc = hv->ops->sample(hv->ctx, &host, vms, cap, &n);
     if (rc != 0) {
         fprintf(stderr, "stats_bench: sample on the %s path: %d (%s)\n", run->name, rc,
@@ -84,7 +71,7 @@ one_round(struct hv *hv, struct path_run *run, struct hv_vm *vms, size_t cap)
         return 0;
     }
     run->vms = n;
-    return now_ns() - start;
+    return bench_now_ns() - start;
 }
 
 static int
@@ -153,7 +140,7 @@ main(int argc, char **argv)
     printf("%-11s %6s %12s %12s %12s\n", "path", "vms", "median_ms", "p90_ms", "min_ms");
     for (size_t r = 0; r < n_runs; r++) {
         struct path_run *run = &runs[r];
-        qsort(run->ns, run->n, sizeof(*run->ns), cmp_u64);
+        qsort(run->ns, run->n, sizeof(*run->ns), bench_compare_u64);
         printf("%-11s %6zu %12.3f %12.3f %12.3f\n", run->name, run->vms, ms(run->ns[run->n / 2]),
                ms(run->ns[(run->n * 9) / 10]), ms(run->ns[0]));
     }
