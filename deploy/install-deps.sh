@@ -4,14 +4,17 @@
 #   deploy/install-deps.sh --test   also what the tests need (libvirtd, clang for fuzzing, ...)
 set -euo pipefail
 
-# npm fetches the dashboard's chart library (uPlot, pinned in coordinator/web/package-lock.json)
-# at build time; nothing is fetched when the coordinator runs.
 build=(
     build-essential cmake pkg-config
     libvirt-dev libzmq3-dev protobuf-c-compiler libprotobuf-c-dev
     libxml2-dev libjansson-dev libsystemd-dev libcmocka-dev libsqlite3-dev libmicrohttpd-dev
-    nodejs npm
 )
+# npm fetches the dashboard's chart library (uPlot, pinned in coordinator/web/package-lock.json)
+# at build time; nothing is fetched when the coordinator runs. A machine with a Node.js and npm
+# of its own keeps them (NodeSource's nodejs carries npm and conflicts with Debian's npm).
+if ! command -v npm >/dev/null; then
+    build+=(nodejs npm)
+fi
 # libvirt-daemon gives libvirtd for the integration tests (the test driver is in libvirt0),
 # libvirt-clients virsh, jq for the integration tests that read memschedctl's --json, iproute2
 # for the netns fault tests (ip netns, veth, bridge); --no-install-recommends keeps QEMU out of
