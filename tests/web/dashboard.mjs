@@ -97,7 +97,7 @@ async function hostTable() {
 
 async function hostPage() {
     const path = "/host.html?host=" + encodeURIComponent(env.HOST);
-    const page = await visit("host", path, "#vm-charts .chart[data-points]");
+    const page = await visit("host", path, '#vm-charts[data-drawn="all"]');
     if (timingOnly) return page.close();
     const history = want("history.json");
     const charts = await page.$$eval("#vm-charts .chart",
@@ -121,7 +121,7 @@ async function hostPage() {
 async function fixtureChart() {
     const fixture = readFileSync(env.FIXTURE, "utf8");
     const path = "/host.html?host=" + encodeURIComponent(env.HOST);
-    const page = await visit("host-fixture", path, "#vm-charts .chart[data-points]", (p) =>
+    const page = await visit("host-fixture", path, '#vm-charts[data-drawn="all"]', (p) =>
         p.route("**/api/history?*", (route) =>
             route.fulfill({ status: 200, contentType: "application/json", body: fixture })));
     const got = await page.$$eval("#vm-charts .chart",
