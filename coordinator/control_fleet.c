@@ -207,11 +207,17 @@ host_put(struct rows *r, const struct fleet_host_info *h)
     row_end(r);
 }
 
-/* The hosts asked for (--filter), to be sorted (--sort) before they are put. */
+/* The hosts asked for (--filter): in id order only the page itself (after the cursor, up to
+ * the limit) is kept; in another order all of them, sorted (--sort) before the page is cut. */
 struct host_list {
     struct fleet_host_info *hosts;
     size_t n, cap;
     const struct scope *filter; /* NULL: all */
+    const char *after;          /* --after: skip up to and including it (id order) */
+    size_t limit;               /* keep at most this many; 0: all */
+    size_t total;               /* matching the filter, cursor or not */
+    bool more;                  /* one more matched after the page was full */
+    bool stop_when_full;        /* total is known already: no need to walk on */
 };
 
 static int
@@ -221,6 +227,13 @@ collect_host(const struct fleet_host_info *h, void *ctx)
 
     if (l->filter && !scope_matches(l->filter, h->host_id, h->labels, h->n_labels))
         return 0;
+    l->total++;
+    if (l->after && strcmp(h->host_id, l->after) <= 0)
+        return 0;
+    if (l->limit && l->n == l->limit) {
+        l->more = true;
+        return l->stop_when_full ? 1 : 0;
+    }
     if (l->n == l->cap) {
         l->cap = l->cap ? 2 * l->cap : 64;
         l->hosts = util_xrealloc(l->hosts, l->cap, sizeof(*l->hosts));
@@ -276,6 +289,36 @@ hosts_sort(struct call *c, enum host_sort *sort)
                 "hosts: --sort wants host, liveness, seen, vms or available, not '%s'", name);
 }
 
+/* One page of hosts into *l. In id order with no filter the walk starts at the cursor and ends
+ * with the page, so a page costs the same at any fleet size; a filter has every host looked at
+ * for the total; another order sorts them all. */
+static void
+hosts_collect(const struct fleet *fleet,
+              enum host_sort sort,
+              const char *after,
+              size_t limit,
+              struct host_list *l)
+{
+    if (sort == HOST_SORT_ID) {
+        l->after = after;
+        l->limit = limit;
+        l->stop_when_full = !l->filter;
+        if (l->filter) {
+            fleet_hosts_each(fleet, collect_host, l);
+        } else {
+            fleet_hosts_each_after(fleet, after, collect_host, l);
+            l->total = fleet_host_count(fleet);
+        }
+        return;
+    }
+    fleet_hosts_each(fleet, collect_host, l);
+    if (l->n > 1)
+        qsort_r(l->hosts, l->n, sizeof(*l->hosts), compare_hosts, &sort);
+    l->more = l->n > limit;
+    if (l->more)
+        l->n = limit;
+}
+
 /* A page of hosts: total matching, and the cursor of the next page (NULL on the last). */
 enum control_status
 cmd_hosts(struct call *c)
@@ -306,20 +349,13 @@ cmd_hosts(struct call *c)
     if (st != CONTROL_OK)
         return st;
     l.filter = filter_text ? &filter : NULL;
-    fleet_hosts_each(c->cc->fleet, collect_host, &l);
-    /* The fleet walks hosts in id order already: sort again only for another order. */
-    if (l.n > 1 && sort != HOST_SORT_ID)
-        qsort_r(l.hosts, l.n, sizeof(*l.hosts), compare_hosts, &sort);
-    size_t first = 0, end;
-    while (after && first < l.n && strcmp(l.hosts[first].host_id, after) <= 0)
-        first++; /* the page after the cursor: host ids are unique and sorted */
-    end = l.n - first > limit ? first + limit : l.n;
+    hosts_collect(c->cc->fleet, sort, after, (size_t)limit, &l);
     r.array = c->req->json ? jarr() : NULL;
-    for (size_t i = first; i < end; i++)
+    for (size_t i = 0; i < l.n; i++)
         host_put(&r, &l.hosts[i]);
-    const char *next = end < l.n ? l.hosts[end - 1].host_id : NULL;
+    const char *next = l.more ? l.hosts[l.n - 1].host_id : NULL;
     st = rows_reply(c, &r, "hosts", filter_text ? "no host matches" : "no hosts yet",
-                    &(struct page){.noun = "hosts", .total = l.n, .next = next});
+                    &(struct page){.noun = "hosts", .total = l.total, .next = next});
     free(l.hosts);
     return st;
 }

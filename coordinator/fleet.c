@@ -117,6 +117,10 @@ struct fleet {
     size_t scratch_names_cap;
     struct sums sums;
     uint64_t pressure_kib; /* the threshold the shares count VMs under pressure at */
+    /* The hosts sorted by id, for listings and their pages: rebuilt when read after a host
+     * joined or left (a restart's thousands of hellos sort once, not once each). */
+    struct host **by_id;
+    bool by_id_stale;
 };
 
 static const char empty_name[] = "";
@@ -274,6 +278,7 @@ table_remove(struct fleet *f, size_t i)
         i = j;
     }
     f->n_hosts--;
+    f->by_id_stale = true;
 }
 
 static void
@@ -454,6 +459,7 @@ fleet_destroy(struct fleet **fleet)
     for (size_t i = 0; i < f->n_slots; i++)
         host_free(f->slots[i]);
     free(f->slots);
+    free(f->by_id);
     free(f->events);
     free(f->scratch_vms);
     free(f->scratch_decisions);
@@ -525,6 +531,7 @@ fleet_hello(struct fleet *f, const char *host_id, const struct wire_hello *hello
         h->liveness = FLEET_LIVENESS_FRESH;
         f->slots[slot] = h;
         f->n_hosts++;
+        f->by_id_stale = true;
         share_put(f, h);
         joined = true;
         if (f->n_hosts * 2 > f->n_slots)
@@ -1002,34 +1009,60 @@ compare_host_id(const void *a, const void *b)
     return strcmp((*(const struct host *const *)a)->id, (*(const struct host *const *)b)->id);
 }
 
-/* The hosts in a new array sorted by id (the caller frees it). */
-static const struct host **
-hosts_sorted(const struct fleet *f)
+/* The hosts sorted by id, f->n_hosts of them. The order is a cache of the table, not part of
+ * the fleet's state, so a reader of a const fleet may bring it up to date. */
+static struct host *const *
+hosts_by_id(const struct fleet *f)
 {
-    const struct host **list = util_xcalloc(f->n_hosts, sizeof(*list));
+    struct fleet *cache = (struct fleet *)f;
     size_t n = 0;
 
+    if (!f->by_id_stale)
+        return f->by_id;
+    cache->by_id = util_xrealloc(cache->by_id, f->n_hosts ? f->n_hosts : 1, sizeof(*f->by_id));
     for (size_t i = 0; i < f->n_slots; i++) {
         if (f->slots[i])
-            list[n++] = f->slots[i];
+            cache->by_id[n++] = f->slots[i];
     }
-    qsort(list, n, sizeof(*list), compare_host_id);
-    return list;
+    qsort(cache->by_id, n, sizeof(*f->by_id), compare_host_id);
+    cache->by_id_stale = false;
+    return f->by_id;
+}
+
+/* The index of the first host whose id sorts after after (0 for NULL). */
+static size_t
+first_after(struct host *const *list, size_t n, const char *after)
+{
+    size_t lo = 0, hi = n;
+
+    while (after && lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(list[mid]->id, after) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+int
+fleet_hosts_each_after(const struct fleet *f, const char *after, fleet_host_cb cb, void *ctx)
+{
+    struct host *const *list = hosts_by_id(f);
+    struct fleet_host_info info;
+    int rc = 0;
+
+    for (size_t i = first_after(list, f->n_hosts, after); i < f->n_hosts && rc == 0; i++) {
+        host_info(list[i], &info);
+        rc = cb(&info, ctx);
+    }
+    return rc < 0 ? rc : 0;
 }
 
 int
 fleet_hosts_each(const struct fleet *f, fleet_host_cb cb, void *ctx)
 {
-    const struct host **list = hosts_sorted(f);
-    struct fleet_host_info info;
-    int rc = 0;
-
-    for (size_t i = 0; i < f->n_hosts && rc == 0; i++) {
-        host_info(list[i], &info);
-        rc = cb(&info, ctx);
-    }
-    free(list);
-    return rc < 0 ? rc : 0;
+    return fleet_hosts_each_after(f, NULL, cb, ctx);
 }
 
 struct vm_ref {

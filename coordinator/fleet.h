@@ -264,6 +264,11 @@ size_t fleet_host_decisions(const struct fleet *fleet,
 /* Walk every host sorted by id. Returns 0 or what cb returned. */
 int fleet_hosts_each(const struct fleet *fleet, fleet_host_cb cb, void *ctx);
 
+/* The same from the first host whose id sorts after after (all of them for NULL): a page
+ * starts there without a walk over the hosts before it. A cb returning 1 ends the walk. */
+int
+fleet_hosts_each_after(const struct fleet *fleet, const char *after, fleet_host_cb cb, void *ctx);
+
 /* Walk the VMs of the whole fleet sorted by key (ascending, or descending), ties by host id
  * then uuid; with limit > 0 only the first limit of that order. A full sort of 500,000 VMs
  * takes ~0.2 s of the caller's thread; a limit of tens takes a tenth of that: meant for

@@ -743,6 +743,59 @@ fail_host(const struct fleet_host_info *h, void *ctx)
     return -EINTR;
 }
 
+static int
+collect_two(const struct fleet_host_info *h, void *ctx)
+{
+    struct host_list *l = ctx;
+
+    collect_host(h, l);
+    return l->n == 2 ? 1 : 0; /* 1: the page is full, stop */
+}
+
+static void
+expect_ids_after(const struct fleet *f, const char *after, const char *want)
+{
+    struct host_list l = {.n = 0};
+    char got[256] = "";
+
+    assert_int_equal(fleet_hosts_each_after(f, after, collect_host, &l), 0);
+    for (size_t i = 0; i < l.n; i++)
+        snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", i ? " " : "", l.ids[i]);
+    if (strcmp(got, want) != 0)
+        fail_msg("after %s: want '%s', got '%s'", after ? after : "(none)", want, got);
+}
+
+/* Pages start at the cursor, also one between two ids or past the last, and follow hosts that
+ * join and leave between them. */
+static void
+test_hosts_after(void **state)
+{
+    struct fleet *f = fleet_new(NULL);
+    struct host_list two = {.n = 0};
+    (void)state;
+
+    expect_ids_after(f, NULL, "");
+    hello(f, "h5", 0);
+    hello(f, "h1", 0);
+    hello(f, "h3", 0);
+    expect_ids_after(f, NULL, "h1 h3 h5");
+    expect_ids_after(f, "h1", "h3 h5");
+    expect_ids_after(f, "h2", "h3 h5");
+    expect_ids_after(f, "h0", "h1 h3 h5");
+    expect_ids_after(f, "h5", "");
+    expect_ids_after(f, "h9", "");
+    hello(f, "h4", 0);
+    expect_ids_after(f, "h3", "h4 h5");
+    assert_int_equal(fleet_remove(f, "h4", 0), 0);
+    assert_int_equal(fleet_remove(f, "h1", 0), 0);
+    expect_ids_after(f, NULL, "h3 h5");
+    hello(f, "h2", 0);
+    assert_int_equal(fleet_hosts_each_after(f, NULL, collect_two, &two), 0);
+    assert_int_equal(two.n, 2);
+    assert_string_equal(two.ids[1], "h3");
+    fleet_destroy(&f);
+}
+
 static void
 test_sorting(void **state)
 {
@@ -1089,6 +1142,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_decision_ring_bounded),
         cmocka_unit_test(test_totals),
         cmocka_unit_test(test_sorting),
+        cmocka_unit_test(test_hosts_after),
         cmocka_unit_test(test_limit_is_head_of_full_sort),
         cmocka_unit_test(test_ten_thousand_hosts),
         cmocka_unit_test(test_totals_saturate),
