@@ -72,6 +72,11 @@ struct coordinator {
     uint64_t now_ms;            /* as of the last message or tick */
     uint64_t now_wall_ms;       /* as of the last message or tick */
     uint64_t policy_generation; /* bumped by every stored policy; starts at 1 */
+    /* Every scope's newest policy, read from the store once per generation: after a policy
+     * set, every host's lookup (fan-out and reports alike) merges layers in memory instead of
+     * querying and parsing a row per layer. */
+    struct store_layers *layers;
+    uint64_t layers_generation; /* 0: not loaded */
     uint64_t logged_event_seq;
     uint64_t host_retention_ms; /* 0 = keep forever */
     uint64_t next_forget_ms;    /* the next look for hosts past the retention */
@@ -138,6 +143,7 @@ coordinator_destroy(struct coordinator **coordinator)
 {
     if (!coordinator || !*coordinator)
         return;
+    store_layers_free(&(*coordinator)->layers);
     for (size_t b = 0; b < BUCKETS; b++) {
         struct session *s = (*coordinator)->buckets[b];
         while (s) {
@@ -267,6 +273,25 @@ count_fanout_answer(struct coordinator *c, struct session *s, const struct wire_
 /* Push the policy in force for this host when the version it holds differs, and settle its
  * session state. A version held from another epoch of the store (a restored or replaced
  * database) counts as none. */
+/* The policy the store's layers make for a host: 0, -ENOENT when none governs it, or -EIO. */
+static int
+policy_for_host(struct coordinator *c,
+                const struct fleet_host_info *info,
+                struct store_effective *entry,
+                char *err,
+                size_t err_len)
+{
+    if (c->layers_generation != c->policy_generation) {
+        store_layers_free(&c->layers);
+        int rc = store_layers_load(c->store, &c->layers, err, err_len);
+        if (rc < 0)
+            return rc; /* tried again at the next lookup */
+        c->layers_generation = c->policy_generation;
+    }
+    return store_layers_for_host(c->layers, info->host_id, info->labels, info->n_labels, NULL,
+                                 entry, err, err_len);
+}
+
 static void
 offer_policy(struct coordinator *c, struct session *s, uint64_t held_version)
 {
@@ -291,8 +316,7 @@ offer_policy(struct coordinator *c, struct session *s, uint64_t held_version)
     }
     if (fleet_host_get(c->fleet, s->host_id, &info) < 0)
         return;
-    int rc = store_policy_for_host(c->store, s->host_id, info.labels, info.n_labels, NULL, &entry,
-                                   err, sizeof(err));
+    int rc = policy_for_host(c, &info, &entry, err, sizeof(err));
     if (rc == 0 || rc == -ENOENT) {
         s->known_generation = c->policy_generation;
         s->known_version = rc == 0 ? entry.version : 0;
