@@ -17,10 +17,8 @@
 #include "sched.h"
 #include "util.h"
 
-#define HOSTS_LIMIT_DEFAULT 5000 /* ~1.5 MiB of JSON: far below the 4 MiB reply limit */
-#define HOSTS_LIMIT_MAX     10000
-#define VMS_LIMIT_DEFAULT   1000
-#define VMS_LIMIT_MAX       10000
+#define VMS_LIMIT_DEFAULT 1000
+#define VMS_LIMIT_MAX     10000
 
 /* ---- status ---- */
 

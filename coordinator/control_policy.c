@@ -236,6 +236,37 @@ known_collect(struct call *c, struct known_hosts *k, char *err, size_t err_len)
     return 0;
 }
 
+/* Every host's newest ack, read in one walk of the store, sorted by host id. */
+struct ack_list {
+    struct store_ack *acks;
+    size_t n, cap;
+};
+
+static int
+each_newest_ack(const struct store_ack *a, void *ctx)
+{
+    struct ack_list *l = ctx;
+
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->acks = util_xrealloc(l->acks, l->cap, sizeof(*l->acks));
+    }
+    l->acks[l->n++] = *a;
+    return 0;
+}
+
+static int
+compare_ack_host(const void *key, const void *ack)
+{
+    return strcmp(key, ((const struct store_ack *)ack)->host_id);
+}
+
+static const struct store_ack *
+ack_find(const struct ack_list *l, const char *host_id)
+{
+    return l->n ? bsearch(host_id, l->acks, l->n, sizeof(*l->acks), compare_ack_host) : NULL;
+}
+
 /* One host's policy standing: what it holds, what it should hold, its last answer. */
 struct standing {
     const char *id;
@@ -248,16 +279,29 @@ struct standing {
     struct store_ack ack;
 };
 
+enum standing_kind { STANDING_CURRENT, STANDING_PENDING, STANDING_REFUSED, STANDING_NONE };
+
+/* As policy show counts them; the table shows "-" for a host no scope covers. */
+static const char *const standing_names[] = {"current", "pending", "refused", "uncovered"};
+
+static enum standing_kind
+standing_kind(const struct standing *s)
+{
+    if (!s->has_should)
+        return STANDING_NONE; /* no scope covers it: the agent keeps its own config */
+    if (s->holds == s->should.version)
+        return STANDING_CURRENT;
+    if (s->has_ack && s->ack.version == s->should.version && !s->ack.applied)
+        return STANDING_REFUSED;
+    return STANDING_PENDING;
+}
+
 static const char *
 standing_state(const struct standing *s)
 {
-    if (!s->has_should)
-        return "-"; /* no scope covers it: the agent keeps its own config */
-    if (s->holds == s->should.version)
-        return "current";
-    if (s->has_ack && s->ack.version == s->should.version && !s->ack.applied)
-        return "refused";
-    return "pending";
+    enum standing_kind kind = standing_kind(s);
+
+    return kind == STANDING_NONE ? "-" : standing_names[kind];
 }
 
 /* The labels of a known host: the fleet's when it is connected (*info filled), else the
@@ -280,6 +324,7 @@ known_labels(struct call *c,
 static int
 standing_get(struct call *c,
              const struct store_layers *layers,
+             const struct ack_list *acks,
              const struct known_host *h,
              const struct scope *only,
              struct standing *s,
@@ -305,10 +350,10 @@ standing_get(struct call *c,
     if (rc < 0 && rc != -ENOENT)
         return rc;
     s->has_should = rc == 0;
-    rc = store_ack_for_host(c->cc->store, h->id, &s->ack, err, err_len);
-    if (rc < 0 && rc != -ENOENT)
-        return rc;
-    s->has_ack = rc == 0;
+    const struct store_ack *ack = ack_find(acks, h->id);
+    s->has_ack = ack != NULL;
+    if (ack)
+        s->ack = *ack;
     /* A host not connected since the coordinator started: its newest applied ack says more than
      * the version the store noted at its last hello. */
     if (!s->in_fleet && s->has_ack && s->ack.applied && s->ack.version > s->holds)
@@ -351,11 +396,36 @@ standing_put(struct rows *r, const struct standing *s)
     row_end(r);
 }
 
+/* What policy show gathers: the scopes, every known host's standing counted, and one page of
+ * them listed (--after, --limit), so the reply stays small at any fleet size. */
 struct show {
     struct scopes scopes;
     struct known_hosts known;
     struct rows hosts;
+    const char *after;
+    uint64_t limit;
+    size_t total; /* hosts in the scope asked for */
+    size_t by_kind[ARRAY_SIZE(standing_names)];
+    const char *last_put; /* the last id listed */
+    const char *next;     /* last_put, when more follow */
 };
+
+/* Count s, and list it when it falls in the page. */
+static void
+show_add(struct show *sh, const struct standing *s)
+{
+    sh->total++;
+    sh->by_kind[standing_kind(s)]++;
+    if (sh->after && strcmp(s->id, sh->after) <= 0)
+        return;
+    if (sh->hosts.count < sh->limit) {
+        standing_put(&sh->hosts, s);
+        sh->last_put = s->id;
+        return;
+    }
+    if (!sh->next)
+        sh->next = sh->last_put;
+}
 
 static enum control_status
 show_collect(struct call *c, struct show *sh, const struct scope *only)
@@ -363,6 +433,7 @@ show_collect(struct call *c, struct show *sh, const struct scope *only)
     char err[STORE_ERR_MAX] = "";
     struct standing s;
     struct store_layers *layers = NULL;
+    struct ack_list acks = {0};
     int rc = store_policy_history(c->cc->store, sh->scopes.only, each_history_scope, &sh->scopes,
                                   err, sizeof(err));
 
@@ -370,12 +441,15 @@ show_collect(struct call *c, struct show *sh, const struct scope *only)
         rc = known_collect(c, &sh->known, err, sizeof(err));
     if (rc == 0)
         rc = store_layers_load(c->cc->store, &layers, err, sizeof(err));
+    if (rc == 0)
+        rc = store_acks_newest(c->cc->store, each_newest_ack, &acks, err, sizeof(err));
     for (size_t i = 0; rc >= 0 && i < sh->known.n; i++) {
-        rc = standing_get(c, layers, &sh->known.hosts[i], only, &s, err, sizeof(err));
+        rc = standing_get(c, layers, &acks, &sh->known.hosts[i], only, &s, err, sizeof(err));
         if (rc == 0) /* else outside the scope, or an error that ends the loop */
-            standing_put(&sh->hosts, &s);
+            show_add(sh, &s);
     }
     store_layers_free(&layers);
+    free(acks.acks);
     if (rc < 0)
         return store_failed(c, rc, err);
     if (sh->scopes.n > 1)
@@ -438,6 +512,26 @@ fanout_get(struct call *c, struct control_fanout *fo)
     return fo->version != 0;
 }
 
+/* How many hosts in the scope stand where: the whole answer at a glance, at any fleet size. */
+static json_t *
+states_json(const struct show *sh)
+{
+    json_t *o = jobj();
+
+    for (size_t i = 0; i < ARRAY_SIZE(standing_names); i++)
+        jset(o, standing_names[i], ju64(sh->by_kind[i]));
+    return o;
+}
+
+static void
+states_print(FILE *f, const struct show *sh)
+{
+    fprintf(f, "%zu hosts:", sh->total);
+    for (size_t i = 0; i < ARRAY_SIZE(standing_names); i++)
+        fprintf(f, "%s %zu %s", i ? "," : "", sh->by_kind[i], standing_names[i]);
+    fputs("\n\n", f);
+}
+
 static enum control_status
 show_render(struct call *c, struct show *sh)
 {
@@ -452,7 +546,10 @@ show_render(struct call *c, struct show *sh)
             jpush(policies, entry_json(&sh->scopes.entries[i]));
         jset(root, "policies", policies);
         jset(root, "fanout", has_fanout ? fanout_json(&fo) : json_null());
+        jset(root, "states", states_json(sh));
         jset(root, "hosts", json_incref(sh->hosts.array));
+        jset(root, "total", ju64(sh->total));
+        jset(root, "next_after", sh->next ? jstr(sh->next) : jcheck(json_null()));
         return json_reply(c, root);
     }
     FILE *f = text_open(&out);
@@ -466,10 +563,14 @@ show_render(struct call *c, struct show *sh)
     }
     if (has_fanout)
         fanout_print(f, &fo);
+    states_print(f, sh);
     if (sh->hosts.count)
         table_print(f, &sh->hosts.table);
     else
         fputs("no hosts\n", f);
+    if (sh->next)
+        fprintf(f, "(%zu of %zu hosts shown: --after %s for the next page)\n", sh->hosts.count,
+                sh->total, sh->next);
     return text_reply(c, &out);
 }
 
@@ -598,6 +699,10 @@ cmd_policy_show(struct call *c)
                     : show_host(c, opt(c, "host"));
     if (st != CONTROL_OK)
         return st;
+    st = count_option(c, "limit", 1, HOSTS_LIMIT_MAX, HOSTS_LIMIT_DEFAULT, &sh.limit);
+    if (st != CONTROL_OK)
+        return st;
+    sh.after = opt(c, "after");
     sh.scopes.seen = jobj();
     sh.scopes.only = text;
     sh.hosts.array = c->req->json ? jarr() : NULL;

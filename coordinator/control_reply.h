@@ -26,7 +26,10 @@
 
 #define OPTIONS_MAX    5
 #define TABLE_COLS_MAX 16
-#define ARRAY_SIZE(a)  (sizeof(a) / sizeof((a)[0]))
+/* A page of hosts (hosts, policy show): the default keeps the reply far below its limit. */
+#define HOSTS_LIMIT_DEFAULT 5000 /* ~1.5 MiB of JSON: far below the 4 MiB reply limit */
+#define HOSTS_LIMIT_MAX     10000
+#define ARRAY_SIZE(a)       (sizeof(a) / sizeof((a)[0]))
 
 struct call;
 

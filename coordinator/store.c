@@ -42,6 +42,7 @@ enum stmt {
     STMT_ACK_UPSERT,
     STMT_ACKS_FOR_VERSION,
     STMT_ACK_FOR_HOST,
+    STMT_ACKS_NEWEST,
     STMT_HOST_UPSERT,
     STMT_HOSTS_LIST,
     STMT_HOST_DELETE,
@@ -77,6 +78,9 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_ACKS_FOR_VERSION] = "SELECT " ACK_COLUMNS " FROM acks WHERE version = ? ORDER BY host_id",
     [STMT_ACK_FOR_HOST] =
         "SELECT " ACK_COLUMNS " FROM acks WHERE host_id = ? ORDER BY version DESC LIMIT 1",
+    /* SQLite takes a bare column's value from the row MAX() chose. */
+    [STMT_ACKS_NEWEST] = "SELECT host_id, MAX(version), applied, reason, at FROM acks "
+                         "GROUP BY host_id ORDER BY host_id",
     [STMT_HOST_UPSERT] =
         ("INSERT INTO hosts (host_id, labels, first_seen, last_seen, policy_version) "
          "VALUES (?, ?, ?, ?, ?) ON CONFLICT (host_id) DO UPDATE SET labels = excluded.labels, "
@@ -901,20 +905,13 @@ ack_row(sqlite3_stmt *st, struct store_ack *a)
     a->at_ms = u64_column(st, 4);
 }
 
-int
-store_acks_for_version(
-    struct store *s, uint64_t version, store_ack_cb cb, void *ctx, char *err, size_t err_len)
+/* Hand every row of st, an ack query with its parameters bound, to cb. */
+static int
+acks_walk(struct store *s, sqlite3_stmt *st, store_ack_cb cb, void *ctx, char *err, size_t err_len)
 {
-    sqlite3_stmt *st = stmt_begin(s, STMT_ACKS_FOR_VERSION);
     struct store_ack a;
     int rc = 0, step;
 
-    if (!fits_i64(version))
-        return util_fail(-EINVAL, err, err_len, "store: version %" PRIu64 " out of range", version);
-    if (sqlite3_bind_int64(st, 1, (sqlite3_int64)version) != SQLITE_OK) {
-        stmt_end(st);
-        return db_fail(s, err, err_len, "reading acks");
-    }
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         ack_row(st, &a);
         s->walking = true;
@@ -927,6 +924,27 @@ store_acks_for_version(
         rc = db_fail(s, err, err_len, "reading acks");
     stmt_end(st);
     return rc < 0 ? rc : 0;
+}
+
+int
+store_acks_for_version(
+    struct store *s, uint64_t version, store_ack_cb cb, void *ctx, char *err, size_t err_len)
+{
+    sqlite3_stmt *st = stmt_begin(s, STMT_ACKS_FOR_VERSION);
+
+    if (!fits_i64(version))
+        return util_fail(-EINVAL, err, err_len, "store: version %" PRIu64 " out of range", version);
+    if (sqlite3_bind_int64(st, 1, (sqlite3_int64)version) != SQLITE_OK) {
+        stmt_end(st);
+        return db_fail(s, err, err_len, "reading acks");
+    }
+    return acks_walk(s, st, cb, ctx, err, err_len);
+}
+
+int
+store_acks_newest(struct store *s, store_ack_cb cb, void *ctx, char *err, size_t err_len)
+{
+    return acks_walk(s, stmt_begin(s, STMT_ACKS_NEWEST), cb, ctx, err, err_len);
 }
 
 int

@@ -221,6 +221,10 @@ int store_ack_record(struct store *store,
 int store_acks_for_version(
     struct store *store, uint64_t version, store_ack_cb cb, void *ctx, char *err, size_t err_len);
 
+/* Every host's ack of the highest version it answered (store_ack_for_host's), sorted by host
+ * id: one walk instead of a query per host. */
+int store_acks_newest(struct store *store, store_ack_cb cb, void *ctx, char *err, size_t err_len);
+
 /* The host's ack of the highest version it answered. -ENOENT when it never answered. */
 int store_ack_for_host(
     struct store *store, const char *host_id, struct store_ack *ack, char *err, size_t err_len);

@@ -1042,6 +1042,39 @@ test_policy_show(void **state)
     want_status(fx, CONTROL_USAGE, run(fx, "policy-show", "--scope", "label:", END));
 }
 
+/* policy-show counts every host's standing and lists a page of them: --limit, and --after the
+ * last id of the page before; the counts cover the whole scope on every page. */
+static void
+test_policy_show_pages(void **state)
+{
+    struct fx *fx = *state;
+
+    assert_int_equal(set_policy(fx, "fleet", "floors up", "host_min_unused_mib=50"), 1);
+    assert_int_equal(set_policy(fx, "host:h2", "tight", "vm_floor_mib=300"), 2);
+    acks(fx);
+    json_t *root = run_json(fx, "policy-show", "--limit", "2", END);
+    json_t *hosts = get_array(root, "hosts", 2);
+    assert_string_equal(get_str(json_array_get(hosts, 1), "host_id"), "h2");
+    assert_int_equal(get_int(root, "total"), 4);
+    assert_string_equal(get_str(root, "next_after"), "h2");
+    json_t *states = get(root, "states");
+    assert_int_equal(get_int(states, "current"), 2); /* h1, and old by its applied ack */
+    assert_int_equal(get_int(states, "refused"), 1);
+    assert_int_equal(get_int(states, "pending"), 1);
+    assert_int_equal(get_int(states, "uncovered"), 0);
+
+    root = run_json(fx, "policy-show", "--limit", "2", "--after", "h2", END);
+    hosts = get_array(root, "hosts", 2);
+    assert_string_equal(get_str(json_array_get(hosts, 0), "host_id"), "h3");
+    assert_true(json_is_null(get(root, "next_after"))); /* the last page */
+    assert_int_equal(get_int(get(root, "states"), "refused"), 1);
+
+    want_status(fx, CONTROL_OK, run(fx, "policy-show", "--limit", "1", END));
+    want_text(fx, "4 hosts: 2 current, 1 pending, 1 refused, 0 uncovered");
+    want_text(fx, "(1 of 4 hosts shown: --after h1 for the next page)");
+    want_status(fx, CONTROL_USAGE, run(fx, "policy-show", "--limit", "0", END));
+}
+
 static void
 fanout_half_way(void *ctx, struct control_fanout *out)
 {
@@ -1300,6 +1333,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_policy_set_usage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_set_unknown_host, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_show_fanout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_policy_show_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_show, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_layers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_unset_delete_rollback, setup, teardown),

@@ -499,6 +499,20 @@ test_acks(void **state)
     assert_int_equal(store_ack_for_host(fx->store, "hv-01", &a, err, len), 0);
     assert_int_equal(a.version, 2);
     assert_int_equal(store_ack_for_host(fx->store, "hv-03", &a, err, len), -ENOENT);
+
+    /* Each host's newest ack in one walk: the row of its highest version, whole. */
+    assert_int_equal(store_ack_record(fx->store, "hv-01", 3, false, "too low", 14, err, len), 0);
+    acks.n = 0;
+    assert_int_equal(store_acks_newest(fx->store, collect_ack, &acks, err, len), 0);
+    assert_int_equal(acks.n, 2);
+    assert_string_equal(acks.a[0].host_id, "hv-01");
+    assert_int_equal(acks.a[0].version, 3);
+    assert_false(acks.a[0].applied);
+    assert_string_equal(acks.a[0].reason, "too low");
+    assert_int_equal(acks.a[0].at_ms, 14);
+    assert_string_equal(acks.a[1].host_id, "hv-02");
+    assert_int_equal(acks.a[1].version, 1);
+    assert_string_equal(acks.a[1].reason, "below local limit");
     assert_int_equal(store_ack_record(fx->store, "bad id", 1, true, "", 1, err, len), -EINVAL);
     assert_int_equal(store_ack_record(fx->store, "hv-01", 0, true, "", 1, err, len), -EINVAL);
     assert_int_equal(store_ack_record(fx->store, "hv-01", UINT64_MAX, true, "", 1, err, len),
