@@ -971,6 +971,16 @@ test_uuids(void **state)
     assert_int_equal(fleet_uuid_parse("6f1c1c62-3a55-4c8e-9d53-0c6a3c1e2b011", u), -EINVAL);
     assert_int_equal(fleet_uuid_parse("6f1c1c62_3a55-4c8e-9d53-0c6a3c1e2b01", u), -EINVAL);
     assert_int_equal(fleet_uuid_parse("6f1c1c62-3a55-4c8e-9d53-0c6a3c1e2bg1", u), -EINVAL);
+    /* The characters just outside each range of digits, either case. */
+    const char *beside[] = {"/", ":", "@", "G", "`", "g", "-"};
+    for (size_t i = 0; i < sizeof(beside) / sizeof(beside[0]); i++) {
+        char bad[WIRE_UUID_LEN] = "6f1c1c62-3a55-4c8e-9d53-0c6a3c1e2b01";
+        bad[34] = beside[i][0];
+        assert_int_equal(fleet_uuid_parse(bad, u), -EINVAL);
+        bad[34] = '0';
+        bad[0] = beside[i][0];
+        assert_int_equal(fleet_uuid_parse(bad, u), -EINVAL);
+    }
     assert_int_equal(fleet_uuid_parse("", u), -EINVAL);
 }
 
