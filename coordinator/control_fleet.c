@@ -675,11 +675,13 @@ cmd_vms(struct call *c)
     if (host) {
         total = info.n_vms;
         host_vms_each(&info, s, &v);
-    } else {
-        /* In host order the walk goes past the page by one, to know whether another follows. */
+    } else if (host_order) {
+        /* From the cursor's host, one VM past the page: each_vm tells whether another follows. */
         total = fleet_vm_count(c->cc->fleet);
-        fleet_vms_each(c->cc->fleet, s->key, s->descending,
-                       paged ? 0 : (host_order ? limit + 1 : limit), each_vm, &v);
+        fleet_vms_each_from(c->cc->fleet, paged ? after.host_id : NULL, each_vm, &v);
+    } else {
+        total = fleet_vm_count(c->cc->fleet);
+        fleet_vms_each(c->cc->fleet, s->key, s->descending, limit, each_vm, &v);
     }
     return vms_render(c, &v, total, host_order);
 }

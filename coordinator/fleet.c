@@ -1021,15 +1021,17 @@ hosts_by_id(const struct fleet *f)
     return f->by_id;
 }
 
-/* The index of the first host whose id sorts after after (0 for NULL). */
+/* The index of the first host whose id sorts after after, or with at_too also at it (0 for
+ * NULL). */
 static size_t
-first_after(struct host *const *list, size_t n, const char *after)
+first_after(struct host *const *list, size_t n, const char *after, bool at_too)
 {
     size_t lo = 0, hi = n;
 
     while (after && lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(list[mid]->id, after) <= 0)
+        int rc = strcmp(list[mid]->id, after);
+        if (at_too ? rc < 0 : rc <= 0)
             lo = mid + 1;
         else
             hi = mid;
@@ -1044,7 +1046,7 @@ fleet_hosts_each_after(const struct fleet *f, const char *after, fleet_host_cb c
     struct fleet_host_info info;
     int rc = 0;
 
-    for (size_t i = first_after(list, f->n_hosts, after); i < f->n_hosts && rc == 0; i++) {
+    for (size_t i = first_after(list, f->n_hosts, after, false); i < f->n_hosts && rc == 0; i++) {
         host_info(list[i], &info);
         rc = cb(&info, ctx);
     }
@@ -1161,6 +1163,20 @@ fleet_vms_each(const struct fleet *f,
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = cb(refs[i].host->id, refs[i].vm, ctx);
     free(refs);
+    return rc < 0 ? rc : 0;
+}
+
+int
+fleet_vms_each_from(const struct fleet *f, const char *from_host, fleet_vm_cb cb, void *ctx)
+{
+    struct host *const *list = hosts_by_id(f);
+    int rc = 0;
+
+    for (size_t i = first_after(list, f->n_hosts, from_host, true); i < f->n_hosts && rc == 0;
+         i++) {
+        for (size_t v = 0; v < list[i]->n_vms && rc == 0; v++)
+            rc = cb(list[i]->id, &list[i]->vms[v], ctx);
+    }
     return rc < 0 ? rc : 0;
 }
 

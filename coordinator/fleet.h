@@ -250,6 +250,12 @@ uint64_t fleet_last_event_seq(const struct fleet *fleet);
 size_t fleet_host_count(const struct fleet *fleet);
 
 /* VMs of every host, down ones included (fleet_vms_each() lists them all). */
+/* VMs in host order (host id, then uuid) from the first host whose id is not below from_host
+ * (NULL: all): a page of VMs starts at its cursor's host, with no walk or sort of the whole
+ * fleet. A cb returning 1 ends the walk. Returns 0 or what cb returned below 0. */
+int
+fleet_vms_each_from(const struct fleet *fleet, const char *from_host, fleet_vm_cb cb, void *ctx);
+
 size_t fleet_vm_count(const struct fleet *fleet);
 
 /* Fill *info for host_id. Returns 0 or -ENOENT. */

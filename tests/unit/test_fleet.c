@@ -827,6 +827,20 @@ test_sorting(void **state)
     expect_vms(f, FLEET_VM_KEY_NAME, false, by_name, 4);
     const char *by_host[] = {"alpha/cache", "alpha/web", "zeta/web", "zeta/db"};
     expect_vms(f, FLEET_VM_KEY_HOST, false, by_host, 4);
+    /* Host order from a host on: its own VMs included, a host between ids starts at the next. */
+    struct vm_list from = {.n = 0};
+    assert_int_equal(fleet_vms_each_from(f, NULL, collect_vm, &from), 0);
+    assert_int_equal(from.n, 4);
+    for (size_t i = 0; i < 4; i++)
+        assert_string_equal(from.line[i], by_host[i]);
+    from = (struct vm_list){.n = 0};
+    assert_int_equal(fleet_vms_each_from(f, "zeta", collect_vm, &from), 0);
+    assert_int_equal(from.n, 2);
+    assert_string_equal(from.line[0], "zeta/web");
+    from = (struct vm_list){.n = 0, .stop_after = 1};
+    assert_int_equal(fleet_vms_each_from(f, "beta", collect_vm, &from), 0);
+    assert_int_equal(from.n, 1);
+    assert_string_equal(from.line[0], "zeta/web"); /* mid has no VMs */
     const char *by_actual_desc[] = {"zeta/web", "alpha/cache", "alpha/web", "zeta/db"};
     expect_vms(f, FLEET_VM_KEY_ACTUAL, true, by_actual_desc, 4);
     const char *by_unused[] = {"alpha/web", "zeta/web", "alpha/cache", "zeta/db"};
