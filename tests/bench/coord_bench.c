@@ -460,14 +460,19 @@ struct sim_counts {
     uint64_t first_push_ns;
 };
 
+/* --key - : no CURVE (a coordinator with insecure=true on loopback); --key DIR/ : each host's
+ * own key, DIR/<host id>.secret (ingest: one agent, one key, one host, as in a fleet); else
+ * the one key every simulated agent shares. */
 static void
-client_open(const struct options *o, struct sim_client *sc, size_t queue_max)
+client_open(const struct options *o, struct sim_client *sc, size_t queue_max, const char *host_id)
 {
-    /* --key - : no CURVE (a coordinator with insecure=true on loopback). */
     bool plain = strcmp(o->key, "-") == 0;
+    size_t n = strlen(o->key);
+    char own[4096];
+    snprintf(own, sizeof(own), "%s%s.secret", o->key, host_id ? host_id : "");
     struct transport_client_options co = {.endpoint = o->endpoint,
                                           .server_key_path = o->server_key,
-                                          .key_path = o->key,
+                                          .key_path = n && o->key[n - 1] == '/' ? own : o->key,
                                           .insecure = plain,
                                           .queue_max = queue_max};
     char err[TRANSPORT_ERR_MAX];
@@ -746,8 +751,8 @@ run_ingest(const struct options *o)
     ctl_open(&ctl, o->control);
     uint64_t version = set_fleet_policy(&ctl, "bench ingest");
     for (size_t i = 0; i < k; i++) {
-        client_open(o, &clients[i], 64);
         snprintf(hosts[i].id, sizeof(hosts[i].id), "ingest-%04zu", i);
+        client_open(o, &clients[i], 64, hosts[i].id);
         hosts[i].index = i;
         vms_identity(&vms[i * nv], nv, i);
         host_hello(&clients[i], &hosts[i]);
@@ -947,7 +952,7 @@ fanout_worker(const struct options *o, size_t first, size_t n, int to_parent, in
     char cmd;
 
     for (size_t i = 0; i < n; i++) {
-        client_open(o, &clients[i], 8);
+        client_open(o, &clients[i], 8, NULL);
         snprintf(hosts[i].id, sizeof(hosts[i].id), "fan-%05zu", first + i);
         hosts[i].index = first + i;
         host_hello(&clients[i], &hosts[i]);
@@ -1393,7 +1398,7 @@ run_rss(const struct options *o)
     uint64_t rss0 = status_kib(o->pid, "VmRSS");
     cpu_sample(o->pid, &c0);
     for (size_t c = 0; c < nc; c++)
-        client_open(o, &clients[c], 2 * o->hosts_per_client); /* room for every host's ack */
+        client_open(o, &clients[c], 2 * o->hosts_per_client, NULL); /* room for every host's ack */
     for (size_t i = 0; i < n; i++) {
         snprintf(hosts[i].id, sizeof(hosts[i].id), "rss-%06zu", i);
         hosts[i].index = i;

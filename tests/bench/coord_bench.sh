@@ -5,13 +5,15 @@
 # measured from outside over loopback. Its simulated agents share clients, so they cannot each
 # hold the one key that is their host (issue 10: a key is a host): the coordinator runs with
 # insecure=true on 127.0.0.1 and the bench without CURVE (--key -), so these numbers leave
-# out CURVE's cost. It makes a temporary directory with the coordinator's key pair (memschedctl
+# out CURVE's cost, but for ingest-curve, whose 20 agents each have a key. It makes a temporary directory with the coordinator's key pair (memschedctl
 # keygen) and runs, each against a fresh coordinator from BUILD_DIR (default
 # build/release) on a free loopback port with its own database and ipc control socket:
 #   ingest         20 agents x 50-VM reports for 10 s: VM records/s, coordinator CPU, records
 #                  per coordinator CPU-second (bench and coordinator share all CPUs)
 #   ingest-pinned  the same with the coordinator pinned to CPU 0 and the bench to CPU 1
 #                  (taskset; skipped on one CPU): the coordinator on exactly one core
+#   ingest-curve   the ingest run over CURVE: each agent its own key, allowed as its host id
+#                  (the target, 1,000,000 VM records per coordinator CPU-second, is with CURVE)
 #   fanout         1,000 agents; policy-set to the last ack, and until policy-show shows them all
 #   rss-paced      10,000 hosts x 50 VMs arriving at 3,000 hosts/s: VmRSS and VmHWM
 #   rss-burst      the same as fast as the bench can send them (a reconnect storm)
@@ -95,7 +97,7 @@ start_coordinator() {
     control="ipc://$tmp/$name.ctl"
     "${pin[@]}" "$coordinator" listen="$endpoint" control="$control" \
         key_file="$tmp/keys/coordinator.secret" allow_dir="$tmp/allow" db="$tmp/$name.db" \
-        insecure=true "$@" 2>"$tmp/$name.log" &
+        insecure="${insecure:-true}" "$@" 2>"$tmp/$name.log" &
     coord_pid=$!
     for _ in $(seq 1 100); do
         if "$ctl" --socket "$control" --timeout 200 status >/dev/null 2>&1; then
@@ -123,7 +125,7 @@ run() {
     start_coordinator "$name" "$coord_cpus" ${settings[@]+"${settings[@]}"} || return 1
     # In the background, so that a signal to this script is handled at once (by cleanup).
     "${pin[@]}" "$bench" "$phase" --pid "$coord_pid" --endpoint "$endpoint" --control "$control" \
-        --server-key "$tmp/keys/coordinator.key" --key - \
+        --server-key "$tmp/keys/coordinator.key" --key "${bench_key:--}" \
         "$@" "${extra[@]}" >"$tmp/$name.out" &
     bench_pid=$!
     tail -n +1 -s 0.1 --pid="$bench_pid" -f "$tmp/$name.out" &
@@ -197,6 +199,15 @@ if [ "$ncpu" -ge 2 ] && command -v taskset >/dev/null && selected ingest-pinned;
     run ingest-pinned ingest 0 1 || true
     pinned=yes
 fi
+# With CURVE: each of the 20 agents its own key, allowed as its host id (a key is a host).
+if selected ingest-curve; then
+    for i in $(seq 0 19); do
+        id=$(printf 'ingest-%04d' "$i")
+        "$ctl" keygen "$id" --dir "$tmp/keys" >/dev/null
+        cp "$tmp/keys/$id.key" "$tmp/allow/"
+    done
+    insecure=false bench_key=$tmp/keys/ run ingest-curve ingest "" "" || true
+fi
 run fanout fanout "" "" || true
 run rss-paced rss "" "" --rate 3000 || true
 run rss-burst rss "" "" --rate 0 || true
@@ -220,11 +231,13 @@ value() { grep -o "\b$2=[^ ]*" "$tmp/$1.out" 2>/dev/null | tail -1 | cut -d= -f2
 row() { printf '%-62s %s\n' "$1" "$(value "$2" "$3")${4:-}"; }
 printf '%-62s %s\n' "measure" "value"
 printf '%-62s %s\n' "-------" "-----"
-for run_name in ingest ingest-pinned; do
+for run_name in ingest ingest-pinned ingest-curve; do
     [ "$run_name" = ingest-pinned ] && [ "$pinned" = no ] && continue
     [ -f "$tmp/$run_name.out" ] || continue
     if [ "$run_name" = ingest ]; then
         t="ingest, $(value ingest ingest_agents) agents, CPUs shared"
+    elif [ "$run_name" = ingest-curve ]; then
+        t="ingest with CURVE, a key per agent, CPUs shared"
     else
         t="ingest pinned (coordinator CPU 0, bench CPU 1)"
     fi
