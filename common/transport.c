@@ -752,6 +752,16 @@ out:
 }
 
 int
+transport_server_take(struct transport_server *s,
+                      struct transport_peer *from,
+                      uint8_t **buf,
+                      size_t *len)
+{
+    int rc = take_message(s, from, buf, len);
+    return rc < 0 ? 0 : rc; /* an error shows again at the next poll, which reports it */
+}
+
+int
 transport_server_recv(struct transport_server **servers,
                       size_t n,
                       int timeout_ms,

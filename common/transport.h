@@ -131,6 +131,14 @@ int transport_server_recv(struct transport_server **servers,
                           uint8_t **buf,
                           size_t *len);
 
+/* A message already queued on s, taken without waiting and without a poll (a system call):
+ * 1 with *from and a new buffer as transport_server_recv() gives them, or 0 for none (or
+ * one dropped as not ours). ZAP handshakes are not answered here: poll too, now and then. */
+int transport_server_take(struct transport_server *s,
+                          struct transport_peer *from,
+                          uint8_t **buf,
+                          size_t *len);
+
 /* transport_server_recv(), and also returns 2 as soon as wake_fd (a file descriptor; -1 for
  * none) is readable, taking nothing from it: how another thread's work wakes the loop. */
 int transport_server_poll(struct transport_server **servers,
