@@ -4,8 +4,11 @@
 #   need_jq              jq, to read memschedctl --json: a skip (77) here, a failure under CI
 #   fail MSG             print MSG and the tail of every log in $work, exit 1
 #   eventually S CMD...  run CMD every 0.2 s until it succeeds, for at most S seconds
+#                        (eventually.sh)
 #   free_port            a TCP port nothing listens on at 127.0.0.1, below the ephemeral range
 #                        (0 when none was found)
+
+. "$(dirname "${BASH_SOURCE[0]}")/eventually.sh"
 
 daemons_init() {
     work=$(mktemp -d "/tmp/memsched-$1-XXXXXX")
@@ -37,16 +40,6 @@ fail() {
         tail -n 20 "$f" >&2 || true
     done
     exit 1
-}
-
-eventually() {
-    local seconds=$1
-    shift
-    for _ in $(seq $((seconds * 5))); do
-        if "$@" >/dev/null 2>&1; then return 0; fi
-        sleep 0.2
-    done
-    return 1
 }
 
 free_port() {
