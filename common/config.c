@@ -86,37 +86,19 @@ config_parse_text(
 int
 config_parse_file(const char *path, config_setter set, void *ctx, char *err, size_t err_len)
 {
-    FILE *f = fopen(path, "r");
     char *text = NULL;
-    int rc;
+    size_t len = 0;
+    int rc = util_read_file(path, FILE_MAX_LEN, &text, &len, err, err_len);
 
-    if (!f) {
-        rc = -errno;
-        snprintf(err, err_len, "%s: %s", path, strerror(errno));
+    if (rc < 0)
         return rc;
-    }
-    text = util_xmalloc(FILE_MAX_LEN + 1);
-    size_t len = fread(text, 1, FILE_MAX_LEN + 1, f);
-    if (ferror(f)) {
-        rc = -EIO;
-        snprintf(err, err_len, "%s: read error", path);
-        goto out;
-    }
-    if (len > FILE_MAX_LEN) {
-        rc = -EFBIG;
-        snprintf(err, err_len, "%s: larger than %d bytes", path, FILE_MAX_LEN);
-        goto out;
-    }
-    text[len] = '\0';
     if (strlen(text) != len) {
         rc = -EINVAL;
         snprintf(err, err_len, "%s: contains a NUL byte", path);
-        goto out;
+    } else {
+        rc = config_parse_text(text, path, set, ctx, err, err_len);
     }
-    rc = config_parse_text(text, path, set, ctx, err, err_len);
-out:
     free(text);
-    fclose(f);
     return rc;
 }
 

@@ -1,7 +1,8 @@
 /*
  * util.h - the few helpers every module needs: allocation that aborts on out-of-memory (the
  * daemons are restarted by systemd; STYLE.md), saturating 64-bit arithmetic, a string hash,
- * clocks in ms and the one way to write an error message for the caller.
+ * clocks in ms, the one way to write an error message for the caller, and a whole file read
+ * into memory (util.c, the only part that is not inline).
  */
 #ifndef MEMSCHED_COMMON_UTIL_H
 #define MEMSCHED_COMMON_UTIL_H
@@ -135,5 +136,13 @@ util_fail(int rc, char *err, size_t err_len, const char *fmt, ...)
     }
     return rc;
 }
+
+/* The whole of the file at path, at most max_bytes of it, into a new NUL-terminated buffer
+ * (*text, the caller's to free; *len excludes the NUL: a file may hold NUL bytes). Returns 0,
+ * or -errno with err set ("PATH: why"): the file cannot be opened, a read fails (-EIO), or it is
+ * larger than max_bytes (-EFBIG). On failure *text and *len are left alone. In util.c
+ * (memsched_util): unlike the rest of this header it needs linking. */
+int util_read_file(
+    const char *path, size_t max_bytes, char **text, size_t *len, char *err, size_t err_len);
 
 #endif /* MEMSCHED_COMMON_UTIL_H */

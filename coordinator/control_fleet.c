@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "prom.h"
 #include "sched.h"
 #include "util.h"
 
@@ -403,16 +404,14 @@ static const struct sort_choice sorts[] = {
     {"unused", FLEET_VM_KEY_UNUSED, false},
 };
 
-/* "-", or the words that qualify a VM's row: "down,unmanaged,stuck". */
-/* Why the agent leaves the VM alone ("no_balloon"), or NULL when it does not. */
+/* Why the agent leaves the VM alone ("no_balloon"; "other" for a newer agent's reason), or NULL
+ * when it does not: named as the metrics' skip label names it. */
 static const char *
 vm_skip_reason(const struct fleet_vm *vm)
 {
     if (vm->skip_reason == FLEET_REASON_NONE)
         return NULL;
-    if (vm->skip_reason < SCHED_REASON_COUNT)
-        return sched_reason_name((enum sched_reason)vm->skip_reason);
-    return "other"; /* WIRE_SKIP_OTHER: a newer agent's reason */
+    return prom_skip_reason_name(vm->skip_reason);
 }
 
 /* Append flag to the comma-separated list in buf. */

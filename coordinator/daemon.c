@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -460,6 +461,10 @@ daemon_run(struct daemon *d)
          * over minutes. */
         int timeout_ms = d->metrics.build || fanout ? 0 : TICK_MS;
         receive_burst(d, timeout_ms);
+        /* The history's halved series have freed their old blocks: give their pages back
+         * (glibc returns whole free pages anywhere in the heap). */
+        if (d->history && history_take_caught_up(d->history))
+            malloc_trim(0);
         uint64_t now = util_clock_ms(CLOCK_MONOTONIC), wall = util_clock_ms(CLOCK_REALTIME);
         web_work(d, now, wall); /* after the burst: the dashboard sees only what is committed */
         metrics_work(d, now);

@@ -10,7 +10,6 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,6 +57,7 @@ struct history {
     uint64_t sample_bytes; /* held by series now (those catching up still hold more) */
     size_t behind;         /* series below the level, caught up by writes and the sweep */
     size_t sweep_at;       /* the table slot the sweep goes on from */
+    bool caught_up;        /* a sweep halved the last series behind: history_take_caught_up() */
     struct host **table;
     size_t n_table, n_hosts;
     size_t n_series;
@@ -431,9 +431,18 @@ sweep(struct history *h)
             done += series_catch_up(h, host->vms[i]);
     }
     /* The old, larger blocks are free now but their pages stay resident in the middle of the
-     * heap: give them back (glibc returns whole free pages anywhere in the heap). */
+     * heap: say so, and the caller gives them back (malloc_trim). */
     if (was_behind && !h->behind)
-        malloc_trim(0);
+        h->caught_up = true;
+}
+
+bool
+history_take_caught_up(struct history *h)
+{
+    bool caught_up = h->caught_up;
+
+    h->caught_up = false;
+    return caught_up;
 }
 
 void

@@ -72,6 +72,12 @@ void history_destroy(struct history **history);
  * of its VMs'. VM series whose newest sample is older than the coarse span are dropped. */
 void history_record(struct history *h, const struct fleet_host_info *host, uint64_t now_ms);
 
+/* Whether the series that were catching up to a coarser resolution have all caught up since
+ * the last call (the sweep of a history_record() halved the last of them): true once each time.
+ * Their old, larger blocks are free then, but glibc keeps the pages resident in the middle of
+ * the heap: the caller hands them back (the daemon calls malloc_trim; this core does no I/O). */
+bool history_take_caught_up(struct history *h);
+
 /* Forget a host and its VMs' series (the fleet forgot it). */
 void history_forget_host(struct history *h, const char *host_id);
 

@@ -56,42 +56,12 @@ name_ok(const char *name)
     return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == len;
 }
 
-/* The whole of path into a new buffer. */
-static int
-read_whole(const char *path, void **bytes, size_t *len, char *err, size_t err_len)
-{
-    FILE *f = fopen(path, "rb");
-    struct stat st;
-    int rc = 0;
-
-    if (!f) {
-        rc = -errno;
-        snprintf(err, err_len, "%s: %s", path, strerror(errno));
-        return rc;
-    }
-    if (fstat(fileno(f), &st) < 0 || st.st_size > (off_t)WEB_FILE_MAX_BYTES) {
-        snprintf(err, err_len, "%s: larger than %u bytes", path, WEB_FILE_MAX_BYTES);
-        fclose(f);
-        return -EFBIG;
-    }
-    *len = (size_t)st.st_size;
-    *bytes = util_xcalloc(1, *len + 1);
-    if (fread(*bytes, 1, *len, f) != *len) {
-        snprintf(err, err_len, "%s: short read", path);
-        free(*bytes);
-        *bytes = NULL;
-        rc = -EIO;
-    }
-    fclose(f);
-    return rc;
-}
-
 static int
 add_file(struct web_files *w, const char *dir, const char *name, char *err, size_t err_len)
 {
     char path[4096];
     struct stat st;
-    void *bytes = NULL; /* set by read_whole() when it succeeds */
+    char *bytes = NULL; /* set by util_read_file() when it succeeds */
     size_t len = 0;
 
     snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -101,7 +71,7 @@ add_file(struct web_files *w, const char *dir, const char *name, char *err, size
         snprintf(err, err_len, "%s: more than %d files", dir, WEB_FILES_MAX);
         return -E2BIG;
     }
-    int rc = read_whole(path, &bytes, &len, err, err_len);
+    int rc = util_read_file(path, WEB_FILE_MAX_BYTES, &bytes, &len, err, err_len);
     if (rc < 0)
         return rc;
     char *url = util_xcalloc(1, strlen(name) + 2);

@@ -6,14 +6,16 @@
  * --period (10) s for --minutes (60) of simulated time (balloons and unused memory wander); then
  * it prints the history's own bytes and the process's RSS growth, the resolution it settled at
  * (every series halves while the bound is short), series refused, the median and the longest
- * history_record() of one host (the longest includes the halvings: the loop's worst stall), and
- * reading back one host's 51 series (what `memschedctl --json history` and the dashboard's host
- * page do). It prints numbers and asserts none.
+ * history_record() of one host (the longest includes the halvings, and the malloc_trim the
+ * daemon runs once they are done: the loop's worst stall), and reading back one host's 51
+ * series (what `memschedctl --json history` and the dashboard's host page do). It prints numbers
+ * and asserts none.
  *
  *   history_bench [--hosts N]... [--vms N] [--minutes N] [--period S] [--max-mib N]
  * Documented run (release build): build/release/tests/bench/history_bench (README, Benchmarks).
  */
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +111,8 @@ run_size(const struct options *o, size_t hosts)
             uint64_t at = round_ms + i * o->period_s * 1000 / hosts;
             uint64_t t0 = bench_now_ns();
             history_record(h, &f.hosts[i], at);
+            if (history_take_caught_up(h))
+                malloc_trim(0); /* as the daemon does, in the loop's time */
             call_ns[k] = bench_now_ns() - t0;
             if (call_ns[k] > worst) {
                 worst = call_ns[k];

@@ -16,20 +16,11 @@ for name in coordinator host1 rogue; do
     "$ctl_bin" keygen "$name" --dir "$work/keys" >"$work/keygen-$name.txt"
 done
 cp "$work/keys/host1.key" "$work/allow/"
-"$coordinator_bin" "listen=tcp://127.0.0.1:$port" "control=ipc://$work/control.sock" \
-    "key_file=$work/keys/coordinator.secret" "allow_dir=$work/allow" "db=$work/fleet.db" \
-    >"$work/coordinator.log" 2>&1 &
-pids+=("$!")
+start_coordinator
 eventually 10 test -S "$work/control.sock" || fail "coordinator did not open its control socket"
 
-for name in host1 rogue; do
-    printf '%s\n' "uri = sim:$scenarios/one_hog.json" "coordinator = tcp://127.0.0.1:$port" \
-        "coordinator_key = $work/keys/coordinator.key" "key_file = $work/keys/$name.secret" \
-        "host_id = $name" "state_dir = $work/state-$name" "interval_ms = 500" >"$work/$name.conf"
-    "$agent_bin" --config "$work/$name.conf" >"$work/$name.log" 2>&1 &
-    pids+=("$!")
-    eval "${name}_pid=$!"
-done
+start_agent host1 one_hog.json
+start_agent rogue one_hog.json
 
 ctl() { "$ctl_bin" --socket "ipc://$work/control.sock" "$@"; }
 eventually 20 sh -c "'$ctl_bin' --socket 'ipc://$work/control.sock' hosts | grep -q '^host1 '" ||

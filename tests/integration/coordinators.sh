@@ -23,9 +23,7 @@ ctl() {
     "$ctl_bin" --socket "ipc://$work/$c.sock" "$@"
 }
 
-mkdir -p "$work/keys" "$work/allow"
-for name in coordinator host1; do ctl c1 keygen "$name" --dir "$work/keys" >/dev/null; done
-cp "$work/keys/host1.key" "$work/allow/"
+fleet_keys host1
 
 declare -A port
 start_coordinator() {

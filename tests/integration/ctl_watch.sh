@@ -18,14 +18,8 @@ daemons_init ctl-watch
 ctl() { "$ctl_bin" --socket "ipc://$work/control.sock" "$@"; }
 
 port=$(free_port)
-mkdir -p "$work/keys" "$work/allow"
-for name in coordinator hv1 hv2; do ctl keygen "$name" --dir "$work/keys" >/dev/null; done
-cp "$work/keys/hv1.key" "$work/keys/hv2.key" "$work/allow/"
-"$coordinator_bin" "listen=tcp://127.0.0.1:$port" "control=ipc://$work/control.sock" \
-    "key_file=$work/keys/coordinator.secret" "allow_dir=$work/allow" "db=$work/fleet.db" \
-    >>"$work/coordinator.log" 2>&1 &
-coordinator_pid=$!
-pids+=("$coordinator_pid")
+fleet_keys hv1 hv2
+start_coordinator
 eventually 10 test -S "$work/control.sock" || fail "the coordinator did not open its control socket"
 for h in hv1 hv2; do
     {

@@ -22,39 +22,13 @@ daemons_init fleet
 ctl() { "$ctl_bin" --socket "ipc://$work/control.sock" "$@"; }
 
 port=$(free_port)
-mkdir -p "$work/keys" "$work/allow"
-for name in coordinator host1 host2 host3 host4 rogue; do ctl keygen "$name" --dir "$work/keys" >/dev/null; done
-cp "$work/keys/host1.key" "$work/keys/host2.key" "$work/keys/host3.key" "$work/keys/host4.key" "$work/allow/"
-
-start_coordinator() {
-    "$coordinator_bin" "listen=tcp://127.0.0.1:$port" "control=ipc://$work/control.sock" \
-        "key_file=$work/keys/coordinator.secret" "allow_dir=$work/allow" "db=$work/fleet.db" \
-        stale_after_ms=1500 down_after_ms=4000 >>"$work/coordinator.log" 2>&1 &
-    coordinator_pid=$!
-    pids+=("$coordinator_pid")
-}
-
-# start_agent NAME SCENARIO [extra key=value lines]
-start_agent() {
-    local name=$1 scenario=$2; shift 2
-    {
-        echo "uri = sim:$scenarios/$scenario"
-        echo "coordinator = tcp://127.0.0.1:$port"
-        echo "coordinator_key = $work/keys/coordinator.key"
-        echo "key_file = $work/keys/$name.secret"
-        echo "host_id = $name"
-        echo "state_dir = $work/state-$name"
-        echo "interval_ms = 500"
-        for line in "$@"; do echo "$line"; done
-    } >"$work/$name.conf"
-    "$agent_bin" --config "$work/$name.conf" >>"$work/$name.log" 2>&1 &
-    eval "${name}_pid=$!"
-    pids+=("$!")
-}
+fleet_keys host1 host2 host3 host4
+ctl keygen rogue --dir "$work/keys" >/dev/null # not allowed
+liveness=(stale_after_ms=1500 down_after_ms=4000) # the coordinator's, at every (re)start
 
 host_is() { ctl hosts | grep -E "^$1 +$2\b"; }
 
-start_coordinator
+start_coordinator "${liveness[@]}"
 eventually 10 test -S "$work/control.sock" || fail "coordinator did not open its control socket"
 start_agent host1 one_hog.json "labels = rack=r1"
 start_agent host2 demand_moves.json "labels = rack=r2" "limit_host_min_unused_mib = 400"
@@ -148,7 +122,7 @@ log_lines=$(wc -l <"$work/coordinator.log")
 kill -KILL "$coordinator_pid"
 wait "$coordinator_pid" 2>/dev/null || true
 sleep 6 # the agents' queues fill meanwhile (a report every 500 ms): the reconnect flood's cause
-start_coordinator
+start_coordinator "${liveness[@]}"
 eventually 20 host_is host1 fresh || fail "host1 did not come back after the coordinator restart"
 eventually 20 host_is host2 fresh || fail "host2 did not come back after the coordinator restart"
 # Events survive the restart and number on; hosts shows the stored ack (issue 15 items 7, 8:
@@ -202,7 +176,7 @@ host_is host1 down >/dev/null || fail "host2's key brought host1 back"
 kill -KILL "$coordinator_pid"
 wait "$coordinator_pid" 2>/dev/null || true
 : >"$work/coordinator.log"
-start_coordinator
+start_coordinator "${liveness[@]}"
 eventually 20 host_is host2 fresh || fail "host2 did not come back after the second restart"
 eventually 10 grep -q 'host=host1 event=message_refused' "$work/coordinator.log" ||
     fail "host2's key speaking for host1 was not refused by a fresh coordinator"

@@ -30,29 +30,8 @@ port=$(free_port) metrics_port=$(free_port) prom_port=$(free_port)
 [ "$port" != 0 ] && [ "$metrics_port" != 0 ] && [ "$prom_port" != 0 ] || fail "no free port"
 [ "$port" != "$metrics_port" ] && [ "$metrics_port" != "$prom_port" ] && [ "$port" != "$prom_port" ] ||
     fail "free_port gave the same port twice: run again"
-mkdir -p "$work/keys" "$work/allow"
-for name in coordinator host1 host2; do ctl keygen "$name" --dir "$work/keys" >/dev/null; done
-cp "$work/keys/host1.key" "$work/keys/host2.key" "$work/allow/"
-
-"$coordinator_bin" "listen=tcp://127.0.0.1:$port" "control=ipc://$work/control.sock" \
-    "key_file=$work/keys/coordinator.secret" "allow_dir=$work/allow" "db=$work/fleet.db" \
-    "metrics_listen=$metrics_port" >>"$work/coordinator.log" 2>&1 &
-pids+=("$!")
-
-start_agent() {
-    local name=$1 scenario=$2
-    {
-        echo "uri = sim:$scenarios/$scenario"
-        echo "coordinator = tcp://127.0.0.1:$port"
-        echo "coordinator_key = $work/keys/coordinator.key"
-        echo "key_file = $work/keys/$name.secret"
-        echo "host_id = $name"
-        echo "state_dir = $work/state-$name"
-        echo "interval_ms = 500"
-    } >"$work/$name.conf"
-    "$agent_bin" --config "$work/$name.conf" >>"$work/$name.log" 2>&1 &
-    pids+=("$!")
-}
+fleet_keys host1 host2
+start_coordinator "metrics_listen=$metrics_port"
 
 eventually 10 test -S "$work/control.sock" || fail "coordinator did not open its control socket"
 start_agent host1 one_hog.json

@@ -19,39 +19,16 @@ daemons_init policy-layers
 ctl() { "$ctl_bin" --socket "ipc://$work/control.sock" "$@"; }
 
 port=$(free_port)
-mkdir -p "$work/keys" "$work/allow"
-for name in coordinator hv1 hv2; do ctl keygen "$name" --dir "$work/keys" >/dev/null; done
-cp "$work/keys/hv1.key" "$work/keys/hv2.key" "$work/allow/"
-
-"$coordinator_bin" "listen=tcp://127.0.0.1:$port" "control=ipc://$work/control.sock" \
-    "key_file=$work/keys/coordinator.secret" "allow_dir=$work/allow" "db=$work/fleet.db" \
-    stale_after_ms=1500 down_after_ms=3000 >>"$work/coordinator.log" 2>&1 &
-pids+=("$!")
-
-start_agent() {
-    local name=$1
-    cat >"$work/$name.conf" <<CONF
-uri = sim:$scenarios/walkthrough.json
-coordinator = tcp://127.0.0.1:$port
-coordinator_key = $work/keys/coordinator.key
-key_file = $work/keys/$name.secret
-host_id = $name
-state_dir = $work/state-$name
-interval_ms = 500
-labels = role=gpu
-CONF
-    "$agent_bin" --config "$work/$name.conf" >>"$work/$name.log" 2>&1 &
-    eval "${name}_pid=$!"
-    pids+=("$!")
-}
+fleet_keys hv1 hv2
+start_coordinator stale_after_ms=1500 down_after_ms=3000
 
 # The value the agent persisted for key: what it applied.
 held() { sed -n "s/^$2 = //p" "$work/state-$1/policy.conf" 2>/dev/null; }
 host_is() { ctl hosts | grep -E "^$1 +$2\b"; }
 
 eventually 10 test -S "$work/control.sock" || fail "coordinator did not open its control socket"
-start_agent hv1
-start_agent hv2
+start_agent hv1 walkthrough.json "labels = role=gpu"
+start_agent hv2 walkthrough.json "labels = role=gpu"
 eventually 20 host_is hv1 fresh || fail "hv1 never registered"
 eventually 20 host_is hv2 fresh || fail "hv2 never registered"
 

@@ -20,17 +20,11 @@ daemons_init restored
 ctl() { "$ctl_bin" --socket "ipc://$work/control.sock" "$@"; }
 
 port=$(free_port)
-mkdir -p "$work/keys" "$work/allow"
-for name in coordinator host1; do ctl keygen "$name" --dir "$work/keys" >/dev/null; done
-cp "$work/keys/host1.key" "$work/allow/"
+fleet_keys host1
 
 coordinator_pid=""
-start_coordinator() {
-    "$coordinator_bin" "listen=tcp://127.0.0.1:$port" "control=ipc://$work/control.sock" \
-        "key_file=$work/keys/coordinator.secret" "allow_dir=$work/allow" "db=$work/fleet.db" \
-        >>"$work/coordinator.log" 2>&1 &
-    coordinator_pid=$!
-    pids+=("$coordinator_pid")
+open_coordinator() {
+    start_coordinator
     eventually 10 test -S "$work/control.sock" || fail "the coordinator did not open its control socket"
 }
 stop_coordinator() {
@@ -46,7 +40,7 @@ holds() { [ "$(state source)" = fleet ] && [ "$(state version)" = "$1" ] && [ "$
 # applied N: the agent logged applying fleet version N that many times (at least).
 applied() { [ "$(grep -c "event=policy source=fleet version=$1 " "$work/agent.log")" -ge "$2" ]; }
 
-start_coordinator
+open_coordinator
 {
     echo "uri = sim:$scenarios/one_hog.json"
     echo "coordinator = tcp://127.0.0.1:$port"
@@ -67,7 +61,7 @@ ctl policy set --scope fleet --reason "v1" vm_excess_unused_mib=400 >/dev/null |
 eventually 20 holds 1 400 || fail "host1 did not persist v1"
 stop_coordinator
 cp "$work/fleet.db" "$work/backup.db"
-start_coordinator
+open_coordinator
 # v2 (the agent holds it, from this epoch); then the store is restored from the backup.
 ctl policy set --scope fleet --reason "v2" vm_excess_unused_mib=500 >/dev/null || fail "policy set v2"
 eventually 20 holds 2 500 || fail "host1 did not persist v2"
@@ -75,7 +69,7 @@ epoch_before=$(state epoch)
 stop_coordinator
 rm -f "$work/fleet.db" "$work/fleet.db-wal" "$work/fleet.db-shm"
 cp "$work/backup.db" "$work/fleet.db"
-start_coordinator
+open_coordinator
 
 # The restored store knows only v1: the agent, holding v2 of the old epoch, is told v1 and
 # applies it (a lower number from another epoch is another policy; the store is the authority).

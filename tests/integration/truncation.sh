@@ -34,13 +34,8 @@ ctl() { "$ctl_bin" --socket "ipc://$work/control.sock" "$@"; }
 } >"$work/node.xml"
 
 port=$(free_port)
-mkdir -p "$work/keys" "$work/allow"
-for name in coordinator host1; do ctl keygen "$name" --dir "$work/keys" >/dev/null; done
-cp "$work/keys/host1.key" "$work/allow/"
-"$coordinator_bin" "listen=tcp://127.0.0.1:$port" "control=ipc://$work/control.sock" \
-    "key_file=$work/keys/coordinator.secret" "allow_dir=$work/allow" "db=$work/fleet.db" \
-    stale_after_ms=5000 down_after_ms=10000 >>"$work/coordinator.log" 2>&1 &
-pids+=("$!")
+fleet_keys host1
+start_coordinator stale_after_ms=5000 down_after_ms=10000
 eventually 10 test -S "$work/control.sock" || fail "the coordinator did not open its control socket"
 {
     echo "uri = test://$work/node.xml"

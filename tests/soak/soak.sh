@@ -35,6 +35,7 @@ out=${5:-$(mktemp -d /tmp/memsched-soak-XXXXXX)}
 minutes=${SOAK_MINUTES:-60} n_agents=${SOAK_AGENTS:-50}
 fault_s=${SOAK_FAULT_S:-180} sample_s=${SOAK_SAMPLE_S:-60}
 . "$(dirname "$0")/../netns/lib.sh"
+. "$(dirname "$0")/../lib/eventually.sh" # not daemons.sh: the soak has its own EXIT trap
 netns_prereq
 command -v jq >/dev/null || { echo "soak.sh: needs jq"; exit 1; }
 mkdir -p "$out"
@@ -52,15 +53,6 @@ cleanup() {
 trap cleanup EXIT
 ns_of() { echo "msf2s-a$1-$tag"; }
 ctl() { "$ctl_bin" --socket "ipc://$work/control.sock" "$@"; }
-eventually() {
-    local seconds=$1
-    shift
-    for _ in $(seq $((seconds * 5))); do
-        if "$@" >/dev/null 2>&1; then return 0; fi
-        sleep 0.2
-    done
-    return 1
-}
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 

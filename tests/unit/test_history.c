@@ -3,7 +3,8 @@
  * clock: samples read back in order with their slot times; missing slots left out; the newest
  * report in a slot wins; the coarse tier before the fine one; a VM that left kept until it
  * expires; the memory bound (resolution halves, values kept, then series refused, never over
- * the bound); hosts forgotten; 10,000 hosts found by id after half are forgotten.
+ * the bound); the sweep's catch-up after a halving said once, when done; hosts forgotten;
+ * 10,000 hosts found by id after half are forgotten.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -226,6 +228,58 @@ test_bound_halves_then_refuses(void **state)
     history_destroy(&h);
 }
 
+/* When the resolution halves, the series that do not report are halved by the sweep, a few
+ * at a time; the history says once, when the sweep halved the last of them, that their old
+ * blocks are free (the daemon then trims the heap), and not before or again. */
+static void
+test_caught_up_once(void **state)
+{
+    struct history_opts o = {
+        .max_bytes = 256 << 10,
+        .fine_step_s = 10,
+        .fine_span_s = 320,
+        .coarse_step_s = 60,
+        .coarse_span_s = 960,
+    };
+    struct history *h = history_new(&o);
+    struct history_stats st;
+    struct view v;
+    char id[16];
+    int hosts = 0;
+    (void)state;
+
+    /* Hosts of 4 VMs join until the bound halves the resolution. */
+    do {
+        assert_false(history_take_caught_up(h)); /* nothing halved yet */
+        assert_true(hosts < 2000);
+        snprintf(id, sizeof(id), "hv%d", hosts++);
+        history_record(h, &view_of(&v, id, 4, 1)->info, 1000000);
+        history_stats(h, &st);
+    } while (st.fine_step_s == 10);
+    /* More series than a few sweeps halve: the catch-up takes several records. */
+    if (st.series < 4 * 128)
+        fail_msg("want over 512 series when the resolution halves, got %zu", st.series);
+    assert_false(history_take_caught_up(h));
+    /* hv0 alone reports on; the sweep halves the others. */
+    int records = 0;
+    while (!history_take_caught_up(h)) {
+        if (++records > 1000)
+            fail_msg("still not caught up after 1000 records (%zu series)", st.series);
+        history_record(h, &view_of(&v, "hv0", 4, 1)->info, 1000000);
+    }
+    if (records < 2)
+        fail_msg("caught up after %d record: want the sweep spread over several", records);
+    history_stats(h, &st);
+    if (st.bytes > st.max_bytes)
+        fail_msg("caught up at %" PRIu64 " bytes, over the bound of %" PRIu64, st.bytes,
+                 st.max_bytes);
+    /* Said once. */
+    assert_false(history_take_caught_up(h));
+    history_record(h, &view_of(&v, "hv0", 4, 1)->info, 1000000);
+    assert_false(history_take_caught_up(h));
+    history_destroy(&h);
+}
+
 static void
 test_many_hosts_forgotten(void **state)
 {
@@ -266,6 +320,7 @@ main(void)
         cmocka_unit_test(test_coarse_before_fine),
         cmocka_unit_test(test_vm_that_left_expires),
         cmocka_unit_test(test_bound_halves_then_refuses),
+        cmocka_unit_test(test_caught_up_once),
         cmocka_unit_test(test_many_hosts_forgotten),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

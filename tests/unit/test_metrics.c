@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "prom.h"
 #include "test_util.h"
+#include "text_lines.h"
 #include "wire.h"
 
 #define UUID1 "00000000-0000-4000-8000-000000000001"
@@ -173,25 +174,6 @@ format(const struct fleet *f)
     assert_int_equal(strlen(out), text->bytes);
     metrics_text_destroy(&text);
     return out;
-}
-
-static void
-want_line(const char *text, const char *line)
-{
-    size_t n = strlen(line);
-
-    for (const char *p = text; (p = strstr(p, line)) != NULL; p++) {
-        if ((p == text || p[-1] == '\n') && p[n] == '\n')
-            return;
-    }
-    fail_msg("want the line\n%s\nin\n%s", line, text);
-}
-
-static void
-no_line_with(const char *text, const char *part)
-{
-    if (strstr(text, part))
-        fail_msg("want no '%s' in\n%s", part, text);
 }
 
 #define VM1 "host=\"hv-1\",domain=\"we\\\"ird\\\\name\",uuid=\"" UUID1 "\""

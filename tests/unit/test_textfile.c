@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "test_util.h"
+#include "text_lines.h"
 #include "textfile.h"
 
 #define UUID1 "6f1c1c62-3a55-4c8e-9d53-0c6a3c1e2b01"
@@ -93,25 +94,6 @@ format(const struct round_fixture *r)
 
     assert_int_equal(strlen(text), len);
     return text;
-}
-
-static void
-want_line(const char *text, const char *line)
-{
-    size_t n = strlen(line);
-
-    for (const char *p = text; (p = strstr(p, line)) != NULL; p++) {
-        if ((p == text || p[-1] == '\n') && p[n] == '\n')
-            return;
-    }
-    fail_msg("want the line\n%s\nin\n%s", line, text);
-}
-
-static void
-no_line_with(const char *text, const char *part)
-{
-    if (strstr(text, part))
-        fail_msg("want no '%s' in\n%s", part, text);
 }
 
 static void

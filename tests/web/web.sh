@@ -35,36 +35,15 @@ ctl() { "$ctl_bin" --socket "ipc://$work/control.sock" "$@"; }
 
 port=$(free_port) http_port=$(free_port)
 [ "$port" != 0 ] && [ "$http_port" != 0 ] && [ "$port" != "$http_port" ] || fail "no two free ports"
-mkdir -p "$work/keys" "$work/allow" "$work/want"
-for name in coordinator hv1 hv2 hv3; do ctl keygen "$name" --dir "$work/keys" >/dev/null; done
-cp "$work/keys/hv1.key" "$work/keys/hv2.key" "$work/keys/hv3.key" "$work/allow/"
-
-"$coordinator_bin" "listen=tcp://127.0.0.1:$port" "control=ipc://$work/control.sock" \
-    "key_file=$work/keys/coordinator.secret" "allow_dir=$work/allow" "db=$work/fleet.db" \
-    "metrics_listen=$http_port" "web_root=$web_root" stale_after_ms=60000 down_after_ms=120000 \
-    >>"$work/coordinator.log" 2>&1 &
-pids+=("$!")
-
-start_agent() {
-    local name=$1 scenario=$2
-    {
-        echo "uri = sim:$scenarios/$scenario"
-        echo "coordinator = tcp://127.0.0.1:$port"
-        echo "coordinator_key = $work/keys/coordinator.key"
-        echo "key_file = $work/keys/$name.secret"
-        echo "host_id = $name"
-        echo "labels = rack=r1"
-        echo "state_dir = $work/state-$name"
-        echo "interval_ms = 500"
-    } >"$work/$name.conf"
-    "$agent_bin" --config "$work/$name.conf" >>"$work/$name.log" 2>&1 &
-    pids+=("$!")
-}
+mkdir -p "$work/want"
+fleet_keys hv1 hv2 hv3
+start_coordinator "metrics_listen=$http_port" "web_root=$web_root" stale_after_ms=60000 \
+    down_after_ms=120000
 
 eventually 10 test -S "$work/control.sock" || fail "coordinator did not open its control socket"
-start_agent hv1 one_hog.json
-start_agent hv2 demand_moves.json
-start_agent hv3 stuck_balloon.json
+start_agent hv1 one_hog.json "labels = rack=r1"
+start_agent hv2 demand_moves.json "labels = rack=r1"
+start_agent hv3 stuck_balloon.json "labels = rack=r1"
 for h in hv1 hv2 hv3; do
     eventually 20 sh -c "'$ctl_bin' --socket 'ipc://$work/control.sock' hosts | grep -Eq '^$h +fresh'" ||
         fail "$h never registered"
@@ -84,7 +63,7 @@ has_history() {
 eventually 60 has_history || fail "no history with two points a VM and decisions for hv1 (memschedctl history hv1)"
 # hv1's agent stopped (and liveness slow to notice), so what the VM page, the host page's
 # history and memschedctl show of hv1 is the same; hv2 and hv3 keep reporting.
-kill -STOP "${pids[1]}"
+kill -STOP "$hv1_pid"
 sleep 1 # a report on its way lands
 # What memschedctl says, read just before the browser does.
 ctl --json hosts >"$work/want/hosts.json"
