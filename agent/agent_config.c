@@ -114,7 +114,7 @@ static const struct config_key keys[] = {
         .name = "report_interval_ms",
         .kind = CONFIG_KIND_U64,
         .offset = offsetof(struct agent_config, report_interval_ms),
-        .default_value = 0,
+        .default_value = 10000,
         .max_value = LIMIT_MS_MAX,
         .help = "the longest between two reports to the coordinators; sooner when a round "
                 "decides something, a VM comes, goes or changes state, or the numbers move "

@@ -546,7 +546,7 @@ test_every_decision_is_reported(void **state)
 }
 
 /* Reports spaced a minute apart: heartbeats go in between, one after every heartbeat interval
- * of silence; a report every round, the default, leaves nothing to say in between. */
+ * of silence; a report every round (report_interval_ms = 0) leaves nothing to say in between. */
 static void
 test_heartbeats_fill_the_silence_between_reports(void **state)
 {
@@ -559,7 +559,7 @@ test_heartbeats_fill_the_silence_between_reports(void **state)
         fail_msg("two rounds a second apart, reports a minute apart, a heartbeat after 100 ms of "
                  "silence: want at most 2 reports and at least 5 heartbeats, got %zu and %zu",
                  spaced.box.n_reports, spaced.box.n_heartbeats);
-    run_agent(&every_round, "no-heartbeats", 1, "", 2);
+    run_agent(&every_round, "no-heartbeats", 1, "report_interval_ms = 0\n", 2);
     if (every_round.box.n_reports != 2 || every_round.box.n_heartbeats != 0)
         fail_msg("two rounds, each reported: want 2 reports and no heartbeat, got %zu and %zu",
                  every_round.box.n_reports, every_round.box.n_heartbeats);
