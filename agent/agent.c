@@ -271,6 +271,8 @@ agent_reload(struct agent *a)
             if (a->link)
                 link_set_labels(a->link, labels, (size_t)n_labels, fleet_version(a));
         }
+        if (fresh.report_interval_ms != a->config.report_interval_ms)
+            cadence_expire(a->cadence); /* the new period counts from the next round */
         a->config = fresh;
         log_set_level(a->config.log_level);
         if (a->state.source == STATE_SOURCE_FLEET &&

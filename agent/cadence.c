@@ -65,6 +65,8 @@ cadence_check(const struct cadence_round *last,
         return CADENCE_DECISIONS;
     if (now->hellos != last->hellos)
         return CADENCE_HELLO;
+    if (now->policy_hash != last->policy_hash)
+        return CADENCE_POLICY;
     if (!same_vms(last, now))
         return CADENCE_VMS;
     if (numbers_moved(last, now))
@@ -95,6 +97,8 @@ cadence_reason_name(enum cadence_reason reason)
         return "decisions";
     case CADENCE_HELLO:
         return "hello";
+    case CADENCE_POLICY:
+        return "policy";
     case CADENCE_VMS:
         return "vms";
     case CADENCE_MOVED:
@@ -140,6 +144,24 @@ status_hash(const struct round_view *view, size_t i)
     return util_hash_mix(h, vm->weight);
 }
 
+static uint64_t
+policy_hash(const struct policy *p)
+{
+    uint64_t h = UTIL_HASH_SEED;
+
+    if (!p)
+        return 0;
+    h = util_hash_mix(h, p->vm_min_unused_kib);
+    h = util_hash_mix(h, p->vm_grow_target_unused_kib);
+    h = util_hash_mix(h, p->vm_excess_unused_kib);
+    h = util_hash_mix(h, p->max_release_step_kib);
+    h = util_hash_mix(h, p->host_min_unused_kib);
+    h = util_hash_mix(h, p->vm_floor_kib);
+    h = util_hash_mix(h, (uint64_t)p->interval_ms << 32 | p->stale_stats_s);
+    return util_hash_mix(h, (uint64_t)p->demand_signal << 2 | (uint64_t)p->reclaim_idle << 1 |
+                                (uint64_t)p->predictive);
+}
+
 static void
 grow(struct cadence *c, size_t n)
 {
@@ -167,6 +189,7 @@ cadence_due(struct cadence *c, const struct round_view *view, uint64_t hellos, u
         .available_kib = view->host->available_kib,
         .n_decisions = view->plan ? view->plan->n_shrinks + view->plan->n_grows : 0,
         .hellos = hellos,
+        .policy_hash = policy_hash(view->policy),
         .vms = c->now_vms,
         .n_vms = view->n_vms,
     };
@@ -182,6 +205,13 @@ cadence_sent(struct cadence *c, uint64_t now_ms, uint64_t period_ms)
     c->now_vms = swap;
     c->last = c->now;
     c->last.vms = c->last_vms;
-    c->due_ms = c->sent ? cadence_next_due_ms(c->due_ms, now_ms, period_ms) : now_ms + period_ms;
+    /* due_ms is 0 only before the first report and after cadence_expire(): a fresh start. */
+    c->due_ms = c->due_ms ? cadence_next_due_ms(c->due_ms, now_ms, period_ms) : now_ms + period_ms;
     c->sent = true;
+}
+
+void
+cadence_expire(struct cadence *c)
+{
+    c->due_ms = 0;
 }

@@ -8,6 +8,8 @@
  *     exact, whatever round made them, a poll between rounds included),
  *   - a coordinator was greeted anew since the last report (a restarted coordinator knows the
  *     host but none of its numbers),
+ *   - the thresholds planned with changed (a push or a reload: the coordinator explains
+ *     decisions with the thresholds of the last report),
  *   - the VM set changed: a VM came or went, or one's state, skip reason, stuck flag, stats
  *     presence or metadata (managed, min, cap, weight) changed,
  *   - a number moved materially since the last report sent (cadence_moved()),
@@ -45,7 +47,8 @@ struct cadence_vm {
 struct cadence_round {
     uint64_t available_kib; /* the host's */
     size_t n_decisions;
-    uint64_t hellos; /* the link's hellos so far: a rise means a coordinator greeted anew */
+    uint64_t hellos;      /* the link's hellos so far: a rise means a coordinator greeted anew */
+    uint64_t policy_hash; /* of the thresholds planned with (0: none) */
     const struct cadence_vm *vms;
     size_t n_vms;
 };
@@ -55,6 +58,7 @@ enum cadence_reason {
     CADENCE_FIRST,     /* nothing reported yet */
     CADENCE_DECISIONS,
     CADENCE_HELLO,
+    CADENCE_POLICY,
     CADENCE_VMS,
     CADENCE_MOVED,
     CADENCE_PERIOD,
@@ -78,7 +82,7 @@ bool cadence_moved(uint64_t was_kib, uint64_t now_kib);
  * interval every other report would be lost. */
 uint64_t cadence_next_due_ms(uint64_t due_ms, uint64_t now_ms, uint64_t period_ms);
 
-/* "-", "first", "decisions", "hello", "vms", "moved", "period". */
+/* "-", "first", "decisions", "hello", "policy", "vms", "moved", "period". */
 const char *cadence_reason_name(enum cadence_reason reason);
 
 struct cadence;
@@ -95,5 +99,9 @@ enum cadence_reason cadence_due(struct cadence *cadence,
 /* The round last passed to cadence_due() was reported at now_ms; the next is due within
  * period_ms. */
 void cadence_sent(struct cadence *cadence, uint64_t now_ms, uint64_t period_ms);
+
+/* The period changed (a reload): the next round is reported, and the new period counts from
+ * there, instead of the old one running out first (a minute, when it was a minute). */
+void cadence_expire(struct cadence *cadence);
 
 #endif /* MEMSCHED_AGENT_CADENCE_H */

@@ -77,6 +77,16 @@ test_decisions_are_reported_at_once(void **state)
 }
 
 static void
+test_new_thresholds_are_reported(void **state)
+{
+    struct cadence_round last = round_of(last_vms, 2), now = last;
+    (void)state;
+
+    now.policy_hash = 99;
+    assert_reason(cadence_check(&last, &now, 1, 10000), CADENCE_POLICY);
+}
+
+static void
 test_a_new_hello_is_followed_by_a_report(void **state)
 {
     struct cadence_round last = round_of(last_vms, 2), now = last;
@@ -223,8 +233,19 @@ test_holder_remembers_the_last_report(void **state)
     make_view(&f, 2);
     f.entries[1].reason = SCHED_REASON_STALE_STATS;
     assert_reason(cadence_due(c, &f.view, 1, 10800), CADENCE_QUIET); /* last kept */
+    struct policy p = {.vm_min_unused_kib = 100 * MIB};
+    f.view.policy = &p;
+    assert_reason(cadence_due(c, &f.view, 1, 10850), CADENCE_POLICY);
+    f.view.policy = NULL;
     f.plan.n_grows = 1;
     assert_reason(cadence_due(c, &f.view, 1, 10900), CADENCE_DECISIONS);
+    /* A new period (a reload): the next round is reported, then the period counts from it. */
+    f.plan.n_grows = 0;
+    cadence_expire(c);
+    assert_reason(cadence_due(c, &f.view, 1, 11000), CADENCE_PERIOD);
+    cadence_sent(c, 11000, 1000);
+    assert_reason(cadence_due(c, &f.view, 1, 11999), CADENCE_QUIET);
+    assert_reason(cadence_due(c, &f.view, 1, 12000), CADENCE_PERIOD);
     cadence_destroy(&c);
     assert_null(c);
     cadence_destroy(&c);
@@ -238,6 +259,7 @@ main(void)
         cmocka_unit_test(test_quiet_round_waits_for_the_period),
         cmocka_unit_test(test_decisions_are_reported_at_once),
         cmocka_unit_test(test_a_new_hello_is_followed_by_a_report),
+        cmocka_unit_test(test_new_thresholds_are_reported),
         cmocka_unit_test(test_vm_set_changes_are_reported),
         cmocka_unit_test(test_material_moves_are_reported),
         cmocka_unit_test(test_moved_threshold),
