@@ -1,8 +1,8 @@
 /*
  * agent.c - memsched-agent's engine: the policy gate, reload and the round loop (see agent.h).
  *
- * Start-up: state (policy in force) -> record file -> hypervisor -> link -> round -> targets.
- * agent_close() mirrors it.
+ * Start-up: state (policy in force) -> record file -> hypervisor -> link -> report cadence ->
+ * round -> targets. agent_close() mirrors it.
  */
 #include "agent.h"
 

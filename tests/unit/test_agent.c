@@ -1,6 +1,8 @@
 /*
  * test_agent.c - the agent's gate for pushed policies (agent_on_push): accept, refuse below a
- * local limit, refuse invalid, persist before acking (a dry run persists nothing).
+ * local limit, refuse invalid, persist before acking (a dry run persists nothing); reload; the
+ * watchdog; what reaches the coordinators (every round's decisions, heartbeats between spaced
+ * reports).
  *
  * The agent runs on a sim scenario (no libvirt, no coordinator) with a state dir of its own.
  */
