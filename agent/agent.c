@@ -1,8 +1,8 @@
 /*
  * agent.c - memsched-agent's engine: the policy gate, reload and the round loop (see agent.h).
  *
- * Start-up: state (policy in force) -> record file -> hypervisor -> link -> round -> targets.
- * agent_close() mirrors it.
+ * Start-up: state (policy in force) -> record file -> hypervisor -> link -> report cadence ->
+ * round -> targets. agent_close() mirrors it.
  */
 #include "agent.h"
 
@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cadence.h"
 #include "config.h"
 #include "hv.h"
 #include "hv_backends.h"
@@ -46,6 +47,9 @@ struct agent {
     FILE *record;                   /* --record: the per-round CSV */
     uint64_t targets_hash;          /* of the in-flight targets last saved */
     struct link *link;              /* to the coordinators; NULL without one */
+    struct cadence *cadence;        /* when the next report goes (with a link) */
+    uint64_t said_ms;               /* when a report or heartbeat last went (monotonic) */
+    uint64_t reports, heartbeats;   /* sent: the log's tally at the end */
     uint64_t watchdog_at_ms;        /* when WATCHDOG was last sent (monotonic) */
     char host_id[WIRE_HOST_ID_MAX]; /* host_id, or the host name */
     uint64_t round_us;              /* how long the last round took */
@@ -267,6 +271,8 @@ agent_reload(struct agent *a)
             if (a->link)
                 link_set_labels(a->link, labels, (size_t)n_labels, fleet_version(a));
         }
+        if (fresh.report_interval_ms != a->config.report_interval_ms)
+            cadence_expire(a->cadence); /* the new period counts from the next round */
         a->config = fresh;
         log_set_level(a->config.log_level);
         if (a->state.source == STATE_SOURCE_FLEET &&
@@ -370,6 +376,19 @@ open_link(struct agent *a, char *err, size_t err_len)
     return link_open(&o, &a->link, err, err_len);
 }
 
+/* The coordinators mark a host stale after stale_after_ms without a message (3 s by
+ * default): between reports spaced further apart, a heartbeat says the host is alive. Only
+ * after heartbeat_interval_ms of silence, so a host that reports every round sends none. */
+static void
+keep_alive(struct agent *a, uint64_t now)
+{
+    if (!a->link || now - a->said_ms < a->config.heartbeat_interval_ms)
+        return;
+    link_heartbeat(a->link, fleet_version(a));
+    a->said_ms = now;
+    a->heartbeats++;
+}
+
 /* Wait until deadline_ms for a signal. Returns false when the agent should stop. */
 static bool
 wait_for_next_round(struct agent *a, uint64_t deadline_ms)
@@ -379,6 +398,9 @@ wait_for_next_round(struct agent *a, uint64_t deadline_ms)
         if (now >= deadline_ms)
             return true;
         uint64_t wait = deadline_ms - now;
+        keep_alive(a, now);
+        if (a->link && a->said_ms + a->config.heartbeat_interval_ms - now < wait)
+            wait = a->said_ms + a->config.heartbeat_interval_ms - now;
         if (a->opts.watchdog_ms) {
             if (now - a->watchdog_at_ms >= a->opts.watchdog_ms)
                 pet_watchdog(a, now);
@@ -471,22 +493,46 @@ publish_textfile(struct agent *a, const struct round_view *view, uint64_t now)
         log_info(LOG_MODULE, "event=textfile_recovered path=%s", a->config.metrics_textfile);
 }
 
-/* The round's outputs: the table, the CSV, and to the coordinators and the textfile at most
- * once an interval. */
+/* The longest between two reports: report_interval_ms, or every round. */
+static uint64_t
+report_period_ms(const struct agent *a)
+{
+    return a->config.report_interval_ms ? a->config.report_interval_ms
+                                        : a->state.policy.interval_ms;
+}
+
+/* To the coordinators when the cadence says so (cadence.h): a round's decisions at once, else
+ * news or the period. */
 static void
-publish_round(struct agent *a, uint64_t n, uint64_t now, bool report)
+maybe_report(struct agent *a, const struct round_view *view, uint64_t now)
+{
+    enum cadence_reason why = cadence_due(a->cadence, view, link_hellos(a->link), now);
+
+    if (why == CADENCE_QUIET)
+        return;
+    link_report(a->link, view, round_get_counters(a->round), fleet_version(a));
+    cadence_sent(a->cadence, now, report_period_ms(a));
+    a->said_ms = now;
+    a->reports++;
+    log_debug(LOG_MODULE, "event=report why=%s vms=%zu", cadence_reason_name(why), view->n_vms);
+}
+
+/* The round's outputs: the table, the CSV, the coordinators (cadence.h), and the textfile
+ * when textfile is set (once an interval: see agent_run()). */
+static void
+publish_round(struct agent *a, uint64_t n, uint64_t now, bool textfile)
 {
     struct round_view view;
 
     round_get_view(a->round, &view);
-    if (report)
+    if (textfile)
         publish_textfile(a, &view, now);
     if (a->opts.table)
         report_round(stdout, &view, &a->state.policy, n, now - a->start_ms);
     if (a->record)
         report_csv_round(a->record, &view, &a->state.policy, n, now - a->start_ms);
-    if (a->link && report)
-        link_report(a->link, &view, round_get_counters(a->round), fleet_version(a));
+    if (a->link)
+        maybe_report(a, &view, now);
 }
 
 /* Keep the balloon targets still on their way in the state dir when they changed, so a
@@ -552,19 +598,15 @@ clock_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-uint64_t
-agent_next_report_ms(uint64_t due_ms, uint64_t now_ms, uint64_t interval_ms)
-{
-    uint64_t next = due_ms + interval_ms;
-    return next < now_ms ? now_ms : next;
-}
-
-/* Rounds every interval_ms; between them, polls that plan as soon as a guest reports anew. */
+/* Rounds every interval_ms; between them, polls that plan as soon as a guest reports anew.
+ * The textfile is written at most once an interval, whatever the report period: its reader
+ * (node_exporter) scrapes on its own schedule, and a file write costs no coordinator
+ * anything, so the local metrics stay as fresh as the rounds. */
 int
 agent_run(struct agent *a)
 {
     uint64_t next_ms = util_clock_ms(CLOCK_MONOTONIC);
-    uint64_t next_report_ms = next_ms;
+    uint64_t next_textfile_ms = next_ms;
     uint64_t n = 0;
     int rc = 0;
 
@@ -586,14 +628,13 @@ agent_run(struct agent *a)
         if (planned && rc != -ENOTCONN && !a->config.dry_run)
             save_targets(a);
         if (planned && rc != -ENOTCONN) {
-            bool report = now >= next_report_ms;
-            publish_round(a, ++n, now, report);
-            if (report)
-                next_report_ms =
-                    agent_next_report_ms(next_report_ms, now, a->state.policy.interval_ms);
-        } else if (a->link && rc == -ENOTCONN && due) {
-            link_heartbeat(a->link, fleet_version(a));
+            bool textfile = now >= next_textfile_ms;
+            publish_round(a, ++n, now, textfile);
+            if (textfile)
+                next_textfile_ms =
+                    cadence_next_due_ms(next_textfile_ms, now, a->state.policy.interval_ms);
         }
+        keep_alive(a, now); /* also while rounds cannot report (libvirtd away) */
         pet_watchdog(a, now);
         if (planned && (a->opts.once || (a->opts.max_rounds && n >= a->opts.max_rounds)))
             break;
@@ -661,6 +702,8 @@ agent_open(const struct agent_options *opts,
         log_err(LOG_MODULE, "event=coordinator_link_failed why=\"%s\"", err);
         goto fail;
     }
+    a->cadence = cadence_new();
+    a->said_ms = a->start_ms; /* the link said hello */
     a->round = round_new(a->hv, a->config.dry_run);
     if (!a->config.dry_run)
         load_targets(a);
@@ -681,9 +724,12 @@ agent_close(struct agent **ap)
     if (!a)
         return;
     if (a->round) {
-        log_info(LOG_MODULE, "event=stopped rounds=%" PRIu64, round_get_counters(a->round)->rounds);
+        log_info(LOG_MODULE,
+                 "event=stopped rounds=%" PRIu64 " reports=%" PRIu64 " heartbeats=%" PRIu64,
+                 round_get_counters(a->round)->rounds, a->reports, a->heartbeats);
         round_destroy(&a->round);
     }
+    cadence_destroy(&a->cadence);
     link_destroy(&a->link);
     hv_close(&a->hv);
     if (a->record)

@@ -64,13 +64,6 @@ int agent_open(const struct agent_options *opts,
 /* Shut-down, mirroring agent_open(); NULL-safe, nulls *a. */
 void agent_close(struct agent **a);
 
-/* When the report after one sent at now_ms is due, the one before having been due at due_ms:
- * on the rounds' own grid (due_ms + interval_ms), or now_ms when that is past. Counted from
- * now_ms instead, a round a millisecond late would put the next report past the next round,
- * which would skip it: every other report lost, and a coordinator whose stale_after is under
- * two intervals sees the host go stale and back. */
-uint64_t agent_next_report_ms(uint64_t due_ms, uint64_t now_ms, uint64_t interval_ms);
-
 /* Rounds until a stop signal, --once, --rounds or the sim scenario's end; prints the summary
  * with --table. Returns the process's exit status. */
 int agent_run(struct agent *a);

@@ -111,6 +111,26 @@ static const struct config_key keys[] = {
                 "collector (a .prom file, replaced atomically); empty: none",
     },
     {
+        .name = "report_interval_ms",
+        .kind = CONFIG_KIND_U64,
+        .offset = offsetof(struct agent_config, report_interval_ms),
+        .default_value = 10000,
+        .max_value = LIMIT_MS_MAX,
+        .help = "the longest between two reports to the coordinators; sooner when a round "
+                "decides something, a VM comes, goes or changes state, or the numbers move "
+                "(64 MiB or 1/16); 0: every round (interval_ms)",
+    },
+    {
+        .name = "heartbeat_interval_ms",
+        .kind = CONFIG_KIND_U64,
+        .offset = offsetof(struct agent_config, heartbeat_interval_ms),
+        .default_value = 1000,
+        .min_value = 100,
+        .max_value = LIMIT_MS_MAX,
+        .help = "a heartbeat after this long without a message to the coordinators; keep it "
+                "well below their stale_after_ms",
+    },
+    {
         .name = "limit_vm_min_unused_mib",
         .kind = CONFIG_KIND_U64,
         .offset = offsetof(struct agent_config, limit_vm_min_unused_mib),

@@ -30,6 +30,11 @@ struct agent_config {
     bool insecure;
     char host_id[AGENT_CONFIG_STR_MAX]; /* empty: the host name */
     char labels[AGENT_CONFIG_STR_MAX];  /* KEY=VALUE,KEY=VALUE */
+    /* Reports: at least every report_interval_ms (0: every round), sooner on news
+     * (cadence.h); a heartbeat after heartbeat_interval_ms of silence keeps the host fresh at
+     * the coordinators (their stale_after_ms) between them. */
+    uint64_t report_interval_ms;
+    uint64_t heartbeat_interval_ms;
     /* node_exporter textfile with this host's metrics, replaced after each round; "" = none */
     char metrics_textfile[AGENT_CONFIG_STR_MAX];
     /* Local hard limits, with safe defaults: a pushed or persisted policy that crosses them is

@@ -58,6 +58,7 @@ struct link {
     struct policy held_policy;                /* its values (held_from != LINK_ALL) */
     struct alias aliases[LINK_ENDPOINTS_MAX]; /* per endpoint */
     uint64_t sequence;
+    uint64_t hellos; /* said so far, to one endpoint or all */
     uint64_t rejected;
     struct log_limit bad_messages; /* a broken or hostile coordinator must not flood the log */
     struct log_limit truncated;    /* reports cut at WIRE_VMS_MAX: said once, then with back-off */
@@ -167,6 +168,12 @@ link_dropped(struct link *l)
         dropped += st.dropped;
     }
     return dropped;
+}
+
+uint64_t
+link_hellos(const struct link *l)
+{
+    return l->hellos;
 }
 
 uint64_t
@@ -282,6 +289,7 @@ say_hello(struct link *l, size_t which, uint64_t policy_version)
 
     msg.u.hello = l->hello;
     emit_held(l, which, &msg, policy_version);
+    l->hellos++;
     for (size_t i = 0; i < l->n_endpoints; i++) {
         if ((which == LINK_ALL || which == i) && l->states[i] != LINK_STATE_CONNECTING)
             l->states[i] = LINK_STATE_GREETED;

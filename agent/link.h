@@ -3,10 +3,10 @@
  *
  * One transport client per coordinator endpoint; every message goes to all of them, so any
  * coordinator has the whole picture. The link says hello at start, again when a connection
- * comes (back) up or a coordinator asks; reports after every round; heartbeats when rounds
- * cannot report (libvirtd away). A pushed policy is handed to the agent's own gate (on_push),
- * and the verdict is acked: applied, or refused with the reason. The link never blocks the
- * agent: a coordinator outage only fills (and trims) the transport's bounded queue.
+ * comes (back) up or a coordinator asks; reports when the agent's cadence says so (cadence.h);
+ * heartbeats when nothing else was said for a while. A pushed policy is handed to the agent's own
+ * gate (on_push), and the verdict is acked: applied, or refused with the reason. The link never
+ * blocks the agent: a coordinator outage only fills (and trims) the transport's bounded queue.
  *
  * The protocol (sessions, hello, push -> gate -> ack) takes decoded messages and emits its
  * replies through a callback, so it is tested without sockets (link_new); link_open puts it
@@ -116,6 +116,10 @@ void link_poll(
 
 /* Messages dropped from full queues, over all endpoints. */
 uint64_t link_dropped(struct link *link);
+
+/* Hellos said so far: a rise means a coordinator was greeted anew (it may know nothing of this
+ * host's numbers yet). */
+uint64_t link_hellos(const struct link *link);
 
 /* Received messages refused (malformed, or not for this host). */
 uint64_t link_rejected(const struct link *link);

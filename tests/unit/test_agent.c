@@ -1,6 +1,8 @@
 /*
  * test_agent.c - the agent's gate for pushed policies (agent_on_push): accept, refuse below a
- * local limit, refuse invalid, persist before acking (a dry run persists nothing).
+ * local limit, refuse invalid, persist before acking (a dry run persists nothing); reload; the
+ * watchdog; what reaches the coordinators (every round's decisions, heartbeats between spaced
+ * reports).
  *
  * The agent runs on a sim scenario (no libvirt, no coordinator) with a state dir of its own.
  */
@@ -35,6 +37,13 @@ struct outbox {
     size_t n_acks;
     struct wire_policy_ack ack; /* the last one */
     bool ack_on_disk;           /* the acked version was in the state file as the ack left */
+    /* Reports: the KiB their decisions granted, summed over every report so far, against the
+     * agent's own total in the last one; the first report where they differ. */
+    size_t n_reports, n_heartbeats;
+    uint64_t granted_sent_kib;
+    uint64_t rounds_reported; /* the agent's rounds as of the last report */
+    bool granted_differs;
+    uint64_t granted_want_kib, granted_got_kib;
 };
 
 struct fixture {
@@ -62,6 +71,21 @@ emit(void *ctx, size_t which, struct wire_msg *msg)
         box->ack_on_disk = state_load(box->state_dir, &saved, err, sizeof(err)) == 0 &&
                            saved.source == STATE_SOURCE_FLEET &&
                            saved.version == msg->u.ack.version;
+    } else if (msg->body == WIRE_BODY_REPORT) {
+        const struct wire_report *r = &msg->u.report;
+        box->n_reports++;
+        box->rounds_reported = r->counters.rounds;
+        for (size_t i = 0; i < r->n_decisions; i++) {
+            if (r->decisions[i].reason == SCHED_REASON_GROW)
+                box->granted_sent_kib += r->decisions[i].vm_kib + r->decisions[i].host_kib;
+        }
+        if (!box->granted_differs && box->granted_sent_kib != r->counters.granted_kib) {
+            box->granted_differs = true;
+            box->granted_want_kib = r->counters.granted_kib;
+            box->granted_got_kib = box->granted_sent_kib;
+        }
+    } else if (msg->body == WIRE_BODY_HEARTBEAT) {
+        box->n_heartbeats++;
     }
 }
 
@@ -471,19 +495,76 @@ test_watchdog_pinged_while_waiting_between_rounds(void **state)
                  heard.pings, heard.max_gap_ms);
 }
 
-/* Reports keep to the rounds' grid: a report sent late does not push the next one past the
- * next round (which then would send none); one later than a whole interval restarts the grid. */
+/* Runs an agent on one_hog at speed (20: guest stats arrive 20 times a round), rounds 1 s
+ * apart, until max_rounds rounds planned (polls that planned included). Its link's messages
+ * go to box. */
 static void
-test_reports_keep_to_the_rounds_grid(void **state)
+run_agent(
+    struct fixture *f, const char *state_sub, int speed, const char *extra, uint64_t max_rounds)
 {
+    struct agent_options opts = {
+        .link_emit = emit, .link_emit_ctx = &f->box, .max_rounds = max_rounds};
+    struct agent_config config;
+    char err[CONFIG_ERR_MAX], text[1024];
+    sigset_t none;
+
+    snprintf(text, sizeof(text),
+             "uri = sim:%s/one_hog.json?speed=%d\nstate_dir = %s/%s\n" WITH_COORDINATOR
+             "interval_ms = 1000\n%s",
+             SCENARIO_DIR, speed, dir, state_sub, extra);
+    snprintf(f->config_path, sizeof(f->config_path), "%s/%s.conf", dir, state_sub);
+    FILE *file = fopen(f->config_path, "w");
+    assert_non_null(file);
+    fputs(text, file);
+    fclose(file);
+    opts.config_path = f->config_path;
+    if (agent_load_config(&opts, &config, err, sizeof(err)) < 0)
+        fail_msg("agent_load_config: %s", err);
+    sigemptyset(&none);
+    if (agent_open(&opts, &config, &none, &f->agent, err, sizeof(err)) < 0)
+        fail_msg("agent_open: %s", err);
+    assert_int_equal(agent_run(f->agent), 0);
+    agent_close(&f->agent);
+}
+
+/* Guest stats arrive 20 times a round here, so most rounds are polls that plan: the decisions
+ * of every one of them reach the coordinator, whether or not its report was due. (Before, a
+ * poll's decisions went nowhere: the coordinator's decision counts fell short of the agent's.) */
+static void
+test_every_decision_is_reported(void **state)
+{
+    struct fixture f = {0};
     (void)state;
-    /* Due at 1000, sent by a round at 1001: the round at 2000 reports. */
-    assert_int_equal(agent_next_report_ms(1000, 1001, 1000), 2000);
-    assert_int_equal(agent_next_report_ms(1000, 1000, 1000), 2000);
-    assert_int_equal(agent_next_report_ms(1000, 1999, 1000), 2000);
-    /* Sent more than an interval late: the next is due at once, not in a burst of catch-ups. */
-    assert_int_equal(agent_next_report_ms(1000, 3500, 1000), 3500);
-    assert_int_equal(agent_next_report_ms(0, 5, 500), 500);
+
+    run_agent(&f, "decisions", 20, "", 12);
+    if (f.box.n_reports == 0)
+        fail_msg("no report was sent");
+    if (f.box.granted_differs)
+        fail_msg("a report's decisions granted %" PRIu64 " KiB in all, its counters say %" PRIu64
+                 " KiB: a round's decisions were never sent (%zu reports)",
+                 f.box.granted_got_kib, f.box.granted_want_kib, f.box.n_reports);
+    if (f.box.granted_sent_kib == 0)
+        fail_msg("no grow was reported: the scenario did not exercise the rule");
+}
+
+/* Reports spaced a minute apart: heartbeats go in between, one after every heartbeat interval
+ * of silence; a report every round (report_interval_ms = 0) leaves nothing to say in between. */
+static void
+test_heartbeats_fill_the_silence_between_reports(void **state)
+{
+    struct fixture spaced = {0}, every_round = {0};
+    (void)state;
+
+    run_agent(&spaced, "heartbeats", 1, "report_interval_ms = 60000\nheartbeat_interval_ms = 100\n",
+              2);
+    if (spaced.box.n_reports > 2 || spaced.box.n_heartbeats < 5)
+        fail_msg("two rounds a second apart, reports a minute apart, a heartbeat after 100 ms of "
+                 "silence: want at most 2 reports and at least 5 heartbeats, got %zu and %zu",
+                 spaced.box.n_reports, spaced.box.n_heartbeats);
+    run_agent(&every_round, "no-heartbeats", 1, "report_interval_ms = 0\n", 2);
+    if (every_round.box.n_reports != 2 || every_round.box.n_heartbeats != 0)
+        fail_msg("two rounds, each reported: want 2 reports and no heartbeat, got %zu and %zu",
+                 every_round.box.n_reports, every_round.box.n_heartbeats);
 }
 
 static int
@@ -516,7 +597,8 @@ main(void)
         cmocka_unit_test(test_reload_of_an_empty_or_missing_file_keeps_the_old_config),
         cmocka_unit_test(test_reload_keeps_restart_keys_and_applies_the_rest),
         cmocka_unit_test(test_watchdog_pinged_while_waiting_between_rounds),
-        cmocka_unit_test(test_reports_keep_to_the_rounds_grid),
+        cmocka_unit_test(test_every_decision_is_reported),
+        cmocka_unit_test(test_heartbeats_fill_the_silence_between_reports),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
