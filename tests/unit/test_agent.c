@@ -44,6 +44,8 @@ struct outbox {
     uint64_t rounds_reported; /* the agent's rounds as of the last report */
     bool granted_differs;
     uint64_t granted_want_kib, granted_got_kib;
+    size_t most_vms;    /* in one report */
+    bool vms_unordered; /* some report did not list its VMs in ascending uuid order */
 };
 
 struct fixture {
@@ -75,6 +77,9 @@ emit(void *ctx, size_t which, struct wire_msg *msg)
         const struct wire_report *r = &msg->u.report;
         box->n_reports++;
         box->rounds_reported = r->counters.rounds;
+        box->most_vms = r->n_vms > box->most_vms ? r->n_vms : box->most_vms;
+        for (size_t i = 1; i < r->n_vms; i++)
+            box->vms_unordered |= strcmp(r->vms[i - 1].uuid, r->vms[i].uuid) >= 0;
         for (size_t i = 0; i < r->n_decisions; i++) {
             if (r->decisions[i].reason == SCHED_REASON_GROW)
                 box->granted_sent_kib += r->decisions[i].vm_kib + r->decisions[i].host_kib;
@@ -545,6 +550,9 @@ test_every_decision_is_reported(void **state)
                  f.box.granted_got_kib, f.box.granted_want_kib, f.box.n_reports);
     if (f.box.granted_sent_kib == 0)
         fail_msg("no grow was reported: the scenario did not exercise the rule");
+    /* And every report lists its VMs in uuid order, which spares the coordinator a sort. */
+    assert_true(f.box.most_vms >= 2);
+    assert_false(f.box.vms_unordered);
 }
 
 /* Reports spaced a minute apart: heartbeats go in between, one after every heartbeat interval
