@@ -21,14 +21,8 @@ daemons_init report-rate
 ctl() { "$ctl_bin" --socket "ipc://$work/control.sock" "$@"; }
 
 port=$(free_port)
-mkdir -p "$work/keys" "$work/allow"
-for name in coordinator hv1; do ctl keygen "$name" --dir "$work/keys" >/dev/null; done
-cp "$work/keys/hv1.key" "$work/allow/"
-"$coordinator_bin" "listen=tcp://127.0.0.1:$port" "control=ipc://$work/control.sock" \
-    "key_file=$work/keys/coordinator.secret" "allow_dir=$work/allow" "db=$work/fleet.db" \
-    >>"$work/coordinator.log" 2>&1 &
-coordinator_pid=$!
-pids+=("$coordinator_pid")
+fleet_keys hv1
+start_coordinator
 eventually 10 test -S "$work/control.sock" || fail "coordinator did not open its control socket"
 {
     echo "uri = sim:$scenario"

@@ -19,14 +19,8 @@ daemons_init report-cadence
 ctl() { "$ctl_bin" --socket "ipc://$work/control.sock" "$@"; }
 
 port=$(free_port)
-mkdir -p "$work/keys" "$work/allow"
-for name in coordinator hv1; do ctl keygen "$name" --dir "$work/keys" >/dev/null; done
-cp "$work/keys/hv1.key" "$work/allow/"
-
-"$coordinator_bin" "listen=tcp://127.0.0.1:$port" "control=ipc://$work/control.sock" \
-    "key_file=$work/keys/coordinator.secret" "allow_dir=$work/allow" "db=$work/fleet.db" \
-    stale_after_ms=1500 down_after_ms=4000 >>"$work/coordinator.log" 2>&1 &
-pids+=("$!")
+fleet_keys hv1
+start_coordinator stale_after_ms=1500 down_after_ms=4000
 eventually 10 test -S "$work/control.sock" || fail "coordinator did not open its control socket"
 
 # Two guests in band (usable between min and excess): no decision until `busy` starts to hog.
@@ -44,21 +38,9 @@ cat >"$work/quiet.json" <<EOF
   ]
 }
 EOF
-cat >"$work/hv1.conf" <<EOF
-uri = sim:$work/quiet.json
-coordinator = tcp://127.0.0.1:$port
-coordinator_key = $work/keys/coordinator.key
-key_file = $work/keys/hv1.secret
-host_id = hv1
-state_dir = $work/state-hv1
-log_level = debug
-interval_ms = 500
-report_interval_ms = 60000
-heartbeat_interval_ms = 500
-EOF
-"$agent_bin" --config "$work/hv1.conf" >>"$work/hv1.log" 2>&1 &
-agent_pid=$!
-pids+=("$agent_pid")
+scenarios=$work start_agent hv1 quiet.json "log_level = debug" "report_interval_ms = 60000" \
+    "heartbeat_interval_ms = 500"
+agent_pid=$hv1_pid
 started=$(date +%s)
 
 host_json() { ctl --json hosts | jq -ec '.hosts[] | select(.host_id == "hv1")'; }
