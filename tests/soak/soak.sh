@@ -5,6 +5,8 @@
 #
 #   tests/soak/soak.sh AGENT COORDINATOR MEMSCHEDCTL SCENARIO_DIR [OUT_DIR]
 #   SOAK_MINUTES=60 SOAK_AGENTS=50 SOAK_FAULT_S=180 SOAK_SAMPLE_S=60 (the defaults)
+#   SOAK_COORDINATOR="KEY=VALUE ..." more coordinator settings (e.g. history_max_mib=0, to tell
+#   its history filling from a leak)
 #
 # e.g. from a build: B=build/dev; bash tests/soak/soak.sh $B/agent/memsched-agent \
 #   $B/coordinator/memsched-coordinator $B/coordinator/memschedctl tests/scenarios /tmp/soak
@@ -77,7 +79,7 @@ start_coordinator() {
     ip netns exec "$ns_coord" "$coordinator_bin" "listen=tcp://$coord_ip:$port" \
         "control=ipc://$work/control.sock" "key_file=$work/keys/coordinator.secret" \
         "allow_dir=$work/allow" "db=$work/fleet.db" stale_after_ms=1500 \
-        down_after_ms=4000 >>"$work/coordinator.log" 2>&1 &
+        down_after_ms=4000 ${SOAK_COORDINATOR:-} >>"$work/coordinator.log" 2>&1 &
     pid_of[coordinator]=$!
     pids+=("$!")
 }
