@@ -245,7 +245,8 @@ for run_name in ingest ingest-pinned ingest-curve; do
     row "  coordinator CPU (% of one core)" "$run_name" ingest_coord_cpu_pct " %"
     row "    main thread / ZeroMQ I/O thread" "$run_name" ingest_coord_main_cpu_pct \
         " % / $(value "$run_name" ingest_coord_zmq_cpu_pct) %"
-    row "  VM records per coordinator CPU-second" "$run_name" ingest_records_per_cpu_s
+    row "  VM records per coordinator CPU-s (target >= 1M with CURVE)" "$run_name" \
+        ingest_records_per_cpu_s
     row "  bench process CPU (% of one core)" "$run_name" ingest_bench_cpu_pct " %"
     row "  machine busy (% of all CPUs)" "$run_name" ingest_machine_busy_pct " %"
     row "  other processes on the machine (% of one core)" "$run_name" ingest_other_cpu_pct " %"
