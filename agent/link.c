@@ -470,12 +470,6 @@ copy_decisions(const struct round_view *view, struct wire_decision *out)
     return n;
 }
 
-static int
-compare_wire_uuid(const void *a, const void *b)
-{
-    return strcmp(((const struct wire_vm *)a)->uuid, ((const struct wire_vm *)b)->uuid);
-}
-
 void
 link_report(struct link *l,
             const struct round_view *view,
@@ -493,7 +487,7 @@ link_report(struct link *l,
                 &l->vms[i]);
     /* In uuid order: the coordinator then neither sorts them nor looks for a uuid listed
      * twice, with 50,000 hosts' reports to take (libvirt lists domains in its own order). */
-    qsort(l->vms, n, sizeof(*l->vms), compare_wire_uuid);
+    wire_vms_sort(l->vms, n);
     r->host_total_kib = view->host->total_kib;
     r->host_available_kib = view->host->available_kib;
     r->vms = l->vms;

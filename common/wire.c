@@ -318,6 +318,18 @@ compare_vm_uuid(const void *a, const void *b)
                   (*(const struct wire_vm *const *)b)->uuid);
 }
 
+static int
+compare_vms_by_uuid(const void *a, const void *b)
+{
+    return strcmp(((const struct wire_vm *)a)->uuid, ((const struct wire_vm *)b)->uuid);
+}
+
+void
+wire_vms_sort(struct wire_vm *vms, size_t n)
+{
+    qsort(vms, n, sizeof(*vms), compare_vms_by_uuid);
+}
+
 /* Whether the VMs come in strictly ascending uuid order, as agents send them: then no uuid
  * repeats, and there is nothing to sort. */
 static bool

@@ -182,6 +182,10 @@ int wire_decode_control_reply(
     const uint8_t *buf, size_t len, struct wire_control_reply *reply, char *err, size_t err_len);
 void wire_control_reply_clear(struct wire_control_reply *reply);
 
+/* Put a report's VMs in uuid order, as agents send them: the receiver then checks the order
+ * in one pass instead of sorting them to look for a uuid listed twice. */
+void wire_vms_sort(struct wire_vm *vms, size_t n);
+
 /* Encode msg into a new buffer (*buf, *len; the caller frees *buf). msg is validated first, as
  * a receiver would: -EINVAL with err for a message we would refuse ourselves. */
 int wire_encode(const struct wire_msg *msg, uint8_t **buf, size_t *len, char *err, size_t err_len);

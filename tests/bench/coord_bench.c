@@ -524,12 +524,6 @@ host_hello(struct sim_client *sc, struct sim_host *h)
     host_send(sc, h, &msg);
 }
 
-static int
-compare_wire_uuid(const void *a, const void *b)
-{
-    return strcmp(((const struct wire_vm *)a)->uuid, ((const struct wire_vm *)b)->uuid);
-}
-
 /* A VM set's identities: random uuids and realistic names, fixed per host, in uuid order as
  * the agent sends them. */
 static void
@@ -550,7 +544,7 @@ vms_identity(struct wire_vm *vms, size_t n, size_t host_index)
         vm->max_kib = UINT64_C(8) * 1024 * 1024;
         vm->has_unused = vm->has_usable = vm->managed = true;
     }
-    qsort(vms, n, sizeof(*vms), compare_wire_uuid);
+    wire_vms_sort(vms, n);
 }
 
 /* A VM set's numbers for one round: actual sizes move by 1 MiB a round, so fleet totals show
